@@ -1,0 +1,37 @@
+//! `haltpoll`: run the haltpoll governor on traces, benchmark and tune guest halt polling.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod governor_args;
+mod output;
+mod trace;
+
+/// Guest-side halt polling: replay idle traces through the haltpoll governor, run the
+/// benchmarks, tune and observe.
+#[derive(Parser, Debug)]
+#[command(name = "haltpoll", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Feed a trace of idle periods through the governor and the poll loop model.
+    Replay(cmd::replay::ReplayArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => cmd::replay::run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("haltpoll: error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The cpuidle-haltpoll driver's side: the table of idle states, the decision whether to load at
+//! all, and the host coordination through `MSR_KVM_POLL_CONTROL`.
+//!
+//! Everything here is a pure function of values the caller reads (CPUID leaves, options), so it
+//! can be tested anywhere; executing `cpuid` and `wrmsr` is the kernel's job.
+
+use core::fmt;
+
+/// An entry of the driver's idle-state table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateInfo {
+    /// The name Linux shows in `/sys/devices/system/cpu/cpuN/cpuidle/stateK/name`.
+    pub name: &'static str,
+    /// What the state does.
+    pub desc: &'static str,
+    /// Worst-case time to leave the state, ns.
+    pub exit_latency_ns: u64,
+    /// Shortest stay for which entering the state pays, ns.
+    pub target_residency_ns: u64,
+}
+
+/// State 0: spin in the guest with the POLLING flag set.
+pub const POLL: StateInfo =
+    StateInfo { name: "POLL", desc: "CPUIDLE CORE POLL IDLE", exit_latency_ns: 0, target_residency_ns: 0 };
+
+/// State 1: halt (a VM exit), woken by an interrupt.
+pub const HALT: StateInfo =
+    StateInfo { name: "haltpoll", desc: "Haltpoll idle", exit_latency_ns: 1_000, target_residency_ns: 1_000 };
+
+/// The driver's table, indexed by [`IdleState`].
+pub const STATES: [StateInfo; 2] = [POLL, HALT];
+
+/// The idle states of the haltpoll driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum IdleState {
+    /// Spin with POLLING set until woken or the window runs out.
+    Poll = 0,
+    /// Halt until an interrupt.
+    Halt = 1,
+}
+
+impl IdleState {
+    /// This state's entry in [`STATES`].
+    pub const fn info(self) -> &'static StateInfo {
+        &STATES[self as usize]
+    }
+}
+
+/// The registers one `cpuid` instruction returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuidRegs {
+    /// EAX.
+    pub eax: u32,
+    /// EBX.
+    pub ebx: u32,
+    /// ECX.
+    pub ecx: u32,
+    /// EDX.
+    pub edx: u32,
+}
+
+/// First leaf of the hypervisor range; KVM answers its signature here (or at a multiple of
+/// 0x100 above it when it also emulates another hypervisor's interface).
+pub const KVM_CPUID_SIGNATURE: u32 = 0x4000_0000;
+/// Offset of the KVM features leaf from the signature leaf.
+pub const KVM_CPUID_FEATURES_OFFSET: u32 = 1;
+/// Leaf 0x40000001 EAX bit: the host honours `MSR_KVM_POLL_CONTROL`.
+pub const KVM_FEATURE_POLL_CONTROL: u32 = 1 << 12;
+/// Leaf 0x40000001 EDX bit: each vCPU has a dedicated physical CPU (nothing else to run there).
+pub const KVM_HINTS_REALTIME: u32 = 1 << 0;
+/// The MSR whose bit 0 enables (1) or disables (0) host-side halt polling for this vCPU.
+pub const MSR_KVM_POLL_CONTROL: u32 = 0x4b56_4d05;
+/// The signature KVM returns in EBX, ECX, EDX of its signature leaf.
+pub const KVM_SIGNATURE: &[u8; 12] = b"KVMKVMKVM\0\0\0";
+
+/// What KVM tells a guest about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvmInfo {
+    /// The leaf the signature was found at.
+    pub base: u32,
+    /// Raw feature bits (leaf base+1 EAX).
+    pub features: u32,
+    /// Raw hint bits (leaf base+1 EDX).
+    pub hints: u32,
+}
+
+impl KvmInfo {
+    /// Whether the host lets the guest switch host-side polling off.
+    pub const fn poll_control(&self) -> bool {
+        self.features & KVM_FEATURE_POLL_CONTROL != 0
+    }
+
+    /// Whether the host promises a dedicated physical CPU per vCPU.
+    pub const fn realtime_hint(&self) -> bool {
+        self.hints & KVM_HINTS_REALTIME != 0
+    }
+}
+
+/// Whether a signature leaf's registers spell KVM's signature.
+pub fn is_kvm_signature(regs: CpuidRegs) -> bool {
+    let mut sig = [0u8; 12];
+    sig[0..4].copy_from_slice(&regs.ebx.to_le_bytes());
+    sig[4..8].copy_from_slice(&regs.ecx.to_le_bytes());
+    sig[8..12].copy_from_slice(&regs.edx.to_le_bytes());
+    &sig == KVM_SIGNATURE
+}
+
+/// Finds KVM in the hypervisor CPUID range, as Linux's `kvm_cpuid_base` does: `cpuid(leaf)`
+/// executes (or looks up) one leaf. Returns `None` on a CPU with no KVM signature.
+///
+/// ```
+/// use haltpoll::driver::{detect_kvm, CpuidRegs};
+/// let leaves = |leaf: u32| match leaf {
+///     0x4000_0000 => CpuidRegs { eax: 0x4000_0001, ebx: 0x4b4d_564b, ecx: 0x564b_4d56, edx: 0x4d },
+///     0x4000_0001 => CpuidRegs { eax: 0x0100_7efb, ebx: 0, ecx: 0, edx: 0 },
+///     _ => CpuidRegs::default(),
+/// };
+/// let kvm = detect_kvm(leaves).unwrap();
+/// assert!(kvm.poll_control());
+/// assert!(!kvm.realtime_hint());
+/// ```
+pub fn detect_kvm(mut cpuid: impl FnMut(u32) -> CpuidRegs) -> Option<KvmInfo> {
+    (KVM_CPUID_SIGNATURE..0x4001_0000).step_by(0x100).find_map(|base| {
+        if !is_kvm_signature(cpuid(base)) {
+            return None;
+        }
+        let feat = cpuid(base + KVM_CPUID_FEATURES_OFFSET);
+        Some(KvmInfo { base, features: feat.eax, hints: feat.edx })
+    })
+}
+
+/// The options a user gives the driver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Load even without the REALTIME hint (Linux's `cpuidle_haltpoll.force=1`).
+    pub force: bool,
+    /// The user forced another idle mode (Linux's `idle=` on the command line).
+    pub idle_override: bool,
+}
+
+/// Why the driver refused to load (Linux returns `-ENODEV` in each case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No KVM signature: there is no VM exit to save.
+    NotKvm,
+    /// The host does not promise dedicated CPUs, so polling could steal time from other
+    /// runnable work on the host; `force` overrides.
+    NoRealtimeHint,
+    /// The user chose another idle mode.
+    IdleOverridden,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::NotKvm => "not running on KVM (no KVM CPUID signature): guest halt polling cannot help",
+            Refusal::NoRealtimeHint => {
+                "the host gives no KVM_HINTS_REALTIME (dedicated physical CPUs), so polling may steal \
+                 time from other work on the host; pass force to load anyway"
+            }
+            Refusal::IdleOverridden => "another idle mode was forced (idle= override)",
+        })
+    }
+}
+
+impl core::error::Error for Refusal {}
+
+/// The driver, loaded: what it found and what it must do with host polling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    /// What KVM offers.
+    pub kvm: KvmInfo,
+    /// Whether the load needed `force` (no REALTIME hint).
+    pub forced: bool,
+}
+
+impl Loaded {
+    /// The value to write to [`MSR_KVM_POLL_CONTROL`] on a CPU as guest polling is enabled
+    /// (`true`: 0, host polling off) or disabled (`false`: 1, host polling back on), or `None`
+    /// when the host has no poll control (log that once and carry on).
+    pub const fn poll_control_msr(&self, guest_polling: bool) -> Option<u64> {
+        if self.kvm.poll_control() { Some(poll_control_value(guest_polling)) } else { None }
+    }
+}
+
+/// The `MSR_KVM_POLL_CONTROL` value for a CPU: 0 while the guest polls (the host need not),
+/// 1 when guest polling is off (a CPU going offline, the driver unloading).
+pub const fn poll_control_value(guest_polling: bool) -> u64 {
+    if guest_polling { 0 } else { 1 }
+}
+
+/// Decides whether the driver loads, in Linux's order: idle override, KVM signature, REALTIME
+/// hint (unless forced).
+pub fn decide_load(kvm: Option<KvmInfo>, options: LoadOptions) -> Result<Loaded, Refusal> {
+    if options.idle_override {
+        return Err(Refusal::IdleOverridden);
+    }
+    let kvm = kvm.ok_or(Refusal::NotKvm)?;
+    if !kvm.realtime_hint() && !options.force {
+        return Err(Refusal::NoRealtimeHint);
+    }
+    Ok(Loaded { kvm, forced: !kvm.realtime_hint() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIG: CpuidRegs = CpuidRegs { eax: 0x4000_0001, ebx: 0x4b4d_564b, ecx: 0x564b_4d56, edx: 0x4d };
+
+    fn kvm(features: u32, hints: u32) -> KvmInfo {
+        KvmInfo { base: KVM_CPUID_SIGNATURE, features, hints }
+    }
+
+    #[test]
+    fn table_matches_linux() {
+        assert_eq!(IdleState::Poll.info().exit_latency_ns, 0);
+        assert_eq!(IdleState::Poll.info().target_residency_ns, 0);
+        assert_eq!(IdleState::Halt.info().exit_latency_ns, 1_000);
+        assert_eq!(IdleState::Halt.info().target_residency_ns, 1_000);
+        assert_eq!(IdleState::Halt.info().name, "haltpoll");
+    }
+
+    #[test]
+    fn signature_is_recognised() {
+        assert!(is_kvm_signature(SIG));
+        assert!(!is_kvm_signature(CpuidRegs { ebx: 0x7263_694d, ..SIG })); // "Micr..."
+        assert!(!is_kvm_signature(CpuidRegs::default()));
+    }
+
+    #[test]
+    fn detect_finds_kvm_at_a_shifted_base() {
+        let found = detect_kvm(|leaf| match leaf {
+            0x4000_0000 => CpuidRegs { ebx: 0x7263_694d, ecx: 0x666f_736f, edx: 0x7648_2074, eax: 0 },
+            0x4000_0100 => SIG,
+            0x4000_0101 => CpuidRegs { eax: KVM_FEATURE_POLL_CONTROL, edx: KVM_HINTS_REALTIME, ..Default::default() },
+            _ => CpuidRegs::default(),
+        })
+        .unwrap();
+        assert_eq!(found.base, 0x4000_0100);
+        assert!(found.poll_control() && found.realtime_hint());
+        assert_eq!(detect_kvm(|_| CpuidRegs::default()), None);
+    }
+
+    #[test]
+    fn refuses_off_kvm_even_when_forced() {
+        let opts = LoadOptions { force: true, idle_override: false };
+        assert_eq!(decide_load(None, opts), Err(Refusal::NotKvm));
+    }
+
+    #[test]
+    fn refuses_without_hint_unless_forced() {
+        let info = kvm(KVM_FEATURE_POLL_CONTROL, 0);
+        assert_eq!(decide_load(Some(info), LoadOptions::default()), Err(Refusal::NoRealtimeHint));
+        let loaded = decide_load(Some(info), LoadOptions { force: true, ..Default::default() }).unwrap();
+        assert!(loaded.forced);
+        let loaded = decide_load(Some(kvm(0, KVM_HINTS_REALTIME)), LoadOptions::default()).unwrap();
+        assert!(!loaded.forced);
+    }
+
+    #[test]
+    fn idle_override_wins() {
+        let opts = LoadOptions { force: true, idle_override: true };
+        assert_eq!(decide_load(Some(kvm(0, KVM_HINTS_REALTIME)), opts), Err(Refusal::IdleOverridden));
+    }
+
+    #[test]
+    fn msr_values() {
+        assert_eq!(MSR_KVM_POLL_CONTROL, 0x4b564d05);
+        let with =
+            decide_load(Some(kvm(KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME)), LoadOptions::default()).unwrap();
+        assert_eq!(with.poll_control_msr(true), Some(0));
+        assert_eq!(with.poll_control_msr(false), Some(1));
+        let without = decide_load(Some(kvm(0, KVM_HINTS_REALTIME)), LoadOptions::default()).unwrap();
+        assert_eq!(without.poll_control_msr(true), None);
+    }
+}

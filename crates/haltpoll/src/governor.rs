@@ -1,0 +1,329 @@
+//! The haltpoll governor: the per-CPU policy that picks POLL or HALT and learns the poll window.
+//!
+//! A pure state machine: no clock, no atomics. The caller measures and reports; the governor
+//! decides. One [`Governor`] per CPU (or per waiting thread).
+
+use crate::driver::{HALT, IdleState};
+use crate::params::{Params, ShrinkRule};
+
+/// A latency requirement in ns: the longest exit latency the CPU may tolerate right now.
+///
+/// `0` means nobody tolerates any exit latency (poll only); [`LATENCY_ANY`] means no constraint.
+pub type LatencyReq = u64;
+
+/// No latency constraint.
+pub const LATENCY_ANY: LatencyReq = u64::MAX;
+
+/// What [`Governor::reflect`] did to the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Adjustment {
+    /// The window stayed as it was.
+    Unchanged,
+    /// A longer poll would have caught the last halt: the window grew.
+    Grew {
+        /// Window before, ns.
+        from: u64,
+        /// Window after, ns.
+        to: u64,
+    },
+    /// The last halt was longer than the ceiling: the window shrank (possibly to 0).
+    Shrank {
+        /// Window before, ns.
+        from: u64,
+        /// Window after, ns.
+        to: u64,
+    },
+}
+
+/// The haltpoll governor of one CPU.
+///
+/// ```
+/// use haltpoll::{Governor, IdleState, Params, LATENCY_ANY};
+/// let mut gov = Governor::new(Params::DEFAULT);
+/// assert_eq!(gov.select(LATENCY_ANY), IdleState::Halt); // the window starts at 0
+/// gov.reflect(IdleState::Halt, 30_000, false); // woken after 30 us: polling would have paid
+/// assert_eq!(gov.poll_limit_ns(), 50_000); // grow_start
+/// assert_eq!(gov.select(LATENCY_ANY), IdleState::Poll);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Governor {
+    params: Params,
+    poll_limit_ns: u64,
+    last_state: IdleState,
+    last_poll_timed_out: bool,
+}
+
+impl Governor {
+    /// A governor with a window of 0, as every CPU starts. Validate `params` first
+    /// ([`Params::validate`]); unvalidated parameters still never panic, they just may not adapt.
+    pub const fn new(params: Params) -> Governor {
+        Governor { params, poll_limit_ns: 0, last_state: IdleState::Halt, last_poll_timed_out: false }
+    }
+
+    /// The parameters this governor follows.
+    pub const fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Replaces the parameters (as writing the module parameters does); the window is kept.
+    pub fn set_params(&mut self, params: Params) {
+        self.params = params;
+    }
+
+    /// The current poll window, ns (`poll_limit_ns`).
+    pub const fn poll_limit_ns(&self) -> u64 {
+        self.poll_limit_ns
+    }
+
+    /// The state reflected last.
+    pub const fn last_state(&self) -> IdleState {
+        self.last_state
+    }
+
+    /// How long a POLL chosen now should spin, ns: the window, or `fallback_ns` when the window
+    /// is 0 (which happens only when the latency requirement forced POLL). A kernel passes its
+    /// tick length, as Linux's `cpuidle_poll_time` does; a system without a tick passes
+    /// `u64::MAX` to poll until woken.
+    pub const fn poll_time_ns(&self, fallback_ns: u64) -> u64 {
+        if self.poll_limit_ns == 0 { fallback_ns } else { self.poll_limit_ns }
+    }
+
+    /// Picks the idle state to enter.
+    ///
+    /// - a latency requirement below HALT's exit latency (in particular 0) -> POLL;
+    /// - window 0 -> HALT;
+    /// - last state POLL and it timed out -> HALT (polling did not pay, sleep now);
+    /// - otherwise (POLL ended by a wakeup, or last state HALT) -> POLL.
+    ///
+    /// Linux's governor tests only for a requirement of exactly 0; this one also refuses HALT
+    /// for a requirement below HALT's 1 us exit latency, which agrees with Linux at 0 and at
+    /// every requirement of 1 us or more.
+    pub const fn select(&self, latency_req: LatencyReq) -> IdleState {
+        if latency_req < HALT.exit_latency_ns {
+            return IdleState::Poll;
+        }
+        if self.poll_limit_ns == 0 {
+            return IdleState::Halt;
+        }
+        match self.last_state {
+            IdleState::Poll if self.last_poll_timed_out => IdleState::Halt,
+            IdleState::Poll | IdleState::Halt => IdleState::Poll,
+        }
+    }
+
+    /// Learns from the state that just ran: `residency_ns` is how long it lasted, and
+    /// `poll_timed_out` whether a POLL ended by running out of window (ignored for HALT).
+    ///
+    /// Only a HALT moves the window, with `block_ns = residency_ns`, the time spent halted
+    /// (not counting a poll before it):
+    /// - `poll_limit_ns < block_ns <= guest_halt_poll_ns`: grow to `poll_limit_ns * grow`,
+    ///   at least `grow_start`, at most `guest_halt_poll_ns`;
+    /// - `block_ns > guest_halt_poll_ns` and shrinking allowed: shrink to
+    ///   `poll_limit_ns / shrink` (0 if `shrink == 0`); under [`ShrinkRule::Floor`] a result
+    ///   below `grow_start` becomes 0;
+    /// - otherwise unchanged.
+    pub fn reflect(&mut self, state: IdleState, residency_ns: u64, poll_timed_out: bool) -> Adjustment {
+        self.last_state = state;
+        match state {
+            IdleState::Poll => {
+                self.last_poll_timed_out = poll_timed_out;
+                Adjustment::Unchanged
+            }
+            IdleState::Halt => self.adjust(residency_ns),
+        }
+    }
+
+    fn adjust(&mut self, block_ns: u64) -> Adjustment {
+        let p = &self.params;
+        let from = self.poll_limit_ns;
+        if from < block_ns && block_ns <= p.guest_halt_poll_ns {
+            let to = from.saturating_mul(u64::from(p.grow)).max(p.grow_start).min(p.guest_halt_poll_ns);
+            self.poll_limit_ns = to;
+            Adjustment::Grew { from, to }
+        } else if block_ns > p.guest_halt_poll_ns && p.allow_shrink {
+            let mut to = from.checked_div(u64::from(p.shrink)).unwrap_or(0);
+            if p.shrink_rule == ShrinkRule::Floor && to < p.grow_start {
+                to = 0;
+            }
+            self.poll_limit_ns = to;
+            Adjustment::Shrank { from, to }
+        } else {
+            Adjustment::Unchanged
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::ParamError;
+
+    fn gov_at(window: u64, params: Params) -> Governor {
+        let mut g = Governor::new(params);
+        g.poll_limit_ns = window;
+        g
+    }
+
+    #[test]
+    fn starts_at_zero_and_halts() {
+        let g = Governor::new(Params::DEFAULT);
+        assert_eq!(g.poll_limit_ns(), 0);
+        assert_eq!(g.select(LATENCY_ANY), IdleState::Halt);
+    }
+
+    #[test]
+    fn zero_latency_requirement_polls_even_with_window_zero() {
+        let g = Governor::new(Params::DEFAULT);
+        assert_eq!(g.select(0), IdleState::Poll);
+        assert_eq!(g.select(HALT.exit_latency_ns - 1), IdleState::Poll);
+        assert_eq!(g.select(HALT.exit_latency_ns), IdleState::Halt);
+        assert_eq!(g.poll_time_ns(4_000_000), 4_000_000, "window 0 polls for the fallback");
+    }
+
+    #[test]
+    fn select_after_poll_depends_on_timeout() {
+        let mut g = gov_at(100_000, Params::DEFAULT);
+        assert_eq!(g.reflect(IdleState::Poll, 100_000, true), Adjustment::Unchanged);
+        assert_eq!(g.select(LATENCY_ANY), IdleState::Halt);
+        assert_eq!(g.reflect(IdleState::Poll, 3_000, false), Adjustment::Unchanged);
+        assert_eq!(g.select(LATENCY_ANY), IdleState::Poll);
+        assert_eq!(g.poll_time_ns(7), 100_000);
+    }
+
+    #[test]
+    fn select_after_halt_polls() {
+        let mut g = gov_at(100_000, Params::DEFAULT);
+        g.reflect(IdleState::Poll, 100_000, true);
+        g.reflect(IdleState::Halt, 100_000, false); // inside (limit, ceiling]: grows
+        assert_eq!(g.select(LATENCY_ANY), IdleState::Poll);
+    }
+
+    #[test]
+    fn halt_timeout_flag_is_ignored() {
+        let mut g = gov_at(100_000, Params::DEFAULT);
+        g.reflect(IdleState::Poll, 10, false);
+        g.reflect(IdleState::Halt, 10, true);
+        assert_eq!(g.select(LATENCY_ANY), IdleState::Poll);
+    }
+
+    #[test]
+    fn grow_from_zero_starts_at_grow_start() {
+        let mut g = Governor::new(Params::DEFAULT);
+        assert_eq!(g.reflect(IdleState::Halt, 1, false), Adjustment::Grew { from: 0, to: 50_000 });
+    }
+
+    #[test]
+    fn grow_doubles_then_clamps_at_ceiling() {
+        let mut g = gov_at(50_000, Params::DEFAULT);
+        assert_eq!(g.reflect(IdleState::Halt, 60_000, false), Adjustment::Grew { from: 50_000, to: 100_000 });
+        assert_eq!(g.reflect(IdleState::Halt, 150_000, false), Adjustment::Grew { from: 100_000, to: 200_000 });
+        // block == ceiling still grows (the upper bound is inclusive), clamped.
+        assert_eq!(g.reflect(IdleState::Halt, 200_000, false), Adjustment::Unchanged, "limit == block");
+        let mut g = gov_at(150_000, Params::DEFAULT);
+        assert_eq!(g.reflect(IdleState::Halt, 200_000, false), Adjustment::Grew { from: 150_000, to: 200_000 });
+    }
+
+    #[test]
+    fn block_not_above_window_leaves_it() {
+        let mut g = gov_at(100_000, Params::DEFAULT);
+        assert_eq!(g.reflect(IdleState::Halt, 100_000, false), Adjustment::Unchanged);
+        assert_eq!(g.reflect(IdleState::Halt, 5, false), Adjustment::Unchanged);
+        assert_eq!(g.poll_limit_ns(), 100_000);
+    }
+
+    #[test]
+    fn poll_never_moves_the_window() {
+        let mut g = gov_at(100_000, Params::DEFAULT);
+        for (ns, t) in [(0, false), (1_000_000, true), (u64::MAX, true), (50, false)] {
+            assert_eq!(g.reflect(IdleState::Poll, ns, t), Adjustment::Unchanged);
+            assert_eq!(g.poll_limit_ns(), 100_000);
+        }
+    }
+
+    #[test]
+    fn shrink_halves_and_floors_below_grow_start() {
+        let mut g = gov_at(200_000, Params::DEFAULT);
+        assert_eq!(g.reflect(IdleState::Halt, 200_001, false), Adjustment::Shrank { from: 200_000, to: 100_000 });
+        assert_eq!(g.reflect(IdleState::Halt, 1_000_000, false), Adjustment::Shrank { from: 100_000, to: 50_000 });
+        // 25 us < grow_start: floor to 0.
+        assert_eq!(g.reflect(IdleState::Halt, 1_000_000, false), Adjustment::Shrank { from: 50_000, to: 0 });
+        // Shrinking 0 stays 0 (reported as a shrink that changed nothing).
+        assert_eq!(g.reflect(IdleState::Halt, 1_000_000, false), Adjustment::Shrank { from: 0, to: 0 });
+    }
+
+    #[test]
+    fn legacy_shrink_decays_without_floor() {
+        let params = Params { shrink_rule: ShrinkRule::Legacy, ..Params::DEFAULT };
+        let mut g = gov_at(50_000, params);
+        assert_eq!(g.reflect(IdleState::Halt, 1_000_000, false), Adjustment::Shrank { from: 50_000, to: 25_000 });
+        assert_eq!(g.reflect(IdleState::Halt, 1_000_000, false), Adjustment::Shrank { from: 25_000, to: 12_500 });
+    }
+
+    #[test]
+    fn shrink_zero_resets() {
+        let mut g = gov_at(200_000, Params { shrink: 0, shrink_rule: ShrinkRule::Legacy, ..Params::DEFAULT });
+        assert_eq!(g.reflect(IdleState::Halt, 300_000, false), Adjustment::Shrank { from: 200_000, to: 0 });
+    }
+
+    #[test]
+    fn shrink_disallowed_keeps_window() {
+        let mut g = gov_at(200_000, Params { allow_shrink: false, ..Params::DEFAULT });
+        assert_eq!(g.reflect(IdleState::Halt, 10_000_000, false), Adjustment::Unchanged);
+        assert_eq!(g.poll_limit_ns(), 200_000);
+    }
+
+    #[test]
+    fn on_off_controller() {
+        let params = Params { guest_halt_poll_ns: 2_400_000, grow_start: 24_000_000, ..Params::DEFAULT };
+        let mut g = Governor::new(params.validate().unwrap());
+        assert_eq!(g.reflect(IdleState::Halt, 1_000, false), Adjustment::Grew { from: 0, to: 2_400_000 });
+        assert_eq!(g.reflect(IdleState::Halt, 3_000_000, false), Adjustment::Shrank { from: 2_400_000, to: 0 });
+    }
+
+    #[test]
+    fn zero_grow_start_would_never_grow() {
+        // This is why validation rejects it.
+        let params = Params { grow_start: 0, ..Params::DEFAULT };
+        assert_eq!(params.validate(), Err(ParamError::ZeroGrowStart));
+        let mut g = Governor::new(params);
+        assert_eq!(g.reflect(IdleState::Halt, 10_000, false), Adjustment::Grew { from: 0, to: 0 });
+        assert_eq!(g.select(LATENCY_ANY), IdleState::Halt);
+    }
+
+    #[test]
+    fn ceiling_zero_never_polls() {
+        let mut g = Governor::new(Params { guest_halt_poll_ns: 0, ..Params::DEFAULT });
+        for block in [0, 1, 10_000, u64::MAX] {
+            g.reflect(IdleState::Halt, block, false);
+            assert_eq!(g.poll_limit_ns(), 0);
+            assert_eq!(g.select(LATENCY_ANY), IdleState::Halt);
+        }
+    }
+
+    #[test]
+    fn extreme_values_do_not_overflow() {
+        let params = Params {
+            guest_halt_poll_ns: u64::MAX,
+            grow: u32::MAX,
+            grow_start: u64::MAX,
+            shrink: u32::MAX,
+            allow_shrink: true,
+            shrink_rule: ShrinkRule::Floor,
+        };
+        let mut g = gov_at(u64::MAX - 1, params);
+        assert_eq!(g.reflect(IdleState::Halt, u64::MAX, false), Adjustment::Grew { from: u64::MAX - 1, to: u64::MAX });
+        let mut g = gov_at(u64::MAX / 2, Params { grow: u32::MAX, guest_halt_poll_ns: u64::MAX, ..Params::DEFAULT });
+        g.reflect(IdleState::Halt, u64::MAX, false);
+        assert_eq!(g.poll_limit_ns(), u64::MAX, "saturates instead of wrapping");
+    }
+
+    #[test]
+    fn set_params_keeps_window() {
+        let mut g = gov_at(100_000, Params::DEFAULT);
+        g.set_params(Params { guest_halt_poll_ns: 50_000, ..Params::DEFAULT });
+        assert_eq!(g.poll_limit_ns(), 100_000);
+        assert_eq!(g.params().guest_halt_poll_ns, 50_000);
+        // The next long halt shrinks it under the new ceiling.
+        assert_eq!(g.reflect(IdleState::Halt, 60_000, false), Adjustment::Shrank { from: 100_000, to: 50_000 });
+    }
+}

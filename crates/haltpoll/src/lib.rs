@@ -1,0 +1,101 @@
+//! Guest-side halt polling, as Linux's cpuidle-haltpoll driver and haltpoll governor do it, for
+//! any Rust kernel: `no_std`, no allocation, no dependencies.
+//!
+//! An idle vCPU that executes HLT pays a VM exit, and whoever wakes it pays an IPI. Polling in
+//! the guest first, with a POLLING flag set, lets a waker skip the IPI and the vCPU skip the exit;
+//! the governor learns per CPU how long polling pays.
+//!
+//! Three seams, as in the kernel:
+//! - [`governor`]: the policy. [`Governor::select`] picks [`IdleState::Poll`] or
+//!   [`IdleState::Halt`]; [`Governor::reflect`] learns from what ran. A pure state machine.
+//! - [`driver`]: the idle-state table, whether to load at all ([`driver::decide_load`] from CPUID
+//!   values), and what to write to `MSR_KVM_POLL_CONTROL`.
+//! - [`poll`] and [`wake`]: the mechanism. The poll loop spins on a [`poll::PollPlatform`]; the
+//!   [`wake::WakeFlags`] word lets wakers skip the IPI when the target is polling.
+//!
+//! [`replay`] runs the governor over a trace of idle periods, for tuning.
+//!
+//! # A kernel's idle loop
+//!
+//! Once per CPU at boot, decide whether to load and switch host polling off:
+//!
+//! ```
+//! use haltpoll::driver::{decide_load, detect_kvm, LoadOptions, MSR_KVM_POLL_CONTROL};
+//! # use haltpoll::driver::CpuidRegs;
+//! # fn cpuid(leaf: u32) -> CpuidRegs { match leaf {
+//! #     0x4000_0000 => CpuidRegs { eax: 0x4000_0001, ebx: 0x4b4d_564b, ecx: 0x564b_4d56, edx: 0x4d },
+//! #     0x4000_0001 => CpuidRegs { eax: 1 << 12, ebx: 0, ecx: 0, edx: 1 },
+//! #     _ => CpuidRegs::default() } }
+//! # fn wrmsr(_msr: u32, _value: u64) {}
+//! match decide_load(detect_kvm(cpuid), LoadOptions::default()) {
+//!     Ok(driver) => match driver.poll_control_msr(true) {
+//!         Some(value) => wrmsr(MSR_KVM_POLL_CONTROL, value), // 0: the host need not poll
+//!         None => { /* log once: the host keeps polling too */ }
+//!     },
+//!     Err(refusal) => { /* use plain HLT; `refusal` says why */ let _ = refusal; }
+//! }
+//! ```
+//!
+//! Then every time the CPU runs out of work:
+//!
+//! ```
+//! use haltpoll::{Governor, IdleState, Params, LATENCY_ANY};
+//! use haltpoll::poll::{poll, PollPlatform};
+//! use haltpoll::wake::WakeFlags;
+//!
+//! struct Cpu<'a> { flags: &'a WakeFlags /* , clock, ... */ }
+//! impl PollPlatform for Cpu<'_> {
+//!     fn now_ns(&mut self) -> u64 { /* read the TSC */ 0 }
+//!     fn relax(&mut self) { core::hint::spin_loop() }
+//!     fn wake_pending(&mut self) -> bool { self.flags.need_resched() }
+//! }
+//! # fn now_ns() -> u64 { 0 }
+//! # fn safe_halt() {} // `sti; hlt`: returns after an interrupt
+//!
+//! fn idle(gov: &mut Governor, flags: &WakeFlags) {
+//!     match gov.select(LATENCY_ANY) {
+//!         IdleState::Poll => {
+//!             // Set-then-test: a wake already pending is seen here.
+//!             if flags.set_polling_and_test() {
+//!                 flags.clear_polling_and_test();
+//!                 gov.reflect(IdleState::Poll, 0, false);
+//!                 return;
+//!             }
+//!             let out = poll(&mut Cpu { flags }, gov.poll_time_ns(u64::MAX));
+//!             flags.clear_polling_and_test();
+//!             gov.reflect(IdleState::Poll, out.polled_ns, out.timed_out);
+//!         }
+//!         IdleState::Halt => {
+//!             let start = now_ns();
+//!             // Clear-then-test: after this, every waker sees POLLING clear and sends the IPI,
+//!             // which `sti; hlt` takes, so nothing is lost between the test and the halt.
+//!             if !flags.clear_polling_and_test() {
+//!                 safe_halt();
+//!             }
+//!             gov.reflect(IdleState::Halt, now_ns() - start, false);
+//!         }
+//!     }
+//! }
+//!
+//! let (mut gov, flags) = (Governor::new(Params::DEFAULT), WakeFlags::new());
+//! flags.wake(); // someone queued work: the first idle returns at once
+//! idle(&mut gov, &flags);
+//! assert!(flags.take_need_resched());
+//! ```
+//!
+//! A waker sets NEED_RESCHED and sends the IPI only when [`wake::WakeFlags::wake`] says
+//! [`wake::Kick::Needed`].
+
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+
+pub mod driver;
+pub mod governor;
+pub mod params;
+pub mod poll;
+pub mod replay;
+pub mod wake;
+
+pub use driver::IdleState;
+pub use governor::{Adjustment, Governor, LATENCY_ANY, LatencyReq};
+pub use params::{ParamError, Params, ShrinkRule};
