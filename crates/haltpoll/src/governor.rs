@@ -217,8 +217,9 @@ mod tests {
         let mut g = gov_at(50_000, Params::DEFAULT);
         assert_eq!(g.reflect(IdleState::Halt, 60_000, false), Adjustment::Grew { from: 50_000, to: 100_000 });
         assert_eq!(g.reflect(IdleState::Halt, 150_000, false), Adjustment::Grew { from: 100_000, to: 200_000 });
-        // block == ceiling still grows (the upper bound is inclusive), clamped.
+        // At the ceiling a block of exactly the ceiling is not above the window: unchanged.
         assert_eq!(g.reflect(IdleState::Halt, 200_000, false), Adjustment::Unchanged, "limit == block");
+        // Below it, block == ceiling grows (the upper bound is inclusive), clamped to the ceiling.
         let mut g = gov_at(150_000, Params::DEFAULT);
         assert_eq!(g.reflect(IdleState::Halt, 200_000, false), Adjustment::Grew { from: 150_000, to: 200_000 });
     }
