@@ -3,9 +3,14 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod cpuidle;
 mod governor_args;
+mod hypervisor;
+mod module_params;
 mod output;
+mod sysfs;
 mod trace;
+mod units;
 
 /// Guest-side halt polling: replay idle traces through the haltpoll governor, run the
 /// benchmarks, tune and observe.
@@ -20,12 +25,18 @@ struct Cli {
 enum Command {
     /// Feed a trace of idle periods through the governor and the poll loop model.
     Replay(cmd::replay::ReplayArgs),
+    /// Show a Linux guest's cpuidle-haltpoll state and what the hypervisor offers.
+    Status(cmd::status::StatusArgs),
+    /// Write the haltpoll governor's parameters (as root), after checking them.
+    Set(cmd::set::SetArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => cmd::replay::run(&args),
+        Command::Status(args) => cmd::status::run(&args),
+        Command::Set(args) => cmd::set::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

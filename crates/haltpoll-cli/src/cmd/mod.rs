@@ -1,3 +1,5 @@
 //! One module per subcommand.
 
 pub mod replay;
+pub mod set;
+pub mod status;
