@@ -8,8 +8,10 @@ mod governor_args;
 mod hypervisor;
 mod module_params;
 mod output;
+mod plot;
 mod sysfs;
 mod trace;
+mod tune;
 mod units;
 
 /// Guest-side halt polling: replay idle traces through the haltpoll governor, run the
@@ -29,6 +31,8 @@ enum Command {
     Status(cmd::status::StatusArgs),
     /// Write the haltpoll governor's parameters (as root), after checking them.
     Set(cmd::set::SetArgs),
+    /// Replay a trace over a grid of parameters and recommend a setting for a CPU budget.
+    Tune(cmd::tune::TuneArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Replay(args) => cmd::replay::run(&args),
         Command::Status(args) => cmd::status::run(&args),
         Command::Set(args) => cmd::set::run(&args),
+        Command::Tune(args) => cmd::tune::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

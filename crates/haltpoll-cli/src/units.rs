@@ -39,11 +39,6 @@ pub fn parse_ns(text: &str) -> Result<u64, String> {
     whole.checked_mul(scale).and_then(|w| w.checked_add(frac_ns)).ok_or_else(too_large)
 }
 
-/// Parses a comma-separated list of durations ("0,50us,200us").
-pub fn parse_ns_list(text: &str) -> Result<Vec<u64>, String> {
-    text.split(',').filter(|s| !s.trim().is_empty()).map(parse_ns).collect()
-}
-
 /// Parses a share given in percent, with or without the sign: "5%" and "5" are both 0.05.
 pub fn parse_percent(text: &str) -> Result<f64, String> {
     let t = text.trim();
@@ -80,9 +75,7 @@ mod tests {
     }
 
     #[test]
-    fn lists_and_percentages() {
-        assert_eq!(parse_ns_list("0,50us, 200us"), Ok(vec![0, 50_000, 200_000]));
-        assert!(parse_ns_list("50us,x").is_err());
+    fn percentages() {
         assert_eq!(parse_percent("5%"), Ok(0.05));
         assert_eq!(parse_percent("12.5"), Ok(0.125));
         assert!(parse_percent("150%").is_err());

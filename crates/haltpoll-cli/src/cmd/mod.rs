@@ -3,3 +3,4 @@
 pub mod replay;
 pub mod set;
 pub mod status;
+pub mod tune;
