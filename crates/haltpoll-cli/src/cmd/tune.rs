@@ -126,6 +126,9 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     if trace.periods.is_empty() {
         bail!("{}: the trace has no idle periods to tune on", args.trace.display());
     }
+    if args.cpus.is_some() && trace.format != Format::Perf {
+        eprintln!("haltpoll: note: --cpus is for perf traces; a text trace is measured against its idle time");
+    }
     let cpu = tune::cpu_time(&trace, args.cpus);
     if cpu.ns == 0 {
         bail!("{}: the trace covers no time (all its idle periods are 0 ns long)", args.trace.display());
