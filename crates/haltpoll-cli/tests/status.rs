@@ -72,7 +72,7 @@ fn a_tree_without_cpuidle_gets_an_explanation() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("devices/system/cpu/cpu0")).unwrap();
     status(dir.path()).assert().success().stdout(predicate::str::contains(
-        "has no devices/system/cpu/cpuidle: not a Linux sysfs, or a kernel without CPU idle",
+        "has no devices/system/cpu/cpuidle: not a Linux sysfs (is sysfs mounted there?), or a kernel without CPU idle",
     ));
 }
 

@@ -2,7 +2,7 @@
 //! what that means; `--watch` for rates.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -14,7 +14,7 @@ use crate::cpuidle::{Cpuidle, Delta, Rates};
 use crate::hypervisor::{self, Cpuid, Hypervisor};
 use crate::module_params::{self, ModuleParams, Param, ParamsError};
 use crate::output::{self, fmt_ns, percent};
-use crate::sysfs::{self, Sysfs};
+use crate::sysfs::{self, Sysfs, SysfsError};
 
 /// Arguments of `haltpoll status`.
 #[derive(Args, Debug)]
@@ -52,11 +52,20 @@ struct Status {
 
 /// Runs `haltpoll status`.
 pub fn run(args: &StatusArgs) -> Result<()> {
-    let sys = Sysfs::open(&args.sysfs_root)?;
-    if let Some(seconds) = args.watch {
-        return watch(&sys, seconds, args);
-    }
-    let status = read(&sys)?;
+    let status = match Sysfs::open(&args.sysfs_root) {
+        Ok(sys) => {
+            if let Some(seconds) = args.watch {
+                return watch(&sys, seconds, args);
+            }
+            read(&sys)?
+        }
+        // No /sys at all (not Linux, or sysfs not mounted) is a state to explain; a root the
+        // user named that does not exist is a mistake to report.
+        Err(SysfsError::NoRoot(root)) if root == Path::new(sysfs::DEFAULT_ROOT) && args.watch.is_none() => {
+            Status { root, cpuidle: None, params: None, force: None, cpuid: hypervisor::probe() }
+        }
+        Err(e) => return Err(e.into()),
+    };
     let findings = findings(&status);
     output::write_stdout(|out| {
         if args.json { write_json(out, &status, &findings) } else { write_human(out, &status, &findings) }
@@ -82,10 +91,10 @@ fn read(sys: &Sysfs) -> Result<Status> {
 fn findings(s: &Status) -> Vec<String> {
     let mut out = Vec::new();
     let Some(idle) = &s.cpuidle else {
-        out.push(if cfg!(target_os = "linux") || s.root != std::path::Path::new(sysfs::DEFAULT_ROOT) {
+        out.push(if cfg!(target_os = "linux") || s.root != Path::new(sysfs::DEFAULT_ROOT) {
             format!(
-                "{} has no {}: not a Linux sysfs, or a kernel without CPU idle support (CONFIG_CPU_IDLE); \
-                 guest halt polling needs both",
+                "{} has no {}: not a Linux sysfs (is sysfs mounted there?), or a kernel without CPU idle \
+                 support (CONFIG_CPU_IDLE); guest halt polling needs both",
                 s.root.display(),
                 crate::cpuidle::CPUIDLE_DIR
             )
