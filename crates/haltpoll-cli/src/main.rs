@@ -3,9 +3,16 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod cpuidle;
 mod governor_args;
+mod hypervisor;
+mod module_params;
 mod output;
+mod plot;
+mod sysfs;
 mod trace;
+mod tune;
+mod units;
 
 /// Guest-side halt polling: replay idle traces through the haltpoll governor, run the
 /// benchmarks, tune and observe.
@@ -20,12 +27,21 @@ struct Cli {
 enum Command {
     /// Feed a trace of idle periods through the governor and the poll loop model.
     Replay(cmd::replay::ReplayArgs),
+    /// Show a Linux guest's cpuidle-haltpoll state and what the hypervisor offers.
+    Status(cmd::status::StatusArgs),
+    /// Write the haltpoll governor's parameters (as root), after checking them.
+    Set(cmd::set::SetArgs),
+    /// Replay a trace over a grid of parameters and recommend a setting for a CPU budget.
+    Tune(cmd::tune::TuneArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => cmd::replay::run(&args),
+        Command::Status(args) => cmd::status::run(&args),
+        Command::Set(args) => cmd::set::run(&args),
+        Command::Tune(args) => cmd::tune::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -12,6 +12,13 @@ pub fn write_stdout(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> anyhow:
     }
 }
 
+/// Prints what a reader skipped or guessed to stderr, one `note:` line each.
+pub fn print_notes(notes: &[String]) {
+    for note in notes {
+        eprintln!("haltpoll: note: {note}");
+    }
+}
+
 /// A duration in ns with a unit a person reads at a glance: "850 ns", "12.5 us", "3.20 ms", "1.50 s".
 pub fn fmt_ns(ns: u64) -> String {
     let f = ns as f64;
@@ -21,6 +28,11 @@ pub fn fmt_ns(ns: u64) -> String {
         1_000_000..1_000_000_000 => format!("{:.2} ms", f / 1e6),
         _ => format!("{:.2} s", f / 1e9),
     }
+}
+
+/// "1 CPU", "2 CPUs".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 /// A share as a percentage with one decimal.
@@ -40,5 +52,7 @@ mod tests {
         assert_eq!(fmt_ns(3_200_000), "3.20 ms");
         assert_eq!(fmt_ns(1_500_000_000), "1.50 s");
         assert_eq!(percent(0.25), "25.0%");
+        assert_eq!(count(1, "CPU"), "1 CPU");
+        assert_eq!(count(0, "CPU"), "0 CPUs");
     }
 }

@@ -117,3 +117,101 @@ fn reads_stdin() {
         .success()
         .stdout(predicate::str::contains("periods            2"));
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+#[test]
+fn perf_script_traces_replay_one_governor_per_cpu() {
+    let out = haltpoll().args(["replay", "--json"]).arg(fixture("perf/two-cpus.txt")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "haltpoll: note: skipped 1 event of other tracepoints");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let periods: Vec<(u64, u64, bool)> = lines[..lines.len() - 1]
+        .iter()
+        .map(|p| (p["cpu"].as_u64().unwrap(), p["idle_ns"].as_u64().unwrap(), p["hit"].as_bool().unwrap()))
+        .collect();
+    // cpu 0: a 30 us halt, a 30 us poll hit, a 50 us poll merged with the 1 ms halt after it;
+    // cpu 1: a 50 us halt, a 50 us poll merged with its halt. Each CPU learns on its own.
+    assert_eq!(
+        periods,
+        vec![(0, 30_000, false), (1, 50_000, false), (0, 30_000, true), (1, 200_000, false), (0, 1_050_000, false)]
+    );
+    let summary = &lines[lines.len() - 1]["summary"];
+    assert_eq!(summary["poll_ns"], 130_000);
+    assert_eq!(summary["wasted_poll_ns"], 100_000);
+    assert_eq!(
+        summary["cpus"],
+        serde_json::json!([{"cpu": 0, "final_poll_limit_ns": 0}, {"cpu": 1, "final_poll_limit_ns": 100_000}])
+    );
+    assert!(summary.get("final_poll_limit_ns").is_none());
+}
+
+#[test]
+fn perf_human_output_has_a_cpu_column() {
+    haltpoll()
+        .arg("replay")
+        .arg(fixture("perf/two-cpus.txt"))
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(" cpu        idle_ns"))
+        .stdout(predicate::str::contains("perf script, 2 CPUs with idle periods, 1.16 ms from first to last event"))
+        .stdout(predicate::str::contains(
+            "window             grew 3 times, shrank 1 times, ends between 0 ns and 100.0 us across 2 CPUs",
+        ));
+}
+
+#[test]
+fn a_truncated_perf_trace_is_used_up_to_the_cut() {
+    haltpoll()
+        .args(["replay", "--summary-only"])
+        .arg(fixture("perf/truncated.txt"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("periods            2"))
+        .stderr(predicate::str::contains(
+            "truncated.txt:5: the last line has no end of line: taken as cut short and skipped",
+        ));
+}
+
+#[test]
+fn a_garbled_perf_line_is_an_error_naming_it() {
+    haltpoll()
+        .arg("replay")
+        .arg(fixture("perf/garbled.txt"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("garbled.txt:3: not a perf script event line"))
+        .stderr(predicate::str::contains("\"swapper     0 [000]   100.00\""));
+}
+
+#[test]
+fn the_format_can_be_forced() {
+    haltpoll()
+        .args(["replay", "--format", "text"])
+        .arg(fixture("perf/two-cpus.txt"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("two-cpus.txt:9: not a whole number of nanoseconds"));
+    let t = trace("30000\n");
+    haltpoll()
+        .args(["replay", "--format", "perf"])
+        .arg(t.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(":1: not a perf script event line"));
+}
+
+#[test]
+fn the_recorded_example_replays() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/traces/perf-idle.txt");
+    haltpoll()
+        .args(["replay", "--summary-only"])
+        .arg(example)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("perf script, 1 CPU with idle periods"))
+        .stdout(predicate::str::contains("periods            358"));
+}

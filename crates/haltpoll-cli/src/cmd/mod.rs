@@ -1,3 +1,6 @@
 //! One module per subcommand.
 
 pub mod replay;
+pub mod set;
+pub mod status;
+pub mod tune;

@@ -5,20 +5,24 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use haltpoll::replay::{Period, Replay, Summary};
+use haltpoll::replay::Period;
 use haltpoll::{Adjustment, Params};
 use serde::Serialize;
 
 use crate::governor_args::GovernorArgs;
 use crate::output::{self, fmt_ns, percent};
-use crate::trace;
+use crate::trace::{self, Format, IdlePeriod, Trace};
 
 /// Arguments of `haltpoll replay`.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// Trace file: one idle period per line, ns from entering idle to the wakeup ('-' for stdin).
+    /// Trace file ('-' for stdin): one idle period per line in ns, or `perf script` output of
+    /// power:cpu_idle.
     #[arg(value_name = "TRACE")]
     pub trace: PathBuf,
+    /// The trace's format (default: detected from its first line).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     #[command(flatten)]
     pub governor: GovernorArgs,
     /// One JSON object per period (JSON Lines), then one with the summary.
@@ -32,6 +36,7 @@ pub struct ReplayArgs {
 /// One period as JSON.
 #[derive(Serialize)]
 struct PeriodJson {
+    cpu: u32,
     idle_ns: u64,
     poll_limit_ns_before: u64,
     poll_ns: u64,
@@ -41,9 +46,10 @@ struct PeriodJson {
     adjustment: &'static str,
 }
 
-impl From<&Period> for PeriodJson {
-    fn from(p: &Period) -> Self {
+impl PeriodJson {
+    fn new(idle: &IdlePeriod, p: &Period) -> Self {
         PeriodJson {
+            cpu: idle.cpu,
             idle_ns: p.idle_ns,
             poll_limit_ns_before: p.poll_limit_ns_before,
             poll_ns: p.poll_ns,
@@ -68,8 +74,17 @@ struct SummaryJson {
     shrinks: u64,
     no_exit_share: f64,
     poll_share_of_idle: f64,
-    final_poll_limit_ns: u64,
+    /// The window at the end, for a trace of one CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    final_poll_limit_ns: Option<u64>,
+    cpus: Vec<CpuJson>,
     params: ParamsJson,
+}
+
+#[derive(Serialize)]
+struct CpuJson {
+    cpu: u32,
+    final_poll_limit_ns: u64,
 }
 
 /// The parameters as JSON, with the kernel's names.
@@ -107,66 +122,70 @@ fn adjustment_name(a: Adjustment) -> &'static str {
 /// Runs `haltpoll replay`.
 pub fn run(args: &ReplayArgs) -> Result<()> {
     let params = args.governor.params()?;
-    let periods = trace::read(&args.trace)?;
-    output::write_stdout(|out| write_report(out, &periods, &params, args))
+    let trace = trace::read(&args.trace, args.format)?;
+    output::print_notes(&trace.notes);
+    output::write_stdout(|out| write_report(out, &trace, &params, args))
 }
 
-fn write_report(out: &mut dyn Write, periods: &[u64], params: &Params, args: &ReplayArgs) -> io::Result<()> {
-    let mut replay = Replay::new(*params);
-    let mut summary = Summary::default();
+fn write_report(out: &mut dyn Write, trace: &Trace, params: &Params, args: &ReplayArgs) -> io::Result<()> {
+    let per_cpu = trace.cpus.len() > 1;
+    let cpu_col = |cpu: &dyn std::fmt::Display| if per_cpu { format!("{cpu:>4} ") } else { String::new() };
     if !args.json && !args.summary_only {
         writeln!(
             out,
-            "{:>14} {:>14} {:>14} {:>14} {:>14}  outcome",
-            "idle_ns", "window_ns", "poll_ns", "halt_ns", "window_after"
+            "{}{:>14} {:>14} {:>14} {:>14} {:>14}  outcome",
+            cpu_col(&"cpu"),
+            "idle_ns",
+            "window_ns",
+            "poll_ns",
+            "halt_ns",
+            "window_after"
         )?;
     }
-    for &idle_ns in periods {
-        let p = replay.period(idle_ns);
-        summary.add(&p);
-        if args.json {
-            serde_json::to_writer(&mut *out, &PeriodJson::from(&p))?;
-            writeln!(out)?;
-        } else if !args.summary_only {
-            let outcome = match (p.hit(), p.adjustment) {
-                (true, _) => "poll hit".to_owned(),
-                (false, Adjustment::Unchanged) => "halt".to_owned(),
-                (false, Adjustment::Grew { .. }) => "halt, window grew".to_owned(),
-                (false, Adjustment::Shrank { .. }) => "halt, window shrank".to_owned(),
-            };
-            writeln!(
-                out,
-                "{:>14} {:>14} {:>14} {:>14} {:>14}  {outcome}",
-                p.idle_ns, p.poll_limit_ns_before, p.poll_ns, p.halt_ns, p.poll_limit_ns_after
-            )?;
+    let mut written = Ok(());
+    let replayed = trace.replay(*params, |idle, p| {
+        if written.is_ok() && !args.summary_only {
+            written = write_period(out, idle, p, args.json, &cpu_col(&idle.cpu));
         }
-    }
-    let final_window = replay.governor().poll_limit_ns();
+    });
+    written?;
+    let s = &replayed.summary;
+    let windows = &replayed.final_windows;
     if args.json {
-        let s = SummaryJson {
-            periods: summary.periods,
-            poll_hits: summary.poll_hits,
-            halts: summary.halts,
-            idle_ns: summary.idle_ns,
-            poll_ns: summary.poll_ns,
-            wasted_poll_ns: summary.wasted_poll_ns,
-            halt_ns: summary.halt_ns,
-            grows: summary.grows,
-            shrinks: summary.shrinks,
-            no_exit_share: summary.no_exit_share(),
-            poll_share_of_idle: summary.poll_share_of_idle(),
-            final_poll_limit_ns: final_window,
+        let summary = SummaryJson {
+            periods: s.periods,
+            poll_hits: s.poll_hits,
+            halts: s.halts,
+            idle_ns: s.idle_ns,
+            poll_ns: s.poll_ns,
+            wasted_poll_ns: s.wasted_poll_ns,
+            halt_ns: s.halt_ns,
+            grows: s.grows,
+            shrinks: s.shrinks,
+            no_exit_share: s.no_exit_share(),
+            poll_share_of_idle: s.poll_share_of_idle(),
+            final_poll_limit_ns: if per_cpu { None } else { windows.first().map(|w| w.1) },
+            cpus: windows.iter().map(|&(cpu, final_poll_limit_ns)| CpuJson { cpu, final_poll_limit_ns }).collect(),
             params: params.into(),
         };
-        serde_json::to_writer(&mut *out, &serde_json::json!({ "summary": s }))?;
+        serde_json::to_writer(&mut *out, &serde_json::json!({ "summary": summary }))?;
         writeln!(out)?;
         return Ok(());
     }
-    let s = &summary;
     if !args.summary_only {
         writeln!(out)?;
     }
     writeln!(out, "summary")?;
+    if trace.format == Format::Perf {
+        let wall = trace.span.map_or(0, |s| s.wall_ns);
+        writeln!(
+            out,
+            "  trace              {}, {} with idle periods, {} from first to last event",
+            trace.format.name(),
+            output::count(trace.cpus.len(), "CPU"),
+            fmt_ns(wall)
+        )?;
+    }
     writeln!(out, "  periods            {}", s.periods)?;
     writeln!(out, "  poll hits          {} ({} of wakeups needed no exit)", s.poll_hits, percent(s.no_exit_share()))?;
     writeln!(out, "  halts              {}", s.halts)?;
@@ -178,12 +197,31 @@ fn write_report(out: &mut dyn Write, periods: &[u64], params: &Params, args: &Re
         fmt_ns(s.wasted_poll_ns),
         percent(if s.poll_ns == 0 { 0.0 } else { s.wasted_poll_ns as f64 / s.poll_ns as f64 })
     )?;
+    let ends = match (windows.iter().map(|w| w.1).min(), windows.iter().map(|w| w.1).max()) {
+        (Some(lo), Some(hi)) if per_cpu => {
+            format!("ends between {} and {} across {} CPUs", fmt_ns(lo), fmt_ns(hi), windows.len())
+        }
+        (Some(w), _) => format!("ends at {}", fmt_ns(w)),
+        (None, _) => "never used".to_owned(),
+    };
+    writeln!(out, "  window             grew {} times, shrank {} times, {ends}", s.grows, s.shrinks)?;
+    Ok(())
+}
+
+fn write_period(out: &mut dyn Write, idle: &IdlePeriod, p: &Period, json: bool, cpu_col: &str) -> io::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, &PeriodJson::new(idle, p))?;
+        return writeln!(out);
+    }
+    let outcome = match (p.hit(), p.adjustment) {
+        (true, _) => "poll hit",
+        (false, Adjustment::Unchanged) => "halt",
+        (false, Adjustment::Grew { .. }) => "halt, window grew",
+        (false, Adjustment::Shrank { .. }) => "halt, window shrank",
+    };
     writeln!(
         out,
-        "  window             grew {} times, shrank {} times, ends at {}",
-        s.grows,
-        s.shrinks,
-        fmt_ns(final_window)
-    )?;
-    Ok(())
+        "{cpu_col}{:>14} {:>14} {:>14} {:>14} {:>14}  {outcome}",
+        p.idle_ns, p.poll_limit_ns_before, p.poll_ns, p.halt_ns, p.poll_limit_ns_after
+    )
 }

@@ -1,51 +1,15 @@
-//! Idle traces: the lengths of idle periods, in ns, from a file.
+//! The text trace format: the lengths of idle periods of one CPU, in ns.
 //!
 //! The text format is one idle period per line, the time in nanoseconds from entering idle
 //! until the wakeup arrives. Blank lines and `#` comments (whole-line or trailing) are allowed.
 
-use std::fs;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Why a trace could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum TraceError {
-    /// The file could not be opened or read.
-    #[error("cannot read trace {path}")]
-    Io {
-        /// The path given.
-        path: PathBuf,
-        /// What the system said.
-        source: io::Error,
-    },
-    /// A line is not an idle period.
-    #[error(
-        "{path}:{line}: {reason}: {text:?} (expected one idle period per line, in ns, e.g. 42000; '#' starts a comment)"
-    )]
-    Malformed {
-        /// The path given.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// The offending text, trimmed.
-        text: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-}
+use super::TraceError;
 
-/// Reads a trace from `path` (`-` reads standard input).
-pub fn read(path: &Path) -> Result<Vec<u64>, TraceError> {
-    let io_err = |source| TraceError::Io { path: path.to_owned(), source };
-    let text = if path == Path::new("-") {
-        let mut s = String::new();
-        io::stdin().read_to_string(&mut s).map_err(io_err)?;
-        s
-    } else {
-        fs::read_to_string(path).map_err(io_err)?
-    };
-    parse(&text, path)
-}
+/// What a line of the text format looks like, for error messages.
+pub const EXPECTED: &str = "one idle period per line, in ns, e.g. 42000, '#' starting a comment; \
+     or `perf script` output of power:cpu_idle";
 
 /// Parses the text format; `path` names the source in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Vec<u64>, TraceError> {
@@ -55,8 +19,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<u64>, TraceError> {
         if content.is_empty() {
             continue;
         }
-        let malformed =
-            |reason| TraceError::Malformed { path: path.to_owned(), line: i + 1, text: raw.trim().to_owned(), reason };
+        let malformed = |reason: &str| TraceError::Malformed {
+            path: path.to_owned(),
+            line: i + 1,
+            text: raw.trim().to_owned(),
+            reason: reason.to_owned(),
+            expected: EXPECTED,
+        };
         if content.starts_with('-') {
             return Err(malformed("an idle period cannot be negative"));
         }

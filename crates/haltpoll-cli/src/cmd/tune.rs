@@ -1,0 +1,432 @@
+//! `haltpoll tune TRACE`: replays a trace over a grid of parameters and recommends a setting
+//! for a CPU budget, with the commands that apply it.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use haltpoll::{Params, ShrinkRule};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::module_params::ModuleParams;
+use crate::output::{self, count, fmt_ns, percent};
+use crate::plot::{self, FrontPlot};
+use crate::trace::{self, Format, Trace};
+use crate::tune::{self, Basis, CpuTime, CpusFrom, Grid, Outcome};
+use crate::units;
+
+/// Which shrink settings to try.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AllowShrink {
+    /// Shrinking allowed (Linux's default).
+    On,
+    /// Never shrink.
+    Off,
+    /// Both.
+    Both,
+}
+
+/// Arguments of `haltpoll tune`.
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// Trace file ('-' for stdin): one idle period per line in ns, or `perf script` output of
+    /// power:cpu_idle.
+    #[arg(value_name = "TRACE")]
+    pub trace: PathBuf,
+    /// The trace's format (default: detected from its first line).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// The CPU time polling may take, as a share of the CPUs' time (e.g. 5% or 0.5%).
+    #[arg(long, value_name = "PERCENT", default_value = "5%", value_parser = units::parse_percent)]
+    pub max_poll_share: f64,
+    /// Ceilings to try (guest_halt_poll_ns), comma-separated, units allowed
+    /// [default: 10us,25us,50us,100us,200us,400us,800us,1.6ms,3.2ms].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = units::parse_ns)]
+    pub ceilings: Vec<u64>,
+    /// Starts to try (guest_halt_poll_grow_start), comma-separated, units allowed
+    /// [default: 5us,10us,25us,50us,100us,200us,400us].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = units::parse_ns)]
+    pub grow_starts: Vec<u64>,
+    /// Shrink settings to try (guest_halt_poll_allow_shrink).
+    #[arg(long, value_enum, default_value = "both")]
+    pub allow_shrink: AllowShrink,
+    /// Factor by which the window grows, in every setting (guest_halt_poll_grow).
+    #[arg(long, value_name = "FACTOR", default_value_t = Params::DEFAULT.grow)]
+    pub grow: u32,
+    /// Divisor by which the window shrinks, in every setting; 0 resets it (guest_halt_poll_shrink).
+    #[arg(long, value_name = "DIVISOR", default_value_t = Params::DEFAULT.shrink)]
+    pub shrink: u32,
+    /// Model Linux before 6.9: a shrunk window has no floor at grow_start.
+    #[arg(long)]
+    pub legacy_shrink: bool,
+    /// CPUs the trace covers (perf traces; default: the header's `nrcpus online`, else the CPUs
+    /// with idle periods).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpus: Option<u32>,
+    /// List every setting, not only the Pareto front.
+    #[arg(long)]
+    pub all: bool,
+    /// Draw the front into FILE (.svg or .png).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TuneArgs {
+    fn grid(&self) -> Result<Grid> {
+        let or_default = |v: &Vec<u64>, d: &[u64]| if v.is_empty() { d.to_vec() } else { v.clone() };
+        let grid = Grid {
+            ceilings_ns: or_default(&self.ceilings, &Grid::CEILINGS_NS),
+            grow_starts_ns: or_default(&self.grow_starts, &Grid::GROW_STARTS_NS),
+            allow_shrink: match self.allow_shrink {
+                AllowShrink::On => vec![true],
+                AllowShrink::Off => vec![false],
+                AllowShrink::Both => vec![true, false],
+            },
+            base: Params {
+                grow: self.grow,
+                shrink: self.shrink,
+                shrink_rule: if self.legacy_shrink { ShrinkRule::Legacy } else { ShrinkRule::Floor },
+                ..Params::DEFAULT
+            },
+        };
+        // Every setting must be one the kernel can be given.
+        for p in grid.settings() {
+            p.validate().context("invalid grid")?;
+            ModuleParams::from_params(&p).map_err(anyhow::Error::msg).context("invalid grid")?;
+        }
+        Ok(grid)
+    }
+}
+
+/// Everything the report shows.
+struct Tuned<'a> {
+    args: &'a TuneArgs,
+    trace: &'a Trace,
+    grid: Grid,
+    cpu: CpuTime,
+    outcomes: Vec<Outcome>,
+    front: Vec<usize>,
+    defaults: usize,
+    recommended: Option<usize>,
+}
+
+/// Runs `haltpoll tune`.
+pub fn run(args: &TuneArgs) -> Result<()> {
+    if let Some(path) = &args.plot {
+        plot::Format::of(path)?; // before the work, not after it
+    }
+    let grid = args.grid()?;
+    let trace = trace::read(&args.trace, args.format)?;
+    output::print_notes(&trace.notes);
+    if trace.periods.is_empty() {
+        bail!("{}: the trace has no idle periods to tune on", args.trace.display());
+    }
+    if args.cpus.is_some() && trace.format != Format::Perf {
+        eprintln!("haltpoll: note: --cpus is for perf traces; a text trace is measured against its idle time");
+    }
+    let cpu = tune::cpu_time(&trace, args.cpus);
+    if cpu.ns == 0 {
+        bail!("{}: the trace covers no time (all its idle periods are 0 ns long)", args.trace.display());
+    }
+    let settings = grid.settings();
+    let bar = ProgressBar::new(settings.len() as u64).with_message("settings replayed");
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed}] {wide_bar} {pos}/{len} {msg} (eta {eta})")
+            .expect("a valid template"),
+    );
+    let outcomes = tune::evaluate(&trace, &settings, || bar.inc(1));
+    bar.finish_and_clear();
+    let front = tune::front(&outcomes);
+    let defaults = outcomes.iter().position(|o| o.params == grid.linux_defaults()).expect("always evaluated");
+    let recommended = tune::recommend(&outcomes, &front, cpu, args.max_poll_share);
+    let tuned = Tuned { args, trace: &trace, grid, cpu, outcomes, front, defaults, recommended };
+    if let Some(path) = &args.plot {
+        plot::draw_front(path, &tuned.front_plot())?;
+    }
+    output::write_stdout(|out| if args.json { tuned.write_json(out) } else { tuned.write_human(out) })
+}
+
+impl Tuned<'_> {
+    fn row(&self, out: &mut dyn Write, label: &str, i: usize) -> io::Result<()> {
+        let o = &self.outcomes[i];
+        let alike = self.outcomes.iter().filter(|x| x.ties(o)).count() - 1;
+        let alike = if alike > 0 { format!("  (+{alike} alike)") } else { String::new() };
+        let p = &o.params;
+        let (start, shrink) = if p.guest_halt_poll_ns == 0 {
+            ("-".to_owned(), "-")
+        } else {
+            (p.grow_start.to_string(), if p.allow_shrink { "Y" } else { "N" })
+        };
+        writeln!(
+            out,
+            "  {label:<14}{:>12} {start:>11} {shrink:>7} {:>9} {:>10} {:>11}{alike}",
+            p.guest_halt_poll_ns,
+            percent(o.no_exit_share()),
+            percent2(o.poll_share(self.cpu)),
+            percent2(o.wasted_share(self.cpu)),
+        )
+    }
+
+    fn header(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "  {:<14}{:>12} {:>11} {:>7} {:>9} {:>10} {:>11}",
+            "", "ceiling_ns", "start_ns", "shrink", "no exit", "poll CPU", "wasted CPU"
+        )
+    }
+
+    fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        let t = self.trace;
+        writeln!(
+            out,
+            "trace     {}: {}, {} on {}",
+            self.args.trace.display(),
+            t.format.name(),
+            count(t.periods.len(), "idle period"),
+            count(t.cpus.len(), "CPU")
+        )?;
+        writeln!(out, "CPU time  {}", describe_cpu_time(self.cpu, t))?;
+        let g = &self.grid;
+        writeln!(
+            out,
+            "grid      {} settings: {} ceilings x {} starts x shrink {}, grow {}, shrink {}{}",
+            self.outcomes.len(),
+            g.ceilings_ns.len(),
+            g.grow_starts_ns.len(),
+            match g.allow_shrink.as_slice() {
+                [true] => "on",
+                [false] => "off",
+                _ => "on/off",
+            },
+            g.base.grow,
+            g.base.shrink,
+            if g.base.shrink_rule == ShrinkRule::Legacy { ", shrink rule before Linux 6.9" } else { "" }
+        )?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "no exit: wakeups a poll caught; poll CPU: CPU time polling; wasted CPU: polls that halted anyway"
+        )?;
+        writeln!(out)?;
+        if self.args.all {
+            writeln!(out, "every setting")?;
+            self.header(out)?;
+            for i in 0..self.outcomes.len() {
+                self.row(out, if self.front.contains(&i) { "front" } else { "" }, i)?;
+            }
+            writeln!(out)?;
+        }
+        writeln!(out, "Pareto front: no other setting catches more wakeups for as little polling")?;
+        self.header(out)?;
+        for &i in &self.front {
+            let label = if Some(i) == self.recommended { "recommended" } else { "" };
+            self.row(out, label, i)?;
+        }
+        writeln!(out)?;
+        writeln!(out, "for reference")?;
+        self.row(out, "Linux default", self.defaults)?;
+        writeln!(out)?;
+        let budget = percent2(self.args.max_poll_share);
+        let Some(r) = self.recommended else {
+            return writeln!(
+                out,
+                "no setting of the grid keeps polling within {budget} of CPU time: add 0 to --ceilings for the baseline"
+            );
+        };
+        let o = &self.outcomes[r];
+        let d = &self.outcomes[self.defaults];
+        writeln!(out, "recommendation for a budget of {budget} of CPU time (--max-poll-share)")?;
+        if o.params.guest_halt_poll_ns == 0 {
+            writeln!(out, "  keep guest polling off: no setting of the grid catches wakeups within the budget")?;
+        } else {
+            writeln!(
+                out,
+                "  {} of wakeups need no exit (Linux defaults: {}); polling takes {} of CPU time ({} wasted)",
+                percent(o.no_exit_share()),
+                percent(d.no_exit_share()),
+                percent2(o.poll_share(self.cpu)),
+                percent2(o.wasted_share(self.cpu)),
+            )?;
+        }
+        let k = ModuleParams::from_params(&o.params).expect("grid settings fit the kernel's types");
+        writeln!(out)?;
+        writeln!(out, "apply it now, on the guest:")?;
+        writeln!(out, "  sudo haltpoll set {}", k.set_args())?;
+        writeln!(out, "apply it at boot, on the kernel command line:")?;
+        writeln!(out, "  {}", k.cmdline())?;
+        writeln!(out, "  (add cpuidle_haltpoll.force=1 if the host gives no REALTIME hint: `haltpoll status` tells)")?;
+        if self.grid.base.shrink_rule == ShrinkRule::Legacy {
+            writeln!(
+                out,
+                "  (modelled with the shrink rule before Linux 6.9; newer kernels floor the window at grow_start)"
+            )?;
+        }
+        Ok(())
+    }
+
+    fn front_plot(&self) -> FrontPlot {
+        let point = |i: usize| {
+            let o = &self.outcomes[i];
+            (o.poll_share(self.cpu) * 100.0, o.no_exit_share() * 100.0)
+        };
+        FrontPlot {
+            title: format!(
+                "haltpoll tune: {} ({})",
+                self.args.trace.file_name().map_or_else(|| "trace".into(), |n| n.to_string_lossy()),
+                count(self.trace.periods.len(), "idle period")
+            ),
+            all: (0..self.outcomes.len()).map(point).collect(),
+            front: self.front.iter().map(|&i| point(i)).collect(),
+            defaults: Some(point(self.defaults)),
+            recommended: self.recommended.map(point),
+            budget: Some(self.args.max_poll_share * 100.0),
+            x_label: match self.cpu.basis {
+                Basis::Wall { .. } => "CPU time polling (% of all CPUs' time)".to_owned(),
+                Basis::IdleTime => "CPU time polling (% of the trace's idle time)".to_owned(),
+            },
+        }
+    }
+
+    fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
+        let setting = |i: usize| SettingJson::new(&self.outcomes[i], self.cpu, self.front.contains(&i));
+        let recommendation = self.recommended.map(|r| {
+            let k = ModuleParams::from_params(&self.outcomes[r].params).expect("grid settings fit the kernel's types");
+            RecommendationJson {
+                setting: setting(r),
+                set_command: format!("haltpoll set {}", k.set_args()),
+                kernel_cmdline: k.cmdline(),
+            }
+        });
+        let (wall_ns, cpus) = match self.cpu.basis {
+            Basis::Wall { wall_ns, cpus, .. } => (Some(wall_ns), Some(cpus)),
+            Basis::IdleTime => (None, None),
+        };
+        let json = TuneJson {
+            trace: TraceJson {
+                path: self.args.trace.display().to_string(),
+                format: self.trace.format.name(),
+                periods: self.trace.periods.len(),
+                cpus_with_periods: self.trace.cpus.len(),
+                wall_ns,
+                cpus,
+                cpu_time_ns: self.cpu.ns,
+                cpu_time_basis: match self.cpu.basis {
+                    Basis::Wall { .. } => "wall time x CPUs",
+                    Basis::IdleTime => "idle time",
+                },
+            },
+            max_poll_share: self.args.max_poll_share,
+            settings: (0..self.outcomes.len()).map(setting).collect(),
+            front: self.front.iter().map(|&i| setting(i)).collect(),
+            linux_defaults: setting(self.defaults),
+            recommendation,
+        };
+        serde_json::to_writer_pretty(&mut *out, &json)?;
+        writeln!(out)
+    }
+}
+
+/// A share as a percentage with two decimals: CPU shares are often below 1%.
+fn percent2(share: f64) -> String {
+    format!("{:.2}%", share * 100.0)
+}
+
+fn describe_cpu_time(cpu: CpuTime, trace: &Trace) -> String {
+    match cpu.basis {
+        Basis::Wall { wall_ns, cpus, cpus_from } => {
+            let from = match cpus_from {
+                CpusFrom::Option => "from --cpus",
+                CpusFrom::Header => "online, from the trace's header",
+                CpusFrom::Seen => "with idle periods; the trace has no header: pass --cpus for the rest",
+            };
+            let seen = match trace.cpus.len() {
+                n if cpus_from == CpusFrom::Seen || n as u32 == cpus => String::new(),
+                1 => "; 1 CPU has idle periods".to_owned(),
+                n => format!("; {n} CPUs have idle periods"),
+            };
+            format!(
+                "{} = {} from first to last event x {} ({from}{seen}): the base of \"poll CPU\"",
+                fmt_ns(cpu.ns),
+                fmt_ns(wall_ns),
+                count(cpus as usize, "CPU")
+            )
+        }
+        Basis::IdleTime => format!(
+            "{} of idle time: the trace has no timestamps, so \"poll CPU\" is a share of idle time, \
+             an upper bound on the share of all CPU time",
+            fmt_ns(cpu.ns)
+        ),
+    }
+}
+
+#[derive(Serialize)]
+struct TuneJson {
+    trace: TraceJson,
+    max_poll_share: f64,
+    settings: Vec<SettingJson>,
+    front: Vec<SettingJson>,
+    linux_defaults: SettingJson,
+    recommendation: Option<RecommendationJson>,
+}
+
+#[derive(Serialize)]
+struct TraceJson {
+    path: String,
+    format: &'static str,
+    periods: usize,
+    cpus_with_periods: usize,
+    wall_ns: Option<u64>,
+    cpus: Option<u32>,
+    cpu_time_ns: u64,
+    cpu_time_basis: &'static str,
+}
+
+#[derive(Serialize)]
+struct SettingJson {
+    guest_halt_poll_ns: u64,
+    guest_halt_poll_grow: u32,
+    guest_halt_poll_grow_start: u64,
+    guest_halt_poll_shrink: u32,
+    guest_halt_poll_allow_shrink: bool,
+    periods: u64,
+    poll_hits: u64,
+    no_exit_share: f64,
+    poll_ns: u64,
+    poll_share: f64,
+    wasted_poll_ns: u64,
+    wasted_share: f64,
+    on_front: bool,
+}
+
+impl SettingJson {
+    fn new(o: &Outcome, cpu: CpuTime, on_front: bool) -> SettingJson {
+        SettingJson {
+            guest_halt_poll_ns: o.params.guest_halt_poll_ns,
+            guest_halt_poll_grow: o.params.grow,
+            guest_halt_poll_grow_start: o.params.grow_start,
+            guest_halt_poll_shrink: o.params.shrink,
+            guest_halt_poll_allow_shrink: o.params.allow_shrink,
+            periods: o.summary.periods,
+            poll_hits: o.summary.poll_hits,
+            no_exit_share: o.no_exit_share(),
+            poll_ns: o.summary.poll_ns,
+            poll_share: o.poll_share(cpu),
+            wasted_poll_ns: o.summary.wasted_poll_ns,
+            wasted_share: o.wasted_share(cpu),
+            on_front,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RecommendationJson {
+    #[serde(flatten)]
+    setting: SettingJson,
+    set_command: String,
+    kernel_cmdline: String,
+}

@@ -1,0 +1,341 @@
+//! The haltpoll governor's module parameters, as the kernel holds them:
+//! `/sys/module/haltpoll/parameters/guest_halt_poll_*`, four `uint`s and a `bool`.
+//!
+//! The kernel takes any value its type can hold; [`ModuleParams::params`] turns them into the
+//! core crate's [`Params`], whose `validate` says which sets cannot work.
+
+use std::fmt;
+
+use haltpoll::Params;
+
+use crate::output::fmt_ns;
+use crate::sysfs::{Sysfs, SysfsError};
+use crate::units;
+
+/// Where the parameters live, under the sysfs root.
+pub const DIR: &str = "module/haltpoll/parameters";
+/// The driver's `force` parameter (load without the REALTIME hint), under the sysfs root.
+pub const FORCE: &str = "module/cpuidle_haltpoll/parameters/force";
+/// The module the parameters belong to, as the kernel command line names it.
+pub const MODULE: &str = "haltpoll";
+
+/// One parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Param {
+    /// `guest_halt_poll_ns`: the ceiling of the window.
+    PollNs,
+    /// `guest_halt_poll_grow`.
+    Grow,
+    /// `guest_halt_poll_grow_start`.
+    GrowStart,
+    /// `guest_halt_poll_shrink`.
+    Shrink,
+    /// `guest_halt_poll_allow_shrink`.
+    AllowShrink,
+}
+
+impl Param {
+    /// All five, in the kernel's order.
+    pub const ALL: [Param; 5] = [Param::PollNs, Param::Grow, Param::GrowStart, Param::Shrink, Param::AllowShrink];
+
+    /// The kernel's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Param::PollNs => "guest_halt_poll_ns",
+            Param::Grow => "guest_halt_poll_grow",
+            Param::GrowStart => "guest_halt_poll_grow_start",
+            Param::Shrink => "guest_halt_poll_shrink",
+            Param::AllowShrink => "guest_halt_poll_allow_shrink",
+        }
+    }
+
+    /// The short name: the kernel's without `guest_halt_poll_` (`ns` is also `poll_ns`).
+    pub fn short(self) -> &'static str {
+        self.name().trim_start_matches("guest_halt_poll_")
+    }
+
+    /// The parameter a user means by `name`: the kernel's name or the short one, with `-` or `_`.
+    pub fn from_name(name: &str) -> Option<Param> {
+        let name = name.trim().replace('-', "_");
+        let name = if name == "poll_ns" { "ns" } else { &name };
+        Param::ALL.into_iter().find(|p| p.name() == name || p.short() == name)
+    }
+
+    /// The file under the sysfs root.
+    pub fn path(self) -> String {
+        format!("{DIR}/{}", self.name())
+    }
+}
+
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The five values, with the kernel's types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModuleParams {
+    /// `guest_halt_poll_ns`.
+    pub guest_halt_poll_ns: u32,
+    /// `guest_halt_poll_grow`.
+    pub grow: u32,
+    /// `guest_halt_poll_grow_start`.
+    pub grow_start: u32,
+    /// `guest_halt_poll_shrink`.
+    pub shrink: u32,
+    /// `guest_halt_poll_allow_shrink`.
+    pub allow_shrink: bool,
+}
+
+/// Why the parameters could not be read or set.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamsError {
+    /// The kernel has no haltpoll governor.
+    #[error(
+        "{0} does not exist: this kernel has no haltpoll governor (CONFIG_CPU_IDLE_GOV_HALTPOLL, \
+         built with the cpuidle-haltpoll driver), or this is not Linux; `haltpoll status` says more"
+    )]
+    NotLoaded(String),
+    /// A file could not be read, or holds nonsense.
+    #[error(transparent)]
+    Sysfs(#[from] SysfsError),
+}
+
+impl ModuleParams {
+    /// Reads the current values.
+    pub fn read(sys: &Sysfs) -> Result<ModuleParams, ParamsError> {
+        if !sys.path(DIR).is_dir() {
+            return Err(ParamsError::NotLoaded(sys.path(DIR).display().to_string()));
+        }
+        let uint = |p: Param| -> Result<u32, ParamsError> {
+            let v =
+                sys.read_parsed(p.path(), |s| s.parse::<u32>().ok(), "a whole number below 2^32 (a kernel uint)")?;
+            v.ok_or_else(|| missing(sys, p))
+        };
+        let allow = sys.read_bool(Param::AllowShrink.path())?.ok_or_else(|| missing(sys, Param::AllowShrink))?;
+        Ok(ModuleParams {
+            guest_halt_poll_ns: uint(Param::PollNs)?,
+            grow: uint(Param::Grow)?,
+            grow_start: uint(Param::GrowStart)?,
+            shrink: uint(Param::Shrink)?,
+            allow_shrink: allow,
+        })
+    }
+
+    /// As the core crate's parameters (with the current shrink rule).
+    pub fn params(&self) -> Params {
+        Params {
+            guest_halt_poll_ns: self.guest_halt_poll_ns.into(),
+            grow: self.grow,
+            grow_start: self.grow_start.into(),
+            shrink: self.shrink,
+            allow_shrink: self.allow_shrink,
+            ..Params::DEFAULT
+        }
+    }
+
+    /// The kernel's values for `params`, if each fits the kernel's type.
+    pub fn from_params(params: &Params) -> Result<ModuleParams, String> {
+        let uint = |p: Param, v: u64| u32::try_from(v).map_err(|_| too_large(p, v));
+        Ok(ModuleParams {
+            guest_halt_poll_ns: uint(Param::PollNs, params.guest_halt_poll_ns)?,
+            grow: params.grow,
+            grow_start: uint(Param::GrowStart, params.grow_start)?,
+            shrink: params.shrink,
+            allow_shrink: params.allow_shrink,
+        })
+    }
+
+    /// The value of `p` as the kernel shows it (`Y`/`N` for the bool).
+    pub fn value(&self, p: Param) -> String {
+        match p {
+            Param::PollNs => self.guest_halt_poll_ns.to_string(),
+            Param::Grow => self.grow.to_string(),
+            Param::GrowStart => self.grow_start.to_string(),
+            Param::Shrink => self.shrink.to_string(),
+            Param::AllowShrink => (if self.allow_shrink { "Y" } else { "N" }).to_owned(),
+        }
+    }
+
+    /// Sets `p` from what a user typed: a whole number (with a unit for the two times, e.g.
+    /// `400us`), or for `allow_shrink` Y/N/1/0/true/false/on/off.
+    pub fn set(&mut self, p: Param, text: &str) -> Result<(), String> {
+        let uint = |v: u64| u32::try_from(v).map_err(|_| too_large(p, v));
+        match p {
+            Param::PollNs | Param::GrowStart => {
+                let ns = units::parse_ns(text).map_err(|e| format!("{p}: {e}"))?;
+                let ns = uint(ns)?;
+                if p == Param::PollNs { self.guest_halt_poll_ns = ns } else { self.grow_start = ns }
+            }
+            Param::Grow | Param::Shrink => {
+                let n = text.trim().parse::<u64>().map_err(|_| format!("{p}: {text:?} is not a whole number"))?;
+                let n = uint(n)?;
+                if p == Param::Grow { self.grow = n } else { self.shrink = n }
+            }
+            Param::AllowShrink => {
+                self.allow_shrink = match text.trim().to_ascii_lowercase().as_str() {
+                    "y" | "yes" | "1" | "true" | "on" => true,
+                    "n" | "no" | "0" | "false" | "off" => false,
+                    _ => return Err(format!("{p}: {text:?} is not a bool (Y or N)")),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What is odd or risky about these values, one sentence each (empty for sane ones).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let params = self.params();
+        if let Err(e) = params.validate() {
+            out.push(format!("these parameters cannot work: {e}"));
+        }
+        if self.guest_halt_poll_ns == 0 {
+            out.push(
+                "guest polling is off: guest_halt_poll_ns=0 holds every CPU's window at 0, so every idle entry halts \
+                 (a VM exit, and an IPI for whoever wakes it); `haltpoll tune` on a perf trace of this guest \
+                 suggests a value"
+                    .to_owned(),
+            );
+            return out;
+        }
+        if params.is_on_off() {
+            out.push(format!(
+                "grow_start ({}) exceeds guest_halt_poll_ns ({}): the window is on/off, either 0 or {}",
+                self.grow_start,
+                self.guest_halt_poll_ns,
+                fmt_ns(self.guest_halt_poll_ns.into())
+            ));
+        }
+        if !self.allow_shrink {
+            out.push(format!(
+                "the window never shrinks: once grown, a CPU polls up to {} before every halt, however long it sleeps",
+                fmt_ns(self.guest_halt_poll_ns.into())
+            ));
+        }
+        if u64::from(self.guest_halt_poll_ns) > 1_000_000 {
+            out.push(format!(
+                "a ceiling of {} can keep CPUs busy polling on an otherwise idle guest: mind the host's other tenants",
+                fmt_ns(self.guest_halt_poll_ns.into())
+            ));
+        }
+        out
+    }
+
+    /// The parameters as `haltpoll set` arguments (`guest_halt_poll_ns=... ...`).
+    pub fn set_args(&self) -> String {
+        Param::ALL.iter().map(|&p| format!("{p}={}", self.value(p))).collect::<Vec<_>>().join(" ")
+    }
+
+    /// The parameters as kernel command-line options (`haltpoll.guest_halt_poll_ns=... ...`).
+    pub fn cmdline(&self) -> String {
+        Param::ALL.iter().map(|&p| format!("{MODULE}.{p}={}", self.value(p))).collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl Default for ModuleParams {
+    /// Linux's defaults.
+    fn default() -> Self {
+        ModuleParams::from_params(&Params::DEFAULT).expect("the defaults fit the kernel's types")
+    }
+}
+
+fn missing(sys: &Sysfs, p: Param) -> ParamsError {
+    ParamsError::Sysfs(SysfsError::Malformed {
+        path: sys.path(p.path()),
+        text: String::new(),
+        expected: "the file to exist: the other haltpoll parameters do",
+    })
+}
+
+fn too_large(p: Param, v: u64) -> String {
+    format!("{p}={v} does not fit the kernel's parameter, a 32-bit unsigned int (at most {})", u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn fixture(values: [&str; 5]) -> (tempfile::TempDir, Sysfs) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join(DIR)).unwrap();
+        for (p, v) in Param::ALL.iter().zip(values) {
+            fs::write(dir.path().join(p.path()), format!("{v}\n")).unwrap();
+        }
+        let sys = Sysfs::open(dir.path()).unwrap();
+        (dir, sys)
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(Param::from_name("guest_halt_poll_ns"), Some(Param::PollNs));
+        assert_eq!(Param::from_name("ns"), Some(Param::PollNs));
+        assert_eq!(Param::from_name("poll-ns"), Some(Param::PollNs));
+        assert_eq!(Param::from_name("grow"), Some(Param::Grow));
+        assert_eq!(Param::from_name("grow-start"), Some(Param::GrowStart));
+        assert_eq!(Param::from_name("shrink"), Some(Param::Shrink));
+        assert_eq!(Param::from_name("allow_shrink"), Some(Param::AllowShrink));
+        assert_eq!(Param::from_name("guest_halt_poll_allow_shrink"), Some(Param::AllowShrink));
+        assert_eq!(Param::from_name("halt_poll_ns"), None, "the host's parameter, not ours");
+        assert_eq!(Param::from_name("start"), None);
+    }
+
+    #[test]
+    fn reads_what_the_kernel_shows() {
+        let (_dir, sys) = fixture(["0", "2", "50000", "2", "Y"]);
+        let p = ModuleParams::read(&sys).unwrap();
+        assert_eq!(p, ModuleParams { guest_halt_poll_ns: 0, ..ModuleParams::default() });
+        assert_eq!(p.params().guest_halt_poll_ns, 0);
+        assert_eq!(p.value(Param::AllowShrink), "Y");
+    }
+
+    #[test]
+    fn malformed_and_missing_files_are_named() {
+        let (_dir, sys) = fixture(["0", "2", "lots", "2", "Y"]);
+        let err = ModuleParams::read(&sys).unwrap_err().to_string();
+        assert!(err.contains("guest_halt_poll_grow_start: expected a whole number below 2^32"), "{err}");
+        let (_dir, sys) = fixture(["4294967296", "2", "1", "2", "Y"]);
+        assert!(ModuleParams::read(&sys).is_err(), "beyond a uint");
+        let (_dir, sys) = fixture(["0", "2", "1", "2", "maybe"]);
+        let err = ModuleParams::read(&sys).unwrap_err().to_string();
+        assert!(err.contains("guest_halt_poll_allow_shrink: expected Y or N, found \"maybe\""), "{err}");
+        let (dir, sys) = fixture(["0", "2", "1", "2", "Y"]);
+        fs::remove_file(dir.path().join(Param::Shrink.path())).unwrap();
+        let err = ModuleParams::read(&sys).unwrap_err().to_string();
+        assert!(err.contains("guest_halt_poll_shrink: expected the file to exist"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = ModuleParams::read(&Sysfs::open(empty.path()).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("this kernel has no haltpoll governor"), "{err}");
+    }
+
+    #[test]
+    fn set_parses_units_types_and_bools() {
+        let mut p = ModuleParams::default();
+        p.set(Param::PollNs, "400us").unwrap();
+        p.set(Param::GrowStart, "100000").unwrap();
+        p.set(Param::Grow, "4").unwrap();
+        p.set(Param::AllowShrink, "off").unwrap();
+        assert_eq!(
+            p.set_args(),
+            "guest_halt_poll_ns=400000 guest_halt_poll_grow=4 guest_halt_poll_grow_start=100000 guest_halt_poll_shrink=2 guest_halt_poll_allow_shrink=N"
+        );
+        assert!(p.set(Param::PollNs, "5s").unwrap_err().contains("32-bit unsigned int"));
+        assert!(p.set(Param::Grow, "-1").unwrap_err().contains("not a whole number"));
+        assert!(p.set(Param::Shrink, "4294967296").unwrap_err().contains("32-bit"));
+        assert!(p.set(Param::AllowShrink, "perhaps").unwrap_err().contains("not a bool"));
+        assert!(p.set(Param::GrowStart, "1.5ns").unwrap_err().starts_with("guest_halt_poll_grow_start: "));
+    }
+
+    #[test]
+    fn command_line_names_the_module() {
+        assert_eq!(
+            ModuleParams::default().cmdline(),
+            "haltpoll.guest_halt_poll_ns=200000 haltpoll.guest_halt_poll_grow=2 haltpoll.guest_halt_poll_grow_start=50000 \
+             haltpoll.guest_halt_poll_shrink=2 haltpoll.guest_halt_poll_allow_shrink=Y"
+        );
+        let big = Params { guest_halt_poll_ns: 1 << 32, ..Params::DEFAULT };
+        assert!(ModuleParams::from_params(&big).unwrap_err().contains("guest_halt_poll_ns=4294967296"));
+    }
+}

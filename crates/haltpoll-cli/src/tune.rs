@@ -1,0 +1,341 @@
+//! Tuning: the governor over a grid of parameter settings, the Pareto front of "wakeups that
+//! needed no exit" against "CPU time spent polling", and the best setting within a CPU budget.
+//!
+//! This lives in the command, not the core crate: it needs a heap (a list per setting) and
+//! floating point, and a kernel never tunes itself; the core's [`Replay`](haltpoll::replay::Replay)
+//! and [`Summary`] do the per-setting work.
+//!
+//! Both objectives are compared as whole numbers (poll hits, poll ns) over the same trace, so
+//! dominance is exact. Settings with identical results are one point of the front, shown by
+//! the simplest of them: polling off, Linux's defaults, or else the smallest ceiling,
+//! shrinking on, the smallest `grow_start`.
+
+use std::cmp::Reverse;
+
+use haltpoll::Params;
+use haltpoll::replay::Summary;
+
+use crate::trace::{Format, Trace};
+
+/// The grid: every combination of ceiling, start and shrink on/off, with the other parameters
+/// from `base`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grid {
+    /// `guest_halt_poll_ns` values.
+    pub ceilings_ns: Vec<u64>,
+    /// `guest_halt_poll_grow_start` values.
+    pub grow_starts_ns: Vec<u64>,
+    /// `guest_halt_poll_allow_shrink` values.
+    pub allow_shrink: Vec<bool>,
+    /// `grow`, `shrink` and the shrink rule, shared by every setting.
+    pub base: Params,
+}
+
+impl Grid {
+    /// Default ceilings: 10 us to 3.2 ms, about doubling.
+    pub const CEILINGS_NS: [u64; 9] =
+        [10_000, 25_000, 50_000, 100_000, 200_000, 400_000, 800_000, 1_600_000, 3_200_000];
+    /// Default starts: 5 us to 400 us.
+    pub const GROW_STARTS_NS: [u64; 7] = [5_000, 10_000, 25_000, 50_000, 100_000, 200_000, 400_000];
+
+    /// The settings to evaluate: the grid, plus polling off (a ceiling of 0, the baseline that
+    /// fits any budget) and Linux's defaults (the reference), each once.
+    pub fn settings(&self) -> Vec<Params> {
+        let mut out = vec![self.polling_off(), self.linux_defaults()];
+        for &guest_halt_poll_ns in &self.ceilings_ns {
+            for &grow_start in &self.grow_starts_ns {
+                for &allow_shrink in &self.allow_shrink {
+                    let p = Params { guest_halt_poll_ns, grow_start, allow_shrink, ..self.base };
+                    // A ceiling of 0 never polls, whatever the rest: one setting says it.
+                    let p = if guest_halt_poll_ns == 0 { self.polling_off() } else { p };
+                    if !out.contains(&p) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Guest polling off, as `guest_halt_poll_ns=0` with the other parameters at their defaults.
+    pub fn polling_off(&self) -> Params {
+        Params { guest_halt_poll_ns: 0, ..self.linux_defaults() }
+    }
+
+    /// Linux's defaults (with the grid's shrink rule, so that the comparison is fair).
+    pub fn linux_defaults(&self) -> Params {
+        Params { shrink_rule: self.base.shrink_rule, ..Params::DEFAULT }
+    }
+}
+
+/// The CPU time a trace covers: the base of "share of CPU time".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuTime {
+    /// In ns.
+    pub ns: u64,
+    /// How it was reckoned.
+    pub basis: Basis,
+}
+
+/// How [`CpuTime`] was reckoned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Basis {
+    /// Wall time from the trace's first event to its last, times the CPUs.
+    Wall {
+        /// From first to last event, ns.
+        wall_ns: u64,
+        /// CPUs counted.
+        cpus: u32,
+        /// Where that number came from.
+        cpus_from: CpusFrom,
+    },
+    /// The trace has no timestamps: its idle time, all of it, so that the poll share is of
+    /// idle time, an upper bound on the share of wall time.
+    IdleTime,
+}
+
+/// Where the number of CPUs came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpusFrom {
+    /// The user said.
+    Option,
+    /// `nrcpus online` in `perf script --header` output.
+    Header,
+    /// The CPUs with idle periods in the trace (a CPU busy all along has none).
+    Seen,
+}
+
+/// The CPU time `trace` covers. A perf trace counts wall time x CPUs: polling on one CPU for
+/// 5% of the wall time of a 4-CPU guest costs 1.25% of its CPU time. `cpus` overrides the
+/// count the trace gives.
+pub fn cpu_time(trace: &Trace, cpus: Option<u32>) -> CpuTime {
+    match (trace.format, trace.span) {
+        (Format::Perf, Some(span)) => {
+            let (cpus, cpus_from) = match (cpus, span.cpus_online) {
+                (Some(n), _) => (n, CpusFrom::Option),
+                (None, Some(n)) => (n, CpusFrom::Header),
+                (None, None) => (trace.cpus.len() as u32, CpusFrom::Seen),
+            };
+            let basis = Basis::Wall { wall_ns: span.wall_ns, cpus, cpus_from };
+            CpuTime { ns: span.wall_ns.saturating_mul(cpus.into()), basis }
+        }
+        _ => {
+            let idle = trace.periods.iter().fold(0u64, |sum, p| sum.saturating_add(p.idle_ns));
+            CpuTime { ns: idle, basis: Basis::IdleTime }
+        }
+    }
+}
+
+/// One setting's result over the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The setting.
+    pub params: Params,
+    /// What the governor did with it.
+    pub summary: Summary,
+}
+
+impl Outcome {
+    /// Share of wakeups that needed no exit.
+    pub fn no_exit_share(&self) -> f64 {
+        self.summary.no_exit_share()
+    }
+
+    /// CPU time spent polling, as a share of `cpu`.
+    pub fn poll_share(&self, cpu: CpuTime) -> f64 {
+        share(self.summary.poll_ns, cpu.ns)
+    }
+
+    /// CPU time spent polling in vain (the poll ended in a halt anyway), as a share of `cpu`.
+    pub fn wasted_share(&self, cpu: CpuTime) -> f64 {
+        share(self.summary.wasted_poll_ns, cpu.ns)
+    }
+
+    /// Whether `self` is at least as good as `other` on both counts and better on one.
+    #[cfg(test)]
+    pub fn dominates(&self, other: &Outcome) -> bool {
+        let (a, b) = (&self.summary, &other.summary);
+        a.poll_hits >= b.poll_hits && a.poll_ns <= b.poll_ns && (a.poll_hits > b.poll_hits || a.poll_ns < b.poll_ns)
+    }
+
+    /// Whether the two give the same result on both counts.
+    pub fn ties(&self, other: &Outcome) -> bool {
+        (self.summary.poll_hits, self.summary.poll_ns) == (other.summary.poll_hits, other.summary.poll_ns)
+    }
+}
+
+fn share(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Replays `trace` under each setting; `done` is called after each (for a progress bar).
+pub fn evaluate(trace: &Trace, settings: &[Params], mut done: impl FnMut()) -> Vec<Outcome> {
+    settings
+        .iter()
+        .map(|&params| {
+            let summary = trace.replay(params, |_, _| {}).summary;
+            done();
+            Outcome { params, summary }
+        })
+        .collect()
+}
+
+/// How simple a setting is to explain, for choosing among ties (smaller is simpler): polling
+/// off, then Linux's defaults, then the smallest ceiling, shrinking on, the smallest start.
+fn simplicity(p: &Params) -> (bool, bool, u64, bool, u64) {
+    let defaults = Params { shrink_rule: p.shrink_rule, ..Params::DEFAULT };
+    (p.guest_halt_poll_ns != 0, *p != defaults, p.guest_halt_poll_ns, !p.allow_shrink, p.grow_start)
+}
+
+/// The Pareto front: indices into `outcomes` of the settings no other setting dominates, one
+/// per distinct result, by increasing poll time (and so increasing poll hits).
+pub fn front(outcomes: &[Outcome]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..outcomes.len()).collect();
+    order.sort_by_key(|&i| {
+        let o = &outcomes[i];
+        (o.summary.poll_ns, Reverse(o.summary.poll_hits), simplicity(&o.params))
+    });
+    let mut front = Vec::new();
+    let mut best_hits = None;
+    for i in order {
+        // Sorted by poll time, a setting is on the front exactly when it catches more wakeups
+        // than every setting that polls no more than it does.
+        if best_hits.is_none_or(|best| outcomes[i].summary.poll_hits > best) {
+            best_hits = Some(outcomes[i].summary.poll_hits);
+            front.push(i);
+        }
+    }
+    front
+}
+
+/// The best setting whose poll share fits `budget`: the front's point with the most wakeups
+/// without exit among those within the budget. `None` if none fits (only possible when the
+/// settings leave out polling off).
+pub fn recommend(outcomes: &[Outcome], front: &[usize], cpu: CpuTime, budget: f64) -> Option<usize> {
+    front.iter().copied().rfind(|&i| outcomes[i].poll_share(cpu) <= budget)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{IdlePeriod, Span};
+    use proptest::prelude::*;
+
+    fn grid(ceilings: &[u64], starts: &[u64]) -> Grid {
+        Grid {
+            ceilings_ns: ceilings.to_vec(),
+            grow_starts_ns: starts.to_vec(),
+            allow_shrink: vec![true, false],
+            base: Params::DEFAULT,
+        }
+    }
+
+    #[test]
+    fn settings_include_the_baseline_and_the_defaults_once() {
+        let s = grid(&[0, 200_000], &[50_000, 100_000]).settings();
+        assert_eq!(s[0].guest_halt_poll_ns, 0);
+        assert_eq!(s[1], Params::DEFAULT);
+        // 0 collapses to the baseline; 200 us x {50, 100} us x {on, off}, the default among them.
+        assert_eq!(s.len(), 1 + 4);
+        assert_eq!(s.iter().filter(|p| **p == Params::DEFAULT).count(), 1);
+    }
+
+    #[test]
+    fn cpu_time_of_each_kind_of_trace() {
+        let mut t = Trace::single_cpu(Format::Text, [10, 20]);
+        assert_eq!(cpu_time(&t, None), CpuTime { ns: 30, basis: Basis::IdleTime });
+        t.format = Format::Perf;
+        t.span = Some(Span { wall_ns: 1_000, cpus_online: Some(4) });
+        assert_eq!(cpu_time(&t, None).ns, 4_000);
+        assert_eq!(cpu_time(&t, Some(2)).ns, 2_000);
+        t.span = Some(Span { wall_ns: 1_000, cpus_online: None });
+        assert_eq!(
+            cpu_time(&t, None),
+            CpuTime { ns: 1_000, basis: Basis::Wall { wall_ns: 1_000, cpus: 1, cpus_from: CpusFrom::Seen } }
+        );
+    }
+
+    #[test]
+    fn a_steady_trace_has_a_short_front() {
+        // 30 us periods: any window of at least 30 us catches all but the first; larger
+        // ceilings poll no longer (a hit polls only until the wakeup), so they tie.
+        let trace = Trace::single_cpu(Format::Text, vec![30_000; 100]);
+        let g = grid(&[25_000, 50_000, 100_000], &[25_000, 50_000]);
+        let outcomes = evaluate(&trace, &g.settings(), || {});
+        let f = front(&outcomes);
+        let points: Vec<_> = f.iter().map(|&i| (outcomes[i].summary.poll_hits, outcomes[i].summary.poll_ns)).collect();
+        // polling off: 0 hits; a 25 us ceiling polls 25 us in vain each time; 50 us catches 99.
+        assert_eq!(points, vec![(0, 0), (99, 99 * 30_000)]);
+        assert_eq!(outcomes[f[1]].params, Params::DEFAULT, "the defaults stand for the settings they tie with");
+        let cpu = cpu_time(&trace, None);
+        assert_eq!(recommend(&outcomes, &f, cpu, 0.5), Some(f[0]));
+        assert_eq!(recommend(&outcomes, &f, cpu, 1.0), Some(f[1]));
+    }
+
+    fn arb_trace() -> impl Strategy<Value = Trace> {
+        let period = prop_oneof![1u64..60_000, 60_000u64..400_000, 400_000u64..5_000_000];
+        proptest::collection::vec((0u32..3, period), 1..120).prop_map(|ps| {
+            let periods: Vec<IdlePeriod> = ps.into_iter().map(|(cpu, idle_ns)| IdlePeriod { cpu, idle_ns }).collect();
+            let mut cpus: Vec<u32> = periods.iter().map(|p| p.cpu).collect();
+            cpus.sort_unstable();
+            cpus.dedup();
+            let wall_ns = periods.iter().map(|p| p.idle_ns).sum::<u64>() * 2;
+            Trace {
+                format: Format::Perf,
+                periods,
+                cpus,
+                span: Some(Span { wall_ns, cpus_online: Some(3) }),
+                notes: vec![],
+            }
+        })
+    }
+
+    fn arb_grid() -> impl Strategy<Value = Grid> {
+        let ns = || proptest::collection::vec(prop_oneof![Just(0u64), 1u64..1_000_000], 1..5);
+        let starts = proptest::collection::vec(1u64..500_000, 1..4);
+        (ns(), starts, any::<bool>(), 0u32..5, 0u32..5).prop_map(|(ceilings_ns, grow_starts_ns, both, grow, shrink)| {
+            Grid {
+                ceilings_ns,
+                grow_starts_ns,
+                allow_shrink: if both { vec![true, false] } else { vec![true] },
+                base: Params { grow, shrink, ..Params::DEFAULT },
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_front_is_non_dominated_complete_and_sorted(trace in arb_trace(), grid in arb_grid()) {
+            let outcomes = evaluate(&trace, &grid.settings(), || {});
+            let f = front(&outcomes);
+            for &i in &f {
+                prop_assert!(!outcomes.iter().any(|o| o.dominates(&outcomes[i])), "{:?} is dominated", outcomes[i]);
+            }
+            for o in &outcomes {
+                prop_assert!(
+                    f.iter().any(|&i| outcomes[i].dominates(o) || outcomes[i].ties(o)),
+                    "{o:?} is neither on the front nor beaten by it"
+                );
+            }
+            for w in f.windows(2) {
+                let (a, b) = (&outcomes[w[0]].summary, &outcomes[w[1]].summary);
+                prop_assert!(a.poll_ns < b.poll_ns && a.poll_hits < b.poll_hits);
+            }
+        }
+
+        #[test]
+        fn the_recommendation_respects_the_budget_and_is_the_best_within_it(
+            trace in arb_trace(), grid in arb_grid(), budget in 0.0f64..0.6,
+        ) {
+            let outcomes = evaluate(&trace, &grid.settings(), || {});
+            let f = front(&outcomes);
+            let cpu = cpu_time(&trace, None);
+            let r = recommend(&outcomes, &f, cpu, budget).expect("polling off always fits");
+            prop_assert!(outcomes[r].poll_share(cpu) <= budget);
+            prop_assert!(f.contains(&r));
+            for o in outcomes.iter().filter(|o| o.poll_share(cpu) <= budget) {
+                prop_assert!(o.summary.poll_hits <= outcomes[r].summary.poll_hits, "{o:?} fits and catches more");
+            }
+        }
+    }
+}

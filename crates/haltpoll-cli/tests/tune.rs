@@ -1,0 +1,181 @@
+//! `haltpoll tune` as a user runs it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn haltpoll() -> Command {
+    Command::cargo_bin("haltpoll").unwrap()
+}
+
+/// A guest whose wakeups come 300 us after it goes idle, with a 10 ms sleep every tenth time:
+/// the default 200 us ceiling catches none of them, a ceiling of 400 us catches most.
+fn trace() -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    for i in 0..400 {
+        writeln!(f, "{}", if i % 10 == 9 { 10_000_000 } else { 300_000 }).unwrap();
+    }
+    f
+}
+
+fn tune_json(trace: &Path, args: &[&str]) -> Value {
+    let out = haltpoll().arg("tune").arg(trace).arg("--json").args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn metrics(s: &Value) -> (u64, u64, f64) {
+    (s["poll_hits"].as_u64().unwrap(), s["poll_ns"].as_u64().unwrap(), s["poll_share"].as_f64().unwrap())
+}
+
+#[test]
+fn the_front_is_non_dominated_and_the_recommendation_fits_the_budget() {
+    let t = trace();
+    for budget in ["1%", "5%", "20%", "60%"] {
+        let json = tune_json(t.path(), &["--max-poll-share", budget]);
+        let settings = json["settings"].as_array().unwrap();
+        let front = json["front"].as_array().unwrap();
+        for f in front {
+            let (fh, fp, _) = metrics(f);
+            assert!(f["on_front"].as_bool().unwrap());
+            for s in settings {
+                let (h, p, _) = metrics(s);
+                assert!(!(h >= fh && p <= fp && (h > fh || p < fp)), "{s} dominates front point {f}");
+            }
+        }
+        let budget = json["max_poll_share"].as_f64().unwrap();
+        let r = &json["recommendation"];
+        let (rh, _, rp) = metrics(r);
+        assert!(rp <= budget, "recommended {rp} exceeds budget {budget}");
+        let best_within = settings.iter().map(metrics).filter(|m| m.2 <= budget).map(|m| m.0).max().unwrap();
+        assert_eq!(rh, best_within, "budget {budget}: a setting within it catches more");
+        assert!(r["set_command"].as_str().unwrap().starts_with("haltpoll set guest_halt_poll_ns="));
+        assert!(r["kernel_cmdline"].as_str().unwrap().starts_with("haltpoll.guest_halt_poll_ns="));
+    }
+}
+
+#[test]
+fn a_generous_budget_finds_the_ceiling_that_catches_the_wakeups() {
+    let t = trace();
+    let json = tune_json(t.path(), &["--max-poll-share", "50%"]);
+    let r = &json["recommendation"];
+    // 360 of the 400 periods are 300 us: a window of at least 300 us catches all but the
+    // first few of them; the defaults catch none.
+    assert!(r["guest_halt_poll_ns"].as_u64().unwrap() >= 300_000, "{r}");
+    assert!(r["poll_hits"].as_u64().unwrap() >= 300, "{r}");
+    assert_eq!(json["linux_defaults"]["poll_hits"], 0);
+    assert_eq!(json["trace"]["cpu_time_basis"], "idle time");
+}
+
+#[test]
+fn human_output_gives_the_commands() {
+    let t = trace();
+    haltpoll()
+        .arg("tune")
+        .arg(t.path())
+        .args([
+            "--max-poll-share",
+            "50",
+            "--ceilings",
+            "0,200us,400us",
+            "--grow-starts",
+            "50us,400us",
+            "--allow-shrink",
+            "on",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("grid      5 settings: 3 ceilings x 2 starts x shrink on, grow 2, shrink 2"))
+        .stdout(predicate::str::contains("recommendation for a budget of 50.00% of CPU time"))
+        // A start of 50 us leaves 300 us periods in the blind spot (the window settles at
+        // 200 us, and a 100 us halt after it is too short to grow it); 400 us catches them.
+        .stdout(predicate::str::is_match(r"  recommended +400000 +400000 +Y +80\.0% ").unwrap())
+        .stdout(predicate::str::contains(
+            "  sudo haltpoll set guest_halt_poll_ns=400000 guest_halt_poll_grow=2 guest_halt_poll_grow_start=400000 ",
+        ))
+        .stdout(predicate::str::contains("  haltpoll.guest_halt_poll_ns=400000 haltpoll.guest_halt_poll_grow=2"))
+        .stdout(predicate::str::contains("cpuidle_haltpoll.force=1 if the host gives no REALTIME hint"));
+}
+
+#[test]
+fn a_tight_budget_keeps_polling_off() {
+    let t = trace();
+    haltpoll()
+        .arg("tune")
+        .arg(t.path())
+        .args(["--max-poll-share", "0.1%"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("keep guest polling off"))
+        .stdout(predicate::str::contains("sudo haltpoll set guest_halt_poll_ns=0 "));
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+#[test]
+fn perf_traces_count_wall_time_times_cpus() {
+    let json = tune_json(&fixture("perf/two-cpus.txt"), &[]);
+    assert_eq!(json["trace"]["wall_ns"], 1_160_000);
+    assert_eq!(json["trace"]["cpus"], 2, "from the header");
+    assert_eq!(json["trace"]["cpu_time_ns"], 2_320_000);
+    let json = tune_json(&fixture("perf/two-cpus.txt"), &["--cpus", "8"]);
+    assert_eq!(json["trace"]["cpu_time_ns"], 8 * 1_160_000);
+    let d = &json["linux_defaults"];
+    assert_eq!(d["poll_ns"], 130_000, "as `haltpoll replay` reports for the same trace");
+    assert_eq!(d["poll_share"].as_f64().unwrap(), 130_000.0 / (8.0 * 1_160_000.0));
+}
+
+#[test]
+fn plots_in_either_format() {
+    let t = trace();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["front.svg", "front.png"] {
+        let path = dir.path().join(name);
+        haltpoll().arg("tune").arg(t.path()).arg("--plot").arg(&path).assert().success();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 5_000, "{name}: {} bytes", bytes.len());
+        if name.ends_with(".png") {
+            assert_eq!(&bytes[..4], b"\x89PNG");
+        } else {
+            assert!(String::from_utf8(bytes).unwrap().contains("Pareto front"));
+        }
+    }
+    haltpoll()
+        .arg("tune")
+        .arg(t.path())
+        .args(["--plot", "front.jpg"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("front.jpg: a plot file must end in .svg or .png"));
+}
+
+#[test]
+fn bad_input_is_refused_clearly() {
+    let t = trace();
+    let fails = |args: &[&str], message: &str| {
+        haltpoll()
+            .arg("tune")
+            .arg(t.path())
+            .args(args)
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(message.to_owned()));
+    };
+    fails(&["--grow-starts", "0,50us"], "invalid grid: grow_start must be at least 1 ns");
+    fails(&["--ceilings", "5s"], "does not fit the kernel's parameter");
+    fails(&["--ceilings", "50 parsecs"], "unknown unit");
+    fails(&["--max-poll-share", "150%"], "not a percentage between 0 and 100");
+    fails(&["--cpus", "0"], "--cpus");
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    haltpoll()
+        .arg("tune")
+        .arg(empty.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no idle periods to tune on"));
+}
