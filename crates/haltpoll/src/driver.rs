@@ -24,8 +24,12 @@ pub const POLL: StateInfo =
     StateInfo { name: "POLL", desc: "CPUIDLE CORE POLL IDLE", exit_latency_ns: 0, target_residency_ns: 0 };
 
 /// State 1: halt (a VM exit), woken by an interrupt.
-pub const HALT: StateInfo =
-    StateInfo { name: "haltpoll", desc: "Haltpoll idle", exit_latency_ns: 1_000, target_residency_ns: 1_000 };
+pub const HALT: StateInfo = StateInfo {
+    name: "haltpoll idle",
+    desc: "default architecture idle",
+    exit_latency_ns: 1_000,
+    target_residency_ns: 1_000,
+};
 
 /// The driver's table, indexed by [`IdleState`].
 pub const STATES: [StateInfo; 2] = [POLL, HALT];
@@ -219,7 +223,8 @@ mod tests {
         assert_eq!(IdleState::Poll.info().target_residency_ns, 0);
         assert_eq!(IdleState::Halt.info().exit_latency_ns, 1_000);
         assert_eq!(IdleState::Halt.info().target_residency_ns, 1_000);
-        assert_eq!(IdleState::Halt.info().name, "haltpoll");
+        assert_eq!(IdleState::Halt.info().name, "haltpoll idle");
+        assert_eq!(IdleState::Poll.info().name, "POLL");
     }
 
     #[test]
