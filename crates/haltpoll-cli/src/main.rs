@@ -6,6 +6,7 @@ mod cmd;
 mod governor_args;
 mod output;
 mod trace;
+mod units;
 
 /// Guest-side halt polling: replay idle traces through the haltpoll governor, run the
 /// benchmarks, tune and observe.
@@ -20,12 +21,15 @@ struct Cli {
 enum Command {
     /// Feed a trace of idle periods through the governor and the poll loop model.
     Replay(cmd::replay::ReplayArgs),
+    /// Run a benchmark.
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => cmd::replay::run(&args),
+        Command::Bench(args) => cmd::bench::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

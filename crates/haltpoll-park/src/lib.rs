@@ -58,6 +58,8 @@
 mod builder;
 mod clock;
 mod futex;
+#[cfg(all(feature = "handoff", not(loom)))]
+pub mod handoff;
 mod parker;
 mod stats;
 

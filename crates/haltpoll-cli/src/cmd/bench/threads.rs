@@ -1,0 +1,275 @@
+//! `haltpoll bench threads`: two threads hand a token back and forth, every way of waiting
+//! in one run (the harness is `haltpoll_park::handoff`).
+
+use std::fs;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use haltpoll_park::handoff::{self, Config, Row, Run, Target, Think, Variant};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::output::{self, fmt_ns, percent};
+use crate::units::parse_duration;
+
+/// Arguments of `haltpoll bench threads`.
+#[derive(Args, Debug)]
+pub struct ThreadsArgs {
+    /// Think times before each message, comma-separated (ns, us, ms, s).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_duration,
+          default_value = "0,10us,100us,1ms,10ms")]
+    pub think: Vec<Duration>,
+    /// The sender sleeps for the think time instead of spinning (its CPU then idles too).
+    #[arg(long)]
+    pub sleep: bool,
+    /// Variants, comma-separated: spin, haltpoll, haltpoll-guest-rule, std, crossbeam,
+    /// parking-lot, spin-then-park.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "spin,haltpoll,haltpoll-guest-rule,std,crossbeam,parking-lot,spin-then-park"
+    )]
+    pub variants: Vec<Variant>,
+    /// Repetitions of every cell (variant x think time).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub repetitions: u32,
+    /// Measured round trips per cell, at least.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub min_round_trips: u64,
+    /// Measured round trips per cell, at most.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub max_round_trips: u64,
+    /// Stop a cell between the two bounds once it has run this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "300ms")]
+    pub cell_time: Duration,
+    /// Round trips at the start of each cell that are not measured.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub warmup: u64,
+    /// Do not pin the two threads to two CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Print JSON: the configuration, the rows, the targets and each repetition's row.
+    #[arg(long)]
+    pub json: bool,
+    /// Print CSV for plotting: one line per variant, think time and repetition.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+}
+
+impl ThreadsArgs {
+    fn config(&self) -> Config {
+        Config {
+            variants: self.variants.clone(),
+            think_times: self.think.clone(),
+            think: if self.sleep { Think::Sleep } else { Think::Spin },
+            repetitions: self.repetitions,
+            min_round_trips: self.min_round_trips,
+            max_round_trips: self.max_round_trips,
+            cell_time: self.cell_time,
+            warmup: self.warmup,
+            pin: !self.no_pin,
+            ..Config::default()
+        }
+    }
+}
+
+/// Runs `haltpoll bench threads`.
+pub fn run(args: &ThreadsArgs) -> Result<()> {
+    let config = args.config();
+    config.validate().context("cannot run the benchmark")?;
+    let load = load_average();
+    let bar = ProgressBar::new(config.cells() as u64).with_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+            .expect("a valid template"),
+    );
+    let runs = handoff::run(&config, &mut |_, _, run| {
+        bar.set_message(format!("{} at think {}", run.variant, fmt_ns(run.think_ns)));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let rows = handoff::summarize(&runs);
+    let targets = handoff::check_targets(&rows);
+    output::write_stdout(|out| {
+        if args.json {
+            write_json(out, &config, load, &rows, &targets, &runs)
+        } else if args.csv {
+            write_csv(out, &runs)
+        } else {
+            write_table(out, &config, load, &runs, &rows, &targets)
+        }
+    })
+}
+
+/// The 1-minute load average, to say how busy the machine was.
+fn load_average() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+fn opt_percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "-".to_owned(), percent)
+}
+
+fn write_table(
+    out: &mut dyn Write,
+    config: &Config,
+    load: Option<f64>,
+    runs: &[Run],
+    rows: &[Row],
+    targets: &[Target],
+) -> io::Result<()> {
+    let pinned = runs.iter().all(|r| r.pinned);
+    writeln!(
+        out,
+        "two threads, {}; the sender {} the think time, then stamps and wakes; {} repetition(s); \
+         load average {} at the start",
+        if pinned { "pinned to two CPUs" } else { "not pinned" },
+        match config.think {
+            Think::Spin => "spins",
+            Think::Sleep => "sleeps",
+        },
+        config.repetitions,
+        load.map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}")),
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>8}  {:<20} {:>7} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}  wake p50 per repetition",
+        "think", "variant", "wakes", "round trip", "wake p50", "wake p99", "x spin", "CPU/wake", "no syscall", "sleeps"
+    )?;
+    let mut last_think = None;
+    for r in rows {
+        if last_think.is_some_and(|t| t != r.think_ns) {
+            writeln!(out)?;
+        }
+        last_think = Some(r.think_ns);
+        let spread: Vec<String> = r.wake_p50_by_repetition_ns.iter().map(|&n| fmt_ns(n)).collect();
+        writeln!(
+            out,
+            "{:>8}  {:<20} {:>7} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}  {}",
+            fmt_ns(r.think_ns),
+            r.variant.name(),
+            r.wakes,
+            fmt_ns(r.round_trip_p50_ns),
+            fmt_ns(r.wake_p50_ns),
+            fmt_ns(r.wake_p99_ns),
+            r.wake_vs_spin.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}")),
+            fmt_ns(r.cpu_per_wake_ns),
+            opt_percent(r.no_syscall_share),
+            r.sleeps_per_wake.map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
+            spread.join(" "),
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "wake: sender's stamp before its wake to the receiver's clock read after its wait returned. \
+         CPU/wake and sleeps: the receiver's CPU time and voluntary context switches per wake \
+         (its own wake of the sender included). no syscall: wakes with no futex call on either \
+         side, where the variant can tell."
+    )?;
+    if !targets.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "targets (issue 5), ratios from this run")?;
+        for t in targets {
+            writeln!(
+                out,
+                "  think {:>8}  {:<42} {:>8.3}  (at most {:.3})  {}",
+                fmt_ns(t.think_ns),
+                t.what,
+                t.ratio,
+                t.limit,
+                if t.met { "met" } else { "MISSED" }
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// One repetition's row, for JSON and CSV.
+#[derive(Serialize)]
+struct RepetitionRow {
+    repetition: u32,
+    pinned: bool,
+    #[serde(flatten)]
+    row: Row,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parker_stats: Option<haltpoll_park::Stats>,
+}
+
+fn repetition_rows(runs: &[Run]) -> Vec<RepetitionRow> {
+    runs.iter()
+        .map(|run| {
+            // Summarised alone, a run's ratio to spin is unknown: filled from its spin run.
+            let mut row = handoff::summarize(std::slice::from_ref(run)).remove(0);
+            let spin = runs
+                .iter()
+                .find(|s| s.variant == Variant::Spin && s.think_ns == run.think_ns && s.repetition == run.repetition);
+            row.wake_vs_spin = spin.map(|s| {
+                let spin_row = handoff::summarize(std::slice::from_ref(s)).remove(0);
+                row.wake_p50_ns as f64 / spin_row.wake_p50_ns.max(1) as f64
+            });
+            RepetitionRow { repetition: run.repetition, pinned: run.pinned, row, parker_stats: run.parker_stats }
+        })
+        .collect()
+}
+
+fn write_json(
+    out: &mut dyn Write,
+    config: &Config,
+    load: Option<f64>,
+    rows: &[Row],
+    targets: &[Target],
+    runs: &[Run],
+) -> io::Result<()> {
+    let doc = serde_json::json!({
+        "config": {
+            "variants": config.variants,
+            "think_ns": config.think_times.iter().map(|t| t.as_nanos() as u64).collect::<Vec<_>>(),
+            "think": config.think,
+            "repetitions": config.repetitions,
+            "min_round_trips": config.min_round_trips,
+            "max_round_trips": config.max_round_trips,
+            "cell_time_ns": config.cell_time.as_nanos() as u64,
+            "warmup": config.warmup,
+            "pin": config.pin,
+            "load_average": load,
+        },
+        "rows": rows,
+        "targets": targets,
+        "repetitions": repetition_rows(runs),
+    });
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
+}
+
+fn write_csv(out: &mut dyn Write, runs: &[Run]) -> io::Result<()> {
+    writeln!(
+        out,
+        "think_ns,variant,repetition,wakes,round_trip_p50_ns,wake_p50_ns,wake_p99_ns,wake_vs_spin,\
+         cpu_per_wake_ns,no_syscall_share,sleeps_per_wake,pinned"
+    )?;
+    let opt = |x: Option<f64>| x.map_or_else(String::new, |v| format!("{v:.4}"));
+    for r in repetition_rows(runs) {
+        let row = &r.row;
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            row.think_ns,
+            row.variant.name(),
+            r.repetition,
+            row.wakes,
+            row.round_trip_p50_ns,
+            row.wake_p50_ns,
+            row.wake_p99_ns,
+            opt(row.wake_vs_spin),
+            row.cpu_per_wake_ns,
+            opt(row.no_syscall_share),
+            opt(row.sleeps_per_wake),
+            r.pinned
+        )?;
+    }
+    Ok(())
+}
