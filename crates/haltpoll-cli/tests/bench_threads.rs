@@ -74,4 +74,9 @@ fn bad_options_say_what_to_do() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("no repetitions to run"));
+    let mut cmd = Command::cargo_bin("haltpoll").unwrap();
+    cmd.args(["bench", "threads", "--grow-start", "0"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("invalid haltpoll parameters: grow_start must be at least 1 ns"));
 }

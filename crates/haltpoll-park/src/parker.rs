@@ -571,6 +571,20 @@ mod tests {
     }
 
     #[test]
+    fn huge_timeouts_saturate_and_still_wake() {
+        for polling in [Polling::Force, Polling::Off] {
+            let p = Parker::builder().polling(polling).build().unwrap();
+            let u = p.unparker().clone();
+            let t = thread::spawn(move || {
+                thread::sleep(Duration::from_millis(1));
+                u.unpark();
+            });
+            assert!(p.park_timeout(Duration::MAX));
+            t.join().unwrap();
+        }
+    }
+
+    #[test]
     fn debug_shows_the_state() {
         let p = forced();
         let s = format!("{p:?} {:?}", p.unparker());

@@ -217,7 +217,7 @@ pub enum HandoffError {
     UnknownVariant(String),
     /// The haltpoll parker's parameters cannot work.
     #[error("invalid haltpoll parameters: {0}")]
-    Params(#[from] haltpoll::ParamError),
+    Params(haltpoll::ParamError),
     /// A benchmark thread panicked (a bug in the harness or a variant).
     #[error("the {variant} benchmark thread panicked")]
     Panicked {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use haltpoll::Params;
 use haltpoll_park::handoff::{self, Config, Row, Run, Target, Think, Variant};
+use haltpoll_park::{Builder, DEFAULT_PARAMS};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -57,6 +59,38 @@ pub struct ThreadsArgs {
     /// Print CSV for plotting: one line per variant, think time and repetition.
     #[arg(long, conflicts_with = "json")]
     pub csv: bool,
+    #[command(flatten)]
+    pub parker: ParkerArgs,
+}
+
+/// The haltpoll parker's governor, to try other parameters than its defaults.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Haltpoll parker")]
+pub struct ParkerArgs {
+    /// Ceiling of the poll window, ns.
+    #[arg(long, value_name = "NS", default_value_t = DEFAULT_PARAMS.guest_halt_poll_ns)]
+    pub guest_halt_poll_ns: u64,
+    /// First non-zero window and shrink floor, ns.
+    #[arg(long, value_name = "NS", default_value_t = DEFAULT_PARAMS.grow_start)]
+    pub grow_start: u64,
+    /// Factor by which the window grows.
+    #[arg(long, value_name = "FACTOR", default_value_t = DEFAULT_PARAMS.grow)]
+    pub grow: u32,
+    /// Divisor by which the window shrinks; 0 resets it.
+    #[arg(long, value_name = "DIVISOR", default_value_t = DEFAULT_PARAMS.shrink)]
+    pub shrink: u32,
+}
+
+impl ParkerArgs {
+    fn params(&self) -> Params {
+        Params {
+            guest_halt_poll_ns: self.guest_halt_poll_ns,
+            grow_start: self.grow_start,
+            grow: self.grow,
+            shrink: self.shrink,
+            ..DEFAULT_PARAMS
+        }
+    }
 }
 
 impl ThreadsArgs {
@@ -71,7 +105,7 @@ impl ThreadsArgs {
             cell_time: self.cell_time,
             warmup: self.warmup,
             pin: !self.no_pin,
-            ..Config::default()
+            haltpoll: Builder::new().params(self.parker.params()),
         }
     }
 }
