@@ -4,8 +4,11 @@
 /// snapshot.
 ///
 /// Every park ends in exactly one of: `immediate`, `poll_hits`, `late_hits`, a block
-/// (`blocks`, which may still end by the deadline), or a timeout while polling. `timeouts`
-/// counts the parks that returned without a token, whichever way they waited.
+/// (`blocks`, which may still end by the deadline), or a deadline that passed before it
+/// blocked. `timeouts` counts the parks that returned without a token, whichever way they
+/// waited. The counters are plain statistics, not synchronisation: read them after the
+/// threads involved are done (an unpark is counted before its token is set, so the park it
+/// ends sees it).
 ///
 /// ```
 /// use haltpoll_park::Parker;
@@ -21,14 +24,14 @@
 pub struct Stats {
     /// Calls to `park`, `park_timeout` and `park_deadline`.
     pub parks: u64,
-    /// Parks that found the token already there.
+    /// Parks that found the token already there (or at once, with a deadline already past).
     pub immediate: u64,
     /// Parks ended by the token while polling.
     pub poll_hits: u64,
     /// Polls that ran out of window (or reached the deadline) without the token.
     pub poll_timeouts: u64,
-    /// Parks whose token came after the poll but before the block: the last look before
-    /// sleeping found it, and its unparker had seen POLLING set, so no syscall on either side.
+    /// Parks whose token came after the poll: the last look before sleeping (or at the
+    /// deadline) found it, and its unparker had seen POLLING set, so no syscall on either side.
     pub late_hits: u64,
     /// Parks that slept on the futex (at least one `FUTEX_WAIT`).
     pub blocks: u64,

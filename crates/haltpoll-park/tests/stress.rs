@@ -2,8 +2,9 @@
 //! for. A lost wakeup shows as a stall, which a watchdog turns into a failure that names the
 //! parkers' state; a token consumed twice shows as a handoff that arrives out of sequence.
 //!
-//! `HALTPOLL_STRESS_HANDOFFS` sets the number of handoffs (default 20 000, enough for a debug
-//! build in seconds; `.ci/run` runs 2 000 000 in release). `HALTPOLL_STRESS_SEED` replays a run.
+//! `HALTPOLL_STRESS_HANDOFFS` sets the handoffs each way per test (default 20 000, a debug
+//! build does them in seconds; `.ci/run` sets 500 000 in release: 4.5 million handoffs over
+//! the five tests). `HALTPOLL_STRESS_SEED` replays a run.
 
 #![cfg(not(loom))]
 
@@ -12,7 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use haltpoll_park::{Parker, Polling, Stats};
+use haltpoll::Params;
+use haltpoll_park::{Builder, DEFAULT_PARAMS, Parker, Polling, Stats};
 
 fn handoffs() -> u64 {
     if cfg!(miri) {
@@ -67,11 +69,10 @@ fn stall() -> Duration {
 /// Two threads hand a sequence number back and forth. The ping side parks without a
 /// deadline; the pong side parks with random short timeouts and retries, so timeouts race
 /// unparks all along. Every number must arrive once and in order.
-fn ping_pong(polling: Polling) {
+fn ping_pong(name: &str, builder: Builder) {
     let n = handoffs();
     let seed = seed();
-    let (ping, pong) =
-        (Parker::builder().polling(polling).build().unwrap(), Parker::builder().polling(polling).build().unwrap());
+    let (ping, pong) = (builder.build().unwrap(), builder.build().unwrap());
     let (to_ping, to_pong) = (ping.unparker().clone(), pong.unparker().clone());
     let (ping_box, pong_box) = (Arc::new(AtomicU64::new(u64::MAX)), Arc::new(AtomicU64::new(u64::MAX)));
     let progress = Arc::new(AtomicU64::new(0));
@@ -93,7 +94,7 @@ fn ping_pong(polling: Polling) {
                 progress.fetch_add(1, Relaxed);
                 to_ping.unpark();
             }
-            (pong.stats(), timeouts)
+            (pong, timeouts)
         })
     };
     let pinger = {
@@ -110,18 +111,19 @@ fn ping_pong(polling: Polling) {
                 progress.fetch_add(1, Relaxed);
             }
             done.store(true, Relaxed);
-            ping.stats()
+            ping
         })
     };
     watch(&done, &progress, stall(), || {
         format!("seed {seed}, ping box {}, pong box {}", ping_box.load(Relaxed), pong_box.load(Relaxed))
     });
-    let ping_stats = pinger.join().unwrap();
-    let (pong_stats, timeouts) = ponger.join().unwrap();
+    let ping_stats = pinger.join().unwrap().stats();
+    let (pong, timeouts) = ponger.join().unwrap();
+    let pong_stats = pong.stats();
     assert_eq!(progress.load(Relaxed), 2 * n);
     check_accounting(&ping_stats, n, 0);
     check_accounting(&pong_stats, n, timeouts);
-    eprintln!("{polling:?}, {n} handoffs each way, seed {seed}\n  ping {ping_stats:?}\n  pong {pong_stats:?}");
+    eprintln!("{name}, {n} handoffs each way, seed {seed}\n  ping {ping_stats:?}\n  pong {pong_stats:?}");
 }
 
 /// Every park ended one way; every token was consumed once; no futex wake without a sleeper.
@@ -140,12 +142,27 @@ fn check_accounting(s: &Stats, handoffs: u64, timeouts: u64) {
 
 #[test]
 fn ping_pong_polling() {
-    ping_pong(Polling::Force);
+    ping_pong("polling", Parker::builder().polling(Polling::Force));
 }
 
 #[test]
 fn ping_pong_without_polling() {
-    ping_pong(Polling::Off);
+    ping_pong("no polling", Parker::builder().polling(Polling::Off));
+}
+
+/// A latency limit of 0: both sides only poll, never block.
+#[test]
+fn ping_pong_poll_only() {
+    ping_pong("poll only", Parker::builder().polling(Polling::Force).latency_limit(Duration::ZERO));
+}
+
+/// Windows of 1 to 10 ms from the start: most waits are caught polling, the sleeps in the
+/// think times sometimes outlast a window. (Under miri, whose clock runs fast, the default
+/// window never grows; this one makes it poll.)
+#[test]
+fn ping_pong_wide_windows() {
+    let params = Params { guest_halt_poll_ns: 10_000_000, grow_start: 1_000_000, ..DEFAULT_PARAMS };
+    ping_pong("wide windows", Parker::builder().polling(Polling::Force).params(params).start_polling(true));
 }
 
 /// Three producers unpark one consumer after each item; tokens merge, but the consumer must
