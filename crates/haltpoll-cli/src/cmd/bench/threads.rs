@@ -125,7 +125,7 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let rows = handoff::summarize(&runs);
-    let targets = handoff::check_targets(&rows);
+    let targets = handoff::check_targets(&runs);
     output::write_stdout(|out| {
         if args.json {
             write_json(out, &config, load, &rows, &targets, &runs)
@@ -200,22 +200,25 @@ fn write_table(
     writeln!(
         out,
         "wake: sender's stamp before its wake to the receiver's clock read after its wait returned. \
+         x spin: wake p50 over spin's in the same repetition, median over repetitions. \
          CPU/wake and sleeps: the receiver's CPU time and voluntary context switches per wake \
          (its own wake of the sender included). no syscall: wakes with no futex call on either \
          side, where the variant can tell."
     )?;
     if !targets.is_empty() {
         writeln!(out)?;
-        writeln!(out, "targets (issue 5), ratios from this run")?;
+        writeln!(out, "targets (issue 5): ratios within each repetition, median over repetitions")?;
         for t in targets {
+            let reps: Vec<String> = t.by_repetition.iter().map(|r| format!("{r:.3}")).collect();
             writeln!(
                 out,
-                "  think {:>8}  {:<42} {:>8.3}  (at most {:.3})  {}",
+                "  think {:>8}  {:<42} {:>7.3} (at most {:.3})  {:<6}  per repetition: {}",
                 fmt_ns(t.think_ns),
                 t.what,
                 t.ratio,
                 t.limit,
-                if t.met { "met" } else { "MISSED" }
+                if t.met { "met" } else { "MISSED" },
+                reps.join(" ")
             )?;
         }
     }
@@ -236,15 +239,12 @@ struct RepetitionRow {
 fn repetition_rows(runs: &[Run]) -> Vec<RepetitionRow> {
     runs.iter()
         .map(|run| {
-            // Summarised alone, a run's ratio to spin is unknown: filled from its spin run.
-            let mut row = handoff::summarize(std::slice::from_ref(run)).remove(0);
+            // The run with its repetition's spin run beside it, for the ratio.
             let spin = runs
                 .iter()
-                .find(|s| s.variant == Variant::Spin && s.think_ns == run.think_ns && s.repetition == run.repetition);
-            row.wake_vs_spin = spin.map(|s| {
-                let spin_row = handoff::summarize(std::slice::from_ref(s)).remove(0);
-                row.wake_p50_ns as f64 / spin_row.wake_p50_ns.max(1) as f64
-            });
+                .filter(|s| s.variant == Variant::Spin && s.think_ns == run.think_ns && s.repetition == run.repetition);
+            let pair: Vec<Run> = spin.chain([run]).cloned().collect();
+            let row = handoff::summarize(&pair).into_iter().find(|r| r.variant == run.variant).expect("its own row");
             RepetitionRow { repetition: run.repetition, pinned: run.pinned, row, parker_stats: run.parker_stats }
         })
         .collect()
