@@ -212,6 +212,10 @@ impl Parker {
     /// assert!(p.park_timeout(Duration::from_secs(1)));
     /// ```
     pub fn park_timeout(&self, timeout: Duration) -> bool {
+        if timeout.is_zero() {
+            // Deadline 0, the parker's birth: passed without reading the clock.
+            return self.park_until(Some(0));
+        }
         let timeout_ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
         self.park_until(Some(self.clock.now_ns().saturating_add(timeout_ns)))
     }
@@ -292,7 +296,7 @@ impl Parker {
         let woken = if flags.need_resched() {
             c.immediate += 1;
             flags.take_need_resched()
-        } else if deadline.is_some_and(|d| self.clock.now_ns() >= d) {
+        } else if deadline.is_some_and(|d| d == 0 || self.clock.now_ns() >= d) {
             // Nothing to wait for (a zero timeout): no poll, no block. The token may have
             // come since the load above.
             let woken = flags.take_need_resched();

@@ -50,10 +50,11 @@ fn parker(mode: Mode) -> Parker {
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
-    // The poll loop makes long executions; 3 preemptions cover every race of the protocol
-    // (each has at most two steps that must interleave) and keep the run to seconds.
+    // The poll loop makes long executions: 4 preemptions cover every race of the protocol
+    // (each needs at most two steps of one thread between two of another) in seconds.
+    // LOOM_MAX_PREEMPTIONS=6 explores more and takes about a minute.
     if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
+        b.preemption_bound = Some(4);
     }
     b.check(f);
 }
