@@ -10,9 +10,9 @@ use haltpoll::{Governor, IdleState, LATENCY_ANY, LatencyReq, ParamError, Params}
 use crate::Parker;
 use crate::parker::Config;
 
-/// The governor's defaults for threads, measured on this project's machines (see the crate
-/// docs, "Choosing the defaults", for the numbers behind them): a 200 us ceiling, windows
-/// growing x2 from 25 us, shrinking /2 with Linux 6.9's floor.
+/// The governor's defaults for threads, measured on this project's machines (the crate docs,
+/// "Choosing the defaults", give the numbers behind them): a 200 us ceiling, windows growing
+/// x2 from 25 us, shrinking /2 with Linux 6.9's floor.
 pub const DEFAULT_PARAMS: Params = Params { guest_halt_poll_ns: 200_000, grow_start: 25_000, ..Params::DEFAULT };
 
 /// Whether a parker polls at all.
