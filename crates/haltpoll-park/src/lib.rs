@@ -32,7 +32,9 @@
 //! ```
 //!
 //! The pieces: [`Parker`] / [`Unparker`] (the protocol, proved in `tests/loom_park.rs`),
-//! [`Builder`] (parameters, [`Polling`], a latency limit, [`BlockTime`]), [`Stats`].
+//! [`Builder`] (parameters, [`Polling`], a latency limit, [`BlockTime`]), [`Stats`]. With the
+//! `handoff` feature, `handoff` is the benchmark harness behind `haltpoll bench threads`,
+//! which measures the parker against spinning, `std::thread::park`, crossbeam and parking_lot.
 //!
 //! # Choosing the defaults
 //!

@@ -464,6 +464,14 @@ mod tests {
     }
 
     #[test]
+    fn unparkers_go_anywhere_and_parkers_move() {
+        fn send_sync<T: Send + Sync + Clone + 'static>() {}
+        fn send<T: Send + 'static>() {}
+        send_sync::<Unparker>();
+        send::<Parker>();
+    }
+
+    #[test]
     fn starts_running_with_no_token() {
         let p = forced();
         assert_eq!(p.unparker.inner.flags.load(), haltpoll::wake::POLLING);
