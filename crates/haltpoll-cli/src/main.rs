@@ -33,6 +33,8 @@ enum Command {
     Set(cmd::set::SetArgs),
     /// Replay a trace over a grid of parameters and recommend a setting for a CPU budget.
     Tune(cmd::tune::TuneArgs),
+    /// Run a benchmark.
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Status(args) => cmd::status::run(&args),
         Command::Set(args) => cmd::set::run(&args),
         Command::Tune(args) => cmd::tune::run(&args),
+        Command::Bench(args) => cmd::bench::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -110,7 +110,6 @@ impl Format {
 /// let cpu = vec![Series { label: "guest polling".into(), points: vec![(0.0, 12.0), (10.0, 14.0), (100.0, 15.0)] }];
 /// think_time_sweep(Path::new("sweep.svg"), "bench vm", rtt, cpu)?;
 /// ```
-#[allow(dead_code, reason = "called by `bench vm --plot` and `bench threads --plot`, which other branches add")]
 pub fn think_time_sweep(
     path: &Path,
     title: &str,

@@ -39,6 +39,16 @@ pub fn parse_ns(text: &str) -> Result<u64, String> {
     whole.checked_mul(scale).and_then(|w| w.checked_add(frac_ns)).ok_or_else(too_large)
 }
 
+/// Parses a duration for options where a bare number would be ambiguous (think times, cell
+/// times): as [`parse_ns`], but anything other than "0" needs its unit.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    if t != "0" && !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!("{text:?} has no unit: write it like 10us, 1ms or 0"));
+    }
+    parse_ns(t).map(std::time::Duration::from_nanos)
+}
+
 /// Parses a share given in percent, with or without the sign: "5%" and "5" are both 0.05.
 pub fn parse_percent(text: &str) -> Result<f64, String> {
     let t = text.trim();
@@ -72,6 +82,14 @@ mod tests {
         assert!(parse_ns("99999999999999999999s").is_err());
         assert!(parse_ns("18446744073709551615s").unwrap_err().contains("too large"));
         assert!(parse_ns("0.000000000000000000001s").is_err());
+    }
+
+    #[test]
+    fn durations_as_duration() {
+        assert_eq!(parse_duration("10us"), Ok(std::time::Duration::from_micros(10)));
+        assert_eq!(parse_duration("0"), Ok(std::time::Duration::ZERO));
+        assert!(parse_duration("10h").is_err());
+        assert!(parse_duration("5").unwrap_err().contains("no unit"));
     }
 
     #[test]

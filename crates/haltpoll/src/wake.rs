@@ -123,6 +123,28 @@ impl WakeFlags {
         if self.word.fetch_or(NEED_RESCHED, Release) & POLLING != 0 { Kick::Skipped } else { Kick::Needed }
     }
 
+    /// Like [`wake`](Self::wake), but a wake that finds NEED_RESCHED already set needs no kick
+    /// either: the waker that set it first saw the same POLLING bit and is responsible for the
+    /// kick. Many wakers of one sleeping target thus send one kick, not one each (Linux's
+    /// `resched_curr` returns early on a pending NEED_RESCHED for the same reason).
+    ///
+    /// The RMW still happens when the flag is already set, so the data this waker wrote before
+    /// the call is visible to whoever later consumes NEED_RESCHED with acquire: skipping the
+    /// store would leave that data unordered and could lose the message behind the wakeup.
+    ///
+    /// ```
+    /// use haltpoll::wake::{Kick, WakeFlags};
+    /// let flags = WakeFlags::new(); // not polling
+    /// assert_eq!(flags.wake_once(), Kick::Needed);
+    /// assert_eq!(flags.wake_once(), Kick::Skipped, "the first waker kicks");
+    /// ```
+    pub fn wake_once(&self) -> Kick {
+        // Release as in `wake`: orders this waker's data before the flag, even when the flag
+        // was already set (the RMW extends the release sequence the consumer acquires).
+        let old = self.word.fetch_or(NEED_RESCHED, Release);
+        if old & (POLLING | NEED_RESCHED) != 0 { Kick::Skipped } else { Kick::Needed }
+    }
+
     /// Sets NEED_RESCHED only if the target is polling, and returns whether it did (so no kick
     /// is needed). Returns false, and sets nothing, when the target is not polling: the caller
     /// then delivers the wakeup another way (queue it and send the IPI). Linux's
@@ -176,6 +198,18 @@ mod tests {
         assert!(!f.set_polling_and_test());
         assert!(!f.clear_polling_and_test());
         assert_eq!(f.wake(), Kick::Needed);
+    }
+
+    #[test]
+    fn wake_once_kicks_once_per_pending_wakeup() {
+        let f = WakeFlags::new();
+        assert_eq!(f.wake_once(), Kick::Needed);
+        assert_eq!(f.wake_once(), Kick::Skipped);
+        assert!(f.take_need_resched());
+        assert_eq!(f.wake_once(), Kick::Needed, "consumed: the next wake kicks again");
+        assert!(f.take_need_resched());
+        assert!(!f.set_polling_and_test());
+        assert_eq!(f.wake_once(), Kick::Skipped, "polling");
     }
 
     #[test]

@@ -136,3 +136,29 @@ fn two_wakers() {
         assert!(flags.take_need_resched());
     });
 }
+
+/// Two wakers with `wake_once`: at most one kicks (the first to set NEED_RESCHED while the
+/// poller was not polling), yet the poller always wakes.
+#[test]
+fn two_wakers_wake_once() {
+    loom::model(|| {
+        let flags = Arc::new(WakeFlags::new());
+        let apic = Arc::new(Apic::default());
+        let wakers: Vec<_> = (0..2)
+            .map(|_| {
+                let (flags, apic) = (flags.clone(), apic.clone());
+                thread::spawn(move || {
+                    let kick = flags.wake_once();
+                    if kick == Kick::Needed {
+                        apic.send_ipi();
+                    }
+                    kick
+                })
+            })
+            .collect();
+        let _ = idle(&flags, &apic, 1);
+        let kicks: Vec<Kick> = wakers.into_iter().map(|w| w.join().unwrap()).collect();
+        assert!(kicks.iter().filter(|&&k| k == Kick::Needed).count() <= 1, "at most one kick");
+        assert!(flags.take_need_resched());
+    });
+}

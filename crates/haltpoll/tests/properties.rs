@@ -154,13 +154,30 @@ proptest! {
         }
     }
 
-    /// Periods longer than the ceiling drive the window to 0 under the floor rule.
+    /// Periods longer than twice the ceiling drive the window to 0 under the floor rule.
+    /// (Between one and two ceilings the blind spot returns: with the window at the ceiling
+    /// `W`, a period `d <= 2W` halts for `d - W <= W`, not past the ceiling, so the window
+    /// stays at the ceiling; `blind_spot_above_the_ceiling` pins it.)
     #[test]
-    fn long_periods_shrink_to_zero(warm in 1u64..=200_000, long in 200_001u64..100_000_000) {
+    fn long_periods_shrink_to_zero(warm in 1u64..=200_000, long in 400_001u64..100_000_000) {
         let mut replay = Replay::new(Params::DEFAULT);
         for _ in 0..5 { replay.period(warm); }
         for _ in 0..10 { replay.period(long); }
         prop_assert_eq!(replay.governor().poll_limit_ns(), 0);
         prop_assert_eq!(replay.governor().select(LATENCY_ANY), IdleState::Halt);
     }
+}
+
+/// A steady period just past the ceiling grows the window to the ceiling and keeps it there:
+/// every period polls the whole ceiling in vain, then halts briefly (the guest rule counts only
+/// the halt). Found by `long_periods_shrink_to_zero` with `warm = 1, long = 200001`.
+#[test]
+fn blind_spot_above_the_ceiling() {
+    let mut replay = Replay::new(Params::DEFAULT);
+    replay.period(1);
+    for _ in 0..10 {
+        replay.period(200_001);
+    }
+    assert_eq!(replay.governor().poll_limit_ns(), 200_000);
+    assert!(!replay.period(200_001).hit());
 }

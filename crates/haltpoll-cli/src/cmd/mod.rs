@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod replay;
 pub mod set;
 pub mod status;

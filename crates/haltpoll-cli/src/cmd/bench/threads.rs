@@ -1,0 +1,346 @@
+//! `haltpoll bench threads`: two threads hand a token back and forth, every way of waiting
+//! in one run (the harness is `haltpoll_park::handoff`).
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use haltpoll::Params;
+use haltpoll_park::handoff::{self, Config, Row, Run, Target, Think, Variant};
+use haltpoll_park::{Builder, DEFAULT_PARAMS};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::output::{self, fmt_ns, percent};
+use crate::plot::{self, Series};
+use crate::units::parse_duration;
+
+/// Arguments of `haltpoll bench threads`.
+#[derive(Args, Debug)]
+pub struct ThreadsArgs {
+    /// Think times before each message, comma-separated (ns, us, ms, s).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_duration,
+          default_value = "0,10us,100us,1ms,10ms")]
+    pub think: Vec<Duration>,
+    /// The sender sleeps for the think time instead of spinning (its CPU then idles too).
+    #[arg(long)]
+    pub sleep: bool,
+    /// Variants, comma-separated: spin, haltpoll, haltpoll-guest-rule, std, crossbeam,
+    /// parking-lot, spin-then-park.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "spin,haltpoll,haltpoll-guest-rule,std,crossbeam,parking-lot,spin-then-park"
+    )]
+    pub variants: Vec<Variant>,
+    /// Repetitions of every cell (variant x think time).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub repetitions: u32,
+    /// Measured round trips per cell, at least.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub min_round_trips: u64,
+    /// Measured round trips per cell, at most.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub max_round_trips: u64,
+    /// Stop a cell between the two bounds once it has run this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "300ms")]
+    pub cell_time: Duration,
+    /// Round trips at the start of each cell that are not measured.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub warmup: u64,
+    /// Do not pin the two threads to two CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Print JSON: the configuration, the rows, the targets and each repetition's row.
+    #[arg(long)]
+    pub json: bool,
+    /// Print CSV for plotting: one line per variant, think time and repetition.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// Draw round trip and CPU per wake against think time into FILE (.svg or .png).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub parker: ParkerArgs,
+}
+
+/// The haltpoll parker's governor, to try other parameters than its defaults.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Haltpoll parker")]
+pub struct ParkerArgs {
+    /// Ceiling of the poll window, ns.
+    #[arg(long, value_name = "NS", default_value_t = DEFAULT_PARAMS.guest_halt_poll_ns)]
+    pub guest_halt_poll_ns: u64,
+    /// First non-zero window and shrink floor, ns.
+    #[arg(long, value_name = "NS", default_value_t = DEFAULT_PARAMS.grow_start)]
+    pub grow_start: u64,
+    /// Factor by which the window grows.
+    #[arg(long, value_name = "FACTOR", default_value_t = DEFAULT_PARAMS.grow)]
+    pub grow: u32,
+    /// Divisor by which the window shrinks; 0 resets it.
+    #[arg(long, value_name = "DIVISOR", default_value_t = DEFAULT_PARAMS.shrink)]
+    pub shrink: u32,
+}
+
+impl ParkerArgs {
+    fn params(&self) -> Params {
+        Params {
+            guest_halt_poll_ns: self.guest_halt_poll_ns,
+            grow_start: self.grow_start,
+            grow: self.grow,
+            shrink: self.shrink,
+            ..DEFAULT_PARAMS
+        }
+    }
+}
+
+impl ThreadsArgs {
+    fn config(&self) -> Config {
+        Config {
+            variants: self.variants.clone(),
+            think_times: self.think.clone(),
+            think: if self.sleep { Think::Sleep } else { Think::Spin },
+            repetitions: self.repetitions,
+            min_round_trips: self.min_round_trips,
+            max_round_trips: self.max_round_trips,
+            cell_time: self.cell_time,
+            warmup: self.warmup,
+            pin: !self.no_pin,
+            haltpoll: Builder::new().params(self.parker.params()),
+        }
+    }
+}
+
+/// Runs `haltpoll bench threads`.
+pub fn run(args: &ThreadsArgs) -> Result<()> {
+    let config = args.config();
+    config.validate().context("cannot run the benchmark")?;
+    if let Some(path) = &args.plot {
+        plot::Format::of(path)?; // refuse a bad file name before the run, not after
+    }
+    let load = load_average();
+    let bar = ProgressBar::new(config.cells() as u64).with_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+            .expect("a valid template"),
+    );
+    let runs = handoff::run(&config, &mut |_, _, run| {
+        bar.set_message(format!("{} at think {}", run.variant, fmt_ns(run.think_ns)));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let rows = handoff::summarize(&runs);
+    let targets = handoff::check_targets(&runs);
+    if let Some(path) = &args.plot {
+        plot_sweep(path, &rows)?;
+    }
+    output::write_stdout(|out| {
+        if args.json {
+            write_json(out, &config, load, &rows, &targets, &runs)
+        } else if args.csv {
+            write_csv(out, &runs)
+        } else {
+            write_table(out, &config, load, &runs, &rows, &targets)
+        }
+    })
+}
+
+/// Round trip and the waiting thread's CPU per wake against think time, one line per variant.
+fn plot_sweep(path: &std::path::Path, rows: &[Row]) -> Result<()> {
+    let us = |ns: u64| ns as f64 / 1e3;
+    let series = |y: &dyn Fn(&Row) -> u64| -> Vec<Series> {
+        let mut out: Vec<Series> = Vec::new();
+        for row in rows {
+            let label = row.variant.to_string();
+            let point = (us(row.think_ns), us(y(row)));
+            match out.iter_mut().find(|s| s.label == label) {
+                Some(s) => s.points.push(point),
+                None => out.push(Series { label, points: vec![point] }),
+            }
+        }
+        out
+    };
+    plot::think_time_sweep(
+        path,
+        "bench threads",
+        series(&|r| r.round_trip_p50_ns),
+        series(&|r| r.cpu_per_wake_ns),
+    )
+    .with_context(|| format!("cannot draw {}", path.display()))?;
+    eprintln!("plot written to {}", path.display());
+    Ok(())
+}
+
+/// The 1-minute load average, to say how busy the machine was.
+fn load_average() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+fn opt_percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "-".to_owned(), percent)
+}
+
+fn write_table(
+    out: &mut dyn Write,
+    config: &Config,
+    load: Option<f64>,
+    runs: &[Run],
+    rows: &[Row],
+    targets: &[Target],
+) -> io::Result<()> {
+    let pinned = runs.iter().all(|r| r.pinned);
+    writeln!(
+        out,
+        "two threads, {}; the sender {} the think time, then stamps and wakes; {} repetition(s); \
+         load average {} at the start",
+        if pinned { "pinned to two CPUs" } else { "not pinned" },
+        match config.think {
+            Think::Spin => "spins",
+            Think::Sleep => "sleeps",
+        },
+        config.repetitions,
+        load.map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}")),
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>8}  {:<20} {:>7} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}  wake p50 per repetition",
+        "think", "variant", "wakes", "round trip", "wake p50", "wake p99", "x spin", "CPU/wake", "no syscall", "sleeps"
+    )?;
+    let mut last_think = None;
+    for r in rows {
+        if last_think.is_some_and(|t| t != r.think_ns) {
+            writeln!(out)?;
+        }
+        last_think = Some(r.think_ns);
+        let spread: Vec<String> = r.wake_p50_by_repetition_ns.iter().map(|&n| fmt_ns(n)).collect();
+        writeln!(
+            out,
+            "{:>8}  {:<20} {:>7} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}  {}",
+            fmt_ns(r.think_ns),
+            r.variant.name(),
+            r.wakes,
+            fmt_ns(r.round_trip_p50_ns),
+            fmt_ns(r.wake_p50_ns),
+            fmt_ns(r.wake_p99_ns),
+            r.wake_vs_spin.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}")),
+            fmt_ns(r.cpu_per_wake_ns),
+            opt_percent(r.no_syscall_share),
+            r.sleeps_per_wake.map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
+            spread.join(" "),
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "wake: sender's stamp before its wake to the receiver's clock read after its wait returned. \
+         x spin: wake p50 over spin's in the same repetition, median over repetitions. \
+         CPU/wake and sleeps: the receiver's CPU time and voluntary context switches per wake \
+         (its own wake of the sender included). no syscall: wakes with no futex call on either \
+         side, where the variant can tell."
+    )?;
+    if !targets.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "targets (issue 5): ratios within each repetition, median over repetitions")?;
+        for t in targets {
+            let reps: Vec<String> = t.by_repetition.iter().map(|r| format!("{r:.3}")).collect();
+            writeln!(
+                out,
+                "  think {:>8}  {:<42} {:>7.3} (at most {:.3})  {:<6}  per repetition: {}",
+                fmt_ns(t.think_ns),
+                t.what,
+                t.ratio,
+                t.limit,
+                if t.met { "met" } else { "MISSED" },
+                reps.join(" ")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// One repetition's row, for JSON and CSV.
+#[derive(Serialize)]
+struct RepetitionRow {
+    repetition: u32,
+    pinned: bool,
+    #[serde(flatten)]
+    row: Row,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parker_stats: Option<haltpoll_park::Stats>,
+}
+
+fn repetition_rows(runs: &[Run]) -> Vec<RepetitionRow> {
+    runs.iter()
+        .map(|run| {
+            // The run with its repetition's spin run beside it, for the ratio.
+            let spin = runs
+                .iter()
+                .filter(|s| s.variant == Variant::Spin && s.think_ns == run.think_ns && s.repetition == run.repetition);
+            let pair: Vec<Run> = spin.chain([run]).cloned().collect();
+            let row = handoff::summarize(&pair).into_iter().find(|r| r.variant == run.variant).expect("its own row");
+            RepetitionRow { repetition: run.repetition, pinned: run.pinned, row, parker_stats: run.parker_stats }
+        })
+        .collect()
+}
+
+fn write_json(
+    out: &mut dyn Write,
+    config: &Config,
+    load: Option<f64>,
+    rows: &[Row],
+    targets: &[Target],
+    runs: &[Run],
+) -> io::Result<()> {
+    let doc = serde_json::json!({
+        "config": {
+            "variants": config.variants,
+            "think_ns": config.think_times.iter().map(|t| t.as_nanos() as u64).collect::<Vec<_>>(),
+            "think": config.think,
+            "repetitions": config.repetitions,
+            "min_round_trips": config.min_round_trips,
+            "max_round_trips": config.max_round_trips,
+            "cell_time_ns": config.cell_time.as_nanos() as u64,
+            "warmup": config.warmup,
+            "pin": config.pin,
+            "load_average": load,
+        },
+        "rows": rows,
+        "targets": targets,
+        "repetitions": repetition_rows(runs),
+    });
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
+}
+
+fn write_csv(out: &mut dyn Write, runs: &[Run]) -> io::Result<()> {
+    writeln!(
+        out,
+        "think_ns,variant,repetition,wakes,round_trip_p50_ns,wake_p50_ns,wake_p99_ns,wake_vs_spin,\
+         cpu_per_wake_ns,no_syscall_share,sleeps_per_wake,pinned"
+    )?;
+    let opt = |x: Option<f64>| x.map_or_else(String::new, |v| format!("{v:.4}"));
+    for r in repetition_rows(runs) {
+        let row = &r.row;
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            row.think_ns,
+            row.variant.name(),
+            r.repetition,
+            row.wakes,
+            row.round_trip_p50_ns,
+            row.wake_p50_ns,
+            row.wake_p99_ns,
+            opt(row.wake_vs_spin),
+            row.cpu_per_wake_ns,
+            opt(row.no_syscall_share),
+            opt(row.sleeps_per_wake),
+            r.pinned
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! Choosing a parker's policy: the governor's parameters, whether to poll at all, a latency
+//! limit, and what the governor learns from.
+
+use std::sync::OnceLock;
+use std::thread;
+use std::time::Duration;
+
+use haltpoll::{Governor, IdleState, LATENCY_ANY, LatencyReq, ParamError, Params};
+
+use crate::Parker;
+use crate::parker::Config;
+
+/// The governor's defaults for threads, measured on this project's machines (the crate docs,
+/// "Choosing the defaults", give the numbers behind them): a 200 us ceiling, windows growing
+/// x2 from 25 us, shrinking /2 with Linux 6.9's floor.
+pub const DEFAULT_PARAMS: Params = Params { guest_halt_poll_ns: 200_000, grow_start: 25_000, ..Params::DEFAULT };
+
+/// Whether a parker polls at all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Polling {
+    /// Poll unless this process may run on only one CPU ([`polling_can_help`]): there the
+    /// unparker cannot run while the parker spins, so polling only delays it. The analogue of
+    /// the cpuidle-haltpoll driver refusing to load where it cannot help.
+    #[default]
+    Auto,
+    /// Poll even on one CPU (the driver's `force`).
+    Force,
+    /// Never poll: block at once, as `std::thread::park` does (a baseline).
+    Off,
+}
+
+/// What the governor counts as the block time after a wait that slept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BlockTime {
+    /// The whole wait, the poll before the block included, as KVM's host-side halt polling
+    /// measures. A steady gap `d` up to the ceiling grows the window until it covers `d`, and
+    /// from then on every wait is caught polling. The default.
+    #[default]
+    Wait,
+    /// Only the time asleep after the poll timed out, as Linux's guest haltpoll governor
+    /// measures. It has a blind spot: with a window `W` and a steady gap `W < d <= 2W`, the
+    /// block `d - W` never exceeds `W`, so the window never grows and every wait polls `W` in
+    /// vain before it sleeps (the core crate's replay shows it). Kept for comparison.
+    AfterPoll,
+}
+
+/// Whether polling can help this process: false if it may run on only one CPU (its affinity
+/// mask or cgroup CPU quota allows one, as `std::thread::available_parallelism` reports).
+/// Read once per process; unknown counts as "can help".
+pub fn polling_can_help() -> bool {
+    static CAN_HELP: OnceLock<bool> = OnceLock::new();
+    *CAN_HELP.get_or_init(|| thread::available_parallelism().map_or(true, |n| n.get() > 1))
+}
+
+/// Builds a [`Parker`] with chosen parameters.
+///
+/// ```
+/// use std::time::Duration;
+/// use haltpoll::Params;
+/// use haltpoll_park::{Parker, Polling, DEFAULT_PARAMS};
+///
+/// // A larger ceiling for a waiter whose wakers take up to 1 ms.
+/// let parker = Parker::builder()
+///     .params(Params { guest_halt_poll_ns: 1_000_000, ..DEFAULT_PARAMS })
+///     .build()?;
+/// // Poll only, never sleep (a latency limit of 0), even on one CPU.
+/// let spinner = Parker::builder().latency_limit(Duration::ZERO).polling(Polling::Force).build()?;
+/// # let _ = (parker, spinner);
+/// # Ok::<(), haltpoll::ParamError>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+#[must_use = "a builder does nothing until .build()"]
+pub struct Builder {
+    params: Params,
+    polling: Polling,
+    latency_req: LatencyReq,
+    block_time: BlockTime,
+    start_polling: bool,
+}
+
+impl Builder {
+    /// The defaults: [`DEFAULT_PARAMS`], [`Polling::Auto`], no latency limit,
+    /// [`BlockTime::Wait`], a window starting at 0.
+    pub fn new() -> Builder {
+        Builder {
+            params: DEFAULT_PARAMS,
+            polling: Polling::Auto,
+            latency_req: LATENCY_ANY,
+            block_time: BlockTime::Wait,
+            start_polling: false,
+        }
+    }
+
+    /// The governor's parameters (checked by [`build`](Self::build)).
+    pub fn params(mut self, params: Params) -> Builder {
+        self.params = params;
+        self
+    }
+
+    /// Whether to poll at all.
+    pub fn polling(mut self, polling: Polling) -> Builder {
+        self.polling = polling;
+        self
+    }
+
+    /// The longest a wakeup may wait for the thread to leave a futex sleep, as a latency
+    /// requirement for the governor. Below 1 us (the exit latency of the core's HALT state),
+    /// in particular 0, the parker polls only and never sleeps, until the token or its
+    /// deadline. Default: no limit.
+    pub fn latency_limit(mut self, limit: Duration) -> Builder {
+        self.latency_req = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// What the governor counts as block time; see [`BlockTime`].
+    pub fn block_time(mut self, block_time: BlockTime) -> Builder {
+        self.block_time = block_time;
+        self
+    }
+
+    /// Start with the window at `grow_start` instead of 0, as if the first wait had been a
+    /// short block: the first parks poll at once.
+    pub fn start_polling(mut self, yes: bool) -> Builder {
+        self.start_polling = yes;
+        self
+    }
+
+    /// The parker, or why the parameters cannot work.
+    pub fn build(self) -> Result<Parker, ParamError> {
+        let params = self.params.validate()?;
+        let polling = match self.polling {
+            Polling::Auto => polling_can_help(),
+            Polling::Force => true,
+            Polling::Off => false,
+        };
+        let mut governor = Governor::new(params);
+        if self.start_polling {
+            // A 1 ns block is inside (0, ceiling] for any ceiling >= 1: grows to grow_start.
+            let _ = governor.reflect(IdleState::Halt, 1, false);
+        }
+        Ok(Parker::with(Config { polling, latency_req: self.latency_req, block_time: self.block_time }, governor))
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_params_are_refused() {
+        let err = Builder::new().params(Params { grow_start: 0, ..DEFAULT_PARAMS }).build().unwrap_err();
+        assert_eq!(err, ParamError::ZeroGrowStart);
+    }
+
+    #[test]
+    fn start_polling_starts_at_grow_start() {
+        let p = Builder::new().polling(Polling::Force).start_polling(true).build().unwrap();
+        assert_eq!(p.poll_limit_ns(), DEFAULT_PARAMS.grow_start);
+        let off = Params { guest_halt_poll_ns: 0, ..DEFAULT_PARAMS };
+        let p = Builder::new().params(off).start_polling(true).build().unwrap();
+        assert_eq!(p.poll_limit_ns(), 0, "a ceiling of 0 never polls");
+    }
+
+    #[test]
+    fn polling_modes() {
+        assert!(Builder::new().polling(Polling::Force).build().unwrap().polls());
+        assert!(!Builder::new().polling(Polling::Off).build().unwrap().polls());
+        assert_eq!(Builder::new().build().unwrap().polls(), polling_can_help());
+    }
+
+    #[test]
+    fn polling_can_help_follows_the_cpu_count() {
+        let cpus = thread::available_parallelism().map_or(2, |n| n.get());
+        assert_eq!(polling_can_help(), cpus > 1);
+    }
+
+    #[test]
+    fn huge_latency_limit_saturates() {
+        let b = Builder::new().latency_limit(Duration::MAX);
+        assert_eq!(b.latency_req, u64::MAX);
+    }
+}

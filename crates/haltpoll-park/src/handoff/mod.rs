@@ -1,0 +1,510 @@
+//! The handoff benchmark behind `haltpoll bench threads` (feature `handoff`): two threads hand
+//! a message back and forth, for every variant of waiting in one run, side by side.
+//!
+//! One *cell* is one variant at one think time. Two fresh threads, pinned to two different
+//! CPUs when the process may use two:
+//! - the **sender** thinks (spins or sleeps for the think time), takes a timestamp, publishes
+//!   the next sequence number and wakes the receiver, then waits for the receiver's ack;
+//! - the **receiver** waits for the message, reads the clock as soon as its wait returns (the
+//!   one-way *wake latency* is that minus the sender's timestamp), acks, and waits again.
+//!
+//! The *round trip* is the sender's time from its timestamp to the return of its wait for the
+//! ack: two wakes, one after the think time and one at once. The receiver's CPU time
+//! (`CLOCK_THREAD_CPUTIME_ID`) and sleeps (voluntary context switches) over the measured
+//! round trips, divided by their number, are the waiting thread's cost per wake. The first
+//! `warmup` round trips of a cell are not measured (a haltpoll parker's window starts at 0).
+//!
+//! Cells run repetition by repetition, and within one every think time and variant in turn, so
+//! a disturbance (another build on the machine) spreads over all variants instead of hitting
+//! one. [`summarize`] pools the repetitions; [`check_targets`] compares the variants.
+//!
+//! ```
+//! use std::time::Duration;
+//! use haltpoll_park::handoff::{run, summarize, Config, Variant};
+//!
+//! let config = Config {
+//!     variants: vec![Variant::Spin, Variant::Haltpoll],
+//!     think_times: vec![Duration::ZERO],
+//!     repetitions: 1,
+//!     min_round_trips: 50,
+//!     cell_time: Duration::from_millis(10),
+//!     ..Config::default()
+//! };
+//! let runs = run(&config, &mut |_done, _total, _run| {})?;
+//! let rows = summarize(&runs);
+//! assert_eq!(rows.len(), 2);
+//! assert!(rows.iter().all(|r| r.wakes >= 50));
+//! # Ok::<(), haltpoll_park::handoff::HandoffError>(())
+//! ```
+
+mod summary;
+mod thread_cost;
+mod variants;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use summary::{Row, Target, check_targets, summarize};
+use thread_cost::ThreadCost;
+use variants::{Primitive, Waiter, Waker};
+
+use crate::{Builder, Stats};
+
+/// A way of waiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// Busy-wait on the message: the limit.
+    Spin,
+    /// The haltpoll [`Parker`](crate::Parker), as the configured builder makes it.
+    Haltpoll,
+    /// The haltpoll parker with Linux's guest accounting, [`BlockTime::AfterPoll`](crate::BlockTime::AfterPoll).
+    HaltpollGuestRule,
+    /// `std::thread::park`.
+    Std,
+    /// crossbeam-utils' `Parker`.
+    Crossbeam,
+    /// parking_lot's `Condvar` on a `Mutex<bool>`.
+    ParkingLot,
+    /// crossbeam's `Backoff` until `is_completed`, then crossbeam's `Parker`.
+    SpinThenPark,
+}
+
+impl Variant {
+    /// Every variant, in table order.
+    pub const ALL: [Variant; 7] = [
+        Variant::Spin,
+        Variant::Haltpoll,
+        Variant::HaltpollGuestRule,
+        Variant::Std,
+        Variant::Crossbeam,
+        Variant::ParkingLot,
+        Variant::SpinThenPark,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Spin => "spin",
+            Variant::Haltpoll => "haltpoll",
+            Variant::HaltpollGuestRule => "haltpoll-guest-rule",
+            Variant::Std => "std",
+            Variant::Crossbeam => "crossbeam",
+            Variant::ParkingLot => "parking-lot",
+            Variant::SpinThenPark => "spin-then-park",
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Variant {
+    type Err = HandoffError;
+    fn from_str(s: &str) -> Result<Variant, HandoffError> {
+        Variant::ALL.into_iter().find(|v| v.name() == s).ok_or_else(|| HandoffError::UnknownVariant(s.to_owned()))
+    }
+}
+
+/// What the sender does for the think time before each message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Think {
+    /// Spin on the clock: exact think times, the sender's CPU stays busy (a producer working).
+    #[default]
+    Spin,
+    /// `thread::sleep`: the sender's CPU idles too; sleeps overshoot by the timer slack.
+    Sleep,
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The variants, in the order of the table.
+    pub variants: Vec<Variant>,
+    /// Think times before each message.
+    pub think_times: Vec<Duration>,
+    /// What the sender does while it thinks.
+    pub think: Think,
+    /// Repetitions of every cell.
+    pub repetitions: u32,
+    /// Measured round trips per cell: at least this many...
+    pub min_round_trips: u64,
+    /// ...and at most this many...
+    pub max_round_trips: u64,
+    /// ...stopping between the two once a cell has run this long.
+    pub cell_time: Duration,
+    /// Round trips at the start of each cell that are not measured.
+    pub warmup: u64,
+    /// Pin the two threads to two different CPUs (when the process may use two).
+    pub pin: bool,
+    /// How the haltpoll variants build their parkers.
+    pub haltpoll: Builder,
+}
+
+impl Default for Config {
+    /// Every variant at 0, 10 us, 100 us, 1 ms and 10 ms of spinning think time, 3
+    /// repetitions, 100 to 20 000 round trips per cell in about 0.3 s, 20 warm-up round trips,
+    /// pinned, the default haltpoll parker.
+    fn default() -> Config {
+        Config {
+            variants: Variant::ALL.to_vec(),
+            think_times: [0, 10_000, 100_000, 1_000_000, 10_000_000].map(Duration::from_nanos).to_vec(),
+            think: Think::Spin,
+            repetitions: 3,
+            min_round_trips: 100,
+            max_round_trips: 20_000,
+            cell_time: Duration::from_millis(300),
+            warmup: 20,
+            pin: true,
+            haltpoll: Builder::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks that the configuration can run, or says what to change.
+    pub fn validate(&self) -> Result<(), HandoffError> {
+        if self.variants.is_empty() {
+            return Err(HandoffError::Empty("variants"));
+        }
+        if self.think_times.is_empty() {
+            return Err(HandoffError::Empty("think times"));
+        }
+        if self.repetitions == 0 {
+            return Err(HandoffError::Empty("repetitions"));
+        }
+        if self.min_round_trips == 0 || self.min_round_trips > self.max_round_trips {
+            return Err(HandoffError::RoundTrips { min: self.min_round_trips, max: self.max_round_trips });
+        }
+        self.haltpoll.build().map(drop).map_err(HandoffError::Params)
+    }
+
+    /// The number of cells [`run`] measures.
+    pub fn cells(&self) -> usize {
+        self.variants.len() * self.think_times.len() * self.repetitions as usize
+    }
+}
+
+/// Why the benchmark cannot run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandoffError {
+    /// A list that must not be empty is.
+    #[error("no {0} to run: give at least one")]
+    Empty(&'static str),
+    /// The round-trip bounds are inverted or zero.
+    #[error("round trips per cell must be at least 1 and min ({min}) at most max ({max})")]
+    RoundTrips {
+        /// The minimum asked for.
+        min: u64,
+        /// The maximum asked for.
+        max: u64,
+    },
+    /// A variant name nobody knows.
+    #[error(
+        "unknown variant {0:?}: choose from spin, haltpoll, haltpoll-guest-rule, std, crossbeam, parking-lot, spin-then-park"
+    )]
+    UnknownVariant(String),
+    /// The haltpoll parker's parameters cannot work.
+    #[error("invalid haltpoll parameters: {0}")]
+    Params(haltpoll::ParamError),
+    /// A benchmark thread panicked (a bug in the harness or a variant).
+    #[error("the {variant} benchmark thread panicked")]
+    Panicked {
+        /// The variant it ran.
+        variant: Variant,
+    },
+}
+
+/// One cell of one repetition, measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    /// The variant.
+    pub variant: Variant,
+    /// The think time, ns.
+    pub think_ns: u64,
+    /// Which repetition (from 0).
+    pub repetition: u32,
+    /// One-way wake latencies, ns, one per measured round trip, in order.
+    pub wake_ns: Vec<u64>,
+    /// Round trips, ns, as the sender saw them, in order.
+    pub round_trip_ns: Vec<u64>,
+    /// The receiver's CPU time over the measured round trips, ns.
+    pub waiter_cpu_ns: u64,
+    /// The receiver's voluntary context switches (sleeps) over them, if /proc tells.
+    pub waiter_sleeps: Option<u64>,
+    /// Measured wakes that needed no system call, if the variant can tell.
+    pub no_syscall_wakes: Option<u64>,
+    /// Whether the two threads ran pinned to two CPUs.
+    pub pinned: bool,
+    /// The receiving haltpoll parker's statistics over the whole cell, warm-up included.
+    pub parker_stats: Option<Stats>,
+}
+
+/// Runs every cell of `config`, calling `progress(done, total, run)` after each.
+pub fn run(config: &Config, progress: &mut dyn FnMut(usize, usize, &Run)) -> Result<Vec<Run>, HandoffError> {
+    config.validate()?;
+    let total = config.cells();
+    let mut runs = Vec::with_capacity(total);
+    for repetition in 0..config.repetitions {
+        for &think in &config.think_times {
+            for &variant in &config.variants {
+                let cell = Cell { config, think, repetition, variant };
+                runs.push(match variant {
+                    Variant::Spin => cell.run::<variants::Spin>(),
+                    Variant::Haltpoll => cell.run::<variants::Haltpoll>(),
+                    Variant::HaltpollGuestRule => cell.run::<variants::HaltpollGuestRule>(),
+                    Variant::Std => cell.run::<variants::StdPark>(),
+                    Variant::Crossbeam => cell.run::<variants::Crossbeam>(),
+                    Variant::ParkingLot => cell.run::<variants::ParkingLot>(),
+                    Variant::SpinThenPark => cell.run::<variants::SpinThenPark>(),
+                }?);
+                progress(runs.len(), total, &runs[runs.len() - 1]);
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// The last message of a cell carries this bit: the receiver acks it and ends.
+const LAST: u64 = 1 << 63;
+
+/// What the two threads of a cell share.
+struct Shared {
+    base: Instant,
+    to_receiver: AtomicU64,
+    to_sender: AtomicU64,
+    stamp_ns: AtomicU64,
+    start: Barrier,
+}
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// What the receiver measured.
+struct Received {
+    wake_ns: Vec<u64>,
+    cpu_ns: u64,
+    sleeps: Option<u64>,
+    no_syscall_wakes: Option<u64>,
+    parker_stats: Option<Stats>,
+}
+
+struct Cell<'a> {
+    config: &'a Config,
+    think: Duration,
+    repetition: u32,
+    variant: Variant,
+}
+
+impl Cell<'_> {
+    fn run<P: Primitive>(&self) -> Result<Run, HandoffError> {
+        let (receiver_waits, sender_wakes) = P::pair(&self.config.haltpoll);
+        let (sender_waits, receiver_acks) = P::pair(&self.config.haltpoll);
+        let shared = Arc::new(Shared {
+            base: Instant::now(),
+            to_receiver: AtomicU64::new(0),
+            to_sender: AtomicU64::new(0),
+            stamp_ns: AtomicU64::new(0),
+            start: Barrier::new(2),
+        });
+        let cpus = if self.config.pin { thread_cost::two_cpus() } else { None };
+        let warmup = self.config.warmup;
+        let receiver = {
+            let shared = shared.clone();
+            thread::spawn(move || {
+                if let Some((_, cpu)) = cpus {
+                    thread_cost::pin(cpu);
+                }
+                receive(receiver_waits, receiver_acks, &shared, warmup)
+            })
+        };
+        // The sender runs on a thread of its own too, so the caller's affinity stays as it was.
+        let sender = {
+            let shared = shared.clone();
+            let (config, think) = (self.config.clone(), self.think);
+            thread::spawn(move || {
+                if let Some((cpu, _)) = cpus {
+                    thread_cost::pin(cpu);
+                }
+                send(sender_waits, sender_wakes, &shared, &config, think)
+            })
+        };
+        let panicked = |_| HandoffError::Panicked { variant: self.variant };
+        let round_trip_ns = sender.join().map_err(panicked)?;
+        let received = receiver.join().map_err(panicked)?;
+        Ok(Run {
+            variant: self.variant,
+            think_ns: u64::try_from(self.think.as_nanos()).unwrap_or(u64::MAX),
+            repetition: self.repetition,
+            wake_ns: received.wake_ns,
+            round_trip_ns,
+            waiter_cpu_ns: received.cpu_ns,
+            waiter_sleeps: received.sleeps,
+            no_syscall_wakes: received.no_syscall_wakes,
+            pinned: cpus.is_some(),
+            parker_stats: received.parker_stats,
+        })
+    }
+}
+
+/// The sender's loop; returns the measured round trips.
+fn send<W: Waiter, K: Waker>(mut acks: W, receiver: K, sh: &Shared, config: &Config, think: Duration) -> Vec<u64> {
+    acks.register();
+    sh.start.wait();
+    let (warmup, min, max) = (config.warmup, config.min_round_trips, config.max_round_trips);
+    let mut round_trips = Vec::with_capacity(usize::try_from(max.min(1 << 20)).unwrap_or(0));
+    let started = Instant::now();
+    let mut i: u64 = 0;
+    loop {
+        i += 1;
+        let measured = i.saturating_sub(warmup);
+        let last = measured >= min && (measured >= max || started.elapsed() >= config.cell_time);
+        think_for(config.think, think);
+        let msg = if last { i | LAST } else { i };
+        let stamp = sh.now_ns();
+        sh.stamp_ns.store(stamp, Relaxed);
+        // Release: the stamp is visible to the receiver once it sees the message.
+        sh.to_receiver.store(msg, Release);
+        receiver.wake();
+        acks.wait(&|| sh.to_sender.load(Acquire) == msg);
+        let back = sh.now_ns();
+        if i > warmup {
+            round_trips.push(back.saturating_sub(stamp));
+        }
+        if last {
+            return round_trips;
+        }
+    }
+}
+
+/// The receiver's loop: wait, time the wake, ack.
+fn receive<W: Waiter, K: Waker>(mut messages: W, sender: K, sh: &Shared, warmup: u64) -> Received {
+    messages.register();
+    sh.start.wait();
+    let mut wake_ns = Vec::new();
+    let (mut cost0, mut syscalls0) = (ThreadCost::now(), messages.no_syscall_wakes());
+    let mut seen = 0;
+    loop {
+        messages.wait(&|| sh.to_receiver.load(Acquire) != seen);
+        let woke = sh.now_ns();
+        let msg = sh.to_receiver.load(Acquire);
+        let i = msg & !LAST;
+        if i > warmup {
+            wake_ns.push(woke.saturating_sub(sh.stamp_ns.load(Relaxed)));
+        }
+        seen = msg;
+        if msg & LAST != 0 {
+            let (cpu_ns, sleeps) = ThreadCost::now().since(&cost0);
+            let no_syscall_wakes = match (messages.no_syscall_wakes(), syscalls0) {
+                (Some(now), Some(then)) => Some(now - then),
+                _ => None,
+            };
+            sh.to_sender.store(msg, Release);
+            sender.wake();
+            return Received { wake_ns, cpu_ns, sleeps, no_syscall_wakes, parker_stats: messages.parker_stats() };
+        }
+        if i == warmup {
+            // The measured part starts with the next message.
+            (cost0, syscalls0) = (ThreadCost::now(), messages.no_syscall_wakes());
+        }
+        sh.to_sender.store(msg, Release);
+        sender.wake();
+    }
+}
+
+fn think_for(how: Think, d: Duration) {
+    if d.is_zero() {
+        return;
+    }
+    match how {
+        Think::Spin => {
+            let start = Instant::now();
+            while start.elapsed() < d {
+                std::hint::spin_loop();
+            }
+        }
+        Think::Sleep => thread::sleep(d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quick(variants: Vec<Variant>, think_us: u64) -> Config {
+        Config {
+            variants,
+            think_times: vec![Duration::from_micros(think_us)],
+            repetitions: 1,
+            min_round_trips: 30,
+            max_round_trips: 30,
+            cell_time: Duration::ZERO,
+            warmup: 5,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn every_variant_delivers_every_message() {
+        let config = quick(Variant::ALL.to_vec(), 0);
+        let mut calls = 0;
+        let runs = run(&config, &mut |done, total, _| {
+            calls += 1;
+            assert_eq!((done, total), (calls, Variant::ALL.len()));
+        })
+        .unwrap();
+        for r in &runs {
+            assert_eq!(r.wake_ns.len(), 30, "{}", r.variant);
+            assert_eq!(r.round_trip_ns.len(), 30, "{}", r.variant);
+            // A round trip contains the one-way wake that started it (same clock, ordered).
+            let (wake, rtt) = (r.wake_ns.iter().sum::<u64>(), r.round_trip_ns.iter().sum::<u64>());
+            assert!(wake <= rtt, "{}: wakes {wake} > round trips {rtt}", r.variant);
+            if let Some(n) = r.no_syscall_wakes {
+                assert!(n <= 30, "{}: {n} wakes counted for 30 measured messages", r.variant);
+            }
+        }
+        let spin = runs.iter().find(|r| r.variant == Variant::Spin).unwrap();
+        assert_eq!(spin.no_syscall_wakes, Some(30), "every measured wake of the spinner");
+        let hp = runs.iter().find(|r| r.variant == Variant::Haltpoll).unwrap();
+        let stats = hp.parker_stats.unwrap();
+        assert_eq!(stats.unparks, 35, "warm-up and measured messages, one unpark each");
+    }
+
+    #[test]
+    fn a_sleeping_sender_delivers_too() {
+        let config = Config { think: Think::Sleep, ..quick(vec![Variant::Haltpoll, Variant::Std], 50) };
+        for r in run(&config, &mut |_, _, _| {}).unwrap() {
+            assert_eq!(r.wake_ns.len(), 30, "{}", r.variant);
+            assert!(r.waiter_cpu_ns > 0, "{}", r.variant);
+        }
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_a_reason() {
+        let c = Config { variants: vec![], ..Config::default() };
+        assert!(run(&c, &mut |_, _, _| {}).unwrap_err().to_string().contains("no variants"));
+        let c = Config { min_round_trips: 10, max_round_trips: 5, ..Config::default() };
+        assert!(matches!(c.validate(), Err(HandoffError::RoundTrips { .. })));
+        let bad = Builder::new().params(haltpoll::Params { grow_start: 0, ..crate::DEFAULT_PARAMS });
+        let c = Config { haltpoll: bad, ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("grow_start"));
+        assert!("nope".parse::<Variant>().unwrap_err().to_string().contains("choose from"));
+        for v in Variant::ALL {
+            assert_eq!(v.name().parse::<Variant>().unwrap(), v);
+        }
+    }
+}

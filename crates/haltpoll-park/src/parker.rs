@@ -1,0 +1,615 @@
+//! `Parker` and `Unparker`: the core crate's wake protocol, governor and poll loop, one level up.
+//!
+//! # The protocol
+//!
+//! The parker's futex word *is* a [`WakeFlags`] word, and the core's two flags keep their
+//! meaning for a thread:
+//! - NEED_RESCHED is the token: [`Unparker::unpark`] sets it, a park consumes it.
+//! - POLLING means "this thread will look at the token before it sleeps": set while the owner
+//!   runs or polls, clear only from the last look before `FUTEX_WAIT` until it wakes.
+//!
+//! An unpark is [`WakeFlags::wake_once`]: one release RMW that sets the token and returns the
+//! old flags. If POLLING was set, the owner is bound to see the token and the unpark is done,
+//! no syscall. If POLLING was clear (the owner is asleep or about to be) it issues `FUTEX_WAKE`,
+//! unless the token was already set, in which case the unpark that set it does so.
+//!
+//! A park:
+//! 1. takes the token if it is already there (an unpark while we ran found POLLING set);
+//! 2. asks the governor: POLL spins in [`haltpoll::poll::poll`] (relax hints, clock every
+//!    200) on the token with POLLING still set, so a hit costs nobody a syscall;
+//! 3. to block, [`WakeFlags::clear_polling_and_test`]: one RMW that clears POLLING and
+//!    returns the token bit. From this RMW on, every unpark sees POLLING clear and wakes the
+//!    futex; a token set before it is returned by it, and the owner does not sleep;
+//! 4. `FUTEX_WAIT` with expected value 0 (no POLLING, no token). The kernel compares and
+//!    sleeps atomically with respect to `FUTEX_WAKE`, so a token set after step 3 either makes
+//!    the compare fail (the wait returns at once) or comes with a wake that ends the sleep;
+//! 5. after any return of the wait, look at the token; no token and no deadline passed (a
+//!    spurious or stale wake): wait again;
+//! 6. set POLLING again (running), then consume the token with an acquire RMW.
+//!
+//! Why no wakeup is lost: the token and POLLING live in one word, so every unpark's RMW and
+//! the clear of step 3 are ordered in that word's modification order. Unpark first: step 3
+//! returns the token. Step 3 first: the unpark sees POLLING clear and wakes the futex, and
+//! step 4 cannot sleep through it.
+//!
+//! Why no token is consumed twice: only the owner clears NEED_RESCHED, and only by
+//! [`WakeFlags::take_need_resched`], whose RMW reports whether it cleared it. A park returns
+//! "woken" only on a take that returned true.
+//!
+//! Why the message is visible: every unpark is a release RMW on the word (even when the token
+//! was already set), every later RMW on the word continues its release sequence, and the take
+//! is an acquire RMW, so whatever each unparker wrote before `unpark` happens-before the
+//! return of the park that consumes the token.
+//!
+//! `tests/loom_park.rs` model-checks all of it, spurious returns and timeouts included.
+
+use std::cell::Cell;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use haltpoll::poll::poll;
+use haltpoll::wake::{Kick, WakeFlags};
+use haltpoll::{Governor, IdleState, LatencyReq};
+
+#[cfg(not(loom))]
+use std::sync::Arc;
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[cfg(loom)]
+use loom::sync::Arc;
+// Statistics carry no synchronisation, so loom need not model them.
+#[cfg(loom)]
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::builder::{BlockTime, Builder};
+use crate::clock::{Clock, Spin};
+use crate::futex::Futex;
+use crate::stats::Stats;
+
+/// What the parker and its unparkers share.
+#[derive(Debug, Default)]
+pub(crate) struct Inner {
+    flags: WakeFlags,
+    futex: Futex,
+    unparks: AtomicU64,
+    futex_wakes: AtomicU64,
+}
+
+/// The settings a [`Builder`] fixed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Config {
+    /// Whether to poll at all (false: block at once, like `std::thread::park`).
+    pub(crate) polling: bool,
+    pub(crate) latency_req: LatencyReq,
+    pub(crate) block_time: BlockTime,
+}
+
+/// The owner's counters (the unparkers' are atomics in [`Inner`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    parks: u64,
+    immediate: u64,
+    poll_hits: u64,
+    poll_timeouts: u64,
+    late_hits: u64,
+    blocks: u64,
+    timeouts: u64,
+}
+
+/// How one block ended.
+struct Blocked {
+    woken: bool,
+    blocked_ns: u64,
+    /// The deadline ended it (with no token).
+    timed_out: bool,
+}
+
+/// A thread parker that polls before it sleeps: `park` spins with a POLLING flag set for as
+/// long as its [`haltpoll::Governor`] says polling pays, then blocks on a futex. An unpark
+/// that finds the thread polling (or running) skips the wake system call.
+///
+/// The API is `std::thread::park`'s and crossbeam's `Parker`'s: a token, initially absent;
+/// [`Unparker::unpark`] makes it available, a park consumes it or waits for it, so an unpark
+/// before the park is not lost, and tokens do not accumulate. Unlike `std`, a park never
+/// returns without the token except at its deadline.
+///
+/// `Parker` is `Send` but not `Sync`: one thread parks on it. [`Unparker`]s are cheap clones
+/// for any number of threads.
+///
+/// ```
+/// use std::thread;
+/// use haltpoll_park::Parker;
+///
+/// let parker = Parker::new();
+/// let unparker = parker.unparker().clone();
+/// let worker = thread::spawn(move || {
+///     // ... produce something, then:
+///     unparker.unpark();
+/// });
+/// parker.park(); // returns once the worker has unparked (or at once if it already did)
+/// worker.join().unwrap();
+/// ```
+pub struct Parker {
+    unparker: Unparker,
+    config: Config,
+    governor: Cell<Governor>,
+    clock: Clock,
+    counters: Cell<Counters>,
+}
+
+/// Unparks a [`Parker`]: `Clone + Send + Sync`, from any thread.
+///
+/// ```
+/// use haltpoll_park::Parker;
+/// let p = Parker::new();
+/// let u = p.unparker().clone();
+/// u.unpark();
+/// u.unpark(); // tokens do not accumulate
+/// assert!(p.park_timeout(std::time::Duration::ZERO));
+/// assert!(!p.park_timeout(std::time::Duration::ZERO));
+/// ```
+#[derive(Clone)]
+pub struct Unparker {
+    inner: Arc<Inner>,
+}
+
+impl Parker {
+    /// A parker with the [default parameters](crate::DEFAULT_PARAMS), polling unless this
+    /// process may run on only one CPU.
+    pub fn new() -> Parker {
+        Builder::new().build().expect("the default parameters are valid")
+    }
+
+    /// A [`Builder`] to choose the governor's parameters, a latency limit, and more.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn with(config: Config, governor: Governor) -> Parker {
+        let inner = Inner::default();
+        // The owner is running: it will look at the token before it sleeps.
+        let _ = inner.flags.set_polling_and_test();
+        Parker {
+            unparker: Unparker { inner: Arc::new(inner) },
+            config,
+            governor: Cell::new(governor),
+            clock: Clock::new(),
+            counters: Cell::new(Counters::default()),
+        }
+    }
+
+    /// The unparker of this parker; clone it to hand it to other threads.
+    pub fn unparker(&self) -> &Unparker {
+        &self.unparker
+    }
+
+    /// Waits for the token and consumes it: at once if it is there, else after polling for
+    /// the governor's window, else asleep on the futex until an unpark.
+    ///
+    /// ```
+    /// use haltpoll_park::Parker;
+    /// let p = Parker::new();
+    /// p.unparker().unpark();
+    /// p.park(); // consumed the token
+    /// assert_eq!(p.stats().immediate, 1);
+    /// ```
+    pub fn park(&self) {
+        let woken = self.park_until(None);
+        debug_assert!(woken, "a park without deadline returns only with the token");
+    }
+
+    /// Like [`park`](Self::park), but returns after `timeout` at the latest. Returns true if
+    /// it consumed the token, false if the time ran out first (std returns nothing; ignoring
+    /// the result gives std's behaviour).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use haltpoll_park::Parker;
+    /// let p = Parker::new();
+    /// assert!(!p.park_timeout(Duration::from_micros(10)));
+    /// p.unparker().unpark();
+    /// assert!(p.park_timeout(Duration::from_secs(1)));
+    /// ```
+    pub fn park_timeout(&self, timeout: Duration) -> bool {
+        if timeout.is_zero() {
+            // Deadline 0, the parker's birth: passed without reading the clock.
+            return self.park_until(Some(0));
+        }
+        let timeout_ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        self.park_until(Some(self.clock.now_ns().saturating_add(timeout_ns)))
+    }
+
+    /// Like [`park`](Self::park), but returns at `deadline` at the latest; true if it
+    /// consumed the token.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use haltpoll_park::Parker;
+    /// let p = Parker::new();
+    /// let deadline = Instant::now() + Duration::from_micros(50);
+    /// assert!(!p.park_deadline(deadline));
+    /// assert!(Instant::now() >= deadline);
+    /// ```
+    pub fn park_deadline(&self, deadline: Instant) -> bool {
+        #[cfg(not(loom))]
+        let deadline_ns = self.clock.ns_of(deadline);
+        // The loom clock is fake: map the real remaining time onto it.
+        #[cfg(loom)]
+        let deadline_ns = {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            self.clock.now_ns().saturating_add(u64::try_from(remaining.as_nanos()).unwrap_or(u64::MAX))
+        };
+        self.park_until(Some(deadline_ns))
+    }
+
+    /// Statistics since the parker was made.
+    pub fn stats(&self) -> Stats {
+        let c = self.counters.get();
+        let inner = &self.unparker.inner;
+        Stats {
+            parks: c.parks,
+            immediate: c.immediate,
+            poll_hits: c.poll_hits,
+            poll_timeouts: c.poll_timeouts,
+            late_hits: c.late_hits,
+            blocks: c.blocks,
+            timeouts: c.timeouts,
+            unparks: inner.unparks.load(Relaxed),
+            futex_wakes: inner.futex_wakes.load(Relaxed),
+        }
+    }
+
+    /// The governor's current poll window, ns (`poll_limit_ns`): how long the next park may
+    /// poll.
+    pub fn poll_limit_ns(&self) -> u64 {
+        self.governor.get().poll_limit_ns()
+    }
+
+    /// Whether this parker polls at all (see [`Polling`](crate::Polling)).
+    pub fn polls(&self) -> bool {
+        self.config.polling
+    }
+
+    /// Makes the loom model's futex return `n` times without a wake (spurious returns).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn spurious_futex_returns(&self, n: usize) {
+        self.unparker.inner.futex.set_spurious_returns(n);
+    }
+
+    /// The flags word now, for the loom models' invariants.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn flags_now(&self) -> u32 {
+        self.unparker.inner.flags.load()
+    }
+
+    /// One park; `deadline` in ns on `self.clock`. True if the token was consumed.
+    fn park_until(&self, deadline: Option<u64>) -> bool {
+        let flags = &self.unparker.inner.flags;
+        let mut c = self.counters.get();
+        c.parks += 1;
+        // Step 1. A plain load first: when no token is there, an RMW would take the cache
+        // line away from an unparker for nothing. Only this thread clears the token, so one
+        // seen here is still there for the take.
+        let woken = if flags.need_resched() {
+            c.immediate += 1;
+            flags.take_need_resched()
+        } else if deadline.is_some_and(|d| d == 0 || self.clock.now_ns() >= d) {
+            // Nothing to wait for (a zero timeout): no poll, no block. The token may have
+            // come since the load above.
+            let woken = flags.take_need_resched();
+            c.immediate += u64::from(woken);
+            woken
+        } else if self.config.polling {
+            self.poll_then_block(deadline, &mut c)
+        } else {
+            self.block(deadline, &mut c).woken
+        };
+        if !woken {
+            c.timeouts += 1;
+        }
+        self.counters.set(c);
+        woken
+    }
+
+    /// Steps 2 to 6 under the governor: POLL while it says so, then HALT (block).
+    fn poll_then_block(&self, deadline: Option<u64>, c: &mut Counters) -> bool {
+        let flags = &self.unparker.inner.flags;
+        let mut gov = self.governor.get();
+        let mut polled_ns = 0;
+        let woken = loop {
+            match gov.select(self.config.latency_req) {
+                IdleState::Poll => {
+                    // Without a window (only a latency limit of 0 gets here) poll until the
+                    // token or the deadline.
+                    let mut limit = gov.poll_time_ns(u64::MAX);
+                    if let Some(d) = deadline {
+                        limit = limit.min(d.saturating_sub(self.clock.now_ns()));
+                    }
+                    let out = poll(&mut Spin { flags, clock: &self.clock }, limit);
+                    polled_ns += out.polled_ns;
+                    gov.reflect(IdleState::Poll, out.polled_ns, out.timed_out);
+                    if !out.timed_out {
+                        c.poll_hits += 1;
+                        break flags.take_need_resched();
+                    }
+                    c.poll_timeouts += 1;
+                    if deadline.is_some_and(|d| self.clock.now_ns() >= d) {
+                        // A token that came after the last look is as good as one in time
+                        // (and its unpark saw POLLING set: a late hit).
+                        let woken = flags.take_need_resched();
+                        c.late_hits += u64::from(woken);
+                        break woken;
+                    }
+                    // Timed out: the governor now says HALT (or POLL again under a latency
+                    // limit of 0).
+                }
+                IdleState::Halt => {
+                    let blocked = self.block(deadline, c);
+                    let block_ns = match self.config.block_time {
+                        BlockTime::Wait => polled_ns.saturating_add(blocked.blocked_ns),
+                        BlockTime::AfterPoll => blocked.blocked_ns,
+                    };
+                    // A wait the deadline ended says only that the wakeup, if any, comes
+                    // later: that may shrink the window (past the ceiling) but must not grow it.
+                    let block_ns =
+                        if blocked.timed_out && block_ns <= gov.params().guest_halt_poll_ns { 0 } else { block_ns };
+                    gov.reflect(IdleState::Halt, block_ns, false);
+                    break blocked.woken;
+                }
+            }
+        };
+        self.governor.set(gov);
+        woken
+    }
+
+    /// Steps 3 to 6: clear POLLING, sleep on the futex until the token or the deadline, set
+    /// POLLING again and take the token.
+    fn block(&self, deadline: Option<u64>, c: &mut Counters) -> Blocked {
+        let inner = &*self.unparker.inner;
+        let flags = &inner.flags;
+        let start = self.clock.now_ns();
+        // Step 3. One RMW: an unpark ordered before it left the token, which we see here; one
+        // ordered after it sees POLLING clear and wakes the futex.
+        if flags.clear_polling_and_test() {
+            c.late_hits += 1;
+            let _ = flags.set_polling_and_test();
+            return Blocked { woken: flags.take_need_resched(), blocked_ns: 0, timed_out: false };
+        }
+        c.blocks += 1;
+        let mut timed_out = false;
+        loop {
+            let timeout = match deadline {
+                None => None,
+                Some(d) => {
+                    let now = self.clock.now_ns();
+                    if now >= d {
+                        timed_out = true;
+                        break;
+                    }
+                    Some(Duration::from_nanos(d - now))
+                }
+            };
+            // Step 4. Sleep only while the word is 0: POLLING clear (we cleared it and only
+            // we set it) and no token. A token set since step 3 makes this return at once.
+            inner.futex.wait(flags, 0, timeout);
+            // Step 5. Woken, or a spurious return, a signal, a wake meant for an earlier park
+            // of ours that arrived late, the timeout: only the token counts.
+            if flags.need_resched() {
+                break;
+            }
+        }
+        let blocked_ns = self.clock.now_ns().saturating_sub(start);
+        // Step 6. Running again: POLLING first, so that unparks from now on skip the syscall,
+        // then the token (acquire: the unparkers' writes are visible from here).
+        let _ = flags.set_polling_and_test();
+        let woken = flags.take_need_resched();
+        Blocked { woken, blocked_ns, timed_out: timed_out && !woken }
+    }
+}
+
+impl Default for Parker {
+    fn default() -> Parker {
+        Parker::new()
+    }
+}
+
+impl fmt::Debug for Parker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parker")
+            .field("flags", &self.unparker.inner.flags.load())
+            .field("polls", &self.config.polling)
+            .field("poll_limit_ns", &self.poll_limit_ns())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Unparker {
+    /// Makes the token available: the parked thread wakes, or its next park returns at once.
+    ///
+    /// Issues `FUTEX_WAKE` only when the parker's owner has announced that it sleeps
+    /// (POLLING clear) and no other unpark's wake is already on its way.
+    pub fn unpark(&self) {
+        let inner = &*self.inner;
+        // Counted before the token is set, so a park that returns with it sees it counted.
+        inner.unparks.fetch_add(1, Relaxed);
+        // Release RMW even when the token is set already: it orders this thread's writes before
+        // the park that consumes the token (see the module docs).
+        let kick = inner.flags.wake_once();
+        if kick == Kick::Needed {
+            inner.futex_wakes.fetch_add(1, Relaxed);
+            inner.futex.wake_one(&inner.flags);
+        }
+    }
+}
+
+impl fmt::Debug for Unparker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unparker").field("flags", &self.inner.flags.load()).finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::{DEFAULT_PARAMS, Polling};
+    use haltpoll::Params;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::thread;
+
+    fn forced() -> Parker {
+        Parker::builder().polling(Polling::Force).build().unwrap()
+    }
+
+    #[test]
+    fn unparkers_go_anywhere_and_parkers_move() {
+        fn send_sync<T: Send + Sync + Clone + 'static>() {}
+        fn send<T: Send + 'static>() {}
+        send_sync::<Unparker>();
+        send::<Parker>();
+    }
+
+    #[test]
+    fn starts_running_with_no_token() {
+        let p = forced();
+        assert_eq!(p.unparker.inner.flags.load(), haltpoll::wake::POLLING);
+        assert!(!p.park_timeout(Duration::ZERO));
+        assert_eq!(p.unparker.inner.flags.load(), haltpoll::wake::POLLING, "a timeout restores POLLING");
+    }
+
+    #[test]
+    fn unpark_while_running_skips_the_syscall_and_the_park_is_immediate() {
+        let p = forced();
+        p.unparker().unpark();
+        p.park();
+        let s = p.stats();
+        assert_eq!((s.immediate, s.unparks, s.futex_wakes), (1, 1, 0));
+    }
+
+    #[test]
+    fn a_wait_past_the_ceiling_leaves_the_window_at_zero() {
+        let p = Parker::builder()
+            .polling(Polling::Force)
+            .params(Params { guest_halt_poll_ns: 100_000, grow_start: 50_000, ..DEFAULT_PARAMS })
+            .build()
+            .unwrap();
+        let u = p.unparker().clone();
+        let t = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            u.unpark();
+        });
+        p.park();
+        t.join().unwrap();
+        assert_eq!(p.stats().blocks, 1);
+        assert_eq!(p.poll_limit_ns(), 0, "a wait far past the ceiling does not grow the window");
+    }
+
+    // The timeouts below are long enough that the deadline has not passed when the park
+    // starts waiting, but nothing depends on it: a park whose deadline passed at once does
+    // not wait at all, which the assertions allow.
+
+    #[test]
+    fn a_timed_out_block_does_not_grow_the_window() {
+        let p = forced();
+        assert!(!p.park_timeout(Duration::from_millis(2)));
+        assert_eq!(p.poll_limit_ns(), 0);
+        let s = p.stats();
+        assert!(s.blocks <= 1 && s.timeouts == 1, "{s:?}");
+    }
+
+    #[test]
+    fn short_waits_grow_the_window_and_are_then_caught_polling() {
+        let p = Parker::builder()
+            .polling(Polling::Force)
+            .params(Params { guest_halt_poll_ns: 100_000_000, grow_start: 50_000_000, ..DEFAULT_PARAMS })
+            .build()
+            .unwrap();
+        let u = p.unparker().clone();
+        let go = std::sync::Arc::new(AtomicBool::new(false));
+        let go2 = go.clone();
+        let t = thread::spawn(move || {
+            for _ in 0..3 {
+                while !go2.swap(false, SeqCst) {
+                    std::hint::spin_loop();
+                }
+                thread::sleep(Duration::from_micros(200));
+                u.unpark();
+            }
+        });
+        for _ in 0..3 {
+            go.store(true, SeqCst);
+            p.park();
+        }
+        t.join().unwrap();
+        let s = p.stats();
+        // The first wait blocks (window 0) and grows the window to 50 ms, far above any
+        // scheduling delay, so the next two are caught while polling.
+        assert_eq!(s.blocks, 1, "{s:?}");
+        assert_eq!(s.poll_hits, 2, "{s:?}");
+        assert!(s.wakes_without_syscall() >= 2, "{s:?}");
+    }
+
+    #[test]
+    fn polling_off_never_polls() {
+        let p = Parker::builder().polling(Polling::Off).build().unwrap();
+        assert!(!p.polls());
+        assert!(!p.park_timeout(Duration::from_millis(2)));
+        let s = p.stats();
+        assert_eq!((s.poll_timeouts, s.poll_hits, s.timeouts), (0, 0, 1), "{s:?}");
+        assert!(s.blocks <= 1, "{s:?}");
+    }
+
+    #[test]
+    fn latency_limit_zero_polls_until_the_deadline() {
+        let p = Parker::builder().polling(Polling::Force).latency_limit(Duration::ZERO).build().unwrap();
+        assert!(!p.park_timeout(Duration::from_millis(1)));
+        let s = p.stats();
+        assert_eq!((s.blocks, s.timeouts), (0, 1), "never blocks: {s:?}");
+    }
+
+    #[test]
+    fn latency_limit_zero_polls_until_the_token() {
+        let p = Parker::builder().polling(Polling::Force).latency_limit(Duration::ZERO).build().unwrap();
+        let u = p.unparker().clone();
+        let t = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(2));
+            u.unpark();
+        });
+        p.park();
+        t.join().unwrap();
+        let s = p.stats();
+        assert_eq!((s.poll_hits, s.blocks, s.futex_wakes), (1, 0, 0), "{s:?}");
+    }
+
+    #[test]
+    fn park_deadline_in_the_past_returns_the_token_or_nothing() {
+        let p = forced();
+        let past = Instant::now();
+        assert!(!p.park_deadline(past));
+        p.unparker().unpark();
+        assert!(p.park_deadline(past));
+    }
+
+    #[test]
+    fn huge_timeouts_saturate_and_still_wake() {
+        for polling in [Polling::Force, Polling::Off] {
+            let p = Parker::builder().polling(polling).build().unwrap();
+            let u = p.unparker().clone();
+            let t = thread::spawn(move || {
+                thread::sleep(Duration::from_millis(1));
+                u.unpark();
+            });
+            assert!(p.park_timeout(Duration::MAX));
+            t.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn debug_shows_the_state() {
+        let p = forced();
+        let s = format!("{p:?} {:?}", p.unparker());
+        assert!(s.contains("poll_limit_ns: 0") && s.contains("flags: 1"), "{s}");
+    }
+}
