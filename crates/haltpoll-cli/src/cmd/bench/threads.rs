@@ -163,13 +163,8 @@ fn plot_sweep(path: &std::path::Path, rows: &[Row]) -> Result<()> {
         }
         out
     };
-    plot::think_time_sweep(
-        path,
-        "bench threads",
-        series(&|r| r.round_trip_p50_ns),
-        series(&|r| r.cpu_per_wake_ns),
-    )
-    .with_context(|| format!("cannot draw {}", path.display()))?;
+    plot::think_time_sweep(path, "bench threads", series(&|r| r.round_trip_p50_ns), series(&|r| r.cpu_per_wake_ns))
+        .with_context(|| format!("cannot draw {}", path.display()))?;
     eprintln!("plot written to {}", path.display());
     Ok(())
 }
