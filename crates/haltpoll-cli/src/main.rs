@@ -20,12 +20,17 @@ struct Cli {
 enum Command {
     /// Feed a trace of idle periods through the governor and the poll loop model.
     Replay(cmd::replay::ReplayArgs),
+    /// Run haltpoll's own guest on KVM and measure what idling costs.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    Vm(cmd::vm::VmArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => cmd::replay::run(&args),
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        Command::Vm(args) => cmd::vm::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 //! until the wakeup arrives. Blank lines and `#` comments (whole-line or trailing) are allowed.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Why a trace could not be read.
@@ -68,6 +68,21 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<u64>, TraceError> {
     Ok(periods)
 }
 
+/// Writes idle periods in the text format: `header` lines as `#` comments, then each section
+/// as a `#` comment line naming it followed by its periods, one per line.
+pub fn write(out: &mut dyn Write, header: &[String], sections: &[(String, Vec<u64>)]) -> io::Result<()> {
+    for line in header {
+        writeln!(out, "# {line}")?;
+    }
+    for (name, periods) in sections {
+        writeln!(out, "# {name}")?;
+        for period in periods {
+            writeln!(out, "{period}")?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +96,17 @@ mod tests {
         assert_eq!(p("# header\n100\n\n  200  \n300 # trailing\n0\n").unwrap(), vec![100, 200, 300, 0]);
         assert_eq!(p("").unwrap(), Vec::<u64>::new());
         assert_eq!(p("18446744073709551615\n").unwrap(), vec![u64::MAX]);
+    }
+
+    #[test]
+    fn written_traces_read_back() {
+        let mut text = Vec::new();
+        let sections =
+            [("vcpu 0".to_owned(), vec![5, 7]), ("vcpu 1".to_owned(), vec![]), ("vcpu 2".to_owned(), vec![0])];
+        write(&mut text, &["made by a test".to_owned()], &sections).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(text, "# made by a test\n# vcpu 0\n5\n7\n# vcpu 1\n# vcpu 2\n0\n");
+        assert_eq!(p(&text).unwrap(), vec![5, 7, 0]);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod report;
 pub mod run;
 pub mod stats;
 pub mod system;
+pub mod testing;
 pub mod vcpu;
 pub mod vm;
 pub mod watchdog;

@@ -114,6 +114,23 @@ struct Stat {
     cumulative: bool,
 }
 
+/// The counters worth reporting about idling, by their KVM names.
+pub const IDLE_STATS: [&str; 13] = [
+    "exits",
+    "halt_exits",
+    "halt_successful_poll",
+    "halt_attempted_poll",
+    "halt_poll_invalid",
+    "halt_wakeup",
+    "halt_poll_success_ns",
+    "halt_poll_fail_ns",
+    "halt_wait_ns",
+    "irq_exits",
+    "io_exits",
+    "mmio_exits",
+    "insn_emulation",
+];
+
 /// A snapshot (or, from [`KvmStats::since`], the change) of a vCPU's KVM counters by their KVM
 /// names: `halt_exits`, `halt_successful_poll`, `halt_attempted_poll`, `halt_wakeup`, `exits`...
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,8 +1,7 @@
 //! The guest boots and ping-pongs under each idle policy, with every message delivered; the
 //! KVM and guest counters show the mechanism at work (halts, IPIs, host polls), not times.
 
-mod common;
-
+use haltpoll_vmm::testing::kvm_or_skip;
 use haltpoll_vmm::{IdlePolicy, PollControl, RunOptions, RunReport, run};
 
 fn pingpong(options: RunOptions) -> RunReport {
@@ -21,7 +20,7 @@ fn pingpong(options: RunOptions) -> RunReport {
 
 #[test]
 fn busy_polling_needs_no_halt_and_no_ipi() {
-    let Some(_vm) = common::kvm_or_skip("busy_polling_needs_no_halt_and_no_ipi") else { return };
+    let Some(_vm) = kvm_or_skip("busy_polling_needs_no_halt_and_no_ipi") else { return };
     let report = pingpong(RunOptions { idle: IdlePolicy::Busy, round_trips: 2_000, ..Default::default() });
     for v in &report.vcpus {
         assert_eq!((v.counters.halts, v.counters.ipis_sent, v.counters.irqs), (0, 0, 0), "vCPU {}", v.index);
@@ -32,7 +31,7 @@ fn busy_polling_needs_no_halt_and_no_ipi() {
 
 #[test]
 fn halting_costs_a_halt_exit_and_an_ipi_per_wakeup() {
-    let Some(_vm) = common::kvm_or_skip("halting_costs_a_halt_exit_and_an_ipi_per_wakeup") else { return };
+    let Some(_vm) = kvm_or_skip("halting_costs_a_halt_exit_and_an_ipi_per_wakeup") else { return };
     let report = pingpong(RunOptions {
         idle: IdlePolicy::Halt,
         round_trips: 300,
@@ -53,7 +52,7 @@ fn halting_costs_a_halt_exit_and_an_ipi_per_wakeup() {
 
 #[test]
 fn host_polling_catches_wakeups_unless_the_guest_switches_it_off() {
-    let Some(_vm) = common::kvm_or_skip("host_polling_catches_wakeups_unless_the_guest_switches_it_off") else {
+    let Some(_vm) = kvm_or_skip("host_polling_catches_wakeups_unless_the_guest_switches_it_off") else {
         return;
     };
     let options =
@@ -74,7 +73,7 @@ fn host_polling_catches_wakeups_unless_the_guest_switches_it_off() {
 
 #[test]
 fn receivers_idle_at_least_the_think_time() {
-    let Some(_vm) = common::kvm_or_skip("receivers_idle_at_least_the_think_time") else { return };
+    let Some(_vm) = kvm_or_skip("receivers_idle_at_least_the_think_time") else { return };
     let think_ns = 20_000;
     let report = pingpong(RunOptions { idle: IdlePolicy::Halt, round_trips: 100, think_ns, ..Default::default() });
     for v in &report.vcpus {
@@ -92,7 +91,7 @@ fn receivers_idle_at_least_the_think_time() {
 
 #[test]
 fn two_pairs_share_the_host_and_lose_the_realtime_hint() {
-    let Some(_vm) = common::kvm_or_skip("two_pairs_share_the_host_and_lose_the_realtime_hint") else { return };
+    let Some(_vm) = kvm_or_skip("two_pairs_share_the_host_and_lose_the_realtime_hint") else { return };
     let report = pingpong(RunOptions { vcpus: 4, idle: IdlePolicy::Halt, round_trips: 100, ..Default::default() });
     let host_cpus = haltpoll_vmm::vcpu::host_cpus().unwrap().len();
     assert_eq!(report.realtime_hint, host_cpus >= 4, "the hint only when each vCPU has a host CPU");

@@ -1,11 +1,10 @@
 //! A guest that faults, triple-faults or hangs ends the run with an error naming the vCPU, the
 //! vector or exit, and RIP; never a hang of the VMM.
 
-mod common;
-
 use std::time::Duration;
 
 use haltpoll_guest::abi::layout;
+use haltpoll_vmm::testing::kvm_or_skip;
 use haltpoll_vmm::{Failure, GuestError, IdlePolicy, RunOptions, Workload, run};
 
 fn failures(options: RunOptions) -> (Vec<GuestError>, String) {
@@ -16,7 +15,7 @@ fn failures(options: RunOptions) -> (Vec<GuestError>, String) {
 
 #[test]
 fn a_page_fault_is_reported_with_vector_rip_and_address() {
-    let Some(_vm) = common::kvm_or_skip("a_page_fault_is_reported_with_vector_rip_and_address") else { return };
+    let Some(_vm) = kvm_or_skip("a_page_fault_is_reported_with_vector_rip_and_address") else { return };
     for idle in [IdlePolicy::Busy, IdlePolicy::Halt] {
         let (failures, text) = failures(RunOptions { workload: Workload::Fault, idle, ..Default::default() });
         let first = &failures[0];
@@ -34,7 +33,7 @@ fn a_page_fault_is_reported_with_vector_rip_and_address() {
 
 #[test]
 fn a_triple_fault_is_reported() {
-    let Some(_vm) = common::kvm_or_skip("a_triple_fault_is_reported") else { return };
+    let Some(_vm) = kvm_or_skip("a_triple_fault_is_reported") else { return };
     let (failures, text) = failures(RunOptions { workload: Workload::TripleFault, ..Default::default() });
     assert_eq!((failures[0].vcpu, &failures[0].failure), (0, &Failure::TripleFault), "{text}");
     assert!(text.contains("vCPU 0 triple-faulted (KVM_EXIT_SHUTDOWN)"), "{text}");
@@ -42,7 +41,7 @@ fn a_triple_fault_is_reported() {
 
 #[test]
 fn hung_vcpus_are_kicked_out_of_kvm_and_named() {
-    let Some(_vm) = common::kvm_or_skip("hung_vcpus_are_kicked_out_of_kvm_and_named") else { return };
+    let Some(_vm) = kvm_or_skip("hung_vcpus_are_kicked_out_of_kvm_and_named") else { return };
     let stall = Duration::from_millis(200);
     let (failures, text) =
         failures(RunOptions { workload: Workload::Hang, stall_limit: Some(stall), ..Default::default() });
@@ -62,7 +61,7 @@ fn hung_vcpus_are_kicked_out_of_kvm_and_named() {
 
 #[test]
 fn a_run_past_its_time_limit_is_stopped() {
-    let Some(_vm) = common::kvm_or_skip("a_run_past_its_time_limit_is_stopped") else { return };
+    let Some(_vm) = kvm_or_skip("a_run_past_its_time_limit_is_stopped") else { return };
     // A healthy ping-pong that cannot finish 10^9 round trips in 300 ms.
     let options = RunOptions {
         idle: IdlePolicy::Busy,
