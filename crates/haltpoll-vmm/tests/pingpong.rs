@@ -55,11 +55,14 @@ fn host_polling_catches_wakeups_unless_the_guest_switches_it_off() {
         return;
     };
     let options =
-        RunOptions { idle: IdlePolicy::Halt, round_trips: 300, host_halt_poll_ns: Some(200_000), ..Default::default() };
-    let polled = pingpong(options.clone());
+        RunOptions { idle: IdlePolicy::Halt, round_trips: 500, host_halt_poll_ns: Some(200_000), ..Default::default() };
+    // KVM stops a host poll as soon as another task is runnable on that CPU, so on a busy
+    // machine a run can go without a successful poll; a few runs give it a fair chance.
+    let caught = |r: &RunReport| r.vcpus.iter().all(|v| v.kvm.halt_successful_poll() > 0);
+    let polled = (0..3).map(|_| pingpong(options.clone())).find(caught);
+    let polled = polled.expect("in 3 runs, some vCPU's host never caught a wakeup by polling");
     for v in &polled.vcpus {
-        assert!(v.kvm.halt_attempted_poll() > 0, "vCPU {}: the host polls", v.index);
-        assert!(v.kvm.halt_successful_poll() > 0, "vCPU {}: and catches wakeups", v.index);
+        assert!(v.kvm.halt_attempted_poll() >= v.kvm.halt_successful_poll(), "vCPU {}", v.index);
     }
     // The guest writes 0 to MSR_KVM_POLL_CONTROL on each vCPU: the host stops polling for it.
     let off = pingpong(RunOptions { poll_control: PollControl::HostPollOff, ..options });

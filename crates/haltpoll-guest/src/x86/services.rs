@@ -7,7 +7,9 @@
 //! `ud2` and returns with `iretq`. Every other register is preserved.
 //!
 //! The halt service, the one on the hot path, is written in assembly so that as few
-//! instructions as possible run in the emulated ring 0.
+//! instructions as possible run in the emulated ring 0: 13 from the #UD entry to the `iretq`.
+//! The RIP check compares with the service's absolute address, which the non-PIE link below
+//! 2 GiB makes a 32-bit immediate.
 
 use core::arch::{asm, global_asm};
 
@@ -36,9 +38,7 @@ global_asm!(
 
     .global haltpoll_ud_entry
     haltpoll_ud_entry:
-        push rcx
-        lea rcx, [rip + haltpoll_service]
-        cmp rcx, [rsp + 8]
+        cmp qword ptr [rsp], offset haltpoll_service
         jne 3f
         cmp rax, {halt}
         jne 2f
@@ -49,10 +49,10 @@ global_asm!(
         hlt
         cli
         mov eax, 1
-    1:  pop rcx
-        add qword ptr [rsp], 2
+    1:  add qword ptr [rsp], 2
         iretq
-    2:  push rdx
+    2:  push rcx
+        push rdx
         push rsi
         push rdi
         push r8
@@ -72,9 +72,9 @@ global_asm!(
         pop rdi
         pop rsi
         pop rdx
+        pop rcx
         jmp 1b
-    3:  pop rcx
-        push 0
+    3:  push 0
         push 6
         jmp haltpoll_exc_common
     "#,
