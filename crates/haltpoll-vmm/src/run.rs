@@ -178,12 +178,16 @@ pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
     }
     drop(done_tx);
 
-    let supervised = supervise(&vm, options, &threads, &stop, done_rx);
+    let mut supervised = supervise(&vm, options, &threads, &stop, done_rx);
     let wall = started.elapsed();
     for (index, thread) in threads.into_iter().enumerate() {
-        // An unresponsive thread is left behind (it holds the memory it may touch).
-        if supervised.outcomes[index].is_some() {
-            let _ = thread.join();
+        // A thread still in KVM_RUN is left behind (it holds the memory it may touch); one that
+        // ended without an outcome panicked, which is the VMM's bug, not the guest's.
+        let ended = supervised.outcomes[index].is_some() || thread.is_finished();
+        if let Some(Err(panic)) = ended.then(|| thread.join()) {
+            let message =
+                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            supervised.panicked[index] = Some(message.unwrap_or_default());
         }
     }
     let vcpus = collect(&vm, options, supervised)?;
@@ -213,6 +217,8 @@ struct Supervised {
     arrival: Vec<usize>,
     stopped: Option<StopReason>,
     watchdog: Watchdog,
+    /// Threads that panicked, with the message.
+    panicked: Vec<Option<String>>,
 }
 
 /// How often the VMM looks at the guest's progress and re-kicks vCPUs it is stopping.
@@ -269,12 +275,13 @@ fn supervise(
             }
         }
     }
-    Supervised { outcomes, arrival, stopped: stopping.map(|(_, reason)| reason), watchdog }
+    let panicked = vec![None; options.vcpus];
+    Supervised { outcomes, arrival, stopped: stopping.map(|(_, reason)| reason), watchdog, panicked }
 }
 
 /// Reads the reports, or names the vCPUs that failed.
 fn collect(vm: &Vm, options: &RunOptions, supervised: Supervised) -> Result<Vec<VcpuRun>, VmmError> {
-    let Supervised { outcomes, arrival, stopped, watchdog } = supervised;
+    let Supervised { outcomes, arrival, stopped, watchdog, panicked } = supervised;
     let mut causes = Vec::new();
     let mut victims = Vec::new();
     let limits = watchdog.limits();
@@ -285,7 +292,11 @@ fn collect(vm: &Vm, options: &RunOptions, supervised: Supervised) -> Result<Vec<
     };
     for index in order {
         let Some(outcome) = &outcomes[index] else {
-            causes.push(GuestError { vcpu: index, failure: Failure::Unresponsive, rip: 0, ring: 0 });
+            let failure = match &panicked[index] {
+                Some(message) => Failure::Exit(format!("lost its VMM thread, which panicked: {message}")),
+                None => Failure::Unresponsive,
+            };
+            causes.push(GuestError { vcpu: index, failure, rip: 0, ring: 0 });
             continue;
         };
         let at = |failure| GuestError { vcpu: index, failure, rip: outcome.rip, ring: outcome.ring };
