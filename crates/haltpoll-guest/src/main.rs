@@ -109,8 +109,9 @@ extern "C" fn user_main(vcpu: u64) -> ! {
             report.samples = record.samples_recorded;
         }
         Workload::Fault if index == 1 => {
-            // SAFETY: none needed: the read faults on purpose. The page tables map only the low
-            // 4 GiB, so this canonical address has no page (#PF).
+            // SAFETY: the read is meant to fault and never completes: no page maps this canonical
+            // address (the page tables cover the low 4 GiB), so the CPU raises #PF, whose handler
+            // reports it and stops this vCPU. No value is ever produced.
             let value = unsafe { read_volatile(UNMAPPED as *const u64) };
             panic!("read unmapped memory and got {value:#x}");
         }
