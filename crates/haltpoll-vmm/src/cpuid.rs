@@ -70,7 +70,10 @@ impl GuestCpuid {
                 e
             })
             .collect();
-        CpuId::from_entries(&entries).map_err(|_| VmmError::Memory("too many CPUID entries".into()))
+        CpuId::from_entries(&entries).map_err(|e| VmmError::Host {
+            operation: "building the guest's CPUID",
+            source: std::io::Error::other(format!("{} entries: {e:?}", entries.len())),
+        })
     }
 }
 
