@@ -35,6 +35,9 @@ enum Command {
     Tune(cmd::tune::TuneArgs),
     /// Run a benchmark.
     Bench(cmd::bench::BenchArgs),
+    /// Run haltpoll's own guest on KVM and measure what idling costs.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    Vm(cmd::vm::VmArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +48,8 @@ fn main() -> std::process::ExitCode {
         Command::Set(args) => cmd::set::run(&args),
         Command::Tune(args) => cmd::tune::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        Command::Vm(args) => cmd::vm::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -5,3 +5,5 @@ pub mod replay;
 pub mod set;
 pub mod status;
 pub mod tune;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub mod vm;

@@ -1,8 +1,8 @@
 //! Idle traces: the idle periods of one or more CPUs, read from a file.
 //!
 //! Two formats, detected from the first line that is not blank or a `#` comment:
-//! - [`text`]: one idle period per line, in ns, all on one CPU (what `haltpoll` writes and a
-//!   person types);
+//! - [`text`]: one idle period per line, in ns, on CPU 0 or in `# cpu N` sections (what
+//!   `haltpoll` writes and a person types);
 //! - [`perf`]: `perf script` output of the `power:cpu_idle` tracepoint, from a real Linux
 //!   system, with the periods of every CPU.
 //!
@@ -85,9 +85,16 @@ pub struct Replayed {
 
 impl Trace {
     /// A single-CPU trace (CPU 0) of the given periods.
+    #[cfg(test)]
     pub fn single_cpu(format: Format, idle_ns: impl IntoIterator<Item = u64>) -> Trace {
-        let periods: Vec<_> = idle_ns.into_iter().map(|idle_ns| IdlePeriod { cpu: 0, idle_ns }).collect();
-        let cpus = if periods.is_empty() { Vec::new() } else { vec![0] };
+        Trace::of_periods(format, idle_ns.into_iter().map(|idle_ns| IdlePeriod { cpu: 0, idle_ns }).collect())
+    }
+
+    /// A trace without timestamps of the given periods.
+    pub fn of_periods(format: Format, periods: Vec<IdlePeriod>) -> Trace {
+        let mut cpus: Vec<u32> = periods.iter().map(|p| p.cpu).collect();
+        cpus.sort_unstable();
+        cpus.dedup();
         Trace { format, periods, cpus, span: None, notes: Vec::new() }
     }
 
@@ -165,7 +172,7 @@ pub fn read(path: &Path, format: Option<Format>) -> Result<Trace, TraceError> {
 /// Parses a trace held in memory; `path` names it in errors.
 pub fn parse(text: &str, path: &Path, format: Option<Format>) -> Result<Trace, TraceError> {
     match format.unwrap_or_else(|| detect(text)) {
-        Format::Text => Ok(Trace::single_cpu(Format::Text, text::parse(text, path)?)),
+        Format::Text => Ok(Trace::of_periods(Format::Text, text::parse(text, path)?)),
         Format::Perf => perf::parse(text, path),
     }
 }

@@ -1,24 +1,24 @@
-//! The text trace format: the lengths of idle periods of one CPU, in ns.
+//! The text trace format: the lengths of idle periods, in ns.
 //!
 //! The text format is one idle period per line, the time in nanoseconds from entering idle
 //! until the wakeup arrives. Blank lines and `#` comments (whole-line or trailing) are allowed.
+//! The periods belong to CPU 0 unless a whole-line comment `# cpu N` says that the lines after
+//! it are CPU N's (what `haltpoll vm pingpong --trace` writes, one section per vCPU).
 
+use std::io::{self, Write};
 use std::path::Path;
 
-use super::TraceError;
+use super::{IdlePeriod, MAX_CPU, TraceError};
 
 /// What a line of the text format looks like, for error messages.
 pub const EXPECTED: &str = "one idle period per line, in ns, e.g. 42000, '#' starting a comment; \
      or `perf script` output of power:cpu_idle";
 
 /// Parses the text format; `path` names the source in errors.
-pub fn parse(text: &str, path: &Path) -> Result<Vec<u64>, TraceError> {
+pub fn parse(text: &str, path: &Path) -> Result<Vec<IdlePeriod>, TraceError> {
     let mut periods = Vec::new();
+    let mut cpu = 0;
     for (i, raw) in text.lines().enumerate() {
-        let content = raw.split_once('#').map_or(raw, |(before, _)| before).trim();
-        if content.is_empty() {
-            continue;
-        }
         let malformed = |reason: &str| TraceError::Malformed {
             path: path.to_owned(),
             line: i + 1,
@@ -26,15 +26,53 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<u64>, TraceError> {
             reason: reason.to_owned(),
             expected: EXPECTED,
         };
+        let (content, comment) = raw.split_once('#').unwrap_or((raw, ""));
+        let content = content.trim();
+        if content.is_empty() {
+            if let Some(n) = comment.trim().strip_prefix("cpu ") {
+                cpu = match n.trim().parse() {
+                    Ok(n) if n <= MAX_CPU => n,
+                    _ => return Err(malformed("a `# cpu N` section needs a CPU number up to 65535")),
+                };
+            }
+            continue;
+        }
         if content.starts_with('-') {
             return Err(malformed("an idle period cannot be negative"));
         }
         if !content.bytes().all(|b| b.is_ascii_digit()) {
             return Err(malformed("not a whole number of nanoseconds"));
         }
-        periods.push(content.parse().map_err(|_| malformed("too large for 64 bits"))?);
+        let idle_ns = content.parse().map_err(|_| malformed("too large for 64 bits"))?;
+        periods.push(IdlePeriod { cpu, idle_ns });
     }
     Ok(periods)
+}
+
+/// One CPU's idle periods, to write: `label` becomes a comment line above the `# cpu N` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Section {
+    /// What the periods are (e.g. "repetition 2").
+    pub label: String,
+    /// The CPU they belong to.
+    pub cpu: u32,
+    /// Idle periods, ns.
+    pub periods: Vec<u64>,
+}
+
+/// Writes idle periods in the text format: `header` lines as `#` comments, then each section.
+pub fn write(out: &mut dyn Write, header: &[String], sections: &[Section]) -> io::Result<()> {
+    for line in header {
+        writeln!(out, "# {line}")?;
+    }
+    for section in sections {
+        writeln!(out, "# {}", section.label)?;
+        writeln!(out, "# cpu {}", section.cpu)?;
+        for period in &section.periods {
+            writeln!(out, "{period}")?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -42,7 +80,36 @@ mod tests {
     use super::*;
 
     fn p(text: &str) -> Result<Vec<u64>, TraceError> {
-        parse(text, Path::new("t.txt"))
+        parse(text, Path::new("t.txt")).map(|v| v.iter().map(|p| p.idle_ns).collect())
+    }
+
+    #[test]
+    fn cpu_sections() {
+        let periods =
+            parse("5\n# cpu 3\n7\n# note\n8 # cpu 9 is only a trailing comment\n# cpu 1\n9\n", Path::new("t")).unwrap();
+        let cpus: Vec<(u32, u64)> = periods.iter().map(|p| (p.cpu, p.idle_ns)).collect();
+        assert_eq!(cpus, vec![(0, 5), (3, 7), (3, 8), (1, 9)]);
+        let err = p("# cpu x\n").unwrap_err().to_string();
+        assert!(err.contains("t.txt:1: a `# cpu N` section needs a CPU number"), "{err}");
+        assert!(p("# cpu 70000\n").is_err());
+    }
+
+    #[test]
+    fn write_reads_back() {
+        let sections = [
+            Section { label: "repetition 1".into(), cpu: 0, periods: vec![5, 7] },
+            Section { label: "repetition 1".into(), cpu: 1, periods: vec![] },
+            Section { label: "repetition 2".into(), cpu: 1, periods: vec![0] },
+        ];
+        let mut text = Vec::new();
+        write(&mut text, &["made by a test".to_owned()], &sections).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(
+            text,
+            "# made by a test\n# repetition 1\n# cpu 0\n5\n7\n# repetition 1\n# cpu 1\n# repetition 2\n# cpu 1\n0\n"
+        );
+        let back: Vec<(u32, u64)> = parse(&text, Path::new("t")).unwrap().iter().map(|p| (p.cpu, p.idle_ns)).collect();
+        assert_eq!(back, vec![(0, 5), (0, 7), (1, 0)]);
     }
 
     #[test]

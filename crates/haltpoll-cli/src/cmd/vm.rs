@@ -1,0 +1,424 @@
+//! `haltpoll vm pingpong`: haltpoll's own guest on KVM, pairs of vCPUs passing a message back
+//! and forth, measured: round trip, wake latency, VM exits, IPIs, host polls, CPU time.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use haltpoll_guest::abi::Counters;
+use haltpoll_vmm::report::quantile;
+use haltpoll_vmm::stats::IDLE_STATS;
+use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport};
+use serde::Serialize;
+
+use crate::output::{self, fmt_ns};
+use crate::trace::text::{self, Section};
+
+/// Arguments of `haltpoll vm`.
+#[derive(Args, Debug)]
+pub struct VmArgs {
+    #[command(subcommand)]
+    pub command: VmCommand,
+}
+
+/// What to run in the VM.
+#[derive(Subcommand, Debug)]
+pub enum VmCommand {
+    /// Pairs of vCPUs pass a message back and forth; report round trip, exits, IPIs, CPU time.
+    Pingpong(PingpongArgs),
+}
+
+/// How a waiting vCPU idles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Idle {
+    /// Spin on the mailbox at ring 3: no exit, no IPI (the physical limit).
+    Busy,
+    /// Halt at once (a VM exit); the sender sends an IPI.
+    Halt,
+}
+
+/// Whether the guest sees KVM_HINTS_REALTIME.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Hint {
+    /// When every vCPU has a host CPU of its own.
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+/// What each vCPU writes to MSR_KVM_POLL_CONTROL at start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HostPolling {
+    /// Nothing: host polling as the host has it.
+    Leave,
+    /// 0: the host does not poll for this vCPU.
+    Off,
+    /// 1: the host polls (the reset value).
+    On,
+}
+
+/// Arguments of `haltpoll vm pingpong`.
+#[derive(Args, Debug)]
+pub struct PingpongArgs {
+    /// Round trips per pair of vCPUs, per repetition.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 10_000)]
+    pub round_trips: u64,
+    /// Spin this long before sending each message, ns (the receiver idles about as long).
+    #[arg(long, value_name = "NS", default_value_t = 0)]
+    pub think_ns: u64,
+    /// How a vCPU waits for the next message.
+    #[arg(long, value_enum, default_value_t = Idle::Halt)]
+    pub idle: Idle,
+    /// The VM's host halt-polling window, ns (KVM_CAP_HALT_POLL). Default: the host's own
+    /// (KVM's halt_poll_ns, 200000 unless changed).
+    #[arg(long, value_name = "NS")]
+    pub host_halt_poll_ns: Option<u64>,
+    /// vCPUs; pairs ping-pong (0 with 1, 2 with 3...), so an even number.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub vcpus: usize,
+    /// Repetitions, each in a new VM; the round trip reported is their median.
+    #[arg(short = 'r', long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Show the guest KVM_HINTS_REALTIME (dedicated host CPUs).
+    #[arg(long, value_enum, default_value_t = Hint::Auto)]
+    pub realtime_hint: Hint,
+    /// What the guest writes to MSR_KVM_POLL_CONTROL on each vCPU.
+    #[arg(long, value_enum, default_value_t = HostPolling::Leave)]
+    pub poll_control: HostPolling,
+    /// Leave the vCPU threads unpinned.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Time limit of one repetition, seconds (default: 10 s plus 2 ms and two think times per
+    /// round trip).
+    #[arg(long, value_name = "SECS")]
+    pub time_limit: Option<f64>,
+    /// Write every vCPU's idle periods (ns, one per message received) to FILE, in the trace
+    /// format `haltpoll replay` reads.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// One JSON object: the options, every repetition, the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl PingpongArgs {
+    fn options(&self) -> Result<RunOptions> {
+        let time_limit = match self.time_limit {
+            Some(secs) if !(secs.is_finite() && secs > 0.0) => {
+                anyhow::bail!("--time-limit {secs}: give a positive number of seconds")
+            }
+            Some(secs) => Some(Duration::from_secs_f64(secs)),
+            None => None,
+        };
+        Ok(RunOptions {
+            vcpus: self.vcpus,
+            idle: match self.idle {
+                Idle::Busy => IdlePolicy::Busy,
+                Idle::Halt => IdlePolicy::Halt,
+            },
+            round_trips: self.round_trips,
+            think_ns: self.think_ns,
+            host_halt_poll_ns: self.host_halt_poll_ns,
+            realtime_hint: match self.realtime_hint {
+                Hint::Auto => RealtimeHint::Auto,
+                Hint::On => RealtimeHint::On,
+                Hint::Off => RealtimeHint::Off,
+            },
+            poll_control: match self.poll_control {
+                HostPolling::Leave => PollControl::Leave,
+                HostPolling::Off => PollControl::HostPollOff,
+                HostPolling::On => PollControl::HostPollOn,
+            },
+            pin: !self.no_pin,
+            time_limit,
+            ..RunOptions::default()
+        })
+    }
+}
+
+/// An option value as the user types it.
+fn value_name(value: impl ValueEnum) -> String {
+    value.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned())
+}
+
+/// Runs `haltpoll vm ...`.
+pub fn run(args: &VmArgs) -> Result<()> {
+    match &args.command {
+        VmCommand::Pingpong(args) => pingpong(args),
+    }
+}
+
+fn pingpong(args: &PingpongArgs) -> Result<()> {
+    let options = args.options()?;
+    options.validate()?;
+    let mut reports = Vec::with_capacity(args.repeat as usize);
+    for repetition in 1..=args.repeat {
+        let report =
+            haltpoll_vmm::run(&options).with_context(|| format!("repetition {repetition} of {}", args.repeat))?;
+        reports.push(report);
+    }
+    if let Some(path) = &args.trace {
+        write_trace(path, args, &reports).with_context(|| format!("cannot write the trace {}", path.display()))?;
+    }
+    let summary = Summary::new(&reports);
+    output::write_stdout(|out| {
+        if args.json {
+            let json = Json {
+                options: OptionsJson::new(args, &reports[0]),
+                repetitions: reports.iter().map(RepetitionJson::new).collect(),
+                summary,
+            };
+            serde_json::to_writer_pretty(&mut *out, &json)?;
+            writeln!(out)
+        } else {
+            write_human(out, args, &reports, &summary)
+        }
+    })
+}
+
+/// Figures per round trip, over all repetitions.
+#[derive(Clone, Debug, Default, Serialize)]
+struct PerRoundTrip {
+    exits: f64,
+    halt_exits: f64,
+    halt_successful_poll: f64,
+    halt_attempted_poll: f64,
+    guest_halts: f64,
+    ipis_sent: f64,
+    ipis_skipped: f64,
+    irqs: f64,
+    cpu_ns: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Latency {
+    median: f64,
+    p99: f64,
+    samples: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Summary {
+    round_trip_ns: Spread,
+    wake_latency_ns: Option<Latency>,
+    per_round_trip: PerRoundTrip,
+}
+
+impl Summary {
+    fn new(reports: &[RunReport]) -> Summary {
+        let round_trips: Vec<f64> = reports.iter().filter_map(RunReport::round_trip_ns).collect();
+        let spread = |q| quantile(&round_trips, q).unwrap_or(f64::NAN);
+        let latencies: Vec<f64> = reports.iter().flat_map(|r| r.wake_latencies_ns()).map(|ns| ns as f64).collect();
+        let trips = reports.iter().map(RunReport::round_trips).sum::<u64>().max(1) as f64;
+        let total = |f: &dyn Fn(&RunReport) -> u64| reports.iter().map(f).sum::<u64>() as f64 / trips;
+        Summary {
+            round_trip_ns: Spread { median: spread(0.5), min: spread(0.0), max: spread(1.0) },
+            wake_latency_ns: (!latencies.is_empty()).then(|| Latency {
+                median: quantile(&latencies, 0.5).unwrap_or_default(),
+                p99: quantile(&latencies, 0.99).unwrap_or_default(),
+                samples: latencies.len(),
+            }),
+            per_round_trip: PerRoundTrip {
+                exits: total(&|r| r.sum(|v| v.kvm.exits())),
+                halt_exits: total(&|r| r.sum(|v| v.kvm.halt_exits())),
+                halt_successful_poll: total(&|r| r.sum(|v| v.kvm.halt_successful_poll())),
+                halt_attempted_poll: total(&|r| r.sum(|v| v.kvm.halt_attempted_poll())),
+                guest_halts: total(&|r| r.sum(|v| v.counters.halts)),
+                ipis_sent: total(&|r| r.sum(|v| v.counters.ipis_sent)),
+                ipis_skipped: total(&|r| r.sum(|v| v.counters.ipis_skipped)),
+                irqs: total(&|r| r.sum(|v| v.counters.irqs)),
+                cpu_ns: total(&|r| r.cpu_time().as_nanos() as u64),
+            },
+        }
+    }
+}
+
+fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], s: &Summary) -> io::Result<()> {
+    let first = &reports[0];
+    let cpus: Vec<String> =
+        first.vcpus.iter().map(|v| v.host_cpu.map_or("unpinned".to_owned(), |c| c.to_string())).collect();
+    writeln!(
+        out,
+        "vm pingpong: {} vCPUs on host CPUs {} (REALTIME hint {}), idle {}, think {}",
+        args.vcpus,
+        cpus.join(", "),
+        if first.realtime_hint { "shown" } else { "not shown" },
+        value_name(args.idle),
+        fmt_ns(args.think_ns),
+    )?;
+    let window = match (first.host_halt_poll_ns, first.host_halt_poll_set) {
+        (Some(ns), true) => format!("{ns} ns"),
+        (Some(ns), false) => format!("{ns} ns (the host's default)"),
+        (None, _) => "the host's default".to_owned(),
+    };
+    writeln!(out, "host halt-poll window {window}, {} round trips x {} repetitions", args.round_trips, args.repeat)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>4} {:>12} {:>10} {:>14} {:>10} {:>10} {:>12}",
+        "rep", "round trip", "exits/rt", "halt exits/rt", "IPIs/rt", "CPU/rt", "wall"
+    )?;
+    for (i, r) in reports.iter().enumerate() {
+        let trips = r.round_trips().max(1) as f64;
+        writeln!(
+            out,
+            "{:>4} {:>12} {:>10.2} {:>14.2} {:>10.2} {:>10} {:>12}",
+            i + 1,
+            fmt_ns(r.round_trip_ns().unwrap_or_default().round() as u64),
+            r.sum(|v| v.kvm.exits()) as f64 / trips,
+            r.sum(|v| v.kvm.halt_exits()) as f64 / trips,
+            r.sum(|v| v.counters.ipis_sent) as f64 / trips,
+            fmt_ns((r.cpu_time().as_nanos() as f64 / trips).round() as u64),
+            fmt_ns(r.wall.as_nanos() as u64),
+        )?;
+    }
+    writeln!(out)?;
+    let ns = |f: f64| fmt_ns(f.round() as u64);
+    let rt = &s.round_trip_ns;
+    writeln!(
+        out,
+        "round trip       {} (median of {}; min {}, max {})",
+        ns(rt.median),
+        reports.len(),
+        ns(rt.min),
+        ns(rt.max)
+    )?;
+    if let Some(l) = &s.wake_latency_ns {
+        writeln!(out, "wake latency     {} median, {} p99 (one way, {} messages)", ns(l.median), ns(l.p99), l.samples)?;
+    }
+    let p = &s.per_round_trip;
+    writeln!(
+        out,
+        "per round trip   {:.2} exits ({:.2} halt exits), {:.2} IPIs sent, {:.2} skipped, host CPU {} (all vCPUs)",
+        p.exits,
+        p.halt_exits,
+        p.ipis_sent,
+        p.ipis_skipped,
+        ns(p.cpu_ns)
+    )?;
+    writeln!(
+        out,
+        "host polls       {:.2} successful of {:.2} attempted per round trip",
+        p.halt_successful_poll, p.halt_attempted_poll
+    )?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Json {
+    options: OptionsJson,
+    repetitions: Vec<RepetitionJson>,
+    summary: Summary,
+}
+
+#[derive(Serialize)]
+struct OptionsJson {
+    vcpus: usize,
+    idle: String,
+    round_trips: u64,
+    think_ns: u64,
+    repeat: u32,
+    host_halt_poll_ns: Option<u64>,
+    host_halt_poll_set: bool,
+    realtime_hint: bool,
+    poll_control: String,
+    poll_control_offered: bool,
+    tsc_khz: u64,
+}
+
+impl OptionsJson {
+    fn new(args: &PingpongArgs, first: &RunReport) -> OptionsJson {
+        OptionsJson {
+            vcpus: args.vcpus,
+            idle: value_name(args.idle),
+            round_trips: args.round_trips,
+            think_ns: args.think_ns,
+            repeat: args.repeat,
+            host_halt_poll_ns: first.host_halt_poll_ns,
+            host_halt_poll_set: first.host_halt_poll_set,
+            realtime_hint: first.realtime_hint,
+            poll_control: value_name(args.poll_control),
+            poll_control_offered: first.poll_control_offered,
+            tsc_khz: first.tsc_khz,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RepetitionJson {
+    round_trip_ns: Option<f64>,
+    round_trips: u64,
+    wall_ns: u64,
+    vcpus: Vec<VcpuJson>,
+}
+
+#[derive(Serialize)]
+struct VcpuJson {
+    index: usize,
+    host_cpu: Option<usize>,
+    cpu_time_ns: u64,
+    counters: Counters,
+    kvm: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl RepetitionJson {
+    fn new(r: &RunReport) -> RepetitionJson {
+        RepetitionJson {
+            round_trip_ns: r.round_trip_ns(),
+            round_trips: r.round_trips(),
+            wall_ns: r.wall.as_nanos() as u64,
+            vcpus: r
+                .vcpus
+                .iter()
+                .map(|v| VcpuJson {
+                    index: v.index,
+                    host_cpu: v.host_cpu,
+                    cpu_time_ns: v.cpu_time.as_nanos() as u64,
+                    counters: v.counters,
+                    kvm: IDLE_STATS.iter().map(|&name| (name, v.kvm.get(name))).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn write_trace(path: &std::path::Path, args: &PingpongArgs, reports: &[RunReport]) -> io::Result<()> {
+    let header = [
+        "haltpoll vm pingpong: idle periods in ns, from a vCPU starting to wait until its peer sent the message"
+            .to_owned(),
+        format!(
+            "idle {}, think {} ns, {} round trips x {} repetitions, {} vCPUs",
+            value_name(args.idle),
+            args.think_ns,
+            args.round_trips,
+            args.repeat,
+            args.vcpus
+        ),
+    ];
+    let sections: Vec<Section> = reports
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.vcpus.iter().map(move |v| Section {
+                label: format!("repetition {}", i + 1),
+                cpu: v.index as u32,
+                periods: r.idle_periods_ns(v.index),
+            })
+        })
+        .collect();
+    let mut out = BufWriter::new(File::create(path)?);
+    text::write(&mut out, &header, &sections)?;
+    out.flush()
+}

@@ -1,0 +1,454 @@
+//! The contract between the VMM and the guest, defined once: where everything lives in guest
+//! memory, what the VMM writes before the run ([`RunConfig`]) and what the guest writes back
+//! ([`VcpuReport`], [`ExitRecord`], [`Sample`]).
+//!
+//! Guest memory is identity-mapped (virtual = physical), so every address here is both. All
+//! structures are `#[repr(C)]` with explicit padding; with the `zerocopy` feature (the VMM's) they
+//! derive zerocopy's traits, whose derive refuses a layout with hidden padding at compile time.
+//!
+//! ```
+//! use haltpoll_guest::abi::{layout, RunConfig, IdlePolicy, Workload};
+//! let cfg = RunConfig::new(2, Workload::PingPong, IdlePolicy::Halt);
+//! assert_eq!(cfg.idle_policy(), Some(IdlePolicy::Halt));
+//! assert!(layout::report(1) > layout::report(0));
+//! ```
+
+use core::sync::atomic::AtomicU64;
+
+#[cfg(feature = "zerocopy")]
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// The most vCPUs a VM can have (the layout reserves room for this many).
+pub const MAX_VCPUS: usize = 8;
+
+/// [`RunConfig::magic`]: tells the guest the VMM wrote a configuration.
+pub const CONFIG_MAGIC: u64 = u64::from_le_bytes(*b"HALTPOLL");
+
+/// The I/O port a vCPU writes its [`ExitStatus`] to (32-bit `out`) when it stops for good; the
+/// details are in its [`ExitRecord`]. 0xf4 is the port QEMU's isa-debug-exit uses.
+pub const EXIT_PORT: u16 = 0xf4;
+
+/// The GDT's selectors (the VMM builds the GDT; the guest loads these into segment registers).
+pub mod selectors {
+    /// Ring-0 64-bit code.
+    pub const KERNEL_CODE: u16 = 0x08;
+    /// Ring-0 data.
+    pub const KERNEL_DATA: u16 = 0x10;
+    /// Ring-3 64-bit code, with RPL 3.
+    pub const USER_CODE: u16 = 0x18 | 3;
+    /// Ring-3 data, with RPL 3.
+    pub const USER_DATA: u16 = 0x20 | 3;
+    /// Index in the GDT of the first TSS descriptor (each takes two 8-byte slots).
+    pub const FIRST_TSS_SLOT: u16 = 5;
+
+    /// vCPU `vcpu`'s TSS selector.
+    pub const fn tss(vcpu: usize) -> u16 {
+        (FIRST_TSS_SLOT + 2 * vcpu as u16) * 8
+    }
+}
+
+/// Where things are in guest memory.
+pub mod layout {
+    use super::{ExitRecord, MAX_VCPUS, Sample, VcpuReport};
+
+    /// Page tables (VMM-owned): PML4, PDPT, then four page directories identity-mapping the low
+    /// 4 GiB with 2 MiB pages.
+    pub const PAGE_TABLES: u64 = 0x1000;
+    /// Size of the page-table area: 6 pages.
+    pub const PAGE_TABLES_SIZE: u64 = 6 * 0x1000;
+    /// The GDT (VMM-owned): null, ring-0 code/data, ring-3 code/data, then one 16-byte TSS
+    /// descriptor per vCPU.
+    pub const GDT: u64 = 0x7000;
+    /// The TSS of each vCPU (VMM-owned), [`TSS_STRIDE`] bytes apart.
+    pub const TSS: u64 = 0x8000;
+    /// Distance between two vCPUs' TSSs.
+    pub const TSS_STRIDE: u64 = 128;
+
+    /// The [`RunConfig`](super::RunConfig), written by the VMM before the vCPUs start.
+    pub const CONFIG: u64 = 0x10_0000;
+    /// The [`VcpuReport`]s, one per vCPU, [`REPORT_STRIDE`] bytes apart.
+    pub const REPORTS: u64 = 0x10_1000;
+    /// Distance between two vCPUs' reports.
+    pub const REPORT_STRIDE: u64 = 512;
+    /// The [`ExitRecord`]s, one per vCPU, [`EXIT_STRIDE`] bytes apart.
+    pub const EXITS: u64 = 0x10_3000;
+    /// Distance between two vCPUs' exit records.
+    pub const EXIT_STRIDE: u64 = 512;
+
+    /// Ring-0 stacks, [`RING0_STACK_SIZE`] each: the VMM starts each vCPU on its own and points
+    /// its TSS's RSP0 there.
+    pub const RING0_STACKS: u64 = 0x20_0000;
+    /// Size of one ring-0 stack.
+    pub const RING0_STACK_SIZE: u64 = 0x4000;
+    /// Ring-3 stacks, [`USER_STACK_SIZE`] each: the workload runs on them.
+    pub const USER_STACKS: u64 = 0x30_0000;
+    /// Size of one ring-3 stack.
+    pub const USER_STACK_SIZE: u64 = 0x1_0000;
+
+    /// The guest image is linked here (`link.ld` says the same; a test checks).
+    pub const IMAGE: u64 = 0x40_0000;
+    /// End of the room for the guest image.
+    pub const IMAGE_END: u64 = 0x100_0000;
+
+    /// Per-message [`Sample`]s, [`SAMPLES_PER_VCPU`] per vCPU.
+    pub const SAMPLES: u64 = 0x100_0000;
+    /// How many samples each vCPU can record.
+    pub const SAMPLES_PER_VCPU: u64 = 1 << 16;
+    const SAMPLE_BYTES: u64 = size_of::<Sample>() as u64;
+
+    /// Guest RAM: from 0 to the end of the sample area.
+    pub const MEMORY_SIZE: u64 = SAMPLES + MAX_VCPUS as u64 * SAMPLES_PER_VCPU * SAMPLE_BYTES;
+
+    /// Where vCPU `vcpu`'s report is.
+    pub const fn report(vcpu: usize) -> u64 {
+        REPORTS + vcpu as u64 * REPORT_STRIDE
+    }
+
+    /// Where vCPU `vcpu`'s exit record is.
+    pub const fn exit_record(vcpu: usize) -> u64 {
+        EXITS + vcpu as u64 * EXIT_STRIDE
+    }
+
+    /// Where vCPU `vcpu`'s samples start.
+    pub const fn samples(vcpu: usize) -> u64 {
+        SAMPLES + vcpu as u64 * SAMPLES_PER_VCPU * SAMPLE_BYTES
+    }
+
+    /// Top of vCPU `vcpu`'s ring-0 stack (stacks grow down).
+    pub const fn ring0_stack_top(vcpu: usize) -> u64 {
+        RING0_STACKS + (vcpu as u64 + 1) * RING0_STACK_SIZE
+    }
+
+    /// Top of vCPU `vcpu`'s ring-3 stack.
+    pub const fn user_stack_top(vcpu: usize) -> u64 {
+        USER_STACKS + (vcpu as u64 + 1) * USER_STACK_SIZE
+    }
+
+    /// Where vCPU `vcpu`'s TSS is.
+    pub const fn tss(vcpu: usize) -> u64 {
+        TSS + vcpu as u64 * TSS_STRIDE
+    }
+
+    // The areas must not overlap; checked when this crate compiles.
+    const _: () = {
+        assert!(PAGE_TABLES + PAGE_TABLES_SIZE <= GDT);
+        assert!(GDT + super::selectors::tss(MAX_VCPUS) as u64 <= TSS);
+        assert!(tss(MAX_VCPUS) <= CONFIG);
+        assert!(size_of::<super::RunConfig>() as u64 <= REPORTS - CONFIG);
+        assert!(size_of::<VcpuReport>() as u64 <= REPORT_STRIDE);
+        assert!(report(MAX_VCPUS) <= EXITS);
+        assert!(size_of::<ExitRecord>() as u64 <= EXIT_STRIDE);
+        assert!(exit_record(MAX_VCPUS) <= RING0_STACKS);
+        assert!(ring0_stack_top(MAX_VCPUS - 1) <= USER_STACKS);
+        assert!(user_stack_top(MAX_VCPUS - 1) <= IMAGE);
+        assert!(IMAGE_END <= SAMPLES);
+        assert!(MEMORY_SIZE.is_multiple_of(2 << 20));
+    };
+}
+
+/// What the guest runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Workload {
+    /// Pairs of vCPUs (0 and 1, 2 and 3, ...) exchange a message back and forth.
+    PingPong = 0,
+    /// Test: vCPU 1 reads unmapped memory (0x4000_0000_0000) at ring 3, a page fault; the others
+    /// wait.
+    Fault = 1,
+    /// Test: vCPU 0 spins at ring 3 forever, the others halt with interrupts off forever.
+    Hang = 2,
+    /// Test: vCPU 0 loads an empty IDT and raises an exception (a triple fault); the others wait.
+    TripleFault = 3,
+}
+
+/// How a vCPU waits for a message.
+///
+/// Numbered for the ABI: a later policy (the haltpoll driver) takes the next number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum IdlePolicy {
+    /// Spin on the mailbox at ring 3: no exit, no IPI (the physical limit).
+    Busy = 0,
+    /// Halt at once (a VM exit); the waker sends an IPI.
+    Halt = 1,
+}
+
+/// What the guest writes to `MSR_KVM_POLL_CONTROL` on each vCPU at start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum PollControl {
+    /// Leave the MSR alone (host polling stays as the host configured it).
+    Leave = 0,
+    /// Write 0: ask the host not to halt-poll for this vCPU.
+    HostPollOff = 1,
+    /// Write 1: host halt polling on (the reset value).
+    HostPollOn = 2,
+}
+
+/// How a vCPU stopped: the value it writes to [`EXIT_PORT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum ExitStatus {
+    /// The workload finished; the report is complete.
+    Done = 1,
+    /// A CPU exception: vector, error code, RIP and CR2 are in the exit record.
+    Fault = 2,
+    /// The guest's Rust code panicked: the message is in the exit record.
+    Panic = 3,
+    /// The run configuration made no sense to the guest (no magic, unknown enum value).
+    BadConfig = 4,
+}
+
+macro_rules! from_raw {
+    ($ty:ident { $($variant:ident),* $(,)? }) => {
+        impl $ty {
+            /// The value with this raw number, if any.
+            pub const fn from_raw(raw: u32) -> Option<$ty> {
+                $(if raw == $ty::$variant as u32 { return Some($ty::$variant); })*
+                None
+            }
+        }
+    };
+}
+from_raw!(Workload { PingPong, Fault, Hang, TripleFault });
+from_raw!(IdlePolicy { Busy, Halt });
+from_raw!(PollControl { Leave, HostPollOff, HostPollOn });
+from_raw!(ExitStatus { Done, Fault, Panic, BadConfig });
+
+/// The run configuration, at [`layout::CONFIG`]. Written by the VMM, read by every vCPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "zerocopy", derive(FromBytes, IntoBytes, Immutable, KnownLayout))]
+pub struct RunConfig {
+    /// [`CONFIG_MAGIC`].
+    pub magic: u64,
+    /// Number of vCPUs.
+    pub vcpus: u32,
+    /// A [`Workload`].
+    pub workload: u32,
+    /// An [`IdlePolicy`].
+    pub idle: u32,
+    /// A [`PollControl`].
+    pub poll_control: u32,
+    /// Round trips each ping-pong pair makes.
+    pub round_trips: u64,
+    /// Think time: TSC ticks a vCPU spins before sending each message.
+    pub think_tsc: u64,
+    /// TSC frequency in kHz (the same on every vCPU).
+    pub tsc_khz: u64,
+    /// How many [`Sample`]s each vCPU records (at most [`layout::SAMPLES_PER_VCPU`]).
+    pub sample_capacity: u64,
+}
+
+impl RunConfig {
+    /// A configuration with the magic set, no think time, no samples, TSC frequency unknown.
+    pub const fn new(vcpus: u32, workload: Workload, idle: IdlePolicy) -> RunConfig {
+        RunConfig {
+            magic: CONFIG_MAGIC,
+            vcpus,
+            workload: workload as u32,
+            idle: idle as u32,
+            poll_control: PollControl::Leave as u32,
+            round_trips: 0,
+            think_tsc: 0,
+            tsc_khz: 0,
+            sample_capacity: 0,
+        }
+    }
+
+    /// The workload, if the raw value names one.
+    pub const fn workload(&self) -> Option<Workload> {
+        Workload::from_raw(self.workload)
+    }
+
+    /// The idle policy, if the raw value names one.
+    pub const fn idle_policy(&self) -> Option<IdlePolicy> {
+        IdlePolicy::from_raw(self.idle)
+    }
+
+    /// The poll-control request, if the raw value names one.
+    pub const fn poll_control(&self) -> Option<PollControl> {
+        PollControl::from_raw(self.poll_control)
+    }
+}
+
+/// Per-vCPU event counters. Times are in TSC ticks (see [`RunConfig::tsc_khz`]). Fields an idle
+/// policy has no use for stay 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "zerocopy", derive(FromBytes, IntoBytes, Immutable, KnownLayout))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Counters {
+    /// Messages this vCPU sent.
+    pub messages_sent: u64,
+    /// Messages this vCPU received.
+    pub messages_received: u64,
+    /// Round trips completed (counted by the vCPU that starts each one).
+    pub round_trips: u64,
+    /// Ticks from the first message to the last, on the vCPU that starts the round trips.
+    pub workload_tsc: u64,
+    /// Ticks spent waiting for messages (idle), whatever the policy.
+    pub idle_tsc: u64,
+    /// HLT instructions executed (each a VM exit).
+    pub halts: u64,
+    /// Ticks spent in HLT (from the halt request to the return).
+    pub halt_tsc: u64,
+    /// Interrupts taken (the IPI handler ran).
+    pub irqs: u64,
+    /// IPIs this vCPU sent to wake another.
+    pub ipis_sent: u64,
+    /// Wakeups that needed no IPI because the target was polling.
+    pub ipis_skipped: u64,
+    /// Polls ended by a wakeup.
+    pub poll_hits: u64,
+    /// Polls ended by the window running out.
+    pub poll_timeouts: u64,
+    /// Ticks spent polling.
+    pub poll_tsc: u64,
+    /// Times the poll window grew.
+    pub grows: u64,
+    /// Times the poll window shrank.
+    pub shrinks: u64,
+}
+
+/// What a vCPU reports, at [`layout::report`].
+#[repr(C)]
+#[derive(Debug, Default)]
+#[cfg_attr(feature = "zerocopy", derive(FromBytes, IntoBytes, KnownLayout))]
+pub struct VcpuReport {
+    /// Messages received so far, updated as they arrive: the VMM's watchdog reads it while the
+    /// guest runs to tell a hung vCPU from a slow one.
+    pub progress: AtomicU64,
+    /// How many [`Sample`]s the vCPU recorded.
+    pub samples: u64,
+    /// Final counters, written once the workload ends.
+    pub counters: Counters,
+}
+
+/// How a vCPU stopped, at [`layout::exit_record`]. Written just before the exit port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "zerocopy", derive(FromBytes, IntoBytes, Immutable, KnownLayout))]
+pub struct ExitRecord {
+    /// An [`ExitStatus`].
+    pub status: u32,
+    /// The exception vector ([`ExitStatus::Fault`]).
+    pub vector: u32,
+    /// The exception's error code, 0 if it has none.
+    pub error_code: u64,
+    /// RIP of the faulting instruction.
+    pub rip: u64,
+    /// CS at the fault (its low two bits are the ring).
+    pub cs: u64,
+    /// RFLAGS at the fault.
+    pub rflags: u64,
+    /// RSP at the fault.
+    pub rsp: u64,
+    /// CR2: the address of a page fault.
+    pub cr2: u64,
+    /// Bytes used in `message`.
+    pub message_len: u64,
+    /// A panic message (UTF-8, truncated).
+    pub message: [u8; 192],
+}
+
+impl ExitRecord {
+    /// A record with only the status set.
+    pub const fn new(status: ExitStatus) -> ExitRecord {
+        ExitRecord {
+            status: status as u32,
+            vector: 0,
+            error_code: 0,
+            rip: 0,
+            cs: 0,
+            rflags: 0,
+            rsp: 0,
+            cr2: 0,
+            message_len: 0,
+            message: [0; 192],
+        }
+    }
+
+    /// The panic message, as far as it is valid UTF-8.
+    pub fn message(&self) -> &str {
+        let bytes = &self.message[..(self.message_len as usize).min(self.message.len())];
+        match core::str::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+        }
+    }
+}
+
+/// One received message, at [`layout::samples`]: TSC readings from which the VMM derives the
+/// one-way wake latency (`seen - stamp`) and the idle period (`stamp - enter`, the time the
+/// receiver had nothing to do before the wakeup was sent).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "zerocopy", derive(FromBytes, IntoBytes, Immutable, KnownLayout))]
+pub struct Sample {
+    /// The receiver started waiting.
+    pub enter_tsc: u64,
+    /// The sender stamped the message, just before sending it.
+    pub stamp_tsc: u64,
+    /// The receiver saw the message.
+    pub seen_tsc: u64,
+}
+
+impl Sample {
+    /// One-way wake latency in ticks: from the send to the receiver seeing the message.
+    pub const fn latency_tsc(&self) -> u64 {
+        self.seen_tsc.saturating_sub(self.stamp_tsc)
+    }
+
+    /// The idle period in ticks: from the receiver starting to wait until the wakeup was sent
+    /// (0 if the message was already there).
+    pub const fn idle_tsc(&self) -> u64 {
+        self.stamp_tsc.saturating_sub(self.enter_tsc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_through_raw() {
+        for w in [Workload::PingPong, Workload::Fault, Workload::Hang, Workload::TripleFault] {
+            assert_eq!(Workload::from_raw(w as u32), Some(w));
+        }
+        for p in [IdlePolicy::Busy, IdlePolicy::Halt] {
+            assert_eq!(IdlePolicy::from_raw(p as u32), Some(p));
+        }
+        assert_eq!(IdlePolicy::from_raw(99), None);
+        assert_eq!(ExitStatus::from_raw(0), None, "0 is not a valid exit: an unwritten record");
+    }
+
+    #[test]
+    fn link_script_agrees_with_layout() {
+        let script = include_str!("../link.ld");
+        let line = script.lines().find(|l| l.trim_start().starts_with("IMAGE_BASE")).expect("IMAGE_BASE in link.ld");
+        let value = line.split('=').nth(1).unwrap().trim().trim_end_matches(';').trim();
+        let base = u64::from_str_radix(value.trim_start_matches("0x"), 16).unwrap();
+        assert_eq!(base, layout::IMAGE);
+    }
+
+    #[test]
+    fn exit_message_is_cut_at_invalid_utf8() {
+        let mut r = ExitRecord::new(ExitStatus::Panic);
+        r.message[..5].copy_from_slice(b"ab\xffcd");
+        r.message_len = 5;
+        assert_eq!(r.message(), "ab");
+        r.message_len = 1000;
+        r.message[2] = b'c';
+        assert_eq!(&r.message()[..5], "abccd");
+    }
+
+    #[test]
+    fn sample_arithmetic_saturates() {
+        let s = Sample { enter_tsc: 100, stamp_tsc: 50, seen_tsc: 40 };
+        assert_eq!(s.idle_tsc(), 0);
+        assert_eq!(s.latency_tsc(), 0);
+        let s = Sample { enter_tsc: 100, stamp_tsc: 150, seen_tsc: 400 };
+        assert_eq!((s.idle_tsc(), s.latency_tsc()), (50, 250));
+    }
+}

@@ -1,0 +1,158 @@
+//! The guest image: boots every vCPU (see `x86::boot`), then runs the workload the VMM put in
+//! the run configuration at ring 3 and reports back through guest memory and the exit port.
+
+#![no_std]
+#![no_main]
+
+mod x86;
+
+use core::fmt::{self, Write};
+use core::ptr::{read_volatile, write_volatile};
+
+use haltpoll::driver::MSR_KVM_POLL_CONTROL;
+use haltpoll_guest::abi::{
+    CONFIG_MAGIC, ExitRecord, ExitStatus, MAX_VCPUS, PollControl, RunConfig, Sample, VcpuReport, Workload, layout,
+};
+use haltpoll_guest::cpu::Cpu;
+use haltpoll_guest::idle::Idle;
+use haltpoll_guest::pingpong::{Mailbox, PingPong, Record};
+
+use x86::{apic, percpu, services};
+
+/// An address the fault test reads: canonical, but no page maps it.
+const UNMAPPED: u64 = 0x4000_0000_0000;
+
+/// The ping-pong inboxes, shared by all vCPUs.
+static MAILBOXES: [Mailbox; MAX_VCPUS] = [const { Mailbox::new() }; MAX_VCPUS];
+
+/// This vCPU, at ring 3.
+struct Vcpu {
+    index: usize,
+    ipi_dest: Option<u8>,
+}
+
+impl Cpu for Vcpu {
+    fn index(&self) -> usize {
+        self.index
+    }
+
+    fn rdtsc(&self) -> u64 {
+        // SAFETY: RDTSC is allowed at ring 3 (the VMM leaves CR4.TSD clear) and has no side effect.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+
+    fn relax(&self) {
+        core::hint::spin_loop();
+    }
+
+    fn irq_count(&self) -> u64 {
+        percpu::irq_count()
+    }
+
+    fn halt_unless_irq_since(&mut self, irq_count: u64) -> bool {
+        services::halt_unless_irq_since(irq_count)
+    }
+
+    fn send_ipi(&mut self, target: usize) {
+        apic::send_ipi(target as u8, &mut self.ipi_dest);
+    }
+}
+
+/// Writes this vCPU's exit record and stops it.
+fn exit(vcpu: usize, record: ExitRecord) -> ! {
+    // SAFETY: the layout reserves this vCPU's exit record; nothing else in the guest refers to it.
+    unsafe { write_volatile(layout::exit_record(vcpu) as *mut ExitRecord, record) };
+    services::exit(ExitStatus::from_raw(record.status).unwrap_or(ExitStatus::Panic))
+}
+
+/// Ring 3, on every vCPU: the guest program.
+extern "C" fn user_main(vcpu: u64) -> ! {
+    let index = vcpu as usize;
+    // SAFETY: the VMM wrote the configuration before starting any vCPU and never changes it.
+    let config = unsafe { read_volatile(layout::CONFIG as *const RunConfig) };
+    let (Some(workload), Some(policy), Some(poll_control)) =
+        (config.workload(), config.idle_policy(), config.poll_control())
+    else {
+        exit(index, ExitRecord::new(ExitStatus::BadConfig));
+    };
+    let vcpus = config.vcpus as usize;
+    if config.magic != CONFIG_MAGIC || vcpus > MAX_VCPUS || index >= vcpus {
+        exit(index, ExitRecord::new(ExitStatus::BadConfig));
+    }
+    match poll_control {
+        PollControl::Leave => {}
+        PollControl::HostPollOff => services::wrmsr(MSR_KVM_POLL_CONTROL, 0),
+        PollControl::HostPollOn => services::wrmsr(MSR_KVM_POLL_CONTROL, 1),
+    }
+
+    let mut cpu = Vcpu { index, ipi_dest: None };
+    let mut idle = Idle::new(policy);
+    // SAFETY: the layout reserves one report per vCPU; this is the only reference to this one
+    // in the guest (the VMM reads it from outside, only `progress` while the guest runs).
+    let report = unsafe { &mut *(layout::report(index) as *mut VcpuReport) };
+    let capacity = config.sample_capacity.min(layout::SAMPLES_PER_VCPU) as usize;
+    // SAFETY: the layout reserves SAMPLES_PER_VCPU samples per vCPU, in RAM, for this vCPU only.
+    let samples = unsafe { core::slice::from_raw_parts_mut(layout::samples(index) as *mut Sample, capacity) };
+    let mut counters = report.counters;
+    let never = || false;
+
+    match workload {
+        Workload::PingPong => {
+            let pingpong = PingPong {
+                round_trips: config.round_trips,
+                think_tsc: config.think_tsc,
+                mailboxes: &MAILBOXES[..vcpus],
+            };
+            let mut record =
+                Record { counters: &mut counters, progress: &report.progress, samples, samples_recorded: 0 };
+            pingpong.run(&mut cpu, &mut idle, &mut record);
+            report.samples = record.samples_recorded;
+        }
+        Workload::Fault if index == 1 => {
+            // SAFETY: the read is meant to fault and never completes: no page maps this canonical
+            // address (the page tables cover the low 4 GiB), so the CPU raises #PF, whose handler
+            // reports it and stops this vCPU. No value is ever produced.
+            let value = unsafe { read_volatile(UNMAPPED as *const u64) };
+            panic!("read unmapped memory and got {value:#x}");
+        }
+        Workload::Hang if index == 0 => loop {
+            cpu.relax();
+        },
+        Workload::Hang => services::halt_forever(),
+        Workload::TripleFault if index == 0 => services::triple_fault(),
+        Workload::Fault | Workload::TripleFault => idle.wait(&mut cpu, &mut counters, never),
+    }
+    counters.irqs = cpu.irq_count();
+    report.counters = counters;
+    exit(index, ExitRecord::new(ExitStatus::Done))
+}
+
+/// A `fmt::Write` into a fixed buffer that drops what does not fit.
+struct Truncating<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Write for Truncating<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for ch in s.chars() {
+            let mut utf8 = [0; 4];
+            let bytes = ch.encode_utf8(&mut utf8).as_bytes();
+            if self.len + bytes.len() > self.buf.len() {
+                break;
+            }
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+        Ok(())
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let mut record = ExitRecord::new(ExitStatus::Panic);
+    let mut out = Truncating { buf: &mut record.message, len: 0 };
+    let _ = write!(out, "{info}");
+    record.message_len = out.len as u64;
+    exit(percpu::index(), record)
+}

@@ -1,0 +1,153 @@
+//! Ring-0 services for ring-3 code, entered with `ud2`.
+//!
+//! On this machine `syscall` and `int N` from ring 3 do not work (see the KVM note), but #UD
+//! reaches its ring-0 handler: ring 3 calls [`haltpoll_service`], whose first instruction is
+//! `ud2`; the #UD entry checks that RIP is exactly there (any other #UD is a real fault), runs
+//! the service with RAX = number and RDI, RSI = arguments, puts the result in RAX, skips the
+//! `ud2` and returns with `iretq`. Every other register is preserved.
+//!
+//! The halt service, the one on the hot path, is written in assembly so that as few
+//! instructions as possible run in the emulated ring 0: 13 from the #UD entry to the `iretq`.
+//! The RIP check compares with the service's absolute address, which the non-PIE link below
+//! 2 GiB makes a 32-bit immediate.
+
+use core::arch::{asm, global_asm};
+
+use haltpoll_guest::abi::{EXIT_PORT, ExitStatus};
+
+use super::percpu::IRQ_COUNT_OFFSET;
+
+/// Halt unless the interrupt count moved from RDI; returns 1 if it halted.
+const HALT: u64 = 1;
+/// `wrmsr(RDI, RSI)`.
+const WRMSR: u64 = 2;
+/// Stop this vCPU: write RDI (an [`ExitStatus`]) to the exit port.
+const EXIT: u64 = 3;
+/// Test: halt with interrupts off, forever.
+const HALT_FOREVER: u64 = 4;
+/// Test: load an empty IDT and raise #UD at ring 0 (a triple fault).
+const TRIPLE_FAULT: u64 = 5;
+
+global_asm!(
+    r#"
+    .section .text.services, "ax"
+    .global haltpoll_service
+    haltpoll_service:
+        ud2
+        ret
+
+    .global haltpoll_ud_entry
+    haltpoll_ud_entry:
+        cmp qword ptr [rsp], offset haltpoll_service
+        jne 3f
+        cmp rax, {halt}
+        jne 2f
+        xor eax, eax
+        cmp rdi, gs:[{irq_count}]
+        jne 1f
+        sti
+        hlt
+        cli
+        mov eax, 1
+    1:  add qword ptr [rsp], 2
+        iretq
+    2:  push rcx
+        push rdx
+        push rsi
+        push rdi
+        push r8
+        push r9
+        push r10
+        push r11
+        sub rsp, 8
+        mov rdx, rsi
+        mov rsi, rdi
+        mov rdi, rax
+        call {dispatch}
+        add rsp, 8
+        pop r11
+        pop r10
+        pop r9
+        pop r8
+        pop rdi
+        pop rsi
+        pop rdx
+        pop rcx
+        jmp 1b
+    3:  push 0
+        push 6
+        jmp haltpoll_exc_common
+    "#,
+    halt = const HALT,
+    irq_count = const IRQ_COUNT_OFFSET,
+    dispatch = sym dispatch,
+);
+
+/// The services other than halt, at ring 0.
+extern "C" fn dispatch(service: u64, a: u64, b: u64) -> u64 {
+    match service {
+        WRMSR => {
+            // SAFETY: ring 0. The guest's own ring-3 code asks, for MSR_KVM_POLL_CONTROL; an MSR
+            // the host refuses raises #GP, which the fault handler reports.
+            unsafe { super::wrmsr(a as u32, b) };
+            0
+        }
+        EXIT => {
+            // SAFETY: ring 0; the exit port only tells the VMM to stop this vCPU.
+            unsafe { super::outl(EXIT_PORT, a as u32) };
+            super::halt_forever()
+        }
+        HALT_FOREVER => super::halt_forever(),
+        TRIPLE_FAULT => {
+            // SAFETY: ring 0; the test wants this vCPU to die of a triple fault.
+            unsafe {
+                super::interrupts::load_empty_idt();
+                asm!("ud2", options(nomem, nostack, noreturn));
+            }
+        }
+        _ => u64::MAX,
+    }
+}
+
+unsafe extern "C" {
+    fn haltpoll_service();
+}
+
+fn call(service: u64, a: u64, b: u64) -> u64 {
+    let result;
+    // SAFETY: `haltpoll_service` is `ud2; ret`: the #UD entry runs the service and preserves
+    // every register but RAX. The call needs the stack, hence no `nostack`.
+    unsafe {
+        asm!("call {}", sym haltpoll_service, inout("rax") service => result, in("rdi") a, in("rsi") b);
+    }
+    result
+}
+
+/// Halts until the next interrupt unless one was taken since the count was `irq_count`.
+/// Returns whether it halted.
+pub fn halt_unless_irq_since(irq_count: u64) -> bool {
+    call(HALT, irq_count, 0) == 1
+}
+
+/// Writes `value` to `msr` at ring 0.
+pub fn wrmsr(msr: u32, value: u64) {
+    call(WRMSR, u64::from(msr), value);
+}
+
+/// Stops this vCPU with `status`; the exit record must be written already.
+pub fn exit(status: ExitStatus) -> ! {
+    call(EXIT, status as u64, 0);
+    unreachable!("the VMM does not resume a vCPU after its exit")
+}
+
+/// Test: halts with interrupts off, forever (the watchdog must kick the vCPU out of the host).
+pub fn halt_forever() -> ! {
+    call(HALT_FOREVER, 0, 0);
+    unreachable!("halted with interrupts off")
+}
+
+/// Test: dies of a triple fault.
+pub fn triple_fault() -> ! {
+    call(TRIPLE_FAULT, 0, 0);
+    unreachable!("a triple fault ends the vCPU")
+}

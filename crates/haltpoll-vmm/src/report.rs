@@ -1,0 +1,148 @@
+//! What a run measured: per vCPU, the guest's counters and samples, KVM's counters and the host
+//! CPU time; and the figures derived from them (round trip, wake latencies, idle periods).
+
+use std::time::Duration;
+
+use haltpoll_guest::abi::{Counters, Sample};
+
+use crate::stats::KvmStats;
+
+/// One run of a VM.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// Per vCPU, by index.
+    pub vcpus: Vec<VcpuRun>,
+    /// The guest TSC's frequency, kHz.
+    pub tsc_khz: u64,
+    /// Whether the guest's CPUID showed KVM_HINTS_REALTIME.
+    pub realtime_hint: bool,
+    /// Whether the host offers MSR_KVM_POLL_CONTROL (the guest can switch host polling off).
+    pub poll_control_offered: bool,
+    /// The VM's host halt-polling window, ns: as set by the run, else the host default (if the
+    /// VMM could read it).
+    pub host_halt_poll_ns: Option<u64>,
+    /// Whether `host_halt_poll_ns` was set for this VM (otherwise it is the host's default).
+    pub host_halt_poll_set: bool,
+    /// Wall-clock time from starting the vCPUs to the last one ending.
+    pub wall: Duration,
+}
+
+/// One vCPU's share of a run.
+#[derive(Clone, Debug)]
+pub struct VcpuRun {
+    /// The vCPU.
+    pub index: usize,
+    /// The host CPU its thread was pinned to.
+    pub host_cpu: Option<usize>,
+    /// The guest's counters.
+    pub counters: Counters,
+    /// The change in KVM's counters over the run.
+    pub kvm: KvmStats,
+    /// The vCPU thread's CPU time (host and guest mode).
+    pub cpu_time: Duration,
+    /// One per message received, up to the sample capacity.
+    pub samples: Vec<Sample>,
+}
+
+impl RunReport {
+    /// Converts TSC ticks to ns.
+    pub fn tsc_to_ns(&self, ticks: u64) -> f64 {
+        ticks as f64 * 1e6 / self.tsc_khz as f64
+    }
+
+    /// Round trips completed, over all pairs.
+    pub fn round_trips(&self) -> u64 {
+        self.sum(|v| v.counters.round_trips)
+    }
+
+    /// Messages received, over all vCPUs.
+    pub fn messages(&self) -> u64 {
+        self.sum(|v| v.counters.messages_received)
+    }
+
+    /// Mean round-trip time, ns, as the vCPUs that start the round trips timed them (TSC);
+    /// `None` if no round trip ran.
+    pub fn round_trip_ns(&self) -> Option<f64> {
+        let trips = self.round_trips();
+        (trips > 0).then(|| self.tsc_to_ns(self.sum(|v| v.counters.workload_tsc)) / trips as f64)
+    }
+
+    /// Adds up `f` over the vCPUs.
+    pub fn sum(&self, f: impl Fn(&VcpuRun) -> u64) -> u64 {
+        self.vcpus.iter().map(f).sum()
+    }
+
+    /// Total host CPU time of the vCPU threads.
+    pub fn cpu_time(&self) -> Duration {
+        self.vcpus.iter().map(|v| v.cpu_time).sum()
+    }
+
+    /// One-way wake latencies, ns, of every sampled message (all vCPUs).
+    pub fn wake_latencies_ns(&self) -> Vec<u64> {
+        self.vcpus.iter().flat_map(|v| v.samples.iter().map(|s| self.tsc_to_ns(s.latency_tsc()) as u64)).collect()
+    }
+
+    /// vCPU `vcpu`'s idle periods, ns: for each sampled message, from starting to wait until the
+    /// sender sent it (the trace format `haltpoll replay` reads).
+    pub fn idle_periods_ns(&self, vcpu: usize) -> Vec<u64> {
+        self.vcpus[vcpu].samples.iter().map(|s| self.tsc_to_ns(s.idle_tsc()) as u64).collect()
+    }
+}
+
+/// The `q`-quantile (0..=1) of `values` by the nearest-rank method; `None` if empty.
+///
+/// ```
+/// use haltpoll_vmm::report::quantile;
+/// assert_eq!(quantile(&[5.0, 1.0, 3.0], 0.5), Some(3.0));
+/// assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.99), Some(4.0));
+/// ```
+pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.saturating_sub(1).min(sorted.len() - 1)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vcpu(index: usize, counters: Counters, samples: Vec<Sample>) -> VcpuRun {
+        VcpuRun { index, host_cpu: None, counters, kvm: KvmStats::default(), cpu_time: Duration::ZERO, samples }
+    }
+
+    #[test]
+    fn derived_figures() {
+        let starter = Counters { round_trips: 10, workload_tsc: 20_000, messages_received: 10, ..Default::default() };
+        let responder = Counters { messages_received: 10, ..Default::default() };
+        let sample = Sample { enter_tsc: 1_000, stamp_tsc: 3_000, seen_tsc: 3_500 };
+        let report = RunReport {
+            vcpus: vec![vcpu(0, starter, vec![]), vcpu(1, responder, vec![sample])],
+            tsc_khz: 2_000_000, // 2 GHz: 2 ticks per ns
+            realtime_hint: true,
+            poll_control_offered: true,
+            host_halt_poll_ns: Some(0),
+            host_halt_poll_set: true,
+            wall: Duration::ZERO,
+        };
+        assert_eq!(report.round_trips(), 10);
+        assert_eq!(report.messages(), 20);
+        assert_eq!(report.round_trip_ns(), Some(1_000.0));
+        assert_eq!(report.wake_latencies_ns(), vec![250]);
+        assert_eq!(report.idle_periods_ns(1), vec![1_000]);
+        assert!(report.idle_periods_ns(0).is_empty());
+    }
+
+    #[test]
+    fn quantiles() {
+        assert_eq!(quantile(&[], 0.5), None);
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), Some(50.0));
+        assert_eq!(quantile(&v, 0.99), Some(99.0));
+        assert_eq!(quantile(&v, 1.0), Some(100.0));
+        assert_eq!(quantile(&v, 0.0), Some(1.0));
+    }
+}

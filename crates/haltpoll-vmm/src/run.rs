@@ -1,0 +1,397 @@
+//! One run: build the VM, write the run configuration, start a thread per vCPU, watch them, and
+//! turn what they report into a [`RunReport`] or an error naming the vCPUs that failed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use haltpoll_guest::abi::{
+    ExitRecord, ExitStatus, IdlePolicy, MAX_VCPUS, PollControl, RunConfig, Sample, VcpuReport, Workload, layout,
+};
+
+use crate::error::{Failure, GuestError, GuestFailures};
+use crate::report::{RunReport, VcpuRun};
+use crate::stats::StatsFd;
+use crate::vcpu::{End, VcpuOutcome, VcpuThread, host_cpus};
+use crate::vm::Vm;
+use crate::watchdog::{self, Limits, Verdict, Watchdog};
+use crate::{VmmError, system};
+
+/// Whether the guest's CPUID shows KVM_HINTS_REALTIME ("each vCPU has a host CPU of its own").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RealtimeHint {
+    /// Shown when every vCPU is pinned to a host CPU of its own.
+    #[default]
+    Auto,
+    /// Always shown (even when vCPUs share host CPUs).
+    On,
+    /// Never shown.
+    Off,
+}
+
+/// How to run the guest.
+///
+/// ```no_run
+/// use haltpoll_vmm::{IdlePolicy, RunOptions};
+/// let options = RunOptions { idle: IdlePolicy::Halt, round_trips: 1_000, host_halt_poll_ns: Some(0), ..RunOptions::default() };
+/// let report = haltpoll_vmm::run(&options)?;
+/// println!("round trip {:.0} ns", report.round_trip_ns().unwrap());
+/// # Ok::<(), haltpoll_vmm::VmmError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    /// vCPUs, each on its own host thread (2 by default; even for the ping-pong).
+    pub vcpus: usize,
+    /// What the guest runs.
+    pub workload: Workload,
+    /// How waiting vCPUs idle.
+    pub idle: IdlePolicy,
+    /// Round trips per ping-pong pair.
+    pub round_trips: u64,
+    /// Spin before each message, ns.
+    pub think_ns: u64,
+    /// The VM's host halt-polling window (KVM_CAP_HALT_POLL), ns; `None` keeps the host's default.
+    pub host_halt_poll_ns: Option<u64>,
+    /// Whether to show the REALTIME hint.
+    pub realtime_hint: RealtimeHint,
+    /// What each vCPU writes to MSR_KVM_POLL_CONTROL at start.
+    pub poll_control: PollControl,
+    /// Pin each vCPU thread to a host CPU (round-robin over the CPUs this process may use).
+    pub pin: bool,
+    /// The whole run's time limit; `None`: 10 s plus 2 ms and twice the think time per round trip.
+    pub time_limit: Option<Duration>,
+    /// How long a vCPU may go without receiving a message; `None`: 2 s or 20 think times.
+    pub stall_limit: Option<Duration>,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            vcpus: 2,
+            workload: Workload::PingPong,
+            idle: IdlePolicy::Halt,
+            round_trips: 1_000,
+            think_ns: 0,
+            host_halt_poll_ns: None,
+            realtime_hint: RealtimeHint::Auto,
+            poll_control: PollControl::Leave,
+            pin: true,
+            time_limit: None,
+            stall_limit: None,
+        }
+    }
+}
+
+impl RunOptions {
+    /// Checks the options make a run that can work.
+    pub fn validate(&self) -> Result<(), VmmError> {
+        let bad = |what: String| Err(VmmError::Options(what));
+        if !(1..=MAX_VCPUS).contains(&self.vcpus) {
+            return bad(format!("{} vCPUs: the guest supports 1 to {MAX_VCPUS}", self.vcpus));
+        }
+        if self.workload == Workload::PingPong {
+            if !self.vcpus.is_multiple_of(2) {
+                return bad(format!("{} vCPUs: the ping-pong runs in pairs, so the count must be even", self.vcpus));
+            }
+            if self.round_trips == 0 {
+                return bad("0 round trips: ask for at least 1".into());
+            }
+        }
+        if self.workload != Workload::PingPong && self.vcpus < 2 {
+            return bad(format!("the {:?} test workload needs at least 2 vCPUs", self.workload));
+        }
+        if self.think_ns > 1_000_000_000 {
+            return bad(format!("think time {} ns: at most 1 s per message", self.think_ns));
+        }
+        Ok(())
+    }
+
+    /// The watchdog's limits for these options.
+    pub fn limits(&self) -> Limits {
+        let per_round_trip = Duration::from_millis(2) + Duration::from_nanos(self.think_ns) * 2;
+        let trips = u32::try_from(self.round_trips).unwrap_or(u32::MAX);
+        Limits {
+            time_limit: self
+                .time_limit
+                .unwrap_or_else(|| Duration::from_secs(10).saturating_add(per_round_trip.saturating_mul(trips))),
+            stall_limit: self
+                .stall_limit
+                .unwrap_or_else(|| Duration::from_secs(2).max(Duration::from_nanos(self.think_ns).saturating_mul(20))),
+        }
+    }
+}
+
+/// Runs the guest once in a new VM and reports what it measured.
+///
+/// A guest that faults, panics, triple-faults, hangs or overruns its time limit ends the run
+/// with [`VmmError::Guest`], naming each failed vCPU with the reason and its RIP.
+pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
+    options.validate()?;
+    watchdog::install()?;
+    let kvm = system::open()?;
+    let cpus = host_cpus()?;
+    let dedicated = options.pin && cpus.len() >= options.vcpus;
+    let realtime_hint = match options.realtime_hint {
+        RealtimeHint::Auto => dedicated,
+        RealtimeHint::On => true,
+        RealtimeHint::Off => false,
+    };
+    let vm = Vm::new(kvm, options.vcpus, options.host_halt_poll_ns)?;
+    let vcpu_fds =
+        (0..options.vcpus).map(|index| vm.create_vcpu(index, realtime_hint)).collect::<Result<Vec<_>, _>>()?;
+    let tsc_khz = u64::from(vcpu_fds[0].get_tsc_khz().map_err(VmmError::kvm("KVM_GET_TSC_KHZ"))?);
+    let sample_capacity = options.round_trips.min(layout::SAMPLES_PER_VCPU);
+    let config = RunConfig {
+        round_trips: options.round_trips,
+        think_tsc: (u128::from(options.think_ns) * u128::from(tsc_khz) / 1_000_000) as u64,
+        tsc_khz,
+        sample_capacity,
+        poll_control: options.poll_control as u32,
+        ..RunConfig::new(options.vcpus as u32, options.workload, options.idle)
+    };
+    vm.ram().write(layout::CONFIG, &config)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = mpsc::channel();
+    let mut threads = Vec::with_capacity(options.vcpus);
+    let started = Instant::now();
+    for (index, fd) in vcpu_fds.into_iter().enumerate() {
+        let vcpu = VcpuThread {
+            index,
+            stats: StatsFd::open(&fd)?,
+            fd,
+            host_cpu: options.pin.then(|| cpus[index % cpus.len()]),
+            stop: stop.clone(),
+            ram: vm.ram().clone(),
+        };
+        let done = done_tx.clone();
+        let thread = thread::Builder::new()
+            .name(format!("vcpu{index}"))
+            .spawn(move || {
+                let _ = done.send(vcpu.run());
+            })
+            .map_err(|source| VmmError::Host { operation: "starting a vCPU thread", source })?;
+        threads.push(thread);
+    }
+    drop(done_tx);
+
+    let mut supervised = supervise(&vm, options, &threads, &stop, done_rx);
+    let wall = started.elapsed();
+    for (index, thread) in threads.into_iter().enumerate() {
+        // A thread still in KVM_RUN is left behind (it holds the memory it may touch); one that
+        // ended without an outcome panicked, which is the VMM's bug, not the guest's.
+        let ended = supervised.outcomes[index].is_some() || thread.is_finished();
+        if let Some(Err(panic)) = ended.then(|| thread.join()) {
+            let message =
+                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            supervised.panicked[index] = Some(message.unwrap_or_default());
+        }
+    }
+    let vcpus = collect(&vm, options, supervised)?;
+    Ok(RunReport {
+        vcpus,
+        tsc_khz,
+        realtime_hint,
+        poll_control_offered: vm.cpuid().poll_control(),
+        host_halt_poll_ns: options.host_halt_poll_ns.or_else(system::default_halt_poll_ns),
+        host_halt_poll_set: options.host_halt_poll_ns.is_some(),
+        wall,
+    })
+}
+
+/// Why the VMM stopped the vCPUs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum StopReason {
+    /// A vCPU failed; the others were stopped.
+    Failed,
+    /// The watchdog's verdict.
+    Watchdog(Verdict),
+}
+
+struct Supervised {
+    outcomes: Vec<Option<VcpuOutcome>>,
+    /// The order the vCPUs reported in.
+    arrival: Vec<usize>,
+    stopped: Option<StopReason>,
+    watchdog: Watchdog,
+    /// Threads that panicked, with the message.
+    panicked: Vec<Option<String>>,
+}
+
+/// How often the VMM looks at the guest's progress and re-kicks vCPUs it is stopping.
+const TICK: Duration = Duration::from_millis(20);
+/// How long vCPUs get to leave KVM_RUN after the first kick.
+const KICK_GRACE: Duration = Duration::from_secs(2);
+
+fn supervise(
+    vm: &Vm,
+    options: &RunOptions,
+    threads: &[thread::JoinHandle<()>],
+    stop: &AtomicBool,
+    done: mpsc::Receiver<VcpuOutcome>,
+) -> Supervised {
+    let mut watchdog = Watchdog::new(options.vcpus, options.limits(), Instant::now());
+    let mut outcomes: Vec<Option<VcpuOutcome>> = (0..options.vcpus).map(|_| None).collect();
+    let mut arrival = Vec::new();
+    let mut running: BTreeSet<usize> = (0..options.vcpus).collect();
+    let mut stopping: Option<(Instant, StopReason)> = None;
+    while !running.is_empty() {
+        match done.recv_timeout(TICK) {
+            Ok(outcome) => {
+                let index = outcome.index;
+                let failed = outcome.end != End::Exited(ExitStatus::Done as u32);
+                running.remove(&index);
+                arrival.push(index);
+                outcomes[index] = Some(outcome);
+                if failed && stopping.is_none() {
+                    stopping = Some((Instant::now(), StopReason::Failed));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let now = Instant::now();
+        if stopping.is_none() {
+            for &index in &running {
+                if let Ok(progress) = vm.ram().load_u64(layout::report(index)) {
+                    watchdog.observe(index, progress, now);
+                }
+            }
+            let verdict = watchdog.verdict(running.iter().copied(), now);
+            if verdict != Verdict::Running {
+                stopping = Some((now, StopReason::Watchdog(verdict)));
+            }
+        }
+        if let Some((since, _)) = &stopping {
+            stop.store(true, Ordering::SeqCst);
+            for &index in &running {
+                watchdog::kick(&threads[index]);
+            }
+            if now.duration_since(*since) > KICK_GRACE {
+                break;
+            }
+        }
+    }
+    let panicked = vec![None; options.vcpus];
+    Supervised { outcomes, arrival, stopped: stopping.map(|(_, reason)| reason), watchdog, panicked }
+}
+
+/// Reads the reports, or names the vCPUs that failed.
+fn collect(vm: &Vm, options: &RunOptions, supervised: Supervised) -> Result<Vec<VcpuRun>, VmmError> {
+    let Supervised { outcomes, arrival, stopped, watchdog, panicked } = supervised;
+    let mut causes = Vec::new();
+    let mut victims = Vec::new();
+    let limits = watchdog.limits();
+    // The vCPU that failed first leads; the watchdog's verdicts come in vCPU order.
+    let order: Vec<usize> = match stopped {
+        Some(StopReason::Watchdog(_)) => (0..options.vcpus).collect(),
+        _ => arrival.iter().copied().chain((0..options.vcpus).filter(|i| !arrival.contains(i))).collect(),
+    };
+    for index in order {
+        let Some(outcome) = &outcomes[index] else {
+            let failure = match &panicked[index] {
+                Some(message) => Failure::Exit(format!("lost its VMM thread, which panicked: {message}")),
+                None => Failure::Unresponsive,
+            };
+            causes.push(GuestError { vcpu: index, failure, rip: 0, ring: 0 });
+            continue;
+        };
+        let at = |failure| GuestError { vcpu: index, failure, rip: outcome.rip, ring: outcome.ring };
+        match &outcome.end {
+            End::Exited(status) => match ExitStatus::from_raw(*status) {
+                Some(ExitStatus::Done) => {}
+                Some(ExitStatus::Fault) => {
+                    let record: ExitRecord = vm.ram().read(layout::exit_record(index))?;
+                    causes.push(GuestError {
+                        vcpu: index,
+                        failure: Failure::Exception {
+                            vector: record.vector as u8,
+                            error_code: record.error_code,
+                            cr2: record.cr2,
+                        },
+                        rip: record.rip,
+                        ring: (record.cs & 3) as u8,
+                    });
+                }
+                Some(ExitStatus::Panic) => {
+                    let record: ExitRecord = vm.ram().read(layout::exit_record(index))?;
+                    causes.push(at(Failure::Panic(record.message().to_owned())));
+                }
+                Some(ExitStatus::BadConfig) => causes.push(at(Failure::BadConfig)),
+                None => {
+                    causes.push(at(Failure::Exit(format!("wrote {status:#x} to the exit port, which means nothing"))))
+                }
+            },
+            End::TripleFault => causes.push(at(Failure::TripleFault)),
+            End::Unexpected(what) => causes.push(at(Failure::Exit(what.clone()))),
+            End::Stopped => {
+                let progress = watchdog.progress(index);
+                match &stopped {
+                    Some(StopReason::Watchdog(Verdict::Hung(hung))) if hung.contains(&index) => {
+                        causes.push(at(Failure::Hung {
+                            limit: limits.stall_limit,
+                            progress,
+                            halted: outcome.halted,
+                            interrupts_enabled: outcome.interrupts_enabled,
+                        }))
+                    }
+                    Some(StopReason::Watchdog(_)) => {
+                        causes.push(at(Failure::Overran { limit: limits.time_limit, progress }))
+                    }
+                    _ => victims.push(at(Failure::Stopped)),
+                }
+            }
+        }
+    }
+    if !causes.is_empty() {
+        causes.extend(victims);
+        return Err(VmmError::Guest(GuestFailures(causes)));
+    }
+
+    let mut vcpus = Vec::with_capacity(options.vcpus);
+    for outcome in outcomes.into_iter().flatten() {
+        let index = outcome.index;
+        let report: VcpuReport = vm.ram().read(layout::report(index))?;
+        let recorded = report.samples.min(layout::SAMPLES_PER_VCPU) as usize;
+        let samples: Vec<Sample> = vm.ram().read_vec(layout::samples(index), recorded)?;
+        vcpus.push(VcpuRun {
+            index,
+            host_cpu: outcome.host_cpu,
+            counters: report.counters,
+            kvm: outcome.kvm?,
+            cpu_time: outcome.cpu_time,
+            samples,
+        });
+    }
+    Ok(vcpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_that_cannot_work_are_refused_with_the_reason() {
+        let refused = |o: RunOptions| o.validate().unwrap_err().to_string();
+        assert!(refused(RunOptions { vcpus: 3, ..Default::default() }).contains("must be even"));
+        assert!(refused(RunOptions { vcpus: 0, ..Default::default() }).contains("1 to 8"));
+        assert!(refused(RunOptions { vcpus: 10, ..Default::default() }).contains("1 to 8"));
+        assert!(refused(RunOptions { round_trips: 0, ..Default::default() }).contains("at least 1"));
+        assert!(refused(RunOptions { think_ns: 2_000_000_000, ..Default::default() }).contains("at most 1 s"));
+        assert!(RunOptions::default().validate().is_ok());
+    }
+
+    #[test]
+    fn default_limits_grow_with_the_work() {
+        let small = RunOptions::default().limits();
+        let big = RunOptions { round_trips: 1_000_000, think_ns: 500_000_000, ..Default::default() }.limits();
+        assert!(big.time_limit > small.time_limit);
+        assert_eq!(small.stall_limit, Duration::from_secs(2));
+        assert_eq!(big.stall_limit, Duration::from_secs(10), "20 think times");
+        let set = RunOptions { time_limit: Some(Duration::from_secs(1)), ..Default::default() }.limits();
+        assert_eq!(set.time_limit, Duration::from_secs(1));
+    }
+}

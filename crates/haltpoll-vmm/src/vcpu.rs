@@ -1,0 +1,157 @@
+//! One vCPU on its own host thread: pinned to a host CPU, run until the guest writes to the exit
+//! port or the watchdog stops it, with its KVM statistics and the thread's CPU time measured
+//! around the run.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use haltpoll_guest::abi::EXIT_PORT;
+use kvm_bindings::{KVM_EXIT_INTERNAL_ERROR, KVM_MP_STATE_HALTED};
+use kvm_ioctls::{VcpuExit, VcpuFd};
+use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+use rustix::time::{ClockId, clock_gettime};
+
+use crate::VmmError;
+use crate::memory::GuestRam;
+use crate::stats::{KvmStats, StatsFd};
+use crate::watchdog;
+
+/// A vCPU ready to run on a thread of its own.
+#[derive(Debug)]
+pub struct VcpuThread {
+    /// Its index (and APIC id).
+    pub index: usize,
+    /// The KVM vCPU.
+    pub fd: VcpuFd,
+    /// Its statistics.
+    pub stats: StatsFd,
+    /// The host CPU to pin the thread to, if any.
+    pub host_cpu: Option<usize>,
+    /// Set by the VMM when the run must stop.
+    pub stop: Arc<AtomicBool>,
+    /// Guest memory, kept alive while the vCPU can still touch it (even if the VMM gives up on
+    /// an unresponsive thread).
+    pub ram: Arc<GuestRam>,
+}
+
+/// How a vCPU's run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The guest wrote this value to the exit port.
+    Exited(u32),
+    /// KVM_EXIT_SHUTDOWN.
+    TripleFault,
+    /// Something the VMM does not serve (an exit, a KVM error), described.
+    Unexpected(String),
+    /// The stop flag was set; the thread left KVM_RUN.
+    Stopped,
+}
+
+/// What the thread brings back.
+#[derive(Debug)]
+pub struct VcpuOutcome {
+    /// The vCPU.
+    pub index: usize,
+    /// How it ended.
+    pub end: End,
+    /// Where it was when it ended.
+    pub rip: u64,
+    /// Its privilege level then (CS RPL).
+    pub ring: u8,
+    /// Whether KVM had it halted.
+    pub halted: bool,
+    /// RFLAGS.IF.
+    pub interrupts_enabled: bool,
+    /// The host CPU it ran on, if pinned.
+    pub host_cpu: Option<usize>,
+    /// Its KVM counters over the run.
+    pub kvm: Result<KvmStats, VmmError>,
+    /// The thread's CPU time over the run (host and guest mode).
+    pub cpu_time: Duration,
+}
+
+/// The calling thread's CPU time.
+fn thread_cpu_time() -> Duration {
+    let t = clock_gettime(ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// The host CPUs this process may run on.
+pub fn host_cpus() -> Result<Vec<usize>, VmmError> {
+    let set = sched_getaffinity(None)
+        .map_err(|e| VmmError::Host { operation: "sched_getaffinity", source: io::Error::from(e) })?;
+    Ok((0..CpuSet::MAX_CPU).filter(|&cpu| set.is_set(cpu)).collect())
+}
+
+fn pin(cpu: usize) -> bool {
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    sched_setaffinity(None, &set).is_ok()
+}
+
+impl VcpuThread {
+    /// Runs the vCPU on the calling thread until it ends.
+    pub fn run(mut self) -> VcpuOutcome {
+        let host_cpu = self.host_cpu.filter(|&cpu| pin(cpu));
+        let armed = watchdog::arm(&mut self.fd);
+        let before = self.stats.read();
+        let start = thread_cpu_time();
+        let end = self.run_loop();
+        let cpu_time = thread_cpu_time().saturating_sub(start);
+        let after = self.stats.read();
+        drop(armed);
+        let kvm = before.and_then(|before| Ok(after?.since(&before)));
+        let (rip, interrupts_enabled) = self.fd.get_regs().map_or((0, false), |r| (r.rip, r.rflags & 0x200 != 0));
+        let ring = self.fd.get_sregs().map_or(0, |s| (s.cs.selector & 3) as u8);
+        let halted = self.fd.get_mp_state().is_ok_and(|m| m.mp_state == KVM_MP_STATE_HALTED);
+        VcpuOutcome { index: self.index, end, rip, ring, halted, interrupts_enabled, host_cpu, kvm, cpu_time }
+    }
+
+    fn run_loop(&mut self) -> End {
+        loop {
+            // Clear first, then look at the flag: see the watchdog module.
+            watchdog::clear_immediate_exit();
+            if self.stop.load(Ordering::SeqCst) {
+                return End::Stopped;
+            }
+            let exit = match self.fd.run() {
+                Ok(exit) => exit,
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+                Err(e) => return End::Unexpected(format!("KVM_RUN failed: {e}")),
+            };
+            return match exit {
+                VcpuExit::IoOut(EXIT_PORT, data) => {
+                    let mut status = [0u8; 4];
+                    let n = data.len().min(4);
+                    status[..n].copy_from_slice(&data[..n]);
+                    End::Exited(u32::from_le_bytes(status))
+                }
+                VcpuExit::Intr => continue,
+                VcpuExit::Shutdown => End::TripleFault,
+                VcpuExit::IoOut(port, _) => {
+                    End::Unexpected(format!("wrote to I/O port {port:#x}, which nothing serves"))
+                }
+                VcpuExit::IoIn(port, _) => End::Unexpected(format!("read I/O port {port:#x}, which nothing serves")),
+                VcpuExit::MmioRead(addr, _) => End::Unexpected(format!("read unbacked memory at {addr:#x}")),
+                VcpuExit::MmioWrite(addr, _) => End::Unexpected(format!("wrote unbacked memory at {addr:#x}")),
+                VcpuExit::FailEntry(reason, cpu) => End::Unexpected(format!(
+                    "could not be entered (KVM_EXIT_FAIL_ENTRY, reason {reason:#x}, host CPU {cpu})"
+                )),
+                VcpuExit::InternalError => {
+                    let run = self.fd.get_kvm_run();
+                    debug_assert_eq!(run.exit_reason, KVM_EXIT_INTERNAL_ERROR);
+                    // SAFETY: the exit reason is KVM_EXIT_INTERNAL_ERROR, so `internal` is the
+                    // union member KVM filled in.
+                    let suberror = unsafe { run.__bindgen_anon_1.internal.suberror };
+                    End::Unexpected(format!(
+                        "stopped KVM (KVM_EXIT_INTERNAL_ERROR, suberror {suberror}{})",
+                        if suberror == 1 { ": an instruction KVM could not emulate" } else { "" }
+                    ))
+                }
+                other => End::Unexpected(format!("made an exit the VMM does not serve: {other:?}")),
+            };
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The watchdog: deciding that a run has hung or overrun ([`Watchdog`], pure), and getting a vCPU
+//! thread out of `KVM_RUN` when it has ([`kick`]).
+//!
+//! A vCPU can stay in `KVM_RUN` forever: halted with interrupts off, or spinning at ring 3. To
+//! stop it the VMM sets the run's stop flag and sends its thread [`kick_signal`]; a signal makes
+//! `KVM_RUN` return `EINTR`. A signal that lands after the thread checked the stop flag but
+//! before it entered `KVM_RUN` would be lost, so the handler also sets the vCPU's
+//! `kvm_run.immediate_exit`, which makes the next `KVM_RUN` return `EINTR` at once. The thread
+//! clears `immediate_exit` *before* it checks the stop flag (see [`clear_immediate_exit`]), so
+//! a kick is never wiped out. This is how rust-vmm VMMs (Firecracker, Cloud Hypervisor) do it.
+
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::Once;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kvm_ioctls::VcpuFd;
+use libc::{c_int, siginfo_t};
+use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
+
+use crate::VmmError;
+
+thread_local! {
+    /// This thread's vCPU's `kvm_run.immediate_exit`, while it runs one.
+    static IMMEDIATE_EXIT: Cell<*mut u8> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// The signal that kicks a vCPU thread (the first real-time signal).
+pub fn kick_signal() -> c_int {
+    SIGRTMIN()
+}
+
+extern "C" fn on_kick(_signal: c_int, _info: *mut siginfo_t, _context: *mut c_void) {
+    // Async-signal-safe: a const-initialized thread-local (no lazy setup) and one atomic store.
+    let flag = IMMEDIATE_EXIT.with(Cell::get);
+    if !flag.is_null() {
+        // SAFETY: `flag` points into this thread's vCPU's mmapped `kvm_run`, which stays mapped
+        // while the `Armed` guard that set it lives; the guard clears it before the vCPU goes.
+        unsafe { AtomicU8::from_ptr(flag).store(1, Ordering::SeqCst) };
+    }
+}
+
+/// Installs the kick handler (once per process).
+pub fn install() -> Result<(), VmmError> {
+    static INSTALL: Once = Once::new();
+    let mut result = Ok(());
+    INSTALL.call_once(|| {
+        result = register_signal_handler(kick_signal(), on_kick).map_err(|e| VmmError::Host {
+            operation: "installing the vCPU kick signal handler",
+            source: std::io::Error::from_raw_os_error(e.errno()),
+        });
+    });
+    result
+}
+
+/// While alive, kicks of this thread set `vcpu`'s `immediate_exit`.
+#[derive(Debug)]
+pub struct Armed(());
+
+/// Arms the current thread's kick for `vcpu`, which must stay alive (and on this thread) for as
+/// long as the returned guard does.
+pub fn arm(vcpu: &mut VcpuFd) -> Armed {
+    let flag = &raw mut vcpu.get_kvm_run().immediate_exit;
+    IMMEDIATE_EXIT.with(|cell| cell.set(flag));
+    Armed(())
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        IMMEDIATE_EXIT.with(|cell| cell.set(ptr::null_mut()));
+    }
+}
+
+/// Clears the current thread's `immediate_exit`. Call it before checking the stop flag and
+/// entering `KVM_RUN`: a kick after this call either finds the flag set when checked or leaves
+/// `immediate_exit` set for `KVM_RUN` to see.
+pub fn clear_immediate_exit() {
+    let flag = IMMEDIATE_EXIT.with(Cell::get);
+    if !flag.is_null() {
+        // SAFETY: as in `on_kick`: the pointer is this thread's live vCPU's `kvm_run` field.
+        unsafe { AtomicU8::from_ptr(flag).store(0, Ordering::SeqCst) };
+    }
+}
+
+/// Sends the kick signal to a vCPU thread that has not finished.
+pub fn kick<T>(thread: &JoinHandle<T>) {
+    // An error means the thread is gone already, which is what the kick wants.
+    let _ = thread.kill(kick_signal());
+}
+
+/// The limits a run must stay within.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The whole run must end within this.
+    pub time_limit: Duration,
+    /// A vCPU that makes no progress for this long is hung.
+    pub stall_limit: Duration,
+}
+
+/// What the watchdog concludes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Carry on.
+    Running,
+    /// These vCPUs made no progress for the stall limit.
+    Hung(Vec<usize>),
+    /// The time limit ran out while the vCPUs were still making progress.
+    Overran,
+}
+
+/// Tracks each vCPU's progress counter and decides when a run has gone wrong. Pure: time is
+/// passed in.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use haltpoll_vmm::watchdog::{Limits, Verdict, Watchdog};
+/// let t0 = Instant::now();
+/// let limits = Limits { time_limit: Duration::from_secs(10), stall_limit: Duration::from_secs(1) };
+/// let mut dog = Watchdog::new(2, limits, t0);
+/// dog.observe(0, 5, t0 + Duration::from_millis(1500));
+/// assert_eq!(dog.verdict([0, 1], t0 + Duration::from_millis(1500)), Verdict::Hung(vec![1]));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Watchdog {
+    limits: Limits,
+    start: Instant,
+    /// Per vCPU: the last progress value seen and when it last changed.
+    last: Vec<(u64, Instant)>,
+}
+
+impl Watchdog {
+    /// A watchdog for `vcpus` vCPUs starting at `now`, each with progress 0.
+    pub fn new(vcpus: usize, limits: Limits, now: Instant) -> Watchdog {
+        Watchdog { limits, start: now, last: vec![(0, now); vcpus] }
+    }
+
+    /// Records vCPU `vcpu`'s progress counter at `now`.
+    pub fn observe(&mut self, vcpu: usize, progress: u64, now: Instant) {
+        let last = &mut self.last[vcpu];
+        if progress != last.0 {
+            *last = (progress, now);
+        }
+    }
+
+    /// The last progress seen from `vcpu`.
+    pub fn progress(&self, vcpu: usize) -> u64 {
+        self.last[vcpu].0
+    }
+
+    /// The verdict at `now` on the vCPUs still running.
+    pub fn verdict(&self, running: impl IntoIterator<Item = usize>, now: Instant) -> Verdict {
+        let running: Vec<usize> = running.into_iter().collect();
+        let stalled: Vec<usize> = running
+            .iter()
+            .copied()
+            .filter(|&v| now.saturating_duration_since(self.last[v].1) >= self.limits.stall_limit)
+            .collect();
+        if !stalled.is_empty() {
+            return Verdict::Hung(stalled);
+        }
+        if !running.is_empty() && now.saturating_duration_since(self.start) >= self.limits.time_limit {
+            return Verdict::Overran;
+        }
+        Verdict::Running
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits { time_limit: Duration::from_secs(5), stall_limit: Duration::from_secs(1) };
+
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn progress_keeps_a_vcpu_alive_until_the_time_limit() {
+        let t0 = Instant::now();
+        let mut dog = Watchdog::new(1, LIMITS, t0);
+        for step in 1..=49 {
+            dog.observe(0, step, at(t0, step * 100));
+            assert_eq!(dog.verdict([0], at(t0, step * 100 + 50)), Verdict::Running);
+        }
+        dog.observe(0, 50, at(t0, 5_000));
+        assert_eq!(dog.verdict([0], at(t0, 5_000)), Verdict::Overran);
+    }
+
+    #[test]
+    fn only_stalled_vcpus_are_hung_and_finished_ones_are_ignored() {
+        let t0 = Instant::now();
+        let mut dog = Watchdog::new(3, LIMITS, t0);
+        dog.observe(1, 3, at(t0, 900));
+        assert_eq!(dog.verdict([0, 1, 2], at(t0, 999)), Verdict::Running);
+        assert_eq!(dog.verdict([0, 1, 2], at(t0, 1_000)), Verdict::Hung(vec![0, 2]));
+        assert_eq!(dog.verdict([1], at(t0, 1_000)), Verdict::Running, "vCPUs 0 and 2 finished");
+        dog.observe(1, 3, at(t0, 1_950));
+        assert_eq!(dog.verdict([1], at(t0, 1_950)), Verdict::Hung(vec![1]), "the same value is no progress");
+        assert_eq!(dog.progress(1), 3);
+        assert_eq!(dog.verdict([], at(t0, 60_000)), Verdict::Running, "nothing left to watch");
+    }
+}
