@@ -15,6 +15,8 @@
 
 use core::sync::atomic::AtomicU64;
 
+use haltpoll::{LATENCY_ANY, Params, ShrinkRule};
+
 #[cfg(feature = "zerocopy")]
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -27,6 +29,12 @@ pub const CONFIG_MAGIC: u64 = u64::from_le_bytes(*b"HALTPOLL");
 /// The I/O port a vCPU writes its [`ExitStatus`] to (32-bit `out`) when it stops for good; the
 /// details are in its [`ExitRecord`]. 0xf4 is the port QEMU's isa-debug-exit uses.
 pub const EXIT_PORT: u16 = 0xf4;
+
+/// The I/O port a vCPU writes to (32-bit `out`, value 0) when its warm-up ends and the measured
+/// part of the run begins: the VMM takes its "before" readings of that vCPU's KVM counters and
+/// CPU time there, so the warm-up (boot included) stays out of the figures. The guest resets its
+/// own counters at the same moment.
+pub const MARK_PORT: u16 = 0xf5;
 
 /// The GDT's selectors (the VMM builds the GDT; the guest loads these into segment registers).
 pub mod selectors {
@@ -162,8 +170,6 @@ pub enum Workload {
 }
 
 /// How a vCPU waits for a message.
-///
-/// Numbered for the ABI: a later policy (the haltpoll driver) takes the next number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum IdlePolicy {
@@ -171,6 +177,11 @@ pub enum IdlePolicy {
     Busy = 0,
     /// Halt at once (a VM exit); the waker sends an IPI.
     Halt = 1,
+    /// The cpuidle-haltpoll driver: the governor picks POLL (spin at ring 3 with POLLING set, so
+    /// wakers skip the IPI) or HALT, and learns the poll window. If the driver refuses to load
+    /// (see [`DriverLoad`]) the vCPU falls back to [`IdlePolicy::Halt`], as Linux falls back to
+    /// its default idle.
+    Haltpoll = 2,
 }
 
 /// What the guest writes to `MSR_KVM_POLL_CONTROL` on each vCPU at start.
@@ -211,8 +222,10 @@ macro_rules! from_raw {
     };
 }
 from_raw!(Workload { PingPong, Fault, Hang, TripleFault });
-from_raw!(IdlePolicy { Busy, Halt });
+from_raw!(IdlePolicy { Busy, Halt, Haltpoll });
 from_raw!(PollControl { Leave, HostPollOff, HostPollOn });
+from_raw!(DriverLoad { NotUsed, Loaded, Forced, RefusedNotKvm, RefusedNoRealtimeHint, RefusedBadParams });
+from_raw!(Phase { Running, Idle, Polling, Halting });
 from_raw!(ExitStatus { Done, Fault, Panic, BadConfig });
 
 /// The run configuration, at [`layout::CONFIG`]. Written by the VMM, read by every vCPU.
@@ -238,10 +251,26 @@ pub struct RunConfig {
     pub tsc_khz: u64,
     /// How many [`Sample`]s each vCPU records (at most [`layout::SAMPLES_PER_VCPU`]).
     pub sample_capacity: u64,
+    /// Round trips each pair makes before the measured ones (not counted, not sampled); the
+    /// vCPUs write [`MARK_PORT`] when they end.
+    pub warmup_round_trips: u64,
+    /// Think time of the warm-up round trips, TSC ticks.
+    pub warmup_think_tsc: u64,
+    /// The haltpoll governor's parameters ([`IdlePolicy::Haltpoll`]).
+    pub governor: GovernorConfig,
+    /// Load the haltpoll driver even without KVM_HINTS_REALTIME (Linux's
+    /// `cpuidle_haltpoll.force=1`): 1 to force, 0 not to.
+    pub force: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+    /// Each vCPU's latency requirement, ns: the longest exit latency it tolerates. 0 means poll
+    /// only; [`LATENCY_ANY`](haltpoll::LATENCY_ANY) means no constraint.
+    pub latency_req_ns: [u64; MAX_VCPUS],
 }
 
 impl RunConfig {
-    /// A configuration with the magic set, no think time, no samples, TSC frequency unknown.
+    /// A configuration with the magic set, no think time, no warm-up, no samples, TSC frequency
+    /// unknown, the governor's default parameters, no latency constraint, not forced.
     pub const fn new(vcpus: u32, workload: Workload, idle: IdlePolicy) -> RunConfig {
         RunConfig {
             magic: CONFIG_MAGIC,
@@ -253,6 +282,12 @@ impl RunConfig {
             think_tsc: 0,
             tsc_khz: 0,
             sample_capacity: 0,
+            warmup_round_trips: 0,
+            warmup_think_tsc: 0,
+            governor: GovernorConfig::new(Params::DEFAULT),
+            force: 0,
+            reserved: 0,
+            latency_req_ns: [LATENCY_ANY; MAX_VCPUS],
         }
     }
 
@@ -269,6 +304,71 @@ impl RunConfig {
     /// The poll-control request, if the raw value names one.
     pub const fn poll_control(&self) -> Option<PollControl> {
         PollControl::from_raw(self.poll_control)
+    }
+}
+
+/// The haltpoll governor's parameters as the VMM passes them ([`Params`] in a fixed layout).
+///
+/// ```
+/// use haltpoll::Params;
+/// use haltpoll_guest::abi::GovernorConfig;
+/// let params = Params { guest_halt_poll_ns: 400_000, ..Params::DEFAULT };
+/// assert_eq!(GovernorConfig::new(params).params(), Some(params));
+/// ```
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "zerocopy", derive(FromBytes, IntoBytes, Immutable, KnownLayout))]
+pub struct GovernorConfig {
+    /// The ceiling of the poll window, ns.
+    pub guest_halt_poll_ns: u64,
+    /// The first non-zero window and shrink floor, ns.
+    pub grow_start: u64,
+    /// Grow factor.
+    pub grow: u32,
+    /// Shrink divisor (0: reset to 0).
+    pub shrink: u32,
+    /// 1 if a long halt may shrink the window, 0 if not.
+    pub allow_shrink: u32,
+    /// The [`ShrinkRule`]: 0 [`ShrinkRule::Floor`], 1 [`ShrinkRule::Legacy`].
+    pub shrink_rule: u32,
+}
+
+impl GovernorConfig {
+    /// `params` in the ABI's layout.
+    pub const fn new(params: Params) -> GovernorConfig {
+        GovernorConfig {
+            guest_halt_poll_ns: params.guest_halt_poll_ns,
+            grow_start: params.grow_start,
+            grow: params.grow,
+            shrink: params.shrink,
+            allow_shrink: params.allow_shrink as u32,
+            shrink_rule: match params.shrink_rule {
+                ShrinkRule::Floor => 0,
+                ShrinkRule::Legacy => 1,
+            },
+        }
+    }
+
+    /// The parameters, if every field holds a valid value (not yet [`Params::validate`]d).
+    pub const fn params(&self) -> Option<Params> {
+        let shrink_rule = match self.shrink_rule {
+            0 => ShrinkRule::Floor,
+            1 => ShrinkRule::Legacy,
+            _ => return None,
+        };
+        let allow_shrink = match self.allow_shrink {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        Some(Params {
+            guest_halt_poll_ns: self.guest_halt_poll_ns,
+            grow: self.grow,
+            grow_start: self.grow_start,
+            shrink: self.shrink,
+            allow_shrink,
+            shrink_rule,
+        })
     }
 }
 
@@ -307,8 +407,83 @@ pub struct Counters {
     pub poll_tsc: u64,
     /// Times the poll window grew.
     pub grows: u64,
-    /// Times the poll window shrank.
+    /// Times the poll window shrank (a window already at 0 that stays 0 is not counted).
     pub shrinks: u64,
+    /// HALT states entered that did not halt: a wakeup came between the governor's choice and
+    /// the HLT (the flag re-check or the interrupt count saw it).
+    pub halts_aborted: u64,
+    /// IPIs this vCPU sent to a vCPU that was running its workload ([`Phase::Running`]) when
+    /// the waker found its POLLING flag clear.
+    pub ipis_to_running: u64,
+    /// ... to a vCPU in its idle loop between states ([`Phase::Idle`]).
+    pub ipis_to_idle: u64,
+    /// ... to a vCPU in its poll loop ([`Phase::Polling`]; its flag lagged its phase).
+    pub ipis_to_polling: u64,
+    /// ... to a vCPU on its way into HLT, halted, or on its way back ([`Phase::Halting`]).
+    pub ipis_to_halting: u64,
+}
+
+/// Whether the haltpoll driver loaded on a vCPU, and if not, why ([`DriverReport::load`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum DriverLoad {
+    /// The idle policy is not [`IdlePolicy::Haltpoll`]: no driver.
+    NotUsed = 0,
+    /// Loaded: KVM with the REALTIME hint.
+    Loaded = 1,
+    /// Loaded without the REALTIME hint because the run forced it.
+    Forced = 2,
+    /// Refused: no KVM signature in CPUID. The vCPU halts at once instead.
+    RefusedNotKvm = 3,
+    /// Refused: no REALTIME hint and not forced. The vCPU halts at once instead.
+    RefusedNoRealtimeHint = 4,
+    /// Refused: the governor parameters in the run configuration are invalid.
+    RefusedBadParams = 5,
+}
+
+impl DriverLoad {
+    /// Whether the driver runs (guest polling possible).
+    pub const fn loaded(self) -> bool {
+        matches!(self, DriverLoad::Loaded | DriverLoad::Forced)
+    }
+}
+
+/// What the haltpoll driver found and did on one vCPU, at [`VcpuReport::driver`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "zerocopy", derive(FromBytes, IntoBytes, Immutable, KnownLayout))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct DriverReport {
+    /// A [`DriverLoad`].
+    pub load: u32,
+    /// The [`PollControl`] the driver wrote to `MSR_KVM_POLL_CONTROL` ([`PollControl::Leave`]:
+    /// it wrote nothing).
+    pub poll_control: u32,
+    /// 1 if the host has no KVM_FEATURE_POLL_CONTROL, so the driver could not switch host
+    /// polling off (Linux logs that once and carries on; so does this driver).
+    pub poll_control_missing: u32,
+    /// KVM's feature bits (CPUID 0x40000001 EAX) as the driver read them.
+    pub kvm_features: u32,
+    /// KVM's hint bits (CPUID 0x40000001 EDX).
+    pub kvm_hints: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+    /// The latency requirement the vCPU ran with, ns.
+    pub latency_req_ns: u64,
+    /// The poll window at the end of the run, ns (`poll_limit_ns`).
+    pub poll_limit_ns: u64,
+}
+
+impl DriverReport {
+    /// The load decision, if the raw value names one.
+    pub const fn load(&self) -> Option<DriverLoad> {
+        DriverLoad::from_raw(self.load)
+    }
+
+    /// What the driver wrote to `MSR_KVM_POLL_CONTROL`, if the raw value names it.
+    pub const fn poll_control(&self) -> Option<PollControl> {
+        PollControl::from_raw(self.poll_control)
+    }
 }
 
 /// What a vCPU reports, at [`layout::report`].
@@ -323,6 +498,23 @@ pub struct VcpuReport {
     pub samples: u64,
     /// Final counters, written once the workload ends.
     pub counters: Counters,
+    /// The haltpoll driver's decisions.
+    pub driver: DriverReport,
+}
+
+/// Where a vCPU is in its idle path: published by the haltpoll driver, read by a waker that
+/// has to send an IPI, so the report can say where the targets of the IPIs were.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Phase {
+    /// Outside `wait`: running the workload.
+    Running = 0,
+    /// In the idle loop, between states (choosing, reflecting, checking for work).
+    Idle = 1,
+    /// In the poll loop.
+    Polling = 2,
+    /// POLLING cleared on the way into HLT, halted, or on the way back.
+    Halting = 3,
 }
 
 /// How a vCPU stopped, at [`layout::exit_record`]. Written just before the exit port.
@@ -416,11 +608,25 @@ mod tests {
         for w in [Workload::PingPong, Workload::Fault, Workload::Hang, Workload::TripleFault] {
             assert_eq!(Workload::from_raw(w as u32), Some(w));
         }
-        for p in [IdlePolicy::Busy, IdlePolicy::Halt] {
+        for p in [IdlePolicy::Busy, IdlePolicy::Halt, IdlePolicy::Haltpoll] {
             assert_eq!(IdlePolicy::from_raw(p as u32), Some(p));
         }
         assert_eq!(IdlePolicy::from_raw(99), None);
         assert_eq!(ExitStatus::from_raw(0), None, "0 is not a valid exit: an unwritten record");
+    }
+
+    #[test]
+    fn governor_parameters_round_trip_and_garbage_is_refused() {
+        for params in [
+            Params::DEFAULT,
+            Params { allow_shrink: false, shrink_rule: ShrinkRule::Legacy, grow: 7, ..Params::DEFAULT },
+        ] {
+            assert_eq!(GovernorConfig::new(params).params(), Some(params));
+        }
+        let bad = GovernorConfig { shrink_rule: 9, ..GovernorConfig::new(Params::DEFAULT) };
+        assert_eq!(bad.params(), None);
+        let bad = GovernorConfig { allow_shrink: 2, ..GovernorConfig::new(Params::DEFAULT) };
+        assert_eq!(bad.params(), None);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! What the portable guest code needs from the (virtual) CPU it runs on.
 //!
-//! The bare-metal binary implements [`Cpu`] with RDTSC, PAUSE, the LAPIC and a ring-0 halt
-//! service; tests implement it with threads and fake clocks. Keeping the hardware behind this
-//! trait is what lets the idle policies and the workload be tested on the host.
+//! The bare-metal binary implements [`Cpu`] with RDTSC, PAUSE, CPUID, the LAPIC and ring-0
+//! services; tests implement it with threads and fake clocks. Keeping the hardware behind this
+//! trait is what lets the idle policies, the haltpoll driver and the workload be tested on the
+//! host.
+
+use haltpoll::driver::CpuidRegs;
 
 /// One vCPU, as seen by the code running on it.
 pub trait Cpu {
@@ -29,4 +32,71 @@ pub trait Cpu {
 
     /// Sends the wakeup IPI to vCPU `target`.
     fn send_ipi(&mut self, target: usize);
+
+    /// Executes `cpuid` for `leaf` (subleaf 0).
+    fn cpuid(&self, leaf: u32) -> CpuidRegs;
+
+    /// Writes `value` to model-specific register `msr` (a privileged operation).
+    fn wrmsr(&mut self, msr: u32, value: u64);
+
+    /// Tells the VMM the measured part of the run starts now on this vCPU (the warm-up is
+    /// over): it takes its "before" readings of this vCPU's counters here.
+    fn begin_measurement(&mut self);
+}
+
+/// Converts TSC ticks to ns with one multiplication (no division on the hot path): the poll
+/// loop reads the clock every few hundred relaxes and on its way out.
+///
+/// ```
+/// use haltpoll_guest::cpu::TscClock;
+/// let clock = TscClock::new(2_500_000); // 2.5 GHz
+/// assert_eq!(clock.ns(2_500), 1_000);
+/// assert_eq!(clock.ticks(1_000), 2_500);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TscClock {
+    khz: u64,
+    /// ns per tick, as a 32.32 fixed-point number.
+    ns_per_tick: u64,
+}
+
+impl TscClock {
+    /// A clock for a TSC running at `khz` kHz (at least 1).
+    pub const fn new(khz: u64) -> TscClock {
+        let khz = if khz == 0 { 1 } else { khz };
+        // Rounded up, so that a window of N ns never ends before N ns have passed.
+        TscClock { khz, ns_per_tick: ((1_000_000u128 << 32).div_ceil(khz as u128)) as u64 }
+    }
+
+    /// `ticks` in ns.
+    pub const fn ns(&self, ticks: u64) -> u64 {
+        let ns = (ticks as u128 * self.ns_per_tick as u128) >> 32;
+        if ns > u64::MAX as u128 { u64::MAX } else { ns as u64 }
+    }
+
+    /// `ns` in ticks (rounded down).
+    pub const fn ticks(&self, ns: u64) -> u64 {
+        let ticks = ns as u128 * self.khz as u128 / 1_000_000;
+        if ticks > u64::MAX as u128 { u64::MAX } else { ticks as u64 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_are_close_and_never_short() {
+        for khz in [1, 1_000, 2_000_000, 2_994_371, 3_700_000] {
+            let clock = TscClock::new(khz);
+            for ns in [0u64, 1, 999, 50_000, 200_000, 1_000_000_000] {
+                let back = clock.ns(clock.ticks(ns));
+                assert!(back <= ns + 1, "{khz} kHz, {ns} ns -> {back}");
+                // ticks() rounds down by less than one tick; ns() then loses under 1 ns more.
+                assert!(ns - back <= 1_000_000 / khz + 1, "{khz} kHz, {ns} ns -> {back}");
+            }
+        }
+        assert_eq!(TscClock::new(0).ns(5), 5_000_000, "a zero frequency is taken as 1 kHz");
+        assert_eq!(TscClock::new(1).ns(u64::MAX), u64::MAX, "saturates");
+    }
 }

@@ -1,24 +1,23 @@
 //! The idle path: how a vCPU waits for work ([`Idle::wait`]) and how another vCPU wakes it
 //! ([`Idle::wake`]), for each [`IdlePolicy`].
 //!
-//! The two calls are the seam the cpuidle-haltpoll driver plugs into: a workload only ever says
-//! "wait until `ready()`" and "I made `target` ready". A haltpoll policy would keep a
-//! `haltpoll::Governor` per vCPU and a shared `haltpoll::wake::WakeFlags` per vCPU: `wait` asks
-//! the governor, polls at ring 3 with POLLING set (`haltpoll::poll::poll`) or halts through
-//! [`Cpu::halt_unless_irq_since`] after `clear_polling_and_test`, then reflects the residency;
-//! `wake` calls `WakeFlags::wake` and sends the IPI only on `Kick::Needed`. The counters for all
-//! of that (poll hits and timeouts, poll and halt time, grow and shrink, IPIs skipped) are
-//! already in [`Counters`].
+//! The two calls are the seam the idle policies plug into: a workload only ever says "wait
+//! until `ready()`" and "I made `target` ready". `busy` spins, `halt` halts at once and is
+//! woken by an IPI, and `haltpoll` is the cpuidle-haltpoll driver ([`crate::driver`]): a
+//! governor per vCPU and a [`VcpuFlags`] word per vCPU shared by all of them, so that a waker
+//! sends the IPI only when the target is not polling.
 
 use crate::abi::{Counters, IdlePolicy};
 use crate::cpu::Cpu;
+use crate::driver::{self, Haltpoll, VcpuFlags};
 
 /// One vCPU's idle policy.
 ///
 /// ```
-/// use haltpoll_guest::abi::{Counters, IdlePolicy};
+/// use haltpoll_guest::abi::Counters;
 /// use haltpoll_guest::idle::Idle;
 /// # use haltpoll_guest::cpu::Cpu;
+/// # use haltpoll::driver::CpuidRegs;
 /// # struct Fake;
 /// # impl Cpu for Fake {
 /// #     fn index(&self) -> usize { 0 }
@@ -27,39 +26,78 @@ use crate::cpu::Cpu;
 /// #     fn irq_count(&self) -> u64 { 0 }
 /// #     fn halt_unless_irq_since(&mut self, _: u64) -> bool { unreachable!() }
 /// #     fn send_ipi(&mut self, _: usize) {}
+/// #     fn cpuid(&self, _: u32) -> CpuidRegs { CpuidRegs::default() }
+/// #     fn wrmsr(&mut self, _: u32, _: u64) {}
+/// #     fn begin_measurement(&mut self) {}
 /// # }
 /// let (mut cpu, mut counters) = (Fake, Counters::default());
-/// let mut idle = Idle::new(IdlePolicy::Halt);
+/// let mut idle = Idle::halt();
 /// idle.wait(&mut cpu, &mut counters, || true); // work is already there: no halt
 /// idle.wake(&mut cpu, &mut counters, 1);        // the halt policy always sends the IPI
 /// assert_eq!((counters.halts, counters.ipis_sent), (0, 1));
 /// ```
 #[derive(Debug)]
-pub struct Idle {
-    policy: IdlePolicy,
+pub struct Idle<'a> {
+    mode: Mode,
+    /// Every vCPU's flags, by index (the haltpoll policy's; empty for the others).
+    flags: &'a [VcpuFlags],
+    /// This vCPU's index.
+    me: usize,
 }
 
-impl Idle {
-    /// The idle path for `policy`.
-    pub const fn new(policy: IdlePolicy) -> Idle {
-        Idle { policy }
+#[derive(Debug)]
+enum Mode {
+    Busy,
+    Halt,
+    Haltpoll(Haltpoll),
+}
+
+impl Idle<'static> {
+    /// Spin on the wake condition; wake nobody.
+    pub const fn busy() -> Idle<'static> {
+        Idle { mode: Mode::Busy, flags: &[], me: 0 }
     }
 
-    /// The policy.
+    /// Halt at once; wake with an IPI, always.
+    pub const fn halt() -> Idle<'static> {
+        Idle { mode: Mode::Halt, flags: &[], me: 0 }
+    }
+}
+
+impl<'a> Idle<'a> {
+    /// The haltpoll driver, loaded on vCPU `me`; `flags` holds every vCPU's flags, by index.
+    pub fn haltpoll(driver: Haltpoll, flags: &'a [VcpuFlags], me: usize) -> Idle<'a> {
+        assert!(me < flags.len(), "vCPU {me} has no wake flags ({} vCPUs)", flags.len());
+        Idle { mode: Mode::Haltpoll(driver), flags, me }
+    }
+
+    /// The policy in force (a haltpoll driver that refused to load leaves [`IdlePolicy::Halt`]).
     pub const fn policy(&self) -> IdlePolicy {
-        self.policy
+        match self.mode {
+            Mode::Busy => IdlePolicy::Busy,
+            Mode::Halt => IdlePolicy::Halt,
+            Mode::Haltpoll(_) => IdlePolicy::Haltpoll,
+        }
+    }
+
+    /// The haltpoll driver's current poll window, ns (`None` under the other policies).
+    pub fn poll_limit_ns(&self) -> Option<u64> {
+        match &self.mode {
+            Mode::Haltpoll(driver) => Some(driver.governor().poll_limit_ns()),
+            Mode::Busy | Mode::Halt => None,
+        }
     }
 
     /// Returns once `ready()` is true, idling the vCPU meanwhile. `ready` must become true only
     /// through memory another vCPU writes before calling [`Idle::wake`] for this one.
     pub fn wait<C: Cpu>(&mut self, cpu: &mut C, counters: &mut Counters, mut ready: impl FnMut() -> bool) {
-        match self.policy {
-            IdlePolicy::Busy => {
+        match &mut self.mode {
+            Mode::Busy => {
                 while !ready() {
                     cpu.relax();
                 }
             }
-            IdlePolicy::Halt => loop {
+            Mode::Halt => loop {
                 // Read the interrupt count before the check: an IPI that lands after the check
                 // changes the count, and the halt then returns at once instead of sleeping
                 // through the only wakeup that was coming.
@@ -73,17 +111,19 @@ impl Idle {
                     counters.halt_tsc += cpu.rdtsc().saturating_sub(start);
                 }
             },
+            Mode::Haltpoll(driver) => driver.wait(cpu, counters, &self.flags[self.me], ready),
         }
     }
 
     /// Wakes vCPU `target`, whose wake condition the caller has just made true.
     pub fn wake<C: Cpu>(&mut self, cpu: &mut C, counters: &mut Counters, target: usize) {
-        match self.policy {
-            IdlePolicy::Busy => {}
-            IdlePolicy::Halt => {
+        match self.mode {
+            Mode::Busy => {}
+            Mode::Halt => {
                 cpu.send_ipi(target);
                 counters.ipis_sent += 1;
             }
+            Mode::Haltpoll(_) => driver::wake(cpu, counters, &self.flags[target], target),
         }
     }
 }
@@ -124,6 +164,11 @@ mod tests {
         fn send_ipi(&mut self, target: usize) {
             self.ipis_to.set(Some(target));
         }
+        fn cpuid(&self, _: u32) -> haltpoll::driver::CpuidRegs {
+            haltpoll::driver::CpuidRegs::default()
+        }
+        fn wrmsr(&mut self, _: u32, _: u64) {}
+        fn begin_measurement(&mut self) {}
     }
 
     #[test]
@@ -134,7 +179,7 @@ mod tests {
         let mut checks = 0;
         // The first check fails; right after it, the message lands and its IPI is taken
         // (the handler bumps the count) before the vCPU gets to the halt.
-        Idle::new(IdlePolicy::Halt).wait(&mut cpu, &mut counters, || {
+        Idle::halt().wait(&mut cpu, &mut counters, || {
             checks += 1;
             if checks == 1 {
                 irqs.set(irqs.get() + 1);
@@ -152,7 +197,7 @@ mod tests {
         let mut cpu = Scripted::default();
         let mut counters = Counters::default();
         let mut left = 3;
-        let mut idle = Idle::new(IdlePolicy::Busy);
+        let mut idle = Idle::busy();
         idle.wait(&mut cpu, &mut counters, || {
             left -= 1;
             left == 0
@@ -167,7 +212,7 @@ mod tests {
     fn halt_wakes_with_an_ipi() {
         let mut cpu = Scripted::default();
         let mut counters = Counters::default();
-        Idle::new(IdlePolicy::Halt).wake(&mut cpu, &mut counters, 3);
+        Idle::halt().wake(&mut cpu, &mut counters, 3);
         assert_eq!(cpu.ipis_to.get(), Some(3));
         assert_eq!(counters.ipis_sent, 1);
     }

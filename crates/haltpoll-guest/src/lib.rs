@@ -3,6 +3,8 @@
 //! - [`abi`]: the memory layout and the structures the VMM and the guest exchange (defined once,
 //!   used by both).
 //! - [`cpu`]: what the portable code needs from a vCPU (clock, relax, interrupt count, halt, IPI).
+//! - [`driver`]: the cpuidle-haltpoll driver, built from the `haltpoll` core crate: load
+//!   decision, host poll control, the governor's idle loop, the waker's side.
 //! - [`idle`]: the idle policies: how a vCPU waits and how another wakes it.
 //! - [`pingpong`]: the workload.
 //!
@@ -16,5 +18,6 @@
 
 pub mod abi;
 pub mod cpu;
+pub mod driver;
 pub mod idle;
 pub mod pingpong;

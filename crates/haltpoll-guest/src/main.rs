@@ -9,11 +9,13 @@ mod x86;
 use core::fmt::{self, Write};
 use core::ptr::{read_volatile, write_volatile};
 
-use haltpoll::driver::MSR_KVM_POLL_CONTROL;
+use haltpoll::driver::{CpuidRegs, MSR_KVM_POLL_CONTROL};
 use haltpoll_guest::abi::{
-    CONFIG_MAGIC, ExitRecord, ExitStatus, MAX_VCPUS, PollControl, RunConfig, Sample, VcpuReport, Workload, layout,
+    CONFIG_MAGIC, DriverReport, ExitRecord, ExitStatus, IdlePolicy, MAX_VCPUS, PollControl, RunConfig, Sample,
+    VcpuReport, Workload, layout,
 };
 use haltpoll_guest::cpu::Cpu;
+use haltpoll_guest::driver::{DriverOptions, Haltpoll, VcpuFlags};
 use haltpoll_guest::idle::Idle;
 use haltpoll_guest::pingpong::{Mailbox, PingPong, Record};
 
@@ -24,6 +26,9 @@ const UNMAPPED: u64 = 0x4000_0000_0000;
 
 /// The ping-pong inboxes, shared by all vCPUs.
 static MAILBOXES: [Mailbox; MAX_VCPUS] = [const { Mailbox::new() }; MAX_VCPUS];
+
+/// The haltpoll driver's wake flags, one per vCPU, shared by all.
+static WAKE_FLAGS: [VcpuFlags; MAX_VCPUS] = [const { VcpuFlags::new() }; MAX_VCPUS];
 
 /// This vCPU, at ring 3.
 struct Vcpu {
@@ -56,6 +61,43 @@ impl Cpu for Vcpu {
     fn send_ipi(&mut self, target: usize) {
         apic::send_ipi(target as u8, &mut self.ipi_dest);
     }
+
+    fn cpuid(&self, leaf: u32) -> CpuidRegs {
+        // At ring 0: a ring-3 CPUID on this backend shows the outer machine, not this VM.
+        services::cpuid(leaf)
+    }
+
+    fn wrmsr(&mut self, msr: u32, value: u64) {
+        services::wrmsr(msr, value);
+    }
+
+    fn begin_measurement(&mut self) {
+        services::mark();
+    }
+}
+
+/// The idle path for `policy` on this vCPU: for haltpoll, the driver loads (or refuses, and
+/// the vCPU halts at once as Linux's default idle does); `driver` records what happened.
+fn idle_path(cpu: &mut Vcpu, config: &RunConfig, policy: IdlePolicy, driver: &mut DriverReport) -> Idle<'static> {
+    match policy {
+        IdlePolicy::Busy => Idle::busy(),
+        IdlePolicy::Halt => Idle::halt(),
+        IdlePolicy::Haltpoll => {
+            let Some(params) = config.governor.params() else {
+                exit(cpu.index, ExitRecord::new(ExitStatus::BadConfig));
+            };
+            let options = DriverOptions {
+                params,
+                latency_req: config.latency_req_ns[cpu.index],
+                force: config.force != 0,
+                tsc_khz: config.tsc_khz,
+            };
+            match Haltpoll::load(cpu, &options, driver) {
+                Some(haltpoll) => Idle::haltpoll(haltpoll, &WAKE_FLAGS[..config.vcpus as usize], cpu.index),
+                None => Idle::halt(),
+            }
+        }
+    }
 }
 
 /// Writes this vCPU's exit record and stops it.
@@ -86,10 +128,11 @@ extern "C" fn user_main(vcpu: u64) -> ! {
     }
 
     let mut cpu = Vcpu { index, ipi_dest: None };
-    let mut idle = Idle::new(policy);
     // SAFETY: the layout reserves one report per vCPU; this is the only reference to this one
     // in the guest (the VMM reads it from outside, only `progress` while the guest runs).
     let report = unsafe { &mut *(layout::report(index) as *mut VcpuReport) };
+    let mut driver = DriverReport::default();
+    let mut idle = idle_path(&mut cpu, &config, policy, &mut driver);
     let capacity = config.sample_capacity.min(layout::SAMPLES_PER_VCPU) as usize;
     // SAFETY: the layout reserves SAMPLES_PER_VCPU samples per vCPU, in RAM, for this vCPU only.
     let samples = unsafe { core::slice::from_raw_parts_mut(layout::samples(index) as *mut Sample, capacity) };
@@ -101,6 +144,8 @@ extern "C" fn user_main(vcpu: u64) -> ! {
             let pingpong = PingPong {
                 round_trips: config.round_trips,
                 think_tsc: config.think_tsc,
+                warmup_round_trips: config.warmup_round_trips,
+                warmup_think_tsc: config.warmup_think_tsc,
                 mailboxes: &MAILBOXES[..vcpus],
             };
             let mut record =
@@ -122,7 +167,8 @@ extern "C" fn user_main(vcpu: u64) -> ! {
         Workload::TripleFault if index == 0 => services::triple_fault(),
         Workload::Fault | Workload::TripleFault => idle.wait(&mut cpu, &mut counters, never),
     }
-    counters.irqs = cpu.irq_count();
+    driver.poll_limit_ns = idle.poll_limit_ns().unwrap_or(0);
+    report.driver = driver;
     report.counters = counters;
     exit(index, ExitRecord::new(ExitStatus::Done))
 }

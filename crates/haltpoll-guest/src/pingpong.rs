@@ -5,6 +5,11 @@
 //! stamps the TSC into the message; the receiver records when it started waiting, the stamp and
 //! when it saw the message (a [`Sample`]), from which the VMM derives the one-way wake latency
 //! and the idle periods.
+//!
+//! A warm-up of its own length and think time may come first (to let a governor's window settle,
+//! or to show it move when the pattern changes). When it ends each vCPU calls
+//! [`Cpu::begin_measurement`] and starts its counters afresh, so that counters, samples and the
+//! VMM's readings cover the measured round trips only.
 
 use core::sync::atomic::AtomicU64;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -50,10 +55,14 @@ impl Mailbox {
 /// The ping-pong parameters.
 #[derive(Clone, Copy, Debug)]
 pub struct PingPong<'a> {
-    /// Round trips per pair.
+    /// Measured round trips per pair.
     pub round_trips: u64,
-    /// TSC ticks to spin before sending each message.
+    /// TSC ticks to spin before sending each measured message.
     pub think_tsc: u64,
+    /// Round trips per pair before the measured ones.
+    pub warmup_round_trips: u64,
+    /// TSC ticks to spin before sending each warm-up message.
+    pub warmup_think_tsc: u64,
     /// One inbox per vCPU, indexed by vCPU; the count must be even.
     pub mailboxes: &'a [Mailbox],
 }
@@ -76,30 +85,52 @@ impl PingPong<'_> {
     ///
     /// Panics if the vCPU has no partner or a message arrives out of order (a broken protocol,
     /// which the guest's panic handler reports to the VMM).
-    pub fn run<C: Cpu>(&self, cpu: &mut C, idle: &mut Idle, record: &mut Record<'_>) {
+    ///
+    /// Afterwards `record.counters` covers the measured round trips, `irqs` included.
+    pub fn run<C: Cpu>(&self, cpu: &mut C, idle: &mut Idle<'_>, record: &mut Record<'_>) {
         let me = cpu.index();
         let peer = me ^ 1;
         assert!(peer < self.mailboxes.len(), "vCPU {me} has no ping-pong partner (odd vCPU count)");
         let starts = me.is_multiple_of(2);
-        let start = cpu.rdtsc();
-        for seq in 1..=self.round_trips {
+        let warmup = self.warmup_round_trips;
+        let (mut start, mut irqs) = (0, 0);
+        for seq in 1..=warmup + self.round_trips {
+            // The starter is here once the last warm-up reply is in, the responder once it has
+            // sent it: neither has a message in flight towards it.
+            if seq == warmup + 1 {
+                cpu.begin_measurement();
+                *record.counters = Counters::default();
+                irqs = cpu.irq_count();
+                start = cpu.rdtsc();
+            }
+            let think = if seq > warmup { self.think_tsc } else { self.warmup_think_tsc };
+            let sample = seq.checked_sub(warmup + 1);
             if starts {
-                self.send(cpu, idle, record, peer, seq);
-                self.receive(cpu, idle, record, me, seq);
+                self.send(cpu, idle, record, peer, seq, think);
+                self.receive(cpu, idle, record, me, seq, sample);
                 record.counters.round_trips += 1;
             } else {
-                self.receive(cpu, idle, record, me, seq);
-                self.send(cpu, idle, record, peer, seq);
+                self.receive(cpu, idle, record, me, seq, sample);
+                self.send(cpu, idle, record, peer, seq, think);
             }
         }
         if starts {
             record.counters.workload_tsc = cpu.rdtsc().saturating_sub(start);
         }
+        record.counters.irqs = cpu.irq_count() - irqs;
     }
 
-    fn send<C: Cpu>(&self, cpu: &mut C, idle: &mut Idle, record: &mut Record<'_>, peer: usize, seq: u64) {
-        if self.think_tsc > 0 {
-            let until = cpu.rdtsc().saturating_add(self.think_tsc);
+    fn send<C: Cpu>(
+        &self,
+        cpu: &mut C,
+        idle: &mut Idle<'_>,
+        record: &mut Record<'_>,
+        peer: usize,
+        seq: u64,
+        think_tsc: u64,
+    ) {
+        if think_tsc > 0 {
+            let until = cpu.rdtsc().saturating_add(think_tsc);
             while cpu.rdtsc() < until {
                 cpu.relax();
             }
@@ -109,18 +140,29 @@ impl PingPong<'_> {
         idle.wake(cpu, record.counters, peer);
     }
 
-    fn receive<C: Cpu>(&self, cpu: &mut C, idle: &mut Idle, record: &mut Record<'_>, me: usize, seq: u64) {
+    /// Waits for message `seq`; records it in sample slot `sample` (`None` during the warm-up).
+    fn receive<C: Cpu>(
+        &self,
+        cpu: &mut C,
+        idle: &mut Idle<'_>,
+        record: &mut Record<'_>,
+        me: usize,
+        seq: u64,
+        sample: Option<u64>,
+    ) {
         let inbox = &self.mailboxes[me];
         let enter = cpu.rdtsc();
         idle.wait(cpu, record.counters, || inbox.seq() >= seq);
         let seen = cpu.rdtsc();
         let got = inbox.seq();
         assert_eq!(got, seq, "vCPU {me} expected message {seq}, found {got}");
+        // Progress counts every message, warm-up included: the watchdog only asks "still moving?".
+        record.progress.store(seq, Relaxed);
+        let Some(sample) = sample else { return };
         let c = &mut *record.counters;
         c.messages_received += 1;
         c.idle_tsc += seen.saturating_sub(enter);
-        record.progress.store(c.messages_received, Relaxed);
-        if let Some(slot) = record.samples.get_mut(seq as usize - 1) {
+        if let Some(slot) = record.samples.get_mut(sample as usize) {
             *slot = Sample { enter_tsc: enter, stamp_tsc: inbox.stamp(), seen_tsc: seen };
             record.samples_recorded += 1;
         }
@@ -130,16 +172,27 @@ impl PingPong<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::IdlePolicy;
+    use crate::abi::{DriverReport, IdlePolicy};
+    use crate::driver::{DriverOptions, Haltpoll, VcpuFlags};
+    use haltpoll::Params;
+    use haltpoll::driver::{CpuidRegs, KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     /// A vCPU on a host thread: the "IPI" bumps the target's interrupt count, the "halt" waits
     /// (with a deadline, so a lost wakeup fails the test instead of hanging it) for it to move.
+    /// The "TSC" counts ns; CPUID shows KVM with the REALTIME hint.
     struct ThreadCpu {
         index: usize,
         irqs: Arc<[AtomicU64]>,
         epoch: Instant,
+        marks: u32,
+    }
+
+    impl ThreadCpu {
+        fn new(index: usize, irqs: Arc<[AtomicU64]>, epoch: Instant) -> ThreadCpu {
+            ThreadCpu { index, irqs, epoch, marks: 0 }
+        }
     }
 
     impl Cpu for ThreadCpu {
@@ -169,17 +222,49 @@ mod tests {
         fn send_ipi(&mut self, target: usize) {
             self.irqs[target].fetch_add(1, Release);
         }
+        fn cpuid(&self, leaf: u32) -> CpuidRegs {
+            match leaf {
+                0x4000_0000 => CpuidRegs { eax: 0x4000_0001, ebx: 0x4b4d_564b, ecx: 0x564b_4d56, edx: 0x4d },
+                0x4000_0001 => {
+                    CpuidRegs { eax: KVM_FEATURE_POLL_CONTROL, edx: KVM_HINTS_REALTIME, ..Default::default() }
+                }
+                _ => CpuidRegs::default(),
+            }
+        }
+        fn wrmsr(&mut self, _: u32, _: u64) {}
+        fn begin_measurement(&mut self) {
+            self.marks += 1;
+        }
     }
 
-    fn run_pair(policy: IdlePolicy, round_trips: u64, samples_cap: usize) -> Vec<(Counters, Vec<Sample>, u64)> {
+    struct Side {
+        counters: Counters,
+        samples: Vec<Sample>,
+        recorded: u64,
+        progress: u64,
+        marks: u32,
+    }
+
+    fn run_pair(policy: IdlePolicy, pingpong: PingPong<'static>, samples_cap: usize, params: Params) -> Vec<Side> {
         let mailboxes: Arc<[Mailbox]> = Arc::from([Mailbox::new(), Mailbox::new()]);
+        let flags: Arc<[VcpuFlags]> = Arc::from([VcpuFlags::new(), VcpuFlags::new()]);
         let irqs: Arc<[AtomicU64]> = Arc::from([AtomicU64::new(0), AtomicU64::new(0)]);
         let epoch = Instant::now();
         let threads: Vec<_> = (0..2)
             .map(|index| {
-                let (mailboxes, irqs) = (mailboxes.clone(), irqs.clone());
+                let (mailboxes, flags, irqs) = (mailboxes.clone(), flags.clone(), irqs.clone());
                 std::thread::spawn(move || {
-                    let mut cpu = ThreadCpu { index, irqs, epoch };
+                    let mut cpu = ThreadCpu::new(index, irqs, epoch);
+                    let mut idle = match policy {
+                        IdlePolicy::Busy => Idle::busy(),
+                        IdlePolicy::Halt => Idle::halt(),
+                        IdlePolicy::Haltpoll => {
+                            let options =
+                                DriverOptions { params, latency_req: u64::MAX, force: false, tsc_khz: 1_000_000 };
+                            let driver = Haltpoll::load(&mut cpu, &options, &mut DriverReport::default()).unwrap();
+                            Idle::haltpoll(driver, &flags, index)
+                        }
+                    };
                     let mut counters = Counters::default();
                     let progress = AtomicU64::new(0);
                     let mut samples = vec![Sample::default(); samples_cap];
@@ -189,36 +274,73 @@ mod tests {
                         samples: &mut samples,
                         samples_recorded: 0,
                     };
-                    let pp = PingPong { round_trips, think_tsc: 1_000, mailboxes: &mailboxes };
-                    pp.run(&mut cpu, &mut Idle::new(policy), &mut record);
+                    PingPong { mailboxes: &mailboxes, ..pingpong }.run(&mut cpu, &mut idle, &mut record);
                     let recorded = record.samples_recorded;
-                    assert_eq!(progress.load(Relaxed), counters.messages_received);
-                    (counters, samples, recorded)
+                    Side { counters, samples, recorded, progress: progress.load(Relaxed), marks: cpu.marks }
                 })
             })
             .collect();
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     }
 
+    const PINGPONG: PingPong<'static> =
+        PingPong { round_trips: 200, think_tsc: 1_000, warmup_round_trips: 0, warmup_think_tsc: 0, mailboxes: &[] };
+
     #[test]
-    fn every_message_arrives_under_both_policies() {
-        for policy in [IdlePolicy::Busy, IdlePolicy::Halt] {
-            let sides = run_pair(policy, 200, 50);
-            let (a, b) = (&sides[0].0, &sides[1].0);
+    fn every_message_arrives_under_every_policy() {
+        for policy in [IdlePolicy::Busy, IdlePolicy::Halt, IdlePolicy::Haltpoll] {
+            let sides = run_pair(policy, PINGPONG, 50, Params::DEFAULT);
+            let (a, b) = (&sides[0].counters, &sides[1].counters);
             assert_eq!(a.round_trips, 200, "{policy:?}");
             assert_eq!(b.round_trips, 0, "only the starting side counts round trips");
             assert_eq!((a.messages_sent, a.messages_received), (200, 200));
             assert_eq!((b.messages_sent, b.messages_received), (200, 200));
             assert!(a.workload_tsc > 0);
-            for (counters, samples, recorded) in &sides {
-                assert_eq!(*recorded, 50, "samples stop at the capacity");
-                for s in samples {
+            for side in &sides {
+                let counters = &side.counters;
+                assert_eq!((side.progress, side.marks), (200, 1));
+                assert_eq!(side.recorded, 50, "samples stop at the capacity");
+                for s in &side.samples {
                     assert!(s.enter_tsc <= s.seen_tsc && s.stamp_tsc <= s.seen_tsc, "{s:?}");
                 }
                 match policy {
                     IdlePolicy::Busy => assert_eq!((counters.halts, counters.ipis_sent), (0, 0)),
                     IdlePolicy::Halt => assert_eq!(counters.ipis_sent, 200),
+                    IdlePolicy::Haltpoll => {
+                        assert_eq!(counters.ipis_sent + counters.ipis_skipped, 200, "each message wakes once");
+                        let to = counters.ipis_to_running
+                            + counters.ipis_to_idle
+                            + counters.ipis_to_polling
+                            + counters.ipis_to_halting;
+                        assert_eq!(to, counters.ipis_sent, "every IPI says where its target was");
+                    }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn haltpoll_with_polling_off_kicks_every_message() {
+        // A ceiling of 0: the window never opens, every wait halts, every wake sends an IPI.
+        let off = Params { guest_halt_poll_ns: 0, ..Params::DEFAULT };
+        for side in run_pair(IdlePolicy::Haltpoll, PINGPONG, 0, off) {
+            let c = side.counters;
+            assert_eq!((c.ipis_sent, c.ipis_skipped, c.poll_hits, c.poll_timeouts), (200, 0, 0, 0));
+        }
+    }
+
+    #[test]
+    fn the_warmup_is_neither_counted_nor_sampled() {
+        let pingpong = PingPong { round_trips: 30, warmup_round_trips: 70, warmup_think_tsc: 0, ..PINGPONG };
+        for policy in [IdlePolicy::Halt, IdlePolicy::Haltpoll] {
+            let sides = run_pair(policy, pingpong, 1_000, Params::DEFAULT);
+            assert_eq!(sides[0].counters.round_trips, 30, "{policy:?}");
+            for side in &sides {
+                let c = &side.counters;
+                assert_eq!((c.messages_sent, c.messages_received, side.recorded), (30, 30, 30));
+                assert_eq!((side.progress, side.marks), (100, 1), "progress counts the warm-up too");
+                assert!(side.samples[29].seen_tsc > 0 && side.samples[30] == Sample::default());
+                assert!(c.ipis_sent + c.ipis_skipped == 30 && c.irqs <= 30, "{c:?}");
             }
         }
     }
@@ -227,13 +349,9 @@ mod tests {
     #[should_panic(expected = "no ping-pong partner")]
     fn a_lone_vcpu_is_refused() {
         let mailboxes = [Mailbox::new()];
-        let mut cpu = ThreadCpu { index: 0, irqs: Arc::from([AtomicU64::new(0)]), epoch: Instant::now() };
+        let mut cpu = ThreadCpu::new(0, Arc::from([AtomicU64::new(0)]), Instant::now());
         let (mut counters, progress) = (Counters::default(), AtomicU64::new(0));
         let mut record = Record { counters: &mut counters, progress: &progress, samples: &mut [], samples_recorded: 0 };
-        PingPong { round_trips: 1, think_tsc: 0, mailboxes: &mailboxes }.run(
-            &mut cpu,
-            &mut Idle::new(IdlePolicy::Busy),
-            &mut record,
-        );
+        PingPong { round_trips: 1, mailboxes: &mailboxes, ..PINGPONG }.run(&mut cpu, &mut Idle::busy(), &mut record);
     }
 }

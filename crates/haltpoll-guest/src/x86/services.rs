@@ -13,7 +13,8 @@
 
 use core::arch::{asm, global_asm};
 
-use haltpoll_guest::abi::{EXIT_PORT, ExitStatus};
+use haltpoll::driver::CpuidRegs;
+use haltpoll_guest::abi::{EXIT_PORT, ExitStatus, MARK_PORT};
 
 use super::percpu::IRQ_COUNT_OFFSET;
 
@@ -27,6 +28,10 @@ const EXIT: u64 = 3;
 const HALT_FOREVER: u64 = 4;
 /// Test: load an empty IDT and raise #UD at ring 0 (a triple fault).
 const TRIPLE_FAULT: u64 = 5;
+/// Tell the VMM the measured part of the run begins: write 0 to the mark port.
+const MARK: u64 = 6;
+/// `cpuid` at ring 0 for leaf RDI, the four registers written to the `CpuidRegs` at RSI.
+const CPUID: u64 = 7;
 
 global_asm!(
     r#"
@@ -97,6 +102,20 @@ extern "C" fn dispatch(service: u64, a: u64, b: u64) -> u64 {
             unsafe { super::outl(EXIT_PORT, a as u32) };
             super::halt_forever()
         }
+        MARK => {
+            // SAFETY: ring 0; the mark port only makes the VMM read this vCPU's counters.
+            unsafe { super::outl(MARK_PORT, 0) };
+            0
+        }
+        CPUID => {
+            let r = core::arch::x86_64::__cpuid_count(a as u32, 0);
+            let regs = CpuidRegs { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx };
+            // SAFETY: `b` is the address of a `CpuidRegs` on the calling ring-3 code's stack
+            // (`cpuid` below), live and exclusively borrowed for the call; ring 0 may write
+            // user pages (no SMAP).
+            unsafe { (b as *mut CpuidRegs).write(regs) };
+            0
+        }
         HALT_FOREVER => super::halt_forever(),
         TRIPLE_FAULT => {
             // SAFETY: ring 0; the test wants this vCPU to die of a triple fault.
@@ -138,6 +157,22 @@ pub fn wrmsr(msr: u32, value: u64) {
 pub fn exit(status: ExitStatus) -> ! {
     call(EXIT, status as u64, 0);
     unreachable!("the VMM does not resume a vCPU after its exit")
+}
+
+/// `cpuid` for `leaf` (subleaf 0), executed at ring 0.
+///
+/// On this machine's KVM backend a ring-3 `cpuid` is not the VM's: it answers with the CPUID
+/// of the machine the VMM runs on (the outer hypervisor's view), not the table the VMM gave
+/// this vCPU. At ring 0 the backend emulates it from the vCPU's own table.
+pub fn cpuid(leaf: u32) -> CpuidRegs {
+    let mut regs = CpuidRegs::default();
+    call(CPUID, u64::from(leaf), &mut regs as *mut CpuidRegs as u64);
+    regs
+}
+
+/// Tells the VMM the measured part of the run begins on this vCPU.
+pub fn mark() {
+    call(MARK, 0, 0);
 }
 
 /// Test: halts with interrupts off, forever (the watchdog must kick the vCPU out of the host).
