@@ -1,13 +1,33 @@
 //! The CPUID each vCPU sees: what KVM supports, with the vCPU's APIC id, the KVM signature and
-//! features (POLL_CONTROL), and the REALTIME hint only when the VMM asks for it.
+//! features (POLL_CONTROL), and the REALTIME hint only when the VMM asks for it. A [`View`] can
+//! also hide the signature or POLL_CONTROL, to show how the guest's driver copes without them.
 
 use haltpoll::driver::{
-    CpuidRegs, KVM_CPUID_FEATURES_OFFSET, KVM_CPUID_SIGNATURE, KVM_HINTS_REALTIME, KvmInfo, detect_kvm,
+    CpuidRegs, KVM_CPUID_FEATURES_OFFSET, KVM_CPUID_SIGNATURE, KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME, KvmInfo,
+    detect_kvm,
 };
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, kvm_cpuid_entry2};
 use kvm_ioctls::Kvm;
 
 use crate::VmmError;
+
+/// What of KVM the guest's CPUID shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct View {
+    /// KVM_HINTS_REALTIME: every vCPU has a host CPU of its own.
+    pub realtime_hint: bool,
+    /// The KVM signature leaf (`false`: zeroed, so the guest finds no KVM).
+    pub kvm_signature: bool,
+    /// KVM_FEATURE_POLL_CONTROL, if the host has it.
+    pub poll_control: bool,
+}
+
+impl Default for View {
+    /// Everything the host offers, without the REALTIME hint.
+    fn default() -> View {
+        View { realtime_hint: false, kvm_signature: true, poll_control: true }
+    }
+}
 
 /// KVM's supported CPUID, read once per VM.
 #[derive(Clone, Debug)]
@@ -48,8 +68,8 @@ impl GuestCpuid {
         self.kvm_info().is_some_and(|k| k.poll_control())
     }
 
-    /// The CPUID for vCPU `apic_id`, with or without the REALTIME hint.
-    pub fn for_vcpu(&self, apic_id: u8, realtime_hint: bool) -> Result<CpuId, VmmError> {
+    /// The CPUID for vCPU `apic_id`, showing what `view` says.
+    pub fn for_vcpu(&self, apic_id: u8, view: View) -> Result<CpuId, VmmError> {
         let features_leaf = KVM_CPUID_SIGNATURE + KVM_CPUID_FEATURES_OFFSET;
         let entries: Vec<kvm_cpuid_entry2> = self
             .supported
@@ -62,8 +82,13 @@ impl GuestCpuid {
                     1 => e.ebx = (e.ebx & 0x00FF_FFFF) | u32::from(apic_id) << 24,
                     // x2APIC id of the topology leaves.
                     0xB | 0x1F => e.edx = u32::from(apic_id),
+                    KVM_CPUID_SIGNATURE if !view.kvm_signature => (e.ebx, e.ecx, e.edx) = (0, 0, 0),
                     leaf if leaf == features_leaf => {
-                        e.edx = if realtime_hint { e.edx | KVM_HINTS_REALTIME } else { e.edx & !KVM_HINTS_REALTIME };
+                        e.edx =
+                            if view.realtime_hint { e.edx | KVM_HINTS_REALTIME } else { e.edx & !KVM_HINTS_REALTIME };
+                        if !view.poll_control {
+                            e.eax &= !KVM_FEATURE_POLL_CONTROL;
+                        }
                     }
                     _ => {}
                 }
@@ -80,7 +105,6 @@ impl GuestCpuid {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use haltpoll::driver::KVM_FEATURE_POLL_CONTROL;
 
     fn fake() -> GuestCpuid {
         let entry =
@@ -102,12 +126,27 @@ mod tests {
     fn apic_id_and_realtime_hint_per_vcpu() {
         let cpuid = fake();
         assert!(cpuid.poll_control());
-        let with = cpuid.for_vcpu(3, true).unwrap();
+        let with = cpuid.for_vcpu(3, View { realtime_hint: true, ..View::default() }).unwrap();
         assert_eq!(leaf(&with, 1).ebx, 0x0312_3456);
         assert_eq!(leaf(&with, 0xB).edx, 3);
         assert_eq!(leaf(&with, 0x4000_0001).edx & KVM_HINTS_REALTIME, KVM_HINTS_REALTIME);
-        let without = cpuid.for_vcpu(0, false).unwrap();
+        let without = cpuid.for_vcpu(0, View::default()).unwrap();
         assert_eq!(leaf(&without, 0x4000_0001).edx & KVM_HINTS_REALTIME, 0);
         assert_eq!(leaf(&without, 0x4000_0001).eax & KVM_FEATURE_POLL_CONTROL, KVM_FEATURE_POLL_CONTROL);
+    }
+
+    #[test]
+    fn the_signature_and_poll_control_can_be_hidden() {
+        let cpuid = fake();
+        let find = |view| {
+            let table = cpuid.for_vcpu(0, view).unwrap();
+            detect_kvm(|l| {
+                let e = leaf(&table, l);
+                CpuidRegs { eax: e.eax, ebx: e.ebx, ecx: e.ecx, edx: e.edx }
+            })
+        };
+        assert!(find(View::default()).unwrap().poll_control());
+        assert!(!find(View { poll_control: false, ..View::default() }).unwrap().poll_control());
+        assert_eq!(find(View { kvm_signature: false, ..View::default() }), None);
     }
 }

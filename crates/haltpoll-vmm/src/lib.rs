@@ -42,7 +42,7 @@ pub mod vm;
 pub mod watchdog;
 
 pub use error::{Failure, GuestError, GuestFailures, VmmError};
-pub use haltpoll_guest::abi::{Counters, IdlePolicy, PollControl, Sample, Workload};
+pub use haltpoll_guest::abi::{Counters, DriverLoad, DriverReport, IdlePolicy, PollControl, Sample, Workload};
 pub use report::{RunReport, VcpuRun};
 pub use run::{RealtimeHint, RunOptions, run};
 pub use stats::KvmStats;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use haltpoll_guest::abi::{Counters, Sample};
+use haltpoll_guest::abi::{Counters, DriverReport, Sample};
 
 use crate::stats::KvmStats;
 
@@ -34,11 +34,14 @@ pub struct VcpuRun {
     pub index: usize,
     /// The host CPU its thread was pinned to.
     pub host_cpu: Option<usize>,
-    /// The guest's counters.
+    /// The guest's counters (of the measured round trips).
     pub counters: Counters,
-    /// The change in KVM's counters over the run.
+    /// What the haltpoll driver found and did.
+    pub driver: DriverReport,
+    /// The change in KVM's counters over the measured part of the run (from the vCPU's mark at
+    /// the end of the warm-up, or from its start).
     pub kvm: KvmStats,
-    /// The vCPU thread's CPU time (host and guest mode).
+    /// The vCPU thread's CPU time (host and guest mode) over the same part.
     pub cpu_time: Duration,
     /// One per message received, up to the sample capacity.
     pub samples: Vec<Sample>,
@@ -111,7 +114,15 @@ mod tests {
     use super::*;
 
     fn vcpu(index: usize, counters: Counters, samples: Vec<Sample>) -> VcpuRun {
-        VcpuRun { index, host_cpu: None, counters, kvm: KvmStats::default(), cpu_time: Duration::ZERO, samples }
+        VcpuRun {
+            index,
+            host_cpu: None,
+            counters,
+            driver: DriverReport::default(),
+            kvm: KvmStats::default(),
+            cpu_time: Duration::ZERO,
+            samples,
+        }
     }
 
     #[test]

@@ -8,10 +8,13 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use haltpoll::{LATENCY_ANY, LatencyReq, Params};
 use haltpoll_guest::abi::{
-    ExitRecord, ExitStatus, IdlePolicy, MAX_VCPUS, PollControl, RunConfig, Sample, VcpuReport, Workload, layout,
+    ExitRecord, ExitStatus, GovernorConfig, IdlePolicy, MAX_VCPUS, PollControl, RunConfig, Sample, VcpuReport,
+    Workload, layout,
 };
 
+use crate::cpuid::View;
 use crate::error::{Failure, GuestError, GuestFailures};
 use crate::report::{RunReport, VcpuRun};
 use crate::stats::StatsFd;
@@ -49,10 +52,27 @@ pub struct RunOptions {
     pub workload: Workload,
     /// How waiting vCPUs idle.
     pub idle: IdlePolicy,
-    /// Round trips per ping-pong pair.
+    /// Measured round trips per ping-pong pair.
     pub round_trips: u64,
     /// Spin before each message, ns.
     pub think_ns: u64,
+    /// Round trips per pair before the measured ones: not counted, not sampled, and outside
+    /// the VMM's readings of KVM counters and CPU time (each vCPU marks where they end).
+    pub warmup_round_trips: u64,
+    /// Spin before each warm-up message, ns.
+    pub warmup_think_ns: u64,
+    /// The haltpoll governor's parameters ([`IdlePolicy::Haltpoll`]).
+    pub governor: Params,
+    /// Each vCPU's latency requirement, ns, by index (0: poll only); vCPUs past the end of the
+    /// list have none ([`LATENCY_ANY`]).
+    pub latency_req_ns: Vec<LatencyReq>,
+    /// Load the haltpoll driver even without the REALTIME hint (`cpuidle_haltpoll.force=1`).
+    pub force: bool,
+    /// Hide the KVM signature from the guest's CPUID (the driver must refuse to load).
+    pub hide_kvm: bool,
+    /// Hide KVM_FEATURE_POLL_CONTROL from the guest's CPUID (the driver cannot switch host
+    /// polling off and must say so).
+    pub hide_poll_control: bool,
     /// The VM's host halt-polling window (KVM_CAP_HALT_POLL), ns; `None` keeps the host's default.
     pub host_halt_poll_ns: Option<u64>,
     /// Whether to show the REALTIME hint.
@@ -75,6 +95,13 @@ impl Default for RunOptions {
             idle: IdlePolicy::Halt,
             round_trips: 1_000,
             think_ns: 0,
+            warmup_round_trips: 0,
+            warmup_think_ns: 0,
+            governor: Params::DEFAULT,
+            latency_req_ns: Vec::new(),
+            force: false,
+            hide_kvm: false,
+            hide_poll_control: false,
             host_halt_poll_ns: None,
             realtime_hint: RealtimeHint::Auto,
             poll_control: PollControl::Leave,
@@ -103,20 +130,34 @@ impl RunOptions {
         if self.workload != Workload::PingPong && self.vcpus < 2 {
             return bad(format!("the {:?} test workload needs at least 2 vCPUs", self.workload));
         }
-        if self.think_ns > 1_000_000_000 {
-            return bad(format!("think time {} ns: at most 1 s per message", self.think_ns));
+        for (what, ns) in [("think time", self.think_ns), ("warm-up think time", self.warmup_think_ns)] {
+            if ns > 1_000_000_000 {
+                return bad(format!("{what} {ns} ns: at most 1 s per message"));
+            }
+        }
+        if self.latency_req_ns.len() > self.vcpus {
+            return bad(format!(
+                "{} latency requirements for {} vCPUs: give at most one per vCPU",
+                self.latency_req_ns.len(),
+                self.vcpus
+            ));
+        }
+        if let Err(e) = self.governor.validate() {
+            return bad(format!("governor parameters: {e}"));
         }
         Ok(())
     }
 
     /// The watchdog's limits for these options.
     pub fn limits(&self) -> Limits {
-        let per_round_trip = Duration::from_millis(2) + Duration::from_nanos(self.think_ns) * 2;
-        let trips = u32::try_from(self.round_trips).unwrap_or(u32::MAX);
+        let budget = |trips: u64, think_ns: u64| {
+            let per_round_trip = Duration::from_millis(2) + Duration::from_nanos(think_ns) * 2;
+            per_round_trip.saturating_mul(u32::try_from(trips).unwrap_or(u32::MAX))
+        };
+        let work = budget(self.round_trips, self.think_ns)
+            .saturating_add(budget(self.warmup_round_trips, self.warmup_think_ns));
         Limits {
-            time_limit: self
-                .time_limit
-                .unwrap_or_else(|| Duration::from_secs(10).saturating_add(per_round_trip.saturating_mul(trips))),
+            time_limit: self.time_limit.unwrap_or_else(|| Duration::from_secs(10).saturating_add(work)),
             stall_limit: self
                 .stall_limit
                 .unwrap_or_else(|| Duration::from_secs(2).max(Duration::from_nanos(self.think_ns).saturating_mul(20))),
@@ -140,16 +181,23 @@ pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
         RealtimeHint::Off => false,
     };
     let vm = Vm::new(kvm, options.vcpus, options.host_halt_poll_ns)?;
-    let vcpu_fds =
-        (0..options.vcpus).map(|index| vm.create_vcpu(index, realtime_hint)).collect::<Result<Vec<_>, _>>()?;
+    let view = View { realtime_hint, kvm_signature: !options.hide_kvm, poll_control: !options.hide_poll_control };
+    let vcpu_fds = (0..options.vcpus).map(|index| vm.create_vcpu(index, view)).collect::<Result<Vec<_>, _>>()?;
     let tsc_khz = u64::from(vcpu_fds[0].get_tsc_khz().map_err(VmmError::kvm("KVM_GET_TSC_KHZ"))?);
-    let sample_capacity = options.round_trips.min(layout::SAMPLES_PER_VCPU);
+    let ticks = |ns: u64| (u128::from(ns) * u128::from(tsc_khz) / 1_000_000) as u64;
+    let mut latency_req_ns = [LATENCY_ANY; MAX_VCPUS];
+    latency_req_ns[..options.latency_req_ns.len()].copy_from_slice(&options.latency_req_ns);
     let config = RunConfig {
         round_trips: options.round_trips,
-        think_tsc: (u128::from(options.think_ns) * u128::from(tsc_khz) / 1_000_000) as u64,
+        think_tsc: ticks(options.think_ns),
+        warmup_round_trips: options.warmup_round_trips,
+        warmup_think_tsc: ticks(options.warmup_think_ns),
         tsc_khz,
-        sample_capacity,
+        sample_capacity: options.round_trips.min(layout::SAMPLES_PER_VCPU),
         poll_control: options.poll_control as u32,
+        governor: GovernorConfig::new(options.governor),
+        force: u32::from(options.force),
+        latency_req_ns,
         ..RunConfig::new(options.vcpus as u32, options.workload, options.idle)
     };
     vm.ram().write(layout::CONFIG, &config)?;
@@ -195,7 +243,7 @@ pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
         vcpus,
         tsc_khz,
         realtime_hint,
-        poll_control_offered: vm.cpuid().poll_control(),
+        poll_control_offered: vm.cpuid().poll_control() && !options.hide_poll_control && !options.hide_kvm,
         host_halt_poll_ns: options.host_halt_poll_ns.or_else(system::default_halt_poll_ns),
         host_halt_poll_set: options.host_halt_poll_ns.is_some(),
         wall,
@@ -361,6 +409,7 @@ fn collect(vm: &Vm, options: &RunOptions, supervised: Supervised) -> Result<Vec<
             index,
             host_cpu: outcome.host_cpu,
             counters: report.counters,
+            driver: report.driver,
             kvm: outcome.kvm?,
             cpu_time: outcome.cpu_time,
             samples,
@@ -381,6 +430,12 @@ mod tests {
         assert!(refused(RunOptions { vcpus: 10, ..Default::default() }).contains("1 to 8"));
         assert!(refused(RunOptions { round_trips: 0, ..Default::default() }).contains("at least 1"));
         assert!(refused(RunOptions { think_ns: 2_000_000_000, ..Default::default() }).contains("at most 1 s"));
+        assert!(refused(RunOptions { warmup_think_ns: 2_000_000_000, ..Default::default() }).contains("warm-up"));
+        assert!(
+            refused(RunOptions { latency_req_ns: vec![0; 3], ..Default::default() }).contains("at most one per vCPU")
+        );
+        let bad = Params { grow_start: 0, ..Params::DEFAULT };
+        assert!(refused(RunOptions { governor: bad, ..Default::default() }).contains("grow_start"));
         assert!(RunOptions::default().validate().is_ok());
     }
 
@@ -389,6 +444,8 @@ mod tests {
         let small = RunOptions::default().limits();
         let big = RunOptions { round_trips: 1_000_000, think_ns: 500_000_000, ..Default::default() }.limits();
         assert!(big.time_limit > small.time_limit);
+        let warm = RunOptions { warmup_round_trips: 10_000, ..Default::default() }.limits();
+        assert!(warm.time_limit > small.time_limit, "the warm-up needs time too");
         assert_eq!(small.stall_limit, Duration::from_secs(2));
         assert_eq!(big.stall_limit, Duration::from_secs(10), "20 think times");
         let set = RunOptions { time_limit: Some(Duration::from_secs(1)), ..Default::default() }.limits();

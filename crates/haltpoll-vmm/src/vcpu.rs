@@ -1,13 +1,13 @@
 //! One vCPU on its own host thread: pinned to a host CPU, run until the guest writes to the exit
 //! port or the watchdog stops it, with its KVM statistics and the thread's CPU time measured
-//! around the run.
+//! from the guest's mark (the end of its warm-up; the start if it never marks) to the end.
 
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use haltpoll_guest::abi::EXIT_PORT;
+use haltpoll_guest::abi::{EXIT_PORT, MARK_PORT};
 use kvm_bindings::{KVM_EXIT_INTERNAL_ERROR, KVM_MP_STATE_HALTED};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
@@ -47,6 +47,14 @@ pub enum End {
     Unexpected(String),
     /// The stop flag was set; the thread left KVM_RUN.
     Stopped,
+}
+
+/// Why `run_loop` returned.
+enum Leave {
+    /// The guest marked the start of its measured part.
+    Mark,
+    /// The run is over.
+    End(End),
 }
 
 /// What the thread brings back.
@@ -96,9 +104,17 @@ impl VcpuThread {
     pub fn run(mut self) -> VcpuOutcome {
         let host_cpu = self.host_cpu.filter(|&cpu| pin(cpu));
         let armed = watchdog::arm(&mut self.fd);
-        let before = self.stats.read();
-        let start = thread_cpu_time();
-        let end = self.run_loop();
+        let mut before = self.stats.read();
+        let mut start = thread_cpu_time();
+        let end = loop {
+            match self.run_loop() {
+                Leave::Mark => {
+                    before = self.stats.read();
+                    start = thread_cpu_time();
+                }
+                Leave::End(end) => break end,
+            }
+        };
         let cpu_time = thread_cpu_time().saturating_sub(start);
         let after = self.stats.read();
         drop(armed);
@@ -109,19 +125,20 @@ impl VcpuThread {
         VcpuOutcome { index: self.index, end, rip, ring, halted, interrupts_enabled, host_cpu, kvm, cpu_time }
     }
 
-    fn run_loop(&mut self) -> End {
+    fn run_loop(&mut self) -> Leave {
         loop {
             // Clear first, then look at the flag: see the watchdog module.
             watchdog::clear_immediate_exit();
             if self.stop.load(Ordering::SeqCst) {
-                return End::Stopped;
+                return Leave::End(End::Stopped);
             }
             let exit = match self.fd.run() {
                 Ok(exit) => exit,
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
-                Err(e) => return End::Unexpected(format!("KVM_RUN failed: {e}")),
+                Err(e) => return Leave::End(End::Unexpected(format!("KVM_RUN failed: {e}"))),
             };
-            return match exit {
+            return Leave::End(match exit {
+                VcpuExit::IoOut(MARK_PORT, _) => return Leave::Mark,
                 VcpuExit::IoOut(EXIT_PORT, data) => {
                     let mut status = [0u8; 4];
                     let n = data.len().min(4);
@@ -151,7 +168,7 @@ impl VcpuThread {
                     ))
                 }
                 other => End::Unexpected(format!("made an exit the VMM does not serve: {other:?}")),
-            };
+            });
         }
     }
 }

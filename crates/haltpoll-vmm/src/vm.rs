@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kvm_bindings::{KVM_CAP_HALT_POLL, KVM_MP_STATE_RUNNABLE, kvm_enable_cap, kvm_mp_state};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 
-use crate::cpuid::GuestCpuid;
+use crate::cpuid::{GuestCpuid, View};
 use crate::memory::GuestRam;
 use crate::{VmmError, boot, loader, system};
 
@@ -53,11 +53,12 @@ impl Vm {
         Ok(Vm { fd, ram, cpuid, entry, kvm })
     }
 
-    /// Creates vCPU `index` (also its APIC id), with its CPUID, registers and, for all but the
-    /// first, a runnable MP state (with an in-kernel LAPIC they would otherwise wait for a SIPI).
-    pub fn create_vcpu(&self, index: usize, realtime_hint: bool) -> Result<VcpuFd, VmmError> {
+    /// Creates vCPU `index` (also its APIC id), with its CPUID (showing what `view` says),
+    /// registers and, for all but the first, a runnable MP state (with an in-kernel LAPIC they
+    /// would otherwise wait for a SIPI).
+    pub fn create_vcpu(&self, index: usize, view: View) -> Result<VcpuFd, VmmError> {
         let vcpu = self.fd.create_vcpu(index as u64).map_err(VmmError::kvm("KVM_CREATE_VCPU"))?;
-        vcpu.set_cpuid2(&self.cpuid.for_vcpu(index as u8, realtime_hint)?).map_err(VmmError::kvm("KVM_SET_CPUID2"))?;
+        vcpu.set_cpuid2(&self.cpuid.for_vcpu(index as u8, view)?).map_err(VmmError::kvm("KVM_SET_CPUID2"))?;
         let sregs = vcpu.get_sregs().map_err(VmmError::kvm("KVM_GET_SREGS"))?;
         vcpu.set_sregs(&boot::sregs(sregs, index)).map_err(VmmError::kvm("KVM_SET_SREGS"))?;
         vcpu.set_regs(&boot::regs(self.entry, index)).map_err(VmmError::kvm("KVM_SET_REGS"))?;
