@@ -8,14 +8,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use haltpoll_guest::abi::Counters;
+use haltpoll::LATENCY_ANY;
+use haltpoll_guest::abi::{Counters, DriverLoad, DriverReport};
 use haltpoll_vmm::report::quantile;
 use haltpoll_vmm::stats::IDLE_STATS;
 use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport};
 use serde::Serialize;
 
-use crate::output::{self, fmt_ns};
+use crate::governor_args::GovernorArgs;
+use crate::output::{self, fmt_ns, percent};
 use crate::trace::text::{self, Section};
+use crate::units::parse_ns;
 
 /// Arguments of `haltpoll vm`.
 #[derive(Args, Debug)]
@@ -38,6 +41,20 @@ pub enum Idle {
     Busy,
     /// Halt at once (a VM exit); the sender sends an IPI.
     Halt,
+    /// The cpuidle-haltpoll driver: poll with POLLING set (no IPI needed), halt when the
+    /// governor says so. Refuses to load without the REALTIME hint unless --force.
+    Haltpoll,
+}
+
+impl Idle {
+    /// The guest's policy.
+    pub fn policy(self) -> IdlePolicy {
+        match self {
+            Idle::Busy => IdlePolicy::Busy,
+            Idle::Halt => IdlePolicy::Halt,
+            Idle::Haltpoll => IdlePolicy::Haltpoll,
+        }
+    }
 }
 
 /// Whether the guest sees KVM_HINTS_REALTIME.
@@ -87,9 +104,23 @@ pub struct PingpongArgs {
     /// Show the guest KVM_HINTS_REALTIME (dedicated host CPUs).
     #[arg(long, value_enum, default_value_t = Hint::Auto)]
     pub realtime_hint: Hint,
-    /// What the guest writes to MSR_KVM_POLL_CONTROL on each vCPU.
+    /// What the guest writes to MSR_KVM_POLL_CONTROL on each vCPU at start (the haltpoll
+    /// driver then writes its own value: 0 where the guest polls).
     #[arg(long, value_enum, default_value_t = HostPolling::Leave)]
     pub poll_control: HostPolling,
+    /// Round trips per pair before the measured ones (not counted; lets the governor settle).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub warmup: u64,
+    /// Think time of the warm-up round trips, ns.
+    #[arg(long, value_name = "NS", default_value_t = 0)]
+    pub warmup_think_ns: u64,
+    /// Latency requirement of each vCPU, comma-separated in vCPU order (ns, or with a unit;
+    /// `any` for none); one value applies to every vCPU. 0 means poll only (--idle haltpoll).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_latency_req)]
+    pub latency_req: Vec<u64>,
+    /// Load the haltpoll driver even without the REALTIME hint (cpuidle_haltpoll.force=1).
+    #[arg(long)]
+    pub force: bool,
     /// Leave the vCPU threads unpinned.
     #[arg(long)]
     pub no_pin: bool,
@@ -104,6 +135,21 @@ pub struct PingpongArgs {
     /// One JSON object: the options, every repetition, the summary.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub governor: GovernorArgs,
+}
+
+/// A latency requirement: a duration, or `any` for none.
+fn parse_latency_req(text: &str) -> Result<u64, String> {
+    if text.trim() == "any" { Ok(LATENCY_ANY) } else { parse_ns(text) }
+}
+
+/// The per-vCPU latency requirements for `vcpus` vCPUs: one value applies to all.
+pub fn latency_reqs(list: &[u64], vcpus: usize) -> Vec<u64> {
+    match list {
+        [one] => vec![*one; vcpus],
+        many => many.to_vec(),
+    }
 }
 
 impl PingpongArgs {
@@ -117,12 +163,14 @@ impl PingpongArgs {
         };
         Ok(RunOptions {
             vcpus: self.vcpus,
-            idle: match self.idle {
-                Idle::Busy => IdlePolicy::Busy,
-                Idle::Halt => IdlePolicy::Halt,
-            },
+            idle: self.idle.policy(),
             round_trips: self.round_trips,
             think_ns: self.think_ns,
+            warmup_round_trips: self.warmup,
+            warmup_think_ns: self.warmup_think_ns,
+            governor: self.governor.params()?,
+            latency_req_ns: latency_reqs(&self.latency_req, self.vcpus),
+            force: self.force,
             host_halt_poll_ns: self.host_halt_poll_ns,
             realtime_hint: match self.realtime_hint {
                 Hint::Auto => RealtimeHint::Auto,
@@ -193,6 +241,9 @@ struct PerRoundTrip {
     ipis_skipped: f64,
     irqs: f64,
     cpu_ns: f64,
+    poll_hits: f64,
+    poll_timeouts: f64,
+    poll_ns: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -214,6 +265,8 @@ struct Summary {
     round_trip_ns: Spread,
     wake_latency_ns: Option<Latency>,
     per_round_trip: PerRoundTrip,
+    /// Time spent polling over time spent waiting, all vCPUs.
+    poll_share_of_idle: f64,
 }
 
 impl Summary {
@@ -240,6 +293,14 @@ impl Summary {
                 ipis_skipped: total(&|r| r.sum(|v| v.counters.ipis_skipped)),
                 irqs: total(&|r| r.sum(|v| v.counters.irqs)),
                 cpu_ns: total(&|r| r.cpu_time().as_nanos() as u64),
+                poll_hits: total(&|r| r.sum(|v| v.counters.poll_hits)),
+                poll_timeouts: total(&|r| r.sum(|v| v.counters.poll_timeouts)),
+                poll_ns: total(&|r| r.tsc_to_ns(r.sum(|v| v.counters.poll_tsc)) as u64),
+            },
+            poll_share_of_idle: {
+                let idle: u64 = reports.iter().map(|r| r.sum(|v| v.counters.idle_tsc)).sum();
+                let poll: u64 = reports.iter().map(|r| r.sum(|v| v.counters.poll_tsc)).sum();
+                if idle == 0 { 0.0 } else { poll as f64 / idle as f64 }
             },
         }
     }
@@ -313,7 +374,45 @@ fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], 
         "host polls       {:.2} successful of {:.2} attempted per round trip",
         p.halt_successful_poll, p.halt_attempted_poll
     )?;
+    if args.idle == Idle::Haltpoll {
+        writeln!(out, "haltpoll driver  {}", describe_driver(first))?;
+        writeln!(
+            out,
+            "guest polls      {:.2} hits, {:.2} timeouts, {} polling per round trip ({} of the time waiting)",
+            p.poll_hits,
+            p.poll_timeouts,
+            ns(p.poll_ns),
+            percent(s.poll_share_of_idle)
+        )?;
+    }
     Ok(())
+}
+
+/// What the haltpoll driver did, in a line: loaded or why not, host polling, final windows.
+pub fn describe_driver(report: &RunReport) -> String {
+    let drivers: Vec<&DriverReport> = report.vcpus.iter().map(|v| &v.driver).collect();
+    let Some(first) = drivers.first() else { return "no vCPUs".to_owned() };
+    let load = match first.load() {
+        Some(DriverLoad::Loaded) => "loaded (REALTIME hint)",
+        Some(DriverLoad::Forced) => "loaded without the REALTIME hint because of --force",
+        Some(DriverLoad::RefusedNoRealtimeHint) => {
+            "refused: no REALTIME hint (vCPUs share host CPUs); pass --force to load anyway. The vCPUs halt at once"
+        }
+        Some(DriverLoad::RefusedNotKvm) => "refused: no KVM signature in CPUID. The vCPUs halt at once",
+        Some(DriverLoad::RefusedBadParams) => "refused: invalid governor parameters",
+        Some(DriverLoad::NotUsed) | None => "not used",
+    };
+    if !first.load().is_some_and(DriverLoad::loaded) {
+        return load.to_owned();
+    }
+    let host = if drivers.iter().any(|d| d.poll_control_missing != 0) {
+        "the host has no POLL_CONTROL: host polling stays on".to_owned()
+    } else {
+        let off = drivers.iter().filter(|d| d.poll_control() == Some(PollControl::HostPollOff)).count();
+        format!("host polling switched off by MSR on {off} of {} vCPUs", drivers.len())
+    };
+    let windows: Vec<String> = drivers.iter().map(|d| fmt_ns(d.poll_limit_ns)).collect();
+    format!("{load}; {host}; window at the end {}", windows.join(", "))
 }
 
 #[derive(Serialize)]
@@ -370,6 +469,7 @@ struct VcpuJson {
     host_cpu: Option<usize>,
     cpu_time_ns: u64,
     counters: Counters,
+    driver: DriverReport,
     kvm: std::collections::BTreeMap<&'static str, u64>,
 }
 
@@ -387,6 +487,7 @@ impl RepetitionJson {
                     host_cpu: v.host_cpu,
                     cpu_time_ns: v.cpu_time.as_nanos() as u64,
                     counters: v.counters,
+                    driver: v.driver,
                     kvm: IDLE_STATS.iter().map(|&name| (name, v.kvm.get(name))).collect(),
                 })
                 .collect(),
