@@ -1,8 +1,8 @@
 //! The governor's parameters as command-line options, shared by every subcommand that runs it.
 
 use anyhow::Context;
-use clap::Args;
-use haltpoll::{Params, ShrinkRule};
+use clap::{Args, ValueEnum};
+use haltpoll::{BlockTime, Params, ShrinkRule};
 
 /// Governor parameters (defaults are Linux's).
 #[derive(Args, Clone, Debug)]
@@ -26,6 +26,36 @@ pub struct GovernorArgs {
     /// Shrink as Linux did before 6.9: no floor at grow_start.
     #[arg(long)]
     pub legacy_shrink: bool,
+    /// What counts as the block time of a halt after a timed-out poll: the halt alone
+    /// (Linux), or the poll and the halt (ours: no blind spot for periods between W and 2W).
+    #[arg(long, value_name = "RULE", value_enum, default_value_t = BlockTimeArg::HaltOnly)]
+    pub block_time: BlockTimeArg,
+}
+
+/// [`BlockTime`] as an option value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BlockTimeArg {
+    /// Only the halt, as Linux.
+    HaltOnly,
+    /// The timed-out poll and the halt.
+    PollAndHalt,
+}
+
+impl From<BlockTimeArg> for BlockTime {
+    fn from(arg: BlockTimeArg) -> BlockTime {
+        match arg {
+            BlockTimeArg::HaltOnly => BlockTime::HaltOnly,
+            BlockTimeArg::PollAndHalt => BlockTime::PollAndHalt,
+        }
+    }
+}
+
+/// The option value's name for `block_time`, as reports print it.
+pub fn block_time_name(block_time: BlockTime) -> &'static str {
+    match block_time {
+        BlockTime::HaltOnly => "halt-only",
+        BlockTime::PollAndHalt => "poll-and-halt",
+    }
 }
 
 impl GovernorArgs {
@@ -38,6 +68,7 @@ impl GovernorArgs {
             shrink: self.shrink,
             allow_shrink: !self.no_shrink,
             shrink_rule: if self.legacy_shrink { ShrinkRule::Legacy } else { ShrinkRule::Floor },
+            block_time: self.block_time.into(),
         }
         .validate()
         .context("invalid governor parameters")

@@ -137,6 +137,11 @@ impl ModuleParams {
 
     /// The kernel's values for `params`, if each fits the kernel's type.
     pub fn from_params(params: &Params) -> Result<ModuleParams, String> {
+        if params.block_time != haltpoll::BlockTime::HaltOnly {
+            return Err("Linux counts only the halt as block time: --block-time poll-and-halt is ours, \
+                        not a kernel parameter"
+                .to_owned());
+        }
         let uint = |p: Param, v: u64| u32::try_from(v).map_err(|_| too_large(p, v));
         Ok(ModuleParams {
             guest_halt_poll_ns: uint(Param::PollNs, params.guest_halt_poll_ns)?,

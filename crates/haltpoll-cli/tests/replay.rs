@@ -63,6 +63,22 @@ fn parameters_change_the_outcome() {
 }
 
 #[test]
+fn block_time_closes_the_blind_spot() {
+    let t = trace(&"150000\n".repeat(10));
+    // Linux's rule: the window sticks at 100 us, every period polls it in vain.
+    haltpoll().arg("replay").arg(t.path()).assert().success().stdout(predicate::str::contains("poll hits          0"));
+    // Counting the poll: 0 -> 50 -> 100 -> 200 us, then every period is caught.
+    haltpoll()
+        .args(["replay", "--block-time", "poll-and-halt", "--json"])
+        .arg(t.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r#""poll_hits":7"#))
+        .stdout(predicate::str::contains(r#""block_time":"poll-and-halt""#));
+    haltpoll().args(["replay", "--block-time", "both"]).arg(t.path()).assert().failure().code(2);
+}
+
+#[test]
 fn shrink_options() {
     let t = trace("30000\n120000\n1000000\n1000000\n1000000\n");
     let window_after = |args: &[&str]| {

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::Duration;
 
-use haltpoll::{Governor, IdleState, LATENCY_ANY, LatencyReq, ParamError, Params};
+use haltpoll::{BlockTime, Governor, IdleState, LATENCY_ANY, LatencyReq, ParamError, Params};
 
 use crate::Parker;
 use crate::parker::Config;
@@ -13,7 +13,8 @@ use crate::parker::Config;
 /// The governor's defaults for threads, measured on this project's machines (the crate docs,
 /// "Choosing the defaults", give the numbers behind them): a 200 us ceiling, windows growing
 /// x2 from 25 us, shrinking /2 with Linux 6.9's floor.
-pub const DEFAULT_PARAMS: Params = Params { guest_halt_poll_ns: 200_000, grow_start: 25_000, ..Params::DEFAULT };
+pub const DEFAULT_PARAMS: Params =
+    Params { guest_halt_poll_ns: 200_000, grow_start: 25_000, block_time: BlockTime::PollAndHalt, ..Params::DEFAULT };
 
 /// Whether a parker polls at all.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -27,21 +28,6 @@ pub enum Polling {
     Force,
     /// Never poll: block at once, as `std::thread::park` does (a baseline).
     Off,
-}
-
-/// What the governor counts as the block time after a wait that slept.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum BlockTime {
-    /// The whole wait, the poll before the block included, as KVM's host-side halt polling
-    /// measures. A steady gap `d` up to the ceiling grows the window until it covers `d`, and
-    /// from then on every wait is caught polling. The default.
-    #[default]
-    Wait,
-    /// Only the time asleep after the poll timed out, as Linux's guest haltpoll governor
-    /// measures. It has a blind spot: with a window `W` and a steady gap `W < d <= 2W`, the
-    /// block `d - W` never exceeds `W`, so the window never grows and every wait polls `W` in
-    /// vain before it sleeps (the core crate's replay shows it). Kept for comparison.
-    AfterPoll,
 }
 
 /// Whether polling can help this process: false if it may run on only one CPU (its affinity
@@ -74,26 +60,26 @@ pub struct Builder {
     params: Params,
     polling: Polling,
     latency_req: LatencyReq,
-    block_time: BlockTime,
     start_polling: bool,
 }
 
 impl Builder {
-    /// The defaults: [`DEFAULT_PARAMS`], [`Polling::Auto`], no latency limit,
-    /// [`BlockTime::Wait`], a window starting at 0.
+    /// The defaults: [`DEFAULT_PARAMS`], [`Polling::Auto`], no latency limit, a window
+    /// starting at 0.
     pub fn new() -> Builder {
-        Builder {
-            params: DEFAULT_PARAMS,
-            polling: Polling::Auto,
-            latency_req: LATENCY_ANY,
-            block_time: BlockTime::Wait,
-            start_polling: false,
-        }
+        Builder { params: DEFAULT_PARAMS, polling: Polling::Auto, latency_req: LATENCY_ANY, start_polling: false }
     }
 
     /// The governor's parameters (checked by [`build`](Self::build)).
     pub fn params(mut self, params: Params) -> Builder {
         self.params = params;
+        self
+    }
+
+    /// What the governor counts as block time (sets `block_time` of the parameters given so
+    /// far: call it after [`params`](Self::params)). [`DEFAULT_PARAMS`] count the poll too.
+    pub fn block_time(mut self, block_time: BlockTime) -> Builder {
+        self.params.block_time = block_time;
         self
     }
 
@@ -109,12 +95,6 @@ impl Builder {
     /// deadline. Default: no limit.
     pub fn latency_limit(mut self, limit: Duration) -> Builder {
         self.latency_req = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
-        self
-    }
-
-    /// What the governor counts as block time; see [`BlockTime`].
-    pub fn block_time(mut self, block_time: BlockTime) -> Builder {
-        self.block_time = block_time;
         self
     }
 
@@ -138,7 +118,7 @@ impl Builder {
             // A 1 ns block is inside (0, ceiling] for any ceiling >= 1: grows to grow_start.
             let _ = governor.reflect(IdleState::Halt, 1, false);
         }
-        Ok(Parker::with(Config { polling, latency_req: self.latency_req, block_time: self.block_time }, governor))
+        Ok(Parker::with(Config { polling, latency_req: self.latency_req }, governor))
     }
 }
 

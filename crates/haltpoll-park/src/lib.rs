@@ -32,7 +32,7 @@
 //! ```
 //!
 //! The pieces: [`Parker`] / [`Unparker`] (the protocol, proved in `tests/loom_park.rs`),
-//! [`Builder`] (parameters, [`Polling`], a latency limit, [`BlockTime`]), [`Stats`]. With the
+//! [`Builder`] (parameters, [`Polling`], a latency limit), [`Stats`]. With the
 //! `handoff` feature, `handoff` is the benchmark harness behind `haltpoll bench threads`,
 //! which measures the parker against spinning, `std::thread::park`, crossbeam and parking_lot.
 //!
@@ -51,8 +51,8 @@
 //!   the gap, while polling through the gap would burn a CPU for all of it. Gaps of 1 ms and
 //!   more shrink the window to 0 and the parker blocks at once, like `std::thread::park`.
 //!
-//! [`BlockTime::Wait`] (count the poll as part of the block, as KVM's host-side polling
-//! does) is the default because Linux's guest rule has a blind spot for steady gaps
+//! [`BlockTime::PollAndHalt`](haltpoll::BlockTime::PollAndHalt) (count the poll as part of
+//! the block, as KVM's host-side polling does) is the default because Linux's guest rule has a blind spot for steady gaps
 //! between one and two windows, which is where a thread handing work back and forth lives
 //! (at a 100 us think time it skipped the system call on 44% of wakes, against 100%).
 
@@ -66,6 +66,6 @@ pub mod handoff;
 mod parker;
 mod stats;
 
-pub use builder::{BlockTime, Builder, DEFAULT_PARAMS, Polling, polling_can_help};
+pub use builder::{Builder, DEFAULT_PARAMS, Polling, polling_can_help};
 pub use parker::{Parker, Unparker};
 pub use stats::Stats;

@@ -62,7 +62,7 @@ use loom::sync::Arc;
 #[cfg(loom)]
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::builder::{BlockTime, Builder};
+use crate::builder::Builder;
 use crate::clock::{Clock, Spin};
 use crate::futex::Futex;
 use crate::stats::Stats;
@@ -82,7 +82,6 @@ pub(crate) struct Config {
     /// Whether to poll at all (false: block at once, like `std::thread::park`).
     pub(crate) polling: bool,
     pub(crate) latency_req: LatencyReq,
-    pub(crate) block_time: BlockTime,
 }
 
 /// The owner's counters (the unparkers' are atomics in [`Inner`]).
@@ -318,7 +317,6 @@ impl Parker {
     fn poll_then_block(&self, deadline: Option<u64>, c: &mut Counters) -> bool {
         let flags = &self.unparker.inner.flags;
         let mut gov = self.governor.get();
-        let mut polled_ns = 0;
         let woken = loop {
             match gov.select(self.config.latency_req) {
                 IdleState::Poll => {
@@ -329,7 +327,6 @@ impl Parker {
                         limit = limit.min(d.saturating_sub(self.clock.now_ns()));
                     }
                     let out = poll(&mut Spin { flags, clock: &self.clock }, limit);
-                    polled_ns += out.polled_ns;
                     gov.reflect(IdleState::Poll, out.polled_ns, out.timed_out);
                     if !out.timed_out {
                         c.poll_hits += 1;
@@ -348,15 +345,14 @@ impl Parker {
                 }
                 IdleState::Halt => {
                     let blocked = self.block(deadline, c);
-                    let block_ns = match self.config.block_time {
-                        BlockTime::Wait => polled_ns.saturating_add(blocked.blocked_ns),
-                        BlockTime::AfterPoll => blocked.blocked_ns,
-                    };
+                    // The governor adds the poll before the block under BlockTime::PollAndHalt.
                     // A wait the deadline ended says only that the wakeup, if any, comes
                     // later: that may shrink the window (past the ceiling) but must not grow it.
-                    let block_ns =
-                        if blocked.timed_out && block_ns <= gov.params().guest_halt_poll_ns { 0 } else { block_ns };
-                    gov.reflect(IdleState::Halt, block_ns, false);
+                    if blocked.timed_out {
+                        gov.reflect_deadline(blocked.blocked_ns);
+                    } else {
+                        gov.reflect(IdleState::Halt, blocked.blocked_ns, false);
+                    }
                     break blocked.woken;
                 }
             }

@@ -4,7 +4,7 @@
 //! decides. One [`Governor`] per CPU (or per waiting thread).
 
 use crate::driver::{HALT, IdleState};
-use crate::params::{Params, ShrinkRule};
+use crate::params::{BlockTime, Params, ShrinkRule};
 
 /// A latency requirement in ns: the longest exit latency the CPU may tolerate right now.
 ///
@@ -51,13 +51,15 @@ pub struct Governor {
     poll_limit_ns: u64,
     last_state: IdleState,
     last_poll_timed_out: bool,
+    /// How long the last POLL lasted, for [`BlockTime::PollAndHalt`].
+    last_poll_ns: u64,
 }
 
 impl Governor {
     /// A governor with a window of 0, as every CPU starts. Validate `params` first
     /// ([`Params::validate`]); unvalidated parameters still never panic, they just may not adapt.
     pub const fn new(params: Params) -> Governor {
-        Governor { params, poll_limit_ns: 0, last_state: IdleState::Halt, last_poll_timed_out: false }
+        Governor { params, poll_limit_ns: 0, last_state: IdleState::Halt, last_poll_timed_out: false, last_poll_ns: 0 }
     }
 
     /// The parameters this governor follows.
@@ -114,8 +116,8 @@ impl Governor {
     /// Learns from the state that just ran: `residency_ns` is how long it lasted, and
     /// `poll_timed_out` whether a POLL ended by running out of window (ignored for HALT).
     ///
-    /// Only a HALT moves the window, with `block_ns = residency_ns`, the time spent halted
-    /// (not counting a poll before it):
+    /// Only a HALT moves the window. Its `block_ns` is `residency_ns`, the time spent halted,
+    /// plus, under [`BlockTime::PollAndHalt`], the timed-out POLL right before it:
     /// - `poll_limit_ns < block_ns <= guest_halt_poll_ns`: grow to `poll_limit_ns * grow`,
     ///   at least `grow_start`, at most `guest_halt_poll_ns`;
     /// - `block_ns > guest_halt_poll_ns` and shrinking allowed: shrink to
@@ -123,13 +125,43 @@ impl Governor {
     ///   below `grow_start` becomes 0;
     /// - otherwise unchanged.
     pub fn reflect(&mut self, state: IdleState, residency_ns: u64, poll_timed_out: bool) -> Adjustment {
-        self.last_state = state;
         match state {
             IdleState::Poll => {
+                self.last_state = IdleState::Poll;
                 self.last_poll_timed_out = poll_timed_out;
+                self.last_poll_ns = residency_ns;
                 Adjustment::Unchanged
             }
-            IdleState::Halt => self.adjust(residency_ns),
+            IdleState::Halt => {
+                let block_ns = self.block_ns(residency_ns);
+                self.adjust(block_ns)
+            }
+        }
+    }
+
+    /// Learns from a HALT that a deadline of the caller's ended (a timeout, a timer) before
+    /// any wakeup came. Whatever it waited for comes later, if at all, so the halt can show
+    /// that polling is waste (it shrinks the window when `block_ns` passed the ceiling) but
+    /// never that a longer poll would have caught something: it never grows the window.
+    ///
+    /// ```
+    /// use haltpoll::{Adjustment, Governor, IdleState, Params};
+    /// let mut gov = Governor::new(Params::DEFAULT);
+    /// assert_eq!(gov.reflect_deadline(30_000), Adjustment::Unchanged); // a 30 us timeout
+    /// assert_eq!(gov.poll_limit_ns(), 0);
+    /// ```
+    pub fn reflect_deadline(&mut self, residency_ns: u64) -> Adjustment {
+        let block_ns = self.block_ns(residency_ns);
+        if block_ns > self.params.guest_halt_poll_ns { self.adjust(block_ns) } else { Adjustment::Unchanged }
+    }
+
+    /// Records a HALT and returns its block time under the parameters' [`BlockTime`].
+    fn block_ns(&mut self, halt_ns: u64) -> u64 {
+        let after_timed_out_poll = self.last_state == IdleState::Poll && self.last_poll_timed_out;
+        self.last_state = IdleState::Halt;
+        match self.params.block_time {
+            BlockTime::PollAndHalt if after_timed_out_poll => halt_ns.saturating_add(self.last_poll_ns),
+            BlockTime::PollAndHalt | BlockTime::HaltOnly => halt_ns,
         }
     }
 
@@ -310,12 +342,59 @@ mod tests {
             shrink: u32::MAX,
             allow_shrink: true,
             shrink_rule: ShrinkRule::Floor,
+            block_time: BlockTime::PollAndHalt,
         };
         let mut g = gov_at(u64::MAX - 1, params);
+        g.reflect(IdleState::Poll, u64::MAX, true);
         assert_eq!(g.reflect(IdleState::Halt, u64::MAX, false), Adjustment::Grew { from: u64::MAX - 1, to: u64::MAX });
         let mut g = gov_at(u64::MAX / 2, Params { grow: u32::MAX, guest_halt_poll_ns: u64::MAX, ..Params::DEFAULT });
         g.reflect(IdleState::Halt, u64::MAX, false);
         assert_eq!(g.poll_limit_ns(), u64::MAX, "saturates instead of wrapping");
+    }
+
+    #[test]
+    fn poll_and_halt_counts_the_timed_out_poll() {
+        let params = Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT };
+        // A steady 150 us period: Linux's rule is stuck at 100 us, this one grows past it.
+        let mut g = gov_at(100_000, params);
+        g.reflect(IdleState::Poll, 100_000, true);
+        assert_eq!(g.reflect(IdleState::Halt, 50_000, false), Adjustment::Grew { from: 100_000, to: 200_000 });
+        let mut linux = gov_at(100_000, Params::DEFAULT);
+        linux.reflect(IdleState::Poll, 100_000, true);
+        assert_eq!(linux.reflect(IdleState::Halt, 50_000, false), Adjustment::Unchanged);
+        // Poll plus halt past the ceiling shrinks even though the halt alone would not.
+        let mut g = gov_at(200_000, params);
+        g.reflect(IdleState::Poll, 200_000, true);
+        assert_eq!(g.reflect(IdleState::Halt, 1_000, false), Adjustment::Shrank { from: 200_000, to: 100_000 });
+    }
+
+    #[test]
+    fn poll_and_halt_ignores_polls_that_did_not_precede_the_halt() {
+        let params = Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT };
+        // A halt after a poll hit (a latency requirement can force such a sequence): only the
+        // halt counts.
+        let mut g = gov_at(100_000, params);
+        g.reflect(IdleState::Poll, 90_000, false);
+        assert_eq!(g.reflect(IdleState::Halt, 50_000, false), Adjustment::Unchanged);
+        // The poll is counted once: a second halt in a row is only itself.
+        let mut g = gov_at(100_000, params);
+        g.reflect(IdleState::Poll, 100_000, true);
+        g.reflect(IdleState::Halt, 0, false); // 100 us: not above the window
+        assert_eq!(g.poll_limit_ns(), 100_000);
+        assert_eq!(g.reflect(IdleState::Halt, 50_000, false), Adjustment::Unchanged, "50 us alone");
+    }
+
+    #[test]
+    fn deadline_halts_shrink_but_never_grow() {
+        let mut g = gov_at(100_000, Params::DEFAULT);
+        assert_eq!(g.reflect_deadline(150_000), Adjustment::Unchanged);
+        assert_eq!(g.last_state(), IdleState::Halt);
+        assert_eq!(g.select(LATENCY_ANY), IdleState::Poll);
+        assert_eq!(g.reflect_deadline(300_000), Adjustment::Shrank { from: 100_000, to: 50_000 });
+        let params = Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT };
+        let mut g = gov_at(150_000, params);
+        g.reflect(IdleState::Poll, 150_000, true);
+        assert_eq!(g.reflect_deadline(60_000), Adjustment::Shrank { from: 150_000, to: 75_000 }, "poll counted");
     }
 
     #[test]

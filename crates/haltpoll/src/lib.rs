@@ -98,4 +98,4 @@ pub mod wake;
 
 pub use driver::IdleState;
 pub use governor::{Adjustment, Governor, LATENCY_ANY, LatencyReq};
-pub use params::{ParamError, Params, ShrinkRule};
+pub use params::{BlockTime, ParamError, Params, ShrinkRule};

@@ -16,6 +16,20 @@ pub enum ShrinkRule {
     Legacy,
 }
 
+/// What the governor counts as `block_ns` after a HALT that followed a timed-out POLL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum BlockTime {
+    /// Linux: only the halt. A steady idle period `d` with window `W < d <= 2W` halts for
+    /// `d - W <= W`, which neither grows nor shrinks the window, so every such period polls `W`
+    /// in vain and then halts anyway (the blind spot; `replay` shows it).
+    #[default]
+    HaltOnly,
+    /// The poll and the halt: the whole idle period, as KVM's host-side halt polling measures
+    /// it. A steady period up to the ceiling then grows the window until a poll catches it.
+    /// Not a Linux parameter: ours, for the guest and for threads.
+    PollAndHalt,
+}
+
 /// Governor parameters, with the Linux defaults from [`Params::DEFAULT`].
 ///
 /// Build one with struct-update syntax and check it with [`Params::validate`]:
@@ -48,11 +62,13 @@ pub struct Params {
     pub allow_shrink: bool,
     /// Which shrink rule to follow; see [`ShrinkRule`].
     pub shrink_rule: ShrinkRule,
+    /// What counts as the block time of a halt; see [`BlockTime`].
+    pub block_time: BlockTime,
 }
 
 impl Params {
     /// The Linux defaults: 200 us ceiling, grow x2 from 50 us, shrink /2, shrinking allowed,
-    /// the current (6.9+) shrink rule.
+    /// the current (6.9+) shrink rule, only the halt counted as block time.
     pub const DEFAULT: Params = Params {
         guest_halt_poll_ns: 200_000,
         grow: 2,
@@ -60,6 +76,7 @@ impl Params {
         shrink: 2,
         allow_shrink: true,
         shrink_rule: ShrinkRule::Floor,
+        block_time: BlockTime::HaltOnly,
     };
 
     /// Returns the parameters if they make a working controller, or says what is wrong.
@@ -116,6 +133,7 @@ mod tests {
         assert_eq!(p.shrink, 2);
         assert!(p.allow_shrink);
         assert_eq!(p.shrink_rule, ShrinkRule::Floor);
+        assert_eq!(p.block_time, BlockTime::HaltOnly);
         assert_eq!(p.validate(), Ok(p));
         assert!(!p.is_on_off());
     }

@@ -1,34 +1,44 @@
 //! Invariants of the governor over random traces and parameters.
 
 use haltpoll::replay::{Replay, Summary};
-use haltpoll::{Adjustment, Governor, IdleState, LATENCY_ANY, Params, ShrinkRule};
+use haltpoll::{Adjustment, BlockTime, Governor, IdleState, LATENCY_ANY, Params, ShrinkRule};
 use proptest::prelude::*;
 
 fn any_params() -> impl Strategy<Value = Params> {
-    (any::<u64>(), any::<u32>(), 1..=u64::MAX, any::<u32>(), any::<bool>(), any::<bool>()).prop_map(
-        |(ceiling, grow, grow_start, shrink, allow_shrink, legacy)| Params {
+    (any::<u64>(), any::<u32>(), 1..=u64::MAX, any::<u32>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(ceiling, grow, grow_start, shrink, allow_shrink, legacy, whole)| Params {
             guest_halt_poll_ns: ceiling,
             grow,
             grow_start,
             shrink,
             allow_shrink,
             shrink_rule: if legacy { ShrinkRule::Legacy } else { ShrinkRule::Floor },
+            block_time: if whole { BlockTime::PollAndHalt } else { BlockTime::HaltOnly },
         },
     )
 }
 
 /// Parameters on a realistic scale, so windows actually move.
 fn small_params() -> impl Strategy<Value = Params> {
-    (0u64..1_000_000, 0u32..8, 1u64..400_000, 0u32..8, any::<bool>(), any::<bool>()).prop_map(
-        |(ceiling, grow, grow_start, shrink, allow_shrink, legacy)| Params {
+    (0u64..1_000_000, 0u32..8, 1u64..400_000, 0u32..8, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(ceiling, grow, grow_start, shrink, allow_shrink, legacy, whole)| Params {
             guest_halt_poll_ns: ceiling,
             grow,
             grow_start,
             shrink,
             allow_shrink,
             shrink_rule: if legacy { ShrinkRule::Legacy } else { ShrinkRule::Floor },
+            block_time: if whole { BlockTime::PollAndHalt } else { BlockTime::HaltOnly },
         },
     )
+}
+
+/// What the governor counted as the block time of a period that halted.
+fn block_ns(params: &Params, p: &haltpoll::replay::Period) -> u64 {
+    match params.block_time {
+        BlockTime::HaltOnly => p.halt_ns,
+        BlockTime::PollAndHalt => p.idle_ns,
+    }
 }
 
 fn trace() -> impl Strategy<Value = Vec<u64>> {
@@ -112,11 +122,12 @@ proptest! {
             match p.adjustment {
                 Adjustment::Grew { from, to } => {
                     prop_assert!(to >= from || to == params.guest_halt_poll_ns);
-                    prop_assert!(p.halt_ns > from && p.halt_ns <= params.guest_halt_poll_ns);
+                    let block = block_ns(&params, &p);
+                    prop_assert!(block > from && block <= params.guest_halt_poll_ns);
                 }
                 Adjustment::Shrank { from, to } => {
                     prop_assert!(to <= from);
-                    prop_assert!(params.allow_shrink && p.halt_ns > params.guest_halt_poll_ns);
+                    prop_assert!(params.allow_shrink && block_ns(&params, &p) > params.guest_halt_poll_ns);
                 }
                 Adjustment::Unchanged => prop_assert_eq!(p.poll_limit_ns_before, p.poll_limit_ns_after),
             }
@@ -152,6 +163,27 @@ proptest! {
         if d <= Params::DEFAULT.grow_start {
             prop_assert!(replay.period(d).hit());
         }
+    }
+
+    /// Counting the poll as block time closes the blind spot: every steady period up to the
+    /// ceiling ends up caught by a poll.
+    #[test]
+    fn poll_and_halt_catches_every_steady_period_up_to_the_ceiling(d in 1u64..=200_000) {
+        let mut replay = Replay::new(Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT });
+        for _ in 0..6 { replay.period(d); } // 0 -> 50 -> 100 -> 200 us at most
+        for _ in 0..5 {
+            prop_assert!(replay.period(d).hit(), "period {d} missed with window {}", replay.governor().poll_limit_ns());
+        }
+    }
+
+    /// Counting the poll, every steady period past the ceiling shrinks the window to 0: no
+    /// blind spot above the ceiling either.
+    #[test]
+    fn poll_and_halt_shrinks_for_every_period_past_the_ceiling(warm in 1u64..=200_000, long in 200_001u64..100_000_000) {
+        let mut replay = Replay::new(Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT });
+        for _ in 0..5 { replay.period(warm); }
+        for _ in 0..10 { replay.period(long); }
+        prop_assert_eq!(replay.governor().poll_limit_ns(), 0);
     }
 
     /// Periods longer than twice the ceiling drive the window to 0 under the floor rule.

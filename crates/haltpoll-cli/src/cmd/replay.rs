@@ -96,6 +96,7 @@ pub struct ParamsJson {
     guest_halt_poll_shrink: u32,
     guest_halt_poll_allow_shrink: bool,
     legacy_shrink: bool,
+    block_time: &'static str,
 }
 
 impl From<&Params> for ParamsJson {
@@ -107,6 +108,7 @@ impl From<&Params> for ParamsJson {
             guest_halt_poll_shrink: p.shrink,
             guest_halt_poll_allow_shrink: p.allow_shrink,
             legacy_shrink: p.shrink_rule == haltpoll::ShrinkRule::Legacy,
+            block_time: crate::governor_args::block_time_name(p.block_time),
         }
     }
 }

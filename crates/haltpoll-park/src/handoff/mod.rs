@@ -64,7 +64,7 @@ pub enum Variant {
     Spin,
     /// The haltpoll [`Parker`](crate::Parker), as the configured builder makes it.
     Haltpoll,
-    /// The haltpoll parker with Linux's guest accounting, [`BlockTime::AfterPoll`](crate::BlockTime::AfterPoll).
+    /// The haltpoll parker with Linux's guest accounting, [`BlockTime::HaltOnly`](haltpoll::BlockTime::HaltOnly).
     HaltpollGuestRule,
     /// `std::thread::park`.
     Std,

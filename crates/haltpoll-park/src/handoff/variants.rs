@@ -10,7 +10,9 @@ use std::thread::{self, Thread};
 
 use crossbeam_utils::Backoff;
 
-use crate::{BlockTime, Builder};
+use haltpoll::BlockTime;
+
+use crate::Builder;
 
 /// The waiting side of a variant.
 pub(crate) trait Waiter: Send + 'static {
@@ -76,7 +78,7 @@ impl Waker for NoWake {
 /// The haltpoll [`Parker`](crate::Parker) as its builder makes it.
 pub(crate) struct Haltpoll;
 
-/// The haltpoll parker with Linux's guest accounting ([`BlockTime::AfterPoll`]).
+/// The haltpoll parker with Linux's guest accounting ([`BlockTime::HaltOnly`]).
 pub(crate) struct HaltpollGuestRule;
 
 impl Waiter for crate::Parker {
@@ -122,7 +124,7 @@ impl Primitive for HaltpollGuestRule {
     type Waiter = crate::Parker;
     type Waker = crate::Unparker;
     fn pair(haltpoll: &Builder) -> (crate::Parker, crate::Unparker) {
-        haltpoll_pair(haltpoll.block_time(BlockTime::AfterPoll))
+        haltpoll_pair(haltpoll.block_time(BlockTime::HaltOnly))
     }
 }
 
