@@ -15,7 +15,7 @@
 
 use core::sync::atomic::AtomicU64;
 
-use haltpoll::{LATENCY_ANY, Params, ShrinkRule};
+use haltpoll::{BlockTime, LATENCY_ANY, Params, ShrinkRule};
 
 #[cfg(feature = "zerocopy")]
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -331,6 +331,10 @@ pub struct GovernorConfig {
     pub allow_shrink: u32,
     /// The [`ShrinkRule`]: 0 [`ShrinkRule::Floor`], 1 [`ShrinkRule::Legacy`].
     pub shrink_rule: u32,
+    /// The [`BlockTime`]: 0 [`BlockTime::HaltOnly`], 1 [`BlockTime::PollAndHalt`].
+    pub block_time: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
 }
 
 impl GovernorConfig {
@@ -346,6 +350,11 @@ impl GovernorConfig {
                 ShrinkRule::Floor => 0,
                 ShrinkRule::Legacy => 1,
             },
+            block_time: match params.block_time {
+                BlockTime::HaltOnly => 0,
+                BlockTime::PollAndHalt => 1,
+            },
+            reserved: 0,
         }
     }
 
@@ -361,6 +370,11 @@ impl GovernorConfig {
             1 => true,
             _ => return None,
         };
+        let block_time = match self.block_time {
+            0 => BlockTime::HaltOnly,
+            1 => BlockTime::PollAndHalt,
+            _ => return None,
+        };
         Some(Params {
             guest_halt_poll_ns: self.guest_halt_poll_ns,
             grow: self.grow,
@@ -368,6 +382,7 @@ impl GovernorConfig {
             shrink: self.shrink,
             allow_shrink,
             shrink_rule,
+            block_time,
         })
     }
 }
@@ -620,12 +635,15 @@ mod tests {
         for params in [
             Params::DEFAULT,
             Params { allow_shrink: false, shrink_rule: ShrinkRule::Legacy, grow: 7, ..Params::DEFAULT },
+            Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT },
         ] {
             assert_eq!(GovernorConfig::new(params).params(), Some(params));
         }
         let bad = GovernorConfig { shrink_rule: 9, ..GovernorConfig::new(Params::DEFAULT) };
         assert_eq!(bad.params(), None);
         let bad = GovernorConfig { allow_shrink: 2, ..GovernorConfig::new(Params::DEFAULT) };
+        assert_eq!(bad.params(), None);
+        let bad = GovernorConfig { block_time: 2, ..GovernorConfig::new(Params::DEFAULT) };
         assert_eq!(bad.params(), None);
     }
 
