@@ -141,7 +141,7 @@ mod tests {
         let find = |view| {
             let table = cpuid.for_vcpu(0, view).unwrap();
             detect_kvm(|l| {
-                let e = leaf(&table, l);
+                let e = table.as_slice().iter().find(|e| e.function == l).copied().unwrap_or_default();
                 CpuidRegs { eax: e.eax, ebx: e.ebx, ecx: e.ecx, edx: e.edx }
             })
         };

@@ -43,6 +43,11 @@ pub struct VcpuRun {
     pub kvm: KvmStats,
     /// The vCPU thread's CPU time (host and guest mode) over the same part.
     pub cpu_time: Duration,
+    /// Times the host scheduler preempted the vCPU thread (another task was runnable on its
+    /// host CPU and got it), over the same part.
+    pub preempted: u64,
+    /// Times the vCPU thread went to sleep by itself (a halt the host did not poll through).
+    pub slept: u64,
     /// One per message received, up to the sample capacity.
     pub samples: Vec<Sample>,
 }
@@ -121,6 +126,8 @@ mod tests {
             driver: DriverReport::default(),
             kvm: KvmStats::default(),
             cpu_time: Duration::ZERO,
+            preempted: 0,
+            slept: 0,
             samples,
         }
     }

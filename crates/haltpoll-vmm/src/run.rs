@@ -81,6 +81,9 @@ pub struct RunOptions {
     pub poll_control: PollControl,
     /// Pin each vCPU thread to a host CPU (round-robin over the CPUs this process may use).
     pub pin: bool,
+    /// Use only the first N host CPUs this process may use (to overcommit on purpose: 4 vCPUs
+    /// on 2 host CPUs); `None`: all of them.
+    pub host_cpus: Option<usize>,
     /// The whole run's time limit; `None`: 10 s plus 2 ms and twice the think time per round trip.
     pub time_limit: Option<Duration>,
     /// How long a vCPU may go without receiving a message; `None`: 2 s or 20 think times.
@@ -106,6 +109,7 @@ impl Default for RunOptions {
             realtime_hint: RealtimeHint::Auto,
             poll_control: PollControl::Leave,
             pin: true,
+            host_cpus: None,
             time_limit: None,
             stall_limit: None,
         }
@@ -134,6 +138,9 @@ impl RunOptions {
             if ns > 1_000_000_000 {
                 return bad(format!("{what} {ns} ns: at most 1 s per message"));
             }
+        }
+        if self.host_cpus == Some(0) {
+            return bad("0 host CPUs: give at least 1, or leave the limit out".into());
         }
         if self.latency_req_ns.len() > self.vcpus {
             return bad(format!(
@@ -173,7 +180,8 @@ pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
     options.validate()?;
     watchdog::install()?;
     let kvm = system::open()?;
-    let cpus = host_cpus()?;
+    let mut cpus = host_cpus()?;
+    cpus.truncate(options.host_cpus.unwrap_or(usize::MAX));
     let dedicated = options.pin && cpus.len() >= options.vcpus;
     let realtime_hint = match options.realtime_hint {
         RealtimeHint::Auto => dedicated,
@@ -412,6 +420,8 @@ fn collect(vm: &Vm, options: &RunOptions, supervised: Supervised) -> Result<Vec<
             driver: report.driver,
             kvm: outcome.kvm?,
             cpu_time: outcome.cpu_time,
+            preempted: outcome.preempted,
+            slept: outcome.slept,
             samples,
         });
     }
@@ -430,6 +440,7 @@ mod tests {
         assert!(refused(RunOptions { vcpus: 10, ..Default::default() }).contains("1 to 8"));
         assert!(refused(RunOptions { round_trips: 0, ..Default::default() }).contains("at least 1"));
         assert!(refused(RunOptions { think_ns: 2_000_000_000, ..Default::default() }).contains("at most 1 s"));
+        assert!(refused(RunOptions { host_cpus: Some(0), ..Default::default() }).contains("at least 1"));
         assert!(refused(RunOptions { warmup_think_ns: 2_000_000_000, ..Default::default() }).contains("warm-up"));
         assert!(
             refused(RunOptions { latency_req_ns: vec![0; 3], ..Default::default() }).contains("at most one per vCPU")

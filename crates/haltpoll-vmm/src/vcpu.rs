@@ -78,6 +78,22 @@ pub struct VcpuOutcome {
     pub kvm: Result<KvmStats, VmmError>,
     /// The thread's CPU time over the run (host and guest mode).
     pub cpu_time: Duration,
+    /// Times the host scheduler took the CPU from the thread while it could still run
+    /// (preempted: something else was runnable there), over the run.
+    pub preempted: u64,
+    /// Times the thread gave up the CPU itself (a halted vCPU going to sleep), over the run.
+    pub slept: u64,
+}
+
+/// The calling thread's context switches so far: (involuntary, voluntary).
+fn thread_switches() -> (u64, u64) {
+    // SAFETY: all-zero bytes are a valid `rusage` (integers and timevals).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_THREAD asks about the calling thread; `usage` is a valid, writable rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+        return (0, 0);
+    }
+    (usage.ru_nivcsw as u64, usage.ru_nvcsw as u64)
 }
 
 /// The calling thread's CPU time.
@@ -106,23 +122,39 @@ impl VcpuThread {
         let armed = watchdog::arm(&mut self.fd);
         let mut before = self.stats.read();
         let mut start = thread_cpu_time();
+        let mut switches = thread_switches();
         let end = loop {
             match self.run_loop() {
                 Leave::Mark => {
                     before = self.stats.read();
                     start = thread_cpu_time();
+                    switches = thread_switches();
                 }
                 Leave::End(end) => break end,
             }
         };
         let cpu_time = thread_cpu_time().saturating_sub(start);
+        let (preempted, slept) = thread_switches();
+        let (preempted, slept) = (preempted.saturating_sub(switches.0), slept.saturating_sub(switches.1));
         let after = self.stats.read();
         drop(armed);
         let kvm = before.and_then(|before| Ok(after?.since(&before)));
         let (rip, interrupts_enabled) = self.fd.get_regs().map_or((0, false), |r| (r.rip, r.rflags & 0x200 != 0));
         let ring = self.fd.get_sregs().map_or(0, |s| (s.cs.selector & 3) as u8);
         let halted = self.fd.get_mp_state().is_ok_and(|m| m.mp_state == KVM_MP_STATE_HALTED);
-        VcpuOutcome { index: self.index, end, rip, ring, halted, interrupts_enabled, host_cpu, kvm, cpu_time }
+        VcpuOutcome {
+            index: self.index,
+            end,
+            rip,
+            ring,
+            halted,
+            interrupts_enabled,
+            host_cpu,
+            kvm,
+            cpu_time,
+            preempted,
+            slept,
+        }
     }
 
     fn run_loop(&mut self) -> Leave {
