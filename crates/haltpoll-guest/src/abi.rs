@@ -264,7 +264,7 @@ pub struct RunConfig {
     /// Reserved, 0.
     pub reserved: u32,
     /// Each vCPU's latency requirement, ns: the longest exit latency it tolerates. 0 means poll
-    /// only; [`LATENCY_ANY`](haltpoll::LATENCY_ANY) means no constraint.
+    /// only; [`LATENCY_ANY`] means no constraint.
     pub latency_req_ns: [u64; MAX_VCPUS],
 }
 

@@ -1,7 +1,6 @@
 //! `haltpoll bench threads`: two threads hand a token back and forth, every way of waiting
 //! in one run (the harness is `haltpoll_park::handoff`).
 
-use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,11 +10,11 @@ use clap::Args;
 use haltpoll::Params;
 use haltpoll_park::handoff::{self, Config, Row, Run, Target, Think, Variant};
 use haltpoll_park::{Builder, DEFAULT_PARAMS};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use super::{SweepPoint, load_average, plot_sweep, progress_bar};
 use crate::output::{self, fmt_ns, percent};
-use crate::plot::{self, Series};
+use crate::plot;
 use crate::units::parse_duration;
 
 /// Arguments of `haltpoll bench threads`.
@@ -123,10 +122,7 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
         plot::Format::of(path)?; // refuse a bad file name before the run, not after
     }
     let load = load_average();
-    let bar = ProgressBar::new(config.cells() as u64).with_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
-            .expect("a valid template"),
-    );
+    let bar = progress_bar(config.cells() as u64);
     let runs = handoff::run(&config, &mut |_, _, run| {
         bar.set_message(format!("{} at think {}", run.variant, fmt_ns(run.think_ns)));
         bar.inc(1);
@@ -135,7 +131,14 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
     let rows = handoff::summarize(&runs);
     let targets = handoff::check_targets(&runs);
     if let Some(path) = &args.plot {
-        plot_sweep(path, &rows)?;
+        // Round trip and the waiting thread's CPU per wake, one line per variant.
+        let points = rows.iter().map(|r| SweepPoint {
+            label: r.variant.to_string(),
+            think_ns: r.think_ns as f64,
+            round_trip_ns: r.round_trip_p50_ns as f64,
+            cpu_ns: r.cpu_per_wake_ns as f64,
+        });
+        plot_sweep(path, "bench threads", points)?;
     }
     output::write_stdout(|out| {
         if args.json {
@@ -146,32 +149,6 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
             write_table(out, &config, load, &runs, &rows, &targets)
         }
     })
-}
-
-/// Round trip and the waiting thread's CPU per wake against think time, one line per variant.
-fn plot_sweep(path: &std::path::Path, rows: &[Row]) -> Result<()> {
-    let us = |ns: u64| ns as f64 / 1e3;
-    let series = |y: &dyn Fn(&Row) -> u64| -> Vec<Series> {
-        let mut out: Vec<Series> = Vec::new();
-        for row in rows {
-            let label = row.variant.to_string();
-            let point = (us(row.think_ns), us(y(row)));
-            match out.iter_mut().find(|s| s.label == label) {
-                Some(s) => s.points.push(point),
-                None => out.push(Series { label, points: vec![point] }),
-            }
-        }
-        out
-    };
-    plot::think_time_sweep(path, "bench threads", series(&|r| r.round_trip_p50_ns), series(&|r| r.cpu_per_wake_ns))
-        .with_context(|| format!("cannot draw {}", path.display()))?;
-    eprintln!("plot written to {}", path.display());
-    Ok(())
-}
-
-/// The 1-minute load average, to say how busy the machine was.
-fn load_average() -> Option<f64> {
-    fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 fn opt_percent(share: Option<f64>) -> String {

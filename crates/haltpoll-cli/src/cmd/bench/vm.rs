@@ -1,0 +1,446 @@
+//! `haltpoll bench vm`: the seed's comparison on a real KVM. Our guest ping-pongs a message
+//! between two vCPUs while each waits in one of four ways (busy, guest haltpoll, host halt-poll,
+//! no polling), at several think times, every variant in every repetition, on the same VM
+//! set-up; then an overcommitted run (two pairs on two host CPUs) with guest polling gated by
+//! the REALTIME hint and forced.
+
+mod cells;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use haltpoll::{BlockTime, Params};
+use haltpoll_vmm::{IdlePolicy, RunOptions};
+use serde::Serialize;
+
+use self::cells::{Measurement, Row, Target, check_targets, summarize};
+use super::{SweepPoint, load_average, plot_sweep, progress_bar};
+use crate::governor_args::{GovernorArgs, block_time_name};
+use crate::output::{self, fmt_ns, percent};
+use crate::plot;
+use crate::units::parse_duration;
+
+/// How the waiting vCPUs idle, and on what host set-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// Spin on the mailbox: no exit, no IPI (the limit).
+    Busy,
+    /// The haltpoll driver (guest_halt_poll_ns and the other governor options), host window as
+    /// set but host polling switched off by the driver's MSR write.
+    GuestHaltpoll,
+    /// The same with `--block-time poll-and-halt` (ours: no blind spot).
+    GuestHaltpollPollAndHalt,
+    /// Halt at once; the host polls (its window as set).
+    HostHaltPoll,
+    /// Halt at once; host window 0.
+    NoPolling,
+    /// Two pairs on two host CPUs, the haltpoll driver without --force: no REALTIME hint, so it
+    /// refuses and the vCPUs halt at once (host polling on).
+    OvercommitGated,
+    /// Two pairs on two host CPUs, the haltpoll driver forced to load.
+    OvercommitForced,
+}
+
+impl Variant {
+    /// The name in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Busy => "busy",
+            Variant::GuestHaltpoll => "guest haltpoll",
+            Variant::GuestHaltpollPollAndHalt => "guest haltpoll (poll+halt)",
+            Variant::HostHaltPoll => "host halt-poll",
+            Variant::NoPolling => "no polling",
+            Variant::OvercommitGated => "haltpoll gated (no hint)",
+            Variant::OvercommitForced => "haltpoll forced",
+        }
+    }
+
+    /// Whether it runs two pairs on two host CPUs.
+    pub fn is_overcommit(self) -> bool {
+        matches!(self, Variant::OvercommitGated | Variant::OvercommitForced)
+    }
+
+    /// Whether the guest runs the haltpoll driver (and guest polling is on) by design.
+    pub fn is_guest_haltpoll(self) -> bool {
+        matches!(self, Variant::GuestHaltpoll | Variant::GuestHaltpollPollAndHalt | Variant::OvercommitForced)
+    }
+
+    /// Whether its wakers use the wake flags (and can skip IPIs).
+    pub fn uses_wake_flags(self) -> bool {
+        self.is_guest_haltpoll() || self == Variant::OvercommitGated
+    }
+
+    fn options(self, setup: &Setup, think_ns: u64) -> RunOptions {
+        let base = RunOptions {
+            vcpus: 2,
+            round_trips: setup.round_trips(think_ns),
+            think_ns,
+            warmup_round_trips: setup.warmup,
+            warmup_think_ns: 0,
+            governor: setup.params,
+            host_halt_poll_ns: Some(setup.host_halt_poll_ns),
+            ..RunOptions::default()
+        };
+        let overcommit = RunOptions { vcpus: 4, host_cpus: Some(2), idle: IdlePolicy::Haltpoll, ..base.clone() };
+        match self {
+            Variant::Busy => RunOptions { idle: IdlePolicy::Busy, ..base },
+            Variant::GuestHaltpoll => RunOptions { idle: IdlePolicy::Haltpoll, ..base },
+            Variant::GuestHaltpollPollAndHalt => RunOptions {
+                idle: IdlePolicy::Haltpoll,
+                governor: Params { block_time: BlockTime::PollAndHalt, ..setup.params },
+                ..base
+            },
+            Variant::HostHaltPoll => RunOptions { idle: IdlePolicy::Halt, ..base },
+            Variant::NoPolling => RunOptions { idle: IdlePolicy::Halt, host_halt_poll_ns: Some(0), ..base },
+            Variant::OvercommitGated => overcommit,
+            Variant::OvercommitForced => RunOptions { force: true, ..overcommit },
+        }
+    }
+}
+
+/// Arguments of `haltpoll bench vm`.
+#[derive(Args, Debug)]
+pub struct VmArgs {
+    /// Think times before each message, comma-separated (ns, us, ms, s).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_duration,
+          default_value = "0,10us,100us,1ms")]
+    pub think: Vec<Duration>,
+    /// Variants, comma-separated: busy, guest-haltpoll, guest-haltpoll-poll-and-halt,
+    /// host-halt-poll, no-polling, overcommit-gated, overcommit-forced.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "busy,guest-haltpoll,guest-haltpoll-poll-and-halt,host-halt-poll,no-polling,overcommit-gated,overcommit-forced"
+    )]
+    pub variants: Vec<Variant>,
+    /// Repetitions of every cell (variant x think time), each a new VM; the table shows medians.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub repetitions: u32,
+    /// Round trips per pair in every run (default: enough for about --cell-time of the
+    /// slowest variant, between 200 and 20000).
+    #[arg(long, value_name = "N")]
+    pub round_trips: Option<u64>,
+    /// How long a run of the slowest variant should take when --round-trips is not given.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "300ms")]
+    pub cell_time: Duration,
+    /// Round trips without think time before the measured ones, in every run (the guest's
+    /// windows open; at long think times the table then shows them shrink).
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub warmup: u64,
+    /// The host's halt-polling window of every variant but `no polling`, ns.
+    #[arg(long, value_name = "NS", default_value_t = 200_000)]
+    pub host_halt_poll_ns: u64,
+    /// Print JSON: the configuration, the rows, the targets and every run.
+    #[arg(long)]
+    pub json: bool,
+    /// Print CSV for plotting: one line per run.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// Draw round trip and host CPU per round trip against think time into FILE (.svg or .png).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub governor: GovernorArgs,
+}
+
+/// What every run shares.
+#[derive(Clone, Debug, Serialize)]
+struct Setup {
+    think_ns: Vec<u64>,
+    variants: Vec<Variant>,
+    repetitions: u32,
+    round_trips: Option<u64>,
+    cell_time_ns: u64,
+    warmup: u64,
+    host_halt_poll_ns: u64,
+    #[serde(skip)]
+    params: Params,
+    guest_halt_poll_ns: u64,
+    block_time: &'static str,
+    load_average: Option<f64>,
+}
+
+/// The slowest variant's round trip without think time on this kind of machine (no polling:
+/// about 105 us), for sizing runs.
+const SLOWEST_ROUND_TRIP_NS: u64 = 120_000;
+
+impl Setup {
+    fn new(args: &VmArgs) -> Result<Setup> {
+        let params = args.governor.params()?;
+        if args.repetitions == 0 {
+            anyhow::bail!("--repetitions 0: no repetitions to run; give at least 1");
+        }
+        if args.think.is_empty() || args.variants.is_empty() {
+            anyhow::bail!("nothing to run: give at least one think time and one variant");
+        }
+        if args.round_trips == Some(0) {
+            anyhow::bail!("--round-trips 0: give at least 1");
+        }
+        let mut variants = args.variants.clone();
+        variants.dedup();
+        Ok(Setup {
+            think_ns: args.think.iter().map(|t| t.as_nanos() as u64).collect(),
+            variants,
+            repetitions: args.repetitions,
+            round_trips: args.round_trips,
+            cell_time_ns: args.cell_time.as_nanos() as u64,
+            warmup: args.warmup,
+            host_halt_poll_ns: args.host_halt_poll_ns,
+            params,
+            guest_halt_poll_ns: params.guest_halt_poll_ns,
+            block_time: block_time_name(params.block_time),
+            load_average: load_average(),
+        })
+    }
+
+    fn round_trips(&self, think_ns: u64) -> u64 {
+        self.round_trips.unwrap_or_else(|| {
+            let per = SLOWEST_ROUND_TRIP_NS + 2 * think_ns;
+            (self.cell_time_ns / per).clamp(200, 20_000)
+        })
+    }
+
+    fn runs(&self) -> u64 {
+        u64::from(self.repetitions) * (self.think_ns.len() * self.variants.len()) as u64
+    }
+}
+
+/// Runs `haltpoll bench vm`.
+pub fn run(args: &VmArgs) -> Result<()> {
+    let setup = Setup::new(args).context("cannot run the benchmark")?;
+    if let Some(path) = &args.plot {
+        plot::Format::of(path)?; // refuse a bad file name before the run, not after
+    }
+    for variant in &setup.variants {
+        variant.options(&setup, setup.think_ns[0]).validate().context("cannot run the benchmark")?;
+    }
+    let bar = progress_bar(setup.runs());
+    let mut runs = Vec::new();
+    // Repetitions outermost: a slow spell of the machine then hits every variant alike.
+    for repetition in 1..=setup.repetitions {
+        for &think_ns in &setup.think_ns {
+            for &variant in &setup.variants {
+                bar.set_message(format!("{} at think {} (repetition {repetition})", variant.name(), fmt_ns(think_ns)));
+                let report = haltpoll_vmm::run(&variant.options(&setup, think_ns)).with_context(|| {
+                    format!("{} at think {}, repetition {repetition}", variant.name(), fmt_ns(think_ns))
+                })?;
+                runs.push(Measurement::new(variant, think_ns, repetition, &report));
+                bar.inc(1);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let rows = summarize(&runs);
+    let targets = check_targets(&runs, setup.guest_halt_poll_ns);
+    if let Some(path) = &args.plot {
+        // Round trip and the host CPU time of all vCPUs per round trip, one line per variant.
+        let points = rows.iter().map(|r| SweepPoint {
+            label: r.variant.name().to_owned(),
+            think_ns: r.think_ns as f64,
+            round_trip_ns: r.round_trip_ns,
+            cpu_ns: r.cpu_ns_per_round_trip,
+        });
+        plot_sweep(path, "bench vm", points)?;
+    }
+    output::write_stdout(|out| {
+        if args.json {
+            let doc = serde_json::json!({ "config": setup, "rows": rows, "targets": targets, "runs": runs });
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            writeln!(out)
+        } else if args.csv {
+            write_csv(out, &runs)
+        } else {
+            write_table(out, &setup, &runs, &rows, &targets)
+        }
+    })
+}
+
+fn ns(value: f64) -> String {
+    if value.is_finite() { fmt_ns(value.round() as u64) } else { "-".to_owned() }
+}
+
+/// A ratio to busy: two decimals near 1, none once it is in the hundreds.
+fn times(value: Option<f64>) -> String {
+    match value {
+        Some(v) if v < 100.0 => format!("{v:.2}x"),
+        Some(v) => format!("{v:.0}x"),
+        None => "-".to_owned(),
+    }
+}
+
+fn write_rows(out: &mut dyn Write, rows: &[&Row]) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:>8}  {:<27} {:>10} {:>6} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>10} {:>7} {:>10} {:>9}",
+        "think",
+        "variant",
+        "round trip",
+        "speed",
+        "wake p50",
+        "wake p99",
+        "x busy",
+        "IPIs/msg",
+        "halts/msg",
+        "hpolls/msg",
+        "poll/msg",
+        "polling",
+        "CPU/msg",
+        "preempt"
+    )?;
+    let mut last_think = None;
+    for r in rows {
+        if last_think.is_some_and(|t| t != r.think_ns) {
+            writeln!(out)?;
+        }
+        last_think = Some(r.think_ns);
+        writeln!(
+            out,
+            "{:>8}  {:<27} {:>10} {:>6} {:>9} {:>9} {:>7} {:>9.2} {:>10.2} {:>10.2} {:>10} {:>7} {:>10} {:>9.3}",
+            fmt_ns(r.think_ns),
+            r.variant.name(),
+            ns(r.round_trip_ns),
+            r.speed_vs_busy.map_or_else(|| "-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
+            ns(r.wake_p50_ns),
+            ns(r.wake_p99_ns),
+            times(r.wake_vs_busy),
+            r.ipis_per_message,
+            r.halt_exits_per_message,
+            r.host_polls_per_message,
+            ns(r.poll_ns_per_message),
+            percent(r.poll_share_of_idle),
+            ns(r.cpu_ns_per_message),
+            r.preempted_per_message,
+        )?;
+    }
+    Ok(())
+}
+
+/// What the haltpoll driver did in the last repetition of a cell, in a line.
+fn driver_note(m: &Measurement) -> String {
+    let windows: Vec<String> = m.windows_end_ns.iter().map(|&w| fmt_ns(w)).collect();
+    format!(
+        "driver {}, host polling off by MSR on {} of {} vCPUs, windows at the end {}, {} grows and {} shrinks",
+        m.driver.unwrap_or("not used"),
+        m.host_polling_off,
+        m.windows_end_ns.len(),
+        windows.join(", "),
+        m.grows,
+        m.shrinks
+    )
+}
+
+fn write_table(
+    out: &mut dyn Write,
+    setup: &Setup,
+    runs: &[Measurement],
+    rows: &[Row],
+    targets: &[Target],
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "ping-pong between vCPUs of our guest on KVM; the sender spins the think time, stamps and wakes; \
+         {} repetition(s), every run a new VM after {} warm-up round trips; load average {} at the start",
+        setup.repetitions,
+        setup.warmup,
+        setup.load_average.map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}")),
+    )?;
+    writeln!(
+        out,
+        "guest haltpoll: guest_halt_poll_ns {}, block time {}; host halt-poll window {} (no polling: 0)",
+        setup.guest_halt_poll_ns, setup.block_time, setup.host_halt_poll_ns
+    )?;
+    let (main, overcommit): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| !r.variant.is_overcommit());
+    if !main.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "2 vCPUs, each on a host CPU of its own (REALTIME hint shown)")?;
+        write_rows(out, &main)?;
+    }
+    if !overcommit.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "overcommitted: 4 vCPUs (two pairs) on 2 host CPUs, so no REALTIME hint")?;
+        write_rows(out, &overcommit)?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "round trip: mean per repetition, median over repetitions. speed: busy's round trip over the variant's. \
+         wake: one way, from the sender's stamp to the receiver seeing the message. x busy: wake p50 over busy's, \
+         per repetition. IPIs, halts (KVM halt exits), hpolls (host polls that caught the wakeup), guest polling \
+         time and host CPU time (think included) per message; polling: share of the waiting time; preempt: \
+         host preemptions of the vCPU threads per message."
+    )?;
+    let notes: Vec<&Measurement> = rows
+        .iter()
+        .filter_map(|r| {
+            runs.iter().rev().find(|m| m.variant == r.variant && m.think_ns == r.think_ns && m.driver.is_some())
+        })
+        .collect();
+    if !notes.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "haltpoll driver (last repetition)")?;
+        for m in notes {
+            writeln!(out, "  think {:>8}  {:<27} {}", fmt_ns(m.think_ns), m.variant.name(), driver_note(m))?;
+        }
+    }
+    if !targets.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "targets (issue 4): medians over repetitions")?;
+        for t in targets {
+            let show = |v: f64| if t.what.ends_with("ns") { ns(v) } else { format!("{v:.3}") };
+            let reps: Vec<String> = t.by_repetition.iter().map(|&v| show(v)).collect();
+            writeln!(
+                out,
+                "  think {:>8}  {:<27} {:<38} {:>9} ({} {})  {:<6}  per repetition: {}",
+                fmt_ns(t.think_ns),
+                t.variant.name(),
+                t.what,
+                show(t.value),
+                if t.at_most { "at most" } else { "at least" },
+                show(t.limit),
+                if t.met { "met" } else { "MISSED" },
+                reps.join(" ")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn write_csv(out: &mut dyn Write, runs: &[Measurement]) -> io::Result<()> {
+    writeln!(
+        out,
+        "think_ns,variant,repetition,round_trips,messages,round_trip_ns,wake_p50_ns,wake_p99_ns,wake_max_ns,\
+         ipis_per_message,no_ipi_share,halt_exits_per_message,exits_per_message,host_polls_per_message,\
+         poll_share_of_idle,poll_ns_per_message,cpu_ns_per_message,preempted_per_message,driver"
+    )?;
+    for m in runs {
+        writeln!(
+            out,
+            "{},{},{},{},{},{:.1},{},{},{},{:.4},{},{:.4},{:.4},{:.4},{:.4},{:.1},{:.1},{:.4},{}",
+            m.think_ns,
+            m.variant.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned()),
+            m.repetition,
+            m.round_trips,
+            m.messages,
+            m.round_trip_ns,
+            m.wake_p50_ns,
+            m.wake_p99_ns,
+            m.wake_max_ns,
+            m.ipis_per_message,
+            m.no_ipi_share.map_or_else(String::new, |s| format!("{s:.4}")),
+            m.halt_exits_per_message,
+            m.exits_per_message,
+            m.host_polls_per_message,
+            m.poll_share_of_idle,
+            m.poll_ns_per_message,
+            m.cpu_ns_per_message,
+            m.preempted_per_message,
+            m.driver.unwrap_or(""),
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,381 @@
+//! What `bench vm` measures in one run ([`Measurement`]), the table's rows (medians over
+//! repetitions, ratios within each repetition: [`summarize`]) and the targets
+//! ([`check_targets`]). Pure: no VM here, so it is tested with made-up reports.
+
+use haltpoll_guest::abi::{DriverLoad, PollControl};
+use haltpoll_vmm::RunReport;
+use haltpoll_vmm::report::quantile;
+use serde::Serialize;
+
+use super::Variant;
+
+/// One run of one variant at one think time.
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    /// The variant.
+    pub variant: Variant,
+    /// Think time, ns.
+    pub think_ns: u64,
+    /// Repetition, from 1.
+    pub repetition: u32,
+    /// Round trips (all pairs).
+    pub round_trips: u64,
+    /// Messages received (all vCPUs).
+    pub messages: u64,
+    /// Mean round trip, ns.
+    pub round_trip_ns: f64,
+    /// One-way wake latency: median, 99th percentile and maximum, ns.
+    pub wake_p50_ns: f64,
+    /// See `wake_p50_ns`.
+    pub wake_p99_ns: f64,
+    /// See `wake_p50_ns`.
+    pub wake_max_ns: f64,
+    /// IPIs sent per message.
+    pub ipis_per_message: f64,
+    /// Wakeups that needed no IPI, of all wakeups (`None` where the variant never asks).
+    pub no_ipi_share: Option<f64>,
+    /// KVM halt exits per message.
+    pub halt_exits_per_message: f64,
+    /// KVM exits of any kind per message.
+    pub exits_per_message: f64,
+    /// Host halt polls that caught the wakeup, per message.
+    pub host_polls_per_message: f64,
+    /// Host halt polls attempted, per message.
+    pub host_attempted_polls_per_message: f64,
+    /// Time the waiting vCPUs spent polling over the time they spent waiting.
+    pub poll_share_of_idle: f64,
+    /// Guest polling time per message, ns.
+    pub poll_ns_per_message: f64,
+    /// Host CPU time of the vCPU threads per message, ns (think time included).
+    pub cpu_ns_per_message: f64,
+    /// Host CPU time of the vCPU threads per round trip, ns.
+    pub cpu_ns_per_round_trip: f64,
+    /// Host preemptions of the vCPU threads per message.
+    pub preempted_per_message: f64,
+    /// The haltpoll driver's load decision, where it ran.
+    pub driver: Option<&'static str>,
+    /// vCPUs on which the driver switched host polling off by MSR.
+    pub host_polling_off: usize,
+    /// Each vCPU's poll window at the end, ns.
+    pub windows_end_ns: Vec<u64>,
+    /// Window grows and shrinks, all vCPUs.
+    pub grows: u64,
+    /// See `grows`.
+    pub shrinks: u64,
+    /// Whether the guest saw KVM_HINTS_REALTIME.
+    pub realtime_hint: bool,
+}
+
+fn load_name(load: DriverLoad) -> &'static str {
+    match load {
+        DriverLoad::NotUsed => "not used",
+        DriverLoad::Loaded => "loaded",
+        DriverLoad::Forced => "forced",
+        DriverLoad::RefusedNotKvm => "refused: not KVM",
+        DriverLoad::RefusedNoRealtimeHint => "refused: no REALTIME hint",
+        DriverLoad::RefusedBadParams => "refused: bad parameters",
+    }
+}
+
+impl Measurement {
+    /// The figures of `report`, a run of `variant` at `think_ns`.
+    pub fn new(variant: Variant, think_ns: u64, repetition: u32, report: &RunReport) -> Measurement {
+        let messages = report.messages().max(1) as f64;
+        let per_message = |total: u64| total as f64 / messages;
+        let latencies: Vec<f64> = report.wake_latencies_ns().into_iter().map(|ns| ns as f64).collect();
+        let q = |p| quantile(&latencies, p).unwrap_or(f64::NAN);
+        let sent = report.sum(|v| v.counters.ipis_sent);
+        let skipped = report.sum(|v| v.counters.ipis_skipped);
+        let idle = report.sum(|v| v.counters.idle_tsc);
+        let poll = report.sum(|v| v.counters.poll_tsc);
+        let cpu = report.cpu_time().as_nanos() as u64;
+        let load = report.vcpus.first().and_then(|v| v.driver.load()).filter(|&l| l != DriverLoad::NotUsed);
+        Measurement {
+            variant,
+            think_ns,
+            repetition,
+            round_trips: report.round_trips(),
+            messages: report.messages(),
+            round_trip_ns: report.round_trip_ns().unwrap_or(f64::NAN),
+            wake_p50_ns: q(0.5),
+            wake_p99_ns: q(0.99),
+            wake_max_ns: q(1.0),
+            ipis_per_message: per_message(sent),
+            no_ipi_share: (variant.uses_wake_flags() && sent + skipped > 0)
+                .then(|| skipped as f64 / (sent + skipped) as f64),
+            halt_exits_per_message: per_message(report.sum(|v| v.kvm.halt_exits())),
+            exits_per_message: per_message(report.sum(|v| v.kvm.exits())),
+            host_polls_per_message: per_message(report.sum(|v| v.kvm.halt_successful_poll())),
+            host_attempted_polls_per_message: per_message(report.sum(|v| v.kvm.halt_attempted_poll())),
+            poll_share_of_idle: if idle == 0 { 0.0 } else { poll as f64 / idle as f64 },
+            poll_ns_per_message: report.tsc_to_ns(poll) / messages,
+            cpu_ns_per_message: per_message(cpu),
+            cpu_ns_per_round_trip: cpu as f64 / report.round_trips().max(1) as f64,
+            preempted_per_message: per_message(report.sum(|v| v.preempted)),
+            driver: load.map(load_name),
+            host_polling_off: report
+                .vcpus
+                .iter()
+                .filter(|v| v.driver.poll_control() == Some(PollControl::HostPollOff))
+                .count(),
+            windows_end_ns: report.vcpus.iter().map(|v| v.driver.poll_limit_ns).collect(),
+            grows: report.sum(|v| v.counters.grows),
+            shrinks: report.sum(|v| v.counters.shrinks),
+            realtime_hint: report.realtime_hint,
+        }
+    }
+}
+
+/// A row of the table: one variant at one think time, over the repetitions.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// The variant.
+    pub variant: Variant,
+    /// Think time, ns.
+    pub think_ns: u64,
+    /// Repetitions behind the row.
+    pub repetitions: usize,
+    /// Messages per repetition (the first's).
+    pub messages: u64,
+    /// Medians over the repetitions.
+    pub round_trip_ns: f64,
+    /// See `round_trip_ns`.
+    pub wake_p50_ns: f64,
+    /// See `round_trip_ns`.
+    pub wake_p99_ns: f64,
+    /// The largest wake latency of any repetition.
+    pub wake_max_ns: f64,
+    /// See `round_trip_ns`.
+    pub ipis_per_message: f64,
+    /// See `round_trip_ns`.
+    pub no_ipi_share: Option<f64>,
+    /// See `round_trip_ns`.
+    pub halt_exits_per_message: f64,
+    /// See `round_trip_ns`.
+    pub host_polls_per_message: f64,
+    /// See `round_trip_ns`.
+    pub poll_share_of_idle: f64,
+    /// See `round_trip_ns`.
+    pub poll_ns_per_message: f64,
+    /// See `round_trip_ns`.
+    pub cpu_ns_per_message: f64,
+    /// See `round_trip_ns`.
+    pub cpu_ns_per_round_trip: f64,
+    /// See `round_trip_ns`.
+    pub preempted_per_message: f64,
+    /// Busy's round trip over this row's, in the same repetition (the seed's "speed"); median.
+    pub speed_vs_busy: Option<f64>,
+    /// This row's median wake latency over busy's, in the same repetition; median.
+    pub wake_vs_busy: Option<f64>,
+}
+
+/// The median of `values`, `None` if empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    quantile(values, 0.5)
+}
+
+/// `metric(run of variant) / metric(run of reference)` per repetition at `think_ns`.
+fn ratios(
+    runs: &[Measurement],
+    think_ns: u64,
+    variant: Variant,
+    reference: Variant,
+    metric: impl Fn(&Measurement) -> f64,
+) -> Vec<f64> {
+    let find =
+        |v: Variant, rep: u32| runs.iter().find(|m| m.variant == v && m.think_ns == think_ns && m.repetition == rep);
+    runs.iter()
+        .filter(|m| m.variant == variant && m.think_ns == think_ns)
+        .filter_map(|m| Some(metric(m) / metric(find(reference, m.repetition)?)))
+        .filter(|r| r.is_finite())
+        .collect()
+}
+
+/// The rows, in the order the runs came in (think times, then variants).
+pub fn summarize(runs: &[Measurement]) -> Vec<Row> {
+    let mut cells: Vec<(Variant, u64)> = Vec::new();
+    for m in runs {
+        if !cells.contains(&(m.variant, m.think_ns)) {
+            cells.push((m.variant, m.think_ns));
+        }
+    }
+    cells.sort_by_key(|&(v, t)| (v.is_overcommit(), t));
+    cells
+        .into_iter()
+        .map(|(variant, think_ns)| {
+            let of: Vec<&Measurement> =
+                runs.iter().filter(|m| m.variant == variant && m.think_ns == think_ns).collect();
+            let med =
+                |f: fn(&Measurement) -> f64| median(&of.iter().map(|m| f(m)).collect::<Vec<_>>()).unwrap_or(f64::NAN);
+            let shares: Vec<f64> = of.iter().filter_map(|m| m.no_ipi_share).collect();
+            Row {
+                variant,
+                think_ns,
+                repetitions: of.len(),
+                messages: of[0].messages,
+                round_trip_ns: med(|m| m.round_trip_ns),
+                wake_p50_ns: med(|m| m.wake_p50_ns),
+                wake_p99_ns: med(|m| m.wake_p99_ns),
+                wake_max_ns: of.iter().map(|m| m.wake_max_ns).fold(f64::NAN, f64::max),
+                ipis_per_message: med(|m| m.ipis_per_message),
+                no_ipi_share: median(&shares),
+                halt_exits_per_message: med(|m| m.halt_exits_per_message),
+                host_polls_per_message: med(|m| m.host_polls_per_message),
+                poll_share_of_idle: med(|m| m.poll_share_of_idle),
+                poll_ns_per_message: med(|m| m.poll_ns_per_message),
+                cpu_ns_per_message: med(|m| m.cpu_ns_per_message),
+                cpu_ns_per_round_trip: med(|m| m.cpu_ns_per_round_trip),
+                preempted_per_message: med(|m| m.preempted_per_message),
+                speed_vs_busy: median(&ratios(runs, think_ns, Variant::Busy, variant, |m| m.round_trip_ns)),
+                wake_vs_busy: median(&ratios(runs, think_ns, variant, Variant::Busy, |m| m.wake_p50_ns)),
+            }
+        })
+        .collect()
+}
+
+/// One of the targets, checked on the measurements.
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    /// Think time, ns.
+    pub think_ns: u64,
+    /// The variant it is about.
+    pub variant: Variant,
+    /// What is measured, in words.
+    pub what: &'static str,
+    /// The value: the median over repetitions.
+    pub value: f64,
+    /// The value in each repetition.
+    pub by_repetition: Vec<f64>,
+    /// The bound.
+    pub limit: f64,
+    /// Whether the value must stay at most (`true`) or at least (`false`) the bound.
+    pub at_most: bool,
+    /// Whether the value is within the bound.
+    pub met: bool,
+}
+
+/// The targets, for each guest-haltpoll variant that ran, where the runs have what
+/// they compare with:
+/// - think times up to 100 us: wake latency (median) at most 2x busy's and under 1 us, and at
+///   least 95% of wakeups without an IPI;
+/// - think times above the ceiling `ceiling_ns`: under 5% of the waiting time spent polling,
+///   and host CPU per message at most 1.1x no polling's.
+pub fn check_targets(runs: &[Measurement], ceiling_ns: u64) -> Vec<Target> {
+    let mut cells: Vec<(u64, Variant)> = runs
+        .iter()
+        .filter(|m| m.variant.is_guest_haltpoll() && !m.variant.is_overcommit())
+        .map(|m| (m.think_ns, m.variant))
+        .collect();
+    cells.sort_by_key(|&(t, v)| (t, v as u8));
+    cells.dedup();
+    let mut targets = Vec::new();
+    for (think_ns, variant) in cells {
+        let mut add = |what, by_repetition: Vec<f64>, limit, at_most| {
+            if let Some(value) = median(&by_repetition) {
+                let met = if at_most { value <= limit } else { value >= limit };
+                targets.push(Target { think_ns, variant, what, value, by_repetition, limit, at_most, met });
+            }
+        };
+        let own = |f: fn(&Measurement) -> f64| -> Vec<f64> {
+            runs.iter().filter(|m| m.variant == variant && m.think_ns == think_ns).map(f).collect()
+        };
+        if think_ns <= 100_000 {
+            add("wake p50 / busy's", ratios(runs, think_ns, variant, Variant::Busy, |m| m.wake_p50_ns), 2.0, true);
+            add("wake p50, ns", own(|m| m.wake_p50_ns), 1_000.0, true);
+            add("wakeups without an IPI", own(|m| m.no_ipi_share.unwrap_or(0.0)), 0.95, false);
+        }
+        if think_ns > ceiling_ns {
+            add("share of waiting time polling", own(|m| m.poll_share_of_idle), 0.05, true);
+            let cpu = ratios(runs, think_ns, variant, Variant::NoPolling, |m| m.cpu_ns_per_message);
+            add("host CPU per message / no polling's", cpu, 1.1, true);
+        }
+    }
+    targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(variant: Variant, think_ns: u64, repetition: u32, wake: f64, cpu: f64) -> Measurement {
+        Measurement {
+            variant,
+            think_ns,
+            repetition,
+            round_trips: 10,
+            messages: 20,
+            round_trip_ns: 2.0 * wake + 2.0 * think_ns as f64,
+            wake_p50_ns: wake,
+            wake_p99_ns: 2.0 * wake,
+            wake_max_ns: 3.0 * wake,
+            ipis_per_message: 0.0,
+            no_ipi_share: variant.uses_wake_flags().then_some(0.99),
+            halt_exits_per_message: 0.0,
+            exits_per_message: 0.0,
+            host_polls_per_message: 0.0,
+            host_attempted_polls_per_message: 0.0,
+            poll_share_of_idle: 0.01,
+            poll_ns_per_message: 0.0,
+            cpu_ns_per_message: cpu,
+            cpu_ns_per_round_trip: 2.0 * cpu,
+            preempted_per_message: 0.0,
+            driver: None,
+            host_polling_off: 0,
+            windows_end_ns: vec![],
+            grows: 0,
+            shrinks: 0,
+            realtime_hint: true,
+        }
+    }
+
+    #[test]
+    fn ratios_pair_runs_of_the_same_repetition() {
+        let runs = vec![
+            m(Variant::Busy, 0, 1, 50.0, 1.0),
+            m(Variant::GuestHaltpoll, 0, 1, 75.0, 1.0),
+            m(Variant::Busy, 0, 2, 100.0, 1.0),
+            m(Variant::GuestHaltpoll, 0, 2, 110.0, 1.0),
+            m(Variant::Busy, 0, 3, 40.0, 1.0),
+            m(Variant::GuestHaltpoll, 0, 3, 120.0, 1.0),
+        ];
+        let rows = summarize(&runs);
+        let hp = rows.iter().find(|r| r.variant == Variant::GuestHaltpoll).unwrap();
+        // 1.5, 1.1, 3.0 -> median 1.5 (the medians of the latencies would give 110/50 = 2.2).
+        assert_eq!(hp.wake_vs_busy, Some(1.5));
+        assert_eq!(hp.wake_p50_ns, 110.0);
+        assert_eq!(hp.wake_max_ns, 360.0, "the largest of any repetition");
+        let busy = rows.iter().find(|r| r.variant == Variant::Busy).unwrap();
+        assert_eq!(busy.wake_vs_busy, Some(1.0));
+        assert_eq!(busy.no_ipi_share, None);
+    }
+
+    #[test]
+    fn targets_follow_the_think_time() {
+        let mut runs = Vec::new();
+        for rep in 1..=3 {
+            for think in [0, 100_000, 1_000_000] {
+                runs.push(m(Variant::Busy, think, rep, 50.0, 1_000.0));
+                runs.push(m(Variant::GuestHaltpoll, think, rep, 90.0, 1_050.0));
+                runs.push(m(Variant::NoPolling, think, rep, 50_000.0, 1_000.0));
+            }
+        }
+        let targets = check_targets(&runs, 200_000);
+        let at = |think| targets.iter().filter(|t| t.think_ns == think).map(|t| (t.what, t.met)).collect::<Vec<_>>();
+        assert_eq!(at(0), [("wake p50 / busy's", true), ("wake p50, ns", true), ("wakeups without an IPI", true)]);
+        assert_eq!(
+            at(1_000_000),
+            [("share of waiting time polling", true), ("host CPU per message / no polling's", true)]
+        );
+        let slow: Vec<Measurement> = runs
+            .iter()
+            .cloned()
+            .map(|r| if r.variant == Variant::GuestHaltpoll { Measurement { wake_p50_ns: 2_000.0, ..r } } else { r })
+            .collect();
+        assert!(
+            check_targets(&slow, 200_000)
+                .iter()
+                .filter(|t| t.think_ns == 0 && t.what.starts_with("wake p50"))
+                .all(|t| !t.met)
+        );
+    }
+}

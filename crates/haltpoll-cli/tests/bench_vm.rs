@@ -1,0 +1,139 @@
+//! `haltpoll bench vm` and `vm pingpong --idle haltpoll` as a user runs them, kept tiny: a few
+//! round trips per run. The shape of the output and the mechanisms' counters are checked,
+//! never a time. Skipped without KVM unless HALTPOLL_REQUIRE_KVM=1.
+
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+
+use assert_cmd::Command;
+use haltpoll_vmm::testing::kvm_or_skip;
+use predicates::prelude::*;
+
+fn haltpoll() -> Command {
+    Command::cargo_bin("haltpoll").unwrap()
+}
+
+/// Two think times (below and above the 200 us ceiling), one repetition, 60 round trips.
+fn quick() -> Command {
+    let mut cmd = haltpoll();
+    cmd.args(["bench", "vm", "--repetitions", "1", "--round-trips", "60", "--warmup", "20", "--think", "0,300us"]);
+    cmd
+}
+
+#[test]
+fn table_has_every_variant_the_driver_notes_and_the_targets() {
+    let Some(_vm) = kvm_or_skip("table_has_every_variant_the_driver_notes_and_the_targets") else { return };
+    quick()
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2 vCPUs, each on a host CPU of its own (REALTIME hint shown)"))
+        .stdout(predicate::str::contains("overcommitted: 4 vCPUs (two pairs) on 2 host CPUs"))
+        .stdout(predicate::str::is_match(r"(?m)^\s+0 ns\s+busy\s+\S+ \S+\s+100\.0%").unwrap())
+        .stdout(predicate::str::is_match(r"(?m)^\s*300\.0 us\s+no polling\s").unwrap())
+        .stdout(predicate::str::is_match(r"(?m)^\s+0 ns\s+guest haltpoll \(poll\+halt\)\s").unwrap())
+        .stdout(predicate::str::is_match(r"(?m)^\s+0 ns\s+haltpoll forced\s").unwrap())
+        .stdout(predicate::str::contains(
+            "guest haltpoll              driver loaded, host polling off by MSR on 2 of 2",
+        ))
+        .stdout(predicate::str::contains("haltpoll gated (no hint)    driver refused: no REALTIME hint"))
+        .stdout(predicate::str::contains("targets (issue 4): medians over repetitions"))
+        .stdout(predicate::str::contains("wakeups without an IPI"))
+        .stdout(predicate::str::contains("host CPU per message / no polling's"));
+}
+
+#[test]
+fn json_has_rows_targets_and_runs_with_the_mechanisms_visible() {
+    let Some(_vm) = kvm_or_skip("json_has_rows_targets_and_runs_with_the_mechanisms_visible") else { return };
+    let out = quick().args(["--variants", "busy,guest-haltpoll,no-polling", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["config"]["repetitions"], 1);
+    assert_eq!(doc["rows"].as_array().unwrap().len(), 6, "3 variants x 2 think times");
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    let run = |variant: &str, think: u64| {
+        runs.iter().find(|r| r["variant"] == variant && r["think_ns"] == think).unwrap().clone()
+    };
+    for r in runs {
+        assert_eq!(r["messages"], 120, "{r}");
+    }
+    let hp = run("guest-haltpoll", 0);
+    assert_eq!(hp["driver"], "loaded");
+    assert_eq!(hp["host_polling_off"], 2);
+    assert!(hp["no_ipi_share"].as_f64().unwrap() > 0.5, "most wakeups need no IPI: {hp}");
+    let hp_long = run("guest-haltpoll", 300_000);
+    assert_eq!(hp_long["windows_end_ns"], serde_json::json!([0, 0]), "above the ceiling the windows close");
+    assert!(hp_long["shrinks"].as_u64().unwrap() >= 2);
+    let none = run("no-polling", 0);
+    assert_eq!(none["ipis_per_message"], 1.0);
+    assert!(none["no_ipi_share"].is_null());
+    let targets = doc["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 5, "3 below the ceiling, 2 above: {targets:?}");
+}
+
+#[test]
+fn csv_has_a_line_per_run() {
+    let Some(_vm) = kvm_or_skip("csv_has_a_line_per_run") else { return };
+    let out = quick().args(["--variants", "busy,host-halt-poll", "--csv"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("think_ns,variant,repetition,round_trips,messages,"));
+    assert_eq!(lines.len(), 1 + 4);
+    let columns = lines[0].split(',').count();
+    assert!(lines.iter().all(|l| l.split(',').count() == columns));
+    assert!(lines[1].starts_with("0,busy,1,60,120,"));
+}
+
+#[test]
+fn plot_draws_the_sweep() {
+    let Some(_vm) = kvm_or_skip("plot_draws_the_sweep") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vm.svg");
+    quick()
+        .args(["--variants", "busy,no-polling", "--plot"])
+        .arg(&path)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("plot written to"));
+    let svg = std::fs::read_to_string(&path).unwrap();
+    for label in ["busy", "no polling", "bench vm: round trip against think time"] {
+        assert!(svg.contains(label), "{label} missing from the plot");
+    }
+}
+
+#[test]
+fn bad_options_are_refused_before_any_vm_starts() {
+    let refused = |args: &[&str], says: &str| {
+        haltpoll().args(["bench", "vm"]).args(args).assert().failure().stderr(predicate::str::contains(says));
+    };
+    refused(&["--variants", "busy,futex"], "possible values: busy, guest-haltpoll");
+    refused(&["--repetitions", "0"], "no repetitions to run");
+    refused(&["--round-trips", "0"], "--round-trips 0");
+    refused(&["--think", "5"], "no unit");
+    refused(&["--grow-start", "0"], "grow_start must be at least 1 ns");
+    refused(&["--plot", "vm.gif"], "vm.gif");
+}
+
+#[test]
+fn vm_pingpong_runs_the_driver_and_says_what_it_did() {
+    let Some(_vm) = kvm_or_skip("vm_pingpong_runs_the_driver_and_says_what_it_did") else { return };
+    haltpoll()
+        .args(["vm", "pingpong", "--idle", "haltpoll", "-n", "200", "-r", "1", "--warmup", "20"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "haltpoll driver  loaded (REALTIME hint); host polling switched off by MSR on 2 of 2 vCPUs",
+        ))
+        .stdout(predicate::str::contains("guest polls "));
+    haltpoll()
+        .args(["vm", "pingpong", "--idle", "haltpoll", "-n", "50", "-r", "1", "--realtime-hint", "off"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("refused: no REALTIME hint"))
+        .stdout(predicate::str::contains("2.00 IPIs sent, 0.00 skipped"));
+    haltpoll()
+        .args(["vm", "pingpong", "--idle", "haltpoll", "--latency-req", "0,1us,2us"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("3 latency requirements for 2 vCPUs"));
+}
