@@ -34,6 +34,9 @@ pub struct Measurement {
     pub ipis_per_message: f64,
     /// Wakeups that needed no IPI, of all wakeups (`None` where the variant never asks).
     pub no_ipi_share: Option<f64>,
+    /// Where the targets of the IPIs were when their wakers looked (the haltpoll driver's
+    /// count): running, idle between states, polling, on the halt path.
+    pub ipis_to: IpiTargets,
     /// KVM halt exits per message.
     pub halt_exits_per_message: f64,
     /// KVM exits of any kind per message.
@@ -103,6 +106,12 @@ impl Measurement {
             ipis_per_message: per_message(sent),
             no_ipi_share: (variant.uses_wake_flags() && sent + skipped > 0)
                 .then(|| skipped as f64 / (sent + skipped) as f64),
+            ipis_to: IpiTargets {
+                running: report.sum(|v| v.counters.ipis_to_running),
+                idle: report.sum(|v| v.counters.ipis_to_idle),
+                polling: report.sum(|v| v.counters.ipis_to_polling),
+                halting: report.sum(|v| v.counters.ipis_to_halting),
+            },
             halt_exits_per_message: per_message(report.sum(|v| v.kvm.halt_exits())),
             exits_per_message: per_message(report.sum(|v| v.kvm.exits())),
             host_polls_per_message: per_message(report.sum(|v| v.kvm.halt_successful_poll())),
@@ -124,6 +133,19 @@ impl Measurement {
             realtime_hint: report.realtime_hint,
         }
     }
+}
+
+/// IPIs by where their target was ([`haltpoll_guest::abi::Phase`]), all vCPUs.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct IpiTargets {
+    /// Running its workload.
+    pub running: u64,
+    /// In its idle loop between states.
+    pub idle: u64,
+    /// Polling (its flag lagged).
+    pub polling: u64,
+    /// On the way into HLT, halted, or on the way back.
+    pub halting: u64,
 }
 
 /// A row of the table: one variant at one think time, over the repetitions.
@@ -310,6 +332,7 @@ mod tests {
             wake_max_ns: 3.0 * wake,
             ipis_per_message: 0.0,
             no_ipi_share: variant.uses_wake_flags().then_some(0.99),
+            ipis_to: IpiTargets::default(),
             halt_exits_per_message: 0.0,
             exits_per_message: 0.0,
             host_polls_per_message: 0.0,
