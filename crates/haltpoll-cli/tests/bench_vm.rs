@@ -112,6 +112,7 @@ fn bad_options_are_refused_before_any_vm_starts() {
     refused(&["--think", "5"], "no unit");
     refused(&["--grow-start", "0"], "grow_start must be at least 1 ns");
     refused(&["--plot", "vm.gif"], "vm.gif");
+    refused(&["--think", "0,2s"], "think time 2000000000 ns: at most 1 s per message");
 }
 
 #[test]

@@ -217,7 +217,9 @@ pub fn run(args: &VmArgs) -> Result<()> {
         plot::Format::of(path)?; // refuse a bad file name before the run, not after
     }
     for variant in &setup.variants {
-        variant.options(&setup, setup.think_ns[0]).validate().context("cannot run the benchmark")?;
+        for &think_ns in &setup.think_ns {
+            variant.options(&setup, think_ns).validate().context("cannot run the benchmark")?;
+        }
     }
     let bar = progress_bar(setup.runs());
     let mut runs = Vec::new();
