@@ -19,7 +19,10 @@ pub trait Cpu {
     fn relax(&self);
 
     /// Interrupts this vCPU has taken so far. A waiter reads it *before* checking its wake
-    /// condition and hands it to [`Cpu::halt_unless_irq_since`].
+    /// condition and hands it to [`Cpu::halt_unless_irq_since`]. The read must be ordered
+    /// before the wake check (an `Acquire` load, at least): a wake condition read first can be
+    /// stale while the count already includes the IPI that announced it, and the halt would then
+    /// sleep through that IPI.
     fn irq_count(&self) -> u64;
 
     /// Halts until the next interrupt, unless an interrupt was taken since `irq_count` was read
