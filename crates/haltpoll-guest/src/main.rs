@@ -9,7 +9,7 @@ mod x86;
 use core::fmt::{self, Write};
 use core::ptr::{read_volatile, write_volatile};
 
-use haltpoll::driver::{CpuidRegs, MSR_KVM_POLL_CONTROL};
+use haltpoll::driver::CpuidRegs;
 use haltpoll_guest::abi::{
     CONFIG_MAGIC, DriverReport, ExitRecord, ExitStatus, IdlePolicy, MAX_VCPUS, PollControl, RunConfig, Sample,
     VcpuReport, Workload, layout,
@@ -67,8 +67,8 @@ impl Cpu for Vcpu {
         services::cpuid(leaf)
     }
 
-    fn wrmsr(&mut self, msr: u32, value: u64) {
-        services::wrmsr(msr, value);
+    fn write_poll_control(&mut self, host_polling: bool) {
+        services::write_poll_control(host_polling);
     }
 
     fn begin_measurement(&mut self) {
@@ -123,8 +123,8 @@ extern "C" fn user_main(vcpu: u64) -> ! {
     }
     match poll_control {
         PollControl::Leave => {}
-        PollControl::HostPollOff => services::wrmsr(MSR_KVM_POLL_CONTROL, 0),
-        PollControl::HostPollOn => services::wrmsr(MSR_KVM_POLL_CONTROL, 1),
+        PollControl::HostPollOff => services::write_poll_control(false),
+        PollControl::HostPollOn => services::write_poll_control(true),
     }
 
     let mut cpu = Vcpu { index, ipi_dest: None };

@@ -13,15 +13,16 @@
 
 use core::arch::{asm, global_asm};
 
-use haltpoll::driver::CpuidRegs;
+use haltpoll::driver::{CpuidRegs, MSR_KVM_POLL_CONTROL};
 use haltpoll_guest::abi::{EXIT_PORT, ExitStatus, MARK_PORT};
 
 use super::percpu::IRQ_COUNT_OFFSET;
 
 /// Halt unless the interrupt count moved from RDI; returns 1 if it halted.
 const HALT: u64 = 1;
-/// `wrmsr(RDI, RSI)`.
-const WRMSR: u64 = 2;
+/// Write `MSR_KVM_POLL_CONTROL`: 1 if RDI is non-zero (host polling on), else 0. The service
+/// names the MSR itself: ring 3 cannot have ring 0 write any other.
+const POLL_CONTROL: u64 = 2;
 /// Stop this vCPU: write RDI (an [`ExitStatus`]) to the exit port.
 const EXIT: u64 = 3;
 /// Test: halt with interrupts off, forever.
@@ -91,10 +92,11 @@ global_asm!(
 /// The services other than halt, at ring 0.
 extern "C" fn dispatch(service: u64, a: u64, b: u64) -> u64 {
     match service {
-        WRMSR => {
-            // SAFETY: ring 0. The guest's own ring-3 code asks, for MSR_KVM_POLL_CONTROL; an MSR
-            // the host refuses raises #GP, which the fault handler reports.
-            unsafe { super::wrmsr(a as u32, b) };
+        POLL_CONTROL => {
+            // SAFETY: ring 0. MSR_KVM_POLL_CONTROL only tells the host whether to halt-poll for
+            // this vCPU, and 0 and 1 are its only valid values; no memory depends on it. A host
+            // without it raises #GP, which the fault handler reports.
+            unsafe { super::wrmsr(MSR_KVM_POLL_CONTROL, u64::from(a != 0)) };
             0
         }
         EXIT => {
@@ -148,9 +150,10 @@ pub fn halt_unless_irq_since(irq_count: u64) -> bool {
     call(HALT, irq_count, 0) == 1
 }
 
-/// Writes `value` to `msr` at ring 0.
-pub fn wrmsr(msr: u32, value: u64) {
-    call(WRMSR, u64::from(msr), value);
+/// Writes `MSR_KVM_POLL_CONTROL` at ring 0: 1 (`host_polling`, the reset value: the host may
+/// halt-poll for this vCPU) or 0 (it need not).
+pub fn write_poll_control(host_polling: bool) {
+    call(POLL_CONTROL, u64::from(host_polling), 0);
 }
 
 /// Stops this vCPU with `status`; the exit record must be written already.
