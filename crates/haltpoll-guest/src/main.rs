@@ -84,7 +84,7 @@ fn idle_path(cpu: &mut Vcpu, config: &RunConfig, policy: IdlePolicy, driver: &mu
         IdlePolicy::Halt => Idle::halt(),
         IdlePolicy::Haltpoll => {
             let Some(params) = config.governor.params() else {
-                exit(cpu.index, ExitRecord::new(ExitStatus::BadConfig));
+                exit(ExitRecord::new(ExitStatus::BadConfig));
             };
             let options = DriverOptions {
                 params,
@@ -101,9 +101,10 @@ fn idle_path(cpu: &mut Vcpu, config: &RunConfig, policy: IdlePolicy, driver: &mu
 }
 
 /// Writes this vCPU's exit record and stops it.
-fn exit(vcpu: usize, record: ExitRecord) -> ! {
-    // SAFETY: the layout reserves this vCPU's exit record; nothing else in the guest refers to it.
-    unsafe { write_volatile(layout::exit_record(vcpu) as *mut ExitRecord, record) };
+fn exit(record: ExitRecord) -> ! {
+    // SAFETY: the layout reserves this vCPU's exit record (`percpu::index` is below MAX_VCPUS);
+    // nothing else in the guest refers to it.
+    unsafe { write_volatile(layout::exit_record(percpu::index()) as *mut ExitRecord, record) };
     services::exit(ExitStatus::from_raw(record.status).unwrap_or(ExitStatus::Panic))
 }
 
@@ -115,11 +116,11 @@ extern "C" fn user_main(vcpu: u64) -> ! {
     let (Some(workload), Some(policy), Some(poll_control)) =
         (config.workload(), config.idle_policy(), config.poll_control())
     else {
-        exit(index, ExitRecord::new(ExitStatus::BadConfig));
+        exit(ExitRecord::new(ExitStatus::BadConfig));
     };
     let vcpus = config.vcpus as usize;
     if config.magic != CONFIG_MAGIC || vcpus > MAX_VCPUS || index >= vcpus {
-        exit(index, ExitRecord::new(ExitStatus::BadConfig));
+        exit(ExitRecord::new(ExitStatus::BadConfig));
     }
     match poll_control {
         PollControl::Leave => {}
@@ -170,7 +171,7 @@ extern "C" fn user_main(vcpu: u64) -> ! {
     driver.poll_limit_ns = idle.poll_limit_ns().unwrap_or(0);
     report.driver = driver;
     report.counters = counters;
-    exit(index, ExitRecord::new(ExitStatus::Done))
+    exit(ExitRecord::new(ExitStatus::Done))
 }
 
 /// A `fmt::Write` into a fixed buffer that drops what does not fit.
@@ -200,5 +201,5 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let mut out = Truncating { buf: &mut record.message, len: 0 };
     let _ = write!(out, "{info}");
     record.message_len = out.len as u64;
-    exit(percpu::index(), record)
+    exit(record)
 }
