@@ -32,7 +32,7 @@ pub struct VcpuThread {
     /// Set by the VMM when the run must stop.
     pub stop: Arc<AtomicBool>,
     /// Guest memory, kept alive while the vCPU can still touch it (even if the VMM gives up on
-    /// an unresponsive thread).
+    /// an unresponsive thread): declared after `fd`, so dropped after it.
     pub ram: Arc<GuestRam>,
 }
 
