@@ -109,7 +109,11 @@ fn exit(record: ExitRecord) -> ! {
 }
 
 /// Ring 3, on every vCPU: the guest program.
-extern "C" fn user_main(vcpu: u64) -> ! {
+///
+/// # Safety
+/// Entered once per vCPU (by `x86::boot`), with `vcpu` its index: it takes the only references
+/// to this vCPU's report and samples.
+unsafe extern "C" fn user_main(vcpu: u64) -> ! {
     let index = vcpu as usize;
     // SAFETY: the VMM wrote the configuration before starting any vCPU and never changes it.
     let config = unsafe { read_volatile(layout::CONFIG as *const RunConfig) };
@@ -130,7 +134,8 @@ extern "C" fn user_main(vcpu: u64) -> ! {
 
     let mut cpu = Vcpu { index, ipi_dest: None };
     // SAFETY: the layout reserves one report per vCPU; this is the only reference to this one
-    // in the guest (the VMM reads it from outside, only `progress` while the guest runs).
+    // in the guest (`user_main` runs once per vCPU; the VMM reads it from outside, only
+    // `progress` while the guest runs).
     let report = unsafe { &mut *(layout::report(index) as *mut VcpuReport) };
     let mut driver = DriverReport::default();
     let mut idle = idle_path(&mut cpu, &config, policy, &mut driver);

@@ -52,7 +52,8 @@ unsafe fn enter_user(vcpu: usize) -> ! {
     let stack = layout::user_stack_top(vcpu) - 8;
     // SAFETY: an `iretq` frame to a ring-3 function that never returns, with a stack the layout
     // reserves for this vCPU and nothing uses (the caller's contract); the selectors are the
-    // VMM's GDT's ring-3 ones.
+    // VMM's GDT's ring-3 ones. This is `user_main`'s one entry on this vCPU (`enter_user` runs
+    // once, at boot), with this vCPU's index.
     unsafe {
         asm!(
             "push {ss}", "push {rsp}", "push {rflags}", "push {cs}", "push {rip}", "iretq",
