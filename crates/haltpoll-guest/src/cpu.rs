@@ -19,7 +19,10 @@ pub trait Cpu {
     fn relax(&self);
 
     /// Interrupts this vCPU has taken so far. A waiter reads it *before* checking its wake
-    /// condition and hands it to [`Cpu::halt_unless_irq_since`].
+    /// condition and hands it to [`Cpu::halt_unless_irq_since`]. The read must be ordered
+    /// before the wake check (an `Acquire` load, at least): a wake condition read first can be
+    /// stale while the count already includes the IPI that announced it, and the halt would then
+    /// sleep through that IPI.
     fn irq_count(&self) -> u64;
 
     /// Halts until the next interrupt, unless an interrupt was taken since `irq_count` was read
@@ -36,8 +39,27 @@ pub trait Cpu {
     /// Executes `cpuid` for `leaf` (subleaf 0).
     fn cpuid(&self, leaf: u32) -> CpuidRegs;
 
-    /// Writes `value` to model-specific register `msr` (a privileged operation).
-    fn wrmsr(&mut self, msr: u32, value: u64);
+    /// Writes `MSR_KVM_POLL_CONTROL` (a privileged operation): 1 (`true`) lets the host
+    /// halt-poll for this vCPU, 0 (`false`) asks it not to. The only MSR the guest's code
+    /// writes, so the only one it can name: a write to any other MSR (one that moves the
+    /// per-CPU data, the APIC or the syscall entry, say) does not type-check.
+    ///
+    /// ```compile_fail,E0599
+    /// use haltpoll_guest::cpu::Cpu;
+    /// /// `IA32_GS_BASE`, where the guest's per-CPU data is.
+    /// const MSR_GS_BASE: u32 = 0xC000_0101;
+    /// fn moves_the_per_cpu_data(cpu: &mut impl Cpu) {
+    ///     cpu.wrmsr(MSR_GS_BASE, 0);
+    /// }
+    /// ```
+    ///
+    /// ```compile_fail,E0308
+    /// use haltpoll_guest::cpu::Cpu;
+    /// fn writes_an_msr_number(cpu: &mut impl Cpu) {
+    ///     cpu.write_poll_control(0xC000_0101);
+    /// }
+    /// ```
+    fn write_poll_control(&mut self, host_polling: bool);
 
     /// Tells the VMM the measured part of the run starts now on this vCPU (the warm-up is
     /// over): it takes its "before" readings of this vCPU's counters here.

@@ -27,7 +27,7 @@
 use core::sync::atomic::AtomicU32;
 use core::sync::atomic::Ordering::Relaxed;
 
-use haltpoll::driver::{LoadOptions, MSR_KVM_POLL_CONTROL, Refusal, decide_load, detect_kvm};
+use haltpoll::driver::{LoadOptions, Refusal, decide_load, detect_kvm};
 use haltpoll::poll::{PollPlatform, poll};
 use haltpoll::wake::{Kick, WakeFlags};
 use haltpoll::{Adjustment, Governor, IdleState, LatencyReq, Params};
@@ -129,7 +129,7 @@ impl Haltpoll {
         let guest_polls = params.guest_halt_poll_ns > 0 || options.latency_req == 0;
         match loaded.poll_control_msr(guest_polls) {
             Some(value) => {
-                cpu.wrmsr(MSR_KVM_POLL_CONTROL, value);
+                cpu.write_poll_control(value != 0);
                 report.poll_control =
                     if value == 0 { PollControl::HostPollOff } else { PollControl::HostPollOn } as u32;
             }
@@ -285,7 +285,7 @@ impl<C: Cpu, R: FnMut() -> bool> PollPlatform for Platform<'_, C, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use haltpoll::driver::{CpuidRegs, KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME};
+    use haltpoll::driver::{CpuidRegs, KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME, MSR_KVM_POLL_CONTROL};
     use haltpoll::wake::POLLING;
     use std::cell::Cell;
     use std::rc::Rc;
@@ -342,8 +342,8 @@ mod tests {
                 _ => CpuidRegs::default(),
             }
         }
-        fn wrmsr(&mut self, msr: u32, value: u64) {
-            self.msrs.push((msr, value));
+        fn write_poll_control(&mut self, host_polling: bool) {
+            self.msrs.push((MSR_KVM_POLL_CONTROL, u64::from(host_polling)));
         }
         fn begin_measurement(&mut self) {}
     }

@@ -27,7 +27,7 @@ use crate::driver::{self, Haltpoll, VcpuFlags};
 /// #     fn halt_unless_irq_since(&mut self, _: u64) -> bool { unreachable!() }
 /// #     fn send_ipi(&mut self, _: usize) {}
 /// #     fn cpuid(&self, _: u32) -> CpuidRegs { CpuidRegs::default() }
-/// #     fn wrmsr(&mut self, _: u32, _: u64) {}
+/// #     fn write_poll_control(&mut self, _: bool) {}
 /// #     fn begin_measurement(&mut self) {}
 /// # }
 /// let (mut cpu, mut counters) = (Fake, Counters::default());
@@ -167,7 +167,7 @@ mod tests {
         fn cpuid(&self, _: u32) -> haltpoll::driver::CpuidRegs {
             haltpoll::driver::CpuidRegs::default()
         }
-        fn wrmsr(&mut self, _: u32, _: u64) {}
+        fn write_poll_control(&mut self, _: bool) {}
         fn begin_measurement(&mut self) {}
     }
 

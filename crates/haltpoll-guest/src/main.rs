@@ -9,7 +9,7 @@ mod x86;
 use core::fmt::{self, Write};
 use core::ptr::{read_volatile, write_volatile};
 
-use haltpoll::driver::{CpuidRegs, MSR_KVM_POLL_CONTROL};
+use haltpoll::driver::CpuidRegs;
 use haltpoll_guest::abi::{
     CONFIG_MAGIC, DriverReport, ExitRecord, ExitStatus, IdlePolicy, MAX_VCPUS, PollControl, RunConfig, Sample,
     VcpuReport, Workload, layout,
@@ -67,8 +67,8 @@ impl Cpu for Vcpu {
         services::cpuid(leaf)
     }
 
-    fn wrmsr(&mut self, msr: u32, value: u64) {
-        services::wrmsr(msr, value);
+    fn write_poll_control(&mut self, host_polling: bool) {
+        services::write_poll_control(host_polling);
     }
 
     fn begin_measurement(&mut self) {
@@ -84,7 +84,7 @@ fn idle_path(cpu: &mut Vcpu, config: &RunConfig, policy: IdlePolicy, driver: &mu
         IdlePolicy::Halt => Idle::halt(),
         IdlePolicy::Haltpoll => {
             let Some(params) = config.governor.params() else {
-                exit(cpu.index, ExitRecord::new(ExitStatus::BadConfig));
+                exit(ExitRecord::new(ExitStatus::BadConfig));
             };
             let options = DriverOptions {
                 params,
@@ -101,35 +101,41 @@ fn idle_path(cpu: &mut Vcpu, config: &RunConfig, policy: IdlePolicy, driver: &mu
 }
 
 /// Writes this vCPU's exit record and stops it.
-fn exit(vcpu: usize, record: ExitRecord) -> ! {
-    // SAFETY: the layout reserves this vCPU's exit record; nothing else in the guest refers to it.
-    unsafe { write_volatile(layout::exit_record(vcpu) as *mut ExitRecord, record) };
+fn exit(record: ExitRecord) -> ! {
+    // SAFETY: the layout reserves this vCPU's exit record (`percpu::index` is below MAX_VCPUS);
+    // nothing else in the guest refers to it.
+    unsafe { write_volatile(layout::exit_record(percpu::index()) as *mut ExitRecord, record) };
     services::exit(ExitStatus::from_raw(record.status).unwrap_or(ExitStatus::Panic))
 }
 
 /// Ring 3, on every vCPU: the guest program.
-extern "C" fn user_main(vcpu: u64) -> ! {
+///
+/// # Safety
+/// Entered once per vCPU (by `x86::boot`), with `vcpu` its index: it takes the only references
+/// to this vCPU's report and samples.
+unsafe extern "C" fn user_main(vcpu: u64) -> ! {
     let index = vcpu as usize;
     // SAFETY: the VMM wrote the configuration before starting any vCPU and never changes it.
     let config = unsafe { read_volatile(layout::CONFIG as *const RunConfig) };
     let (Some(workload), Some(policy), Some(poll_control)) =
         (config.workload(), config.idle_policy(), config.poll_control())
     else {
-        exit(index, ExitRecord::new(ExitStatus::BadConfig));
+        exit(ExitRecord::new(ExitStatus::BadConfig));
     };
     let vcpus = config.vcpus as usize;
     if config.magic != CONFIG_MAGIC || vcpus > MAX_VCPUS || index >= vcpus {
-        exit(index, ExitRecord::new(ExitStatus::BadConfig));
+        exit(ExitRecord::new(ExitStatus::BadConfig));
     }
     match poll_control {
         PollControl::Leave => {}
-        PollControl::HostPollOff => services::wrmsr(MSR_KVM_POLL_CONTROL, 0),
-        PollControl::HostPollOn => services::wrmsr(MSR_KVM_POLL_CONTROL, 1),
+        PollControl::HostPollOff => services::write_poll_control(false),
+        PollControl::HostPollOn => services::write_poll_control(true),
     }
 
     let mut cpu = Vcpu { index, ipi_dest: None };
     // SAFETY: the layout reserves one report per vCPU; this is the only reference to this one
-    // in the guest (the VMM reads it from outside, only `progress` while the guest runs).
+    // in the guest (`user_main` runs once per vCPU; the VMM reads it from outside, only
+    // `progress` while the guest runs).
     let report = unsafe { &mut *(layout::report(index) as *mut VcpuReport) };
     let mut driver = DriverReport::default();
     let mut idle = idle_path(&mut cpu, &config, policy, &mut driver);
@@ -170,7 +176,7 @@ extern "C" fn user_main(vcpu: u64) -> ! {
     driver.poll_limit_ns = idle.poll_limit_ns().unwrap_or(0);
     report.driver = driver;
     report.counters = counters;
-    exit(index, ExitRecord::new(ExitStatus::Done))
+    exit(ExitRecord::new(ExitStatus::Done))
 }
 
 /// A `fmt::Write` into a fixed buffer that drops what does not fit.
@@ -200,5 +206,5 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let mut out = Truncating { buf: &mut record.message, len: 0 };
     let _ = write!(out, "{info}");
     record.message_len = out.len as u64;
-    exit(percpu::index(), record)
+    exit(record)
 }

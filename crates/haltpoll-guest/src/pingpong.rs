@@ -231,7 +231,7 @@ mod tests {
                 _ => CpuidRegs::default(),
             }
         }
-        fn wrmsr(&mut self, _: u32, _: u64) {}
+        fn write_poll_control(&mut self, _: bool) {}
         fn begin_measurement(&mut self) {
             self.marks += 1;
         }

@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileExt;
 
 use kvm_bindings::{KVM_STATS_TYPE_CUMULATIVE, KVM_STATS_TYPE_MASK};
+use kvm_ioctls::VcpuFd;
 use vmm_sys_util::ioctl::ioctl;
 
 use crate::VmmError;
@@ -50,10 +51,10 @@ fn stats_error(source: io::Error) -> VmmError {
 }
 
 impl StatsFd {
-    /// Opens the statistics of the vCPU (or VM) behind `fd` and reads their layout.
-    pub fn open(fd: &impl AsRawFd) -> Result<StatsFd, VmmError> {
+    /// Opens the statistics of vCPU `fd` and reads their layout.
+    pub fn open(fd: &VcpuFd) -> Result<StatsFd, VmmError> {
         // SAFETY: KVM_GET_STATS_FD takes no argument and returns a new file descriptor or -1;
-        // `fd` is a KVM vCPU or VM file descriptor for the duration of the call.
+        // `fd` is a KVM vCPU file descriptor (the type says so) for the duration of the call.
         let raw = unsafe { ioctl(fd, KVM_GET_STATS_FD()) };
         if raw < 0 {
             return Err(VmmError::Kvm { operation: "KVM_GET_STATS_FD", source: io::Error::last_os_error() });

@@ -32,7 +32,7 @@ pub struct VcpuThread {
     /// Set by the VMM when the run must stop.
     pub stop: Arc<AtomicBool>,
     /// Guest memory, kept alive while the vCPU can still touch it (even if the VMM gives up on
-    /// an unresponsive thread).
+    /// an unresponsive thread): declared after `fd`, so dropped after it.
     pub ram: Arc<GuestRam>,
 }
 
@@ -119,26 +119,26 @@ impl VcpuThread {
     /// Runs the vCPU on the calling thread until it ends.
     pub fn run(mut self) -> VcpuOutcome {
         let host_cpu = self.host_cpu.filter(|&cpu| pin(cpu));
-        let armed = watchdog::arm(&mut self.fd);
-        let mut before = self.stats.read();
-        let mut start = thread_cpu_time();
-        let mut switches = thread_switches();
-        let end = loop {
-            match self.run_loop() {
-                Leave::Mark => {
-                    before = self.stats.read();
-                    start = thread_cpu_time();
-                    switches = thread_switches();
+        let (end, kvm, cpu_time, preempted, slept) = watchdog::armed(&mut self.fd, |vcpu| {
+            let mut before = self.stats.read();
+            let mut start = thread_cpu_time();
+            let mut switches = thread_switches();
+            let end = loop {
+                match Self::run_loop(vcpu, &self.stop) {
+                    Leave::Mark => {
+                        before = self.stats.read();
+                        start = thread_cpu_time();
+                        switches = thread_switches();
+                    }
+                    Leave::End(end) => break end,
                 }
-                Leave::End(end) => break end,
-            }
-        };
-        let cpu_time = thread_cpu_time().saturating_sub(start);
-        let (preempted, slept) = thread_switches();
-        let (preempted, slept) = (preempted.saturating_sub(switches.0), slept.saturating_sub(switches.1));
-        let after = self.stats.read();
-        drop(armed);
-        let kvm = before.and_then(|before| Ok(after?.since(&before)));
+            };
+            let cpu_time = thread_cpu_time().saturating_sub(start);
+            let (preempted, slept) = thread_switches();
+            let (preempted, slept) = (preempted.saturating_sub(switches.0), slept.saturating_sub(switches.1));
+            let after = self.stats.read();
+            (end, before.and_then(|before| Ok(after?.since(&before))), cpu_time, preempted, slept)
+        });
         let (rip, interrupts_enabled) = self.fd.get_regs().map_or((0, false), |r| (r.rip, r.rflags & 0x200 != 0));
         let ring = self.fd.get_sregs().map_or(0, |s| (s.cs.selector & 3) as u8);
         let halted = self.fd.get_mp_state().is_ok_and(|m| m.mp_state == KVM_MP_STATE_HALTED);
@@ -157,14 +157,14 @@ impl VcpuThread {
         }
     }
 
-    fn run_loop(&mut self) -> Leave {
+    fn run_loop(vcpu: &mut watchdog::Armed<'_>, stop: &AtomicBool) -> Leave {
         loop {
             // Clear first, then look at the flag: see the watchdog module.
-            watchdog::clear_immediate_exit();
-            if self.stop.load(Ordering::SeqCst) {
+            vcpu.clear_immediate_exit();
+            if stop.load(Ordering::SeqCst) {
                 return Leave::End(End::Stopped);
             }
-            let exit = match self.fd.run() {
+            let exit = match vcpu.run() {
                 Ok(exit) => exit,
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
                 Err(e) => return Leave::End(End::Unexpected(format!("KVM_RUN failed: {e}"))),
@@ -189,7 +189,7 @@ impl VcpuThread {
                     "could not be entered (KVM_EXIT_FAIL_ENTRY, reason {reason:#x}, host CPU {cpu})"
                 )),
                 VcpuExit::InternalError => {
-                    let run = self.fd.get_kvm_run();
+                    let run = vcpu.kvm_run();
                     debug_assert_eq!(run.exit_reason, KVM_EXIT_INTERNAL_ERROR);
                     // SAFETY: the exit reason is KVM_EXIT_INTERNAL_ERROR, so `internal` is the
                     // union member KVM filled in.

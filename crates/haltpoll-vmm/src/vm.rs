@@ -45,7 +45,8 @@ impl Vm {
         // The irqchip comes before the vCPUs, so each gets an in-kernel LAPIC.
         fd.create_irq_chip().map_err(VmmError::kvm("KVM_CREATE_IRQCHIP"))?;
         let ram = Arc::new(GuestRam::new()?);
-        // SAFETY: `ram` outlives `fd` (field order) and every vCPU thread holds a clone of it.
+        // SAFETY: `ram` outlives `fd` (field order), and no vCPU outlives `ram`: whoever gets
+        // one from `create_vcpu` (the only way) must keep a clone of `ram` alive until it goes.
         unsafe { ram.register(&fd)? };
         let entry = loader::load(&ram, loader::GUEST_IMAGE)?;
         boot::write_tables(&ram, vcpus)?;
@@ -56,7 +57,13 @@ impl Vm {
     /// Creates vCPU `index` (also its APIC id), with its CPUID (showing what `view` says),
     /// registers and, for all but the first, a runnable MP state (with an in-kernel LAPIC they
     /// would otherwise wait for a SIPI).
-    pub fn create_vcpu(&self, index: usize, view: View) -> Result<VcpuFd, VmmError> {
+    ///
+    /// # Safety
+    /// The vCPU must not outlive guest memory: hold a clone of [`Vm::ram`] until the returned
+    /// `VcpuFd` has been dropped. (KVM keeps the VM, and the vCPU's access to the memory, alive
+    /// for as long as a vCPU file is open, even after the `Vm` is gone; with the memory unmapped,
+    /// a running guest would read and write whatever the process maps there next.)
+    pub unsafe fn create_vcpu(&self, index: usize, view: View) -> Result<VcpuFd, VmmError> {
         let vcpu = self.fd.create_vcpu(index as u64).map_err(VmmError::kvm("KVM_CREATE_VCPU"))?;
         vcpu.set_cpuid2(&self.cpuid.for_vcpu(index as u8, view)?).map_err(VmmError::kvm("KVM_SET_CPUID2"))?;
         let sregs = vcpu.get_sregs().map_err(VmmError::kvm("KVM_GET_SREGS"))?;

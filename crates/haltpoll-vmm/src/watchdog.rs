@@ -6,18 +6,26 @@
 //! `KVM_RUN` return `EINTR`. A signal that lands after the thread checked the stop flag but
 //! before it entered `KVM_RUN` would be lost, so the handler also sets the vCPU's
 //! `kvm_run.immediate_exit`, which makes the next `KVM_RUN` return `EINTR` at once. The thread
-//! clears `immediate_exit` *before* it checks the stop flag (see [`clear_immediate_exit`]), so
-//! a kick is never wiped out. This is how rust-vmm VMMs (Firecracker, Cloud Hypervisor) do it.
+//! clears `immediate_exit` *before* it checks the stop flag (see
+//! [`Armed::clear_immediate_exit`]), so a kick is never wiped out. This is how rust-vmm VMMs
+//! (Firecracker, Cloud Hypervisor) do it.
+//!
+//! The handler finds `immediate_exit` through a thread-local pointer into the vCPU's mmapped
+//! `kvm_run`, so that pointer must never outlive the mapping. [`armed`] sets it only for the
+//! length of a closure that holds the vCPU borrowed, and resets it when the closure returns or
+//! unwinds; the closure gets an [`Armed`] that cannot leave the closure or the thread.
 
 use std::cell::Cell;
 use std::ffi::c_void;
+use std::marker::PhantomData;
 use std::ptr;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use kvm_ioctls::VcpuFd;
+use kvm_bindings::kvm_run;
+use kvm_ioctls::{VcpuExit, VcpuFd};
 use libc::{c_int, siginfo_t};
 use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
 
@@ -37,8 +45,9 @@ extern "C" fn on_kick(_signal: c_int, _info: *mut siginfo_t, _context: *mut c_vo
     // Async-signal-safe: a const-initialized thread-local (no lazy setup) and one atomic store.
     let flag = IMMEDIATE_EXIT.with(Cell::get);
     if !flag.is_null() {
-        // SAFETY: `flag` points into this thread's vCPU's mmapped `kvm_run`, which stays mapped
-        // while the `Armed` guard that set it lives; the guard clears it before the vCPU goes.
+        // SAFETY: a non-null `flag` was set by `armed` on this thread and points into the
+        // mmapped `kvm_run` of the vCPU that `armed` holds borrowed: the vCPU (and with it the
+        // mapping) cannot be dropped before `armed` puts the previous value back.
         unsafe { AtomicU8::from_ptr(flag).store(1, Ordering::SeqCst) };
     }
 }
@@ -56,33 +65,87 @@ pub fn install() -> Result<(), VmmError> {
     result
 }
 
-/// While alive, kicks of this thread set `vcpu`'s `immediate_exit`.
+/// A vCPU armed for kicks: while it exists, kicks of this thread set the vCPU's
+/// `immediate_exit`. Only [`armed`] makes one, and only lends it to its closure.
+///
+/// It borrows the vCPU, so the vCPU cannot be dropped while the handler may write into its
+/// `kvm_run`:
+///
+/// ```compile_fail,E0505
+/// use haltpoll_vmm::watchdog;
+/// use kvm_ioctls::VcpuFd;
+///
+/// fn drops_the_vcpu_while_armed(mut vcpu: VcpuFd) {
+///     watchdog::armed(&mut vcpu, |_armed| drop(vcpu));
+/// }
+/// ```
+///
+/// It cannot escape the closure (where [`armed`] could no longer disarm the thread when the vCPU
+/// goes):
+///
+/// ```compile_fail
+/// use haltpoll_vmm::watchdog;
+/// use kvm_ioctls::VcpuFd;
+///
+/// fn keeps_it_armed(vcpu: &mut VcpuFd) {
+///     let escaped = watchdog::armed(vcpu, |armed| armed);
+/// }
+/// ```
+///
+/// And it stays on the thread whose thread-local points at the vCPU:
+///
+/// ```compile_fail,E0277
+/// use haltpoll_vmm::watchdog;
+/// use kvm_ioctls::VcpuFd;
+///
+/// fn runs_it_elsewhere(vcpu: &mut VcpuFd) {
+///     watchdog::armed(vcpu, |armed| std::thread::scope(|s| s.spawn(|| armed.run().is_ok()).join()));
+/// }
+/// ```
 #[derive(Debug)]
-pub struct Armed(());
-
-/// Arms the current thread's kick for `vcpu`, which must stay alive (and on this thread) for as
-/// long as the returned guard does.
-pub fn arm(vcpu: &mut VcpuFd) -> Armed {
-    let flag = &raw mut vcpu.get_kvm_run().immediate_exit;
-    IMMEDIATE_EXIT.with(|cell| cell.set(flag));
-    Armed(())
+pub struct Armed<'a> {
+    vcpu: &'a mut VcpuFd,
+    /// Neither `Send` nor `Sync`: the thread-local that points at `vcpu` is this thread's.
+    _this_thread: PhantomData<*mut u8>,
 }
 
-impl Drop for Armed {
-    fn drop(&mut self) {
-        IMMEDIATE_EXIT.with(|cell| cell.set(ptr::null_mut()));
-    }
-}
-
-/// Clears the current thread's `immediate_exit`. Call it before checking the stop flag and
-/// entering `KVM_RUN`: a kick after this call either finds the flag set when checked or leaves
-/// `immediate_exit` set for `KVM_RUN` to see.
-pub fn clear_immediate_exit() {
-    let flag = IMMEDIATE_EXIT.with(Cell::get);
-    if !flag.is_null() {
-        // SAFETY: as in `on_kick`: the pointer is this thread's live vCPU's `kvm_run` field.
+impl Armed<'_> {
+    /// Clears the vCPU's `immediate_exit`. Call it before checking the stop flag and entering
+    /// `KVM_RUN`: a kick after this call either finds the flag set when checked or leaves
+    /// `immediate_exit` set for `KVM_RUN` to see.
+    pub fn clear_immediate_exit(&mut self) {
+        let flag = &raw mut self.vcpu.get_kvm_run().immediate_exit;
+        // SAFETY: `flag` points into the vCPU's mmapped `kvm_run`, mapped while `self.vcpu` is
+        // borrowed; the store is atomic like the handler's, which may run on this thread.
         unsafe { AtomicU8::from_ptr(flag).store(0, Ordering::SeqCst) };
     }
+
+    /// Runs the vCPU (`KVM_RUN`) until its next exit.
+    pub fn run(&mut self) -> Result<VcpuExit<'_>, kvm_ioctls::Error> {
+        self.vcpu.run()
+    }
+
+    /// The vCPU's `kvm_run`, to read what the last exit left there.
+    pub fn kvm_run(&mut self) -> &mut kvm_run {
+        self.vcpu.get_kvm_run()
+    }
+}
+
+/// Puts the thread-local back to what it was when [`armed`] began, on return or unwind.
+struct Disarm(*mut u8);
+
+impl Drop for Disarm {
+    fn drop(&mut self) {
+        IMMEDIATE_EXIT.with(|cell| cell.set(self.0));
+    }
+}
+
+/// Arms the current thread's kick for `vcpu` while `f` runs it, then disarms it (also if `f`
+/// panics). An `armed` inside another restores the outer vCPU's arming when it ends.
+pub fn armed<R>(vcpu: &mut VcpuFd, f: impl FnOnce(&mut Armed<'_>) -> R) -> R {
+    let flag = &raw mut vcpu.get_kvm_run().immediate_exit;
+    let _disarm = Disarm(IMMEDIATE_EXIT.with(|cell| cell.replace(flag)));
+    f(&mut Armed { vcpu, _this_thread: PhantomData })
 }
 
 /// Sends the kick signal to a vCPU thread that has not finished.

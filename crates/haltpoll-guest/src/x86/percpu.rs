@@ -5,7 +5,7 @@
 use core::arch::asm;
 use core::mem::offset_of;
 use core::sync::atomic::AtomicU64;
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::Acquire;
 
 use haltpoll_guest::abi::MAX_VCPUS;
 
@@ -53,6 +53,17 @@ pub fn index() -> usize {
 }
 
 /// Interrupts this vCPU has taken so far.
+///
+/// `Acquire` closes the lost-IPI race of a waiter that reads the count, then its wake
+/// condition, then halts unless the count moved (`Cpu::irq_count`). With a `Relaxed` load the
+/// compiler may read the wake condition first: the waiter sees "not ready", the waker makes it
+/// ready and sends the IPI, the IPI handler bumps the count, the waiter's late read of the count
+/// already includes that bump, and the halt check finds it unchanged and sleeps through the only
+/// wakeup. `Acquire` keeps every later load (the wake condition) after this one, so a count
+/// that includes the IPI comes with a wake condition that shows the waker's store (the waker
+/// stores before it sends the IPI, and x86 does not reorder loads with loads). The increment
+/// needs no ordering of its own: it is the IPI handler's `inc` on this same vCPU, and the edge
+/// between the vCPUs is the IPI itself, which the waker sends after its store.
 pub fn irq_count() -> u64 {
-    PER_CPU[index()].irq_count.load(Relaxed)
+    PER_CPU[index()].irq_count.load(Acquire)
 }

@@ -13,15 +13,16 @@
 
 use core::arch::{asm, global_asm};
 
-use haltpoll::driver::CpuidRegs;
+use haltpoll::driver::{CpuidRegs, MSR_KVM_POLL_CONTROL};
 use haltpoll_guest::abi::{EXIT_PORT, ExitStatus, MARK_PORT};
 
 use super::percpu::IRQ_COUNT_OFFSET;
 
 /// Halt unless the interrupt count moved from RDI; returns 1 if it halted.
 const HALT: u64 = 1;
-/// `wrmsr(RDI, RSI)`.
-const WRMSR: u64 = 2;
+/// Write `MSR_KVM_POLL_CONTROL`: 1 if RDI is non-zero (host polling on), else 0. The service
+/// names the MSR itself: ring 3 cannot have ring 0 write any other.
+const POLL_CONTROL: u64 = 2;
 /// Stop this vCPU: write RDI (an [`ExitStatus`]) to the exit port.
 const EXIT: u64 = 3;
 /// Test: halt with interrupts off, forever.
@@ -89,12 +90,17 @@ global_asm!(
 );
 
 /// The services other than halt, at ring 0.
-extern "C" fn dispatch(service: u64, a: u64, b: u64) -> u64 {
+///
+/// # Safety
+/// Called by the #UD entry only, at ring 0, for a [`call`] whose contract holds: for
+/// [`CPUID`], `b` is the address of a `CpuidRegs` ring 0 may write.
+unsafe extern "C" fn dispatch(service: u64, a: u64, b: u64) -> u64 {
     match service {
-        WRMSR => {
-            // SAFETY: ring 0. The guest's own ring-3 code asks, for MSR_KVM_POLL_CONTROL; an MSR
-            // the host refuses raises #GP, which the fault handler reports.
-            unsafe { super::wrmsr(a as u32, b) };
+        POLL_CONTROL => {
+            // SAFETY: ring 0. MSR_KVM_POLL_CONTROL only tells the host whether to halt-poll for
+            // this vCPU, and 0 and 1 are its only valid values; no memory depends on it. A host
+            // without it raises #GP, which the fault handler reports.
+            unsafe { super::wrmsr(MSR_KVM_POLL_CONTROL, u64::from(a != 0)) };
             0
         }
         EXIT => {
@@ -110,9 +116,9 @@ extern "C" fn dispatch(service: u64, a: u64, b: u64) -> u64 {
         CPUID => {
             let r = core::arch::x86_64::__cpuid_count(a as u32, 0);
             let regs = CpuidRegs { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx };
-            // SAFETY: `b` is the address of a `CpuidRegs` on the calling ring-3 code's stack
-            // (`cpuid` below), live and exclusively borrowed for the call; ring 0 may write
-            // user pages (no SMAP).
+            // SAFETY: `call`'s contract (which `dispatch`'s caller upholds): `b` is the address
+            // of a `CpuidRegs` that is live and not otherwise borrowed for the call, such as the
+            // one on the stack of `cpuid` below; ring 0 may write user pages (no SMAP).
             unsafe { (b as *mut CpuidRegs).write(regs) };
             0
         }
@@ -132,10 +138,17 @@ unsafe extern "C" {
     fn haltpoll_service();
 }
 
-fn call(service: u64, a: u64, b: u64) -> u64 {
+/// Runs ring-0 service `service` with arguments `a` and `b`; returns its result.
+///
+/// # Safety
+/// For [`CPUID`], `b` must be the address of a `CpuidRegs` that ring 0 may write: valid,
+/// aligned, and not otherwise borrowed until the call returns. The other services take no
+/// address, and any values are safe for them.
+unsafe fn call(service: u64, a: u64, b: u64) -> u64 {
     let result;
     // SAFETY: `haltpoll_service` is `ud2; ret`: the #UD entry runs the service and preserves
-    // every register but RAX. The call needs the stack, hence no `nostack`.
+    // every register but RAX; the one service that writes memory writes where the caller
+    // vouched for. The call needs the stack, hence no `nostack`.
     unsafe {
         asm!("call {}", sym haltpoll_service, inout("rax") service => result, in("rdi") a, in("rsi") b);
     }
@@ -145,17 +158,21 @@ fn call(service: u64, a: u64, b: u64) -> u64 {
 /// Halts until the next interrupt unless one was taken since the count was `irq_count`.
 /// Returns whether it halted.
 pub fn halt_unless_irq_since(irq_count: u64) -> bool {
-    call(HALT, irq_count, 0) == 1
+    // SAFETY: HALT takes no address.
+    unsafe { call(HALT, irq_count, 0) == 1 }
 }
 
-/// Writes `value` to `msr` at ring 0.
-pub fn wrmsr(msr: u32, value: u64) {
-    call(WRMSR, u64::from(msr), value);
+/// Writes `MSR_KVM_POLL_CONTROL` at ring 0: 1 (`host_polling`, the reset value: the host may
+/// halt-poll for this vCPU) or 0 (it need not).
+pub fn write_poll_control(host_polling: bool) {
+    // SAFETY: POLL_CONTROL takes no address.
+    unsafe { call(POLL_CONTROL, u64::from(host_polling), 0) };
 }
 
 /// Stops this vCPU with `status`; the exit record must be written already.
 pub fn exit(status: ExitStatus) -> ! {
-    call(EXIT, status as u64, 0);
+    // SAFETY: EXIT takes no address.
+    unsafe { call(EXIT, status as u64, 0) };
     unreachable!("the VMM does not resume a vCPU after its exit")
 }
 
@@ -166,23 +183,27 @@ pub fn exit(status: ExitStatus) -> ! {
 /// this vCPU. At ring 0 the backend emulates it from the vCPU's own table.
 pub fn cpuid(leaf: u32) -> CpuidRegs {
     let mut regs = CpuidRegs::default();
-    call(CPUID, u64::from(leaf), &mut regs as *mut CpuidRegs as u64);
+    // SAFETY: `regs` is a live local, borrowed by nothing else until the call returns.
+    unsafe { call(CPUID, u64::from(leaf), &mut regs as *mut CpuidRegs as u64) };
     regs
 }
 
 /// Tells the VMM the measured part of the run begins on this vCPU.
 pub fn mark() {
-    call(MARK, 0, 0);
+    // SAFETY: MARK takes no address.
+    unsafe { call(MARK, 0, 0) };
 }
 
 /// Test: halts with interrupts off, forever (the watchdog must kick the vCPU out of the host).
 pub fn halt_forever() -> ! {
-    call(HALT_FOREVER, 0, 0);
+    // SAFETY: HALT_FOREVER takes no address.
+    unsafe { call(HALT_FOREVER, 0, 0) };
     unreachable!("halted with interrupts off")
 }
 
 /// Test: dies of a triple fault.
 pub fn triple_fault() -> ! {
-    call(TRIPLE_FAULT, 0, 0);
+    // SAFETY: TRIPLE_FAULT takes no address.
+    unsafe { call(TRIPLE_FAULT, 0, 0) };
     unreachable!("a triple fault ends the vCPU")
 }
