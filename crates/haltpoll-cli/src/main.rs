@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod cmd;
 mod cpuidle;
 mod governor_args;

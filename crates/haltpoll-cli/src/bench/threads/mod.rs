@@ -1,5 +1,5 @@
-//! The handoff benchmark behind `haltpoll bench threads` (feature `handoff`): two threads hand
-//! a message back and forth, for every variant of waiting in one run, side by side.
+//! The harness behind `haltpoll bench threads`: two threads hand a message back and forth, for
+//! every variant of waiting in one run, side by side.
 //!
 //! One *cell* is one variant at one think time. Two fresh threads, pinned to two different
 //! CPUs when the process may use two:
@@ -17,27 +17,8 @@
 //! Cells run repetition by repetition, and within one every think time and variant in turn, so
 //! a disturbance (another build on the machine) spreads over all variants instead of hitting
 //! one. [`summarize`] pools the repetitions; [`check_targets`] compares the variants.
-//!
-//! ```
-//! use std::time::Duration;
-//! use haltpoll_park::handoff::{run, summarize, Config, Variant};
-//!
-//! let config = Config {
-//!     variants: vec![Variant::Spin, Variant::Haltpoll],
-//!     think_times: vec![Duration::ZERO],
-//!     repetitions: 1,
-//!     min_round_trips: 50,
-//!     cell_time: Duration::from_millis(10),
-//!     ..Config::default()
-//! };
-//! let runs = run(&config, &mut |_done, _total, _run| {})?;
-//! let rows = summarize(&runs);
-//! assert_eq!(rows.len(), 2);
-//! assert!(rows.iter().all(|r| r.wakes >= 50));
-//! # Ok::<(), haltpoll_park::handoff::HandoffError>(())
-//! ```
 
-mod summary;
+mod rows;
 mod thread_cost;
 mod variants;
 
@@ -50,11 +31,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use summary::{Row, Target, check_targets, summarize};
+pub use rows::{Row, Target, check_targets, summarize};
 use thread_cost::ThreadCost;
 use variants::{Primitive, Waiter, Waker};
 
-use crate::{Builder, Stats};
+use haltpoll_park::{Builder, Stats};
 
 /// A way of waiting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -62,7 +43,7 @@ use crate::{Builder, Stats};
 pub enum Variant {
     /// Busy-wait on the message: the limit.
     Spin,
-    /// The haltpoll [`Parker`](crate::Parker), as the configured builder makes it.
+    /// The haltpoll [`Parker`](haltpoll_park::Parker), as the configured builder makes it.
     Haltpoll,
     /// The haltpoll parker with Linux's guest accounting, [`BlockTime::HaltOnly`](haltpoll::BlockTime::HaltOnly).
     HaltpollGuestRule,
@@ -459,6 +440,22 @@ mod tests {
     }
 
     #[test]
+    fn a_run_gives_a_row_per_variant() {
+        let config = Config {
+            variants: vec![Variant::Spin, Variant::Haltpoll],
+            think_times: vec![Duration::ZERO],
+            repetitions: 1,
+            min_round_trips: 50,
+            cell_time: Duration::from_millis(10),
+            ..Config::default()
+        };
+        let runs = run(&config, &mut |_done, _total, _run| {}).unwrap();
+        let rows = summarize(&runs);
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.wakes >= 50));
+    }
+
+    #[test]
     fn every_variant_delivers_every_message() {
         let config = quick(Variant::ALL.to_vec(), 0);
         let mut calls = 0;
@@ -499,7 +496,7 @@ mod tests {
         assert!(run(&c, &mut |_, _, _| {}).unwrap_err().to_string().contains("no variants"));
         let c = Config { min_round_trips: 10, max_round_trips: 5, ..Config::default() };
         assert!(matches!(c.validate(), Err(HandoffError::RoundTrips { .. })));
-        let bad = Builder::new().params(haltpoll::Params { grow_start: 0, ..crate::DEFAULT_PARAMS });
+        let bad = Builder::new().params(haltpoll::Params { grow_start: 0, ..haltpoll_park::DEFAULT_PARAMS });
         let c = Config { haltpoll: bad, ..Config::default() };
         assert!(c.validate().unwrap_err().to_string().contains("grow_start"));
         assert!("nope".parse::<Variant>().unwrap_err().to_string().contains("choose from"));
