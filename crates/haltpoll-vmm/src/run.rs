@@ -16,9 +16,10 @@ use haltpoll_guest::abi::{
 
 use crate::cpuid::View;
 use crate::error::{Failure, GuestError, GuestFailures};
+use crate::host::host_cpus;
 use crate::report::{RunReport, VcpuRun};
 use crate::stats::StatsFd;
-use crate::vcpu::{End, VcpuOutcome, VcpuThread, host_cpus};
+use crate::vcpu::{End, VcpuOutcome, VcpuThread};
 use crate::vm::Vm;
 use crate::watchdog::{self, Limits, Verdict, Watchdog};
 use crate::{VmmError, system};

@@ -9,9 +9,10 @@
 //!   one-way *wake latency* is that minus the sender's timestamp), acks, and waits again.
 //!
 //! The *round trip* is the sender's time from its timestamp to the return of its wait for the
-//! ack: two wakes, one after the think time and one at once. The receiver's CPU time
-//! (`CLOCK_THREAD_CPUTIME_ID`) and sleeps (voluntary context switches) over the measured
-//! round trips, divided by their number, are the waiting thread's cost per wake. The first
+//! ack: two wakes, one after the think time and one at once. The receiver's CPU time and sleeps
+//! (voluntary context switches), read with [`ThreadUsage`] as the VMM reads its vCPU threads,
+//! over the measured round trips, divided by their number, are the waiting thread's cost per
+//! wake. The first
 //! `warmup` round trips of a cell are not measured (a haltpoll parker's window starts at 0).
 //!
 //! Cells run repetition by repetition, and within one every think time and variant in turn, so
@@ -19,7 +20,6 @@
 //! one. [`summarize`] pools the repetitions; [`check_targets`] compares the variants.
 
 mod rows;
-mod thread_cost;
 mod variants;
 
 use std::fmt;
@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use haltpoll_vmm::host::{self, ThreadUsage};
 pub use rows::{Row, Target, check_targets, summarize};
-use thread_cost::ThreadCost;
 use variants::{Primitive, Waiter, Waker};
 
 use haltpoll_park::{Builder, Stats};
@@ -222,8 +222,8 @@ pub struct Run {
     pub round_trip_ns: Vec<u64>,
     /// The receiver's CPU time over the measured round trips, ns.
     pub waiter_cpu_ns: u64,
-    /// The receiver's voluntary context switches (sleeps) over them, if /proc tells.
-    pub waiter_sleeps: Option<u64>,
+    /// The receiver's voluntary context switches (sleeps) over them.
+    pub waiter_sleeps: u64,
     /// Measured wakes that needed no system call, if the variant can tell.
     pub no_syscall_wakes: Option<u64>,
     /// Whether the two threads ran pinned to two CPUs.
@@ -279,7 +279,7 @@ impl Shared {
 struct Received {
     wake_ns: Vec<u64>,
     cpu_ns: u64,
-    sleeps: Option<u64>,
+    sleeps: u64,
     no_syscall_wakes: Option<u64>,
     parker_stats: Option<Stats>,
 }
@@ -302,13 +302,14 @@ impl Cell<'_> {
             stamp_ns: AtomicU64::new(0),
             start: Barrier::new(2),
         });
-        let cpus = if self.config.pin { thread_cost::two_cpus() } else { None };
+        let cpus = if self.config.pin { two_cpus() } else { None };
         let warmup = self.config.warmup;
         let receiver = {
             let shared = shared.clone();
             thread::spawn(move || {
                 if let Some((_, cpu)) = cpus {
-                    thread_cost::pin(cpu);
+                    // Best effort: unpinned, the cell still measures, only noisier.
+                    host::pin(cpu);
                 }
                 receive(receiver_waits, receiver_acks, &shared, warmup)
             })
@@ -319,7 +320,7 @@ impl Cell<'_> {
             let (config, think) = (self.config.clone(), self.think);
             thread::spawn(move || {
                 if let Some((cpu, _)) = cpus {
-                    thread_cost::pin(cpu);
+                    host::pin(cpu);
                 }
                 send(sender_waits, sender_wakes, &shared, &config, think)
             })
@@ -377,7 +378,7 @@ fn receive<W: Waiter, K: Waker>(mut messages: W, sender: K, sh: &Shared, warmup:
     messages.register();
     sh.start.wait();
     let mut wake_ns = Vec::new();
-    let (mut cost0, mut syscalls0) = (ThreadCost::now(), messages.no_syscall_wakes());
+    let (mut usage0, mut syscalls0) = (ThreadUsage::now(), messages.no_syscall_wakes());
     let mut seen = 0;
     loop {
         messages.wait(&|| sh.to_receiver.load(Acquire) != seen);
@@ -389,7 +390,8 @@ fn receive<W: Waiter, K: Waker>(mut messages: W, sender: K, sh: &Shared, warmup:
         }
         seen = msg;
         if msg & LAST != 0 {
-            let (cpu_ns, sleeps) = ThreadCost::now().since(&cost0);
+            let usage = ThreadUsage::now().since(&usage0);
+            let (cpu_ns, sleeps) = (u64::try_from(usage.cpu_time.as_nanos()).unwrap_or(u64::MAX), usage.slept);
             let no_syscall_wakes = match (messages.no_syscall_wakes(), syscalls0) {
                 (Some(now), Some(then)) => Some(now - then),
                 _ => None,
@@ -400,11 +402,18 @@ fn receive<W: Waiter, K: Waker>(mut messages: W, sender: K, sh: &Shared, warmup:
         }
         if i == warmup {
             // The measured part starts with the next message.
-            (cost0, syscalls0) = (ThreadCost::now(), messages.no_syscall_wakes());
+            (usage0, syscalls0) = (ThreadUsage::now(), messages.no_syscall_wakes());
         }
         sh.to_sender.store(msg, Release);
         sender.wake();
     }
+}
+
+/// The first two CPUs this process may run on, to put the two threads on different CPUs;
+/// None if it may run on only one.
+fn two_cpus() -> Option<(usize, usize)> {
+    let mut cpus = host::host_cpus().ok()?.into_iter();
+    Some((cpus.next()?, cpus.next()?))
 }
 
 fn think_for(how: Think, d: Duration) {

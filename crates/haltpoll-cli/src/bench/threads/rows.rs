@@ -35,7 +35,7 @@ pub struct Row {
     pub cpu_per_wake_ns: u64,
     /// Share of wakes that needed no system call, where the variant can tell.
     pub no_syscall_share: Option<f64>,
-    /// Receiver sleeps (voluntary context switches) per wake, where /proc tells.
+    /// Receiver sleeps (voluntary context switches) per wake.
     pub sleeps_per_wake: Option<f64>,
 }
 
@@ -108,7 +108,7 @@ fn row(runs: &[Run], think_ns: u64, variant: Variant) -> Row {
         wake_vs_spin_by_repetition: Vec::new(),
         cpu_per_wake_ns: per_wake(cell.iter().map(|r| r.waiter_cpu_ns).sum()).round() as u64,
         no_syscall_share: sum_opt(&|r| r.no_syscall_wakes).map(|n| per_wake(n).min(1.0)),
-        sleeps_per_wake: sum_opt(&|r| r.waiter_sleeps).map(per_wake),
+        sleeps_per_wake: Some(per_wake(cell.iter().map(|r| r.waiter_sleeps).sum())),
     }
 }
 
@@ -177,7 +177,7 @@ mod tests {
             repetition: 0,
             round_trip_ns: wake_ns.iter().map(|w| 2 * w).collect(),
             waiter_cpu_ns: cpu,
-            waiter_sleeps: Some(wake_ns.len() as u64),
+            waiter_sleeps: wake_ns.len() as u64,
             no_syscall_wakes: None,
             pinned: true,
             parker_stats: None,
