@@ -47,4 +47,4 @@ pub use error::{Failure, GuestError, GuestFailures, VmmError};
 pub use haltpoll_guest::abi::{Counters, DriverLoad, DriverReport, IdlePolicy, PollControl, Sample, Workload};
 pub use report::{RunReport, VcpuRun};
 pub use run::{RealtimeHint, RunOptions, run};
-pub use stats::KvmStats;
+pub use stats::{KvmStat, KvmStats};

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use haltpoll::LATENCY_ANY;
 use haltpoll_guest::abi::{Counters, DriverLoad, DriverReport};
 use haltpoll_vmm::report::quantile;
-use haltpoll_vmm::stats::IDLE_STATS;
+use haltpoll_vmm::stats::KvmStat;
 use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport};
 use serde::Serialize;
 
@@ -488,7 +488,7 @@ impl RepetitionJson {
                     cpu_time_ns: v.cpu_time.as_nanos() as u64,
                     counters: v.counters,
                     driver: v.driver,
-                    kvm: IDLE_STATS.iter().map(|&name| (name, v.kvm.get(name))).collect(),
+                    kvm: KvmStat::ALL.iter().map(|&stat| (stat.name(), v.kvm.get(stat))).collect(),
                 })
                 .collect(),
         }
