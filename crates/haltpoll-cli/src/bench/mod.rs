@@ -2,4 +2,5 @@
 //! (`cmd::bench`): the thread harness runs here, and the figures both benches print are derived
 //! here once.
 
+pub mod summary;
 pub mod threads;

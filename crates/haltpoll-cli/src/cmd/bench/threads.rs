@@ -224,7 +224,7 @@ fn write_table(
                 "  think {:>8}  {:<42} {:>7.3} (at most {:.3})  {:<6}  per repetition: {}",
                 fmt_ns(t.think_ns),
                 t.what,
-                t.ratio,
+                t.value,
                 t.limit,
                 if t.met { "met" } else { "MISSED" },
                 reps.join(" ")
