@@ -189,7 +189,7 @@ pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
         RealtimeHint::On => true,
         RealtimeHint::Off => false,
     };
-    let vm = Vm::new(kvm, options.vcpus, options.host_halt_poll_ns)?;
+    let vm = Vm::new(&kvm, options.vcpus, options.host_halt_poll_ns)?;
     let view = View { realtime_hint, kvm_signature: !options.hide_kvm, poll_control: !options.hide_poll_control };
     let vcpu_fds = (0..options.vcpus).map(|index| vm.create_vcpu(index, view)).collect::<Result<Vec<_>, _>>()?;
     let tsc_khz = u64::from(vcpu_fds[0].get_tsc_khz().map_err(VmmError::kvm("KVM_GET_TSC_KHZ"))?);

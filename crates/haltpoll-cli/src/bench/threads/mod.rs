@@ -208,7 +208,7 @@ pub enum HandoffError {
 }
 
 /// One cell of one repetition, measured.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Run {
     /// The variant.
     pub variant: Variant,
