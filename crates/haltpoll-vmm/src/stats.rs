@@ -119,7 +119,8 @@ fn stats_error(source: io::Error) -> VmmError {
 }
 
 impl StatsFd {
-    /// Opens the statistics of the vCPU (or VM) behind `fd` and finds every [`KvmStat`] in them.
+    /// Opens the statistics of the vCPU behind `fd` and finds every [`KvmStat`] in them (a VM's
+    /// statistics have other counters and are refused).
     pub fn open(fd: &impl AsRawFd) -> Result<StatsFd, VmmError> {
         // SAFETY: KVM_GET_STATS_FD takes no argument and returns a new file descriptor or -1;
         // `fd` is a KVM vCPU or VM file descriptor for the duration of the call.
