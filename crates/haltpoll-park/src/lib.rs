@@ -32,9 +32,9 @@
 //! ```
 //!
 //! The pieces: [`Parker`] / [`Unparker`] (the protocol, proved in `tests/loom_park.rs`),
-//! [`Builder`] (parameters, [`Polling`], a latency limit), [`Stats`]. With the
-//! `handoff` feature, `handoff` is the benchmark harness behind `haltpoll bench threads`,
-//! which measures the parker against spinning, `std::thread::park`, crossbeam and parking_lot.
+//! [`Builder`] (parameters, [`Polling`], a latency limit), [`Stats`] (serde's `Serialize` with
+//! the `serde` feature). `haltpoll bench threads` measures the parker against spinning,
+//! `std::thread::park`, crossbeam and parking_lot.
 //!
 //! # Choosing the defaults
 //!
@@ -61,8 +61,6 @@
 mod builder;
 mod clock;
 mod futex;
-#[cfg(all(feature = "handoff", not(loom)))]
-pub mod handoff;
 mod parker;
 mod stats;
 

@@ -20,7 +20,7 @@
 /// assert_eq!(s.wakes_without_syscall(), 1);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "handoff", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Stats {
     /// Calls to `park`, `park_timeout` and `park_deadline`.
     pub parks: u64,

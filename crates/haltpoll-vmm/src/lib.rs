@@ -8,6 +8,7 @@
 //! - [`memory`], [`loader`], [`boot`], [`cpuid`]: guest memory, the embedded guest image, long
 //!   mode from the VMM, the CPUID the guest sees;
 //! - [`vcpu`]: a vCPU on its own pinned host thread; [`stats`]: KVM's binary statistics;
+//!   [`host`]: host CPUs, pinning, and a thread's CPU time and context switches;
 //! - [`watchdog`]: hang and overrun detection, and kicking a vCPU out of `KVM_RUN`;
 //! - [`run()`](run::run) ties it together and returns a [`RunReport`].
 //!
@@ -30,6 +31,7 @@
 pub mod boot;
 pub mod cpuid;
 pub mod error;
+pub mod host;
 pub mod loader;
 pub mod memory;
 pub mod report;
@@ -45,4 +47,4 @@ pub use error::{Failure, GuestError, GuestFailures, VmmError};
 pub use haltpoll_guest::abi::{Counters, DriverLoad, DriverReport, IdlePolicy, PollControl, Sample, Workload};
 pub use report::{RunReport, VcpuRun};
 pub use run::{RealtimeHint, RunOptions, run};
-pub use stats::KvmStats;
+pub use stats::{KvmStat, KvmStats};

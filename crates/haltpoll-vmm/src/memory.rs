@@ -68,11 +68,6 @@ impl GuestRam {
         Ok(())
     }
 
-    /// All of guest memory, for vm-memory's `Bytes` access.
-    pub fn memory(&self) -> &GuestMemoryMmap {
-        &self.all
-    }
-
     /// Only the image window: where the loader may write.
     pub fn image_window(&self) -> &GuestMemoryMmap {
         &self.image

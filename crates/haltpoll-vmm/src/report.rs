@@ -1,9 +1,11 @@
 //! What a run measured: per vCPU, the guest's counters and samples, KVM's counters and the host
-//! CPU time; and the figures derived from them (round trip, wake latencies, idle periods).
+//! CPU time; and the figures derived from them (round trip, wake latencies and their quantiles,
+//! figures per message and per round trip, shares, idle periods), derived here once for every
+//! report that shows them.
 
 use std::time::Duration;
 
-use haltpoll_guest::abi::{Counters, DriverReport, Sample};
+use haltpoll_guest::abi::{Counters, DriverLoad, DriverReport, PollControl, Sample};
 
 use crate::stats::KvmStats;
 
@@ -90,6 +92,54 @@ impl RunReport {
         self.vcpus.iter().flat_map(|v| v.samples.iter().map(|s| self.tsc_to_ns(s.latency_tsc()) as u64)).collect()
     }
 
+    /// The `q`-quantile of the wake latencies, ns ([`quantile`]); `None` if no message was
+    /// sampled.
+    pub fn wake_latency_ns(&self, q: f64) -> Option<f64> {
+        let latencies: Vec<f64> = self.wake_latencies_ns().into_iter().map(|ns| ns as f64).collect();
+        quantile(&latencies, q)
+    }
+
+    /// `total` per message received, all vCPUs (a run without messages counts one, so its
+    /// figures read 0 rather than NaN).
+    pub fn per_message(&self, total: f64) -> f64 {
+        total / self.messages().max(1) as f64
+    }
+
+    /// `total` per round trip, all pairs (a run without round trips counts one).
+    pub fn per_round_trip(&self, total: f64) -> f64 {
+        total / self.round_trips().max(1) as f64
+    }
+
+    /// Wakeups that needed no IPI (the target was polling), of all wakeups its wakers asked
+    /// about; `None` if they never asked (their idle policy has no wake flags).
+    pub fn no_ipi_share(&self) -> Option<f64> {
+        let sent = self.sum(|v| v.counters.ipis_sent);
+        let skipped = self.sum(|v| v.counters.ipis_skipped);
+        (sent + skipped > 0).then(|| skipped as f64 / (sent + skipped) as f64)
+    }
+
+    /// Time the vCPUs spent polling, ns, all vCPUs.
+    pub fn poll_ns(&self) -> f64 {
+        self.tsc_to_ns(self.sum(|v| v.counters.poll_tsc))
+    }
+
+    /// Time the waiting vCPUs spent polling over the time they spent waiting (0 if they never
+    /// waited).
+    pub fn poll_share_of_idle(&self) -> f64 {
+        let idle = self.sum(|v| v.counters.idle_tsc);
+        if idle == 0 { 0.0 } else { self.sum(|v| v.counters.poll_tsc) as f64 / idle as f64 }
+    }
+
+    /// The haltpoll driver's load decision, where the guest ran the driver.
+    pub fn driver_load(&self) -> Option<DriverLoad> {
+        self.vcpus.first().and_then(|v| v.driver.load()).filter(|&l| l != DriverLoad::NotUsed)
+    }
+
+    /// vCPUs on which the haltpoll driver switched host polling off by MSR.
+    pub fn host_polling_off(&self) -> usize {
+        self.vcpus.iter().filter(|v| v.driver.poll_control() == Some(PollControl::HostPollOff)).count()
+    }
+
     /// vCPU `vcpu`'s idle periods, ns: for each sampled message, from starting to wait until the
     /// sender sent it (the trace format `haltpoll replay` reads).
     pub fn idle_periods_ns(&self, vcpu: usize) -> Vec<u64> {
@@ -150,8 +200,33 @@ mod tests {
         assert_eq!(report.messages(), 20);
         assert_eq!(report.round_trip_ns(), Some(1_000.0));
         assert_eq!(report.wake_latencies_ns(), vec![250]);
+        assert_eq!(report.wake_latency_ns(0.99), Some(250.0));
+        assert_eq!(report.per_message(40.0), 2.0);
+        assert_eq!(report.per_round_trip(40.0), 4.0);
+        assert_eq!(report.no_ipi_share(), None, "no waker asked");
+        assert_eq!(report.poll_share_of_idle(), 0.0, "no vCPU waited");
+        assert_eq!(report.driver_load(), None);
         assert_eq!(report.idle_periods_ns(1), vec![1_000]);
         assert!(report.idle_periods_ns(0).is_empty());
+    }
+
+    #[test]
+    fn shares_and_an_empty_run() {
+        let waker = Counters { ipis_sent: 1, ipis_skipped: 3, idle_tsc: 1_000, poll_tsc: 250, ..Default::default() };
+        let report = RunReport {
+            vcpus: vec![vcpu(0, waker, vec![])],
+            tsc_khz: 1_000_000,
+            realtime_hint: true,
+            poll_control_offered: true,
+            host_halt_poll_ns: None,
+            host_halt_poll_set: false,
+            wall: Duration::ZERO,
+        };
+        assert_eq!(report.no_ipi_share(), Some(0.75));
+        assert_eq!(report.poll_share_of_idle(), 0.25);
+        assert_eq!(report.poll_ns(), 250.0);
+        assert_eq!(report.per_message(5.0), 5.0, "no messages: per one");
+        assert_eq!(report.wake_latency_ns(0.5), None);
     }
 
     #[test]

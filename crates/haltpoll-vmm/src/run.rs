@@ -16,9 +16,10 @@ use haltpoll_guest::abi::{
 
 use crate::cpuid::View;
 use crate::error::{Failure, GuestError, GuestFailures};
+use crate::host::host_cpus;
 use crate::report::{RunReport, VcpuRun};
 use crate::stats::StatsFd;
-use crate::vcpu::{End, VcpuOutcome, VcpuThread, host_cpus};
+use crate::vcpu::{End, VcpuOutcome, VcpuThread};
 use crate::vm::Vm;
 use crate::watchdog::{self, Limits, Verdict, Watchdog};
 use crate::{VmmError, system};
@@ -188,7 +189,7 @@ pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
         RealtimeHint::On => true,
         RealtimeHint::Off => false,
     };
-    let vm = Vm::new(kvm, options.vcpus, options.host_halt_poll_ns)?;
+    let vm = Vm::new(&kvm, options.vcpus, options.host_halt_poll_ns)?;
     let view = View { realtime_hint, kvm_signature: !options.hide_kvm, poll_control: !options.hide_poll_control };
     // SAFETY: the vCPUs are dropped before `vm` (`vcpu_fds` is declared after it), or each goes
     // with a clone of the RAM into a `VcpuThread`, which drops its `fd` before its `ram`.

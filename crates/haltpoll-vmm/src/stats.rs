@@ -4,7 +4,6 @@
 //! The stats file is a header, a table of descriptors (name, type, size, offset) and a data
 //! block; the layout is fixed when the file is opened, so only the data block is re-read.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::FromRawFd;
@@ -28,10 +27,80 @@ const HEADER_SIZE: usize = 24;
 /// Size of `struct kvm_stats_desc` without its name.
 const DESC_SIZE: usize = 16;
 
-/// One counter's place in the data block.
-#[derive(Clone, Debug)]
-struct Descriptor {
-    name: String,
+/// The KVM counters the VMM reads: those worth reporting about idling. Each is found in the
+/// statistics' descriptors once, when the file is opened, so a counter the kernel lacks is an
+/// error then rather than a 0 in every report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KvmStat {
+    /// VM exits of any kind.
+    Exits,
+    /// Exits because the guest executed HLT.
+    HaltExits,
+    /// Host halt polls that ended with a wakeup (the vCPU never slept).
+    HaltSuccessfulPoll,
+    /// Host halt polls attempted.
+    HaltAttemptedPoll,
+    /// Host halt polls cut short because the vCPU could not block.
+    HaltPollInvalid,
+    /// Times a halted vCPU was woken after sleeping.
+    HaltWakeup,
+    /// Time the host spent in halt polls that caught the wakeup, ns.
+    HaltPollSuccessNs,
+    /// Time the host spent in halt polls that did not, ns.
+    HaltPollFailNs,
+    /// Time halted vCPUs slept, ns.
+    HaltWaitNs,
+    /// Exits for a host interrupt.
+    IrqExits,
+    /// Exits for port I/O.
+    IoExits,
+    /// Exits for MMIO.
+    MmioExits,
+    /// Instructions KVM emulated.
+    InsnEmulation,
+}
+
+impl KvmStat {
+    /// Every counter, in report order.
+    pub const ALL: [KvmStat; 13] = [
+        KvmStat::Exits,
+        KvmStat::HaltExits,
+        KvmStat::HaltSuccessfulPoll,
+        KvmStat::HaltAttemptedPoll,
+        KvmStat::HaltPollInvalid,
+        KvmStat::HaltWakeup,
+        KvmStat::HaltPollSuccessNs,
+        KvmStat::HaltPollFailNs,
+        KvmStat::HaltWaitNs,
+        KvmStat::IrqExits,
+        KvmStat::IoExits,
+        KvmStat::MmioExits,
+        KvmStat::InsnEmulation,
+    ];
+
+    /// KVM's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            KvmStat::Exits => "exits",
+            KvmStat::HaltExits => "halt_exits",
+            KvmStat::HaltSuccessfulPoll => "halt_successful_poll",
+            KvmStat::HaltAttemptedPoll => "halt_attempted_poll",
+            KvmStat::HaltPollInvalid => "halt_poll_invalid",
+            KvmStat::HaltWakeup => "halt_wakeup",
+            KvmStat::HaltPollSuccessNs => "halt_poll_success_ns",
+            KvmStat::HaltPollFailNs => "halt_poll_fail_ns",
+            KvmStat::HaltWaitNs => "halt_wait_ns",
+            KvmStat::IrqExits => "irq_exits",
+            KvmStat::IoExits => "io_exits",
+            KvmStat::MmioExits => "mmio_exits",
+            KvmStat::InsnEmulation => "insn_emulation",
+        }
+    }
+}
+
+/// Where one counter sits in the data block.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
     /// Byte offset in the data block.
     offset: usize,
     cumulative: bool,
@@ -43,7 +112,7 @@ pub struct StatsFd {
     file: File,
     data_offset: u64,
     data_len: usize,
-    descriptors: Vec<Descriptor>,
+    slots: [Slot; KvmStat::ALL.len()],
 }
 
 fn stats_error(source: io::Error) -> VmmError {
@@ -51,7 +120,7 @@ fn stats_error(source: io::Error) -> VmmError {
 }
 
 impl StatsFd {
-    /// Opens the statistics of vCPU `fd` and reads their layout.
+    /// Opens the statistics of vCPU `fd` and finds every [`KvmStat`] in them.
     pub fn open(fd: &VcpuFd) -> Result<StatsFd, VmmError> {
         // SAFETY: KVM_GET_STATS_FD takes no argument and returns a new file descriptor or -1;
         // `fd` is a KVM vCPU file descriptor (the type says so) for the duration of the call.
@@ -72,123 +141,93 @@ impl StatsFd {
         let stride = DESC_SIZE + name_size;
         let mut table = vec![0u8; stride * num_desc];
         file.read_exact_at(&mut table, desc_offset as u64).map_err(stats_error)?;
-        let mut descriptors = Vec::with_capacity(num_desc);
+        let mut slots: [Option<Slot>; KvmStat::ALL.len()] = [None; KvmStat::ALL.len()];
         let mut data_len = 0;
         for raw in table.chunks_exact(stride) {
             let flags = u32::from_le_bytes(raw[0..4].try_into().expect("4 bytes"));
             let size = usize::from(u16::from_le_bytes(raw[6..8].try_into().expect("2 bytes")));
             let offset = u32::from_le_bytes(raw[8..12].try_into().expect("4 bytes")) as usize;
             let name = &raw[DESC_SIZE..];
-            let name = String::from_utf8_lossy(&name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())]);
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
             data_len = data_len.max(offset + size * 8);
             // Histograms (size > 1) are left out: the VMM reports plain counters.
+            let Some(stat) = KvmStat::ALL.into_iter().find(|s| s.name().as_bytes() == name) else { continue };
             if size == 1 {
-                descriptors.push(Descriptor {
-                    name: name.into_owned(),
-                    offset,
-                    cumulative: flags & KVM_STATS_TYPE_MASK == KVM_STATS_TYPE_CUMULATIVE,
-                });
+                let cumulative = flags & KVM_STATS_TYPE_MASK == KVM_STATS_TYPE_CUMULATIVE;
+                slots[stat as usize] = Some(Slot { offset, cumulative });
             }
         }
-        Ok(StatsFd { file, data_offset: data_offset as u64, data_len, descriptors })
+        let mut found = [Slot { offset: 0, cumulative: false }; KvmStat::ALL.len()];
+        for stat in KvmStat::ALL {
+            found[stat as usize] = slots[stat as usize].ok_or(VmmError::MissingCapability {
+                capability: stat.name(),
+                consequence: "the VMM reports this counter of every vCPU's binary statistics (KVM_GET_STATS_FD)",
+            })?;
+        }
+        Ok(StatsFd { file, data_offset: data_offset as u64, data_len, slots: found })
     }
 
     /// The counters now.
     pub fn read(&self) -> Result<KvmStats, VmmError> {
         let mut data = vec![0u8; self.data_len];
         self.file.read_exact_at(&mut data, self.data_offset).map_err(stats_error)?;
-        let values = self
-            .descriptors
-            .iter()
-            .map(|d| {
-                let value = u64::from_le_bytes(data[d.offset..d.offset + 8].try_into().expect("8 bytes"));
-                (d.name.clone(), Stat { value, cumulative: d.cumulative })
-            })
-            .collect();
-        Ok(KvmStats(values))
+        let mut stats = KvmStats::default();
+        for (i, slot) in self.slots.iter().enumerate() {
+            stats.values[i] = u64::from_le_bytes(data[slot.offset..slot.offset + 8].try_into().expect("8 bytes"));
+            stats.cumulative[i] = slot.cumulative;
+        }
+        Ok(stats)
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stat {
-    value: u64,
-    cumulative: bool,
+/// A snapshot (or, from [`KvmStats::since`], the change) of a vCPU's [`KvmStat`] counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KvmStats {
+    values: [u64; KvmStat::ALL.len()],
+    cumulative: [bool; KvmStat::ALL.len()],
 }
 
-/// The counters worth reporting about idling, by their KVM names.
-pub const IDLE_STATS: [&str; 13] = [
-    "exits",
-    "halt_exits",
-    "halt_successful_poll",
-    "halt_attempted_poll",
-    "halt_poll_invalid",
-    "halt_wakeup",
-    "halt_poll_success_ns",
-    "halt_poll_fail_ns",
-    "halt_wait_ns",
-    "irq_exits",
-    "io_exits",
-    "mmio_exits",
-    "insn_emulation",
-];
-
-/// A snapshot (or, from [`KvmStats::since`], the change) of a vCPU's KVM counters by their KVM
-/// names: `halt_exits`, `halt_successful_poll`, `halt_attempted_poll`, `halt_wakeup`, `exits`...
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KvmStats(BTreeMap<String, Stat>);
-
 impl KvmStats {
-    /// The counter called `name` (0 if this kernel does not have it).
-    pub fn get(&self, name: &str) -> u64 {
-        self.0.get(name).map_or(0, |s| s.value)
+    /// The counter `stat`.
+    pub fn get(&self, stat: KvmStat) -> u64 {
+        self.values[stat as usize]
     }
 
     /// What changed from `before` to `self`: the difference of cumulative counters; gauges
     /// (current or peak values) keep their value in `self`.
     pub fn since(&self, before: &KvmStats) -> KvmStats {
-        KvmStats(
-            self.0
-                .iter()
-                .map(|(name, s)| {
-                    let value = if s.cumulative {
-                        s.value.saturating_sub(before.0.get(name).map_or(0, |b| b.value))
-                    } else {
-                        s.value
-                    };
-                    (name.clone(), Stat { value, ..*s })
-                })
-                .collect(),
-        )
-    }
-
-    /// Every counter, by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.0.iter().map(|(name, s)| (name.as_str(), s.value))
+        let mut delta = self.clone();
+        for i in 0..delta.values.len() {
+            if self.cumulative[i] {
+                delta.values[i] = self.values[i].saturating_sub(before.values[i]);
+            }
+        }
+        delta
     }
 
     /// VM exits of any kind.
     pub fn exits(&self) -> u64 {
-        self.get("exits")
+        self.get(KvmStat::Exits)
     }
 
     /// Exits because the guest executed HLT.
     pub fn halt_exits(&self) -> u64 {
-        self.get("halt_exits")
+        self.get(KvmStat::HaltExits)
     }
 
     /// Host halt polls that ended with a wakeup (the vCPU never slept).
     pub fn halt_successful_poll(&self) -> u64 {
-        self.get("halt_successful_poll")
+        self.get(KvmStat::HaltSuccessfulPoll)
     }
 
     /// Host halt polls attempted.
     pub fn halt_attempted_poll(&self) -> u64 {
-        self.get("halt_attempted_poll")
+        self.get(KvmStat::HaltAttemptedPoll)
     }
 
     /// Times a halted vCPU was woken after sleeping.
     pub fn halt_wakeup(&self) -> u64 {
-        self.get("halt_wakeup")
+        self.get(KvmStat::HaltWakeup)
     }
 }
 
@@ -227,25 +266,36 @@ mod tests {
         file
     }
 
+    /// Every counter the VMM reads, as a plain cumulative counter, `value + its index`.
+    fn every_stat(value: u64) -> Vec<(&'static str, u32, u16, u64)> {
+        KvmStat::ALL.iter().enumerate().map(|(i, s)| (s.name(), 0, 1, value + i as u64)).collect()
+    }
+
     #[test]
     fn parses_counters_and_skips_histograms() {
         const PEAK: u32 = 2;
-        let file = fake_stats_file(&[
-            ("halt_exits", 0, 1, 10),
-            ("halt_poll_success_hist", 0, 32, 0),
-            ("exits", 0, 1, 500),
-            ("max_mmu_page_hash_collisions", PEAK, 1, 7),
-        ]);
-        let stats = StatsFd::parse(file).unwrap().read().unwrap();
-        assert_eq!(stats.halt_exits(), 10);
-        assert_eq!(stats.exits(), 500);
-        assert_eq!(stats.get("halt_poll_success_hist"), 0, "histograms are left out");
-        assert_eq!(stats.get("no_such_counter"), 0);
-        let later = KvmStats(
-            stats.0.iter().map(|(n, s)| (n.clone(), Stat { value: s.value + 3, cumulative: s.cumulative })).collect(),
-        );
+        let mut values = vec![("halt_poll_success_hist", 0, 32, 0), ("max_mmu_page_hash_collisions", PEAK, 1, 7)];
+        values.extend(every_stat(100));
+        // A gauge among the counters the VMM reads: `since` keeps its value.
+        values.retain(|v| v.0 != "halt_wakeup");
+        values.push(("halt_wakeup", PEAK, 1, 9));
+        let fd = StatsFd::parse(fake_stats_file(&values)).unwrap();
+        let stats = fd.read().unwrap();
+        assert_eq!(stats.exits(), 100);
+        assert_eq!(stats.halt_exits(), 101);
+        assert_eq!(stats.get(KvmStat::InsnEmulation), 112);
+        let mut later = stats.clone();
+        later.values.iter_mut().for_each(|v| *v += 3);
         let delta = later.since(&stats);
         assert_eq!(delta.halt_exits(), 3);
-        assert_eq!(delta.get("max_mmu_page_hash_collisions"), 10, "a peak keeps its value");
+        assert_eq!(delta.halt_wakeup(), 12, "a gauge keeps its value");
+    }
+
+    #[test]
+    fn a_missing_counter_is_an_error_that_names_it() {
+        let mut values = every_stat(0);
+        values.retain(|v| v.0 != "halt_wait_ns");
+        let err = StatsFd::parse(fake_stats_file(&values)).unwrap_err();
+        assert!(err.to_string().contains("lacks halt_wait_ns"), "{err}");
     }
 }

@@ -2,7 +2,6 @@
 //! port or the watchdog stops it, with its KVM statistics and the thread's CPU time measured
 //! from the guest's mark (the end of its warm-up; the start if it never marks) to the end.
 
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -10,10 +9,9 @@ use std::time::Duration;
 use haltpoll_guest::abi::{EXIT_PORT, MARK_PORT};
 use kvm_bindings::{KVM_EXIT_INTERNAL_ERROR, KVM_MP_STATE_HALTED};
 use kvm_ioctls::{VcpuExit, VcpuFd};
-use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
-use rustix::time::{ClockId, clock_gettime};
 
 use crate::VmmError;
+use crate::host::{ThreadUsage, pin};
 use crate::memory::GuestRam;
 use crate::stats::{KvmStats, StatsFd};
 use crate::watchdog;
@@ -85,59 +83,25 @@ pub struct VcpuOutcome {
     pub slept: u64,
 }
 
-/// The calling thread's context switches so far: (involuntary, voluntary).
-fn thread_switches() -> (u64, u64) {
-    // SAFETY: all-zero bytes are a valid `rusage` (integers and timevals).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_THREAD asks about the calling thread; `usage` is a valid, writable rusage.
-    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
-        return (0, 0);
-    }
-    (usage.ru_nivcsw as u64, usage.ru_nvcsw as u64)
-}
-
-/// The calling thread's CPU time.
-fn thread_cpu_time() -> Duration {
-    let t = clock_gettime(ClockId::ThreadCPUTime);
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-}
-
-/// The host CPUs this process may run on.
-pub fn host_cpus() -> Result<Vec<usize>, VmmError> {
-    let set = sched_getaffinity(None)
-        .map_err(|e| VmmError::Host { operation: "sched_getaffinity", source: io::Error::from(e) })?;
-    Ok((0..CpuSet::MAX_CPU).filter(|&cpu| set.is_set(cpu)).collect())
-}
-
-fn pin(cpu: usize) -> bool {
-    let mut set = CpuSet::new();
-    set.set(cpu);
-    sched_setaffinity(None, &set).is_ok()
-}
-
 impl VcpuThread {
     /// Runs the vCPU on the calling thread until it ends.
     pub fn run(mut self) -> VcpuOutcome {
         let host_cpu = self.host_cpu.filter(|&cpu| pin(cpu));
-        let (end, kvm, cpu_time, preempted, slept) = watchdog::armed(&mut self.fd, |vcpu| {
+        let (end, kvm, usage) = watchdog::armed(&mut self.fd, |vcpu| {
             let mut before = self.stats.read();
-            let mut start = thread_cpu_time();
-            let mut switches = thread_switches();
+            let mut usage = ThreadUsage::now();
             let end = loop {
                 match Self::run_loop(vcpu, &self.stop) {
                     Leave::Mark => {
                         before = self.stats.read();
-                        start = thread_cpu_time();
-                        switches = thread_switches();
+                        usage = ThreadUsage::now();
                     }
                     Leave::End(end) => break end,
                 }
             };
-            let cpu_time = thread_cpu_time().saturating_sub(start);
-            let (preempted, slept) = thread_switches();
-            let (preempted, slept) = (preempted.saturating_sub(switches.0), slept.saturating_sub(switches.1));
+            let usage = ThreadUsage::now().since(&usage);
             let after = self.stats.read();
-            (end, before.and_then(|before| Ok(after?.since(&before))), cpu_time, preempted, slept)
+            (end, before.and_then(|before| Ok(after?.since(&before))), usage)
         });
         let (rip, interrupts_enabled) = self.fd.get_regs().map_or((0, false), |r| (r.rip, r.rflags & 0x200 != 0));
         let ring = self.fd.get_sregs().map_or(0, |s| (s.cs.selector & 3) as u8);
@@ -151,9 +115,9 @@ impl VcpuThread {
             interrupts_enabled,
             host_cpu,
             kvm,
-            cpu_time,
-            preempted,
-            slept,
+            cpu_time: usage.cpu_time,
+            preempted: usage.preempted,
+            slept: usage.slept,
         }
     }
 

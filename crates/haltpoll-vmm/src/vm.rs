@@ -23,16 +23,15 @@ pub struct Vm {
     ram: Arc<GuestRam>,
     cpuid: GuestCpuid,
     entry: u64,
-    kvm: Kvm,
 }
 
 impl Vm {
     /// Creates the VM: per-VM halt-polling window (if given), in-kernel irqchip, memory with the
     /// guest image loaded, page tables, GDT and TSSs for `vcpus` vCPUs.
-    pub fn new(kvm: Kvm, vcpus: usize, host_halt_poll_ns: Option<u64>) -> Result<Vm, VmmError> {
+    pub fn new(kvm: &Kvm, vcpus: usize, host_halt_poll_ns: Option<u64>) -> Result<Vm, VmmError> {
         let fd = kvm.create_vm().map_err(VmmError::kvm("KVM_CREATE_VM"))?;
         if let Some(ns) = host_halt_poll_ns {
-            if !system::has_per_vm_halt_poll(&kvm) {
+            if !system::has_per_vm_halt_poll(kvm) {
                 return Err(VmmError::MissingCapability {
                     capability: "KVM_CAP_HALT_POLL (Linux 5.13+)",
                     consequence: "a VM cannot set its own host halt-polling window; leave it at the host default",
@@ -50,8 +49,8 @@ impl Vm {
         unsafe { ram.register(&fd)? };
         let entry = loader::load(&ram, loader::GUEST_IMAGE)?;
         boot::write_tables(&ram, vcpus)?;
-        let cpuid = GuestCpuid::new(&kvm)?;
-        Ok(Vm { fd, ram, cpuid, entry, kvm })
+        let cpuid = GuestCpuid::new(kvm)?;
+        Ok(Vm { fd, ram, cpuid, entry })
     }
 
     /// Creates vCPU `index` (also its APIC id), with its CPUID (showing what `view` says),
@@ -84,10 +83,5 @@ impl Vm {
     /// What the guest's CPUID shows.
     pub fn cpuid(&self) -> &GuestCpuid {
         &self.cpuid
-    }
-
-    /// The KVM system handle.
-    pub fn kvm(&self) -> &Kvm {
-        &self.kvm
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod bench;
 pub mod replay;
 pub mod set;

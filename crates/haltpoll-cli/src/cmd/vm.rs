@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use haltpoll::LATENCY_ANY;
 use haltpoll_guest::abi::{Counters, DriverLoad, DriverReport};
 use haltpoll_vmm::report::quantile;
-use haltpoll_vmm::stats::IDLE_STATS;
+use haltpoll_vmm::stats::KvmStat;
 use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport};
 use serde::Serialize;
 
@@ -295,7 +295,7 @@ impl Summary {
                 cpu_ns: total(&|r| r.cpu_time().as_nanos() as u64),
                 poll_hits: total(&|r| r.sum(|v| v.counters.poll_hits)),
                 poll_timeouts: total(&|r| r.sum(|v| v.counters.poll_timeouts)),
-                poll_ns: total(&|r| r.tsc_to_ns(r.sum(|v| v.counters.poll_tsc)) as u64),
+                poll_ns: total(&|r| r.poll_ns() as u64),
             },
             poll_share_of_idle: {
                 let idle: u64 = reports.iter().map(|r| r.sum(|v| v.counters.idle_tsc)).sum();
@@ -332,16 +332,16 @@ fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], 
         "rep", "round trip", "exits/rt", "halt exits/rt", "IPIs/rt", "CPU/rt", "wall"
     )?;
     for (i, r) in reports.iter().enumerate() {
-        let trips = r.round_trips().max(1) as f64;
+        let per_trip = |total: u64| r.per_round_trip(total as f64);
         writeln!(
             out,
             "{:>4} {:>12} {:>10.2} {:>14.2} {:>10.2} {:>10} {:>12}",
             i + 1,
             fmt_ns(r.round_trip_ns().unwrap_or_default().round() as u64),
-            r.sum(|v| v.kvm.exits()) as f64 / trips,
-            r.sum(|v| v.kvm.halt_exits()) as f64 / trips,
-            r.sum(|v| v.counters.ipis_sent) as f64 / trips,
-            fmt_ns((r.cpu_time().as_nanos() as f64 / trips).round() as u64),
+            per_trip(r.sum(|v| v.kvm.exits())),
+            per_trip(r.sum(|v| v.kvm.halt_exits())),
+            per_trip(r.sum(|v| v.counters.ipis_sent)),
+            fmt_ns(r.per_round_trip(r.cpu_time().as_nanos() as f64).round() as u64),
             fmt_ns(r.wall.as_nanos() as u64),
         )?;
     }
@@ -488,7 +488,7 @@ impl RepetitionJson {
                     cpu_time_ns: v.cpu_time.as_nanos() as u64,
                     counters: v.counters,
                     driver: v.driver,
-                    kvm: IDLE_STATS.iter().map(|&name| (name, v.kvm.get(name))).collect(),
+                    kvm: KvmStat::ALL.iter().map(|&stat| (stat.name(), v.kvm.get(stat))).collect(),
                 })
                 .collect(),
         }

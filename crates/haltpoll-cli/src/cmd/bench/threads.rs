@@ -1,5 +1,5 @@
 //! `haltpoll bench threads`: two threads hand a token back and forth, every way of waiting
-//! in one run (the harness is `haltpoll_park::handoff`).
+//! in one run (the harness is [`crate::bench::threads`]).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use haltpoll::Params;
-use haltpoll_park::handoff::{self, Config, Row, Run, Target, Think, Variant};
 use haltpoll_park::{Builder, DEFAULT_PARAMS};
 use serde::Serialize;
 
 use super::{SweepPoint, load_average, plot_sweep, progress_bar};
+use crate::bench::threads::{self as harness, Config, Row, Run, Target, Think, Variant};
 use crate::output::{self, fmt_ns, percent};
 use crate::plot;
 use crate::units::parse_duration;
@@ -123,13 +123,13 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
     }
     let load = load_average();
     let bar = progress_bar(config.cells() as u64);
-    let runs = handoff::run(&config, &mut |_, _, run| {
+    let runs = harness::run(&config, &mut |_, _, run| {
         bar.set_message(format!("{} at think {}", run.variant, fmt_ns(run.think_ns)));
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    let rows = handoff::summarize(&runs);
-    let targets = handoff::check_targets(&runs);
+    let rows = harness::summarize(&runs);
+    let targets = harness::check_targets(&runs);
     if let Some(path) = &args.plot {
         // Round trip and the waiting thread's CPU per wake, one line per variant.
         let points = rows.iter().map(|r| SweepPoint {
@@ -224,7 +224,7 @@ fn write_table(
                 "  think {:>8}  {:<42} {:>7.3} (at most {:.3})  {:<6}  per repetition: {}",
                 fmt_ns(t.think_ns),
                 t.what,
-                t.ratio,
+                t.value,
                 t.limit,
                 if t.met { "met" } else { "MISSED" },
                 reps.join(" ")
@@ -253,7 +253,7 @@ fn repetition_rows(runs: &[Run]) -> Vec<RepetitionRow> {
                 .iter()
                 .filter(|s| s.variant == Variant::Spin && s.think_ns == run.think_ns && s.repetition == run.repetition);
             let pair: Vec<Run> = spin.chain([run]).cloned().collect();
-            let row = handoff::summarize(&pair).into_iter().find(|r| r.variant == run.variant).expect("its own row");
+            let row = harness::summarize(&pair).into_iter().find(|r| r.variant == run.variant).expect("its own row");
             RepetitionRow { repetition: run.repetition, pinned: run.pinned, row, parker_stats: run.parker_stats }
         })
         .collect()

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use self::cells::{Measurement, Row, Target, check_targets, summarize};
 use super::{SweepPoint, load_average, plot_sweep, progress_bar};
+use crate::bench::summary::Unit;
 use crate::governor_args::{GovernorArgs, block_time_name};
 use crate::output::{self, fmt_ns, percent};
 use crate::plot;
@@ -393,7 +394,10 @@ fn write_table(
         writeln!(out)?;
         writeln!(out, "targets (issue 4): medians over repetitions")?;
         for t in targets {
-            let show = |v: f64| if t.what.ends_with("ns") { ns(v) } else { format!("{v:.3}") };
+            let show = |v: f64| match t.unit {
+                Unit::Ns => ns(v),
+                Unit::Ratio | Unit::Share => format!("{v:.3}"),
+            };
             let reps: Vec<String> = t.by_repetition.iter().map(|&v| show(v)).collect();
             writeln!(
                 out,

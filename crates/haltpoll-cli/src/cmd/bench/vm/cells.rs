@@ -1,13 +1,17 @@
-//! What `bench vm` measures in one run ([`Measurement`]), the table's rows (medians over
-//! repetitions, ratios within each repetition: [`summarize`]) and the targets
-//! ([`check_targets`]). Pure: no VM here, so it is tested with made-up reports.
+//! What `bench vm` measures in one run ([`Measurement`]: the figures the VMM's report derives),
+//! the table's rows (medians over repetitions, ratios within each repetition: [`summarize`])
+//! and the targets ([`check_targets`]), through the benchmarks'
+//! [`summary`](crate::bench::summary). Pure: no VM here, so it is tested with made-up reports.
 
-use haltpoll_guest::abi::{DriverLoad, PollControl};
+use haltpoll_guest::abi::DriverLoad;
 use haltpoll_vmm::RunReport;
-use haltpoll_vmm::report::quantile;
 use serde::Serialize;
 
 use super::Variant;
+use crate::bench::summary::{self, Bound, Repetition, Unit, median, ratios};
+
+/// A target of `bench vm`.
+pub type Target = summary::Target<Variant>;
 
 /// One run of one variant at one think time.
 #[derive(Clone, Debug, Serialize)]
@@ -83,16 +87,9 @@ fn load_name(load: DriverLoad) -> &'static str {
 impl Measurement {
     /// The figures of `report`, a run of `variant` at `think_ns`.
     pub fn new(variant: Variant, think_ns: u64, repetition: u32, report: &RunReport) -> Measurement {
-        let messages = report.messages().max(1) as f64;
-        let per_message = |total: u64| total as f64 / messages;
-        let latencies: Vec<f64> = report.wake_latencies_ns().into_iter().map(|ns| ns as f64).collect();
-        let q = |p| quantile(&latencies, p).unwrap_or(f64::NAN);
-        let sent = report.sum(|v| v.counters.ipis_sent);
-        let skipped = report.sum(|v| v.counters.ipis_skipped);
-        let idle = report.sum(|v| v.counters.idle_tsc);
-        let poll = report.sum(|v| v.counters.poll_tsc);
-        let cpu = report.cpu_time().as_nanos() as u64;
-        let load = report.vcpus.first().and_then(|v| v.driver.load()).filter(|&l| l != DriverLoad::NotUsed);
+        let per_message = |total: u64| report.per_message(total as f64);
+        let cpu = report.cpu_time().as_nanos() as f64;
+        let wake = |q| report.wake_latency_ns(q).unwrap_or(f64::NAN);
         Measurement {
             variant,
             think_ns,
@@ -100,12 +97,11 @@ impl Measurement {
             round_trips: report.round_trips(),
             messages: report.messages(),
             round_trip_ns: report.round_trip_ns().unwrap_or(f64::NAN),
-            wake_p50_ns: q(0.5),
-            wake_p99_ns: q(0.99),
-            wake_max_ns: q(1.0),
-            ipis_per_message: per_message(sent),
-            no_ipi_share: (variant.uses_wake_flags() && sent + skipped > 0)
-                .then(|| skipped as f64 / (sent + skipped) as f64),
+            wake_p50_ns: wake(0.5),
+            wake_p99_ns: wake(0.99),
+            wake_max_ns: wake(1.0),
+            ipis_per_message: per_message(report.sum(|v| v.counters.ipis_sent)),
+            no_ipi_share: variant.uses_wake_flags().then(|| report.no_ipi_share()).flatten(),
             ipis_to: IpiTargets {
                 running: report.sum(|v| v.counters.ipis_to_running),
                 idle: report.sum(|v| v.counters.ipis_to_idle),
@@ -116,22 +112,31 @@ impl Measurement {
             exits_per_message: per_message(report.sum(|v| v.kvm.exits())),
             host_polls_per_message: per_message(report.sum(|v| v.kvm.halt_successful_poll())),
             host_attempted_polls_per_message: per_message(report.sum(|v| v.kvm.halt_attempted_poll())),
-            poll_share_of_idle: if idle == 0 { 0.0 } else { poll as f64 / idle as f64 },
-            poll_ns_per_message: report.tsc_to_ns(poll) / messages,
-            cpu_ns_per_message: per_message(cpu),
-            cpu_ns_per_round_trip: cpu as f64 / report.round_trips().max(1) as f64,
+            poll_share_of_idle: report.poll_share_of_idle(),
+            poll_ns_per_message: report.per_message(report.poll_ns()),
+            cpu_ns_per_message: report.per_message(cpu),
+            cpu_ns_per_round_trip: report.per_round_trip(cpu),
             preempted_per_message: per_message(report.sum(|v| v.preempted)),
-            driver: load.map(load_name),
-            host_polling_off: report
-                .vcpus
-                .iter()
-                .filter(|v| v.driver.poll_control() == Some(PollControl::HostPollOff))
-                .count(),
+            driver: report.driver_load().map(load_name),
+            host_polling_off: report.host_polling_off(),
             windows_end_ns: report.vcpus.iter().map(|v| v.driver.poll_limit_ns).collect(),
             grows: report.sum(|v| v.counters.grows),
             shrinks: report.sum(|v| v.counters.shrinks),
             realtime_hint: report.realtime_hint,
         }
+    }
+}
+
+impl Repetition for Measurement {
+    type Variant = Variant;
+    fn variant(&self) -> Variant {
+        self.variant
+    }
+    fn think_ns(&self) -> u64 {
+        self.think_ns
+    }
+    fn repetition(&self) -> u32 {
+        self.repetition
     }
 }
 
@@ -191,42 +196,14 @@ pub struct Row {
     pub wake_vs_busy: Option<f64>,
 }
 
-/// The median of `values`, `None` if empty.
-pub fn median(values: &[f64]) -> Option<f64> {
-    quantile(values, 0.5)
-}
-
-/// `metric(run of variant) / metric(run of reference)` per repetition at `think_ns`.
-fn ratios(
-    runs: &[Measurement],
-    think_ns: u64,
-    variant: Variant,
-    reference: Variant,
-    metric: impl Fn(&Measurement) -> f64,
-) -> Vec<f64> {
-    let find =
-        |v: Variant, rep: u32| runs.iter().find(|m| m.variant == v && m.think_ns == think_ns && m.repetition == rep);
-    runs.iter()
-        .filter(|m| m.variant == variant && m.think_ns == think_ns)
-        .filter_map(|m| Some(metric(m) / metric(find(reference, m.repetition)?)))
-        .filter(|r| r.is_finite())
-        .collect()
-}
-
 /// The rows, in the order the runs came in (think times, then variants).
 pub fn summarize(runs: &[Measurement]) -> Vec<Row> {
-    let mut cells: Vec<(Variant, u64)> = Vec::new();
-    for m in runs {
-        if !cells.contains(&(m.variant, m.think_ns)) {
-            cells.push((m.variant, m.think_ns));
-        }
-    }
-    cells.sort_by_key(|&(v, t)| (v.is_overcommit(), t));
+    let mut cells = summary::cells(runs);
+    cells.sort_by_key(|&(t, v)| (v.is_overcommit(), t));
     cells
         .into_iter()
-        .map(|(variant, think_ns)| {
-            let of: Vec<&Measurement> =
-                runs.iter().filter(|m| m.variant == variant && m.think_ns == think_ns).collect();
+        .map(|(think_ns, variant)| {
+            let of: Vec<&Measurement> = summary::repetitions(runs, think_ns, variant).collect();
             let med =
                 |f: fn(&Measurement) -> f64| median(&of.iter().map(|m| f(m)).collect::<Vec<_>>()).unwrap_or(f64::NAN);
             let shares: Vec<f64> = of.iter().filter_map(|m| m.no_ipi_share).collect();
@@ -255,27 +232,6 @@ pub fn summarize(runs: &[Measurement]) -> Vec<Row> {
         .collect()
 }
 
-/// One of the targets, checked on the measurements.
-#[derive(Clone, Debug, Serialize)]
-pub struct Target {
-    /// Think time, ns.
-    pub think_ns: u64,
-    /// The variant it is about.
-    pub variant: Variant,
-    /// What is measured, in words.
-    pub what: &'static str,
-    /// The value: the median over repetitions.
-    pub value: f64,
-    /// The value in each repetition.
-    pub by_repetition: Vec<f64>,
-    /// The bound.
-    pub limit: f64,
-    /// Whether the value must stay at most (`true`) or at least (`false`) the bound.
-    pub at_most: bool,
-    /// Whether the value is within the bound.
-    pub met: bool,
-}
-
 /// The targets, for each guest-haltpoll variant that ran, where the runs have what
 /// they compare with:
 /// - think times up to 100 us: wake latency (median) at most 2x busy's and under 1 us, and at
@@ -292,24 +248,22 @@ pub fn check_targets(runs: &[Measurement], ceiling_ns: u64) -> Vec<Target> {
     cells.dedup();
     let mut targets = Vec::new();
     for (think_ns, variant) in cells {
-        let mut add = |what, by_repetition: Vec<f64>, limit, at_most| {
-            if let Some(value) = median(&by_repetition) {
-                let met = if at_most { value <= limit } else { value >= limit };
-                targets.push(Target { think_ns, variant, what, value, by_repetition, limit, at_most, met });
-            }
+        let mut add = |what, unit, by_repetition, bound| {
+            targets.extend(Target::check(think_ns, variant, what, unit, by_repetition, bound));
         };
-        let own = |f: fn(&Measurement) -> f64| -> Vec<f64> {
-            runs.iter().filter(|m| m.variant == variant && m.think_ns == think_ns).map(f).collect()
-        };
+        let own =
+            |f: fn(&Measurement) -> f64| -> Vec<f64> { summary::repetitions(runs, think_ns, variant).map(f).collect() };
         if think_ns <= 100_000 {
-            add("wake p50 / busy's", ratios(runs, think_ns, variant, Variant::Busy, |m| m.wake_p50_ns), 2.0, true);
-            add("wake p50, ns", own(|m| m.wake_p50_ns), 1_000.0, true);
-            add("wakeups without an IPI", own(|m| m.no_ipi_share.unwrap_or(0.0)), 0.95, false);
+            let wake = ratios(runs, think_ns, variant, Variant::Busy, |m| m.wake_p50_ns);
+            add("wake p50 / busy's", Unit::Ratio, wake, Bound::AtMost(2.0));
+            add("wake p50, ns", Unit::Ns, own(|m| m.wake_p50_ns), Bound::AtMost(1_000.0));
+            let no_ipi = own(|m| m.no_ipi_share.unwrap_or(0.0));
+            add("wakeups without an IPI", Unit::Share, no_ipi, Bound::AtLeast(0.95));
         }
         if think_ns > ceiling_ns {
-            add("share of waiting time polling", own(|m| m.poll_share_of_idle), 0.05, true);
+            add("share of waiting time polling", Unit::Share, own(|m| m.poll_share_of_idle), Bound::AtMost(0.05));
             let cpu = ratios(runs, think_ns, variant, Variant::NoPolling, |m| m.cpu_ns_per_message);
-            add("host CPU per message / no polling's", cpu, 1.1, true);
+            add("host CPU per message / no polling's", Unit::Ratio, cpu, Bound::AtMost(1.1));
         }
     }
     targets

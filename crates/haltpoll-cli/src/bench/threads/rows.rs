@@ -1,13 +1,26 @@
 //! From runs to the table: repetitions pooled per (think time, variant), ratios to `spin`, and
-//! the issue's targets checked on ratios measured side by side.
-//!
-//! A ratio between two variants is taken within each repetition, where their cells ran one
-//! after the other, and the table shows the median of those: another build that starts on the
-//! machine between two repetitions then moves both sides of a ratio, not one.
+//! the issue's targets, all through the benchmarks' [`summary`](crate::bench::summary).
 
 use serde::Serialize;
 
 use super::{Run, Variant};
+use crate::bench::summary::{self, Bound, Repetition, Unit, median, quantile, ratios};
+
+/// A target of `bench threads`.
+pub type Target = summary::Target<Variant>;
+
+impl Repetition for Run {
+    type Variant = Variant;
+    fn variant(&self) -> Variant {
+        self.variant
+    }
+    fn think_ns(&self) -> u64 {
+        self.think_ns
+    }
+    fn repetition(&self) -> u32 {
+        self.repetition
+    }
+}
 
 /// One line of the table: a variant at a think time, all repetitions pooled.
 #[derive(Clone, Debug, Serialize)]
@@ -35,34 +48,34 @@ pub struct Row {
     pub cpu_per_wake_ns: u64,
     /// Share of wakes that needed no system call, where the variant can tell.
     pub no_syscall_share: Option<f64>,
-    /// Receiver sleeps (voluntary context switches) per wake, where /proc tells.
+    /// Receiver sleeps (voluntary context switches) per wake.
     pub sleeps_per_wake: Option<f64>,
 }
 
 /// Pools the runs into rows, ordered by think time then variant as they first appear.
 pub fn summarize(runs: &[Run]) -> Vec<Row> {
-    let mut keys: Vec<(u64, Variant)> = Vec::new();
-    for r in runs {
-        if !keys.contains(&(r.think_ns, r.variant)) {
-            keys.push((r.think_ns, r.variant));
-        }
-    }
-    keys.sort_by_key(|&(think, _)| think); // stable: variants keep their order
-    keys.iter()
-        .map(|&(think, variant)| {
+    let mut cells = summary::cells(runs);
+    cells.sort_by_key(|&(think, _)| think); // stable: variants keep their order
+    cells
+        .into_iter()
+        .map(|(think, variant)| {
             let mut row = row(runs, think, variant);
-            row.wake_vs_spin_by_repetition = ratios(runs, think, variant, Variant::Spin, &|r| wake_p50(r) as f64);
+            row.wake_vs_spin_by_repetition = ratios(runs, think, variant, Variant::Spin, wake_p50);
             row.wake_vs_spin = median(&row.wake_vs_spin_by_repetition);
             row
         })
         .collect()
 }
 
-/// The median wake latency of one run.
-fn wake_p50(run: &Run) -> u64 {
-    let mut w = run.wake_ns.clone();
-    w.sort_unstable();
-    percentile(&w, 0.5)
+/// The `q`-quantile of samples in ns, 0 for none (a cell that measured nothing).
+fn quantile_ns(samples: &[u64], q: f64) -> u64 {
+    let values: Vec<f64> = samples.iter().map(|&ns| ns as f64).collect();
+    quantile(&values, q).map_or(0, |ns| ns as u64)
+}
+
+/// The median wake latency of one run, ns.
+fn wake_p50(run: &Run) -> f64 {
+    quantile_ns(&run.wake_ns, 0.5) as f64
 }
 
 /// The receiver's CPU time per wake in one run.
@@ -70,72 +83,27 @@ fn cpu_per_wake(run: &Run) -> f64 {
     run.waiter_cpu_ns as f64 / run.wake_ns.len().max(1) as f64
 }
 
-/// `metric(a) / metric(b)` in every repetition that ran both `a` and `b` at `think_ns`.
-fn ratios(runs: &[Run], think_ns: u64, a: Variant, b: Variant, metric: &dyn Fn(&Run) -> f64) -> Vec<f64> {
-    let find =
-        |v: Variant, rep: u32| runs.iter().find(|r| r.think_ns == think_ns && r.variant == v && r.repetition == rep);
-    runs.iter()
-        .filter(|r| r.think_ns == think_ns && r.variant == a)
-        .filter_map(|ra| find(b, ra.repetition).map(|rb| metric(ra) / metric(rb).max(f64::MIN_POSITIVE)))
-        .collect()
-}
-
-/// The median (the lower middle for an even count), None for no values.
-fn median(values: &[f64]) -> Option<f64> {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len().checked_sub(1)? / 2).copied()
-}
-
 fn row(runs: &[Run], think_ns: u64, variant: Variant) -> Row {
-    let cell: Vec<&Run> = runs.iter().filter(|r| r.think_ns == think_ns && r.variant == variant).collect();
-    let mut wake: Vec<u64> = cell.iter().flat_map(|r| r.wake_ns.iter().copied()).collect();
-    let mut rtt: Vec<u64> = cell.iter().flat_map(|r| r.round_trip_ns.iter().copied()).collect();
-    wake.sort_unstable();
-    rtt.sort_unstable();
+    let cell: Vec<&Run> = summary::repetitions(runs, think_ns, variant).collect();
+    let wake: Vec<u64> = cell.iter().flat_map(|r| r.wake_ns.iter().copied()).collect();
+    let rtt: Vec<u64> = cell.iter().flat_map(|r| r.round_trip_ns.iter().copied()).collect();
     let wakes = wake.len() as u64;
     let per_wake = |total: u64| if wakes == 0 { 0.0 } else { total as f64 / wakes as f64 };
-    let sum_opt = |f: &dyn Fn(&Run) -> Option<u64>| cell.iter().map(|r| f(r)).sum::<Option<u64>>();
+    let no_syscall_wakes = cell.iter().map(|r| r.no_syscall_wakes).sum::<Option<u64>>();
     Row {
         variant,
         think_ns,
         wakes,
-        round_trip_p50_ns: percentile(&rtt, 0.5),
-        wake_p50_ns: percentile(&wake, 0.5),
-        wake_p99_ns: percentile(&wake, 0.99),
-        wake_p50_by_repetition_ns: cell.iter().map(|r| wake_p50(r)).collect(),
+        round_trip_p50_ns: quantile_ns(&rtt, 0.5),
+        wake_p50_ns: quantile_ns(&wake, 0.5),
+        wake_p99_ns: quantile_ns(&wake, 0.99),
+        wake_p50_by_repetition_ns: cell.iter().map(|r| wake_p50(r) as u64).collect(),
         wake_vs_spin: None,
         wake_vs_spin_by_repetition: Vec::new(),
         cpu_per_wake_ns: per_wake(cell.iter().map(|r| r.waiter_cpu_ns).sum()).round() as u64,
-        no_syscall_share: sum_opt(&|r| r.no_syscall_wakes).map(|n| per_wake(n).min(1.0)),
-        sleeps_per_wake: sum_opt(&|r| r.waiter_sleeps).map(per_wake),
+        no_syscall_share: no_syscall_wakes.map(|n| per_wake(n).min(1.0)),
+        sleeps_per_wake: Some(per_wake(cell.iter().map(|r| r.waiter_sleeps).sum())),
     }
-}
-
-/// The nearest-rank percentile of sorted samples (0 for none).
-pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// One of the issue's targets at one think time, as measured.
-#[derive(Clone, Debug, Serialize)]
-pub struct Target {
-    /// What is compared, in words.
-    pub what: &'static str,
-    /// The think time, ns.
-    pub think_ns: u64,
-    /// The measured ratio: the median over repetitions.
-    pub ratio: f64,
-    /// The ratio in each repetition.
-    pub by_repetition: Vec<f64>,
-    /// The ratio the target allows (at most).
-    pub limit: f64,
-    /// Whether `ratio <= limit`.
-    pub met: bool,
 }
 
 /// The targets of issue 5, wherever the runs have the variants they compare:
@@ -148,19 +116,23 @@ pub fn check_targets(runs: &[Run]) -> Vec<Target> {
     thinks.dedup();
     let mut targets = Vec::new();
     for think in thinks {
-        let mut add = |what, reference, metric: &dyn Fn(&Run) -> f64, limit: f64| {
+        let mut add = |what, reference, metric: fn(&Run) -> f64, limit: f64| {
             let by_repetition = ratios(runs, think, Variant::Haltpoll, reference, metric);
-            if let Some(ratio) = median(&by_repetition) {
-                targets.push(Target { what, think_ns: think, ratio, by_repetition, limit, met: ratio <= limit });
-            }
+            targets.extend(Target::check(
+                think,
+                Variant::Haltpoll,
+                what,
+                Unit::Ratio,
+                by_repetition,
+                Bound::AtMost(limit),
+            ));
         };
-        let wake = |r: &Run| wake_p50(r) as f64;
         if think <= 100_000 {
-            add("haltpoll wake p50 / spin wake p50", Variant::Spin, &wake, 2.0);
-            add("haltpoll wake p50 / std wake p50", Variant::Std, &wake, 1.0 / 20.0);
+            add("haltpoll wake p50 / spin wake p50", Variant::Spin, wake_p50, 2.0);
+            add("haltpoll wake p50 / std wake p50", Variant::Std, wake_p50, 1.0 / 20.0);
         }
         if think >= 10_000_000 {
-            add("haltpoll CPU per wake / std CPU per wake", Variant::Std, &cpu_per_wake, 1.1);
+            add("haltpoll CPU per wake / std CPU per wake", Variant::Std, cpu_per_wake, 1.1);
         }
     }
     targets
@@ -177,7 +149,7 @@ mod tests {
             repetition: 0,
             round_trip_ns: wake_ns.iter().map(|w| 2 * w).collect(),
             waiter_cpu_ns: cpu,
-            waiter_sleeps: Some(wake_ns.len() as u64),
+            waiter_sleeps: wake_ns.len() as u64,
             no_syscall_wakes: None,
             pinned: true,
             parker_stats: None,
@@ -188,11 +160,11 @@ mod tests {
     #[test]
     fn percentiles_are_nearest_rank() {
         let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 0.5), 50);
-        assert_eq!(percentile(&v, 0.99), 99);
-        assert_eq!(percentile(&v, 1.0), 100);
-        assert_eq!(percentile(&[7], 0.99), 7);
-        assert_eq!(percentile(&[], 0.5), 0);
+        assert_eq!(quantile_ns(&v, 0.5), 50);
+        assert_eq!(quantile_ns(&v, 0.99), 99);
+        assert_eq!(quantile_ns(&v, 1.0), 100);
+        assert_eq!(quantile_ns(&[7], 0.99), 7);
+        assert_eq!(quantile_ns(&[], 0.5), 0);
     }
 
     #[test]
@@ -231,7 +203,7 @@ mod tests {
         ];
         let t = check_targets(&runs);
         assert_eq!(t.len(), 3, "{t:?}");
-        assert!(t[0].met && (t[0].ratio - 1.5).abs() < 1e-9);
+        assert!(t[0].met && (t[0].value - 1.5).abs() < 1e-9);
         assert!(t[1].met);
         assert!(!t[2].met && t[2].think_ns == 10_000_000, "1.2x std's CPU misses 1.1x");
     }

@@ -12,7 +12,7 @@ use crossbeam_utils::Backoff;
 
 use haltpoll::BlockTime;
 
-use crate::Builder;
+use haltpoll_park::{Builder, Parker, Stats, Unparker};
 
 /// The waiting side of a variant.
 pub(crate) trait Waiter: Send + 'static {
@@ -25,7 +25,7 @@ pub(crate) trait Waiter: Send + 'static {
         None
     }
     /// The haltpoll parker's statistics, for haltpoll variants.
-    fn parker_stats(&self) -> Option<crate::Stats> {
+    fn parker_stats(&self) -> Option<Stats> {
         None
     }
 }
@@ -75,13 +75,13 @@ impl Waker for NoWake {
     fn wake(&self) {}
 }
 
-/// The haltpoll [`Parker`](crate::Parker) as its builder makes it.
+/// The haltpoll [`Parker`] as its builder makes it.
 pub(crate) struct Haltpoll;
 
 /// The haltpoll parker with Linux's guest accounting ([`BlockTime::HaltOnly`]).
 pub(crate) struct HaltpollGuestRule;
 
-impl Waiter for crate::Parker {
+impl Waiter for Parker {
     fn wait(&mut self, arrived: &dyn Fn() -> bool) {
         // One unpark per message: the park that consumes its token sees the message.
         loop {
@@ -94,18 +94,18 @@ impl Waiter for crate::Parker {
     fn no_syscall_wakes(&self) -> Option<u64> {
         Some(self.stats().wakes_without_syscall())
     }
-    fn parker_stats(&self) -> Option<crate::Stats> {
+    fn parker_stats(&self) -> Option<Stats> {
         Some(self.stats())
     }
 }
 
-impl Waker for crate::Unparker {
+impl Waker for Unparker {
     fn wake(&self) {
         self.unpark();
     }
 }
 
-fn haltpoll_pair(builder: Builder) -> (crate::Parker, crate::Unparker) {
+fn haltpoll_pair(builder: Builder) -> (Parker, Unparker) {
     // The harness validated the parameters before it started any thread.
     let parker = builder.build().expect("parameters validated by the harness");
     let unparker = parker.unparker().clone();
@@ -113,17 +113,17 @@ fn haltpoll_pair(builder: Builder) -> (crate::Parker, crate::Unparker) {
 }
 
 impl Primitive for Haltpoll {
-    type Waiter = crate::Parker;
-    type Waker = crate::Unparker;
-    fn pair(haltpoll: &Builder) -> (crate::Parker, crate::Unparker) {
+    type Waiter = Parker;
+    type Waker = Unparker;
+    fn pair(haltpoll: &Builder) -> (Parker, Unparker) {
         haltpoll_pair(*haltpoll)
     }
 }
 
 impl Primitive for HaltpollGuestRule {
-    type Waiter = crate::Parker;
-    type Waker = crate::Unparker;
-    fn pair(haltpoll: &Builder) -> (crate::Parker, crate::Unparker) {
+    type Waiter = Parker;
+    type Waker = Unparker;
+    fn pair(haltpoll: &Builder) -> (Parker, Unparker) {
         haltpoll_pair(haltpoll.block_time(BlockTime::HaltOnly))
     }
 }

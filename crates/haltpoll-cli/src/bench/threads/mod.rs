@@ -1,5 +1,5 @@
-//! The handoff benchmark behind `haltpoll bench threads` (feature `handoff`): two threads hand
-//! a message back and forth, for every variant of waiting in one run, side by side.
+//! The harness behind `haltpoll bench threads`: two threads hand a message back and forth, for
+//! every variant of waiting in one run, side by side.
 //!
 //! One *cell* is one variant at one think time. Two fresh threads, pinned to two different
 //! CPUs when the process may use two:
@@ -9,36 +9,17 @@
 //!   one-way *wake latency* is that minus the sender's timestamp), acks, and waits again.
 //!
 //! The *round trip* is the sender's time from its timestamp to the return of its wait for the
-//! ack: two wakes, one after the think time and one at once. The receiver's CPU time
-//! (`CLOCK_THREAD_CPUTIME_ID`) and sleeps (voluntary context switches) over the measured
-//! round trips, divided by their number, are the waiting thread's cost per wake. The first
+//! ack: two wakes, one after the think time and one at once. The receiver's CPU time and sleeps
+//! (voluntary context switches), read with [`ThreadUsage`] as the VMM reads its vCPU threads,
+//! over the measured round trips, divided by their number, are the waiting thread's cost per
+//! wake. The first
 //! `warmup` round trips of a cell are not measured (a haltpoll parker's window starts at 0).
 //!
 //! Cells run repetition by repetition, and within one every think time and variant in turn, so
 //! a disturbance (another build on the machine) spreads over all variants instead of hitting
 //! one. [`summarize`] pools the repetitions; [`check_targets`] compares the variants.
-//!
-//! ```
-//! use std::time::Duration;
-//! use haltpoll_park::handoff::{run, summarize, Config, Variant};
-//!
-//! let config = Config {
-//!     variants: vec![Variant::Spin, Variant::Haltpoll],
-//!     think_times: vec![Duration::ZERO],
-//!     repetitions: 1,
-//!     min_round_trips: 50,
-//!     cell_time: Duration::from_millis(10),
-//!     ..Config::default()
-//! };
-//! let runs = run(&config, &mut |_done, _total, _run| {})?;
-//! let rows = summarize(&runs);
-//! assert_eq!(rows.len(), 2);
-//! assert!(rows.iter().all(|r| r.wakes >= 50));
-//! # Ok::<(), haltpoll_park::handoff::HandoffError>(())
-//! ```
 
-mod summary;
-mod thread_cost;
+mod rows;
 mod variants;
 
 use std::fmt;
@@ -50,11 +31,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use summary::{Row, Target, check_targets, summarize};
-use thread_cost::ThreadCost;
+use haltpoll_vmm::host::{self, ThreadUsage};
+pub use rows::{Row, Target, check_targets, summarize};
 use variants::{Primitive, Waiter, Waker};
 
-use crate::{Builder, Stats};
+use haltpoll_park::{Builder, Stats};
 
 /// A way of waiting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -62,7 +43,7 @@ use crate::{Builder, Stats};
 pub enum Variant {
     /// Busy-wait on the message: the limit.
     Spin,
-    /// The haltpoll [`Parker`](crate::Parker), as the configured builder makes it.
+    /// The haltpoll [`Parker`](haltpoll_park::Parker), as the configured builder makes it.
     Haltpoll,
     /// The haltpoll parker with Linux's guest accounting, [`BlockTime::HaltOnly`](haltpoll::BlockTime::HaltOnly).
     HaltpollGuestRule,
@@ -227,7 +208,7 @@ pub enum HandoffError {
 }
 
 /// One cell of one repetition, measured.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Run {
     /// The variant.
     pub variant: Variant,
@@ -241,8 +222,8 @@ pub struct Run {
     pub round_trip_ns: Vec<u64>,
     /// The receiver's CPU time over the measured round trips, ns.
     pub waiter_cpu_ns: u64,
-    /// The receiver's voluntary context switches (sleeps) over them, if /proc tells.
-    pub waiter_sleeps: Option<u64>,
+    /// The receiver's voluntary context switches (sleeps) over them.
+    pub waiter_sleeps: u64,
     /// Measured wakes that needed no system call, if the variant can tell.
     pub no_syscall_wakes: Option<u64>,
     /// Whether the two threads ran pinned to two CPUs.
@@ -298,7 +279,7 @@ impl Shared {
 struct Received {
     wake_ns: Vec<u64>,
     cpu_ns: u64,
-    sleeps: Option<u64>,
+    sleeps: u64,
     no_syscall_wakes: Option<u64>,
     parker_stats: Option<Stats>,
 }
@@ -321,13 +302,14 @@ impl Cell<'_> {
             stamp_ns: AtomicU64::new(0),
             start: Barrier::new(2),
         });
-        let cpus = if self.config.pin { thread_cost::two_cpus() } else { None };
+        let cpus = if self.config.pin { two_cpus() } else { None };
         let warmup = self.config.warmup;
         let receiver = {
             let shared = shared.clone();
             thread::spawn(move || {
                 if let Some((_, cpu)) = cpus {
-                    thread_cost::pin(cpu);
+                    // Best effort: unpinned, the cell still measures, only noisier.
+                    host::pin(cpu);
                 }
                 receive(receiver_waits, receiver_acks, &shared, warmup)
             })
@@ -338,7 +320,7 @@ impl Cell<'_> {
             let (config, think) = (self.config.clone(), self.think);
             thread::spawn(move || {
                 if let Some((cpu, _)) = cpus {
-                    thread_cost::pin(cpu);
+                    host::pin(cpu);
                 }
                 send(sender_waits, sender_wakes, &shared, &config, think)
             })
@@ -396,7 +378,7 @@ fn receive<W: Waiter, K: Waker>(mut messages: W, sender: K, sh: &Shared, warmup:
     messages.register();
     sh.start.wait();
     let mut wake_ns = Vec::new();
-    let (mut cost0, mut syscalls0) = (ThreadCost::now(), messages.no_syscall_wakes());
+    let (mut usage0, mut syscalls0) = (ThreadUsage::now(), messages.no_syscall_wakes());
     let mut seen = 0;
     loop {
         messages.wait(&|| sh.to_receiver.load(Acquire) != seen);
@@ -408,7 +390,8 @@ fn receive<W: Waiter, K: Waker>(mut messages: W, sender: K, sh: &Shared, warmup:
         }
         seen = msg;
         if msg & LAST != 0 {
-            let (cpu_ns, sleeps) = ThreadCost::now().since(&cost0);
+            let usage = ThreadUsage::now().since(&usage0);
+            let (cpu_ns, sleeps) = (u64::try_from(usage.cpu_time.as_nanos()).unwrap_or(u64::MAX), usage.slept);
             let no_syscall_wakes = match (messages.no_syscall_wakes(), syscalls0) {
                 (Some(now), Some(then)) => Some(now - then),
                 _ => None,
@@ -419,11 +402,18 @@ fn receive<W: Waiter, K: Waker>(mut messages: W, sender: K, sh: &Shared, warmup:
         }
         if i == warmup {
             // The measured part starts with the next message.
-            (cost0, syscalls0) = (ThreadCost::now(), messages.no_syscall_wakes());
+            (usage0, syscalls0) = (ThreadUsage::now(), messages.no_syscall_wakes());
         }
         sh.to_sender.store(msg, Release);
         sender.wake();
     }
+}
+
+/// The first two CPUs this process may run on, to put the two threads on different CPUs;
+/// None if it may run on only one.
+fn two_cpus() -> Option<(usize, usize)> {
+    let mut cpus = host::host_cpus().ok()?.into_iter();
+    Some((cpus.next()?, cpus.next()?))
 }
 
 fn think_for(how: Think, d: Duration) {
@@ -456,6 +446,22 @@ mod tests {
             warmup: 5,
             ..Config::default()
         }
+    }
+
+    #[test]
+    fn a_run_gives_a_row_per_variant() {
+        let config = Config {
+            variants: vec![Variant::Spin, Variant::Haltpoll],
+            think_times: vec![Duration::ZERO],
+            repetitions: 1,
+            min_round_trips: 50,
+            cell_time: Duration::from_millis(10),
+            ..Config::default()
+        };
+        let runs = run(&config, &mut |_done, _total, _run| {}).unwrap();
+        let rows = summarize(&runs);
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.wakes >= 50));
     }
 
     #[test]
@@ -499,7 +505,7 @@ mod tests {
         assert!(run(&c, &mut |_, _, _| {}).unwrap_err().to_string().contains("no variants"));
         let c = Config { min_round_trips: 10, max_round_trips: 5, ..Config::default() };
         assert!(matches!(c.validate(), Err(HandoffError::RoundTrips { .. })));
-        let bad = Builder::new().params(haltpoll::Params { grow_start: 0, ..crate::DEFAULT_PARAMS });
+        let bad = Builder::new().params(haltpoll::Params { grow_start: 0, ..haltpoll_park::DEFAULT_PARAMS });
         let c = Config { haltpoll: bad, ..Config::default() };
         assert!(c.validate().unwrap_err().to_string().contains("grow_start"));
         assert!("nope".parse::<Variant>().unwrap_err().to_string().contains("choose from"));
