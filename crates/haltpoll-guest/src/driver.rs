@@ -32,8 +32,8 @@ use haltpoll::poll::{PollPlatform, poll};
 use haltpoll::wake::{Kick, WakeFlags};
 use haltpoll::{Adjustment, Governor, IdleState, LatencyReq, Params};
 
-use crate::abi::{Counters, DriverLoad, DriverReport, Phase, PollControl};
 use crate::cpu::{Cpu, TscClock};
+use haltpoll_abi::{Counters, DriverLoad, DriverReport, Phase, PollControl};
 
 /// How long a poll forced by a latency requirement of 0 lasts before the loop goes round again
 /// (Linux polls for a tick; this guest has none, so it takes a 1 ms tick, HZ=1000).

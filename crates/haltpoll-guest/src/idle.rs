@@ -7,14 +7,14 @@
 //! governor per vCPU and a [`VcpuFlags`] word per vCPU shared by all of them, so that a waker
 //! sends the IPI only when the target is not polling.
 
-use crate::abi::{Counters, IdlePolicy};
 use crate::cpu::Cpu;
 use crate::driver::{self, Haltpoll, VcpuFlags};
+use haltpoll_abi::{Counters, IdlePolicy};
 
 /// One vCPU's idle policy.
 ///
 /// ```
-/// use haltpoll_guest::abi::Counters;
+/// use haltpoll_abi::Counters;
 /// use haltpoll_guest::idle::Idle;
 /// # use haltpoll_guest::cpu::Cpu;
 /// # use haltpoll::driver::CpuidRegs;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use haltpoll_guest::abi::{Counters, DriverReport, Sample};
+use haltpoll_abi::{Counters, DriverReport, Sample};
 
 use crate::stats::KvmStats;
 

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use haltpoll::{LATENCY_ANY, LatencyReq, Params};
-use haltpoll_guest::abi::{
+use haltpoll_abi::{
     ExitRecord, ExitStatus, GovernorConfig, IdlePolicy, MAX_VCPUS, PollControl, RunConfig, Sample, VcpuReport,
     Workload, layout,
 };

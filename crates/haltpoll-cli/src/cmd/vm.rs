@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use haltpoll::LATENCY_ANY;
-use haltpoll_guest::abi::{Counters, DriverLoad, DriverReport};
+use haltpoll_abi::{Counters, DriverLoad, DriverReport};
 use haltpoll_vmm::report::quantile;
 use haltpoll_vmm::stats::IDLE_STATS;
 use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport};

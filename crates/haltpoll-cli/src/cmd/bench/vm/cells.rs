@@ -2,7 +2,7 @@
 //! repetitions, ratios within each repetition: [`summarize`]) and the targets
 //! ([`check_targets`]). Pure: no VM here, so it is tested with made-up reports.
 
-use haltpoll_guest::abi::{DriverLoad, PollControl};
+use haltpoll_abi::{DriverLoad, PollControl};
 use haltpoll_vmm::RunReport;
 use haltpoll_vmm::report::quantile;
 use serde::Serialize;
@@ -135,7 +135,7 @@ impl Measurement {
     }
 }
 
-/// IPIs by where their target was ([`haltpoll_guest::abi::Phase`]), all vCPUs.
+/// IPIs by where their target was ([`haltpoll_abi::Phase`]), all vCPUs.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct IpiTargets {
     /// Running its workload.
