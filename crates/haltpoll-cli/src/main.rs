@@ -4,7 +4,6 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod cpuidle;
-mod governor_args;
 mod hypervisor;
 mod module_params;
 mod output;

@@ -306,19 +306,10 @@ struct StatusJson<'a> {
     sysfs_root: &'a std::path::Path,
     cpuidle: Option<&'a Cpuidle>,
     haltpoll_active: bool,
-    params: Option<ParamsJson>,
+    params: Option<ModuleParams>,
     cpuidle_haltpoll_force: Option<bool>,
     hypervisor: HypervisorJson,
     findings: &'a [String],
-}
-
-#[derive(Serialize)]
-struct ParamsJson {
-    guest_halt_poll_ns: u32,
-    guest_halt_poll_grow: u32,
-    guest_halt_poll_grow_start: u32,
-    guest_halt_poll_shrink: u32,
-    guest_halt_poll_allow_shrink: bool,
 }
 
 #[derive(Serialize)]
@@ -344,13 +335,7 @@ fn write_json(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Resul
         sysfs_root: &s.root,
         cpuidle: s.cpuidle.as_ref(),
         haltpoll_active: s.cpuidle.as_ref().is_some_and(Cpuidle::is_haltpoll),
-        params: s.params.map(|p| ParamsJson {
-            guest_halt_poll_ns: p.guest_halt_poll_ns,
-            guest_halt_poll_grow: p.grow,
-            guest_halt_poll_grow_start: p.grow_start,
-            guest_halt_poll_shrink: p.shrink,
-            guest_halt_poll_allow_shrink: p.allow_shrink,
-        }),
+        params: s.params,
         cpuidle_haltpoll_force: s.force,
         hypervisor: HypervisorJson {
             cpuid_available: available,
