@@ -20,6 +20,7 @@
 
 use core::sync::atomic::AtomicU64;
 
+pub use haltpoll::driver::DriverLoad;
 use haltpoll::params::RawParams;
 use haltpoll::{LATENCY_ANY, Params};
 
@@ -241,7 +242,6 @@ macro_rules! from_raw {
 from_raw!(Workload { PingPong, Fault, Hang, TripleFault });
 from_raw!(IdlePolicy { Busy, Halt, Haltpoll });
 from_raw!(PollControl { Leave, HostPollOff, HostPollOn });
-from_raw!(DriverLoad { NotUsed, Loaded, Forced, RefusedNotKvm, RefusedNoRealtimeHint, RefusedBadParams });
 from_raw!(Phase { Running, Idle, Polling, Halting });
 from_raw!(ExitStatus { Done, Fault, Panic, BadConfig });
 
@@ -374,31 +374,6 @@ pub struct Counters {
     pub ipis_to_polling: u64,
     /// ... to a vCPU on its way into HLT, halted, or on its way back ([`Phase::Halting`]).
     pub ipis_to_halting: u64,
-}
-
-/// Whether the haltpoll driver loaded on a vCPU, and if not, why ([`DriverReport::load`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum DriverLoad {
-    /// The idle policy is not [`IdlePolicy::Haltpoll`]: no driver.
-    NotUsed = 0,
-    /// Loaded: KVM with the REALTIME hint.
-    Loaded = 1,
-    /// Loaded without the REALTIME hint because the run forced it.
-    Forced = 2,
-    /// Refused: no KVM signature in CPUID. The vCPU halts at once instead.
-    RefusedNotKvm = 3,
-    /// Refused: no REALTIME hint and not forced. The vCPU halts at once instead.
-    RefusedNoRealtimeHint = 4,
-    /// Refused: the governor parameters in the run configuration are invalid.
-    RefusedBadParams = 5,
-}
-
-impl DriverLoad {
-    /// Whether the driver runs (guest polling possible).
-    pub const fn loaded(self) -> bool {
-        matches!(self, DriverLoad::Loaded | DriverLoad::Forced)
-    }
 }
 
 /// What the haltpoll driver found and did on one vCPU, at [`VcpuReport::driver`].

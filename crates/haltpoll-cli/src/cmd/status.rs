@@ -182,7 +182,6 @@ fn why_not_loaded(s: &Status) -> String {
              refuses to load unless forced: boot with cpuidle_haltpoll.force=1 if the vCPUs have CPUs of \
              their own, or if polling may take host CPU time from others"
             .to_owned(),
-        Err(other) => other.to_string(),
         Ok(_) => "CPUID allows it to load: the kernel may lack it (CONFIG_HALTPOLL_CPUIDLE), or idle= on the \
              kernel command line chose another idle mode"
             .to_owned(),

@@ -338,18 +338,9 @@ fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], 
 pub fn describe_driver(report: &RunReport) -> String {
     let drivers: Vec<&DriverReport> = report.vcpus.iter().map(|v| &v.driver).collect();
     let Some(first) = drivers.first() else { return "no vCPUs".to_owned() };
-    let load = match first.load() {
-        Some(DriverLoad::Loaded) => "loaded (REALTIME hint)",
-        Some(DriverLoad::Forced) => "loaded without the REALTIME hint because of --force",
-        Some(DriverLoad::RefusedNoRealtimeHint) => {
-            "refused: no REALTIME hint (vCPUs share host CPUs); pass --force to load anyway. The vCPUs halt at once"
-        }
-        Some(DriverLoad::RefusedNotKvm) => "refused: no KVM signature in CPUID. The vCPUs halt at once",
-        Some(DriverLoad::RefusedBadParams) => "refused: invalid governor parameters",
-        Some(DriverLoad::NotUsed) | None => "not used",
-    };
+    let load = format!("{:#}", first.load().unwrap_or(DriverLoad::NotUsed));
     if !first.load().is_some_and(DriverLoad::loaded) {
-        return load.to_owned();
+        return load;
     }
     let host = if drivers.iter().any(|d| d.poll_control_missing != 0) {
         "the host has no POLL_CONTROL: host polling stays on".to_owned()

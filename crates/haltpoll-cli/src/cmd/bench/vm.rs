@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use haltpoll::{BlockTime, Params, ValidParams};
-use haltpoll_vmm::{IdlePolicy, RunOptions};
+use haltpoll_vmm::{DriverLoad, IdlePolicy, RunOptions};
 use serde::Serialize;
 
 use self::cells::{Measurement, Row, Target, check_targets, summarize};
@@ -323,7 +323,7 @@ fn driver_note(m: &Measurement) -> String {
     let windows: Vec<String> = m.windows_end_ns.iter().map(|&w| fmt_ns(w)).collect();
     format!(
         "driver {}, host polling off by MSR on {} of {} vCPUs, windows at the end {}, {} grows and {} shrinks",
-        m.driver.unwrap_or("not used"),
+        m.driver.clone().unwrap_or_else(|| DriverLoad::NotUsed.to_string()),
         m.host_polling_off,
         m.windows_end_ns.len(),
         windows.join(", "),
@@ -437,7 +437,7 @@ fn write_csv(out: &mut dyn Write, runs: &[Measurement]) -> io::Result<()> {
             m.poll_ns_per_message,
             m.cpu_ns_per_message,
             m.preempted_per_message,
-            m.driver.unwrap_or(""),
+            m.driver.as_deref().unwrap_or(""),
         )?;
     }
     Ok(())

@@ -56,7 +56,7 @@ pub struct Measurement {
     /// Host preemptions of the vCPU threads per message.
     pub preempted_per_message: f64,
     /// The haltpoll driver's load decision, where it ran.
-    pub driver: Option<&'static str>,
+    pub driver: Option<String>,
     /// vCPUs on which the driver switched host polling off by MSR.
     pub host_polling_off: usize,
     /// Each vCPU's poll window at the end, ns.
@@ -67,17 +67,6 @@ pub struct Measurement {
     pub shrinks: u64,
     /// Whether the guest saw KVM_HINTS_REALTIME.
     pub realtime_hint: bool,
-}
-
-fn load_name(load: DriverLoad) -> &'static str {
-    match load {
-        DriverLoad::NotUsed => "not used",
-        DriverLoad::Loaded => "loaded",
-        DriverLoad::Forced => "forced",
-        DriverLoad::RefusedNotKvm => "refused: not KVM",
-        DriverLoad::RefusedNoRealtimeHint => "refused: no REALTIME hint",
-        DriverLoad::RefusedBadParams => "refused: bad parameters",
-    }
 }
 
 impl Measurement {
@@ -121,7 +110,7 @@ impl Measurement {
             cpu_ns_per_message: per_message(cpu),
             cpu_ns_per_round_trip: cpu as f64 / report.round_trips().max(1) as f64,
             preempted_per_message: per_message(report.sum(|v| v.preempted)),
-            driver: load.map(load_name),
+            driver: load.map(|l| l.to_string()),
             host_polling_off: report
                 .vcpus
                 .iter()
