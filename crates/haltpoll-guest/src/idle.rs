@@ -1,5 +1,5 @@
 //! The idle path: how a vCPU waits for work ([`Idle::wait`]) and how another vCPU wakes it
-//! ([`Idle::wake`]), for each [`IdlePolicy`].
+//! ([`Idle::wake`]), for each [`IdlePolicy`](haltpoll_abi::IdlePolicy).
 //!
 //! The two calls are the seam the idle policies plug into: a workload only ever says "wait
 //! until `ready()`" and "I made `target` ready". `busy` spins, `halt` halts at once and is
@@ -9,7 +9,7 @@
 
 use crate::cpu::Cpu;
 use crate::driver::{self, Haltpoll, VcpuFlags};
-use haltpoll_abi::{Counters, IdlePolicy};
+use haltpoll_abi::Counters;
 
 /// One vCPU's idle policy.
 ///
@@ -69,15 +69,6 @@ impl<'a> Idle<'a> {
     pub fn haltpoll(driver: Haltpoll, flags: &'a [VcpuFlags], me: usize) -> Idle<'a> {
         assert!(me < flags.len(), "vCPU {me} has no wake flags ({} vCPUs)", flags.len());
         Idle { mode: Mode::Haltpoll(driver), flags, me }
-    }
-
-    /// The policy in force (a haltpoll driver that refused to load leaves [`IdlePolicy::Halt`]).
-    pub const fn policy(&self) -> IdlePolicy {
-        match self.mode {
-            Mode::Busy => IdlePolicy::Busy,
-            Mode::Halt => IdlePolicy::Halt,
-            Mode::Haltpoll(_) => IdlePolicy::Haltpoll,
-        }
     }
 
     /// The haltpoll driver's current poll window, ns (`None` under the other policies).
