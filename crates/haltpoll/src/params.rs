@@ -494,4 +494,44 @@ mod tests {
         let off = Params { guest_halt_poll_ns: 0, ..Params::DEFAULT };
         assert!(off.validate().is_ok());
     }
+
+    /// The option spellings the command line has always had, and the kernel's long names.
+    #[cfg(feature = "clap")]
+    #[test]
+    fn options_keep_their_spellings() {
+        use clap::{Args, Command, FromArgMatches};
+        let parse = |args: &[&str]| {
+            let cmd = Params::augment_args(Command::new("t"));
+            let matches = cmd.try_get_matches_from(core::iter::once("t").chain(args.iter().copied())).unwrap();
+            Params::from_arg_matches(&matches).unwrap()
+        };
+        assert_eq!(parse(&[]), Params::DEFAULT);
+        let all = [
+            "--guest-halt-poll-ns",
+            "400000",
+            "--grow",
+            "3",
+            "--grow-start",
+            "1000",
+            "--shrink",
+            "4",
+            "--no-shrink",
+            "--legacy-shrink",
+            "--block-time",
+            "poll-and-halt",
+        ];
+        let expected = Params {
+            guest_halt_poll_ns: 400_000,
+            grow: 3,
+            grow_start: 1_000,
+            shrink: 4,
+            allow_shrink: false,
+            shrink_rule: ShrinkRule::Legacy,
+            block_time: BlockTime::PollAndHalt,
+        };
+        assert_eq!(parse(&all), expected);
+        let kernel =
+            ["--guest-halt-poll-grow", "3", "--guest-halt-poll-grow-start", "1000", "--guest-halt-poll-shrink", "4"];
+        assert_eq!(parse(&kernel), Params { grow: 3, grow_start: 1_000, shrink: 4, ..Params::DEFAULT });
+    }
 }
