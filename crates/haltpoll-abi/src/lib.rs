@@ -6,6 +6,15 @@
 //! structures are `#[repr(C)]` with explicit padding; with the `zerocopy` feature (the VMM's) they
 //! derive zerocopy's traits, whose derive refuses a layout with hidden padding at compile time.
 //!
+//! Concepts the core crate owns are not declared again here: the governor's parameters travel as
+//! the core's [`RawParams`] (its fixed layout of [`haltpoll::Params`]), and the driver's load
+//! decision is the core's [`DriverLoad`], written as its `repr(u32)` value. Enums travel as
+//! `u32` fields with a typed accessor (`from_raw`), because a value read from memory the other
+//! side wrote must be checked before it becomes an enum.
+//!
+//! Features: `zerocopy` (the VMM's byte traits), `serde` (`Serialize` on the counters and the
+//! driver report) and `clap` ([`IdlePolicy`] and [`PollControl`] as option values).
+//!
 //! ```
 //! use haltpoll_abi::{layout, RunConfig, IdlePolicy, Workload};
 //! let cfg = RunConfig::new(2, Workload::PingPong, IdlePolicy::Halt);

@@ -122,7 +122,7 @@ impl fmt::Display for BlockTime {
 /// With feature `clap` it is a group of command-line options (`#[command(flatten)]`):
 /// `--guest-halt-poll-ns`, `--grow` (or `--guest-halt-poll-grow`), `--grow-start`, `--shrink`,
 /// `--no-shrink`, `--legacy-shrink` and `--block-time halt-only|poll-and-halt`, defaulting to
-/// Linux's values ([`Params::with_defaults`] sets others). With feature `serde` it serializes
+/// Linux's values (`Params::with_defaults` sets others). With feature `serde` it serializes
 /// with the kernel's names (`guest_halt_poll_grow`, ...) plus `shrink_rule` and `block_time`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "clap", derive(clap::Args), command(next_help_heading = "Governor parameters"))]
@@ -263,8 +263,10 @@ impl Default for Params {
     }
 }
 
-/// [`Params`] that passed [`Params::validate`]: the only way to get one, so a function that
-/// takes it (such as [`Governor::new`](crate::Governor::new)) need not check again. It reads
+/// [`Params`] that passed [`Params::validate`]. Every way to get one goes through that check
+/// (deserializing one too) or starts from valid parameters ([`ValidParams::DEFAULT`],
+/// [`ValidParams::with_block_time`]), so a function that takes it (such as
+/// [`Governor::new`](crate::Governor::new)) need not check again. It reads
 /// like the parameters it holds (it dereferences to [`Params`]).
 ///
 /// ```
