@@ -70,7 +70,7 @@ pub fn probe() -> Cpuid {
 pub fn would_load(kvm: Option<KvmInfo>, force: bool) -> Result<Loaded, Refusal> {
     // `idle=` on the kernel command line is not visible in sysfs; the driver's own presence
     // (`current_driver`) shows whether it loaded.
-    driver::decide_load(kvm, LoadOptions { force, idle_override: false })
+    driver::decide_load(kvm, LoadOptions { force })
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod cmd;
 mod cpuidle;
-mod governor_args;
 mod hypervisor;
 mod module_params;
 mod output;

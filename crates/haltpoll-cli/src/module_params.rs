@@ -73,18 +73,22 @@ impl fmt::Display for Param {
     }
 }
 
-/// The five values, with the kernel's types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The five values, with the kernel's types; as JSON, with the kernel's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ModuleParams {
     /// `guest_halt_poll_ns`.
     pub guest_halt_poll_ns: u32,
     /// `guest_halt_poll_grow`.
+    #[serde(rename = "guest_halt_poll_grow")]
     pub grow: u32,
     /// `guest_halt_poll_grow_start`.
+    #[serde(rename = "guest_halt_poll_grow_start")]
     pub grow_start: u32,
     /// `guest_halt_poll_shrink`.
+    #[serde(rename = "guest_halt_poll_shrink")]
     pub shrink: u32,
     /// `guest_halt_poll_allow_shrink`.
+    #[serde(rename = "guest_halt_poll_allow_shrink")]
     pub allow_shrink: bool,
 }
 

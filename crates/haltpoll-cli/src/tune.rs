@@ -12,8 +12,8 @@
 
 use std::cmp::Reverse;
 
-use haltpoll::Params;
 use haltpoll::replay::Summary;
+use haltpoll::{ParamError, Params, ValidParams};
 
 use crate::trace::{Format, Trace};
 
@@ -55,6 +55,11 @@ impl Grid {
             }
         }
         out
+    }
+
+    /// [`Grid::settings`], checked: what [`evaluate`] replays.
+    pub fn valid_settings(&self) -> Result<Vec<ValidParams>, ParamError> {
+        self.settings().into_iter().map(Params::validate).collect()
     }
 
     /// Guest polling off, as `guest_halt_poll_ns=0` with the other parameters at their defaults.
@@ -169,13 +174,13 @@ fn share(a: u64, b: u64) -> f64 {
 }
 
 /// Replays `trace` under each setting; `done` is called after each (for a progress bar).
-pub fn evaluate(trace: &Trace, settings: &[Params], mut done: impl FnMut()) -> Vec<Outcome> {
+pub fn evaluate(trace: &Trace, settings: &[ValidParams], mut done: impl FnMut()) -> Vec<Outcome> {
     settings
         .iter()
         .map(|&params| {
             let summary = trace.replay(params, |_, _| {}).summary;
             done();
-            Outcome { params, summary }
+            Outcome { params: params.into_inner(), summary }
         })
         .collect()
 }
@@ -261,7 +266,7 @@ mod tests {
         // ceilings poll no longer (a hit polls only until the wakeup), so they tie.
         let trace = Trace::single_cpu(Format::Text, vec![30_000; 100]);
         let g = grid(&[25_000, 50_000, 100_000], &[25_000, 50_000]);
-        let outcomes = evaluate(&trace, &g.settings(), || {});
+        let outcomes = evaluate(&trace, &g.valid_settings().unwrap(), || {});
         let f = front(&outcomes);
         let points: Vec<_> = f.iter().map(|&i| (outcomes[i].summary.poll_hits, outcomes[i].summary.poll_ns)).collect();
         // polling off: 0 hits; a 25 us ceiling polls 25 us in vain each time; 50 us catches 99.
@@ -306,7 +311,7 @@ mod tests {
     proptest! {
         #[test]
         fn the_front_is_non_dominated_complete_and_sorted(trace in arb_trace(), grid in arb_grid()) {
-            let outcomes = evaluate(&trace, &grid.settings(), || {});
+            let outcomes = evaluate(&trace, &grid.valid_settings().unwrap(), || {});
             let f = front(&outcomes);
             for &i in &f {
                 prop_assert!(!outcomes.iter().any(|o| o.dominates(&outcomes[i])), "{:?} is dominated", outcomes[i]);
@@ -327,7 +332,7 @@ mod tests {
         fn the_recommendation_respects_the_budget_and_is_the_best_within_it(
             trace in arb_trace(), grid in arb_grid(), budget in 0.0f64..0.6,
         ) {
-            let outcomes = evaluate(&trace, &grid.settings(), || {});
+            let outcomes = evaluate(&trace, &grid.valid_settings().unwrap(), || {});
             let f = front(&outcomes);
             let cpu = cpu_time(&trace, None);
             let r = recommend(&outcomes, &f, cpu, budget).expect("polling off always fits");

@@ -27,13 +27,13 @@
 use core::sync::atomic::AtomicU32;
 use core::sync::atomic::Ordering::Relaxed;
 
-use haltpoll::driver::{LoadOptions, Refusal, decide_load, detect_kvm};
+use haltpoll::driver::{LoadOptions, decide_load, detect_kvm};
 use haltpoll::poll::{PollPlatform, poll};
 use haltpoll::wake::{Kick, WakeFlags};
 use haltpoll::{Adjustment, Governor, IdleState, LatencyReq, Params};
 
-use crate::abi::{Counters, DriverLoad, DriverReport, Phase, PollControl};
 use crate::cpu::{Cpu, TscClock};
+use haltpoll_abi::{Counters, DriverLoad, DriverReport, Phase, PollControl};
 
 /// How long a poll forced by a latency requirement of 0 lasts before the loop goes round again
 /// (Linux polls for a tick; this guest has none, so it takes a 1 ms tick, HZ=1000).
@@ -115,17 +115,9 @@ impl Haltpoll {
             report.load = DriverLoad::RefusedBadParams as u32;
             return None;
         };
-        let loaded = match decide_load(kvm, LoadOptions { force: options.force, idle_override: false }) {
-            Ok(loaded) => loaded,
-            Err(refusal) => {
-                report.load = match refusal {
-                    Refusal::NotKvm => DriverLoad::RefusedNotKvm,
-                    Refusal::NoRealtimeHint | Refusal::IdleOverridden => DriverLoad::RefusedNoRealtimeHint,
-                } as u32;
-                return None;
-            }
-        };
-        report.load = if loaded.forced { DriverLoad::Forced } else { DriverLoad::Loaded } as u32;
+        let decision = decide_load(kvm, LoadOptions { force: options.force });
+        report.load = DriverLoad::of(decision) as u32;
+        let Ok(loaded) = decision else { return None };
         let guest_polls = params.guest_halt_poll_ns > 0 || options.latency_req == 0;
         match loaded.poll_control_msr(guest_polls) {
             Some(value) => {

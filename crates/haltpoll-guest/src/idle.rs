@@ -1,5 +1,5 @@
 //! The idle path: how a vCPU waits for work ([`Idle::wait`]) and how another vCPU wakes it
-//! ([`Idle::wake`]), for each [`IdlePolicy`].
+//! ([`Idle::wake`]), for each [`IdlePolicy`](haltpoll_abi::IdlePolicy).
 //!
 //! The two calls are the seam the idle policies plug into: a workload only ever says "wait
 //! until `ready()`" and "I made `target` ready". `busy` spins, `halt` halts at once and is
@@ -7,14 +7,14 @@
 //! governor per vCPU and a [`VcpuFlags`] word per vCPU shared by all of them, so that a waker
 //! sends the IPI only when the target is not polling.
 
-use crate::abi::{Counters, IdlePolicy};
 use crate::cpu::Cpu;
 use crate::driver::{self, Haltpoll, VcpuFlags};
+use haltpoll_abi::Counters;
 
 /// One vCPU's idle policy.
 ///
 /// ```
-/// use haltpoll_guest::abi::Counters;
+/// use haltpoll_abi::Counters;
 /// use haltpoll_guest::idle::Idle;
 /// # use haltpoll_guest::cpu::Cpu;
 /// # use haltpoll::driver::CpuidRegs;
@@ -69,15 +69,6 @@ impl<'a> Idle<'a> {
     pub fn haltpoll(driver: Haltpoll, flags: &'a [VcpuFlags], me: usize) -> Idle<'a> {
         assert!(me < flags.len(), "vCPU {me} has no wake flags ({} vCPUs)", flags.len());
         Idle { mode: Mode::Haltpoll(driver), flags, me }
-    }
-
-    /// The policy in force (a haltpoll driver that refused to load leaves [`IdlePolicy::Halt`]).
-    pub const fn policy(&self) -> IdlePolicy {
-        match self.mode {
-            Mode::Busy => IdlePolicy::Busy,
-            Mode::Halt => IdlePolicy::Halt,
-            Mode::Haltpoll(_) => IdlePolicy::Haltpoll,
-        }
     }
 
     /// The haltpoll driver's current poll window, ns (`None` under the other policies).

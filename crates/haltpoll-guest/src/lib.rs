@@ -1,7 +1,6 @@
-//! The guest that haltpoll's VMM runs on KVM, and the contract between the two.
+//! The guest that haltpoll's VMM runs on KVM. The contract between the two (memory layout, run
+//! configuration, reports) is the `haltpoll-abi` crate, which both depend on.
 //!
-//! - [`abi`]: the memory layout and the structures the VMM and the guest exchange (defined once,
-//!   used by both).
 //! - [`cpu`]: what the portable code needs from a vCPU (clock, relax, interrupt count, halt, IPI).
 //! - [`driver`]: the cpuidle-haltpoll driver, built from the `haltpoll` core crate: load
 //!   decision, host poll control, the governor's idle loop, the waker's side.
@@ -16,8 +15,21 @@
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
-pub mod abi;
 pub mod cpu;
 pub mod driver;
 pub mod idle;
 pub mod pingpong;
+
+#[cfg(test)]
+mod tests {
+    /// The image's link address is in two places, the linker script and the ABI's layout: the
+    /// VMM loads the image at the ABI's address, so they must agree.
+    #[test]
+    fn link_script_agrees_with_layout() {
+        let script = include_str!("../link.ld");
+        let line = script.lines().find(|l| l.trim_start().starts_with("IMAGE_BASE")).expect("IMAGE_BASE in link.ld");
+        let value = line.split('=').nth(1).unwrap().trim().trim_end_matches(';').trim();
+        let base = u64::from_str_radix(value.trim_start_matches("0x"), 16).unwrap();
+        assert_eq!(base, haltpoll_abi::layout::IMAGE);
+    }
+}

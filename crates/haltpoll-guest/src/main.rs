@@ -10,7 +10,7 @@ use core::fmt::{self, Write};
 use core::ptr::{read_volatile, write_volatile};
 
 use haltpoll::driver::CpuidRegs;
-use haltpoll_guest::abi::{
+use haltpoll_abi::{
     CONFIG_MAGIC, DriverReport, ExitRecord, ExitStatus, IdlePolicy, MAX_VCPUS, PollControl, RunConfig, Sample,
     VcpuReport, Workload, layout,
 };

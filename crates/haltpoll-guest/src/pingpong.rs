@@ -14,9 +14,9 @@
 use core::sync::atomic::AtomicU64;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use crate::abi::{Counters, Sample};
 use crate::cpu::Cpu;
 use crate::idle::Idle;
+use haltpoll_abi::{Counters, Sample};
 
 /// One vCPU's inbox: the latest message's sequence number and send stamp. A cache line of its
 /// own, so the two sides of a pair never share a line except through the message itself.
@@ -172,10 +172,10 @@ impl PingPong<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::{DriverReport, IdlePolicy};
     use crate::driver::{DriverOptions, Haltpoll, VcpuFlags};
     use haltpoll::Params;
     use haltpoll::driver::{CpuidRegs, KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME};
+    use haltpoll_abi::{DriverReport, IdlePolicy};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! Every page-table level has the user bit set, so the guest's ring-3 code can run anywhere in
 //! the low 4 GiB (including the LAPIC page, where it sends IPIs).
 
-use haltpoll_guest::abi::{MAX_VCPUS, layout, selectors};
+use haltpoll_abi::{MAX_VCPUS, layout, selectors};
 use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
 
 use crate::VmmError;

@@ -13,7 +13,7 @@
 //! - [`run()`](run::run) ties it together and returns a [`RunReport`].
 //!
 //! The VMM and the guest share one definition of their memory layout and structures:
-//! [`haltpoll_guest::abi`].
+//! [`haltpoll_abi`].
 //!
 //! ```no_run
 //! use haltpoll_vmm::{IdlePolicy, RunOptions};
@@ -44,7 +44,7 @@ pub mod vm;
 pub mod watchdog;
 
 pub use error::{Failure, GuestError, GuestFailures, VmmError};
-pub use haltpoll_guest::abi::{Counters, DriverLoad, DriverReport, IdlePolicy, PollControl, Sample, Workload};
+pub use haltpoll_abi::{Counters, DriverLoad, DriverReport, IdlePolicy, PollControl, Sample, Workload};
 pub use report::{RunReport, VcpuRun};
 pub use run::{RealtimeHint, RunOptions, run};
 pub use stats::{KvmStat, KvmStats};

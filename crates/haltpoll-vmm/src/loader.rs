@@ -3,7 +3,7 @@
 
 use std::io::Cursor;
 
-use haltpoll_guest::abi::layout;
+use haltpoll_abi::layout;
 use linux_loader::loader::{Elf, KernelLoader};
 use vm_memory::GuestAddress;
 

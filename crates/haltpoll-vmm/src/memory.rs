@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use haltpoll_guest::abi::layout;
+use haltpoll_abi::layout;
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap};
@@ -101,7 +101,7 @@ impl GuestRam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use haltpoll_guest::abi::{IdlePolicy, RunConfig, Workload};
+    use haltpoll_abi::{IdlePolicy, RunConfig, Workload};
 
     #[test]
     fn typed_access_round_trips_and_regions_join_up() {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use haltpoll_guest::abi::{Counters, DriverLoad, DriverReport, PollControl, Sample};
+use haltpoll_abi::{Counters, DriverLoad, DriverReport, PollControl, Sample};
 
 use crate::stats::KvmStats;
 

@@ -8,10 +8,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use haltpoll::{LATENCY_ANY, LatencyReq, Params};
-use haltpoll_guest::abi::{
-    ExitRecord, ExitStatus, GovernorConfig, IdlePolicy, MAX_VCPUS, PollControl, RunConfig, Sample, VcpuReport,
-    Workload, layout,
+use haltpoll::params::RawParams;
+use haltpoll::{LATENCY_ANY, LatencyReq, ValidParams};
+use haltpoll_abi::{
+    ExitRecord, ExitStatus, IdlePolicy, MAX_VCPUS, PollControl, RunConfig, Sample, VcpuReport, Workload, layout,
 };
 
 use crate::cpuid::View;
@@ -25,7 +25,9 @@ use crate::watchdog::{self, Limits, Verdict, Watchdog};
 use crate::{VmmError, system};
 
 /// Whether the guest's CPUID shows KVM_HINTS_REALTIME ("each vCPU has a host CPU of its own").
+/// With feature `clap`, an option value: `auto`, `on`, `off`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum RealtimeHint {
     /// Shown when every vCPU is pinned to a host CPU of its own.
     #[default]
@@ -62,8 +64,9 @@ pub struct RunOptions {
     pub warmup_round_trips: u64,
     /// Spin before each warm-up message, ns.
     pub warmup_think_ns: u64,
-    /// The haltpoll governor's parameters ([`IdlePolicy::Haltpoll`]).
-    pub governor: Params,
+    /// The haltpoll governor's parameters ([`IdlePolicy::Haltpoll`]), already checked
+    /// ([`haltpoll::Params::validate`]).
+    pub governor: ValidParams,
     /// Each vCPU's latency requirement, ns, by index (0: poll only); vCPUs past the end of the
     /// list have none ([`LATENCY_ANY`]).
     pub latency_req_ns: Vec<LatencyReq>,
@@ -101,7 +104,7 @@ impl Default for RunOptions {
             think_ns: 0,
             warmup_round_trips: 0,
             warmup_think_ns: 0,
-            governor: Params::DEFAULT,
+            governor: ValidParams::DEFAULT,
             latency_req_ns: Vec::new(),
             force: false,
             hide_kvm: false,
@@ -149,9 +152,6 @@ impl RunOptions {
                 self.latency_req_ns.len(),
                 self.vcpus
             ));
-        }
-        if let Err(e) = self.governor.validate() {
-            return bad(format!("governor parameters: {e}"));
         }
         Ok(())
     }
@@ -207,7 +207,7 @@ pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
         tsc_khz,
         sample_capacity: options.round_trips.min(layout::SAMPLES_PER_VCPU),
         poll_control: options.poll_control as u32,
-        governor: GovernorConfig::new(options.governor),
+        governor: RawParams::new(&options.governor),
         force: u32::from(options.force),
         latency_req_ns,
         ..RunConfig::new(options.vcpus as u32, options.workload, options.idle)
@@ -449,8 +449,10 @@ mod tests {
         assert!(
             refused(RunOptions { latency_req_ns: vec![0; 3], ..Default::default() }).contains("at most one per vCPU")
         );
-        let bad = Params { grow_start: 0, ..Params::DEFAULT };
-        assert!(refused(RunOptions { governor: bad, ..Default::default() }).contains("grow_start"));
+        // Invalid governor parameters cannot reach the options: `governor` takes only what
+        // `Params::validate` let through, and that refuses them with the reason.
+        let bad = haltpoll::Params { grow_start: 0, ..haltpoll::Params::DEFAULT };
+        assert!(bad.validate().unwrap_err().to_string().contains("grow_start"));
         assert!(RunOptions::default().validate().is_ok());
     }
 

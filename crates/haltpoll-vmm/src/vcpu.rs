@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use haltpoll_guest::abi::{EXIT_PORT, MARK_PORT};
+use haltpoll_abi::{EXIT_PORT, MARK_PORT};
 use kvm_bindings::{KVM_EXIT_INTERNAL_ERROR, KVM_MP_STATE_HALTED};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use haltpoll_guest::abi::layout;
+use haltpoll_abi::layout;
 use haltpoll_vmm::testing::kvm_or_skip;
 use haltpoll_vmm::{Failure, GuestError, IdlePolicy, RunOptions, Workload, run};
 

@@ -1,7 +1,7 @@
 //! The cost of the governor's decision on the idle path: one `select` + `reflect` pair.
 
 use divan::{Bencher, black_box};
-use haltpoll::{Governor, IdleState, LATENCY_ANY, Params};
+use haltpoll::{Governor, IdleState, LATENCY_ANY, ValidParams};
 
 fn main() {
     divan::main();
@@ -10,7 +10,7 @@ fn main() {
 /// A poll hit: select POLL, reflect a poll ended by a wakeup (the window does not move).
 #[divan::bench]
 fn select_reflect_poll_hit(bencher: Bencher) {
-    let mut gov = Governor::new(Params::DEFAULT);
+    let mut gov = Governor::new(ValidParams::DEFAULT);
     gov.reflect(IdleState::Halt, 30_000, false);
     bencher.bench_local(|| {
         let state = gov.select(black_box(LATENCY_ANY));
@@ -21,7 +21,7 @@ fn select_reflect_poll_hit(bencher: Bencher) {
 /// A halt that moves the window: alternately grow and shrink, so every reflect adjusts.
 #[divan::bench]
 fn select_reflect_halt_adjust(bencher: Bencher) {
-    let mut gov = Governor::new(Params::DEFAULT);
+    let mut gov = Governor::new(ValidParams::DEFAULT);
     let mut long = false;
     bencher.bench_local(|| {
         long = !long;

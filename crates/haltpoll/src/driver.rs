@@ -135,12 +135,13 @@ pub fn detect_kvm(mut cpuid: impl FnMut(u32) -> CpuidRegs) -> Option<KvmInfo> {
 }
 
 /// The options a user gives the driver.
+///
+/// (Linux also refuses when `idle=` on the kernel command line chose another idle mode; a
+/// kernel with such an option would not call [`decide_load`] at all.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
     /// Load even without the REALTIME hint (Linux's `cpuidle_haltpoll.force=1`).
     pub force: bool,
-    /// The user forced another idle mode (Linux's `idle=` on the command line).
-    pub idle_override: bool,
 }
 
 /// Why the driver refused to load (Linux returns `-ENODEV` in each case).
@@ -151,8 +152,6 @@ pub enum Refusal {
     /// The host does not promise dedicated CPUs, so polling could steal time from other
     /// runnable work on the host; `force` overrides.
     NoRealtimeHint,
-    /// The user chose another idle mode.
-    IdleOverridden,
 }
 
 impl fmt::Display for Refusal {
@@ -163,7 +162,6 @@ impl fmt::Display for Refusal {
                 "the host gives no KVM_HINTS_REALTIME (dedicated physical CPUs), so polling may steal \
                  time from other work on the host; pass force to load anyway"
             }
-            Refusal::IdleOverridden => "another idle mode was forced (idle= override)",
         })
     }
 }
@@ -194,17 +192,92 @@ pub const fn poll_control_value(guest_polling: bool) -> u64 {
     if guest_polling { 0 } else { 1 }
 }
 
-/// Decides whether the driver loads, in Linux's order: idle override, KVM signature, REALTIME
-/// hint (unless forced).
+/// Decides whether the driver loads, in Linux's order: KVM signature, then REALTIME hint
+/// (unless forced).
 pub fn decide_load(kvm: Option<KvmInfo>, options: LoadOptions) -> Result<Loaded, Refusal> {
-    if options.idle_override {
-        return Err(Refusal::IdleOverridden);
-    }
     let kvm = kvm.ok_or(Refusal::NotKvm)?;
     if !kvm.realtime_hint() && !options.force {
         return Err(Refusal::NoRealtimeHint);
     }
     Ok(Loaded { kvm, forced: !kvm.realtime_hint() })
+}
+
+/// What became of the driver on one CPU: loaded, and how, or not, and why. A kernel reports it
+/// (the haltpoll guest writes it for its VMM as a number, hence `#[repr(u32)]` with fixed
+/// values); its [`Display`](fmt::Display) is the one place it is put into words: `{}` gives the
+/// short form for tables and JSON (`loaded`, `refused: no REALTIME hint`), `{:#}` a sentence.
+///
+/// ```
+/// use haltpoll::driver::{decide_load, DriverLoad, LoadOptions};
+/// let load = DriverLoad::of(decide_load(None, LoadOptions::default()));
+/// assert_eq!(load, DriverLoad::RefusedNotKvm);
+/// assert_eq!(load.to_string(), "refused: not KVM");
+/// assert_eq!(DriverLoad::from_raw(load as u32), Some(load));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum DriverLoad {
+    /// The CPU does not use the haltpoll driver at all (another idle policy).
+    NotUsed = 0,
+    /// Loaded: KVM with the REALTIME hint.
+    Loaded = 1,
+    /// Loaded without the REALTIME hint because it was forced.
+    Forced = 2,
+    /// Refused: [`Refusal::NotKvm`]. The CPU halts at once instead.
+    RefusedNotKvm = 3,
+    /// Refused: [`Refusal::NoRealtimeHint`]. The CPU halts at once instead.
+    RefusedNoRealtimeHint = 4,
+    /// Refused: the governor parameters are invalid ([`Params::validate`](crate::Params::validate)).
+    RefusedBadParams = 5,
+}
+
+impl DriverLoad {
+    /// The value whose `as u32` is `raw`, if any.
+    pub const fn from_raw(raw: u32) -> Option<DriverLoad> {
+        Some(match raw {
+            0 => DriverLoad::NotUsed,
+            1 => DriverLoad::Loaded,
+            2 => DriverLoad::Forced,
+            3 => DriverLoad::RefusedNotKvm,
+            4 => DriverLoad::RefusedNoRealtimeHint,
+            5 => DriverLoad::RefusedBadParams,
+            _ => return None,
+        })
+    }
+
+    /// What [`decide_load`] decided.
+    pub const fn of(decision: Result<Loaded, Refusal>) -> DriverLoad {
+        match decision {
+            Ok(Loaded { forced: false, .. }) => DriverLoad::Loaded,
+            Ok(Loaded { forced: true, .. }) => DriverLoad::Forced,
+            Err(Refusal::NotKvm) => DriverLoad::RefusedNotKvm,
+            Err(Refusal::NoRealtimeHint) => DriverLoad::RefusedNoRealtimeHint,
+        }
+    }
+
+    /// Whether the driver runs (guest polling possible).
+    pub const fn loaded(self) -> bool {
+        matches!(self, DriverLoad::Loaded | DriverLoad::Forced)
+    }
+}
+
+impl fmt::Display for DriverLoad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (short, sentence) = match self {
+            DriverLoad::NotUsed => ("not used", "not used"),
+            DriverLoad::Loaded => ("loaded", "loaded (REALTIME hint)"),
+            DriverLoad::Forced => ("forced", "loaded without the REALTIME hint because it was forced"),
+            DriverLoad::RefusedNotKvm => {
+                ("refused: not KVM", "refused: no KVM signature in CPUID. The vCPUs halt at once")
+            }
+            DriverLoad::RefusedNoRealtimeHint => (
+                "refused: no REALTIME hint",
+                "refused: no REALTIME hint (vCPUs share host CPUs) and not forced. The vCPUs halt at once",
+            ),
+            DriverLoad::RefusedBadParams => ("refused: bad parameters", "refused: invalid governor parameters"),
+        };
+        f.write_str(if f.alternate() { sentence } else { short })
+    }
 }
 
 #[cfg(test)]
@@ -250,7 +323,7 @@ mod tests {
 
     #[test]
     fn refuses_off_kvm_even_when_forced() {
-        let opts = LoadOptions { force: true, idle_override: false };
+        let opts = LoadOptions { force: true };
         assert_eq!(decide_load(None, opts), Err(Refusal::NotKvm));
     }
 
@@ -258,16 +331,27 @@ mod tests {
     fn refuses_without_hint_unless_forced() {
         let info = kvm(KVM_FEATURE_POLL_CONTROL, 0);
         assert_eq!(decide_load(Some(info), LoadOptions::default()), Err(Refusal::NoRealtimeHint));
-        let loaded = decide_load(Some(info), LoadOptions { force: true, ..Default::default() }).unwrap();
+        let loaded = decide_load(Some(info), LoadOptions { force: true }).unwrap();
         assert!(loaded.forced);
         let loaded = decide_load(Some(kvm(0, KVM_HINTS_REALTIME)), LoadOptions::default()).unwrap();
         assert!(!loaded.forced);
     }
 
     #[test]
-    fn idle_override_wins() {
-        let opts = LoadOptions { force: true, idle_override: true };
-        assert_eq!(decide_load(Some(kvm(0, KVM_HINTS_REALTIME)), opts), Err(Refusal::IdleOverridden));
+    fn load_decisions_round_trip_through_raw() {
+        for load in [
+            DriverLoad::NotUsed,
+            DriverLoad::Loaded,
+            DriverLoad::Forced,
+            DriverLoad::RefusedNotKvm,
+            DriverLoad::RefusedNoRealtimeHint,
+            DriverLoad::RefusedBadParams,
+        ] {
+            assert_eq!(DriverLoad::from_raw(load as u32), Some(load));
+        }
+        assert_eq!(DriverLoad::from_raw(6), None);
+        let refused = decide_load(Some(kvm(0, 0)), LoadOptions::default());
+        assert_eq!(DriverLoad::of(refused), DriverLoad::RefusedNoRealtimeHint);
     }
 
     #[test]

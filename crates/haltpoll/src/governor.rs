@@ -4,7 +4,7 @@
 //! decides. One [`Governor`] per CPU (or per waiting thread).
 
 use crate::driver::{HALT, IdleState};
-use crate::params::{BlockTime, Params, ShrinkRule};
+use crate::params::{BlockTime, Params, ShrinkRule, ValidParams};
 
 /// A latency requirement in ns: the longest exit latency the CPU may tolerate right now.
 ///
@@ -38,8 +38,8 @@ pub enum Adjustment {
 /// The haltpoll governor of one CPU.
 ///
 /// ```
-/// use haltpoll::{Governor, IdleState, Params, LATENCY_ANY};
-/// let mut gov = Governor::new(Params::DEFAULT);
+/// use haltpoll::{Governor, IdleState, ValidParams, LATENCY_ANY};
+/// let mut gov = Governor::new(ValidParams::DEFAULT);
 /// assert_eq!(gov.select(LATENCY_ANY), IdleState::Halt); // the window starts at 0
 /// gov.reflect(IdleState::Halt, 30_000, false); // woken after 30 us: polling would have paid
 /// assert_eq!(gov.poll_limit_ns(), 50_000); // grow_start
@@ -56,10 +56,16 @@ pub struct Governor {
 }
 
 impl Governor {
-    /// A governor with a window of 0, as every CPU starts. Validate `params` first
-    /// ([`Params::validate`]); unvalidated parameters still never panic, they just may not adapt.
-    pub const fn new(params: Params) -> Governor {
-        Governor { params, poll_limit_ns: 0, last_state: IdleState::Halt, last_poll_timed_out: false, last_poll_ns: 0 }
+    /// A governor with a window of 0, as every CPU starts, following `params`
+    /// ([`Params::validate`] makes them).
+    pub const fn new(params: ValidParams) -> Governor {
+        Governor {
+            params: params.into_inner(),
+            poll_limit_ns: 0,
+            last_state: IdleState::Halt,
+            last_poll_timed_out: false,
+            last_poll_ns: 0,
+        }
     }
 
     /// The parameters this governor follows.
@@ -68,8 +74,8 @@ impl Governor {
     }
 
     /// Replaces the parameters (as writing the module parameters does); the window is kept.
-    pub fn set_params(&mut self, params: Params) {
-        self.params = params;
+    pub fn set_params(&mut self, params: ValidParams) {
+        self.params = params.into_inner();
     }
 
     /// The current poll window, ns (`poll_limit_ns`).
@@ -145,8 +151,8 @@ impl Governor {
     /// never that a longer poll would have caught something: it never grows the window.
     ///
     /// ```
-    /// use haltpoll::{Adjustment, Governor, IdleState, Params};
-    /// let mut gov = Governor::new(Params::DEFAULT);
+    /// use haltpoll::{Adjustment, Governor, IdleState, ValidParams};
+    /// let mut gov = Governor::new(ValidParams::DEFAULT);
     /// assert_eq!(gov.reflect_deadline(30_000), Adjustment::Unchanged); // a 30 us timeout
     /// assert_eq!(gov.poll_limit_ns(), 0);
     /// ```
@@ -191,21 +197,21 @@ mod tests {
     use crate::params::ParamError;
 
     fn gov_at(window: u64, params: Params) -> Governor {
-        let mut g = Governor::new(params);
+        let mut g = Governor::new(params.validate().unwrap());
         g.poll_limit_ns = window;
         g
     }
 
     #[test]
     fn starts_at_zero_and_halts() {
-        let g = Governor::new(Params::DEFAULT);
+        let g = Governor::new(ValidParams::DEFAULT);
         assert_eq!(g.poll_limit_ns(), 0);
         assert_eq!(g.select(LATENCY_ANY), IdleState::Halt);
     }
 
     #[test]
     fn zero_latency_requirement_polls_even_with_window_zero() {
-        let g = Governor::new(Params::DEFAULT);
+        let g = Governor::new(ValidParams::DEFAULT);
         assert_eq!(g.select(0), IdleState::Poll);
         assert_eq!(g.select(HALT.exit_latency_ns - 1), IdleState::Poll);
         assert_eq!(g.select(HALT.exit_latency_ns), IdleState::Halt);
@@ -240,7 +246,7 @@ mod tests {
 
     #[test]
     fn grow_from_zero_starts_at_grow_start() {
-        let mut g = Governor::new(Params::DEFAULT);
+        let mut g = Governor::new(ValidParams::DEFAULT);
         assert_eq!(g.reflect(IdleState::Halt, 1, false), Adjustment::Grew { from: 0, to: 50_000 });
     }
 
@@ -318,14 +324,14 @@ mod tests {
         // This is why validation rejects it.
         let params = Params { grow_start: 0, ..Params::DEFAULT };
         assert_eq!(params.validate(), Err(ParamError::ZeroGrowStart));
-        let mut g = Governor::new(params);
+        let mut g = Governor::new(ValidParams::unchecked(params));
         assert_eq!(g.reflect(IdleState::Halt, 10_000, false), Adjustment::Grew { from: 0, to: 0 });
         assert_eq!(g.select(LATENCY_ANY), IdleState::Halt);
     }
 
     #[test]
     fn ceiling_zero_never_polls() {
-        let mut g = Governor::new(Params { guest_halt_poll_ns: 0, ..Params::DEFAULT });
+        let mut g = Governor::new(Params { guest_halt_poll_ns: 0, ..Params::DEFAULT }.validate().unwrap());
         for block in [0, 1, 10_000, u64::MAX] {
             g.reflect(IdleState::Halt, block, false);
             assert_eq!(g.poll_limit_ns(), 0);
@@ -400,7 +406,7 @@ mod tests {
     #[test]
     fn set_params_keeps_window() {
         let mut g = gov_at(100_000, Params::DEFAULT);
-        g.set_params(Params { guest_halt_poll_ns: 50_000, ..Params::DEFAULT });
+        g.set_params(Params { guest_halt_poll_ns: 50_000, ..Params::DEFAULT }.validate().unwrap());
         assert_eq!(g.poll_limit_ns(), 100_000);
         assert_eq!(g.params().guest_halt_poll_ns, 50_000);
         // The next long halt shrinks it under the new ceiling.

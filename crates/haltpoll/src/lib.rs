@@ -1,5 +1,5 @@
 //! Guest-side halt polling, as Linux's cpuidle-haltpoll driver and haltpoll governor do it, for
-//! any Rust kernel: `no_std`, no allocation, no dependencies.
+//! any Rust kernel: `no_std`, no allocation, no dependencies by default.
 //!
 //! An idle vCPU that executes HLT pays a VM exit, and whoever wakes it pays an IPI. Polling in
 //! the guest first, with a POLLING flag set, lets a waker skip the IPI and the vCPU skip the exit;
@@ -14,6 +14,12 @@
 //!   [`wake::WakeFlags`] word lets wakers skip the IPI when the target is polling.
 //!
 //! [`replay`] runs the governor over a trace of idle periods, for tuning.
+//!
+//! [`Params`] declares the governor's parameters once; [`Params::validate`] checks them once
+//! into the [`ValidParams`] a [`Governor`] takes. Optional features derive the rest from it:
+//! `clap` (command-line options with the kernel's names), `serde` (JSON with the kernel's names)
+//! and `zerocopy` (the byte layout [`params::RawParams`] a VMM hands its guest). The first two
+//! bring in `std` through their dependencies.
 //!
 //! # A kernel's idle loop
 //!
@@ -39,7 +45,7 @@
 //! Then every time the CPU runs out of work:
 //!
 //! ```
-//! use haltpoll::{Governor, IdleState, Params, LATENCY_ANY};
+//! use haltpoll::{Governor, IdleState, ValidParams, LATENCY_ANY};
 //! use haltpoll::poll::{poll, PollPlatform};
 //! use haltpoll::wake::WakeFlags;
 //!
@@ -77,7 +83,7 @@
 //!     }
 //! }
 //!
-//! let (mut gov, flags) = (Governor::new(Params::DEFAULT), WakeFlags::new());
+//! let (mut gov, flags) = (Governor::new(ValidParams::DEFAULT), WakeFlags::new());
 //! flags.wake(); // someone queued work: the first idle returns at once
 //! idle(&mut gov, &flags);
 //! assert!(flags.take_need_resched());
@@ -86,7 +92,9 @@
 //! A waker sets NEED_RESCHED and sends the IPI only when [`wake::WakeFlags::wake`] says
 //! [`wake::Kick::Needed`].
 
-#![cfg_attr(not(test), no_std)]
+// clap's derives expand to code that uses the std prelude (`String`, `to_string`), and clap
+// needs std anyway; without that feature the crate is `no_std`.
+#![cfg_attr(not(any(test, feature = "clap")), no_std)]
 #![warn(missing_docs)]
 
 pub mod driver;
@@ -98,4 +106,4 @@ pub mod wake;
 
 pub use driver::IdleState;
 pub use governor::{Adjustment, Governor, LATENCY_ANY, LatencyReq};
-pub use params::{BlockTime, ParamError, Params, ShrinkRule};
+pub use params::{BlockTime, ParamError, Params, ShrinkRule, ValidParams};

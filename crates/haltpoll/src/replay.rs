@@ -11,7 +11,7 @@
 
 use crate::driver::IdleState;
 use crate::governor::{Adjustment, Governor, LATENCY_ANY};
-use crate::params::Params;
+use crate::params::ValidParams;
 
 /// What happened in one idle period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,8 +42,8 @@ impl Period {
 /// The replay of one CPU: a governor fed one idle period at a time.
 ///
 /// ```
-/// use haltpoll::{Params, replay::{Replay, Summary}};
-/// let mut replay = Replay::new(Params::DEFAULT);
+/// use haltpoll::{ValidParams, replay::{Replay, Summary}};
+/// let mut replay = Replay::new(ValidParams::DEFAULT);
 /// let mut summary = Summary::default();
 /// for idle_ns in [30_000, 30_000, 30_000, 5_000_000] {
 ///     summary.add(&replay.period(idle_ns));
@@ -58,7 +58,7 @@ pub struct Replay {
 
 impl Replay {
     /// A replay starting from a window of 0, as a CPU does.
-    pub const fn new(params: Params) -> Replay {
+    pub const fn new(params: ValidParams) -> Replay {
         Replay { governor: Governor::new(params) }
     }
 
@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn window_zero_halts_for_whole_period() {
-        let mut r = Replay::new(Params::DEFAULT);
+        let mut r = Replay::new(ValidParams::DEFAULT);
         let p = r.period(30_000);
         assert_eq!((p.poll_ns, p.halt_ns, p.poll_limit_ns_before, p.poll_limit_ns_after), (0, 30_000, 0, 50_000));
         assert!(p.halted);
@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn hit_polls_for_the_period_and_keeps_window() {
-        let mut r = Replay::new(Params::DEFAULT);
+        let mut r = Replay::new(ValidParams::DEFAULT);
         r.period(30_000);
         let p = r.period(50_000); // d == W is a hit
         assert!(p.hit());
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn miss_polls_the_window_then_halts_the_rest() {
-        let mut r = Replay::new(Params::DEFAULT);
+        let mut r = Replay::new(ValidParams::DEFAULT);
         r.period(30_000); // W = 50 us
         let p = r.period(120_000);
         assert!(p.halted);
@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn zero_length_period() {
-        let mut r = Replay::new(Params::DEFAULT);
+        let mut r = Replay::new(ValidParams::DEFAULT);
         let p = r.period(0);
         assert!(p.halted, "window 0 halts even for a 0 ns period");
         assert_eq!(p.adjustment, Adjustment::Unchanged);
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn summary_counts() {
-        let mut r = Replay::new(Params::DEFAULT);
+        let mut r = Replay::new(ValidParams::DEFAULT);
         let mut s = Summary::default();
         for d in [30_000, 30_000, 120_000, 1_000_000] {
             s.add(&r.period(d));

@@ -1,7 +1,7 @@
 //! Invariants of the governor over random traces and parameters.
 
 use haltpoll::replay::{Replay, Summary};
-use haltpoll::{Adjustment, BlockTime, Governor, IdleState, LATENCY_ANY, Params, ShrinkRule};
+use haltpoll::{Adjustment, BlockTime, Governor, IdleState, LATENCY_ANY, Params, ShrinkRule, ValidParams};
 use proptest::prelude::*;
 
 fn any_params() -> impl Strategy<Value = Params> {
@@ -49,7 +49,7 @@ proptest! {
     /// Nothing overflows or panics for any input (debug builds check arithmetic).
     #[test]
     fn never_panics(params in any_params(), steps in prop::collection::vec((any::<bool>(), any::<u64>(), any::<bool>(), any::<u64>()), 0..200)) {
-        let mut gov = Governor::new(params);
+        let mut gov = Governor::new(params.validate().unwrap());
         for (halt, ns, timed_out, latency) in steps {
             let _ = gov.select(latency);
             let state = if halt { IdleState::Halt } else { IdleState::Poll };
@@ -63,7 +63,7 @@ proptest! {
     fn window_stays_in_band(params in small_params(), trace in trace()) {
         prop_assume!(params.grow_start <= params.guest_halt_poll_ns);
         let params = Params { shrink_rule: ShrinkRule::Floor, ..params };
-        let mut replay = Replay::new(params);
+        let mut replay = Replay::new(params.validate().unwrap());
         for d in trace {
             let w = replay.period(d).poll_limit_ns_after;
             prop_assert!(w == 0 || (params.grow_start..=params.guest_halt_poll_ns).contains(&w), "window {w} out of band");
@@ -74,7 +74,7 @@ proptest! {
     /// grown under a larger ceiling: with fixed parameters, never.
     #[test]
     fn window_never_exceeds_ceiling(params in small_params(), trace in trace()) {
-        let mut replay = Replay::new(params);
+        let mut replay = Replay::new(params.validate().unwrap());
         for d in trace {
             prop_assert!(replay.period(d).poll_limit_ns_after <= params.guest_halt_poll_ns);
         }
@@ -83,7 +83,7 @@ proptest! {
     /// A poll hit never changes the window; a poll (hit or timeout) never changes it.
     #[test]
     fn polls_never_move_window(params in small_params(), trace in trace()) {
-        let mut replay = Replay::new(params);
+        let mut replay = Replay::new(params.validate().unwrap());
         for d in trace {
             let p = replay.period(d);
             if p.hit() {
@@ -98,7 +98,7 @@ proptest! {
     /// Time adds up, and a period polls at most its window.
     #[test]
     fn accounting_adds_up(params in small_params(), trace in prop::collection::vec(0u64..2_000_000, 0..300)) {
-        let mut replay = Replay::new(params);
+        let mut replay = Replay::new(params.validate().unwrap());
         let mut s = Summary::default();
         for d in &trace {
             let p = replay.period(*d);
@@ -116,7 +116,7 @@ proptest! {
     /// Grows only go up and shrinks only go down; the direction matches the block time.
     #[test]
     fn adjustments_have_the_right_direction(params in small_params(), trace in trace()) {
-        let mut replay = Replay::new(params);
+        let mut replay = Replay::new(params.validate().unwrap());
         for d in trace {
             let p = replay.period(d);
             match p.adjustment {
@@ -137,7 +137,7 @@ proptest! {
     /// Without shrinking the window never decreases.
     #[test]
     fn no_shrink_is_monotone(params in small_params(), trace in trace()) {
-        let mut replay = Replay::new(Params { allow_shrink: false, ..params });
+        let mut replay = Replay::new(Params { allow_shrink: false, ..params }.validate().unwrap());
         let mut last = 0;
         for d in trace {
             let w = replay.period(d).poll_limit_ns_after;
@@ -152,7 +152,7 @@ proptest! {
     /// the window nor shrinks it: every period polls `W` in vain. Linux behaves the same.
     #[test]
     fn steady_periods_settle_into_hits_or_the_blind_spot(d in 1u64..=200_000) {
-        let mut replay = Replay::new(Params::DEFAULT);
+        let mut replay = Replay::new(ValidParams::DEFAULT);
         for _ in 0..5 { replay.period(d); }
         for _ in 0..5 {
             let p = replay.period(d);
@@ -169,7 +169,7 @@ proptest! {
     /// ceiling ends up caught by a poll.
     #[test]
     fn poll_and_halt_catches_every_steady_period_up_to_the_ceiling(d in 1u64..=200_000) {
-        let mut replay = Replay::new(Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT });
+        let mut replay = Replay::new(Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT }.validate().unwrap());
         for _ in 0..6 { replay.period(d); } // 0 -> 50 -> 100 -> 200 us at most
         for _ in 0..5 {
             prop_assert!(replay.period(d).hit(), "period {d} missed with window {}", replay.governor().poll_limit_ns());
@@ -180,7 +180,7 @@ proptest! {
     /// blind spot above the ceiling either.
     #[test]
     fn poll_and_halt_shrinks_for_every_period_past_the_ceiling(warm in 1u64..=200_000, long in 200_001u64..100_000_000) {
-        let mut replay = Replay::new(Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT });
+        let mut replay = Replay::new(Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT }.validate().unwrap());
         for _ in 0..5 { replay.period(warm); }
         for _ in 0..10 { replay.period(long); }
         prop_assert_eq!(replay.governor().poll_limit_ns(), 0);
@@ -192,7 +192,7 @@ proptest! {
     /// stays at the ceiling; `blind_spot_above_the_ceiling` pins it.)
     #[test]
     fn long_periods_shrink_to_zero(warm in 1u64..=200_000, long in 400_001u64..100_000_000) {
-        let mut replay = Replay::new(Params::DEFAULT);
+        let mut replay = Replay::new(ValidParams::DEFAULT);
         for _ in 0..5 { replay.period(warm); }
         for _ in 0..10 { replay.period(long); }
         prop_assert_eq!(replay.governor().poll_limit_ns(), 0);
@@ -205,7 +205,7 @@ proptest! {
 /// the halt). Found by `long_periods_shrink_to_zero` with `warm = 1, long = 200001`.
 #[test]
 fn blind_spot_above_the_ceiling() {
-    let mut replay = Replay::new(Params::DEFAULT);
+    let mut replay = Replay::new(ValidParams::DEFAULT);
     replay.period(1);
     for _ in 0..10 {
         replay.period(200_001);

@@ -3,13 +3,12 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use haltpoll::replay::Period;
-use haltpoll::{Adjustment, Params};
+use haltpoll::{Adjustment, Params, ValidParams};
 use serde::Serialize;
 
-use crate::governor_args::GovernorArgs;
 use crate::output::{self, fmt_ns, percent};
 use crate::trace::{self, Format, IdlePeriod, Trace};
 
@@ -24,7 +23,7 @@ pub struct ReplayArgs {
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     #[command(flatten)]
-    pub governor: GovernorArgs,
+    pub governor: Params,
     /// One JSON object per period (JSON Lines), then one with the summary.
     #[arg(long)]
     pub json: bool,
@@ -78,39 +77,13 @@ struct SummaryJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     final_poll_limit_ns: Option<u64>,
     cpus: Vec<CpuJson>,
-    params: ParamsJson,
+    params: Params,
 }
 
 #[derive(Serialize)]
 struct CpuJson {
     cpu: u32,
     final_poll_limit_ns: u64,
-}
-
-/// The parameters as JSON, with the kernel's names.
-#[derive(Serialize)]
-pub struct ParamsJson {
-    guest_halt_poll_ns: u64,
-    guest_halt_poll_grow: u32,
-    guest_halt_poll_grow_start: u64,
-    guest_halt_poll_shrink: u32,
-    guest_halt_poll_allow_shrink: bool,
-    legacy_shrink: bool,
-    block_time: &'static str,
-}
-
-impl From<&Params> for ParamsJson {
-    fn from(p: &Params) -> Self {
-        ParamsJson {
-            guest_halt_poll_ns: p.guest_halt_poll_ns,
-            guest_halt_poll_grow: p.grow,
-            guest_halt_poll_grow_start: p.grow_start,
-            guest_halt_poll_shrink: p.shrink,
-            guest_halt_poll_allow_shrink: p.allow_shrink,
-            legacy_shrink: p.shrink_rule == haltpoll::ShrinkRule::Legacy,
-            block_time: crate::governor_args::block_time_name(p.block_time),
-        }
-    }
 }
 
 fn adjustment_name(a: Adjustment) -> &'static str {
@@ -123,13 +96,13 @@ fn adjustment_name(a: Adjustment) -> &'static str {
 
 /// Runs `haltpoll replay`.
 pub fn run(args: &ReplayArgs) -> Result<()> {
-    let params = args.governor.params()?;
+    let params = args.governor.validate().context("invalid governor parameters")?;
     let trace = trace::read(&args.trace, args.format)?;
     output::print_notes(&trace.notes);
     output::write_stdout(|out| write_report(out, &trace, &params, args))
 }
 
-fn write_report(out: &mut dyn Write, trace: &Trace, params: &Params, args: &ReplayArgs) -> io::Result<()> {
+fn write_report(out: &mut dyn Write, trace: &Trace, params: &ValidParams, args: &ReplayArgs) -> io::Result<()> {
     let per_cpu = trace.cpus.len() > 1;
     let cpu_col = |cpu: &dyn std::fmt::Display| if per_cpu { format!("{cpu:>4} ") } else { String::new() };
     if !args.json && !args.summary_only {
@@ -168,7 +141,7 @@ fn write_report(out: &mut dyn Write, trace: &Trace, params: &Params, args: &Repl
             poll_share_of_idle: s.poll_share_of_idle(),
             final_poll_limit_ns: if per_cpu { None } else { windows.first().map(|w| w.1) },
             cpus: windows.iter().map(|&(cpu, final_poll_limit_ns)| CpuJson { cpu, final_poll_limit_ns }).collect(),
-            params: params.into(),
+            params: params.into_inner(),
         };
         serde_json::to_writer(&mut *out, &serde_json::json!({ "summary": summary }))?;
         writeln!(out)?;

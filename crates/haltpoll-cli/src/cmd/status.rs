@@ -182,7 +182,6 @@ fn why_not_loaded(s: &Status) -> String {
              refuses to load unless forced: boot with cpuidle_haltpoll.force=1 if the vCPUs have CPUs of \
              their own, or if polling may take host CPU time from others"
             .to_owned(),
-        Err(other) => other.to_string(),
         Ok(_) => "CPUID allows it to load: the kernel may lack it (CONFIG_HALTPOLL_CPUIDLE), or idle= on the \
              kernel command line chose another idle mode"
             .to_owned(),
@@ -306,19 +305,10 @@ struct StatusJson<'a> {
     sysfs_root: &'a std::path::Path,
     cpuidle: Option<&'a Cpuidle>,
     haltpoll_active: bool,
-    params: Option<ParamsJson>,
+    params: Option<ModuleParams>,
     cpuidle_haltpoll_force: Option<bool>,
     hypervisor: HypervisorJson,
     findings: &'a [String],
-}
-
-#[derive(Serialize)]
-struct ParamsJson {
-    guest_halt_poll_ns: u32,
-    guest_halt_poll_grow: u32,
-    guest_halt_poll_grow_start: u32,
-    guest_halt_poll_shrink: u32,
-    guest_halt_poll_allow_shrink: bool,
 }
 
 #[derive(Serialize)]
@@ -344,13 +334,7 @@ fn write_json(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Resul
         sysfs_root: &s.root,
         cpuidle: s.cpuidle.as_ref(),
         haltpoll_active: s.cpuidle.as_ref().is_some_and(Cpuidle::is_haltpoll),
-        params: s.params.map(|p| ParamsJson {
-            guest_halt_poll_ns: p.guest_halt_poll_ns,
-            guest_halt_poll_grow: p.grow,
-            guest_halt_poll_grow_start: p.grow_start,
-            guest_halt_poll_shrink: p.shrink,
-            guest_halt_poll_allow_shrink: p.allow_shrink,
-        }),
+        params: s.params,
         cpuidle_haltpoll_force: s.force,
         hypervisor: HypervisorJson {
             cpuid_available: available,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use haltpoll::{Params, ShrinkRule};
+use haltpoll::{Params, ShrinkRule, ValidParams};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -77,7 +77,8 @@ pub struct TuneArgs {
 }
 
 impl TuneArgs {
-    fn grid(&self) -> Result<Grid> {
+    /// The grid and its settings, checked.
+    fn grid(&self) -> Result<(Grid, Vec<ValidParams>)> {
         let or_default = |v: &Vec<u64>, d: &[u64]| if v.is_empty() { d.to_vec() } else { v.clone() };
         let grid = Grid {
             ceilings_ns: or_default(&self.ceilings, &Grid::CEILINGS_NS),
@@ -94,12 +95,12 @@ impl TuneArgs {
                 ..Params::DEFAULT
             },
         };
-        // Every setting must be one the kernel can be given.
-        for p in grid.settings() {
-            p.validate().context("invalid grid")?;
-            ModuleParams::from_params(&p).map_err(anyhow::Error::msg).context("invalid grid")?;
+        // Every setting must work, and be one the kernel can be given.
+        let settings = grid.valid_settings().context("invalid grid")?;
+        for p in &settings {
+            ModuleParams::from_params(p).map_err(anyhow::Error::msg).context("invalid grid")?;
         }
-        Ok(grid)
+        Ok((grid, settings))
     }
 }
 
@@ -120,7 +121,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     if let Some(path) = &args.plot {
         plot::Format::of(path)?; // before the work, not after it
     }
-    let grid = args.grid()?;
+    let (grid, settings) = args.grid()?;
     let trace = trace::read(&args.trace, args.format)?;
     output::print_notes(&trace.notes);
     if trace.periods.is_empty() {
@@ -133,7 +134,6 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     if cpu.ns == 0 {
         bail!("{}: the trace covers no time (all its idle periods are 0 ns long)", args.trace.display());
     }
-    let settings = grid.settings();
     let bar = ProgressBar::new(settings.len() as u64).with_message("settings replayed");
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed}] {wide_bar} {pos}/{len} {msg} (eta {eta})")
@@ -388,11 +388,8 @@ struct TraceJson {
 
 #[derive(Serialize)]
 struct SettingJson {
-    guest_halt_poll_ns: u64,
-    guest_halt_poll_grow: u32,
-    guest_halt_poll_grow_start: u64,
-    guest_halt_poll_shrink: u32,
-    guest_halt_poll_allow_shrink: bool,
+    #[serde(flatten)]
+    params: Params,
     periods: u64,
     poll_hits: u64,
     no_exit_share: f64,
@@ -406,11 +403,7 @@ struct SettingJson {
 impl SettingJson {
     fn new(o: &Outcome, cpu: CpuTime, on_front: bool) -> SettingJson {
         SettingJson {
-            guest_halt_poll_ns: o.params.guest_halt_poll_ns,
-            guest_halt_poll_grow: o.params.grow,
-            guest_halt_poll_grow_start: o.params.grow_start,
-            guest_halt_poll_shrink: o.params.shrink,
-            guest_halt_poll_allow_shrink: o.params.allow_shrink,
+            params: o.params,
             periods: o.summary.periods,
             poll_hits: o.summary.poll_hits,
             no_exit_share: o.no_exit_share(),

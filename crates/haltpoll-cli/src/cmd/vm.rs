@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use haltpoll::LATENCY_ANY;
-use haltpoll_guest::abi::{Counters, DriverLoad, DriverReport};
+use haltpoll::{LATENCY_ANY, Params};
+use haltpoll_abi::{Counters, DriverLoad, DriverReport};
 use haltpoll_vmm::report::quantile;
 use haltpoll_vmm::stats::KvmStat;
 use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport};
 use serde::Serialize;
 
-use crate::governor_args::GovernorArgs;
 use crate::output::{self, fmt_ns, percent};
 use crate::trace::text::{self, Section};
 use crate::units::parse_ns;
@@ -34,51 +33,6 @@ pub enum VmCommand {
     Pingpong(PingpongArgs),
 }
 
-/// How a waiting vCPU idles.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Idle {
-    /// Spin on the mailbox at ring 3: no exit, no IPI (the physical limit).
-    Busy,
-    /// Halt at once (a VM exit); the sender sends an IPI.
-    Halt,
-    /// The cpuidle-haltpoll driver: poll with POLLING set (no IPI needed), halt when the
-    /// governor says so. Refuses to load without the REALTIME hint unless --force.
-    Haltpoll,
-}
-
-impl Idle {
-    /// The guest's policy.
-    pub fn policy(self) -> IdlePolicy {
-        match self {
-            Idle::Busy => IdlePolicy::Busy,
-            Idle::Halt => IdlePolicy::Halt,
-            Idle::Haltpoll => IdlePolicy::Haltpoll,
-        }
-    }
-}
-
-/// Whether the guest sees KVM_HINTS_REALTIME.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Hint {
-    /// When every vCPU has a host CPU of its own.
-    Auto,
-    /// Always.
-    On,
-    /// Never.
-    Off,
-}
-
-/// What each vCPU writes to MSR_KVM_POLL_CONTROL at start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum HostPolling {
-    /// Nothing: host polling as the host has it.
-    Leave,
-    /// 0: the host does not poll for this vCPU.
-    Off,
-    /// 1: the host polls (the reset value).
-    On,
-}
-
 /// Arguments of `haltpoll vm pingpong`.
 #[derive(Args, Debug)]
 pub struct PingpongArgs {
@@ -89,8 +43,8 @@ pub struct PingpongArgs {
     #[arg(long, value_name = "NS", default_value_t = 0)]
     pub think_ns: u64,
     /// How a vCPU waits for the next message.
-    #[arg(long, value_enum, default_value_t = Idle::Halt)]
-    pub idle: Idle,
+    #[arg(long, value_enum, default_value_t = IdlePolicy::Halt)]
+    pub idle: IdlePolicy,
     /// The VM's host halt-polling window, ns (KVM_CAP_HALT_POLL). Default: the host's own
     /// (KVM's halt_poll_ns, 200000 unless changed).
     #[arg(long, value_name = "NS")]
@@ -102,12 +56,12 @@ pub struct PingpongArgs {
     #[arg(short = 'r', long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
     /// Show the guest KVM_HINTS_REALTIME (dedicated host CPUs).
-    #[arg(long, value_enum, default_value_t = Hint::Auto)]
-    pub realtime_hint: Hint,
+    #[arg(long, value_enum, default_value_t = RealtimeHint::Auto)]
+    pub realtime_hint: RealtimeHint,
     /// What the guest writes to MSR_KVM_POLL_CONTROL on each vCPU at start (the haltpoll
     /// driver then writes its own value: 0 where the guest polls).
-    #[arg(long, value_enum, default_value_t = HostPolling::Leave)]
-    pub poll_control: HostPolling,
+    #[arg(long, value_enum, default_value_t = PollControl::Leave)]
+    pub poll_control: PollControl,
     /// Round trips per pair before the measured ones (not counted; lets the governor settle).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub warmup: u64,
@@ -136,7 +90,7 @@ pub struct PingpongArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub governor: GovernorArgs,
+    pub governor: Params,
 }
 
 /// A latency requirement: a duration, or `any` for none.
@@ -163,25 +117,17 @@ impl PingpongArgs {
         };
         Ok(RunOptions {
             vcpus: self.vcpus,
-            idle: self.idle.policy(),
+            idle: self.idle,
             round_trips: self.round_trips,
             think_ns: self.think_ns,
             warmup_round_trips: self.warmup,
             warmup_think_ns: self.warmup_think_ns,
-            governor: self.governor.params()?,
+            governor: self.governor.validate().context("invalid governor parameters")?,
             latency_req_ns: latency_reqs(&self.latency_req, self.vcpus),
             force: self.force,
             host_halt_poll_ns: self.host_halt_poll_ns,
-            realtime_hint: match self.realtime_hint {
-                Hint::Auto => RealtimeHint::Auto,
-                Hint::On => RealtimeHint::On,
-                Hint::Off => RealtimeHint::Off,
-            },
-            poll_control: match self.poll_control {
-                HostPolling::Leave => PollControl::Leave,
-                HostPolling::Off => PollControl::HostPollOff,
-                HostPolling::On => PollControl::HostPollOn,
-            },
+            realtime_hint: self.realtime_hint,
+            poll_control: self.poll_control,
             pin: !self.no_pin,
             time_limit,
             ..RunOptions::default()
@@ -374,7 +320,7 @@ fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], 
         "host polls       {:.2} successful of {:.2} attempted per round trip",
         p.halt_successful_poll, p.halt_attempted_poll
     )?;
-    if args.idle == Idle::Haltpoll {
+    if args.idle == IdlePolicy::Haltpoll {
         writeln!(out, "haltpoll driver  {}", describe_driver(first))?;
         writeln!(
             out,
@@ -392,18 +338,9 @@ fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], 
 pub fn describe_driver(report: &RunReport) -> String {
     let drivers: Vec<&DriverReport> = report.vcpus.iter().map(|v| &v.driver).collect();
     let Some(first) = drivers.first() else { return "no vCPUs".to_owned() };
-    let load = match first.load() {
-        Some(DriverLoad::Loaded) => "loaded (REALTIME hint)",
-        Some(DriverLoad::Forced) => "loaded without the REALTIME hint because of --force",
-        Some(DriverLoad::RefusedNoRealtimeHint) => {
-            "refused: no REALTIME hint (vCPUs share host CPUs); pass --force to load anyway. The vCPUs halt at once"
-        }
-        Some(DriverLoad::RefusedNotKvm) => "refused: no KVM signature in CPUID. The vCPUs halt at once",
-        Some(DriverLoad::RefusedBadParams) => "refused: invalid governor parameters",
-        Some(DriverLoad::NotUsed) | None => "not used",
-    };
+    let load = format!("{:#}", first.load().unwrap_or(DriverLoad::NotUsed));
     if !first.load().is_some_and(DriverLoad::loaded) {
-        return load.to_owned();
+        return load;
     }
     let host = if drivers.iter().any(|d| d.poll_control_missing != 0) {
         "the host has no POLL_CONTROL: host polling stays on".to_owned()

@@ -15,7 +15,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use haltpoll::Params;
+use haltpoll::ValidParams;
 use haltpoll::replay::{Period, Replay, Summary};
 
 /// The highest CPU number a trace may name; real systems stay far below it, and it bounds the
@@ -100,7 +100,7 @@ impl Trace {
 
     /// Runs `params` over the trace with one governor per CPU, each starting from a window of
     /// 0, and calls `each` for every period in trace order.
-    pub fn replay(&self, params: Params, mut each: impl FnMut(&IdlePeriod, &Period)) -> Replayed {
+    pub fn replay(&self, params: ValidParams, mut each: impl FnMut(&IdlePeriod, &Period)) -> Replayed {
         // Indexed by CPU number: the parsers keep numbers at or below MAX_CPU.
         let slots = self.cpus.last().map_or(0, |&c| c as usize + 1);
         let mut cpus: Vec<Option<Replay>> = vec![None; slots];
@@ -219,7 +219,7 @@ mod tests {
             notes: vec![],
         };
         let mut hits = Vec::new();
-        let r = trace.replay(Params::DEFAULT, |idle, p| hits.push((idle.cpu, p.hit())));
+        let r = trace.replay(ValidParams::DEFAULT, |idle, p| hits.push((idle.cpu, p.hit())));
         assert_eq!(hits, vec![(0, false), (1, false), (0, true)]);
         assert_eq!(r.summary.periods, 3);
         assert_eq!(r.final_windows, vec![(0, 50_000), (1, 50_000)]);
@@ -234,6 +234,6 @@ mod tests {
             span: None,
             notes: vec![],
         };
-        assert_eq!(trace.replay(Params::DEFAULT, |_, _| {}).final_windows, vec![(7, 50_000)]);
+        assert_eq!(trace.replay(ValidParams::DEFAULT, |_, _| {}).final_windows, vec![(7, 50_000)]);
     }
 }

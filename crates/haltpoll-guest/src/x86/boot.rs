@@ -4,7 +4,7 @@
 
 use core::arch::{asm, global_asm};
 
-use haltpoll_guest::abi::{MAX_VCPUS, layout, selectors};
+use haltpoll_abi::{MAX_VCPUS, layout, selectors};
 
 use super::{apic, interrupts, percpu};
 

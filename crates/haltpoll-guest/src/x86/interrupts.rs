@@ -8,7 +8,7 @@ use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
 use core::ptr::write_volatile;
 
-use haltpoll_guest::abi::{EXIT_PORT, ExitRecord, ExitStatus, MAX_VCPUS, layout, selectors};
+use haltpoll_abi::{EXIT_PORT, ExitRecord, ExitStatus, MAX_VCPUS, layout, selectors};
 
 use super::apic::{self, IPI_VECTOR, SPURIOUS_VECTOR};
 use super::percpu::{self, IRQ_COUNT_OFFSET};

@@ -7,7 +7,7 @@ use core::mem::offset_of;
 use core::sync::atomic::AtomicU64;
 use core::sync::atomic::Ordering::Acquire;
 
-use haltpoll_guest::abi::MAX_VCPUS;
+use haltpoll_abi::MAX_VCPUS;
 
 /// `IA32_GS_BASE`.
 const MSR_GS_BASE: u32 = 0xC000_0101;

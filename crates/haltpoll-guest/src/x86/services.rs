@@ -14,7 +14,7 @@
 use core::arch::{asm, global_asm};
 
 use haltpoll::driver::{CpuidRegs, MSR_KVM_POLL_CONTROL};
-use haltpoll_guest::abi::{EXIT_PORT, ExitStatus, MARK_PORT};
+use haltpoll_abi::{EXIT_PORT, ExitStatus, MARK_PORT};
 
 use super::percpu::IRQ_COUNT_OFFSET;
 

@@ -64,36 +64,31 @@ pub struct ThreadsArgs {
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
     #[command(flatten)]
-    pub parker: ParkerArgs,
+    pub parker: ParkerParams,
 }
 
-/// The haltpoll parker's governor, to try other parameters than its defaults.
-#[derive(Args, Debug)]
-#[command(next_help_heading = "Haltpoll parker")]
-pub struct ParkerArgs {
-    /// Ceiling of the poll window, ns.
-    #[arg(long, value_name = "NS", default_value_t = DEFAULT_PARAMS.guest_halt_poll_ns)]
-    pub guest_halt_poll_ns: u64,
-    /// First non-zero window and shrink floor, ns.
-    #[arg(long, value_name = "NS", default_value_t = DEFAULT_PARAMS.grow_start)]
-    pub grow_start: u64,
-    /// Factor by which the window grows.
-    #[arg(long, value_name = "FACTOR", default_value_t = DEFAULT_PARAMS.grow)]
-    pub grow: u32,
-    /// Divisor by which the window shrinks; 0 resets it.
-    #[arg(long, value_name = "DIVISOR", default_value_t = DEFAULT_PARAMS.shrink)]
-    pub shrink: u32,
+/// The haltpoll parker's governor parameters: [`Params`]'s options, defaulting to the
+/// parker's own parameters ([`DEFAULT_PARAMS`]) rather than Linux's.
+#[derive(Clone, Copy, Debug)]
+pub struct ParkerParams(pub Params);
+
+impl clap::FromArgMatches for ParkerParams {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Params::from_arg_matches(matches).map(ParkerParams)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
 }
 
-impl ParkerArgs {
-    fn params(&self) -> Params {
-        Params {
-            guest_halt_poll_ns: self.guest_halt_poll_ns,
-            grow_start: self.grow_start,
-            grow: self.grow,
-            shrink: self.shrink,
-            ..DEFAULT_PARAMS
-        }
+impl Args for ParkerParams {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        Params::with_defaults(Params::augment_args(cmd), &DEFAULT_PARAMS)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Params::with_defaults(Params::augment_args_for_update(cmd), &DEFAULT_PARAMS)
     }
 }
 
@@ -109,7 +104,7 @@ impl ThreadsArgs {
             cell_time: self.cell_time,
             warmup: self.warmup,
             pin: !self.no_pin,
-            haltpoll: Builder::new().params(self.parker.params()),
+            haltpoll: Builder::new().params(self.parker.0),
         }
     }
 }

@@ -12,14 +12,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use haltpoll::{BlockTime, Params};
-use haltpoll_vmm::{IdlePolicy, RunOptions};
+use haltpoll::{BlockTime, Params, ValidParams};
+use haltpoll_vmm::{DriverLoad, IdlePolicy, RunOptions};
 use serde::Serialize;
 
 use self::cells::{Measurement, Row, Target, check_targets, summarize};
 use super::{SweepPoint, load_average, plot_sweep, progress_bar};
 use crate::bench::summary::Unit;
-use crate::governor_args::{GovernorArgs, block_time_name};
 use crate::output::{self, fmt_ns, percent};
 use crate::plot;
 use crate::units::parse_duration;
@@ -92,7 +91,7 @@ impl Variant {
             Variant::GuestHaltpoll => RunOptions { idle: IdlePolicy::Haltpoll, ..base },
             Variant::GuestHaltpollPollAndHalt => RunOptions {
                 idle: IdlePolicy::Haltpoll,
-                governor: Params { block_time: BlockTime::PollAndHalt, ..setup.params },
+                governor: setup.params.with_block_time(BlockTime::PollAndHalt),
                 ..base
             },
             Variant::HostHaltPoll => RunOptions { idle: IdlePolicy::Halt, ..base },
@@ -146,7 +145,7 @@ pub struct VmArgs {
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
     #[command(flatten)]
-    pub governor: GovernorArgs,
+    pub governor: Params,
 }
 
 /// What every run shares.
@@ -159,10 +158,9 @@ struct Setup {
     cell_time_ns: u64,
     warmup: u64,
     host_halt_poll_ns: u64,
-    #[serde(skip)]
-    params: Params,
-    guest_halt_poll_ns: u64,
-    block_time: &'static str,
+    /// The governor's parameters, with the kernel's names, beside the other settings.
+    #[serde(flatten)]
+    params: ValidParams,
     load_average: Option<f64>,
 }
 
@@ -172,7 +170,7 @@ const SLOWEST_ROUND_TRIP_NS: u64 = 120_000;
 
 impl Setup {
     fn new(args: &VmArgs) -> Result<Setup> {
-        let params = args.governor.params()?;
+        let params = args.governor.validate().context("invalid governor parameters")?;
         if args.repetitions == 0 {
             anyhow::bail!("--repetitions 0: no repetitions to run; give at least 1");
         }
@@ -193,8 +191,6 @@ impl Setup {
             warmup: args.warmup,
             host_halt_poll_ns: args.host_halt_poll_ns,
             params,
-            guest_halt_poll_ns: params.guest_halt_poll_ns,
-            block_time: block_time_name(params.block_time),
             load_average: load_average(),
         })
     }
@@ -239,7 +235,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     let rows = summarize(&runs);
-    let targets = check_targets(&runs, setup.guest_halt_poll_ns);
+    let targets = check_targets(&runs, setup.params.guest_halt_poll_ns);
     if let Some(path) = &args.plot {
         // Round trip and the host CPU time of all vCPUs per round trip, one line per variant.
         let points = rows.iter().map(|r| SweepPoint {
@@ -328,7 +324,7 @@ fn driver_note(m: &Measurement) -> String {
     let windows: Vec<String> = m.windows_end_ns.iter().map(|&w| fmt_ns(w)).collect();
     format!(
         "driver {}, host polling off by MSR on {} of {} vCPUs, windows at the end {}, {} grows and {} shrinks",
-        m.driver.unwrap_or("not used"),
+        m.driver.clone().unwrap_or_else(|| DriverLoad::NotUsed.to_string()),
         m.host_polling_off,
         m.windows_end_ns.len(),
         windows.join(", "),
@@ -355,7 +351,7 @@ fn write_table(
     writeln!(
         out,
         "guest haltpoll: guest_halt_poll_ns {}, block time {}; host halt-poll window {} (no polling: 0)",
-        setup.guest_halt_poll_ns, setup.block_time, setup.host_halt_poll_ns
+        setup.params.guest_halt_poll_ns, setup.params.block_time, setup.host_halt_poll_ns
     )?;
     let (main, overcommit): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| !r.variant.is_overcommit());
     if !main.is_empty() {
@@ -445,7 +441,7 @@ fn write_csv(out: &mut dyn Write, runs: &[Measurement]) -> io::Result<()> {
             m.poll_ns_per_message,
             m.cpu_ns_per_message,
             m.preempted_per_message,
-            m.driver.unwrap_or(""),
+            m.driver.as_deref().unwrap_or(""),
         )?;
     }
     Ok(())

@@ -3,7 +3,6 @@
 //! and the targets ([`check_targets`]), through the benchmarks'
 //! [`summary`](crate::bench::summary). Pure: no VM here, so it is tested with made-up reports.
 
-use haltpoll_guest::abi::DriverLoad;
 use haltpoll_vmm::RunReport;
 use serde::Serialize;
 
@@ -60,7 +59,7 @@ pub struct Measurement {
     /// Host preemptions of the vCPU threads per message.
     pub preempted_per_message: f64,
     /// The haltpoll driver's load decision, where it ran.
-    pub driver: Option<&'static str>,
+    pub driver: Option<String>,
     /// vCPUs on which the driver switched host polling off by MSR.
     pub host_polling_off: usize,
     /// Each vCPU's poll window at the end, ns.
@@ -71,17 +70,6 @@ pub struct Measurement {
     pub shrinks: u64,
     /// Whether the guest saw KVM_HINTS_REALTIME.
     pub realtime_hint: bool,
-}
-
-fn load_name(load: DriverLoad) -> &'static str {
-    match load {
-        DriverLoad::NotUsed => "not used",
-        DriverLoad::Loaded => "loaded",
-        DriverLoad::Forced => "forced",
-        DriverLoad::RefusedNotKvm => "refused: not KVM",
-        DriverLoad::RefusedNoRealtimeHint => "refused: no REALTIME hint",
-        DriverLoad::RefusedBadParams => "refused: bad parameters",
-    }
 }
 
 impl Measurement {
@@ -117,7 +105,7 @@ impl Measurement {
             cpu_ns_per_message: report.per_message(cpu),
             cpu_ns_per_round_trip: report.per_round_trip(cpu),
             preempted_per_message: per_message(report.sum(|v| v.preempted)),
-            driver: report.driver_load().map(load_name),
+            driver: report.driver_load().map(|l| l.to_string()),
             host_polling_off: report.host_polling_off(),
             windows_end_ns: report.vcpus.iter().map(|v| v.driver.poll_limit_ns).collect(),
             grows: report.sum(|v| v.counters.grows),
@@ -140,7 +128,7 @@ impl Repetition for Measurement {
     }
 }
 
-/// IPIs by where their target was ([`haltpoll_guest::abi::Phase`]), all vCPUs.
+/// IPIs by where their target was ([`haltpoll_abi::Phase`]), all vCPUs.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct IpiTargets {
     /// Running its workload.

@@ -6,16 +6,32 @@
 //! structures are `#[repr(C)]` with explicit padding; with the `zerocopy` feature (the VMM's) they
 //! derive zerocopy's traits, whose derive refuses a layout with hidden padding at compile time.
 //!
+//! Concepts the core crate owns are not declared again here: the governor's parameters travel as
+//! the core's [`RawParams`] (its fixed layout of [`haltpoll::Params`]), and the driver's load
+//! decision is the core's [`DriverLoad`], written as its `repr(u32)` value. Enums travel as
+//! `u32` fields with a typed accessor (`from_raw`), because a value read from memory the other
+//! side wrote must be checked before it becomes an enum.
+//!
+//! Features: `zerocopy` (the VMM's byte traits), `serde` (`Serialize` on the counters and the
+//! driver report) and `clap` ([`IdlePolicy`] and [`PollControl`] as option values).
+//!
 //! ```
-//! use haltpoll_guest::abi::{layout, RunConfig, IdlePolicy, Workload};
+//! use haltpoll_abi::{layout, RunConfig, IdlePolicy, Workload};
 //! let cfg = RunConfig::new(2, Workload::PingPong, IdlePolicy::Halt);
 //! assert_eq!(cfg.idle_policy(), Some(IdlePolicy::Halt));
 //! assert!(layout::report(1) > layout::report(0));
 //! ```
 
+// clap's derives expand to code that uses the std prelude, and clap needs std anyway; without
+// that feature the crate is `no_std`.
+#![cfg_attr(not(any(test, feature = "clap")), no_std)]
+#![warn(missing_docs)]
+
 use core::sync::atomic::AtomicU64;
 
-use haltpoll::{BlockTime, LATENCY_ANY, Params, ShrinkRule};
+pub use haltpoll::driver::DriverLoad;
+use haltpoll::params::RawParams;
+use haltpoll::{LATENCY_ANY, Params};
 
 #[cfg(feature = "zerocopy")]
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -169,8 +185,10 @@ pub enum Workload {
     TripleFault = 3,
 }
 
-/// How a vCPU waits for a message.
+/// How a vCPU waits for a message. With feature `clap`, an option value: `busy`, `halt`,
+/// `haltpoll`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[repr(u32)]
 pub enum IdlePolicy {
     /// Spin on the mailbox at ring 3: no exit, no IPI (the physical limit).
@@ -181,18 +199,27 @@ pub enum IdlePolicy {
     /// wakers skip the IPI) or HALT, and learns the poll window. If the driver refuses to load
     /// (see [`DriverLoad`]) the vCPU falls back to [`IdlePolicy::Halt`], as Linux falls back to
     /// its default idle.
+    #[cfg_attr(
+        feature = "clap",
+        value(help = "The cpuidle-haltpoll driver: poll with POLLING set (no IPI needed), halt when the \
+                      governor says so. Refuses to load without the REALTIME hint unless forced")
+    )]
     Haltpoll = 2,
 }
 
-/// What the guest writes to `MSR_KVM_POLL_CONTROL` on each vCPU at start.
+/// What the guest writes to `MSR_KVM_POLL_CONTROL` on each vCPU at start. With feature
+/// `clap`, an option value: `leave`, `off`, `on`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[repr(u32)]
 pub enum PollControl {
     /// Leave the MSR alone (host polling stays as the host configured it).
     Leave = 0,
     /// Write 0: ask the host not to halt-poll for this vCPU.
+    #[cfg_attr(feature = "clap", value(name = "off"))]
     HostPollOff = 1,
     /// Write 1: host halt polling on (the reset value).
+    #[cfg_attr(feature = "clap", value(name = "on"))]
     HostPollOn = 2,
 }
 
@@ -224,7 +251,6 @@ macro_rules! from_raw {
 from_raw!(Workload { PingPong, Fault, Hang, TripleFault });
 from_raw!(IdlePolicy { Busy, Halt, Haltpoll });
 from_raw!(PollControl { Leave, HostPollOff, HostPollOn });
-from_raw!(DriverLoad { NotUsed, Loaded, Forced, RefusedNotKvm, RefusedNoRealtimeHint, RefusedBadParams });
 from_raw!(Phase { Running, Idle, Polling, Halting });
 from_raw!(ExitStatus { Done, Fault, Panic, BadConfig });
 
@@ -256,8 +282,9 @@ pub struct RunConfig {
     pub warmup_round_trips: u64,
     /// Think time of the warm-up round trips, TSC ticks.
     pub warmup_think_tsc: u64,
-    /// The haltpoll governor's parameters ([`IdlePolicy::Haltpoll`]).
-    pub governor: GovernorConfig,
+    /// The haltpoll governor's parameters ([`IdlePolicy::Haltpoll`]), in the core crate's
+    /// fixed layout.
+    pub governor: RawParams,
     /// Load the haltpoll driver even without KVM_HINTS_REALTIME (Linux's
     /// `cpuidle_haltpoll.force=1`): 1 to force, 0 not to.
     pub force: u32,
@@ -284,7 +311,7 @@ impl RunConfig {
             sample_capacity: 0,
             warmup_round_trips: 0,
             warmup_think_tsc: 0,
-            governor: GovernorConfig::new(Params::DEFAULT),
+            governor: RawParams::new(&Params::DEFAULT),
             force: 0,
             reserved: 0,
             latency_req_ns: [LATENCY_ANY; MAX_VCPUS],
@@ -304,86 +331,6 @@ impl RunConfig {
     /// The poll-control request, if the raw value names one.
     pub const fn poll_control(&self) -> Option<PollControl> {
         PollControl::from_raw(self.poll_control)
-    }
-}
-
-/// The haltpoll governor's parameters as the VMM passes them ([`Params`] in a fixed layout).
-///
-/// ```
-/// use haltpoll::Params;
-/// use haltpoll_guest::abi::GovernorConfig;
-/// let params = Params { guest_halt_poll_ns: 400_000, ..Params::DEFAULT };
-/// assert_eq!(GovernorConfig::new(params).params(), Some(params));
-/// ```
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "zerocopy", derive(FromBytes, IntoBytes, Immutable, KnownLayout))]
-pub struct GovernorConfig {
-    /// The ceiling of the poll window, ns.
-    pub guest_halt_poll_ns: u64,
-    /// The first non-zero window and shrink floor, ns.
-    pub grow_start: u64,
-    /// Grow factor.
-    pub grow: u32,
-    /// Shrink divisor (0: reset to 0).
-    pub shrink: u32,
-    /// 1 if a long halt may shrink the window, 0 if not.
-    pub allow_shrink: u32,
-    /// The [`ShrinkRule`]: 0 [`ShrinkRule::Floor`], 1 [`ShrinkRule::Legacy`].
-    pub shrink_rule: u32,
-    /// The [`BlockTime`]: 0 [`BlockTime::HaltOnly`], 1 [`BlockTime::PollAndHalt`].
-    pub block_time: u32,
-    /// Reserved, 0.
-    pub reserved: u32,
-}
-
-impl GovernorConfig {
-    /// `params` in the ABI's layout.
-    pub const fn new(params: Params) -> GovernorConfig {
-        GovernorConfig {
-            guest_halt_poll_ns: params.guest_halt_poll_ns,
-            grow_start: params.grow_start,
-            grow: params.grow,
-            shrink: params.shrink,
-            allow_shrink: params.allow_shrink as u32,
-            shrink_rule: match params.shrink_rule {
-                ShrinkRule::Floor => 0,
-                ShrinkRule::Legacy => 1,
-            },
-            block_time: match params.block_time {
-                BlockTime::HaltOnly => 0,
-                BlockTime::PollAndHalt => 1,
-            },
-            reserved: 0,
-        }
-    }
-
-    /// The parameters, if every field holds a valid value (not yet [`Params::validate`]d).
-    pub const fn params(&self) -> Option<Params> {
-        let shrink_rule = match self.shrink_rule {
-            0 => ShrinkRule::Floor,
-            1 => ShrinkRule::Legacy,
-            _ => return None,
-        };
-        let allow_shrink = match self.allow_shrink {
-            0 => false,
-            1 => true,
-            _ => return None,
-        };
-        let block_time = match self.block_time {
-            0 => BlockTime::HaltOnly,
-            1 => BlockTime::PollAndHalt,
-            _ => return None,
-        };
-        Some(Params {
-            guest_halt_poll_ns: self.guest_halt_poll_ns,
-            grow: self.grow,
-            grow_start: self.grow_start,
-            shrink: self.shrink,
-            allow_shrink,
-            shrink_rule,
-            block_time,
-        })
     }
 }
 
@@ -436,31 +383,6 @@ pub struct Counters {
     pub ipis_to_polling: u64,
     /// ... to a vCPU on its way into HLT, halted, or on its way back ([`Phase::Halting`]).
     pub ipis_to_halting: u64,
-}
-
-/// Whether the haltpoll driver loaded on a vCPU, and if not, why ([`DriverReport::load`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum DriverLoad {
-    /// The idle policy is not [`IdlePolicy::Haltpoll`]: no driver.
-    NotUsed = 0,
-    /// Loaded: KVM with the REALTIME hint.
-    Loaded = 1,
-    /// Loaded without the REALTIME hint because the run forced it.
-    Forced = 2,
-    /// Refused: no KVM signature in CPUID. The vCPU halts at once instead.
-    RefusedNotKvm = 3,
-    /// Refused: no REALTIME hint and not forced. The vCPU halts at once instead.
-    RefusedNoRealtimeHint = 4,
-    /// Refused: the governor parameters in the run configuration are invalid.
-    RefusedBadParams = 5,
-}
-
-impl DriverLoad {
-    /// Whether the driver runs (guest polling possible).
-    pub const fn loaded(self) -> bool {
-        matches!(self, DriverLoad::Loaded | DriverLoad::Forced)
-    }
 }
 
 /// What the haltpoll driver found and did on one vCPU, at [`VcpuReport::driver`].
@@ -628,32 +550,6 @@ mod tests {
         }
         assert_eq!(IdlePolicy::from_raw(99), None);
         assert_eq!(ExitStatus::from_raw(0), None, "0 is not a valid exit: an unwritten record");
-    }
-
-    #[test]
-    fn governor_parameters_round_trip_and_garbage_is_refused() {
-        for params in [
-            Params::DEFAULT,
-            Params { allow_shrink: false, shrink_rule: ShrinkRule::Legacy, grow: 7, ..Params::DEFAULT },
-            Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT },
-        ] {
-            assert_eq!(GovernorConfig::new(params).params(), Some(params));
-        }
-        let bad = GovernorConfig { shrink_rule: 9, ..GovernorConfig::new(Params::DEFAULT) };
-        assert_eq!(bad.params(), None);
-        let bad = GovernorConfig { allow_shrink: 2, ..GovernorConfig::new(Params::DEFAULT) };
-        assert_eq!(bad.params(), None);
-        let bad = GovernorConfig { block_time: 2, ..GovernorConfig::new(Params::DEFAULT) };
-        assert_eq!(bad.params(), None);
-    }
-
-    #[test]
-    fn link_script_agrees_with_layout() {
-        let script = include_str!("../link.ld");
-        let line = script.lines().find(|l| l.trim_start().starts_with("IMAGE_BASE")).expect("IMAGE_BASE in link.ld");
-        let value = line.split('=').nth(1).unwrap().trim().trim_end_matches(';').trim();
-        let base = u64::from_str_radix(value.trim_start_matches("0x"), 16).unwrap();
-        assert_eq!(base, layout::IMAGE);
     }
 
     #[test]
