@@ -57,10 +57,12 @@ fn host_polling_catches_wakeups_unless_the_guest_switches_it_off() {
     let options =
         RunOptions { idle: IdlePolicy::Halt, round_trips: 500, host_halt_poll_ns: Some(200_000), ..Default::default() };
     // KVM stops a host poll as soon as another task is runnable on that CPU, so on a busy
-    // machine a run can go without a successful poll; a few runs give it a fair chance.
+    // machine (another build on the other CPU) a run can go without a successful poll; ten
+    // runs of a tenth of a second each give it a fair chance, and a quiet machine needs one.
+    const RUNS: usize = 10;
     let caught = |r: &RunReport| r.vcpus.iter().all(|v| v.kvm.halt_successful_poll() > 0);
-    let polled = (0..3).map(|_| pingpong(options.clone())).find(caught);
-    let polled = polled.expect("in 3 runs, some vCPU's host never caught a wakeup by polling");
+    let polled = (0..RUNS).map(|_| pingpong(options.clone())).find(caught);
+    let polled = polled.unwrap_or_else(|| panic!("in {RUNS} runs, some vCPU's host never caught a wakeup by polling"));
     for v in &polled.vcpus {
         assert!(v.kvm.halt_attempted_poll() >= v.kvm.halt_successful_poll(), "vCPU {}", v.index);
     }
