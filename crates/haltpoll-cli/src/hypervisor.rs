@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn probe_answers_on_x86_64() {
-        // Whatever this machine is, the probe must not fault and must agree with itself.
+        // Whatever machine the test runs on, the probe must not fault and must agree with itself.
         if let Cpuid::Answered(hv) = probe()
             && hv.signature_text().as_deref() == Some("KVMKVMKVM")
         {

@@ -27,7 +27,7 @@ fn table_has_every_cell_and_the_targets() {
         .stdout(predicate::str::contains("the sender spins the think time"))
         .stdout(predicate::str::is_match(r"(?m)^\s+0 ns\s+haltpoll\s+40 ").unwrap())
         .stdout(predicate::str::is_match(r"(?m)^\s+20\.0 us\s+std\s+40 ").unwrap())
-        .stdout(predicate::str::contains("targets (issue 5): ratios within each repetition, median over repetitions"))
+        .stdout(predicate::str::contains("targets: ratios within each repetition, median over repetitions"))
         .stdout(predicate::str::contains("haltpoll wake p50 / std wake p50"));
 }
 

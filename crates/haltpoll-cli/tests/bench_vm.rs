@@ -35,7 +35,7 @@ fn table_has_every_variant_the_driver_notes_and_the_targets() {
             "guest haltpoll              driver loaded, host polling off by MSR on 2 of 2",
         ))
         .stdout(predicate::str::contains("haltpoll gated (no hint)    driver refused: no REALTIME hint"))
-        .stdout(predicate::str::contains("targets (issue 4): medians over repetitions"))
+        .stdout(predicate::str::contains("targets: medians over repetitions"))
         .stdout(predicate::str::contains("wakeups without an IPI"))
         .stdout(predicate::str::contains("host CPU per message / no polling's"));
 }

@@ -10,7 +10,7 @@ use haltpoll::{BlockTime, Governor, IdleState, LATENCY_ANY, LatencyReq, ParamErr
 use crate::Parker;
 use crate::parker::Config;
 
-/// The governor's defaults for threads, measured on this project's machines (the crate docs,
+/// The governor's defaults for threads, measured on a 2-vCPU KVM guest (the crate docs,
 /// "Choosing the defaults", give the numbers behind them): a 200 us ceiling, windows growing
 /// x2 from 25 us, shrinking /2 with Linux 6.9's floor.
 pub const DEFAULT_PARAMS: Params =

@@ -62,7 +62,7 @@ fn watch(done: &AtomicBool, progress: &AtomicU64, stall: Duration, state: impl F
 }
 
 fn stall() -> Duration {
-    // Generous: other builds share this machine's two CPUs, and miri is slow.
+    // Generous: CI machines may have two CPUs shared with other builds, and miri is slow.
     Duration::from_secs(if cfg!(miri) { 600 } else { 30 })
 }
 

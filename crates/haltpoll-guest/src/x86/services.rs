@@ -1,6 +1,7 @@
 //! Ring-0 services for ring-3 code, entered with `ud2`.
 //!
-//! On this machine `syscall` and `int N` from ring 3 do not work (see the KVM note), but #UD
+//! On a KVM backend that emulates ring 0, `syscall` and `int N` from ring 3 do not work
+//! (docs/kvm-quirks.md, "`syscall`, `int N` and `sti` at ring 3 do not work"), but #UD
 //! reaches its ring-0 handler: ring 3 calls [`haltpoll_service`], whose first instruction is
 //! `ud2`; the #UD entry checks that RIP is exactly there (any other #UD is a real fault), runs
 //! the service with RAX = number and RDI, RSI = arguments, puts the result in RAX, skips the
@@ -178,7 +179,7 @@ pub fn exit(status: ExitStatus) -> ! {
 
 /// `cpuid` for `leaf` (subleaf 0), executed at ring 0.
 ///
-/// On this machine's KVM backend a ring-3 `cpuid` is not the VM's: it answers with the CPUID
+/// On a KVM backend that runs ring 3 natively (docs/kvm-quirks.md) a ring-3 `cpuid` is not the VM's: it answers with the CPUID
 /// of the machine the VMM runs on (the outer hypervisor's view), not the table the VMM gave
 /// this vCPU. At ring 0 the backend emulates it from the vCPU's own table.
 pub fn cpuid(leaf: u32) -> CpuidRegs {

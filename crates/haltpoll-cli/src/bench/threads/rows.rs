@@ -1,5 +1,5 @@
 //! From runs to the table: repetitions pooled per (think time, variant), ratios to `spin`, and
-//! the issue's targets, all through the benchmarks' [`summary`](crate::bench::summary).
+//! the targets, all through the benchmarks' [`summary`](crate::bench::summary).
 
 use serde::Serialize;
 
@@ -106,7 +106,7 @@ fn row(runs: &[Run], think_ns: u64, variant: Variant) -> Row {
     }
 }
 
-/// The targets of issue 5, wherever the runs have the variants they compare:
+/// The targets, wherever the runs have the variants they compare:
 /// - think times up to 100 us: haltpoll's median wake latency at most 2x spin's, and at most
 ///   1/20 of std's;
 /// - think times of 10 ms and more: the receiver's CPU per wake at most 1.1x std's.

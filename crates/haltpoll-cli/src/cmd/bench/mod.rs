@@ -1,5 +1,5 @@
 //! `haltpoll bench ...`: the benchmarks, one subcommand each. Every benchmark measures its
-//! contenders side by side in one run and reports ratios, since this project's machines are
+//! contenders side by side in one run and reports ratios, since the machines they run on are
 //! shared and absolute numbers drift.
 
 use std::path::Path;

@@ -211,7 +211,7 @@ fn write_table(
     )?;
     if !targets.is_empty() {
         writeln!(out)?;
-        writeln!(out, "targets (issue 5): ratios within each repetition, median over repetitions")?;
+        writeln!(out, "targets: ratios within each repetition, median over repetitions")?;
         for t in targets {
             let reps: Vec<String> = t.by_repetition.iter().map(|r| format!("{r:.3}")).collect();
             writeln!(

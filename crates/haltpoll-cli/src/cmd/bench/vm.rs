@@ -1,4 +1,4 @@
-//! `haltpoll bench vm`: the seed's comparison on a real KVM. Our guest ping-pongs a message
+//! `haltpoll bench vm`: the comparison of the cpuidle-haltpoll patch's cover letter, on a real KVM. Our guest ping-pongs a message
 //! between two vCPUs while each waits in one of four ways (busy, guest haltpoll, host halt-poll,
 //! no polling), at several think times, every variant in every repetition, on the same VM
 //! set-up; then an overcommitted run (two pairs on two host CPUs) with guest polling gated by
@@ -388,7 +388,7 @@ fn write_table(
     }
     if !targets.is_empty() {
         writeln!(out)?;
-        writeln!(out, "targets (issue 4): medians over repetitions")?;
+        writeln!(out, "targets: medians over repetitions")?;
         for t in targets {
             let show = |v: f64| match t.unit {
                 Unit::Ns => ns(v),

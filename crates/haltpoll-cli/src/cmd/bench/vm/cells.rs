@@ -1,6 +1,6 @@
 //! What `bench vm` measures in one run ([`Measurement`]: the figures the VMM's report derives),
 //! the table's rows (medians over repetitions, ratios within each repetition: [`summarize`])
-//! and the targets ([`check_targets`]), through the benchmarks'
+//! and the targets ([`check_targets`]), through the benchmarks'
 //! [`summary`](crate::bench::summary). Pure: no VM here, so it is tested with made-up reports.
 
 use haltpoll_vmm::RunReport;
@@ -178,7 +178,7 @@ pub struct Row {
     pub cpu_ns_per_round_trip: f64,
     /// See `round_trip_ns`.
     pub preempted_per_message: f64,
-    /// Busy's round trip over this row's, in the same repetition (the seed's "speed"); median.
+    /// Busy's round trip over this row's, in the same repetition (the cover letter's "speed"); median.
     pub speed_vs_busy: Option<f64>,
     /// This row's median wake latency over busy's, in the same repetition; median.
     pub wake_vs_busy: Option<f64>,
