@@ -2,13 +2,31 @@
 //! all a newcomer types: a nested `cargo build` of haltpoll-guest for `x86_64-unknown-none`
 //! (release, in its own target directory under OUT_DIR so it never waits on the outer build's
 //! lock), copied to `OUT_DIR/haltpoll-guest.elf`, which `src/loader.rs` embeds.
+//!
+//! - The guest target: when the toolchain lacks the standard library for `x86_64-unknown-none`,
+//!   this script adds it with `rustup target add` for the toolchain that runs the build, and says
+//!   so in one warning; without rustup it stops with one line that says what to install.
+//! - The guest's sources: haltpoll-guest (a normal dependency, `links = "haltpoll-guest"`) tells
+//!   where they are through `DEP_HALTPOLL_GUEST_ROOT`. Inside a workspace (this repository, a git
+//!   dependency) the nested build runs in that workspace, with its `Cargo.lock` (`--locked`). A
+//!   packaged guest (from a registry, a vendor directory or an extracted `.crate`) is copied to
+//!   OUT_DIR and built there as a package of its own, with the `Cargo.lock` it was packaged with,
+//!   so nothing is ever written into the source directory.
+//!
+//! Every failure ends the build with one line that says what went wrong, never a panic.
 
 use std::env;
+use std::ffi::OsString;
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 const GUEST_TARGET: &str = "x86_64-unknown-none";
+
+/// For tests of this script only: the `rustup` to run (a path that does not exist plays a
+/// machine without rustup).
+const RUSTUP_OVERRIDE: &str = "HALTPOLL_RUSTUP";
 
 fn main() {
     let linux_x86 = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
@@ -17,21 +35,118 @@ fn main() {
         // The VMM only exists on x86_64 Linux (KVM); nothing to embed elsewhere.
         return;
     }
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir.join("../..");
-    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let target_dir = out_dir.join("guest-target");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out_dir = PathBuf::from(required_env("OUT_DIR"));
+    let image = out_dir.join("haltpoll-guest.elf");
+    println!("cargo::rerun-if-env-changed={RUSTUP_OVERRIDE}");
+    println!("cargo::rerun-if-env-changed=DOCS_RS");
+    if env::var_os("DOCS_RS").is_some() {
+        // docs.rs documents the VMM without a guest target: an empty image keeps `include_bytes!`
+        // happy, and nothing runs it.
+        write(&image, b"");
+        return;
+    }
 
-    let mut build = Command::new(cargo);
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    ensure_guest_target(&rustc);
+
+    let Some(guest) = env::var_os("DEP_HALTPOLL_GUEST_ROOT").map(PathBuf::from) else {
+        fail(format_args!(
+            "haltpoll-guest did not say where its sources are (DEP_HALTPOLL_GUEST_ROOT is unset): \
+             haltpoll-vmm needs the haltpoll-guest of the same version"
+        ))
+    };
+    let guest = Guest::locate(guest, &out_dir);
+    let target_dir = out_dir.join("guest-target");
+    build_guest(&guest, &target_dir);
+
+    let built = target_dir.join(GUEST_TARGET).join("release");
+    if let Err(e) = fs::copy(built.join("haltpoll-guest"), &image) {
+        fail(format_args!("cannot copy the guest image from {} to {}: {e}", built.display(), image.display()))
+    }
+
+    // Rebuild the image whenever one of its sources changes: cargo's dep-info for the guest
+    // lists every local source file it was built from (the guest crate and the core crate).
+    for path in guest.watched() {
+        println!("cargo::rerun-if-changed={}", path.display());
+    }
+    for source in dep_info_sources(&built.join("haltpoll-guest.d")) {
+        println!("cargo::rerun-if-changed={}", guest.original(&source).display());
+    }
+}
+
+/// Where the guest is built from.
+struct Guest {
+    /// The sources haltpoll-guest reported.
+    root: PathBuf,
+    /// The directory the nested build compiles: `root` in a workspace, a copy for a package.
+    build_root: PathBuf,
+    /// The lock file that decides the guest's dependencies.
+    lock: Option<PathBuf>,
+    /// In a workspace: build with `--locked`.
+    in_workspace: bool,
+}
+
+impl Guest {
+    /// A packaged crate carries the manifest it was packaged from as `Cargo.toml.orig`; a guest
+    /// without one is a member of a workspace (this repository, or a git checkout of it).
+    fn locate(root: PathBuf, out_dir: &Path) -> Guest {
+        if !root.join("Cargo.toml").is_file() {
+            fail(format_args!("haltpoll-guest's sources are not at {} (no Cargo.toml there)", root.display()))
+        }
+        if !root.join("Cargo.toml.orig").is_file() {
+            let lock = root.ancestors().map(|dir| dir.join("Cargo.lock")).find(|lock| lock.is_file());
+            return Guest { build_root: root.clone(), root, in_workspace: lock.is_some(), lock };
+        }
+        let copy = out_dir.join("guest-src");
+        if let Err(e) = copy_package(&root, &copy) {
+            fail(format_args!("cannot copy the guest's sources from {} to {}: {e}", root.display(), copy.display()))
+        }
+        // Its own workspace: a copy under a target directory must not join the enclosing project's.
+        let manifest = copy.join("Cargo.toml");
+        let text = fs::read_to_string(&manifest).unwrap_or_default();
+        if !text.lines().any(|line| line.trim() == "[workspace]") {
+            write(&manifest, format!("{text}\n[workspace]\n").as_bytes());
+        }
+        let lock = Some(root.join("Cargo.lock")).filter(|lock| lock.is_file());
+        Guest { root, build_root: copy, lock, in_workspace: false }
+    }
+
+    /// The files outside cargo's dep-info that decide the image.
+    fn watched(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = ["Cargo.toml", "link.ld", "build.rs"].iter().map(|f| self.root.join(f)).collect();
+        files.extend(self.lock.clone());
+        files
+    }
+
+    /// A source the nested build read, as the file it was copied from.
+    fn original(&self, source: &Path) -> PathBuf {
+        match source.strip_prefix(&self.build_root) {
+            Ok(rel) if self.build_root != self.root => self.root.join(rel),
+            _ => source.to_path_buf(),
+        }
+    }
+}
+
+/// Runs the nested `cargo build` of the guest image.
+fn build_guest(guest: &Guest, target_dir: &Path) {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(&cargo);
+    // The guest's own directory: cargo finds its workspace (and the configuration that the
+    // outer build saw, for a guest inside it) from there.
+    build.current_dir(&guest.root).arg("build");
+    if guest.in_workspace {
+        build.arg("--locked");
+    }
     build
-        .current_dir(&workspace)
-        .args(["build", "--locked", "--release", "--package", "haltpoll-guest", "--bin", "haltpoll-guest"])
+        .arg("--manifest-path")
+        .arg(guest.build_root.join("Cargo.toml"))
+        .args(["--release", "--package", "haltpoll-guest", "--bin", "haltpoll-guest"])
         .args(["--features", "bare-metal", "--target", GUEST_TARGET, "--target-dir"])
-        .arg(&target_dir);
+        .arg(target_dir);
     // The outer build's settings are for the host: its flags, its profile and target directory,
     // clippy's compiler wrapper. Keep only where the registry is (CARGO_HOME), the network
     // settings, and the jobserver (CARGO_MAKEFLAGS) so the two builds share the machine's cores.
+    // RUSTC stays: the nested build uses the compiler whose sysroot was checked.
     for (key, _) in env::vars_os() {
         let Some(key) = key.to_str() else { continue };
         let keep = matches!(key, "CARGO_HOME" | "CARGO_MAKEFLAGS") || key.starts_with("CARGO_NET_");
@@ -41,28 +156,142 @@ fn main() {
             build.env_remove(key);
         }
     }
-    let status = build.status().expect("cannot run cargo to build the guest image");
-    assert!(status.success(), "building the guest image (haltpoll-guest for {GUEST_TARGET}) failed: see above");
-
-    let built = target_dir.join(GUEST_TARGET).join("release");
-    fs::copy(built.join("haltpoll-guest"), out_dir.join("haltpoll-guest.elf")).expect("copy the guest image");
-
-    // Rebuild the image whenever one of its sources changes: cargo's dep-info for the guest
-    // lists every local source file it was built from (the guest crate and the core crate).
-    let guest_dir = workspace.join("crates/haltpoll-guest");
-    for path in [guest_dir.join("Cargo.toml"), guest_dir.join("link.ld"), guest_dir.join("build.rs")] {
-        println!("cargo:rerun-if-changed={}", path.display());
+    match build.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            // cargo shows this script's stderr on failure: the nested build's errors, then this.
+            eprintln!(
+                "error: building the guest image (haltpoll-guest for {GUEST_TARGET}) failed ({status}): see above"
+            );
+            std::process::exit(1)
+        }
+        Err(e) => fail(format_args!("cannot run {} to build the guest image: {e}", Path::new(&cargo).display())),
     }
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
-    for source in dep_info_sources(&built.join("haltpoll-guest.d")) {
-        println!("cargo:rerun-if-changed={}", source.display());
+}
+
+/// Makes sure `rustc` has the guest target's standard library (`core`), adding it through
+/// rustup when it is missing.
+fn ensure_guest_target(rustc: &OsString) {
+    if has_core(rustc) {
+        return;
     }
+    let Some(toolchain) = rustup_toolchain(rustc) else {
+        fail(format_args!(
+            "the guest image needs the {GUEST_TARGET} target, which the Rust at {} lacks and which only rustup \
+             can add: install the rust-std component for {GUEST_TARGET} of that Rust",
+            sysroot(rustc).display()
+        ))
+    };
+    let command = format!("rustup target add {GUEST_TARGET} --toolchain {toolchain}");
+    let rustup = env::var_os(RUSTUP_OVERRIDE).unwrap_or_else(|| "rustup".into());
+    let added = Command::new(&rustup)
+        .args(["target", "add", GUEST_TARGET, "--toolchain", &toolchain])
+        .stdin(Stdio::null())
+        .output();
+    match added {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let why = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("no message");
+            fail(format_args!(
+                "the guest image needs the {GUEST_TARGET} target and `{command}` failed ({why}): run it yourself"
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fail(format_args!(
+            "the guest image needs the {GUEST_TARGET} target, which toolchain {toolchain} lacks, and there is \
+             no rustup to add it: run `{command}`"
+        )),
+        Err(e) => fail(format_args!("the guest image needs the {GUEST_TARGET} target; cannot run `{command}`: {e}")),
+    }
+    if !has_core(rustc) {
+        fail(format_args!(
+            "`{command}` succeeded but {} still has no `core` for {GUEST_TARGET}",
+            Path::new(rustc).display()
+        ))
+    }
+    println!(
+        "cargo::warning=added the {GUEST_TARGET} target (the guest image's) to toolchain {toolchain}: `{command}`"
+    );
+}
+
+/// Whether `rustc` finds `core` for the guest target.
+fn has_core(rustc: &OsString) -> bool {
+    let libdir = rustc_print(rustc, &["--print", "target-libdir", "--target", GUEST_TARGET]);
+    let Ok(entries) = fs::read_dir(libdir.trim()) else { return false };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        name.starts_with("libcore-") && name.ends_with(".rlib")
+    })
+}
+
+fn sysroot(rustc: &OsString) -> PathBuf {
+    PathBuf::from(rustc_print(rustc, &["--print", "sysroot"]).trim())
+}
+
+/// The rustup toolchain `rustc` belongs to: the one rustup runs this build with, or else the
+/// toolchain directory its sysroot is in.
+fn rustup_toolchain(rustc: &OsString) -> Option<String> {
+    if let Some(toolchain) = env::var("RUSTUP_TOOLCHAIN").ok().filter(|t| !t.is_empty()) {
+        return Some(toolchain);
+    }
+    let sysroot = sysroot(rustc);
+    let in_rustup = sysroot.parent().and_then(Path::file_name).is_some_and(|dir| dir == "toolchains");
+    in_rustup.then(|| sysroot.file_name()?.to_str().map(str::to_owned)).flatten()
+}
+
+fn rustc_print(rustc: &OsString, args: &[&str]) -> String {
+    match Command::new(rustc).args(args).stderr(Stdio::inherit()).output() {
+        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout).into_owned(),
+        Ok(output) => {
+            fail(format_args!("`{} {}` failed ({})", Path::new(rustc).display(), args.join(" "), output.status))
+        }
+        Err(e) => fail(format_args!("cannot run {}: {e}", Path::new(rustc).display())),
+    }
+}
+
+/// Copies the package at `from` to `to` (replacing it), without any build output in it.
+fn copy_package(from: &Path, to: &Path) -> io::Result<()> {
+    if to.exists() {
+        fs::remove_dir_all(to)?;
+    }
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (source, dest) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            if entry.file_name() != "target" {
+                copy_package(&source, &dest)?;
+            }
+        } else {
+            fs::copy(&source, &dest)?;
+        }
+    }
+    Ok(())
+}
+
+fn write(path: &Path, contents: &[u8]) {
+    if let Err(e) = fs::write(path, contents) {
+        fail(format_args!("cannot write {}: {e}", path.display()))
+    }
+}
+
+fn required_env(key: &str) -> OsString {
+    env::var_os(key).unwrap_or_else(|| fail(format_args!("{key} is not set: run this build script through cargo")))
+}
+
+/// Ends the build with one line (cargo prints it as `error: haltpoll-vmm@…: <message>`).
+fn fail(message: std::fmt::Arguments) -> ! {
+    println!("cargo::error={message}");
+    std::process::exit(0)
 }
 
 /// The prerequisites listed in a Makefile-style dep-info file (`target: a b c`, spaces in
 /// names escaped with a backslash).
 fn dep_info_sources(path: &Path) -> Vec<PathBuf> {
-    let text = fs::read_to_string(path).expect("the guest build writes a dep-info file");
+    let Ok(text) = fs::read_to_string(path) else {
+        fail(format_args!("the guest build wrote no dep-info file at {}", path.display()))
+    };
     let Some((_, deps)) = text.lines().next().and_then(|line| line.split_once(": ")) else {
         return Vec::new();
     };

@@ -572,3 +572,8 @@ mod tests {
         assert_eq!((s.idle_tsc(), s.latency_tsc()), (50, 250));
     }
 }
+
+// The README's examples are compiled and run as doc tests, so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

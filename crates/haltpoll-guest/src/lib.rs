@@ -33,3 +33,8 @@ mod tests {
         assert_eq!(base, haltpoll_abi::layout::IMAGE);
     }
 }
+
+// The README's examples are compiled and run as doc tests, so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -67,3 +67,8 @@ mod stats;
 pub use builder::{Builder, DEFAULT_PARAMS, Polling, polling_can_help};
 pub use parker::{Parker, Unparker};
 pub use stats::Stats;
+
+// The README's examples are compiled and run as doc tests, so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

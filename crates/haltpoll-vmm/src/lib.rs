@@ -48,3 +48,8 @@ pub use haltpoll_abi::{Counters, DriverLoad, DriverReport, IdlePolicy, PollContr
 pub use report::{RunReport, VcpuRun};
 pub use run::{RealtimeHint, RunOptions, run};
 pub use stats::{KvmStat, KvmStats};
+
+// The README's examples are compiled and run as doc tests, so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

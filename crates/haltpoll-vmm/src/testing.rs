@@ -1,7 +1,20 @@
 //! For tests that run VMs (this crate's and the CLI's): skip where there is no usable KVM,
 //! fail instead under `HALTPOLL_REQUIRE_KVM=1`, and run one VM at a time.
+//!
+//! A skipped test still counts as passed in libtest's `test result:` line (a test cannot mark
+//! itself ignored at run time), and what it prints is captured. So the first skip in a test
+//! binary registers an exit hook that writes one summary line straight to the terminal, after
+//! that binary's `test result:` line:
+//!
+//! ```text
+//! test result: ok. 5 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s
+//!
+//! SKIPPED 5 of these VM tests: KVM cannot be used (...) (HALTPOLL_REQUIRE_KVM=1 makes that a failure)
+//! ```
 
-use std::sync::{Mutex, MutexGuard};
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock};
 
 /// Returns a guard to hold while the test's VMs run, or `None` (after saying why) when this
 /// machine cannot run KVM guests. With `HALTPOLL_REQUIRE_KVM=1` (CI), an unusable KVM fails the
@@ -26,7 +39,33 @@ pub fn kvm_or_skip(test: &str) -> Option<MutexGuard<'static, ()>> {
         }
         Err(e) => {
             eprintln!("skipping {test}: {e} (set HALTPOLL_REQUIRE_KVM=1 to make this a failure)");
+            skipped(&e.to_string());
             None
         }
     }
+}
+
+static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+static WHY: OnceLock<String> = OnceLock::new();
+
+/// Counts a skipped test and, on the first, arranges the summary line at exit.
+fn skipped(why: &str) {
+    static HOOK: Once = Once::new();
+    WHY.get_or_init(|| why.to_owned());
+    SKIPPED.fetch_add(1, Ordering::Relaxed);
+    HOOK.call_once(|| {
+        // SAFETY: `atexit` only records the function pointer; `summary` is an `extern "C" fn`
+        // that takes nothing, never unwinds (it ignores write errors and does not panic), and
+        // reads only statics that live until the process ends.
+        unsafe { libc::atexit(summary) };
+    });
+}
+
+/// Writes the skip summary to stderr, past libtest's output capture (which only redirects the
+/// print macros of test threads).
+extern "C" fn summary() {
+    let count = SKIPPED.load(Ordering::Relaxed);
+    let why = WHY.get().map_or("", String::as_str);
+    let line = format!("\nSKIPPED {count} of these VM tests: {why} (HALTPOLL_REQUIRE_KVM=1 makes that a failure)\n\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }

@@ -69,6 +69,7 @@ pub struct TuneArgs {
     #[arg(long)]
     pub all: bool,
     /// Draw the front into FILE (.svg or .png).
+    /// Needs the `plot` feature (on by default).
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
     /// Print JSON.

@@ -61,6 +61,7 @@ pub struct ThreadsArgs {
     #[arg(long, conflicts_with = "json")]
     pub csv: bool,
     /// Draw round trip and CPU per wake against think time into FILE (.svg or .png).
+    /// Needs the `plot` feature (on by default).
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
     #[command(flatten)]

@@ -142,6 +142,7 @@ pub struct VmArgs {
     #[arg(long, conflicts_with = "json")]
     pub csv: bool,
     /// Draw round trip and host CPU per round trip against think time into FILE (.svg or .png).
+    /// Needs the `plot` feature (on by default).
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
     #[command(flatten)]

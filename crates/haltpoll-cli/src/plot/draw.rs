@@ -1,146 +1,26 @@
-//! Pictures: SVG or PNG files (chosen by the file's extension) drawn with plotters.
-//!
-//! - [`think_time_sweep`]: the benchmarks' sweeps, round trip and CPU per round trip against
-//!   think time, one line per variant, in two panels of one file;
-//! - [`draw_panels`]: any number of such "metric against x" panels;
-//! - [`draw_front`]: `haltpoll tune`'s Pareto front.
-//!
-//! Text is laid out with an embedded DejaVu Sans, so pictures come out the same on a server
-//! without fonts. An axis whose values are all positive and span more than [`LOG_SPAN`] is drawn
-//! on a log scale (with [`Scale::Auto`]).
+//! The drawing itself, with plotters (the `plot` feature): panels of lines and the Pareto
+//! front, on an SVG or PNG backend, text in an embedded DejaVu Sans.
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
-/// An axis spanning more than this factor is drawn on a log scale by [`Scale::Auto`].
-pub const LOG_SPAN: f64 = 20.0;
+use super::{Format, FrontPlot, LOG_SPAN, Panel, PlotError, Scale, Series};
 
-const PANEL_SIZE: (u32, u32) = (960, 460);
 const FONT: &str = "sans-serif";
 
-/// Why a picture could not be drawn.
-#[derive(Debug, thiserror::Error)]
-pub enum PlotError {
-    /// The file name does not say SVG or PNG.
-    #[error("{0}: a plot file must end in .svg or .png")]
-    Format(PathBuf),
-    /// Nothing to draw.
-    #[error("{0}: nothing to plot (no data points)")]
-    NoData(PathBuf),
-    /// Drawing or writing failed.
-    #[error("cannot draw {path}: {message}")]
-    Draw {
-        /// The file.
-        path: PathBuf,
-        /// What plotters said.
-        message: String,
-    },
-}
-
-/// An axis scale.
-#[allow(dead_code, reason = "Linear and Log are for the benchmarks' callers")]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Scale {
-    /// Linear.
-    Linear,
-    /// Logarithmic (values at or below 0 are left out).
-    Log,
-    /// Log when the values are positive and span more than [`LOG_SPAN`], else linear.
-    #[default]
-    Auto,
-}
-
-/// One line: a variant's values.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Series {
-    /// Its name in the legend.
-    pub label: String,
-    /// `(x, y)` points, drawn in order.
-    pub points: Vec<(f64, f64)>,
-}
-
-/// One chart: a metric against x, one line per series.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Panel {
-    /// The chart's title.
-    pub title: String,
-    /// The x axis's name, with its unit.
-    pub x_label: String,
-    /// The y axis's name, with its unit.
-    pub y_label: String,
-    /// How x is drawn.
-    pub x_scale: Scale,
-    /// How y is drawn.
-    pub y_scale: Scale,
-    /// The lines.
-    pub series: Vec<Series>,
-}
-
-/// The format a file name asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// `.svg`.
-    Svg,
-    /// `.png`.
-    Png,
-}
-
-impl Format {
-    /// The format of `path`, from its extension.
-    pub fn of(path: &Path) -> Result<Format, PlotError> {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-            Some("svg") => Ok(Format::Svg),
-            Some("png") => Ok(Format::Png),
-            _ => Err(PlotError::Format(path.to_owned())),
-        }
-    }
-}
-
-/// Draws the benchmarks' think-time sweep into `path`: round trip against think time above,
-/// CPU time per round trip below, one line per variant (`(think time, value)` points, all in
-/// µs).
-///
-/// ```ignore
-/// let rtt = vec![Series { label: "guest polling".into(), points: vec![(0.0, 12.0), (10.0, 21.0), (100.0, 110.0)] }];
-/// let cpu = vec![Series { label: "guest polling".into(), points: vec![(0.0, 12.0), (10.0, 14.0), (100.0, 15.0)] }];
-/// think_time_sweep(Path::new("sweep.svg"), "bench vm", rtt, cpu)?;
-/// ```
-pub fn think_time_sweep(
-    path: &Path,
-    title: &str,
-    round_trip: Vec<Series>,
-    cpu_per_round_trip: Vec<Series>,
-) -> Result<(), PlotError> {
-    let panel = |what: &str, y_label: &str, series| Panel {
-        title: format!("{title}: {what} against think time"),
-        x_label: "think time (us)".to_owned(),
-        y_label: y_label.to_owned(),
-        x_scale: Scale::Auto,
-        y_scale: Scale::Auto,
-        series,
-    };
-    draw_panels(
-        path,
-        &[
-            panel("round trip", "round trip (us)", round_trip),
-            panel("CPU per round trip", "CPU time per round trip (us)", cpu_per_round_trip),
-        ],
-    )
-}
-
 /// Draws `panels` one above the other into `path`.
-#[allow(dead_code, reason = "for the benchmarks' pictures beyond the standard sweep")]
-pub fn draw_panels(path: &Path, panels: &[Panel]) -> Result<(), PlotError> {
-    if panels.iter().all(|p| p.series.iter().all(|s| s.points.is_empty())) {
-        return Err(PlotError::NoData(path.to_owned()));
-    }
-    let size = (PANEL_SIZE.0, PANEL_SIZE.1 * panels.len().max(1) as u32);
+pub(super) fn panels(path: &Path, size: (u32, u32), panels: &[Panel]) -> Result<(), PlotError> {
     render(path, size, &Panels(panels))
+}
+
+/// Draws `plot` into `path`.
+pub(super) fn front(path: &Path, size: (u32, u32), plot: &FrontPlot) -> Result<(), PlotError> {
+    render(path, size, plot)
 }
 
 /// Something drawn the same way on any backend.
@@ -157,34 +37,6 @@ impl Picture for Panels<'_> {
         }
         Ok(())
     }
-}
-
-/// `haltpoll tune`'s picture: every setting, the Pareto front, the defaults, the budget and
-/// the recommendation, as (poll share %, no-exit share %) points.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FrontPlot {
-    /// The title.
-    pub title: String,
-    /// Every setting evaluated.
-    pub all: Vec<(f64, f64)>,
-    /// The front, by increasing poll share.
-    pub front: Vec<(f64, f64)>,
-    /// Linux's defaults.
-    pub defaults: Option<(f64, f64)>,
-    /// The recommendation.
-    pub recommended: Option<(f64, f64)>,
-    /// The CPU budget, % of CPU time.
-    pub budget: Option<f64>,
-    /// The x axis's name.
-    pub x_label: String,
-}
-
-/// Draws a [`FrontPlot`] into `path`.
-pub fn draw_front(path: &Path, plot: &FrontPlot) -> Result<(), PlotError> {
-    if plot.all.is_empty() {
-        return Err(PlotError::NoData(path.to_owned()));
-    }
-    render(path, PANEL_SIZE, plot)
 }
 
 impl Picture for FrontPlot {
@@ -421,7 +273,7 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
 }
 
 /// A tick label: up to three significant digits, with k and M for large values.
-pub fn compact(v: f64) -> String {
+fn compact(v: f64) -> String {
     let a = v.abs();
     let (scaled, suffix) = match a {
         _ if a >= 1e6 => (v / 1e6, "M"),
@@ -442,74 +294,6 @@ pub fn compact(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sweep_series() -> (Vec<Series>, Vec<Series>) {
-        let think = [0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0];
-        let line = |label: &str, f: &dyn Fn(f64) -> f64| Series {
-            label: label.to_owned(),
-            points: think.iter().map(|&t| (t, f(t))).collect(),
-        };
-        let rtt = vec![
-            line("no polling", &|t| 40.0 + t),
-            line("host polling", &|t| 15.0 + t),
-            line("guest polling", &|t| 12.0 + t),
-        ];
-        let cpu = vec![
-            line("no polling", &|_| 8.0),
-            line("host polling", &|t| 15.0 + t.min(200.0)),
-            line("guest polling", &|t| 12.0 + t.min(200.0)),
-        ];
-        (rtt, cpu)
-    }
-
-    #[test]
-    fn sweep_svg_and_png_are_written_in_their_format() {
-        let dir = tempfile::tempdir().unwrap();
-        let (rtt, cpu) = sweep_series();
-        let svg = dir.path().join("sweep.svg");
-        think_time_sweep(&svg, "synthetic", rtt.clone(), cpu.clone()).unwrap();
-        let text = std::fs::read_to_string(&svg).unwrap();
-        assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"), "{}", &text[..80]);
-        assert!(text.contains("guest polling") && text.contains("round trip against think time"));
-        let png = dir.path().join("sweep.PNG");
-        think_time_sweep(&png, "synthetic", rtt, cpu).unwrap();
-        let bytes = std::fs::read(&png).unwrap();
-        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-        assert!(bytes.len() > 10_000, "a two-panel picture with text, not an empty image: {} bytes", bytes.len());
-    }
-
-    #[test]
-    fn bad_names_and_no_data_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let (rtt, cpu) = sweep_series();
-        let err = think_time_sweep(&dir.path().join("sweep.pdf"), "x", rtt, cpu).unwrap_err().to_string();
-        assert!(err.ends_with("sweep.pdf: a plot file must end in .svg or .png"), "{err}");
-        let err = think_time_sweep(&dir.path().join("e.svg"), "x", vec![], vec![]).unwrap_err().to_string();
-        assert!(err.contains("nothing to plot"), "{err}");
-        let err = think_time_sweep(&dir.path().join("no/such/dir/e.png"), "x", sweep_series().0, vec![]).unwrap_err();
-        assert!(matches!(err, PlotError::Draw { .. }), "{err}");
-    }
-
-    #[test]
-    fn front_plot() {
-        let dir = tempfile::tempdir().unwrap();
-        let plot = FrontPlot {
-            title: "t".into(),
-            all: vec![(0.0, 0.0), (1.0, 30.0), (2.0, 20.0), (4.0, 60.0)],
-            front: vec![(0.0, 0.0), (1.0, 30.0), (4.0, 60.0)],
-            defaults: Some((2.0, 20.0)),
-            recommended: Some((1.0, 30.0)),
-            budget: Some(2.5),
-            x_label: "CPU time polling (%)".into(),
-        };
-        let svg = dir.path().join("front.svg");
-        draw_front(&svg, &plot).unwrap();
-        let text = std::fs::read_to_string(&svg).unwrap();
-        assert!(text.contains("Pareto front") && text.contains("recommended") && text.contains("budget 2.5%"));
-        draw_front(&dir.path().join("front.png"), &plot).unwrap();
-        let empty = FrontPlot { all: vec![], ..plot };
-        assert!(matches!(draw_front(&svg, &empty), Err(PlotError::NoData(_))));
-    }
 
     #[test]
     fn axes() {
