@@ -2,8 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
-// The benchmarks count their threads' costs with the VMM's helpers, so they build where it does.
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+// The benchmarks count their threads' costs with the VMM's `host` helpers, on any Linux.
+#[cfg(target_os = "linux")]
 mod bench;
 mod cmd;
 mod cpuidle;
@@ -36,7 +36,7 @@ enum Command {
     /// Replay a trace over a grid of parameters and recommend a setting for a CPU budget.
     Tune(cmd::tune::TuneArgs),
     /// Run a benchmark.
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[cfg(target_os = "linux")]
     Bench(cmd::bench::BenchArgs),
     /// Run haltpoll's own guest on KVM and measure what idling costs.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -50,7 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Status(args) => cmd::status::run(&args),
         Command::Set(args) => cmd::set::run(&args),
         Command::Tune(args) => cmd::tune::run(&args),
-        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        #[cfg(target_os = "linux")]
         Command::Bench(args) => cmd::bench::run(&args),
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         Command::Vm(args) => cmd::vm::run(&args),

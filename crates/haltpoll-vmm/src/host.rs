@@ -9,12 +9,9 @@ use std::time::Duration;
 use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 use rustix::time::{ClockId, clock_gettime};
 
-use crate::VmmError;
-
 /// The host CPUs this process may run on, in order.
-pub fn host_cpus() -> Result<Vec<usize>, VmmError> {
-    let set = sched_getaffinity(None)
-        .map_err(|e| VmmError::Host { operation: "sched_getaffinity", source: io::Error::from(e) })?;
+pub fn host_cpus() -> io::Result<Vec<usize>> {
+    let set = sched_getaffinity(None)?;
     Ok((0..CpuSet::MAX_CPU).filter(|&cpu| set.is_set(cpu)).collect())
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use haltpoll_abi::{Counters, DriverLoad, DriverReport, PollControl, Sample};
 
+use crate::quantile::quantile;
 use crate::stats::KvmStats;
 
 /// One run of a VM.
@@ -147,23 +148,6 @@ impl RunReport {
     }
 }
 
-/// The `q`-quantile (0..=1) of `values` by the nearest-rank method; `None` if empty.
-///
-/// ```
-/// use haltpoll_vmm::report::quantile;
-/// assert_eq!(quantile(&[5.0, 1.0, 3.0], 0.5), Some(3.0));
-/// assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.99), Some(4.0));
-/// ```
-pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.saturating_sub(1).min(sorted.len() - 1)])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,15 +211,5 @@ mod tests {
         assert_eq!(report.poll_ns(), 250.0);
         assert_eq!(report.per_message(5.0), 5.0, "no messages: per one");
         assert_eq!(report.wake_latency_ns(0.5), None);
-    }
-
-    #[test]
-    fn quantiles() {
-        assert_eq!(quantile(&[], 0.5), None);
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(quantile(&v, 0.5), Some(50.0));
-        assert_eq!(quantile(&v, 0.99), Some(99.0));
-        assert_eq!(quantile(&v, 1.0), Some(100.0));
-        assert_eq!(quantile(&v, 0.0), Some(1.0));
     }
 }

@@ -181,7 +181,7 @@ pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
     options.validate()?;
     watchdog::install()?;
     let kvm = system::open()?;
-    let mut cpus = host_cpus()?;
+    let mut cpus = host_cpus().map_err(|source| VmmError::Host { operation: "sched_getaffinity", source })?;
     cpus.truncate(options.host_cpus.unwrap_or(usize::MAX));
     let dedicated = options.pin && cpus.len() >= options.vcpus;
     let realtime_hint = match options.realtime_hint {

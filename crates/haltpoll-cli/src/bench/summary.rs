@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-pub use haltpoll_vmm::report::quantile;
+pub use haltpoll_vmm::quantile::quantile;
 
 /// One run of a benchmark: one variant at one think time in one repetition.
 pub trait Repetition {

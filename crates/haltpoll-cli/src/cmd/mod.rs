@@ -1,6 +1,6 @@
 //! One module per subcommand.
 
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[cfg(target_os = "linux")]
 pub mod bench;
 pub mod replay;
 pub mod set;

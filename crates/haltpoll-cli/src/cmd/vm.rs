@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use haltpoll::{LATENCY_ANY, Params};
 use haltpoll_abi::{Counters, DriverLoad, DriverReport};
-use haltpoll_vmm::report::quantile;
+use haltpoll_vmm::quantile::quantile;
 use haltpoll_vmm::stats::KvmStat;
 use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport};
 use serde::Serialize;

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::plot::{self, Series};
 
 pub mod threads;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod vm;
 
 /// Arguments of `haltpoll bench`.
@@ -28,6 +29,7 @@ pub enum BenchCommand {
     Threads(threads::ThreadsArgs),
     /// The seed's table on a real KVM: our guest's vCPUs ping-pong while waiting busy, with
     /// guest haltpoll, with host halt polling, or with no polling; plus an overcommitted run.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     Vm(vm::VmArgs),
 }
 
@@ -35,6 +37,7 @@ pub enum BenchCommand {
 pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.command {
         BenchCommand::Threads(a) => threads::run(a),
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         BenchCommand::Vm(a) => vm::run(a),
     }
 }
