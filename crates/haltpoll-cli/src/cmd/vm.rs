@@ -345,8 +345,7 @@ pub fn describe_driver(report: &RunReport) -> String {
     let host = if drivers.iter().any(|d| d.poll_control_missing != 0) {
         "the host has no POLL_CONTROL: host polling stays on".to_owned()
     } else {
-        let off = drivers.iter().filter(|d| d.poll_control() == Some(PollControl::HostPollOff)).count();
-        format!("host polling switched off by MSR on {off} of {} vCPUs", drivers.len())
+        format!("host polling switched off by MSR on {} of {} vCPUs", report.host_polling_off(), drivers.len())
     };
     let windows: Vec<String> = drivers.iter().map(|d| fmt_ns(d.poll_limit_ns)).collect();
     format!("{load}; {host}; window at the end {}", windows.join(", "))
