@@ -30,7 +30,7 @@
 use core::sync::atomic::AtomicU64;
 
 pub use haltpoll::driver::DriverLoad;
-use haltpoll::params::RawParams;
+pub use haltpoll::params::RawParams;
 use haltpoll::{LATENCY_ANY, Params};
 
 #[cfg(feature = "zerocopy")]
@@ -237,22 +237,11 @@ pub enum ExitStatus {
     BadConfig = 4,
 }
 
-macro_rules! from_raw {
-    ($ty:ident { $($variant:ident),* $(,)? }) => {
-        impl $ty {
-            /// The value with this raw number, if any.
-            pub const fn from_raw(raw: u32) -> Option<$ty> {
-                $(if raw == $ty::$variant as u32 { return Some($ty::$variant); })*
-                None
-            }
-        }
-    };
-}
-from_raw!(Workload { PingPong, Fault, Hang, TripleFault });
-from_raw!(IdlePolicy { Busy, Halt, Haltpoll });
-from_raw!(PollControl { Leave, HostPollOff, HostPollOn });
-from_raw!(Phase { Running, Idle, Polling, Halting });
-from_raw!(ExitStatus { Done, Fault, Panic, BadConfig });
+haltpoll::repr_u32_enum!(Workload { PingPong, Fault, Hang, TripleFault });
+haltpoll::repr_u32_enum!(IdlePolicy { Busy, Halt, Haltpoll });
+haltpoll::repr_u32_enum!(PollControl { Leave, HostPollOff, HostPollOn });
+haltpoll::repr_u32_enum!(Phase { Running, Idle, Polling, Halting });
+haltpoll::repr_u32_enum!(ExitStatus { Done, Fault, Panic, BadConfig });
 
 /// The run configuration, at [`layout::CONFIG`]. Written by the VMM, read by every vCPU.
 #[repr(C)]
@@ -542,11 +531,20 @@ mod tests {
 
     #[test]
     fn enums_round_trip_through_raw() {
-        for w in [Workload::PingPong, Workload::Fault, Workload::Hang, Workload::TripleFault] {
+        for &w in Workload::ALL {
             assert_eq!(Workload::from_raw(w as u32), Some(w));
         }
-        for p in [IdlePolicy::Busy, IdlePolicy::Halt, IdlePolicy::Haltpoll] {
+        for &p in IdlePolicy::ALL {
             assert_eq!(IdlePolicy::from_raw(p as u32), Some(p));
+        }
+        for &p in PollControl::ALL {
+            assert_eq!(PollControl::from_raw(p as u32), Some(p));
+        }
+        for &p in Phase::ALL {
+            assert_eq!(Phase::from_raw(p as u32), Some(p));
+        }
+        for &e in ExitStatus::ALL {
+            assert_eq!(ExitStatus::from_raw(e as u32), Some(e));
         }
         assert_eq!(IdlePolicy::from_raw(99), None);
         assert_eq!(ExitStatus::from_raw(0), None, "0 is not a valid exit: an unwritten record");

@@ -40,9 +40,10 @@ pub trait Cpu {
     fn cpuid(&self, leaf: u32) -> CpuidRegs;
 
     /// Writes `MSR_KVM_POLL_CONTROL` (a privileged operation): 1 (`true`) lets the host
-    /// halt-poll for this vCPU, 0 (`false`) asks it not to. The only MSR the guest's code
-    /// writes, so the only one it can name: a write to any other MSR (one that moves the
-    /// per-CPU data, the APIC or the syscall entry, say) does not type-check.
+    /// halt-poll for this vCPU, 0 (`false`) asks it not to. The only MSR the portable code
+    /// (the driver, the idle policies, the workload) writes, so the only one it can name: a
+    /// write to any other MSR (one that moves the per-CPU data, the APIC or the syscall entry,
+    /// say) does not type-check.
     ///
     /// ```compile_fail,E0599
     /// use haltpoll_guest::cpu::Cpu;

@@ -3,8 +3,8 @@
 //! side ([`wake`]).
 //!
 //! Everything here runs at ring 3, natively even on a KVM backend that emulates ring 0 (about
-//! 0.6 us an instruction there: docs/kvm-quirks.md): CPUID, the governor, the poll loop and the flag protocol. Only the
-//! `MSR_KVM_POLL_CONTROL` write at load and the HLT itself enter ring 0.
+//! 0.6 us an instruction there: docs/kvm-quirks.md): CPUID, the governor, the poll loop and the
+//! flag protocol. Only the `MSR_KVM_POLL_CONTROL` write at load and the HLT itself enter ring 0.
 //!
 //! # The POLLING flag stays set until the next halt
 //!

@@ -1,9 +1,9 @@
 //! The parker's clock and the poll loop's platform: monotonic nanoseconds since the parker was
 //! made, a relax hint, and "is the token here?".
 //!
-//! Which clock: `Instant::now()`, a vDSO read of the TSC here (clocksource `tsc`). Measured with
-//! `benches/fast_paths.rs` on a 2-vCPU KVM guest (AMD EPYC): `Instant::now()` 23 ns, a raw `rdtsc`
-//! 9 ns, one relax hint (`pause`) 26 ns. The poll loop reads the clock once per
+//! Which clock: `Instant::now()`, a vDSO read of the TSC where the clocksource is `tsc`. Measured
+//! with `benches/fast_paths.rs` on a 2-vCPU KVM guest (AMD EPYC): `Instant::now()` 23 ns, a raw
+//! `rdtsc` 9 ns, one relax hint (`pause`) 26 ns. The poll loop reads the clock once per
 //! [`POLL_RELAX_COUNT`](haltpoll::poll::POLL_RELAX_COUNT) = 200 relax hints, about 5 us, so
 //! the clock is 0.4% of a poll; `rdtsc` would save 0.3% and cost a calibration against the
 //! real clock and an `unsafe` intrinsic. `Instant` it is.

@@ -39,7 +39,7 @@
 //! # Choosing the defaults
 //!
 //! [`DEFAULT_PARAMS`] are Linux's shape with numbers for threads on a VM, from
-//! `haltpoll bench threads` on this project's 2-vCPU machine (AMD EPYC, KVM, idle CPUs halt):
+//! `haltpoll bench threads` on a 2-vCPU KVM guest (AMD EPYC; its idle CPUs halt):
 //! - a one-way wake of a thread blocked in `FUTEX_WAIT` on the other CPU takes 20-50 us (the
 //!   system call, the IPI, the halted CPU's exit to the host) and 15-30 us of the waiting
 //!   thread's CPU; a poll hit takes about 0.13 us (spinning on a flag: 0.09 us);
@@ -52,9 +52,10 @@
 //!   more shrink the window to 0 and the parker blocks at once, like `std::thread::park`.
 //!
 //! [`BlockTime::PollAndHalt`](haltpoll::BlockTime::PollAndHalt) (count the poll as part of
-//! the block, as KVM's host-side polling does) is the default because Linux's guest rule has a blind spot for steady gaps
-//! between one and two windows, which is where a thread handing work back and forth lives
-//! (at a 100 us think time it skipped the system call on 44% of wakes, against 100%).
+//! the block, as KVM's host-side polling does) is the default because Linux's guest rule has a
+//! blind spot for steady gaps between one and two windows, which is where a thread handing work
+//! back and forth lives (at a 100 us think time it skipped the system call on 44% of wakes,
+//! against 100%).
 
 #![warn(missing_docs)]
 

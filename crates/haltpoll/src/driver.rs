@@ -157,10 +157,10 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Refusal::NotKvm => "not running on KVM (no KVM CPUID signature): guest halt polling cannot help",
+            Refusal::NotKvm => "not KVM (no KVM signature in CPUID): there is no VM exit to save",
             Refusal::NoRealtimeHint => {
-                "the host gives no KVM_HINTS_REALTIME (dedicated physical CPUs), so polling may steal \
-                 time from other work on the host; pass force to load anyway"
+                "no REALTIME hint (KVM_HINTS_REALTIME: the host promises no dedicated physical CPUs), \
+                 so polling may steal time from other work on the host; force loads it anyway"
             }
         })
     }
@@ -231,20 +231,9 @@ pub enum DriverLoad {
     RefusedBadParams = 5,
 }
 
-impl DriverLoad {
-    /// The value whose `as u32` is `raw`, if any.
-    pub const fn from_raw(raw: u32) -> Option<DriverLoad> {
-        Some(match raw {
-            0 => DriverLoad::NotUsed,
-            1 => DriverLoad::Loaded,
-            2 => DriverLoad::Forced,
-            3 => DriverLoad::RefusedNotKvm,
-            4 => DriverLoad::RefusedNoRealtimeHint,
-            5 => DriverLoad::RefusedBadParams,
-            _ => return None,
-        })
-    }
+crate::repr_u32_enum!(DriverLoad { NotUsed, Loaded, Forced, RefusedNotKvm, RefusedNoRealtimeHint, RefusedBadParams });
 
+impl DriverLoad {
     /// What [`decide_load`] decided.
     pub const fn of(decision: Result<Loaded, Refusal>) -> DriverLoad {
         match decision {
@@ -263,20 +252,22 @@ impl DriverLoad {
 
 impl fmt::Display for DriverLoad {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (short, sentence) = match self {
-            DriverLoad::NotUsed => ("not used", "not used"),
-            DriverLoad::Loaded => ("loaded", "loaded (REALTIME hint)"),
-            DriverLoad::Forced => ("forced", "loaded without the REALTIME hint because it was forced"),
-            DriverLoad::RefusedNotKvm => {
-                ("refused: not KVM", "refused: no KVM signature in CPUID. The vCPUs halt at once")
-            }
-            DriverLoad::RefusedNoRealtimeHint => (
-                "refused: no REALTIME hint",
-                "refused: no REALTIME hint (vCPUs share host CPUs) and not forced. The vCPUs halt at once",
-            ),
-            DriverLoad::RefusedBadParams => ("refused: bad parameters", "refused: invalid governor parameters"),
+        let alternate = f.alternate();
+        let words = |f: &mut fmt::Formatter<'_>, short: &str, sentence: &str| {
+            f.write_str(if alternate { sentence } else { short })
         };
-        f.write_str(if f.alternate() { sentence } else { short })
+        // A refusal's sentence is the refusal's own words, so the two cannot drift apart.
+        let refused = |f: &mut fmt::Formatter<'_>, short: &str, why: Refusal| {
+            if alternate { write!(f, "refused: {why}. The vCPUs halt at once") } else { write!(f, "refused: {short}") }
+        };
+        match self {
+            DriverLoad::NotUsed => words(f, "not used", "not used"),
+            DriverLoad::Loaded => words(f, "loaded", "loaded (REALTIME hint)"),
+            DriverLoad::Forced => words(f, "forced", "loaded without the REALTIME hint because it was forced (force)"),
+            DriverLoad::RefusedNotKvm => refused(f, "not KVM", Refusal::NotKvm),
+            DriverLoad::RefusedNoRealtimeHint => refused(f, "no REALTIME hint", Refusal::NoRealtimeHint),
+            DriverLoad::RefusedBadParams => words(f, "refused: bad parameters", "refused: invalid governor parameters"),
+        }
     }
 }
 

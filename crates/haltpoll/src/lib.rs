@@ -18,8 +18,8 @@
 //! [`Params`] declares the governor's parameters once; [`Params::validate`] checks them once
 //! into the [`ValidParams`] a [`Governor`] takes. Optional features derive the rest from it:
 //! `clap` (command-line options with the kernel's names), `serde` (JSON with the kernel's names)
-//! and `zerocopy` (the byte layout [`params::RawParams`] a VMM hands its guest). The first two
-//! bring in `std` through their dependencies.
+//! and `zerocopy` (the byte layout [`params::RawParams`] a VMM hands its guest). `clap` brings
+//! in `std`; the others keep the crate `no_std`.
 //!
 //! # A kernel's idle loop
 //!
@@ -96,6 +96,27 @@
 // needs std anyway; without that feature the crate is `no_std`.
 #![cfg_attr(not(any(test, feature = "clap")), no_std)]
 #![warn(missing_docs)]
+
+/// For a `#[repr(u32)]` enum whose values cross a boundary as numbers (guest memory, a report):
+/// `ALL`, every variant, and `from_raw`, the variant with a given number, if any. A number read
+/// from memory the other side wrote is checked this way before it becomes the enum. Used by this
+/// crate and by haltpoll-abi, so each such enum is listed once, where it is declared.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! repr_u32_enum {
+    ($ty:ident { $($variant:ident),* $(,)? }) => {
+        impl $ty {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
+
+            /// The variant whose `as u32` is `raw`, if any.
+            pub const fn from_raw(raw: u32) -> Option<$ty> {
+                $(if raw == $ty::$variant as u32 { return Some($ty::$variant); })*
+                None
+            }
+        }
+    };
+}
 
 pub mod driver;
 pub mod governor;

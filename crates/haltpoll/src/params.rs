@@ -38,16 +38,7 @@ pub enum ShrinkRule {
     Legacy = 1,
 }
 
-impl ShrinkRule {
-    /// The rule whose `as u32` value is `raw`, if any.
-    pub const fn from_raw(raw: u32) -> Option<ShrinkRule> {
-        match raw {
-            0 => Some(ShrinkRule::Floor),
-            1 => Some(ShrinkRule::Legacy),
-            _ => None,
-        }
-    }
-}
+crate::repr_u32_enum!(ShrinkRule { Floor, Legacy });
 
 /// What the governor counts as `block_ns` after a HALT that followed a timed-out POLL.
 ///
@@ -77,16 +68,9 @@ pub enum BlockTime {
     PollAndHalt = 1,
 }
 
-impl BlockTime {
-    /// The rule whose `as u32` value is `raw`, if any.
-    pub const fn from_raw(raw: u32) -> Option<BlockTime> {
-        match raw {
-            0 => Some(BlockTime::HaltOnly),
-            1 => Some(BlockTime::PollAndHalt),
-            _ => None,
-        }
-    }
+crate::repr_u32_enum!(BlockTime { HaltOnly, PollAndHalt });
 
+impl BlockTime {
     /// The name reports and the command line use: `halt-only` or `poll-and-halt`.
     pub const fn name(self) -> &'static str {
         match self {
@@ -245,15 +229,13 @@ impl Params {
     /// ```
     #[cfg(feature = "clap")]
     pub fn with_defaults(cmd: clap::Command, defaults: &Params) -> clap::Command {
-        use clap::ValueEnum;
-        let block_time = defaults.block_time.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
         cmd.mut_arg("guest_halt_poll_ns", |a| a.default_value(defaults.guest_halt_poll_ns.to_string()))
             .mut_arg("grow", |a| a.default_value(defaults.grow.to_string()))
             .mut_arg("grow_start", |a| a.default_value(defaults.grow_start.to_string()))
             .mut_arg("shrink", |a| a.default_value(defaults.shrink.to_string()))
             .mut_arg("allow_shrink", |a| a.default_value(defaults.allow_shrink.to_string()))
             .mut_arg("shrink_rule", |a| a.default_value((defaults.shrink_rule == ShrinkRule::Legacy).to_string()))
-            .mut_arg("block_time", |a| a.default_value(block_time))
+            .mut_arg("block_time", |a| a.default_value(defaults.block_time.name()))
     }
 }
 

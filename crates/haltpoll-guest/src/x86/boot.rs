@@ -45,8 +45,9 @@ unsafe extern "C" fn kernel_main(vcpu: u64) -> ! {
 /// Jumps to [`crate::user_main`] at ring 3 on this vCPU's user stack, interrupts on.
 ///
 /// # Safety
-/// `vcpu` is this vCPU's index (below MAX_VCPUS) and nothing lives on its user stack: the
-/// jump starts that stack afresh.
+/// Called at most once per vCPU (`user_main` takes the only `&mut` to this vCPU's report):
+/// `vcpu` is this vCPU's index (below MAX_VCPUS) and nothing lives on its user stack: the jump
+/// starts that stack afresh.
 unsafe fn enter_user(vcpu: usize) -> ! {
     // As if called: RSP + 8 is 16-byte aligned at a function's entry.
     let stack = layout::user_stack_top(vcpu) - 8;

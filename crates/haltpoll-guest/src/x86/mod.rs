@@ -1,8 +1,8 @@
 //! The bare-metal x86_64 part: boot at ring 0, interrupts, the ring-0 services, the LAPIC.
 //!
 //! Ring 0 is emulated instruction by instruction on some KVM backends (~0.6 us each:
-//! docs/kvm-quirks.md), so the code that runs there is as short as it can be: boot once, the interrupt stubs, and
-//! the services. The workload and the idle loops run at ring 3.
+//! docs/kvm-quirks.md), so the code that runs there is as short as it can be: boot once, the
+//! interrupt stubs, and the services. The workload and the idle loops run at ring 3.
 
 pub mod apic;
 pub mod boot;

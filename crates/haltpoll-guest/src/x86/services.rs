@@ -179,9 +179,9 @@ pub fn exit(status: ExitStatus) -> ! {
 
 /// `cpuid` for `leaf` (subleaf 0), executed at ring 0.
 ///
-/// On a KVM backend that runs ring 3 natively (docs/kvm-quirks.md) a ring-3 `cpuid` is not the VM's: it answers with the CPUID
-/// of the machine the VMM runs on (the outer hypervisor's view), not the table the VMM gave
-/// this vCPU. At ring 0 the backend emulates it from the vCPU's own table.
+/// On a KVM backend that runs ring 3 natively (docs/kvm-quirks.md) a ring-3 `cpuid` is not the
+/// VM's: it answers with the CPUID of the machine the VMM runs on (the outer hypervisor's
+/// view), not the table the VMM gave this vCPU. At ring 0 the backend emulates it from the vCPU's own table.
 pub fn cpuid(leaf: u32) -> CpuidRegs {
     let mut regs = CpuidRegs::default();
     // SAFETY: `regs` is a live local, borrowed by nothing else until the call returns.

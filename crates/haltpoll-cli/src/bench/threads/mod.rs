@@ -12,8 +12,8 @@
 //! ack: two wakes, one after the think time and one at once. The receiver's CPU time and sleeps
 //! (voluntary context switches), read with [`ThreadUsage`] as the VMM reads its vCPU threads,
 //! over the measured round trips, divided by their number, are the waiting thread's cost per
-//! wake. The first
-//! `warmup` round trips of a cell are not measured (a haltpoll parker's window starts at 0).
+//! wake. The first `warmup` round trips of a cell are not measured (a haltpoll parker's window
+//! starts at 0).
 //!
 //! Cells run repetition by repetition, and within one every think time and variant in turn, so
 //! a disturbance (another build on the machine) spreads over all variants instead of hitting
@@ -45,7 +45,8 @@ pub enum Variant {
     Spin,
     /// The haltpoll [`Parker`](haltpoll_park::Parker), as the configured builder makes it.
     Haltpoll,
-    /// The haltpoll parker with Linux's guest accounting, [`BlockTime::HaltOnly`](haltpoll::BlockTime::HaltOnly).
+    /// The haltpoll parker with Linux's guest accounting,
+    /// [`BlockTime::HaltOnly`](haltpoll::BlockTime::HaltOnly).
     HaltpollGuestRule,
     /// `std::thread::park`.
     Std,
@@ -90,9 +91,9 @@ impl fmt::Display for Variant {
 }
 
 impl FromStr for Variant {
-    type Err = HandoffError;
-    fn from_str(s: &str) -> Result<Variant, HandoffError> {
-        Variant::ALL.into_iter().find(|v| v.name() == s).ok_or_else(|| HandoffError::UnknownVariant(s.to_owned()))
+    type Err = ThreadsError;
+    fn from_str(s: &str) -> Result<Variant, ThreadsError> {
+        Variant::ALL.into_iter().find(|v| v.name() == s).ok_or_else(|| ThreadsError::UnknownVariant(s.to_owned()))
     }
 }
 
@@ -154,20 +155,20 @@ impl Default for Config {
 
 impl Config {
     /// Checks that the configuration can run, or says what to change.
-    pub fn validate(&self) -> Result<(), HandoffError> {
+    pub fn validate(&self) -> Result<(), ThreadsError> {
         if self.variants.is_empty() {
-            return Err(HandoffError::Empty("variants"));
+            return Err(ThreadsError::Empty("variants"));
         }
         if self.think_times.is_empty() {
-            return Err(HandoffError::Empty("think times"));
+            return Err(ThreadsError::Empty("think times"));
         }
         if self.repetitions == 0 {
-            return Err(HandoffError::Empty("repetitions"));
+            return Err(ThreadsError::Empty("repetitions"));
         }
         if self.min_round_trips == 0 || self.min_round_trips > self.max_round_trips {
-            return Err(HandoffError::RoundTrips { min: self.min_round_trips, max: self.max_round_trips });
+            return Err(ThreadsError::RoundTrips { min: self.min_round_trips, max: self.max_round_trips });
         }
-        self.haltpoll.build().map(drop).map_err(HandoffError::Params)
+        self.haltpoll.build().map(drop).map_err(ThreadsError::Params)
     }
 
     /// The number of cells [`run`] measures.
@@ -179,7 +180,7 @@ impl Config {
 /// Why the benchmark cannot run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum HandoffError {
+pub enum ThreadsError {
     /// A list that must not be empty is.
     #[error("no {0} to run: give at least one")]
     Empty(&'static str),
@@ -233,7 +234,7 @@ pub struct Run {
 }
 
 /// Runs every cell of `config`, calling `progress(done, total, run)` after each.
-pub fn run(config: &Config, progress: &mut dyn FnMut(usize, usize, &Run)) -> Result<Vec<Run>, HandoffError> {
+pub fn run(config: &Config, progress: &mut dyn FnMut(usize, usize, &Run)) -> Result<Vec<Run>, ThreadsError> {
     config.validate()?;
     let total = config.cells();
     let mut runs = Vec::with_capacity(total);
@@ -292,7 +293,7 @@ struct Cell<'a> {
 }
 
 impl Cell<'_> {
-    fn run<P: Primitive>(&self) -> Result<Run, HandoffError> {
+    fn run<P: Primitive>(&self) -> Result<Run, ThreadsError> {
         let (receiver_waits, sender_wakes) = P::pair(&self.config.haltpoll);
         let (sender_waits, receiver_acks) = P::pair(&self.config.haltpoll);
         let shared = Arc::new(Shared {
@@ -325,7 +326,7 @@ impl Cell<'_> {
                 send(sender_waits, sender_wakes, &shared, &config, think)
             })
         };
-        let panicked = |_| HandoffError::Panicked { variant: self.variant };
+        let panicked = |_| ThreadsError::Panicked { variant: self.variant };
         let round_trip_ns = sender.join().map_err(panicked)?;
         let received = receiver.join().map_err(panicked)?;
         Ok(Run {
@@ -504,7 +505,7 @@ mod tests {
         let c = Config { variants: vec![], ..Config::default() };
         assert!(run(&c, &mut |_, _, _| {}).unwrap_err().to_string().contains("no variants"));
         let c = Config { min_round_trips: 10, max_round_trips: 5, ..Config::default() };
-        assert!(matches!(c.validate(), Err(HandoffError::RoundTrips { .. })));
+        assert!(matches!(c.validate(), Err(ThreadsError::RoundTrips { .. })));
         let bad = Builder::new().params(haltpoll::Params { grow_start: 0, ..haltpoll_park::DEFAULT_PARAMS });
         let c = Config { haltpoll: bad, ..Config::default() };
         assert!(c.validate().unwrap_err().to_string().contains("grow_start"));

@@ -138,7 +138,7 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
     }
     output::write_stdout(|out| {
         if args.json {
-            write_json(out, &config, load, &rows, &targets, &runs)
+            write_json(out, &config, &args.parker.0, load, &rows, &targets, &runs)
         } else if args.csv {
             write_csv(out, &runs)
         } else {
@@ -258,6 +258,7 @@ fn repetition_rows(runs: &[Run]) -> Vec<RepetitionRow> {
 fn write_json(
     out: &mut dyn Write,
     config: &Config,
+    parker: &Params,
     load: Option<f64>,
     rows: &[Row],
     targets: &[Target],
@@ -274,6 +275,7 @@ fn write_json(
             "cell_time_ns": config.cell_time.as_nanos() as u64,
             "warmup": config.warmup,
             "pin": config.pin,
+            "haltpoll": parker,
             "load_average": load,
         },
         "rows": rows,

@@ -220,7 +220,7 @@ pub fn summarize(runs: &[Measurement]) -> Vec<Row> {
         .collect()
 }
 
-/// The targets, for each guest-haltpoll variant that ran, where the runs have what
+/// The targets, for each guest-haltpoll variant that ran, where the runs have what
 /// they compare with:
 /// - think times up to 100 us: wake latency (median) at most 2x busy's and under 1 us, and at
 ///   least 95% of wakeups without an IPI;
