@@ -69,8 +69,10 @@ fn main() {
     for path in guest.watched() {
         println!("cargo::rerun-if-changed={}", path.display());
     }
-    for source in dep_info_sources(&built.join("haltpoll-guest.d")) {
-        println!("cargo::rerun-if-changed={}", guest.original(&source).display());
+    let sources: Vec<PathBuf> =
+        dep_info_sources(&built.join("haltpoll-guest.d")).iter().map(|source| guest.original(source)).collect();
+    for path in manifests_of(&sources).iter().chain(&sources) {
+        println!("cargo::rerun-if-changed={}", path.display());
     }
 }
 
@@ -80,8 +82,9 @@ struct Guest {
     root: PathBuf,
     /// The directory the nested build compiles: `root` in a workspace, a copy for a package.
     build_root: PathBuf,
-    /// The lock file that decides the guest's dependencies.
-    lock: Option<PathBuf>,
+    /// Files beyond the package's own that decide the image (the lock file, the workspace
+    /// manifest).
+    watched: Vec<PathBuf>,
     /// In a workspace: build with `--locked`.
     in_workspace: bool,
 }
@@ -94,8 +97,11 @@ impl Guest {
             fail(format_args!("haltpoll-guest's sources are not at {} (no Cargo.toml there)", root.display()))
         }
         if !root.join("Cargo.toml.orig").is_file() {
-            let lock = root.ancestors().map(|dir| dir.join("Cargo.lock")).find(|lock| lock.is_file());
-            return Guest { build_root: root.clone(), root, in_workspace: lock.is_some(), lock };
+            let workspace = workspace_root(&root);
+            let lock = Some(workspace.join("Cargo.lock")).filter(|lock| lock.is_file());
+            let mut watched = vec![workspace.join("Cargo.toml")];
+            watched.extend(lock.clone());
+            return Guest { build_root: root.clone(), root, in_workspace: lock.is_some(), watched };
         }
         let copy = out_dir.join("guest-src");
         if let Err(e) = copy_package(&root, &copy) {
@@ -107,14 +113,17 @@ impl Guest {
         if !text.lines().any(|line| line.trim() == "[workspace]") {
             write(&manifest, format!("{text}\n[workspace]\n").as_bytes());
         }
-        let lock = Some(root.join("Cargo.lock")).filter(|lock| lock.is_file());
-        Guest { root, build_root: copy, lock, in_workspace: false }
+        let watched = Some(root.join("Cargo.lock")).filter(|lock| lock.is_file()).into_iter().collect();
+        Guest { root, build_root: copy, watched, in_workspace: false }
     }
 
-    /// The files outside cargo's dep-info that decide the image.
+    /// The files outside cargo's dep-info that decide the image: the guest's manifest, linker
+    /// script and build script, the lock file, and (in a workspace) the workspace manifest with
+    /// the profile the image is built with. The manifests of the crates it compiles come from
+    /// the dep-info ([`manifests_of`]).
     fn watched(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = ["Cargo.toml", "link.ld", "build.rs"].iter().map(|f| self.root.join(f)).collect();
-        files.extend(self.lock.clone());
+        files.extend(self.watched.iter().cloned());
         files
     }
 
@@ -141,7 +150,9 @@ fn build_guest(guest: &Guest, target_dir: &Path) {
         .arg("--manifest-path")
         .arg(guest.build_root.join("Cargo.toml"))
         .args(["--release", "--package", "haltpoll-guest", "--bin", "haltpoll-guest"])
-        .args(["--features", "bare-metal", "--target", GUEST_TARGET, "--target-dir"])
+        .args(["--features", "bare-metal", "--target", GUEST_TARGET])
+        // Flags from the user's configuration are for the host too (`-C target-cpu=native`, say).
+        .args(["--config", "build.rustflags=[]", "--target-dir"])
         .arg(target_dir);
     // The outer build's settings are for the host: its flags, its profile and target directory,
     // clippy's compiler wrapper. Keep only where the registry is (CARGO_HOME), the network
@@ -190,6 +201,8 @@ fn ensure_guest_target(rustc: &OsString) {
         .output();
     match added {
         Ok(output) if output.status.success() => {}
+        // Another build that found the target missing at the same moment may have added it.
+        Ok(_) if has_core(rustc) => return,
         Ok(output) => {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let why = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("no message");
@@ -229,15 +242,49 @@ fn sysroot(rustc: &OsString) -> PathBuf {
     PathBuf::from(rustc_print(rustc, &["--print", "sysroot"]).trim())
 }
 
-/// The rustup toolchain `rustc` belongs to: the one rustup runs this build with, or else the
-/// toolchain directory its sysroot is in.
+/// The rustup toolchain `rustc` belongs to, if rustup manages it (its sysroot is a rustup
+/// toolchain directory): the one rustup runs this build with, or else that directory's name.
 fn rustup_toolchain(rustc: &OsString) -> Option<String> {
-    if let Some(toolchain) = env::var("RUSTUP_TOOLCHAIN").ok().filter(|t| !t.is_empty()) {
-        return Some(toolchain);
-    }
     let sysroot = sysroot(rustc);
     let in_rustup = sysroot.parent().and_then(Path::file_name).is_some_and(|dir| dir == "toolchains");
-    in_rustup.then(|| sysroot.file_name()?.to_str().map(str::to_owned)).flatten()
+    if !in_rustup {
+        return None;
+    }
+    env::var("RUSTUP_TOOLCHAIN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| sysroot.file_name()?.to_str().map(str::to_owned))
+}
+
+/// The root of the workspace the guest at `root` belongs to (its own directory when it belongs
+/// to none), as cargo decides it.
+fn workspace_root(root: &Path) -> PathBuf {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let located = Command::new(&cargo)
+        .current_dir(root)
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .stderr(Stdio::inherit())
+        .output();
+    match located {
+        Ok(output) if output.status.success() => {
+            let manifest = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+            manifest.parent().map_or_else(|| root.to_path_buf(), Path::to_path_buf)
+        }
+        Ok(output) => fail(format_args!("cannot find the workspace of {} ({})", root.display(), output.status)),
+        Err(e) => fail(format_args!("cannot run {} to find the guest's workspace: {e}", Path::new(&cargo).display())),
+    }
+}
+
+/// The manifest of each crate `sources` belong to (the nearest `Cargo.toml` above each): a
+/// change of features, dependencies or edition there changes the image too.
+fn manifests_of(sources: &[PathBuf]) -> Vec<PathBuf> {
+    let mut manifests: Vec<PathBuf> = sources
+        .iter()
+        .filter_map(|source| source.ancestors().skip(1).map(|dir| dir.join("Cargo.toml")).find(|m| m.is_file()))
+        .collect();
+    manifests.sort();
+    manifests.dedup();
+    manifests
 }
 
 fn rustc_print(rustc: &OsString, args: &[&str]) -> String {

@@ -49,7 +49,8 @@ impl GuestRam {
     ///
     /// # Safety
     /// `self` must outlive every use of `vm` that can touch guest memory (KVM keeps pointers to
-    /// the mappings). [`crate::vm::Vm`] guarantees it by dropping the VM file first.
+    /// the mappings): the VM file and every vCPU file of that VM, which keeps the VM alive.
+    /// [`crate::vm::Vm`] drops its file first, and each [`crate::vm::Vcpu`] holds the memory.
     pub unsafe fn register(&self, vm: &VmFd) -> Result<(), VmmError> {
         for (slot, region) in self.all.iter().enumerate() {
             let host = region.as_ptr();

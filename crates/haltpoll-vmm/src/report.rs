@@ -127,8 +127,7 @@ impl RunReport {
     /// Time the waiting vCPUs spent polling over the time they spent waiting (0 if they never
     /// waited).
     pub fn poll_share_of_idle(&self) -> f64 {
-        let idle = self.sum(|v| v.counters.idle_tsc);
-        if idle == 0 { 0.0 } else { self.sum(|v| v.counters.poll_tsc) as f64 / idle as f64 }
+        poll_share(self.sum(|v| v.counters.poll_tsc), self.sum(|v| v.counters.idle_tsc))
     }
 
     /// The haltpoll driver's load decision, where the guest ran the driver.
@@ -146,6 +145,12 @@ impl RunReport {
     pub fn idle_periods_ns(&self, vcpu: usize) -> Vec<u64> {
         self.vcpus[vcpu].samples.iter().map(|s| self.tsc_to_ns(s.idle_tsc()) as u64).collect()
     }
+}
+
+/// Polling time over waiting time, from the guest's counters (TSC ticks) of one run or of
+/// several pooled; 0 if nothing waited.
+pub fn poll_share(poll_tsc: u64, idle_tsc: u64) -> f64 {
+    if idle_tsc == 0 { 0.0 } else { poll_tsc as f64 / idle_tsc as f64 }
 }
 
 #[cfg(test)]

@@ -191,11 +191,8 @@ pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
     };
     let vm = Vm::new(&kvm, options.vcpus, options.host_halt_poll_ns)?;
     let view = View { realtime_hint, kvm_signature: !options.hide_kvm, poll_control: !options.hide_poll_control };
-    // SAFETY: the vCPUs are dropped before `vm` (`vcpu_fds` is declared after it), or each goes
-    // with a clone of the RAM into a `VcpuThread`, which drops its `fd` before its `ram`.
-    let vcpu_fds =
-        (0..options.vcpus).map(|index| unsafe { vm.create_vcpu(index, view) }).collect::<Result<Vec<_>, _>>()?;
-    let tsc_khz = u64::from(vcpu_fds[0].get_tsc_khz().map_err(VmmError::kvm("KVM_GET_TSC_KHZ"))?);
+    let vcpus = (0..options.vcpus).map(|index| vm.create_vcpu(index, view)).collect::<Result<Vec<_>, _>>()?;
+    let tsc_khz = u64::from(vcpus[0].fd().get_tsc_khz().map_err(VmmError::kvm("KVM_GET_TSC_KHZ"))?);
     let ticks = |ns: u64| (u128::from(ns) * u128::from(tsc_khz) / 1_000_000) as u64;
     let mut latency_req_ns = [LATENCY_ANY; MAX_VCPUS];
     latency_req_ns[..options.latency_req_ns.len()].copy_from_slice(&options.latency_req_ns);
@@ -218,14 +215,13 @@ pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
     let (done_tx, done_rx) = mpsc::channel();
     let mut threads = Vec::with_capacity(options.vcpus);
     let started = Instant::now();
-    for (index, fd) in vcpu_fds.into_iter().enumerate() {
+    for (index, vcpu) in vcpus.into_iter().enumerate() {
         let vcpu = VcpuThread {
             index,
-            stats: StatsFd::open(&fd)?,
-            fd,
+            stats: StatsFd::open(vcpu.fd())?,
+            vcpu,
             host_cpu: options.pin.then(|| cpus[index % cpus.len()]),
             stop: stop.clone(),
-            ram: vm.ram().clone(),
         };
         let done = done_tx.clone();
         let thread = thread::Builder::new()

@@ -11,6 +11,9 @@
 //!
 //! SKIPPED 5 of these VM tests: KVM cannot be used (...) (HALTPOLL_REQUIRE_KVM=1 makes that a failure)
 //! ```
+//!
+//! (cargo-nextest runs each test in a process of its own and captures its stderr, so there the
+//! line shows only with the test's output; its summary counts the skips as passes.)
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use haltpoll_abi::{EXIT_PORT, MARK_PORT};
 use kvm_bindings::{KVM_EXIT_INTERNAL_ERROR, KVM_MP_STATE_HALTED};
-use kvm_ioctls::{VcpuExit, VcpuFd};
+use kvm_ioctls::VcpuExit;
 
 use crate::VmmError;
 use crate::host::{ThreadUsage, pin};
-use crate::memory::GuestRam;
 use crate::stats::{KvmStats, StatsFd};
+use crate::vm::Vcpu;
 use crate::watchdog;
 
 /// A vCPU ready to run on a thread of its own.
@@ -21,17 +21,15 @@ use crate::watchdog;
 pub struct VcpuThread {
     /// Its index (and APIC id).
     pub index: usize,
-    /// The KVM vCPU.
-    pub fd: VcpuFd,
+    /// The vCPU (it keeps the guest memory mapped while it can run, even if the VMM gives up
+    /// on an unresponsive thread).
+    pub vcpu: Vcpu,
     /// Its statistics.
     pub stats: StatsFd,
     /// The host CPU to pin the thread to, if any.
     pub host_cpu: Option<usize>,
     /// Set by the VMM when the run must stop.
     pub stop: Arc<AtomicBool>,
-    /// Guest memory, kept alive while the vCPU can still touch it (even if the VMM gives up on
-    /// an unresponsive thread): declared after `fd`, so dropped after it.
-    pub ram: Arc<GuestRam>,
 }
 
 /// How a vCPU's run ended.
@@ -87,7 +85,7 @@ impl VcpuThread {
     /// Runs the vCPU on the calling thread until it ends.
     pub fn run(mut self) -> VcpuOutcome {
         let host_cpu = self.host_cpu.filter(|&cpu| pin(cpu));
-        let (end, kvm, usage) = watchdog::armed(&mut self.fd, |vcpu| {
+        let (end, kvm, usage) = self.vcpu.armed(|vcpu| {
             let mut before = self.stats.read();
             let mut usage = ThreadUsage::now();
             let end = loop {
@@ -103,9 +101,10 @@ impl VcpuThread {
             let after = self.stats.read();
             (end, before.and_then(|before| Ok(after?.since(&before))), usage)
         });
-        let (rip, interrupts_enabled) = self.fd.get_regs().map_or((0, false), |r| (r.rip, r.rflags & 0x200 != 0));
-        let ring = self.fd.get_sregs().map_or(0, |s| (s.cs.selector & 3) as u8);
-        let halted = self.fd.get_mp_state().is_ok_and(|m| m.mp_state == KVM_MP_STATE_HALTED);
+        let (rip, interrupts_enabled) =
+            self.vcpu.fd().get_regs().map_or((0, false), |r| (r.rip, r.rflags & 0x200 != 0));
+        let ring = self.vcpu.fd().get_sregs().map_or(0, |s| (s.cs.selector & 3) as u8);
+        let halted = self.vcpu.fd().get_mp_state().is_ok_and(|m| m.mp_state == KVM_MP_STATE_HALTED);
         VcpuOutcome {
             index: self.index,
             end,

@@ -8,7 +8,7 @@ use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 
 use crate::cpuid::{GuestCpuid, View};
 use crate::memory::GuestRam;
-use crate::{VmmError, boot, loader, system};
+use crate::{VmmError, boot, loader, system, watchdog};
 
 /// Where KVM may put the TSS it needs for real-mode emulation on Intel (unused by this guest,
 /// but KVM on Intel wants it set before the first KVM_RUN); the address Firecracker uses.
@@ -44,8 +44,9 @@ impl Vm {
         // The irqchip comes before the vCPUs, so each gets an in-kernel LAPIC.
         fd.create_irq_chip().map_err(VmmError::kvm("KVM_CREATE_IRQCHIP"))?;
         let ram = Arc::new(GuestRam::new()?);
-        // SAFETY: `ram` outlives `fd` (field order), and no vCPU outlives `ram`: whoever gets
-        // one from `create_vcpu` (the only way) must keep a clone of `ram` alive until it goes.
+        // SAFETY: nothing that can run the guest outlives `ram`: `Vm` drops `fd` before `ram`
+        // (field order), and each vCPU (KVM keeps the VM alive while one is open) is a `Vcpu`,
+        // which holds a clone of `ram` and drops its file first.
         unsafe { ram.register(&fd)? };
         let entry = loader::load(&ram, loader::GUEST_IMAGE)?;
         boot::write_tables(&ram, vcpus)?;
@@ -55,14 +56,9 @@ impl Vm {
 
     /// Creates vCPU `index` (also its APIC id), with its CPUID (showing what `view` says),
     /// registers and, for all but the first, a runnable MP state (with an in-kernel LAPIC they
-    /// would otherwise wait for a SIPI).
-    ///
-    /// # Safety
-    /// The vCPU must not outlive guest memory: hold a clone of [`Vm::ram`] until the returned
-    /// `VcpuFd` has been dropped. (KVM keeps the VM, and the vCPU's access to the memory, alive
-    /// for as long as a vCPU file is open, even after the `Vm` is gone; with the memory unmapped,
-    /// a running guest would read and write whatever the process maps there next.)
-    pub unsafe fn create_vcpu(&self, index: usize, view: View) -> Result<VcpuFd, VmmError> {
+    /// would otherwise wait for a SIPI). The [`Vcpu`] holds the guest memory, so it may outlive
+    /// the `Vm`.
+    pub fn create_vcpu(&self, index: usize, view: View) -> Result<Vcpu, VmmError> {
         let vcpu = self.fd.create_vcpu(index as u64).map_err(VmmError::kvm("KVM_CREATE_VCPU"))?;
         vcpu.set_cpuid2(&self.cpuid.for_vcpu(index as u8, view)?).map_err(VmmError::kvm("KVM_SET_CPUID2"))?;
         let sregs = vcpu.get_sregs().map_err(VmmError::kvm("KVM_GET_SREGS"))?;
@@ -72,7 +68,7 @@ impl Vm {
             vcpu.set_mp_state(kvm_mp_state { mp_state: KVM_MP_STATE_RUNNABLE })
                 .map_err(VmmError::kvm("KVM_SET_MP_STATE"))?;
         }
-        Ok(vcpu)
+        Ok(Vcpu { fd: vcpu, _ram: self.ram.clone() })
     }
 
     /// Guest memory.
@@ -83,5 +79,31 @@ impl Vm {
     /// What the guest's CPUID shows.
     pub fn cpuid(&self) -> &GuestCpuid {
         &self.cpuid
+    }
+}
+
+/// A vCPU of a [`Vm`]. It holds the VM's guest memory: KVM keeps a VM, and its vCPUs' access to
+/// the memory, alive for as long as a vCPU file is open, even after the [`Vm`] is gone, and with
+/// the memory unmapped a running guest would read and write whatever the process maps there
+/// next. The file is never handed out by value or by `&mut` (a `mem::swap` could move it away
+/// from the memory), only lent: shared through [`Vcpu::fd`], or armed to run through
+/// [`Vcpu::armed`].
+#[derive(Debug)]
+pub struct Vcpu {
+    // Field order is drop order: the vCPU file goes before the memory.
+    fd: VcpuFd,
+    _ram: Arc<GuestRam>,
+}
+
+impl Vcpu {
+    /// The KVM vCPU, for the ioctls that take it shared (registers, MP state, statistics).
+    pub fn fd(&self) -> &VcpuFd {
+        &self.fd
+    }
+
+    /// Runs `f` with the vCPU armed for the watchdog's kick on this thread
+    /// ([`watchdog::armed`](crate::watchdog::armed)).
+    pub fn armed<R>(&mut self, f: impl FnOnce(&mut watchdog::Armed<'_>) -> R) -> R {
+        watchdog::armed(&mut self.fd, f)
     }
 }

@@ -14,13 +14,18 @@
 //! `kvm_run`, so that pointer must never outlive the mapping. [`armed`] sets it only for the
 //! length of a closure that holds the vCPU borrowed, and resets it when the closure returns or
 //! unwinds; the closure gets an [`Armed`] that cannot leave the closure or the thread.
+//!
+//! One limit this module cannot remove: kvm-ioctls lends `kvm_run` only as `&mut kvm_run`
+//! (`VcpuFd::get_kvm_run`), while the handler writes `immediate_exit` through its raw pointer.
+//! The handler's write is an atomic byte store into memory KVM itself writes, and the code here
+//! takes that `&mut` only to form a raw pointer or to read an exit's union, never across a
+//! `KVM_RUN` or a point where the handler's store could be read back through it.
 
-use std::cell::Cell;
 use std::ffi::c_void;
 use std::marker::PhantomData;
 use std::ptr;
-use std::sync::Once;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,8 +37,10 @@ use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
 use crate::VmmError;
 
 thread_local! {
-    /// This thread's vCPU's `kvm_run.immediate_exit`, while it runs one.
-    static IMMEDIATE_EXIT: Cell<*mut u8> = const { Cell::new(ptr::null_mut()) };
+    /// This thread's vCPU's `kvm_run.immediate_exit`, while it runs one. Atomic, though only
+    /// this thread touches it, because the signal handler reads it between any two instructions
+    /// of the thread that sets it.
+    static IMMEDIATE_EXIT: AtomicPtr<u8> = const { AtomicPtr::new(ptr::null_mut()) };
 }
 
 /// The signal that kicks a vCPU thread (the first real-time signal).
@@ -42,8 +49,9 @@ pub fn kick_signal() -> c_int {
 }
 
 extern "C" fn on_kick(_signal: c_int, _info: *mut siginfo_t, _context: *mut c_void) {
-    // Async-signal-safe: a const-initialized thread-local (no lazy setup) and one atomic store.
-    let flag = IMMEDIATE_EXIT.with(Cell::get);
+    // Async-signal-safe: a const-initialized thread-local without a destructor (no lazy setup),
+    // an atomic load and an atomic store.
+    let flag = IMMEDIATE_EXIT.with(|exit| exit.load(Ordering::Relaxed));
     if !flag.is_null() {
         // SAFETY: a non-null `flag` was set by `armed` on this thread and points into the
         // mmapped `kvm_run` of the vCPU that `armed` holds borrowed: the vCPU (and with it the
@@ -52,17 +60,15 @@ extern "C" fn on_kick(_signal: c_int, _info: *mut siginfo_t, _context: *mut c_vo
     }
 }
 
-/// Installs the kick handler (once per process).
+/// Installs the kick handler (once per process). Every call reports how that one installation
+/// went: a run must not start vCPUs that a kick would kill with the signal's default action.
 pub fn install() -> Result<(), VmmError> {
-    static INSTALL: Once = Once::new();
-    let mut result = Ok(());
-    INSTALL.call_once(|| {
-        result = register_signal_handler(kick_signal(), on_kick).map_err(|e| VmmError::Host {
-            operation: "installing the vCPU kick signal handler",
-            source: std::io::Error::from_raw_os_error(e.errno()),
-        });
-    });
-    result
+    static INSTALLED: OnceLock<Result<(), i32>> = OnceLock::new();
+    let installed = INSTALLED.get_or_init(|| register_signal_handler(kick_signal(), on_kick).map_err(|e| e.errno()));
+    installed.map_err(|errno| VmmError::Host {
+        operation: "installing the vCPU kick signal handler",
+        source: std::io::Error::from_raw_os_error(errno),
+    })
 }
 
 /// A vCPU armed for kicks: while it exists, kicks of this thread set the vCPU's
@@ -136,7 +142,7 @@ struct Disarm(*mut u8);
 
 impl Drop for Disarm {
     fn drop(&mut self) {
-        IMMEDIATE_EXIT.with(|cell| cell.set(self.0));
+        IMMEDIATE_EXIT.with(|exit| exit.store(self.0, Ordering::Relaxed));
     }
 }
 
@@ -144,7 +150,7 @@ impl Drop for Disarm {
 /// panics). An `armed` inside another restores the outer vCPU's arming when it ends.
 pub fn armed<R>(vcpu: &mut VcpuFd, f: impl FnOnce(&mut Armed<'_>) -> R) -> R {
     let flag = &raw mut vcpu.get_kvm_run().immediate_exit;
-    let _disarm = Disarm(IMMEDIATE_EXIT.with(|cell| cell.replace(flag)));
+    let _disarm = Disarm(IMMEDIATE_EXIT.with(|exit| exit.swap(flag, Ordering::Relaxed)));
     f(&mut Armed { vcpu, _this_thread: PhantomData })
 }
 

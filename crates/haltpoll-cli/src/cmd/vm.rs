@@ -11,6 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use haltpoll::{LATENCY_ANY, Params};
 use haltpoll_abi::{Counters, DriverLoad, DriverReport};
 use haltpoll_vmm::quantile::quantile;
+use haltpoll_vmm::report::poll_share;
 use haltpoll_vmm::stats::KvmStat;
 use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport};
 use serde::Serialize;
@@ -243,11 +244,10 @@ impl Summary {
                 poll_timeouts: total(&|r| r.sum(|v| v.counters.poll_timeouts)),
                 poll_ns: total(&|r| r.poll_ns() as u64),
             },
-            poll_share_of_idle: {
-                let idle: u64 = reports.iter().map(|r| r.sum(|v| v.counters.idle_tsc)).sum();
-                let poll: u64 = reports.iter().map(|r| r.sum(|v| v.counters.poll_tsc)).sum();
-                if idle == 0 { 0.0 } else { poll as f64 / idle as f64 }
-            },
+            poll_share_of_idle: poll_share(
+                reports.iter().map(|r| r.sum(|v| v.counters.poll_tsc)).sum(),
+                reports.iter().map(|r| r.sum(|v| v.counters.idle_tsc)).sum(),
+            ),
         }
     }
 }
