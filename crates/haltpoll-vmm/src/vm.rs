@@ -102,7 +102,7 @@ impl Vcpu {
     }
 
     /// Runs `f` with the vCPU armed for the watchdog's kick on this thread
-    /// ([`watchdog::armed`](crate::watchdog::armed)).
+    /// ([`watchdog::armed`]).
     pub fn armed<R>(&mut self, f: impl FnOnce(&mut watchdog::Armed<'_>) -> R) -> R {
         watchdog::armed(&mut self.fd, f)
     }
