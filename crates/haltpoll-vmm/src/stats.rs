@@ -27,75 +27,59 @@ const HEADER_SIZE: usize = 24;
 /// Size of `struct kvm_stats_desc` without its name.
 const DESC_SIZE: usize = 16;
 
-/// The KVM counters the VMM reads: those worth reporting about idling. Each is found in the
-/// statistics' descriptors once, when the file is opened, so a counter the kernel lacks is an
-/// error then rather than a 0 in every report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum KvmStat {
-    /// VM exits of any kind.
-    Exits,
-    /// Exits because the guest executed HLT.
-    HaltExits,
-    /// Host halt polls that ended with a wakeup (the vCPU never slept).
-    HaltSuccessfulPoll,
-    /// Host halt polls attempted.
-    HaltAttemptedPoll,
-    /// Host halt polls cut short because the vCPU could not block.
-    HaltPollInvalid,
-    /// Times a halted vCPU was woken after sleeping.
-    HaltWakeup,
-    /// Time the host spent in halt polls that caught the wakeup, ns.
-    HaltPollSuccessNs,
-    /// Time the host spent in halt polls that did not, ns.
-    HaltPollFailNs,
-    /// Time halted vCPUs slept, ns.
-    HaltWaitNs,
-    /// Exits for a host interrupt.
-    IrqExits,
-    /// Exits for port I/O.
-    IoExits,
-    /// Exits for MMIO.
-    MmioExits,
-    /// Instructions KVM emulated.
-    InsnEmulation,
+/// Declares [`KvmStat`] from one table, variant and KVM's name side by side, so the list of
+/// counters, their names and `ALL` cannot disagree.
+macro_rules! kvm_stats {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)*) => {
+        /// The KVM counters the VMM reads: those worth reporting about idling. Each is found in
+        /// the statistics' descriptors once, when the file is opened, so a counter the kernel
+        /// lacks is an error then rather than a 0 in every report.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum KvmStat {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl KvmStat {
+            /// Every counter, in report order.
+            pub const ALL: &'static [KvmStat] = &[$(KvmStat::$variant),*];
+
+            /// KVM's name for it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(KvmStat::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl KvmStat {
-    /// Every counter, in report order.
-    pub const ALL: [KvmStat; 13] = [
-        KvmStat::Exits,
-        KvmStat::HaltExits,
-        KvmStat::HaltSuccessfulPoll,
-        KvmStat::HaltAttemptedPoll,
-        KvmStat::HaltPollInvalid,
-        KvmStat::HaltWakeup,
-        KvmStat::HaltPollSuccessNs,
-        KvmStat::HaltPollFailNs,
-        KvmStat::HaltWaitNs,
-        KvmStat::IrqExits,
-        KvmStat::IoExits,
-        KvmStat::MmioExits,
-        KvmStat::InsnEmulation,
-    ];
-
-    /// KVM's name for it.
-    pub fn name(self) -> &'static str {
-        match self {
-            KvmStat::Exits => "exits",
-            KvmStat::HaltExits => "halt_exits",
-            KvmStat::HaltSuccessfulPoll => "halt_successful_poll",
-            KvmStat::HaltAttemptedPoll => "halt_attempted_poll",
-            KvmStat::HaltPollInvalid => "halt_poll_invalid",
-            KvmStat::HaltWakeup => "halt_wakeup",
-            KvmStat::HaltPollSuccessNs => "halt_poll_success_ns",
-            KvmStat::HaltPollFailNs => "halt_poll_fail_ns",
-            KvmStat::HaltWaitNs => "halt_wait_ns",
-            KvmStat::IrqExits => "irq_exits",
-            KvmStat::IoExits => "io_exits",
-            KvmStat::MmioExits => "mmio_exits",
-            KvmStat::InsnEmulation => "insn_emulation",
-        }
-    }
+kvm_stats! {
+    /// VM exits of any kind.
+    Exits = "exits",
+    /// Exits because the guest executed HLT.
+    HaltExits = "halt_exits",
+    /// Host halt polls that ended with a wakeup (the vCPU never slept).
+    HaltSuccessfulPoll = "halt_successful_poll",
+    /// Host halt polls attempted.
+    HaltAttemptedPoll = "halt_attempted_poll",
+    /// Host halt polls cut short because the vCPU could not block.
+    HaltPollInvalid = "halt_poll_invalid",
+    /// Times a halted vCPU was woken after sleeping.
+    HaltWakeup = "halt_wakeup",
+    /// Time the host spent in halt polls that caught the wakeup, ns.
+    HaltPollSuccessNs = "halt_poll_success_ns",
+    /// Time the host spent in halt polls that did not, ns.
+    HaltPollFailNs = "halt_poll_fail_ns",
+    /// Time halted vCPUs slept, ns.
+    HaltWaitNs = "halt_wait_ns",
+    /// Exits for a host interrupt.
+    IrqExits = "irq_exits",
+    /// Exits for port I/O.
+    IoExits = "io_exits",
+    /// Exits for MMIO.
+    MmioExits = "mmio_exits",
+    /// Instructions KVM emulated.
+    InsnEmulation = "insn_emulation",
 }
 
 /// Where one counter sits in the data block.
@@ -151,14 +135,14 @@ impl StatsFd {
             let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
             data_len = data_len.max(offset + size * 8);
             // Histograms (size > 1) are left out: the VMM reports plain counters.
-            let Some(stat) = KvmStat::ALL.into_iter().find(|s| s.name().as_bytes() == name) else { continue };
+            let Some(stat) = KvmStat::ALL.iter().copied().find(|s| s.name().as_bytes() == name) else { continue };
             if size == 1 {
                 let cumulative = flags & KVM_STATS_TYPE_MASK == KVM_STATS_TYPE_CUMULATIVE;
                 slots[stat as usize] = Some(Slot { offset, cumulative });
             }
         }
         let mut found = [Slot { offset: 0, cumulative: false }; KvmStat::ALL.len()];
-        for stat in KvmStat::ALL {
+        for &stat in KvmStat::ALL {
             found[stat as usize] = slots[stat as usize].ok_or(VmmError::MissingCapability {
                 capability: stat.name(),
                 consequence: "the VMM reports this counter of every vCPU's binary statistics (KVM_GET_STATS_FD)",
