@@ -68,7 +68,10 @@ pub enum PlotError {
 
 /// An axis scale. The commands draw every axis with `Auto`; `Linear` and `Log` force one (the
 /// drawing's tests use them).
-#[cfg_attr(not(test), allow(dead_code, reason = "Linear and Log: only the tests force a scale"))]
+#[cfg_attr(
+    not(all(test, feature = "plot")),
+    allow(dead_code, reason = "Linear and Log: only the drawing tests force a scale")
+)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Scale {
     /// Linear.
