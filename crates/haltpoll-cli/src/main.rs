@@ -1,6 +1,6 @@
 //! `haltpoll`: run the haltpoll governor on traces, benchmark and tune guest halt polling.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 // The benchmarks count their threads' costs with the VMM's `host` helpers, on any Linux.
 #[cfg(target_os = "linux")]
@@ -19,7 +19,26 @@ mod units;
 /// Guest-side halt polling: replay idle traces through the haltpoll governor, run the
 /// benchmarks, tune and observe.
 #[derive(Parser, Debug)]
-#[command(name = "haltpoll", version, about, propagate_version = true)]
+#[command(
+    name = "haltpoll",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "\
+Examples:
+  # the governor over the example trace: no KVM, no root needed
+  haltpoll replay examples/traces/mixed.txt
+  # this machine's cpuidle-haltpoll state, and what it means
+  haltpoll status
+  # a setting for a recorded trace, within a CPU budget, and the command that applies it
+  haltpoll tune examples/traces/perf-idle.txt --max-poll-share 2%
+
+Exit status:
+  0    success
+  1    failure: the command could not do its work (the message says why)
+  2    usage error: an unknown subcommand or option, a missing or invalid value
+  130  interrupted (Ctrl-C)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,6 +60,10 @@ enum Command {
     /// Run haltpoll's own guest on KVM and measure what idling costs.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     Vm(cmd::vm::VmArgs),
+    /// Print the completion script of a shell for haltpoll.
+    Completions(cmd::completions::CompletionsArgs),
+    /// Write haltpoll's man pages.
+    Man(cmd::man::ManArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +77,8 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => cmd::bench::run(&args),
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         Command::Vm(args) => cmd::vm::run(&args),
+        Command::Completions(args) => cmd::completions::run(&args, Cli::command()),
+        Command::Man(args) => cmd::man::run(&args, Cli::command()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

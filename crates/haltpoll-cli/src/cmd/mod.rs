@@ -2,6 +2,8 @@
 
 #[cfg(target_os = "linux")]
 pub mod bench;
+pub mod completions;
+pub mod man;
 pub mod replay;
 pub mod set;
 pub mod status;

@@ -14,6 +14,14 @@ use crate::trace::{self, Format, IdlePeriod, Trace};
 
 /// Arguments of `haltpoll replay`.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  # the example trace with Linux's defaults: a line per idle period, then the summary
+  haltpoll replay examples/traces/mixed.txt
+  # a perf trace of a guest with a 400 us ceiling, the summary only
+  haltpoll replay examples/traces/perf-idle.txt --guest-halt-poll-ns 400000 --summary-only
+  # the summary as JSON: the last of the JSON Lines
+  haltpoll replay examples/traces/mixed.txt --json | tail -n 1")]
 pub struct ReplayArgs {
     /// Trace file ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
@@ -143,9 +151,7 @@ fn write_report(out: &mut dyn Write, trace: &Trace, params: &ValidParams, args: 
             cpus: windows.iter().map(|&(cpu, final_poll_limit_ns)| CpuJson { cpu, final_poll_limit_ns }).collect(),
             params: params.into_inner(),
         };
-        serde_json::to_writer(&mut *out, &serde_json::json!({ "summary": summary }))?;
-        writeln!(out)?;
-        return Ok(());
+        return output::write_json_line(out, &serde_json::json!({ "summary": summary }));
     }
     if !args.summary_only {
         writeln!(out)?;
@@ -185,8 +191,7 @@ fn write_report(out: &mut dyn Write, trace: &Trace, params: &ValidParams, args: 
 
 fn write_period(out: &mut dyn Write, idle: &IdlePeriod, p: &Period, json: bool, cpu_col: &str) -> io::Result<()> {
     if json {
-        serde_json::to_writer(&mut *out, &PeriodJson::new(idle, p))?;
-        return writeln!(out);
+        return output::write_json_line(out, &PeriodJson::new(idle, p));
     }
     let outcome = match (p.hit(), p.adjustment) {
         (true, _) => "poll hit",

@@ -12,6 +12,14 @@ use crate::sysfs::{self, Sysfs};
 
 /// Arguments of `haltpoll set`.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  # what would be written, writing nothing
+  haltpoll set --dry-run guest_halt_poll_ns=400us grow_start=100us
+  # write it (as root): the kernel's names or the short ones, times with units
+  sudo haltpoll set ns=400us grow_start=100us
+  # back to Linux's defaults
+  sudo haltpoll set ns=200us grow=2 grow_start=50us shrink=2 allow_shrink=Y")]
 pub struct SetArgs {
     /// Parameters to set: guest_halt_poll_ns (or ns), grow, grow_start, shrink, allow_shrink
     /// (the kernel's names or the short ones); the two times take units, e.g. ns=400us.

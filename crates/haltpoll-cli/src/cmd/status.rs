@@ -18,6 +18,14 @@ use crate::sysfs::{self, Sysfs, SysfsError};
 
 /// Arguments of `haltpoll status`.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  # this machine: cpuidle driver, governor, parameters, hypervisor, and what they mean
+  haltpoll status
+  # the rates now: idle entries per second, time polling, over three 1-second intervals
+  haltpoll status --watch 1 --count 3
+  # the same facts for a script
+  haltpoll status --json")]
 pub struct StatusArgs {
     /// Where sysfs is mounted (a copy or a fixture tree works too). CPUID is always this CPU's.
     #[arg(long, value_name = "DIR", default_value = sysfs::DEFAULT_ROOT)]
@@ -349,8 +357,7 @@ fn write_json(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Resul
         },
         findings,
     };
-    serde_json::to_writer_pretty(&mut *out, &json)?;
-    writeln!(out)
+    output::write_json(out, &json)
 }
 
 fn watch(sys: &Sysfs, seconds: f64, args: &StatusArgs) -> Result<()> {
@@ -426,7 +433,16 @@ struct RatesJson<'a> {
     seconds: f64,
     idle_share: f64,
     total: DeltaJson<'a>,
-    cpus: Vec<(u32, DeltaJson<'a>)>,
+    cpus: Vec<CpuRatesJson<'a>>,
+}
+
+/// One CPU's rates: an object with its number, not a `[cpu, rates]` pair, so that every
+/// field has a name (docs/json.md).
+#[derive(Serialize)]
+struct CpuRatesJson<'a> {
+    cpu: u32,
+    #[serde(flatten)]
+    rates: DeltaJson<'a>,
 }
 
 #[derive(Serialize)]
@@ -456,10 +472,9 @@ fn write_rates_json(out: &mut dyn Write, r: &Rates) -> io::Result<()> {
         seconds: r.seconds,
         idle_share: r.idle_share(),
         total: delta_json(r, &r.total),
-        cpus: r.cpus.iter().map(|(cpu, d)| (*cpu, delta_json(r, d))).collect(),
+        cpus: r.cpus.iter().map(|(cpu, d)| CpuRatesJson { cpu: *cpu, rates: delta_json(r, d) }).collect(),
     };
-    serde_json::to_writer(&mut *out, &json)?;
-    writeln!(out)
+    output::write_json_line(out, &json)
 }
 
 #[cfg(test)]

@@ -30,6 +30,14 @@ pub enum AllowShrink {
 
 /// Arguments of `haltpoll tune`.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  # a setting for the example perf trace that polls within 5% of the CPUs' time
+  haltpoll tune examples/traces/perf-idle.txt
+  # a budget of 1%, every setting listed, not only the Pareto front
+  haltpoll tune examples/traces/perf-idle.txt --max-poll-share 1% --all
+  # your own grid, as JSON
+  haltpoll tune examples/traces/perf-idle.txt --ceilings 50us,100us,200us --json")]
 pub struct TuneArgs {
     /// Trace file ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
@@ -327,8 +335,7 @@ impl Tuned<'_> {
             linux_defaults: setting(self.defaults),
             recommendation,
         };
-        serde_json::to_writer_pretty(&mut *out, &json)?;
-        writeln!(out)
+        output::write_json(out, &json)
     }
 }
 

@@ -22,6 +22,12 @@ use crate::units::parse_ns;
 
 /// Arguments of `haltpoll vm`.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  # the haltpoll driver in our guest: what it did, and exits, IPIs and CPU per round trip
+  haltpoll vm pingpong --idle haltpoll --round-trips 2000 --repeat 1
+  # what a halt costs when the host does not poll either
+  haltpoll vm pingpong --idle halt --host-halt-poll-ns 0 --round-trips 2000 --repeat 1")]
 pub struct VmArgs {
     #[command(subcommand)]
     pub command: VmCommand,
@@ -36,6 +42,14 @@ pub enum VmCommand {
 
 /// Arguments of `haltpoll vm pingpong`.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  # the haltpoll driver in our guest: what it did, and exits, IPIs and CPU per round trip
+  haltpoll vm pingpong --idle haltpoll --round-trips 2000 --repeat 1
+  # halting, 30 us apart; every vCPU's idle periods saved as a trace to replay
+  haltpoll vm pingpong --idle halt --think-ns 30000 -n 2000 -r 1 --trace idle.txt
+  # every counter of every repetition as JSON
+  haltpoll vm pingpong --idle haltpoll -n 1000 -r 2 --json")]
 pub struct PingpongArgs {
     /// Round trips per pair of vCPUs, per repetition.
     #[arg(short = 'n', long, value_name = "N", default_value_t = 10_000)]
@@ -168,8 +182,7 @@ fn pingpong(args: &PingpongArgs) -> Result<()> {
                 repetitions: reports.iter().map(RepetitionJson::new).collect(),
                 summary,
             };
-            serde_json::to_writer_pretty(&mut *out, &json)?;
-            writeln!(out)
+            output::write_json(out, &json)
         } else {
             write_human(out, args, &reports, &summary)
         }

@@ -16,6 +16,12 @@ pub mod vm;
 
 /// Arguments of `haltpoll bench`.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  # threads: the haltpoll parker against its peers, a quick look
+  haltpoll bench threads --repetitions 1 --cell-time 50ms --think 0,100us
+  # KVM: guest haltpoll against busy polling and no polling (needs /dev/kvm)
+  haltpoll bench vm --repetitions 1 --think 0,100us --variants busy,guest-haltpoll,no-polling")]
 pub struct BenchArgs {
     #[command(subcommand)]
     pub command: BenchCommand,

@@ -19,6 +19,12 @@ use crate::units::parse_duration;
 
 /// Arguments of `haltpoll bench threads`.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  # every way of waiting, a quick look (the full run, without options, takes about 50 s)
+  haltpoll bench threads --repetitions 1 --cell-time 50ms --think 0,100us
+  # the parker against spinning and std::thread::park, a line per repetition as CSV
+  haltpoll bench threads --variants spin,haltpoll,std --repetitions 2 --cell-time 50ms --csv")]
 pub struct ThreadsArgs {
     /// Think times before each message, comma-separated (ns, us, ms, s).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_duration,
@@ -282,35 +288,40 @@ fn write_json(
         "targets": targets,
         "repetitions": repetition_rows(runs),
     });
-    serde_json::to_writer_pretty(&mut *out, &doc)?;
-    writeln!(out)
+    output::write_json(out, &doc)
+}
+
+/// One line of `--csv`: a repetition's row.
+#[derive(Serialize)]
+struct CsvLine {
+    think_ns: u64,
+    variant: Variant,
+    repetition: u32,
+    wakes: u64,
+    round_trip_p50_ns: u64,
+    wake_p50_ns: u64,
+    wake_p99_ns: u64,
+    wake_vs_spin: Option<f64>,
+    cpu_per_wake_ns: u64,
+    no_syscall_share: Option<f64>,
+    sleeps_per_wake: Option<f64>,
+    pinned: bool,
 }
 
 fn write_csv(out: &mut dyn Write, runs: &[Run]) -> io::Result<()> {
-    writeln!(
-        out,
-        "think_ns,variant,repetition,wakes,round_trip_p50_ns,wake_p50_ns,wake_p99_ns,wake_vs_spin,\
-         cpu_per_wake_ns,no_syscall_share,sleeps_per_wake,pinned"
-    )?;
-    let opt = |x: Option<f64>| x.map_or_else(String::new, |v| format!("{v:.4}"));
-    for r in repetition_rows(runs) {
-        let row = &r.row;
-        writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
-            row.think_ns,
-            row.variant.name(),
-            r.repetition,
-            row.wakes,
-            row.round_trip_p50_ns,
-            row.wake_p50_ns,
-            row.wake_p99_ns,
-            opt(row.wake_vs_spin),
-            row.cpu_per_wake_ns,
-            opt(row.no_syscall_share),
-            opt(row.sleeps_per_wake),
-            r.pinned
-        )?;
-    }
-    Ok(())
+    let lines = repetition_rows(runs).into_iter().map(|RepetitionRow { repetition, pinned, row, .. }| CsvLine {
+        think_ns: row.think_ns,
+        variant: row.variant,
+        repetition,
+        wakes: row.wakes,
+        round_trip_p50_ns: row.round_trip_p50_ns,
+        wake_p50_ns: row.wake_p50_ns,
+        wake_p99_ns: row.wake_p99_ns,
+        wake_vs_spin: row.wake_vs_spin,
+        cpu_per_wake_ns: row.cpu_per_wake_ns,
+        no_syscall_share: row.no_syscall_share,
+        sleeps_per_wake: row.sleeps_per_wake,
+        pinned,
+    });
+    output::write_csv(out, lines)
 }

@@ -104,6 +104,13 @@ impl Variant {
 
 /// Arguments of `haltpoll bench vm`.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  # guest haltpoll against busy polling and no polling, one repetition (the full run,
+  # without options, takes about 40 s)
+  haltpoll bench vm --repetitions 1 --think 0,100us --variants busy,guest-haltpoll,no-polling
+  # above the ceiling, 1 ms apart: guest haltpoll against no polling, as JSON
+  haltpoll bench vm --repetitions 1 --think 1ms --variants guest-haltpoll,no-polling --json")]
 pub struct VmArgs {
     /// Think times before each message, comma-separated (ns, us, ms, s).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_duration,
@@ -250,8 +257,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
     output::write_stdout(|out| {
         if args.json {
             let doc = serde_json::json!({ "config": setup, "rows": rows, "targets": targets, "runs": runs });
-            serde_json::to_writer_pretty(&mut *out, &doc)?;
-            writeln!(out)
+            output::write_json(out, &doc)
         } else if args.csv {
             write_csv(out, &runs)
         } else {
@@ -413,37 +419,51 @@ fn write_table(
     Ok(())
 }
 
+/// One line of `--csv`: a run.
+#[derive(Serialize)]
+struct CsvLine<'a> {
+    think_ns: u64,
+    variant: Variant,
+    repetition: u32,
+    round_trips: u64,
+    messages: u64,
+    round_trip_ns: f64,
+    wake_p50_ns: f64,
+    wake_p99_ns: f64,
+    wake_max_ns: f64,
+    ipis_per_message: f64,
+    no_ipi_share: Option<f64>,
+    halt_exits_per_message: f64,
+    exits_per_message: f64,
+    host_polls_per_message: f64,
+    poll_share_of_idle: f64,
+    poll_ns_per_message: f64,
+    cpu_ns_per_message: f64,
+    preempted_per_message: f64,
+    driver: Option<&'a str>,
+}
+
 fn write_csv(out: &mut dyn Write, runs: &[Measurement]) -> io::Result<()> {
-    writeln!(
-        out,
-        "think_ns,variant,repetition,round_trips,messages,round_trip_ns,wake_p50_ns,wake_p99_ns,wake_max_ns,\
-         ipis_per_message,no_ipi_share,halt_exits_per_message,exits_per_message,host_polls_per_message,\
-         poll_share_of_idle,poll_ns_per_message,cpu_ns_per_message,preempted_per_message,driver"
-    )?;
-    for m in runs {
-        writeln!(
-            out,
-            "{},{},{},{},{},{:.1},{},{},{},{:.4},{},{:.4},{:.4},{:.4},{:.4},{:.1},{:.1},{:.4},{}",
-            m.think_ns,
-            m.variant.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned()),
-            m.repetition,
-            m.round_trips,
-            m.messages,
-            m.round_trip_ns,
-            m.wake_p50_ns,
-            m.wake_p99_ns,
-            m.wake_max_ns,
-            m.ipis_per_message,
-            m.no_ipi_share.map_or_else(String::new, |s| format!("{s:.4}")),
-            m.halt_exits_per_message,
-            m.exits_per_message,
-            m.host_polls_per_message,
-            m.poll_share_of_idle,
-            m.poll_ns_per_message,
-            m.cpu_ns_per_message,
-            m.preempted_per_message,
-            m.driver.as_deref().unwrap_or(""),
-        )?;
-    }
-    Ok(())
+    let lines = runs.iter().map(|m| CsvLine {
+        think_ns: m.think_ns,
+        variant: m.variant,
+        repetition: m.repetition,
+        round_trips: m.round_trips,
+        messages: m.messages,
+        round_trip_ns: m.round_trip_ns,
+        wake_p50_ns: m.wake_p50_ns,
+        wake_p99_ns: m.wake_p99_ns,
+        wake_max_ns: m.wake_max_ns,
+        ipis_per_message: m.ipis_per_message,
+        no_ipi_share: m.no_ipi_share,
+        halt_exits_per_message: m.halt_exits_per_message,
+        exits_per_message: m.exits_per_message,
+        host_polls_per_message: m.host_polls_per_message,
+        poll_share_of_idle: m.poll_share_of_idle,
+        poll_ns_per_message: m.poll_ns_per_message,
+        cpu_ns_per_message: m.cpu_ns_per_message,
+        preempted_per_message: m.preempted_per_message,
+        driver: m.driver.as_deref(),
+    });
+    output::write_csv(out, lines)
 }
