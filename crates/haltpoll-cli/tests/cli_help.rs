@@ -5,8 +5,9 @@
 //!
 //! Examples that need root are not run; those that need KVM run where it can be used (skipped
 //! elsewhere unless HALTPOLL_REQUIRE_KVM=1); those that need a Linux guest's cpuidle or the
-//! haltpoll governor run where the machine has them. `groff` renders the man pages where it is
-//! installed (HALTPOLL_REQUIRE_GROFF=1 makes its absence a failure, as in CI).
+//! haltpoll governor run where the machine has them. `groff` renders the man pages and `zsh`
+//! parses its completions where they are installed (HALTPOLL_REQUIRE_GROFF=1 and
+//! HALTPOLL_REQUIRE_ZSH=1 make their absence a failure, as in CI's .ci/cli-docs).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -256,6 +257,28 @@ fn completions_for_every_shell() {
     }
 }
 
+/// Whether `program` runs here; if not, fine unless `require` (an environment variable) is 1.
+fn installed(program: &str, require: &str) -> bool {
+    if std::process::Command::new(program).arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(std::env::var(require).as_deref() != Ok("1"), "{require}=1 but {program} is not installed");
+    eprintln!("{program} is not installed: not checked with it");
+    false
+}
+
+#[test]
+fn zsh_completion_parses() {
+    if !installed("zsh", "HALTPOLL_REQUIRE_ZSH") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("_haltpoll");
+    std::fs::write(&path, haltpoll().args(["completions", "zsh"]).output().unwrap().stdout).unwrap();
+    let check = std::process::Command::new("zsh").arg("-n").arg(&path).output().unwrap();
+    assert!(check.status.success(), "zsh -n: {}", String::from_utf8_lossy(&check.stderr));
+}
+
 #[test]
 fn bash_completion_parses_and_registers() {
     let dir = tempfile::tempdir().unwrap();
@@ -302,14 +325,8 @@ fn man_pages_for_every_command_render() {
             assert!(text.contains(part), "{page}: {part} missing");
         }
     }
-    let has_groff = std::process::Command::new("groff").arg("--version").output().is_ok();
-    if !has_groff {
-        assert!(
-            std::env::var("HALTPOLL_REQUIRE_GROFF").as_deref() != Ok("1"),
-            "HALTPOLL_REQUIRE_GROFF=1 but groff is missing"
-        );
-        eprintln!("groff is not installed: the man pages' structure was checked, not their rendering");
-        return;
+    if !installed("groff", "HALTPOLL_REQUIRE_GROFF") {
+        return; // the structure was checked, not the rendering
     }
     for page in &pages {
         let out = std::process::Command::new("groff")
