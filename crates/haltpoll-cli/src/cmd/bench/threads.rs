@@ -250,10 +250,14 @@ struct RepetitionRow {
 fn repetition_rows(runs: &[Run]) -> Vec<RepetitionRow> {
     runs.iter()
         .map(|run| {
-            // The run with its repetition's spin run beside it, for the ratio.
-            let spin = runs
-                .iter()
-                .filter(|s| s.variant == Variant::Spin && s.think_ns == run.think_ns && s.repetition == run.repetition);
+            // The run with its repetition's spin run beside it, for the ratio (a spin run is
+            // its own: pooled with itself, its wakes would count twice).
+            let spin = runs.iter().filter(|s| {
+                s.variant == Variant::Spin
+                    && run.variant != Variant::Spin
+                    && s.think_ns == run.think_ns
+                    && s.repetition == run.repetition
+            });
             let pair: Vec<Run> = spin.chain([run]).cloned().collect();
             let row = harness::summarize(&pair).into_iter().find(|r| r.variant == run.variant).expect("its own row");
             RepetitionRow { repetition: run.repetition, pinned: run.pinned, row, parker_stats: run.parker_stats }
