@@ -1,10 +1,15 @@
 //! The cpuidle-haltpoll driver's side: the table of idle states, the decision whether to load at
 //! all, and the host coordination through `MSR_KVM_POLL_CONTROL`.
 //!
-//! Everything here is a pure function of values the caller reads (CPUID leaves, options), so it
-//! can be tested anywhere; executing `cpuid` and `wrmsr` is the kernel's job.
+//! Everything here is a pure function of values the caller reads (CPUID leaves, SMCCC call
+//! results, options), so it can be tested anywhere; executing `cpuid`, `hvc` and `wrmsr` is the
+//! kernel's job. Each hypervisor interface finds KVM in its own registers: x86 KVM through the
+//! CPUID hypervisor leaves ([`detect_kvm`], [`KvmInfo`], here), arm64 KVM through the SMCCC
+//! vendor-hypervisor service ([`arm64`]). [`decide_load`] takes either.
 
 use core::fmt;
+
+pub mod arm64;
 
 /// An entry of the driver's idle-state table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +94,19 @@ pub struct KvmInfo {
     pub hints: u32,
 }
 
+/// What the load decision needs to know of a hypervisor interface's KVM: x86's [`KvmInfo`],
+/// arm64's [`arm64::KvmServices`].
+pub trait KvmInterface: Copy {
+    /// Whether the host promises a dedicated physical CPU per vCPU (x86's REALTIME hint).
+    fn realtime_hint(&self) -> bool;
+}
+
+impl KvmInterface for KvmInfo {
+    fn realtime_hint(&self) -> bool {
+        KvmInfo::realtime_hint(self)
+    }
+}
+
 impl KvmInfo {
     /// Whether the host lets the guest switch host-side polling off.
     pub const fn poll_control(&self) -> bool {
@@ -147,20 +165,26 @@ pub struct LoadOptions {
 /// Why the driver refused to load (Linux returns `-ENODEV` in each case).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// No KVM signature: there is no VM exit to save.
+    /// No KVM signature (x86: in the CPUID hypervisor leaves; arm64: the SMCCC
+    /// vendor-hypervisor UID): there is no VM exit to save.
     NotKvm,
-    /// The host does not promise dedicated CPUs, so polling could steal time from other
-    /// runnable work on the host; `force` overrides.
+    /// The host does not promise dedicated CPUs (x86 KVM's REALTIME hint is clear; arm64 KVM
+    /// has no such hint at all), so polling could steal time from other runnable work on the
+    /// host; `force` overrides.
     NoRealtimeHint,
 }
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Refusal::NotKvm => "not KVM (no KVM signature in CPUID): there is no VM exit to save",
+            Refusal::NotKvm => {
+                "not KVM (no KVM signature in CPUID, nor KVM's UID from the SMCCC vendor-hypervisor \
+                 call): there is no VM exit to save"
+            }
             Refusal::NoRealtimeHint => {
-                "no REALTIME hint (KVM_HINTS_REALTIME: the host promises no dedicated physical CPUs), \
-                 so polling may steal time from other work on the host; force loads it anyway"
+                "no REALTIME hint (KVM_HINTS_REALTIME: the host promises no dedicated physical CPUs; \
+                 arm64 KVM has no such hint), so polling may steal time from other work on the host; \
+                 force loads it anyway"
             }
         })
     }
@@ -168,16 +192,18 @@ impl fmt::Display for Refusal {
 
 impl core::error::Error for Refusal {}
 
-/// The driver, loaded: what it found and what it must do with host polling.
+/// The driver, loaded: what it found and what it must do with host polling. `K` is the
+/// hypervisor interface's view of KVM: x86's [`KvmInfo`] (the default) or
+/// [`arm64::KvmServices`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Loaded {
+pub struct Loaded<K = KvmInfo> {
     /// What KVM offers.
-    pub kvm: KvmInfo,
+    pub kvm: K,
     /// Whether the load needed `force` (no REALTIME hint).
     pub forced: bool,
 }
 
-impl Loaded {
+impl Loaded<KvmInfo> {
     /// The value to write to [`MSR_KVM_POLL_CONTROL`] on a CPU as guest polling is enabled
     /// (`true`: 0, host polling off) or disabled (`false`: 1, host polling back on), or `None`
     /// when the host has no poll control (log that once and carry on).
@@ -193,8 +219,10 @@ pub const fn poll_control_value(guest_polling: bool) -> u64 {
 }
 
 /// Decides whether the driver loads, in Linux's order: KVM signature, then REALTIME hint
-/// (unless forced).
-pub fn decide_load(kvm: Option<KvmInfo>, options: LoadOptions) -> Result<Loaded, Refusal> {
+/// (unless forced). `kvm` is what the interface's detection found: [`detect_kvm`] on x86,
+/// [`arm64::detect_kvm`] on arm64, where there is never a REALTIME hint, so only `force` loads
+/// it (as in Linux's arm64 series).
+pub fn decide_load<K: KvmInterface>(kvm: Option<K>, options: LoadOptions) -> Result<Loaded<K>, Refusal> {
     let kvm = kvm.ok_or(Refusal::NotKvm)?;
     if !kvm.realtime_hint() && !options.force {
         return Err(Refusal::NoRealtimeHint);
@@ -209,7 +237,7 @@ pub fn decide_load(kvm: Option<KvmInfo>, options: LoadOptions) -> Result<Loaded,
 ///
 /// ```
 /// use haltpoll::driver::{decide_load, DriverLoad, LoadOptions};
-/// let load = DriverLoad::of(decide_load(None, LoadOptions::default()));
+/// let load = DriverLoad::of(decide_load(None::<haltpoll::driver::KvmInfo>, LoadOptions::default()));
 /// assert_eq!(load, DriverLoad::RefusedNotKvm);
 /// assert_eq!(load.to_string(), "refused: not KVM");
 /// assert_eq!(DriverLoad::from_raw(load as u32), Some(load));
@@ -234,8 +262,8 @@ pub enum DriverLoad {
 crate::repr_u32_enum!(DriverLoad { NotUsed, Loaded, Forced, RefusedNotKvm, RefusedNoRealtimeHint, RefusedBadParams });
 
 impl DriverLoad {
-    /// What [`decide_load`] decided.
-    pub const fn of(decision: Result<Loaded, Refusal>) -> DriverLoad {
+    /// What [`decide_load`] decided, on any hypervisor interface.
+    pub const fn of<K: KvmInterface>(decision: Result<Loaded<K>, Refusal>) -> DriverLoad {
         match decision {
             Ok(Loaded { forced: false, .. }) => DriverLoad::Loaded,
             Ok(Loaded { forced: true, .. }) => DriverLoad::Forced,
@@ -315,7 +343,7 @@ mod tests {
     #[test]
     fn refuses_off_kvm_even_when_forced() {
         let opts = LoadOptions { force: true };
-        assert_eq!(decide_load(None, opts), Err(Refusal::NotKvm));
+        assert_eq!(decide_load(None::<KvmInfo>, opts), Err(Refusal::NotKvm));
     }
 
     #[test]
