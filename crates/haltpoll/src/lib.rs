@@ -9,9 +9,15 @@
 //! - [`governor`]: the policy. [`Governor::select`] picks [`IdleState::Poll`] or
 //!   [`IdleState::Halt`]; [`Governor::reflect`] learns from what ran. A pure state machine.
 //! - [`driver`]: the idle-state table, whether to load at all ([`driver::decide_load`] from CPUID
-//!   values), and what to write to `MSR_KVM_POLL_CONTROL`.
-//! - [`poll`] and [`wake`]: the mechanism. The poll loop spins on a [`poll::PollPlatform`]; the
+//!   values on x86, from SMCCC call results on arm64), and what to write to
+//!   `MSR_KVM_POLL_CONTROL`.
+//! - [`poll`] and [`wake`]: the mechanism. The poll loop waits on a [`poll::PollPlatform`] (a
+//!   relax hint, or a wait that sleeps until the flags word is written); the
 //!   [`wake::WakeFlags`] word lets wakers skip the IPI when the target is polling.
+//!
+//! [`platform`] has ready poll platforms for x86_64 (`pause`, TSC), aarch64 (`LDXR` + `WFE` or
+//! `WFET`, `CNTVCT_EL0`) and riscv64 (`pause` or Zawrs, `time`), behind the `platform` feature;
+//! `docs/porting.md` shows where each architecture's kernel plugs the pieces in.
 //!
 //! [`replay`] runs the governor over a trace of idle periods, for tuning.
 //!
@@ -121,6 +127,8 @@ macro_rules! repr_u32_enum {
 pub mod driver;
 pub mod governor;
 pub mod params;
+#[cfg(not(loom))]
+pub mod platform;
 pub mod poll;
 pub mod replay;
 pub mod wake;
