@@ -13,6 +13,7 @@ pub enum Cpuid {
         arch: &'static str,
     },
     /// What the CPU answered.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "CPUID exists on x86_64 only"))]
     Answered(Hypervisor),
 }
 
@@ -29,6 +30,10 @@ pub struct Hypervisor {
 
 impl Hypervisor {
     /// Decodes the leaves `cpuid` returns (pure: tests pass made-up leaves).
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        allow(dead_code, reason = "CPUID exists on x86_64 only; tested everywhere")
+    )]
     pub fn decode(mut cpuid: impl FnMut(u32) -> CpuidRegs) -> Hypervisor {
         const HYPERVISOR_BIT: u32 = 1 << 31;
         // Linux looks for KVM only when the hypervisor bit is set: without it the leaves

@@ -50,6 +50,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<IdlePeriod>, TraceError> {
 }
 
 /// One CPU's idle periods, to write: `label` becomes a comment line above the `# cpu N` line.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "written by `vm pingpong`, x86_64 only"))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Section {
     /// What the periods are (e.g. "repetition 2").
@@ -61,6 +62,10 @@ pub struct Section {
 }
 
 /// Writes idle periods in the text format: `header` lines as `#` comments, then each section.
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(dead_code, reason = "used by `vm pingpong`, x86_64 only; tested everywhere")
+)]
 pub fn write(out: &mut dyn Write, header: &[String], sections: &[Section]) -> io::Result<()> {
     for line in header {
         writeln!(out, "# {line}")?;
