@@ -5,7 +5,7 @@
 //! [`Counter`], [`Cpu`] and [`Poller`] are plain code and always here. The architectures'
 //! [`Cpu`]s hold inline assembly and come with the `platform` feature, each built for its own
 //! architecture only:
-//! - `x86_64`: [`Pause`](x86_64::Pause), `pause` between looks and the TSC at the frequency
+//! - `x86_64`: `Pause`, `pause` between looks and the TSC at the frequency
 //!   the kernel knows (CPUID leaf 0x15, a calibration, KVM's pvclock);
 //! - `aarch64`: `Wfe`, which arms the exclusive monitor on the flags word with `LDXR` and sleeps
 //!   in `WFE` until the word is written (or the timer's event stream ticks), or in `WFET` until
