@@ -93,53 +93,47 @@ impl Wfxt {
     }
 }
 
+/// Arms the exclusive monitor on `word` and, if `word & bits` is clear, executes `$wait` (`wfe`,
+/// or `WFET` encoded, with its operand register): the wait shared by [`wfe_for_bits`] and
+/// [`wfet_for_bits`].
+macro_rules! armed_wait {
+    ($word:expr, $bits:expr, $wait:literal $(, $reg:tt = $value:expr)?) => {
+        // SAFETY: `word` is a live, aligned AtomicU32 (a reference), which `ldxr` reads with one
+        // single-copy-atomic 32-bit load, as a relaxed atomic load would; nothing is written (no
+        // STXR follows; any later one in other code pairs with its own LDXR). `sevl; wfe` only
+        // clears a stale event so that the wait that follows waits for a new one; `wfe` and
+        // `WFET` read at most their declared operand and have no memory effect. The flags
+        // register is clobbered, which the options allow (no preserves_flags).
+        unsafe {
+            asm!(
+                "sevl",
+                "wfe",
+                "ldxr {v:w}, [{addr}]",
+                "tst {v:w}, {bits:w}",
+                "b.ne 2f",
+                $wait,
+                "2:",
+                addr = in(reg) $word.as_ptr(),
+                bits = in(reg) $bits,
+                v = out(reg) _,
+                $(in($reg) $value,)?
+                options(nostack, readonly),
+            )
+        }
+    };
+}
+
 /// Waits once for `word & bits != 0`: returns at once if it already is, else sleeps in `WFE`
 /// until an event (a write to `word` by another CPU, an interrupt, `SEV`, the event stream).
 pub fn wfe_for_bits(word: &AtomicU32, bits: u32) {
-    // SAFETY: `word` is a live, aligned AtomicU32 (a reference), which `ldxr` reads with one
-    // single-copy-atomic 32-bit load, as a relaxed atomic load would; nothing is written (no
-    // STXR follows; any later one in other code pairs with its own LDXR). `sevl; wfe` only
-    // clears a stale event so that the second `wfe` waits for a new one; `wfe` has no memory
-    // effect. The flags register is clobbered, which the operands allow (no preserves_flags).
-    unsafe {
-        asm!(
-            "sevl",
-            "wfe",
-            "ldxr {v:w}, [{addr}]",
-            "tst {v:w}, {bits:w}",
-            "b.ne 2f",
-            "wfe",
-            "2:",
-            addr = in(reg) word.as_ptr(),
-            bits = in(reg) bits,
-            v = out(reg) _,
-            options(nostack, readonly),
-        );
-    }
+    armed_wait!(word, bits, "wfe");
 }
 
 /// As [`wfe_for_bits`], but with `WFET`: sleeps at most until the virtual count reaches
-/// `deadline_ticks` (at once if it has).
+/// `deadline_ticks` (at once if it has). The [`Wfxt`] proof says the CPU has the instruction.
 pub fn wfet_for_bits(word: &AtomicU32, bits: u32, deadline_ticks: u64, _: Wfxt) {
-    // SAFETY: as in `wfe_for_bits`; `WFET x9` (encoded by hand: 0xd5031000 | Rt, which older
-    // assemblers do not know) reads x9, which is declared as an input, and has no memory effect.
-    // The Wfxt proof says the CPU has the instruction.
-    unsafe {
-        asm!(
-            "sevl",
-            "wfe",
-            "ldxr {v:w}, [{addr}]",
-            "tst {v:w}, {bits:w}",
-            "b.ne 2f",
-            ".inst 0xd5031009",
-            "2:",
-            addr = in(reg) word.as_ptr(),
-            bits = in(reg) bits,
-            v = out(reg) _,
-            in("x9") deadline_ticks,
-            options(nostack, readonly),
-        );
-    }
+    // `WFET x9`, encoded by hand (0xd5031000 | Rt): older assemblers do not know it.
+    armed_wait!(word, bits, ".inst 0xd5031009", "x9" = deadline_ticks);
 }
 
 /// Makes one SMCCC call over the HVC conduit (`hvc #0`) with no arguments but the function id,
