@@ -28,11 +28,12 @@ use core::sync::atomic::AtomicU32;
 use core::sync::atomic::Ordering::Relaxed;
 
 use haltpoll::driver::{LoadOptions, decide_load, detect_kvm};
+use haltpoll::platform::Counter;
 use haltpoll::poll::{PollPlatform, poll};
 use haltpoll::wake::{Kick, WakeFlags};
 use haltpoll::{Adjustment, Governor, IdleState, LatencyReq, Params};
 
-use crate::cpu::{Cpu, TscClock};
+use crate::cpu::Cpu;
 use haltpoll_abi::{Counters, DriverLoad, DriverReport, Phase, PollControl};
 
 /// How long a poll forced by a latency requirement of 0 lasts before the loop goes round again
@@ -92,7 +93,7 @@ pub struct DriverOptions {
 pub struct Haltpoll {
     governor: Governor,
     latency_req: LatencyReq,
-    clock: TscClock,
+    clock: Counter,
 }
 
 impl Haltpoll {
@@ -130,7 +131,7 @@ impl Haltpoll {
         Some(Haltpoll {
             governor: Governor::new(params),
             latency_req: options.latency_req,
-            clock: TscClock::new(options.tsc_khz),
+            clock: Counter::new(options.tsc_khz.saturating_mul(1_000)),
         })
     }
 
@@ -249,7 +250,7 @@ pub fn wake<C: Cpu>(cpu: &mut C, counters: &mut Counters, target: &VcpuFlags, in
 /// The poll loop's view of a vCPU: the TSC as a clock in ns, `pause`, and the wake condition.
 struct Platform<'a, C, R> {
     cpu: &'a mut C,
-    clock: TscClock,
+    clock: Counter,
     flags: &'a WakeFlags,
     ready: &'a mut R,
     /// The first and the last TSC reading, for the poll time in ticks.
