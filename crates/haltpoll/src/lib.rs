@@ -122,12 +122,16 @@ pub mod driver;
 pub mod governor;
 pub mod params;
 pub mod poll;
+pub mod predictive;
 pub mod replay;
+pub mod select;
 pub mod wake;
 
 pub use driver::IdleState;
 pub use governor::{Adjustment, Governor, LATENCY_ANY, LatencyReq};
 pub use params::{BlockTime, ParamError, Params, ShrinkRule, ValidParams};
+pub use predictive::{Predictive, PredictiveParams, ValidPredictiveParams};
+pub use select::{AnyGovernor, Decision, GovernorKind, GovernorParams, Outcome};
 
 // The README's examples are compiled and run as doc tests, so they cannot go stale.
 #[cfg(doctest)]

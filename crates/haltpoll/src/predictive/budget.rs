@@ -1,0 +1,131 @@
+//! The polling budget: a credit of polling time the CPU earns as time passes and spends by
+//! polling, and the price of a poll that keeps spending at the rate earned.
+//!
+//! The credit is the hard limit: a window never exceeds it, so over any stretch from the start
+//! polling takes at most `budget x (time run + time idle)` (only a caller's forced poll, for a
+//! latency requirement of 0, can overdraw it). Unspent credit is kept up to `budget x horizon`.
+//!
+//! The price is the soft control: what a caught wakeup is worth in ns of polling. The window
+//! chosen is the one with the most `price x catches - ns polled` ([`super::histogram`]), so a
+//! higher price polls more. The price follows the credit: an empty credit makes it 256 ns (catch
+//! only what is nearly free), a credit of a full reserve 2^36 ns (poll whatever may catch
+//! something), exponentially in between. So polling settles where it spends what it earns, on the
+//! periods most likely to end soonest, as the clairvoyant bound spends it on the shortest. The
+//! reserve is a few ceilings' worth (or the cap, if smaller): enough for several of the longest
+//! windows in a row, little enough that the price reacts within a few periods.
+
+use super::params::{MAX_HORIZON_NS, PPM, ValidPredictiveParams};
+
+/// The price's range as powers of two of ns: from 256 ns to 2^36 ns (about 69 s).
+const MIN_PRICE_SHIFT: u32 = 8;
+/// See [`MIN_PRICE_SHIFT`].
+const MAX_PRICE_SHIFT: u32 = 36;
+
+/// The reserve at which the price is highest, in ceilings.
+const RESERVE_CEILINGS: u64 = 8;
+
+/// A CPU's polling budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// The share of time polling may take, ppm.
+    ppm: u32,
+    /// What `time x ppm` earned beyond the whole ns already credited, in ns x ppm (< [`PPM`]).
+    remainder: u32,
+    /// Polling time available, ns.
+    credit_ns: u64,
+    /// The most credit kept: `ppm x horizon`.
+    cap_ns: u64,
+    /// The credit at which the price is highest: [`RESERVE_CEILINGS`] ceilings, at most the cap.
+    reserve_ns: u64,
+}
+
+impl Budget {
+    /// No credit yet.
+    pub const fn new(params: &ValidPredictiveParams) -> Budget {
+        let p = params.into_inner();
+        // horizon <= 10^12 and ppm <= 10^6: the product fits; so does 8 x a ceiling <= 1 s.
+        let cap_ns = p.budget_horizon_ns * p.poll_budget_ppm as u64 / PPM as u64;
+        let reserve = RESERVE_CEILINGS * p.poll_ceiling_ns;
+        let reserve_ns = if reserve < cap_ns { reserve } else { cap_ns };
+        Budget { ppm: p.poll_budget_ppm, remainder: 0, credit_ns: 0, cap_ns, reserve_ns }
+    }
+
+    /// Credit available, ns.
+    pub const fn credit_ns(&self) -> u64 {
+        self.credit_ns
+    }
+
+    /// The price, ns: 2^(8 + 28 x credit / reserve), interpolated linearly between powers of
+    /// two.
+    pub const fn price_ns(&self) -> u64 {
+        let range = MAX_PRICE_SHIFT - MIN_PRICE_SHIFT;
+        // The fill in 1/256 (credit < reserve <= 8 s here, so the product fits).
+        let fill = if self.credit_ns >= self.reserve_ns { 256 } else { self.credit_ns * 256 / self.reserve_ns };
+        let exponent = (MIN_PRICE_SHIFT as u64) * 256 + range as u64 * fill; // in 1/256
+        let (whole, frac) = (exponent >> 8, exponent & 255);
+        ((1u64 << whole) * (256 + frac)) >> 8
+    }
+
+    /// Earns the budget's share of `elapsed_ns`, up to the cap.
+    pub fn earn(&mut self, elapsed_ns: u64) {
+        // Beyond a horizon the cap is reached anyway; this bound keeps the product in 64 bits.
+        let elapsed = if elapsed_ns < MAX_HORIZON_NS { elapsed_ns } else { MAX_HORIZON_NS };
+        let earned = elapsed * u64::from(self.ppm) + u64::from(self.remainder);
+        self.remainder = (earned % u64::from(PPM)) as u32;
+        self.credit_ns = self.credit_ns.saturating_add(earned / u64::from(PPM)).min(self.cap_ns);
+    }
+
+    /// Spends `poll_ns` of polling.
+    pub fn spend(&mut self, poll_ns: u64) {
+        self.credit_ns = self.credit_ns.saturating_sub(poll_ns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::predictive::PredictiveParams;
+
+    fn budget(ppm: u32, horizon_ns: u64) -> Budget {
+        let p = PredictiveParams { poll_budget_ppm: ppm, budget_horizon_ns: horizon_ns, ..PredictiveParams::DEFAULT };
+        Budget::new(&p.validate().unwrap())
+    }
+
+    #[test]
+    fn earns_its_share_exactly_and_caps() {
+        let mut b = budget(50_000, 1_000_000); // 5%, cap 50 us
+        for _ in 0..1_000 {
+            b.earn(333); // 16.65 ns each
+        }
+        assert_eq!(b.credit_ns(), 16_650);
+        b.earn(u64::MAX);
+        assert_eq!(b.credit_ns(), 50_000);
+        b.spend(60_000);
+        assert_eq!(b.credit_ns(), 0);
+    }
+
+    #[test]
+    fn the_price_follows_the_credit() {
+        // 5% of 100 ms: a cap of 5 ms; a reserve of 8 ceilings of 100 us, 800 us.
+        let p = PredictiveParams { poll_budget_ppm: 50_000, poll_ceiling_ns: 100_000, ..PredictiveParams::DEFAULT };
+        let mut b = Budget::new(&p.validate().unwrap());
+        assert_eq!(b.price_ns(), 1 << 8);
+        let mut last = b.price_ns();
+        for _ in 0..100 {
+            b.earn(200_000); // 10 us each
+            assert!(b.price_ns() >= last);
+            last = b.price_ns();
+        }
+        assert_eq!(b.credit_ns(), 1_000_000);
+        assert_eq!(b.price_ns(), 1 << 36);
+        b.spend(400_000);
+        assert_eq!(b.price_ns(), 1 << 29, "at 3/4 of the reserve: 2^(8 + 28 x 3/4)");
+    }
+
+    #[test]
+    fn a_zero_ceiling_or_budget_has_no_reserve() {
+        let p = PredictiveParams { poll_ceiling_ns: 0, ..PredictiveParams::DEFAULT };
+        let b = Budget::new(&p.validate().unwrap());
+        assert_eq!(b.price_ns(), 1 << 36);
+    }
+}
