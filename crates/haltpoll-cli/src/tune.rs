@@ -280,7 +280,7 @@ mod tests {
     fn arb_trace() -> impl Strategy<Value = Trace> {
         let period = prop_oneof![1u64..60_000, 60_000u64..400_000, 400_000u64..5_000_000];
         proptest::collection::vec((0u32..3, period), 1..120).prop_map(|ps| {
-            let periods: Vec<IdlePeriod> = ps.into_iter().map(|(cpu, idle_ns)| IdlePeriod { cpu, idle_ns }).collect();
+            let periods: Vec<IdlePeriod> = ps.into_iter().map(|(cpu, idle_ns)| IdlePeriod { cpu, idle_ns, start_ns: None }).collect();
             let mut cpus: Vec<u32> = periods.iter().map(|p| p.cpu).collect();
             cpus.sort_unstable();
             cpus.dedup();

@@ -13,7 +13,12 @@
 //! - [`poll`] and [`wake`]: the mechanism. The poll loop spins on a [`poll::PollPlatform`]; the
 //!   [`wake::WakeFlags`] word lets wakers skip the IPI when the target is polling.
 //!
-//! [`replay`] runs the governor over a trace of idle periods, for tuning.
+//! [`predictive`] is a second governor: it predicts the next idle period from recent ones and
+//! polls where a poll most likely catches the wakeup, within a budget of the CPU's time.
+//! [`select`] is the seam both implement ([`IdleGovernor`]: a [`Decision`] at idle entry, an
+//! [`Outcome`] when the period ends).
+//!
+//! [`replay`] runs either governor over a trace of idle periods, for tuning.
 //!
 //! [`Params`] declares the governor's parameters once; [`Params::validate`] checks them once
 //! into the [`ValidParams`] a [`Governor`] takes. Optional features derive the rest from it:
@@ -131,7 +136,7 @@ pub use driver::IdleState;
 pub use governor::{Adjustment, Governor, LATENCY_ANY, LatencyReq};
 pub use params::{BlockTime, ParamError, Params, ShrinkRule, ValidParams};
 pub use predictive::{Predictive, PredictiveParams, ValidPredictiveParams};
-pub use select::{AnyGovernor, Decision, GovernorKind, GovernorParams, Outcome};
+pub use select::{AnyGovernor, Decision, GovernorKind, GovernorParams, IdleGovernor, Outcome};
 
 // The README's examples are compiled and run as doc tests, so they cannot go stale.
 #[cfg(doctest)]

@@ -1,11 +1,7 @@
-//! The seam both governors share: what a caller asks at idle entry ([`Decision`]), what it
-//! reports when the idle period ends ([`Outcome`]), and [`AnyGovernor`], either governor behind
-//! those two calls.
-//!
-//! Linux's [`Governor`] keeps its own `select` / `reflect` (the kernel's shape, one state at a
-//! time); [`AnyGovernor`] drives it through one whole idle period per call pair, exactly as its
-//! own seams would, so a caller (the guest's driver, the thread parker) can run either governor
-//! with one idle loop.
+//! The seam both governors share: what a caller gets at idle entry ([`Decision`]), what it
+//! reports when the idle period ends ([`Outcome`]), the trait [`IdleGovernor`] with those two
+//! calls, and [`AnyGovernor`], either governor chosen at run time. A caller (the guest's driver,
+//! the thread parker, [`replay`](crate::replay)) written against them runs either governor.
 
 use crate::driver::IdleState;
 use crate::governor::{Adjustment, Governor, LatencyReq};
@@ -125,20 +121,83 @@ impl GovernorParams {
     }
 }
 
-/// Either governor of one CPU, behind [`Decision`] and [`Outcome`].
+/// A governor behind the seam both share: [`IdleGovernor::select`] once at idle entry,
+/// [`IdleGovernor::reflect`] once when the idle period ends. [`Governor`], [`Predictive`] and
+/// [`AnyGovernor`] (either, chosen at run time) implement it, and
+/// [`Replay`](crate::replay::Replay) runs any of them.
+///
+/// Linux's [`Governor`] keeps its own inherent `select` / `reflect`, one state at a time as the
+/// kernel's; through this trait (call it as `IdleGovernor::select(&mut gov, ..)`) it is driven
+/// exactly as they would be: a poll (if it polled), then a halt (if the period ended in one).
+pub trait IdleGovernor {
+    /// Picks what to do at idle entry. `busy_ns`: how long the CPU ran since its last idle period
+    /// ended (Linux's governor ignores it).
+    fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision;
+
+    /// Learns from the idle period the last select began; returns what that did to Linux's
+    /// window ([`Adjustment::Unchanged`] for the predictive governor, which has none).
+    fn reflect(&mut self, outcome: &Outcome) -> Adjustment;
+
+    /// The poll window a select would now pick without a latency requirement, ns (Linux's
+    /// `poll_limit_ns`; the predictive governor's planned window).
+    fn window_ns(&self) -> u64;
+}
+
+impl IdleGovernor for Governor {
+    fn select(&mut self, latency_req: LatencyReq, _busy_ns: u64) -> Decision {
+        match Governor::select(self, latency_req) {
+            IdleState::Halt => Decision::Halt,
+            IdleState::Poll => Decision::Poll { window_ns: self.poll_time_ns(u64::MAX) },
+        }
+    }
+
+    fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
+        // Linux polls only with a window above 0 (or forced, until woken): it polled exactly
+        // when it caught the wakeup or spent time polling.
+        if outcome.caught || outcome.poll_ns > 0 {
+            Governor::reflect(self, IdleState::Poll, outcome.poll_ns, !outcome.caught);
+        }
+        if outcome.caught {
+            Adjustment::Unchanged
+        } else {
+            Governor::reflect(self, IdleState::Halt, outcome.idle_ns.saturating_sub(outcome.poll_ns), false)
+        }
+    }
+
+    fn window_ns(&self) -> u64 {
+        self.poll_limit_ns()
+    }
+}
+
+impl IdleGovernor for Predictive {
+    fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision {
+        Predictive::select(self, latency_req, busy_ns)
+    }
+
+    fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
+        Predictive::reflect(self, outcome);
+        Adjustment::Unchanged
+    }
+
+    fn window_ns(&self) -> u64 {
+        self.planned().window_ns()
+    }
+}
+
+/// Either governor, chosen at run time.
 ///
 /// ```
-/// use haltpoll::select::{AnyGovernor, Decision, Outcome};
+/// use haltpoll::select::{AnyGovernor, Decision, IdleGovernor, Outcome};
 /// use haltpoll::{ValidParams, LATENCY_ANY};
 /// let mut gov = AnyGovernor::new(ValidParams::DEFAULT.into());
 /// assert_eq!(gov.select(LATENCY_ANY, 0), Decision::Halt); // Linux's window starts at 0
 /// gov.reflect(&Outcome { idle_ns: 30_000, ..Outcome::default() });
 /// assert_eq!(gov.select(LATENCY_ANY, 0), Decision::Poll { window_ns: 50_000 });
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnyGovernor {
-    /// Linux's, with the decision it made last (its reflect needs to know whether it polled).
-    Linux(Governor, Decision),
+    /// Linux's.
+    Linux(Governor),
     /// The predictive governor.
     Predictive(Predictive),
 }
@@ -147,45 +206,31 @@ impl AnyGovernor {
     /// A governor as every CPU starts.
     pub const fn new(params: GovernorParams) -> AnyGovernor {
         match params {
-            GovernorParams::Linux(p) => AnyGovernor::Linux(Governor::new(p), Decision::Halt),
+            GovernorParams::Linux(p) => AnyGovernor::Linux(Governor::new(p)),
             GovernorParams::Predictive(p) => AnyGovernor::Predictive(Predictive::new(p)),
         }
     }
+}
 
-    /// Picks what to do at idle entry. `busy_ns` is how long the CPU ran since its last idle
-    /// period ended (Linux's governor ignores it).
-    pub fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision {
+impl IdleGovernor for AnyGovernor {
+    fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision {
         match self {
-            AnyGovernor::Linux(gov, last) => {
-                *last = match gov.select(latency_req) {
-                    IdleState::Halt => Decision::Halt,
-                    IdleState::Poll => Decision::Poll { window_ns: gov.poll_time_ns(u64::MAX) },
-                };
-                *last
-            }
-            AnyGovernor::Predictive(gov) => gov.select(latency_req, busy_ns),
+            AnyGovernor::Linux(gov) => IdleGovernor::select(gov, latency_req, busy_ns),
+            AnyGovernor::Predictive(gov) => IdleGovernor::select(gov, latency_req, busy_ns),
         }
     }
 
-    /// Learns from the idle period [`AnyGovernor::select`] began. For Linux's governor: the poll
-    /// (if any) and then the halt (if it ended in one), as its own reflect takes them; what that
-    /// did to its window is returned.
-    pub fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
+    fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
         match self {
-            AnyGovernor::Linux(gov, last) => {
-                if matches!(last, Decision::Poll { .. }) {
-                    gov.reflect(IdleState::Poll, outcome.poll_ns, !outcome.caught);
-                }
-                if outcome.caught {
-                    Adjustment::Unchanged
-                } else {
-                    gov.reflect(IdleState::Halt, outcome.idle_ns.saturating_sub(outcome.poll_ns), false)
-                }
-            }
-            AnyGovernor::Predictive(gov) => {
-                gov.reflect(outcome);
-                Adjustment::Unchanged
-            }
+            AnyGovernor::Linux(gov) => IdleGovernor::reflect(gov, outcome),
+            AnyGovernor::Predictive(gov) => IdleGovernor::reflect(gov, outcome),
+        }
+    }
+
+    fn window_ns(&self) -> u64 {
+        match self {
+            AnyGovernor::Linux(gov) => gov.window_ns(),
+            AnyGovernor::Predictive(gov) => gov.window_ns(),
         }
     }
 }
