@@ -147,8 +147,7 @@ impl<G: IdleGovernor> Replay<G> {
                 }
             }
         };
-        let outcome =
-            Outcome { idle_ns: poll_ns.saturating_add(halt_ns), poll_ns, caught: hit, halt_wake_ns: c };
+        let outcome = Outcome { idle_ns: poll_ns.saturating_add(halt_ns), poll_ns, caught: hit, halt_wake_ns: c };
         let adjustment = self.governor.reflect(&outcome);
         Period {
             idle_ns,

@@ -146,9 +146,7 @@ impl ReplayArgs {
 pub fn governor_params(kind: GovernorKind, linux: &Params, predictive: &PredictiveParams) -> Result<GovernorParams> {
     Ok(match kind {
         GovernorKind::Linux => linux.validate().context("invalid governor parameters")?.into(),
-        GovernorKind::Predictive => {
-            predictive.validate().context("invalid predictive governor parameters")?.into()
-        }
+        GovernorKind::Predictive => predictive.validate().context("invalid predictive governor parameters")?.into(),
     })
 }
 
@@ -253,7 +251,11 @@ fn write_report(out: &mut dyn Write, trace: &Trace, setup: &Setup, args: &Replay
             writeln!(out, "  window             grew {} times, shrank {} times, {ends}", s.grows, s.shrinks)?;
         }
         GovernorParams::Predictive(_) => {
-            writeln!(out, "  timer wakes        {} (halts a timer ended to poll before a predicted wakeup)", s.timer_wakes)?;
+            writeln!(
+                out,
+                "  timer wakes        {} (halts a timer ended to poll before a predicted wakeup)",
+                s.timer_wakes
+            )?;
             writeln!(out, "  planned window     {ends}")?;
         }
     }

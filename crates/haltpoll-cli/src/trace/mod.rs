@@ -90,7 +90,10 @@ impl Trace {
     /// A single-CPU trace (CPU 0) of the given periods.
     #[cfg(test)]
     pub fn single_cpu(format: Format, idle_ns: impl IntoIterator<Item = u64>) -> Trace {
-        Trace::of_periods(format, idle_ns.into_iter().map(|idle_ns| IdlePeriod { cpu: 0, idle_ns, start_ns: None }).collect())
+        Trace::of_periods(
+            format,
+            idle_ns.into_iter().map(|idle_ns| IdlePeriod { cpu: 0, idle_ns, start_ns: None }).collect(),
+        )
     }
 
     /// A trace without timestamps of the given periods.
@@ -202,6 +205,7 @@ pub fn detect(text: &str) -> Format {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use haltpoll::ValidParams;
 
     #[test]
     fn detects_each_format() {

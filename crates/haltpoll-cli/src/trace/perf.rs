@@ -202,7 +202,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Trace, TraceError> {
         c.last_ns = Some(time_ns);
         first_ns = Some(first_ns.map_or(time_ns, |f| f.min(time_ns)));
         last_ns = last_ns.max(time_ns);
-        let mut emit = |start: u64, end: u64| periods.push(IdlePeriod { cpu, idle_ns: end - start, start_ns: Some(start) });
+        let mut emit =
+            |start: u64, end: u64| periods.push(IdlePeriod { cpu, idle_ns: end - start, start_ns: Some(start) });
         if state == EXIT_STATE {
             match c.open.take() {
                 Some((0, start)) => c.poll = Some((start, time_ns)),

@@ -1,9 +1,10 @@
 //! The polling budget: a credit of polling time the CPU earns as time passes and spends by
 //! polling, and the price of a poll that keeps spending at the rate earned.
 //!
-//! The credit is the hard limit: a window never exceeds it, so over any stretch from the start
-//! polling takes at most `budget x (time run + time idle)` (only a caller's forced poll, for a
-//! latency requirement of 0, can overdraw it). Unspent credit is kept up to `budget x horizon`.
+//! The credit is the hard limit: a window never exceeds it, so from the start polling takes at
+//! most `budget x (time run + time idle)` plus the reserve a CPU starts with (only a caller's
+//! forced poll, for a latency requirement of 0, can overdraw it). Unspent credit is kept up to
+//! `budget x horizon`.
 //!
 //! The price is the soft control: what a caught wakeup is worth in ns of polling. The window
 //! chosen is the one with the most `price x catches - ns polled` ([`super::histogram`]), so a
@@ -16,10 +17,13 @@
 
 use super::params::{MAX_HORIZON_NS, PPM, ValidPredictiveParams};
 
-/// The price's range as powers of two of ns: from 256 ns to 2^36 ns (about 69 s).
-const MIN_PRICE_SHIFT: u32 = 8;
+/// The price's range as powers of two of ns: from 4 us to 2^28 ns (268 ms).
+const MIN_PRICE_SHIFT: u32 = 12;
 /// See [`MIN_PRICE_SHIFT`].
-const MAX_PRICE_SHIFT: u32 = 36;
+const MAX_PRICE_SHIFT: u32 = 28;
+
+/// The highest price, in ceilings.
+const MAX_PRICE_CEILINGS: u64 = 4;
 
 /// The reserve at which the price is highest, in ceilings.
 const RESERVE_CEILINGS: u64 = 8;
@@ -35,19 +39,26 @@ pub struct Budget {
     credit_ns: u64,
     /// The most credit kept: `ppm x horizon`.
     cap_ns: u64,
-    /// The credit at which the price is highest: [`RESERVE_CEILINGS`] ceilings, at most the cap.
+    /// The credit at which the price is highest, and the one a CPU starts with:
+    /// [`RESERVE_CEILINGS`] ceilings, at most half the cap.
     reserve_ns: u64,
+    /// The highest price: [`MAX_PRICE_CEILINGS`] ceilings (within the price's range). No catch is
+    /// worth more: a poll that catches less than one wakeup in that many is not worth its
+    /// ceiling, however much credit is left.
+    max_price_ns: u64,
 }
 
 impl Budget {
-    /// No credit yet.
+    /// A credit of one reserve, as if the CPU had idled a while before.
     pub const fn new(params: &ValidPredictiveParams) -> Budget {
         let p = params.into_inner();
         // horizon <= 10^12 and ppm <= 10^6: the product fits; so does 8 x a ceiling <= 1 s.
         let cap_ns = p.budget_horizon_ns * p.poll_budget_ppm as u64 / PPM as u64;
         let reserve = RESERVE_CEILINGS * p.poll_ceiling_ns;
-        let reserve_ns = if reserve < cap_ns { reserve } else { cap_ns };
-        Budget { ppm: p.poll_budget_ppm, remainder: 0, credit_ns: 0, cap_ns, reserve_ns }
+        let reserve_ns = if reserve < cap_ns / 2 { reserve } else { cap_ns / 2 };
+        let max = MAX_PRICE_CEILINGS * p.poll_ceiling_ns;
+        let max_price_ns = if max > 1 << MAX_PRICE_SHIFT { 1 << MAX_PRICE_SHIFT } else { max };
+        Budget { ppm: p.poll_budget_ppm, remainder: 0, credit_ns: reserve_ns, cap_ns, reserve_ns, max_price_ns }
     }
 
     /// Credit available, ns.
@@ -55,15 +66,16 @@ impl Budget {
         self.credit_ns
     }
 
-    /// The price, ns: 2^(8 + 28 x credit / reserve), interpolated linearly between powers of
-    /// two.
+    /// The price, ns: 2^(12 + 16 x credit / reserve), interpolated linearly between powers of
+    /// two, at most [`MAX_PRICE_CEILINGS`] ceilings.
     pub const fn price_ns(&self) -> u64 {
         let range = MAX_PRICE_SHIFT - MIN_PRICE_SHIFT;
         // The fill in 1/256 (credit < reserve <= 8 s here, so the product fits).
         let fill = if self.credit_ns >= self.reserve_ns { 256 } else { self.credit_ns * 256 / self.reserve_ns };
         let exponent = (MIN_PRICE_SHIFT as u64) * 256 + range as u64 * fill; // in 1/256
         let (whole, frac) = (exponent >> 8, exponent & 255);
-        ((1u64 << whole) * (256 + frac)) >> 8
+        let price = ((1u64 << whole) * (256 + frac)) >> 8;
+        if price < self.max_price_ns { price } else { self.max_price_ns }
     }
 
     /// Earns the budget's share of `elapsed_ns`, up to the cap.
@@ -93,11 +105,12 @@ mod tests {
 
     #[test]
     fn earns_its_share_exactly_and_caps() {
-        let mut b = budget(50_000, 1_000_000); // 5%, cap 50 us
+        let mut b = budget(50_000, 1_000_000); // 5%, cap 50 us, reserve 25 us
+        assert_eq!(b.credit_ns(), 25_000);
         for _ in 0..1_000 {
             b.earn(333); // 16.65 ns each
         }
-        assert_eq!(b.credit_ns(), 16_650);
+        assert_eq!(b.credit_ns(), 41_650);
         b.earn(u64::MAX);
         assert_eq!(b.credit_ns(), 50_000);
         b.spend(60_000);
@@ -106,26 +119,27 @@ mod tests {
 
     #[test]
     fn the_price_follows_the_credit() {
-        // 5% of 100 ms: a cap of 5 ms; a reserve of 8 ceilings of 100 us, 800 us.
+        // 5% of 1 s: a cap of 50 ms; a reserve of 8 ceilings of 100 us, 800 us.
         let p = PredictiveParams { poll_budget_ppm: 50_000, poll_ceiling_ns: 100_000, ..PredictiveParams::DEFAULT };
         let mut b = Budget::new(&p.validate().unwrap());
-        assert_eq!(b.price_ns(), 1 << 8);
+        assert_eq!((b.credit_ns(), b.price_ns()), (800_000, 400_000), "at most 4 ceilings");
+        b.spend(u64::MAX);
+        assert_eq!(b.price_ns(), 1 << MIN_PRICE_SHIFT);
         let mut last = b.price_ns();
-        for _ in 0..100 {
+        for _ in 0..80 {
             b.earn(200_000); // 10 us each
             assert!(b.price_ns() >= last);
             last = b.price_ns();
         }
-        assert_eq!(b.credit_ns(), 1_000_000);
-        assert_eq!(b.price_ns(), 1 << 36);
-        b.spend(400_000);
-        assert_eq!(b.price_ns(), 1 << 29, "at 3/4 of the reserve: 2^(8 + 28 x 3/4)");
+        assert_eq!(b.price_ns(), 400_000);
+        b.spend(600_000);
+        assert_eq!(b.price_ns(), 1 << 16, "at 1/4 of the reserve: 2^(12 + 16 x 1/4)");
     }
 
     #[test]
     fn a_zero_ceiling_or_budget_has_no_reserve() {
         let p = PredictiveParams { poll_ceiling_ns: 0, ..PredictiveParams::DEFAULT };
         let b = Budget::new(&p.validate().unwrap());
-        assert_eq!(b.price_ns(), 1 << 36);
+        assert_eq!(b.price_ns(), 0);
     }
 }

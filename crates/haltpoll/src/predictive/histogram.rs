@@ -45,6 +45,9 @@ const fn start_ns(j: usize) -> u64 {
 /// Counts of one histogram.
 type Row = [u8; BUCKETS];
 
+/// Counts of a prediction: a blend of histograms, at most `4 x u8::MAX` each.
+pub type Counts = [u16; BUCKETS];
+
 /// The conditional histograms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Histograms {
@@ -71,10 +74,17 @@ impl Histograms {
     }
 
     /// The counts that predict the next period: those that followed the last period's bucket,
-    /// or all of them while that row is thin.
-    pub fn prediction(&self) -> &Row {
+    /// weighted 3 to 1 against all of them (which keeps a bucket the row has not seen yet
+    /// possible), or all of them alone while that row is thin.
+    pub fn prediction(&self) -> Counts {
         let row = &self.rows[self.prev as usize];
-        if total(row) >= MIN_ROW_TOTAL { row } else { &self.all }
+        let thin = total(row) < MIN_ROW_TOTAL;
+        let mut counts = [0u16; BUCKETS];
+        for (k, n) in counts.iter_mut().enumerate() {
+            let all = u16::from(self.all[k]);
+            *n = if thin { 4 * all } else { 3 * u16::from(row[k]) + all };
+        }
+        counts
     }
 }
 
@@ -87,9 +97,9 @@ fn add_to(row: &mut Row, k: usize) {
     row[k] += WEIGHT;
 }
 
-/// The sum of a row's counts.
-pub fn total(row: &Row) -> u32 {
-    row.iter().map(|&n| u32::from(n)).sum()
+/// The sum of a histogram's counts.
+pub fn total<T: Copy + Into<u32>>(counts: &[T; BUCKETS]) -> u32 {
+    counts.iter().map(|&n| n.into()).sum()
 }
 
 /// A poll window and what the histogram expects of it.
@@ -106,8 +116,8 @@ pub struct Choice {
 /// `row`: a poll is worth `price_ns` ns of CPU per wakeup it catches. Windows end at bucket
 /// edges or at `limit_ns`. Within a bucket, periods are taken as spread evenly.
 ///
-/// `price_ns <= 2^36` and `limit_ns <= 2^32` keep every product below 2^63.
-pub fn best_window(row: &Row, price_ns: u64, limit_ns: u64) -> Choice {
+/// Counts below 2^10, `price_ns <= 2^36` and windows below 2^24 keep every product below 2^63.
+pub fn best_window(row: &Counts, price_ns: u64, limit_ns: u64) -> Choice {
     let price = price_ns as i64;
     // Counts x 256, so that a bucket cut by the limit can be counted in part.
     let mut above: i64 = i64::from(total(row)) << 8;
@@ -161,12 +171,14 @@ mod tests {
             h.add(20_000);
             h.add(2_000_000);
         }
-        let after_long = *h.prediction(); // the last was 2 ms: the next is short
+        let after_long = h.rows[bucket(2_000_000)]; // the last was 2 ms: the next is short
         assert_eq!(after_long.iter().position(|&n| n > 0), Some(bucket(20_000)));
         assert_eq!(total(&after_long), u32::from(after_long[bucket(20_000)]));
+        let p = h.prediction();
+        assert!(p[bucket(20_000)] > 3 * p[bucket(2_000_000)], "the row weighs most: {p:?}");
         h.add(20_000);
         let after_short = h.prediction();
-        assert!(after_short[bucket(2_000_000)] > 0 && after_short[bucket(20_000)] == 0);
+        assert!(after_short[bucket(2_000_000)] > 3 * after_short[bucket(20_000)]);
         assert!(h.rows.iter().flatten().all(|&n| n <= u8::MAX));
     }
 
@@ -176,12 +188,12 @@ mod tests {
         h.add(20_000);
         h.add(20_000);
         h.add(2_000_000); // row of the 2 ms bucket is empty
-        assert_eq!(h.prediction(), &h.all);
+        assert_eq!(h.prediction().to_vec(), h.all.iter().map(|&n| 4 * u16::from(n)).collect::<Vec<_>>());
     }
 
     #[test]
     fn the_best_window_catches_the_cheap_bucket_only() {
-        let mut row = [0u8; BUCKETS];
+        let mut row = [0u16; BUCKETS];
         row[bucket(20_000)] = 160; // [16, 32) us
         row[bucket(3_000_000)] = 80; // [2, 4) ms
         // A catch is worth 100 us of polling: poll to the end of the short bucket.
@@ -200,7 +212,7 @@ mod tests {
 
     #[test]
     fn extremes_do_not_overflow() {
-        let row = [u8::MAX; BUCKETS];
+        let row = [4 * u16::from(u8::MAX); BUCKETS];
         let c = best_window(&row, 1 << 36, 1 << 32);
         assert!(c.window_ns > 0);
         let c = best_window(&row, 0, 1 << 32);

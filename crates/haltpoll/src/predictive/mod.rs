@@ -25,7 +25,7 @@
 //! use haltpoll::select::{Decision, Outcome};
 //! use haltpoll::LATENCY_ANY;
 //! let mut gov = Predictive::new(ValidPredictiveParams::DEFAULT); // 5% budget
-//! assert_eq!(gov.select(LATENCY_ANY, 0), Decision::Halt); // nothing learnt, no credit yet
+//! assert_eq!(gov.select(LATENCY_ANY, 0), Decision::Halt); // nothing learnt yet
 //! // Requests: 20 us of idle between 780 us of work, for a while.
 //! for _ in 0..1_000 {
 //!     let decision = gov.select(LATENCY_ANY, 780_000);
@@ -140,7 +140,7 @@ impl Predictive {
         let limit = u64::from(self.ceiling_ns).min(self.budget.credit_ns());
         let price = self.budget.price_ns();
         let row = self.histograms.prediction();
-        let poll = histogram::best_window(row, price, limit);
+        let poll = histogram::best_window(&row, price, limit);
         let mut best = (
             poll.score,
             if poll.window_ns == 0 { Decision::Halt } else { Decision::Poll { window_ns: poll.window_ns } },
@@ -151,7 +151,7 @@ impl Predictive {
             if aim.window_ns <= limit && aim.start_ns >= wake + MIN_TIMER_HALT_NS {
                 // On the histogram's scale (counts x 256): price x expected catches - expected ns
                 // polled, about half the window whether it catches or not.
-                let n = i64::from(histogram::total(row)) << 8;
+                let n = i64::from(histogram::total(&row)) << 8;
                 let score = price as i64 * (n * i64::from(aim.catch_rate) >> 10) - n * (aim.window_ns / 2) as i64;
                 if score > best.0 {
                     best = (score, Decision::TimerThenPoll { timer_ns: aim.start_ns - wake, window_ns: aim.window_ns });
@@ -204,13 +204,15 @@ mod tests {
     #[test]
     fn a_mix_is_polled_for_its_short_periods_only() {
         // Short waits (20 us) between long ones (3 ms), with 50 us of work between: 5% of the
-        // time is 165 us per pair, enough for every short one and none of the long ones.
+        // time is 156 us per pair, enough for every short one, not for a long one. Spare
+        // credit may buy a short poll on the chance that a short one follows a short one (the
+        // unconditioned histogram keeps that possible), never a window toward 3 ms.
         let mut gov = Predictive::new(params(50_000, 1_000_000));
         let trace = (0..4_000).flat_map(|_| [(50_000, 20_000), (50_000, 3_000_000)]);
         let out = run(&mut gov, trace, 0);
         let tail = &out[2_000..];
         let short_caught = tail.iter().step_by(2).filter(|(_, c)| *c).count();
-        let long_polled = tail.iter().skip(1).step_by(2).filter(|(d, _)| d.window_ns() > 0).count();
+        let long_polled = tail.iter().skip(1).step_by(2).filter(|(d, _)| d.window_ns() > 32_768).count();
         assert!(short_caught * 100 >= 95 * tail.len() / 2, "short ones caught: {short_caught}");
         assert!(long_polled * 100 <= 5 * tail.len() / 2, "long ones polled: {long_polled}");
     }
@@ -220,7 +222,7 @@ mod tests {
         // Periods all worth polling, but 1% of the time allows few of them.
         let mut gov = Predictive::new(params(10_000, 1_000_000));
         let (mut polled, mut time) = (0u64, 0u64);
-        let trace: Vec<(u64, u64)> = (0..5_000).map(|i| (5_000, 40_000 + (i % 7) * 3_000)).collect();
+        let trace: Vec<(u64, u64)> = (0..20_000).map(|i| (5_000, 40_000 + (i % 7) * 3_000)).collect();
         for &(busy, d) in &trace {
             time += busy + d;
             let decision = gov.select(LATENCY_ANY, busy);
@@ -230,7 +232,9 @@ mod tests {
                 _ => (0, false),
             };
             polled += poll_ns;
-            assert!(polled <= time / 100, "{polled} ns polled of {time} ns");
+            // 1% of the time, plus the reserve it starts with: 8 ceilings, at most half of 1% of
+            // the 1 s horizon.
+            assert!(polled <= time / 100 + 5_000_000, "{polled} ns polled of {time} ns");
             gov.reflect(&Outcome { idle_ns: d, poll_ns, caught, halt_wake_ns: 0 });
         }
         assert!(polled > time / 200, "the budget is used: {polled} of {time}");

@@ -20,7 +20,7 @@ pub const MAX_HORIZON_NS: u64 = 1_000_000_000_000;
 /// ```
 /// use haltpoll::predictive::PredictiveParams;
 /// let p = PredictiveParams { poll_budget_ppm: 20_000, ..PredictiveParams::DEFAULT }.validate()?;
-/// assert_eq!(p.poll_ceiling_ns, 1_000_000);
+/// assert_eq!(p.poll_ceiling_ns, 4_000_000);
 /// # Ok::<(), haltpoll::predictive::PredictiveParamError>(())
 /// ```
 ///
@@ -66,11 +66,11 @@ pub struct PredictiveParams {
 }
 
 impl PredictiveParams {
-    /// 5% budget, 1 ms ceiling, 100 ms horizon, timer-first on.
+    /// 5% budget, 4 ms ceiling, 1 s horizon, timer-first on.
     pub const DEFAULT: PredictiveParams = PredictiveParams {
         poll_budget_ppm: 50_000,
-        poll_ceiling_ns: 1_000_000,
-        budget_horizon_ns: 100_000_000,
+        poll_ceiling_ns: 4_000_000,
+        budget_horizon_ns: 1_000_000_000,
         timer_first: true,
     };
 
@@ -218,11 +218,11 @@ impl fmt::Display for PredictiveParamError {
         match self {
             PredictiveParamError::BudgetAboveWhole => f.write_str("the poll budget must be between 0% and 100%"),
             PredictiveParamError::CeilingTooLong => {
-                f.write_str("the poll ceiling must be at most 1 s (1000000000 ns); the default is 1 ms")
+                f.write_str("the poll ceiling must be at most 1 s (1000000000 ns); the default is 4 ms")
             }
-            PredictiveParamError::HorizonOutOfRange => f.write_str(
-                "the budget horizon must be between 1 ns and 1000 s (1000000000000 ns); the default is 100 ms",
-            ),
+            PredictiveParamError::HorizonOutOfRange => {
+                f.write_str("the budget horizon must be between 1 ns and 1000 s (1000000000000 ns); the default is 1 s")
+            }
         }
     }
 }
