@@ -19,6 +19,14 @@ use crate::units;
 
 /// Arguments of `haltpoll compare`.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  # Linux's best setting, the predictive governor and the bound at 1%, 2%, 5% and 10%
+  haltpoll compare examples/traces/perf-idle.txt
+  # two budgets, as JSON
+  haltpoll compare examples/traces/perf-idle.txt examples/traces/mixed.txt --budgets 2%,5% --json
+  # the predictive governor without timers and with a 1 ms ceiling
+  haltpoll compare examples/traces/perf-idle.txt --no-timer-first --poll-ceiling 1000000")]
 pub struct CompareArgs {
     /// Trace files ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
@@ -230,7 +238,6 @@ fn write_human(out: &mut dyn Write, all: &[Compared]) -> io::Result<()> {
 
 #[derive(Serialize)]
 struct CompareJson<'a> {
-    schema_version: u32,
     traces: Vec<TraceJson<'a>>,
 }
 
@@ -315,8 +322,7 @@ fn write_json(out: &mut dyn Write, all: &[Compared]) -> io::Result<()> {
                 .collect(),
         })
         .collect();
-    serde_json::to_writer_pretty(&mut *out, &CompareJson { schema_version: 1, traces })?;
-    writeln!(out)
+    output::write_json(out, &CompareJson { traces })
 }
 
 fn panel(c: &Compared) -> Panel {

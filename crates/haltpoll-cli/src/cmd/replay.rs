@@ -22,7 +22,9 @@ Examples:
   # a perf trace of a guest with a 400 us ceiling, the summary only
   haltpoll replay examples/traces/perf-idle.txt --guest-halt-poll-ns 400000 --summary-only
   # the summary as JSON: the last of the JSON Lines
-  haltpoll replay examples/traces/mixed.txt --json | tail -n 1")]
+  haltpoll replay examples/traces/mixed.txt --json | tail -n 1
+  # the predictive governor with a 2% budget
+  haltpoll replay examples/traces/perf-idle.txt --governor predictive --poll-budget 2% --summary-only")]
 pub struct ReplayArgs {
     /// Trace file ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
@@ -58,7 +60,6 @@ struct PeriodJson {
     start_ns: Option<u64>,
     idle_ns: u64,
     decision: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     timer_ns: Option<u64>,
     poll_limit_ns_before: u64,
     poll_ns: u64,

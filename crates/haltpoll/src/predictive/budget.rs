@@ -2,9 +2,8 @@
 //! polling, and the price of a poll that keeps spending at the rate earned.
 //!
 //! The credit is the hard limit: a window never exceeds it, so from the start polling takes at
-//! most `budget x (time run + time idle)` plus the reserve a CPU starts with (only a caller's
-//! forced poll, for a latency requirement of 0, can overdraw it). Unspent credit is kept up to
-//! `budget x horizon`.
+//! most `budget x (time run + time idle)` (only a caller's forced poll, for a latency
+//! requirement of 0, can overdraw it). Unspent credit is kept up to `budget x horizon`.
 //!
 //! The price is the soft control: what a caught wakeup is worth in ns of polling. The window
 //! chosen is the one with the most `price x catches - ns polled` ([`super::histogram`]), so a
@@ -39,8 +38,8 @@ pub struct Budget {
     credit_ns: u64,
     /// The most credit kept: `ppm x horizon`.
     cap_ns: u64,
-    /// The credit at which the price is highest, and the one a CPU starts with:
-    /// [`RESERVE_CEILINGS`] ceilings, at most half the cap.
+    /// The credit at which the price is highest: [`RESERVE_CEILINGS`] ceilings, at most half
+    /// the cap.
     reserve_ns: u64,
     /// The highest price: [`MAX_PRICE_CEILINGS`] ceilings (within the price's range). No catch is
     /// worth more: a poll that catches less than one wakeup in that many is not worth its
@@ -49,7 +48,7 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// A credit of one reserve, as if the CPU had idled a while before.
+    /// No credit yet: a CPU earns before it spends.
     pub const fn new(params: &ValidPredictiveParams) -> Budget {
         let p = params.into_inner();
         // horizon <= 10^12 and ppm <= 10^6: the product fits; so does 8 x a ceiling <= 1 s.
@@ -58,7 +57,7 @@ impl Budget {
         let reserve_ns = if reserve < cap_ns / 2 { reserve } else { cap_ns / 2 };
         let max = MAX_PRICE_CEILINGS * p.poll_ceiling_ns;
         let max_price_ns = if max > 1 << MAX_PRICE_SHIFT { 1 << MAX_PRICE_SHIFT } else { max };
-        Budget { ppm: p.poll_budget_ppm, remainder: 0, credit_ns: reserve_ns, cap_ns, reserve_ns, max_price_ns }
+        Budget { ppm: p.poll_budget_ppm, remainder: 0, credit_ns: 0, cap_ns, reserve_ns, max_price_ns }
     }
 
     /// Credit available, ns.
@@ -105,12 +104,12 @@ mod tests {
 
     #[test]
     fn earns_its_share_exactly_and_caps() {
-        let mut b = budget(50_000, 1_000_000); // 5%, cap 50 us, reserve 25 us
-        assert_eq!(b.credit_ns(), 25_000);
+        let mut b = budget(50_000, 1_000_000); // 5%, cap 50 us
+        assert_eq!(b.credit_ns(), 0);
         for _ in 0..1_000 {
             b.earn(333); // 16.65 ns each
         }
-        assert_eq!(b.credit_ns(), 41_650);
+        assert_eq!(b.credit_ns(), 16_650);
         b.earn(u64::MAX);
         assert_eq!(b.credit_ns(), 50_000);
         b.spend(60_000);
@@ -122,16 +121,14 @@ mod tests {
         // 5% of 1 s: a cap of 50 ms; a reserve of 8 ceilings of 100 us, 800 us.
         let p = PredictiveParams { poll_budget_ppm: 50_000, poll_ceiling_ns: 100_000, ..PredictiveParams::DEFAULT };
         let mut b = Budget::new(&p.validate().unwrap());
-        assert_eq!((b.credit_ns(), b.price_ns()), (800_000, 400_000), "at most 4 ceilings");
-        b.spend(u64::MAX);
-        assert_eq!(b.price_ns(), 1 << MIN_PRICE_SHIFT);
+        assert_eq!((b.credit_ns(), b.price_ns()), (0, 1 << MIN_PRICE_SHIFT));
         let mut last = b.price_ns();
         for _ in 0..80 {
             b.earn(200_000); // 10 us each
             assert!(b.price_ns() >= last);
             last = b.price_ns();
         }
-        assert_eq!(b.price_ns(), 400_000);
+        assert_eq!(b.price_ns(), 400_000, "at most 4 ceilings");
         b.spend(600_000);
         assert_eq!(b.price_ns(), 1 << 16, "at 1/4 of the reserve: 2^(12 + 16 x 1/4)");
     }
