@@ -170,7 +170,8 @@ impl Outcome {
     }
 }
 
-fn share(a: u64, b: u64) -> f64 {
+/// `a / b`, 0 when `b` is 0.
+pub fn share(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 

@@ -11,10 +11,11 @@ use haltpoll::replay::Summary;
 use haltpoll::{Params, PredictiveParams};
 use serde::Serialize;
 
+use crate::cmd::tune::percent2;
 use crate::output::{self, count, fmt_ns, percent};
 use crate::plot::{self, Panel, Scale, Series};
 use crate::trace::{self, Format, Trace};
-use crate::tune::{self, Basis, CpuTime, Grid, Outcome};
+use crate::tune::{self, Basis, CpuTime, Grid, Outcome, share};
 use crate::units;
 
 /// Arguments of `haltpoll compare`.
@@ -24,9 +25,9 @@ Examples:
   # Linux's best setting, the predictive governor and the bound at 1%, 2%, 5% and 10%
   haltpoll compare examples/traces/perf-idle.txt
   # two budgets, as JSON
-  haltpoll compare examples/traces/perf-idle.txt examples/traces/mixed.txt --budgets 2%,5% --json
+  haltpoll compare examples/traces/mixed.txt --budgets 2%,5% --json
   # the predictive governor without timers and with a 1 ms ceiling
-  haltpoll compare examples/traces/perf-idle.txt --no-timer-first --poll-ceiling 1000000")]
+  haltpoll compare examples/traces/mixed.txt --no-timer-first --poll-ceiling 1000000")]
 pub struct CompareArgs {
     /// Trace files ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
@@ -132,15 +133,6 @@ pub fn compare(
         rows.push((budget, Result3 { linux: outcomes[best], predictive: (params, summary), clairvoyant }));
     }
     Ok(Compared { path, trace, cpu, rows })
-}
-
-fn share(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
-}
-
-/// A share as a percentage with two decimals: CPU shares are often below 1%.
-fn percent2(share: f64) -> String {
-    format!("{:.2}%", share * 100.0)
 }
 
 /// How much of the distance from Linux's best to the bound the predictive governor covers
@@ -264,8 +256,9 @@ struct BudgetJson<'a> {
     gap_closed: Option<f64>,
 }
 
+/// One contender's result as JSON (docs/json.md's "contender").
 #[derive(Serialize)]
-struct ContenderJson<P> {
+pub struct ContenderJson<P> {
     #[serde(skip_serializing_if = "Option::is_none")]
     params: Option<P>,
     poll_hits: u64,
@@ -279,7 +272,8 @@ struct ContenderJson<P> {
 }
 
 impl<P> ContenderJson<P> {
-    fn new(params: Option<P>, s: &Summary, cpu: CpuTime) -> Self {
+    /// `s` over a trace of `cpu`, with the parameters that made it, if any.
+    pub fn new(params: Option<P>, s: &Summary, cpu: CpuTime) -> Self {
         ContenderJson {
             params,
             poll_hits: s.poll_hits,

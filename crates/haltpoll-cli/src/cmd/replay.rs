@@ -24,7 +24,7 @@ Examples:
   # the summary as JSON: the last of the JSON Lines
   haltpoll replay examples/traces/mixed.txt --json | tail -n 1
   # the predictive governor with a 2% budget
-  haltpoll replay examples/traces/perf-idle.txt --governor predictive --poll-budget 2% --summary-only")]
+  haltpoll replay examples/traces/mixed.txt --governor predictive --poll-budget 2%")]
 pub struct ReplayArgs {
     /// Trace file ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.

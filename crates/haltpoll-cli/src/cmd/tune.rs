@@ -11,11 +11,12 @@ use haltpoll::{GovernorKind, Params, PredictiveParams, ShrinkRule, ValidParams};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::cmd::compare::ContenderJson;
 use crate::module_params::ModuleParams;
 use crate::output::{self, count, fmt_ns, percent};
 use crate::plot::{self, FrontPlot};
 use crate::trace::{self, Format, Trace};
-use crate::tune::{self, Basis, CpuTime, CpusFrom, Grid, Outcome};
+use crate::tune::{self, Basis, CpuTime, CpusFrom, Grid, Outcome, share};
 use crate::units;
 
 /// Which shrink settings to try.
@@ -365,24 +366,14 @@ impl Tuned<'_> {
             front: self.front.iter().map(|&i| setting(i)).collect(),
             linux_defaults: setting(self.defaults),
             recommendation,
-            predictive: self.predictive.as_ref().map(|(params, s)| PredictiveJson {
-                params: *params,
-                periods: s.periods,
-                poll_hits: s.poll_hits,
-                no_exit_share: s.no_exit_share(),
-                poll_ns: s.poll_ns,
-                poll_share: share(s.poll_ns, self.cpu.ns),
-                wasted_poll_ns: s.wasted_poll_ns,
-                wasted_share: share(s.wasted_poll_ns, self.cpu.ns),
-                timer_wakes: s.timer_wakes,
-            }),
+            predictive: self.predictive.as_ref().map(|(params, s)| ContenderJson::new(Some(*params), s, self.cpu)),
         };
         output::write_json(out, &json)
     }
 }
 
 /// A share as a percentage with two decimals: CPU shares are often below 1%.
-fn percent2(share: f64) -> String {
+pub(crate) fn percent2(share: f64) -> String {
     format!("{:.2}%", share * 100.0)
 }
 
@@ -423,24 +414,7 @@ struct TuneJson {
     linux_defaults: SettingJson,
     recommendation: Option<RecommendationJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    predictive: Option<PredictiveJson>,
-}
-
-#[derive(Serialize)]
-struct PredictiveJson {
-    params: PredictiveParams,
-    periods: u64,
-    poll_hits: u64,
-    no_exit_share: f64,
-    poll_ns: u64,
-    poll_share: f64,
-    wasted_poll_ns: u64,
-    wasted_share: f64,
-    timer_wakes: u64,
-}
-
-fn share(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+    predictive: Option<ContenderJson<PredictiveParams>>,
 }
 
 #[derive(Serialize)]
