@@ -45,6 +45,9 @@ pub struct Budget {
     /// worth more: a poll that catches less than one wakeup in that many is not worth its
     /// ceiling, however much credit is left.
     max_price_ns: u64,
+    /// `2^40 / reserve`, rounded up: the fill in 1/256 is `credit x fill_scale >> 32`, without a division on
+    /// the idle path.
+    fill_scale: u64,
 }
 
 impl Budget {
@@ -57,7 +60,8 @@ impl Budget {
         let reserve_ns = if reserve < cap_ns / 2 { reserve } else { cap_ns / 2 };
         let max = MAX_PRICE_CEILINGS * p.poll_ceiling_ns;
         let max_price_ns = if max > 1 << MAX_PRICE_SHIFT { 1 << MAX_PRICE_SHIFT } else { max };
-        Budget { ppm: p.poll_budget_ppm, remainder: 0, credit_ns: 0, cap_ns, reserve_ns, max_price_ns }
+        let fill_scale = if reserve_ns == 0 { 0 } else { ((1 << 40) + reserve_ns - 1) / reserve_ns };
+        Budget { ppm: p.poll_budget_ppm, remainder: 0, credit_ns: 0, cap_ns, reserve_ns, max_price_ns, fill_scale }
     }
 
     /// Credit available, ns.
@@ -69,8 +73,9 @@ impl Budget {
     /// two, at most [`MAX_PRICE_CEILINGS`] ceilings.
     pub const fn price_ns(&self) -> u64 {
         let range = MAX_PRICE_SHIFT - MIN_PRICE_SHIFT;
-        // The fill in 1/256 (credit < reserve <= 8 s here, so the product fits).
-        let fill = if self.credit_ns >= self.reserve_ns { 256 } else { self.credit_ns * 256 / self.reserve_ns };
+        // The fill in 1/256, by the reciprocal kept (credit < reserve here, so the product is
+        // below 2^40).
+        let fill = if self.credit_ns >= self.reserve_ns { 256 } else { (self.credit_ns * self.fill_scale) >> 32 };
         let exponent = (MIN_PRICE_SHIFT as u64) * 256 + range as u64 * fill; // in 1/256
         let (whole, frac) = (exponent >> 8, exponent & 255);
         let price = ((1u64 << whole) * (256 + frac)) >> 8;
