@@ -90,16 +90,27 @@ impl From<ValidPredictiveParams> for GovernorParams {
 }
 
 /// The governor's name, as `--governor` spells it.
+///
+/// `#[repr(u32)]` with fixed values, so that a VMM can hand the choice to its guest as a number.
+///
+/// ```
+/// use haltpoll::GovernorKind;
+/// assert_eq!(GovernorKind::from_raw(GovernorKind::Predictive as u32), Some(GovernorKind::Predictive));
+/// assert_eq!(GovernorKind::from_raw(2), None);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
+#[repr(u32)]
 pub enum GovernorKind {
     /// Linux's haltpoll governor: grow the window after a short halt, shrink it after a long one.
     #[default]
-    Linux,
+    Linux = 0,
     /// Ours: predicts the next idle period from recent ones and polls within a CPU budget.
-    Predictive,
+    Predictive = 1,
 }
+
+crate::repr_u32_enum!(GovernorKind { Linux, Predictive });
 
 impl GovernorKind {
     /// The name reports use: `linux` or `predictive`.

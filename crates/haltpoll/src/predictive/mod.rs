@@ -43,7 +43,7 @@ mod params;
 pub mod periodic;
 
 pub use params::{
-    BudgetParseError, MAX_CEILING_NS, MAX_HORIZON_NS, PPM, PredictiveParamError, PredictiveParams,
+    BudgetParseError, MAX_CEILING_NS, MAX_HORIZON_NS, PPM, PredictiveParamError, PredictiveParams, RawPredictiveParams,
     ValidPredictiveParams, parse_budget,
 };
 

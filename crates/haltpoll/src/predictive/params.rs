@@ -201,6 +201,56 @@ impl From<ValidPredictiveParams> for PredictiveParams {
     }
 }
 
+/// [`PredictiveParams`] in a fixed C layout of integers without padding, for a VMM to write into
+/// guest memory and the guest to read, as [`RawParams`](crate::params::RawParams) does for
+/// Linux's. [`RawPredictiveParams::new`] and [`RawPredictiveParams::params`] destructure
+/// [`PredictiveParams`] completely, so a new field does not compile until it is carried here
+/// too. With feature `zerocopy` it derives zerocopy's byte traits.
+///
+/// ```
+/// use haltpoll::predictive::{PredictiveParams, RawPredictiveParams};
+/// let params = PredictiveParams { poll_budget_ppm: 20_000, ..PredictiveParams::DEFAULT };
+/// assert_eq!(RawPredictiveParams::new(&params).params(), Some(params));
+/// let garbage = RawPredictiveParams { timer_first: 2, ..RawPredictiveParams::new(&params) };
+/// assert_eq!(garbage.params(), None);
+/// ```
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)
+)]
+pub struct RawPredictiveParams {
+    /// [`PredictiveParams::poll_ceiling_ns`].
+    pub poll_ceiling_ns: u64,
+    /// [`PredictiveParams::budget_horizon_ns`].
+    pub budget_horizon_ns: u64,
+    /// [`PredictiveParams::poll_budget_ppm`].
+    pub poll_budget_ppm: u32,
+    /// [`PredictiveParams::timer_first`]: 1 or 0.
+    pub timer_first: u32,
+}
+
+impl RawPredictiveParams {
+    /// `params` in the fixed layout.
+    pub const fn new(params: &PredictiveParams) -> RawPredictiveParams {
+        let PredictiveParams { poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, timer_first } = *params;
+        RawPredictiveParams { poll_ceiling_ns, budget_horizon_ns, poll_budget_ppm, timer_first: timer_first as u32 }
+    }
+
+    /// The parameters, if every field holds a value its type has (not yet
+    /// [validated](PredictiveParams::validate)).
+    pub const fn params(&self) -> Option<PredictiveParams> {
+        let timer_first = match self.timer_first {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let RawPredictiveParams { poll_ceiling_ns, budget_horizon_ns, poll_budget_ppm, .. } = *self;
+        Some(PredictiveParams { poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, timer_first })
+    }
+}
+
 /// A predictive parameter out of its range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
