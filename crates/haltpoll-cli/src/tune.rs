@@ -250,22 +250,27 @@ pub fn clairvoyant(trace: &Trace, budget_ns: u64) -> Summary {
 /// idle entry to its last wakeup (perf traces), or its idle time (traces without timestamps).
 /// What the predictive governor's budget is a share of.
 pub fn governed_ns(trace: &Trace) -> u64 {
-    let slots = trace.cpus.last().map_or(0, |&c| c as usize + 1);
-    // Per CPU: (first start, last end, idle sum).
-    let mut cpus: Vec<Option<(Option<u64>, Option<u64>, u64)>> = vec![None; slots];
-    for p in &trace.periods {
-        let (first, last, idle) = cpus[p.cpu as usize].get_or_insert((p.start_ns, None, 0));
-        *idle = idle.saturating_add(p.idle_ns);
-        *last = p.start_ns.map(|s| s.saturating_add(p.idle_ns)).max(*last);
-        *first = match (*first, p.start_ns) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+    /// One CPU's periods: the first start and the last end (if timestamped), and the idle sum.
+    #[derive(Clone, Copy, Default)]
+    struct Extent {
+        first: Option<u64>,
+        last: Option<u64>,
+        idle: u64,
     }
-    cpus.iter().flatten().fold(0u64, |sum, &(first, last, idle)| {
-        sum.saturating_add(match (first, last) {
-            (Some(first), Some(last)) => last.saturating_sub(first).max(idle),
-            _ => idle,
+    let slots = trace.cpus.last().map_or(0, |&c| c as usize + 1);
+    let mut cpus = vec![Extent::default(); slots];
+    for p in &trace.periods {
+        let e = &mut cpus[p.cpu as usize];
+        e.idle = e.idle.saturating_add(p.idle_ns);
+        if let Some(start) = p.start_ns {
+            e.first = Some(e.first.map_or(start, |f| f.min(start)));
+            e.last = Some(e.last.unwrap_or(0).max(start.saturating_add(p.idle_ns)));
+        }
+    }
+    cpus.iter().fold(0u64, |sum, e| {
+        sum.saturating_add(match (e.first, e.last) {
+            (Some(first), Some(last)) => last.saturating_sub(first).max(e.idle),
+            _ => e.idle,
         })
     })
 }

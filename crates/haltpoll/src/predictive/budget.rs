@@ -60,7 +60,11 @@ impl Budget {
         let reserve_ns = if reserve < cap_ns / 2 { reserve } else { cap_ns / 2 };
         let max = MAX_PRICE_CEILINGS * p.poll_ceiling_ns;
         let max_price_ns = if max > 1 << MAX_PRICE_SHIFT { 1 << MAX_PRICE_SHIFT } else { max };
-        let fill_scale = if reserve_ns == 0 { 0 } else { ((1 << 40) + reserve_ns - 1) / reserve_ns };
+        let fill_scale = match (1u64 << 40).checked_div(reserve_ns) {
+            Some(q) if q * reserve_ns == 1 << 40 => q,
+            Some(q) => q + 1, // rounded up
+            None => 0,
+        };
         Budget { ppm: p.poll_budget_ppm, remainder: 0, credit_ns: 0, cap_ns, reserve_ns, max_price_ns, fill_scale }
     }
 
@@ -70,7 +74,7 @@ impl Budget {
     }
 
     /// The price, ns: 2^(12 + 16 x credit / reserve), interpolated linearly between powers of
-    /// two, at most [`MAX_PRICE_CEILINGS`] ceilings.
+    /// two, at most four ceilings.
     pub const fn price_ns(&self) -> u64 {
         let range = MAX_PRICE_SHIFT - MIN_PRICE_SHIFT;
         // The fill in 1/256, by the reciprocal kept (credit < reserve here, so the product is

@@ -152,7 +152,7 @@ impl Predictive {
                 // On the histogram's scale (counts x 256): price x expected catches - expected ns
                 // polled, about half the window whether it catches or not.
                 let n = i64::from(histogram::total(&row)) << 8;
-                let score = price as i64 * (n * i64::from(aim.catch_rate) >> 10) - n * (aim.window_ns / 2) as i64;
+                let score = price as i64 * ((n * i64::from(aim.catch_rate)) >> 10) - n * (aim.window_ns / 2) as i64;
                 if score > best.0 {
                     best = (score, Decision::TimerThenPoll { timer_ns: aim.start_ns - wake, window_ns: aim.window_ns });
                 }

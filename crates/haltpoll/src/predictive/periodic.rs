@@ -74,6 +74,12 @@ impl Periodic {
     }
 }
 
+impl Default for Periodic {
+    fn default() -> Self {
+        Periodic::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
