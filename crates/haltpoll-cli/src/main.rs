@@ -54,6 +54,9 @@ enum Command {
     Set(cmd::set::SetArgs),
     /// Replay a trace over a grid of parameters and recommend a setting for a CPU budget.
     Tune(cmd::tune::TuneArgs),
+    /// Compare Linux's best setting, the predictive governor and the clairvoyant bound on
+    /// traces at several CPU budgets.
+    Compare(cmd::compare::CompareArgs),
     /// Run a benchmark.
     #[cfg(target_os = "linux")]
     Bench(cmd::bench::BenchArgs),
@@ -73,6 +76,7 @@ fn main() -> std::process::ExitCode {
         Command::Status(args) => cmd::status::run(&args),
         Command::Set(args) => cmd::set::run(&args),
         Command::Tune(args) => cmd::tune::run(&args),
+        Command::Compare(args) => cmd::compare::run(&args),
         #[cfg(target_os = "linux")]
         Command::Bench(args) => cmd::bench::run(&args),
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

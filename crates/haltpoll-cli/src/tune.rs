@@ -12,8 +12,9 @@
 
 use std::cmp::Reverse;
 
+use haltpoll::predictive::PPM;
 use haltpoll::replay::Summary;
-use haltpoll::{ParamError, Params, ValidParams};
+use haltpoll::{ParamError, Params, PredictiveParams, ValidParams};
 
 use crate::trace::{Format, Trace};
 
@@ -169,7 +170,8 @@ impl Outcome {
     }
 }
 
-fn share(a: u64, b: u64) -> f64 {
+/// `a / b`, 0 when `b` is 0.
+pub fn share(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
@@ -218,6 +220,70 @@ pub fn front(outcomes: &[Outcome]) -> Vec<usize> {
 /// settings leave out polling off).
 pub fn recommend(outcomes: &[Outcome], front: &[usize], cpu: CpuTime, budget: f64) -> Option<usize> {
     front.iter().copied().rfind(|&i| outcomes[i].poll_share(cpu) <= budget)
+}
+
+/// The clairvoyant bound for a budget of `budget_ns` of polling: it knows every period's length
+/// in advance and polls exactly the shortest ones, each until its wakeup, as many as fit. No
+/// governor that polls from idle entry can catch more wakeups with as little polling.
+pub fn clairvoyant(trace: &Trace, budget_ns: u64) -> Summary {
+    let mut lengths: Vec<u64> = trace.periods.iter().map(|p| p.idle_ns).collect();
+    lengths.sort_unstable();
+    let mut s = Summary::default();
+    for d in lengths {
+        s.periods += 1;
+        s.idle_ns = s.idle_ns.saturating_add(d);
+        match s.poll_ns.checked_add(d).filter(|&polled| polled <= budget_ns) {
+            Some(polled) => {
+                s.poll_ns = polled;
+                s.poll_hits += 1;
+            }
+            None => {
+                s.halts += 1;
+                s.halt_ns = s.halt_ns.saturating_add(d);
+            }
+        }
+    }
+    s
+}
+
+/// The time the governors of a trace see go by, summed over its CPUs, ns: from each CPU's first
+/// idle entry to its last wakeup (perf traces), or its idle time (traces without timestamps).
+/// What the predictive governor's budget is a share of.
+pub fn governed_ns(trace: &Trace) -> u64 {
+    /// One CPU's periods: the first start and the last end (if timestamped), and the idle sum.
+    #[derive(Clone, Copy, Default)]
+    struct Extent {
+        first: Option<u64>,
+        last: Option<u64>,
+        idle: u64,
+    }
+    let slots = trace.cpus.last().map_or(0, |&c| c as usize + 1);
+    let mut cpus = vec![Extent::default(); slots];
+    for p in &trace.periods {
+        let e = &mut cpus[p.cpu as usize];
+        e.idle = e.idle.saturating_add(p.idle_ns);
+        if let Some(start) = p.start_ns {
+            e.first = Some(e.first.map_or(start, |f| f.min(start)));
+            e.last = Some(e.last.unwrap_or(0).max(start.saturating_add(p.idle_ns)));
+        }
+    }
+    cpus.iter().fold(0u64, |sum, e| {
+        sum.saturating_add(match (e.first, e.last) {
+            (Some(first), Some(last)) => last.saturating_sub(first).max(e.idle),
+            _ => e.idle,
+        })
+    })
+}
+
+/// The predictive governor's parameters for a budget of `budget` (a share of `cpu`): its
+/// per-CPU budget is set so that the CPUs with idle periods together may poll `budget x cpu`,
+/// the same polling time Linux's best setting is allowed. A perf trace's CPU time counts every
+/// CPU online, busy ones too, while each governor's budget is a share of its own CPU's time.
+pub fn predictive_at(base: PredictiveParams, trace: &Trace, cpu: CpuTime, budget: f64) -> PredictiveParams {
+    let governed = governed_ns(trace);
+    let per_cpu = if governed == 0 { budget } else { budget * cpu.ns as f64 / governed as f64 };
+    let ppm = (per_cpu * f64::from(PPM)).floor().clamp(0.0, f64::from(PPM)) as u32;
+    PredictiveParams { poll_budget_ppm: ppm, ..base }
 }
 
 #[cfg(test)]
@@ -280,7 +346,8 @@ mod tests {
     fn arb_trace() -> impl Strategy<Value = Trace> {
         let period = prop_oneof![1u64..60_000, 60_000u64..400_000, 400_000u64..5_000_000];
         proptest::collection::vec((0u32..3, period), 1..120).prop_map(|ps| {
-            let periods: Vec<IdlePeriod> = ps.into_iter().map(|(cpu, idle_ns)| IdlePeriod { cpu, idle_ns }).collect();
+            let periods: Vec<IdlePeriod> =
+                ps.into_iter().map(|(cpu, idle_ns)| IdlePeriod { cpu, idle_ns, start_ns: None }).collect();
             let mut cpus: Vec<u32> = periods.iter().map(|p| p.cpu).collect();
             cpus.sort_unstable();
             cpus.dedup();
@@ -308,7 +375,47 @@ mod tests {
         })
     }
 
+    #[test]
+    fn clairvoyant_polls_the_shortest_periods_that_fit() {
+        let trace = Trace::single_cpu(Format::Text, [50, 10, 40, 20, 30]);
+        let s = clairvoyant(&trace, 65);
+        assert_eq!((s.poll_hits, s.poll_ns, s.halts, s.wasted_poll_ns), (3, 60, 2, 0));
+        assert_eq!(clairvoyant(&trace, 0).poll_hits, 0);
+        assert_eq!(clairvoyant(&trace, u64::MAX).poll_hits, 5);
+    }
+
+    #[test]
+    fn the_predictive_budget_is_spread_over_the_cpus_that_idle() {
+        // Two CPUs online for 1000 ns; only CPU 0 idles, from 100 to 600: its governor sees 500
+        // ns go by, so 5% of 2000 ns is 20% of its time.
+        let mut t = Trace::of_periods(
+            Format::Perf,
+            vec![
+                IdlePeriod { cpu: 0, idle_ns: 100, start_ns: Some(100) },
+                IdlePeriod { cpu: 0, idle_ns: 100, start_ns: Some(500) },
+            ],
+        );
+        t.span = Some(Span { wall_ns: 1_000, cpus_online: Some(2) });
+        assert_eq!(governed_ns(&t), 500);
+        let p = predictive_at(PredictiveParams::DEFAULT, &t, cpu_time(&t, None), 0.05);
+        assert_eq!(p.poll_budget_ppm, 200_000);
+        // Without timestamps: the idle time, as the budget's base.
+        let t = Trace::single_cpu(Format::Text, [10, 20]);
+        assert_eq!(governed_ns(&t), 30);
+        assert_eq!(predictive_at(PredictiveParams::DEFAULT, &t, cpu_time(&t, None), 0.05).poll_budget_ppm, 50_000);
+    }
+
     proptest! {
+        #[test]
+        fn the_clairvoyant_bound_is_never_beaten_within_its_budget(trace in arb_trace(), grid in arb_grid(), budget in 0.0f64..0.6) {
+            let cpu = cpu_time(&trace, None);
+            let bound = clairvoyant(&trace, (budget * cpu.ns as f64) as u64);
+            prop_assert!(bound.poll_share_of_idle() <= 1.0);
+            for o in evaluate(&trace, &grid.valid_settings().unwrap(), || {}).iter().filter(|o| o.poll_share(cpu) <= budget) {
+                prop_assert!(o.summary.poll_hits <= bound.poll_hits, "{o:?} beats {bound:?}");
+            }
+        }
+
         #[test]
         fn the_front_is_non_dominated_complete_and_sorted(trace in arb_trace(), grid in arb_grid()) {
             let outcomes = evaluate(&trace, &grid.valid_settings().unwrap(), || {});

@@ -206,6 +206,7 @@ fn every_documented_command_is_checked() {
         "haltpoll status --watch SECONDS --json",
         "haltpoll replay --json",
         "haltpoll tune --json",
+        "haltpoll compare --json",
         "haltpoll bench threads --json",
     ];
     if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
@@ -247,6 +248,7 @@ fn replay() {
     // One CPU (the final window in the summary) and several.
     let mut docs = documents(&["replay", "--json", "examples/traces/mixed.txt"]);
     docs.extend(documents(&["replay", "--json", "examples/traces/perf-idle.txt"]));
+    docs.extend(documents(&["replay", "--json", "--governor", "predictive", "examples/traces/perf-idle.txt"]));
     check("haltpoll replay --json", &docs);
 }
 
@@ -255,7 +257,22 @@ fn tune() {
     // A perf trace (wall time, CPUs) and a text trace (idle time only).
     let mut docs = documents(&["tune", "--json", "examples/traces/perf-idle.txt"]);
     docs.extend(documents(&["tune", "--json", "examples/traces/mixed.txt", "--ceilings", "0,100us"]));
+    docs.extend(documents(&["tune", "--json", "examples/traces/perf-idle.txt", "--governor", "predictive"]));
     check("haltpoll tune --json", &docs);
+}
+
+#[test]
+fn compare() {
+    // Linux's best catches none at 0% (ratio null), some at 5%; text and perf traces.
+    let docs = documents(&[
+        "compare",
+        "--json",
+        "--budgets",
+        "0%,5%",
+        "examples/traces/perf-idle.txt",
+        "examples/traces/mixed.txt",
+    ]);
+    check("haltpoll compare --json", &docs);
 }
 
 /// A quick `bench threads`: two repetitions of three variants without think time.

@@ -6,7 +6,7 @@
 //! the governor learns per CPU how long polling pays.
 //!
 //! Three seams, as in the kernel:
-//! - [`governor`]: the policy. [`Governor::select`] picks [`IdleState::Poll`] or
+//! - [`governor`]: Linux's policy. [`Governor::select`] picks [`IdleState::Poll`] or
 //!   [`IdleState::Halt`]; [`Governor::reflect`] learns from what ran. A pure state machine.
 //! - [`driver`]: the idle-state table, whether to load at all ([`driver::decide_load`] from CPUID
 //!   values on x86, from SMCCC call results on arm64), and what to write to
@@ -19,7 +19,12 @@
 //! `WFET`, `CNTVCT_EL0`) and riscv64 (`pause` or Zawrs, `time`), behind the `platform` feature;
 //! `docs/porting.md` shows where each architecture's kernel plugs the pieces in.
 //!
-//! [`replay`] runs the governor over a trace of idle periods, for tuning.
+//! [`predictive`] is a second governor: it predicts the next idle period from recent ones and
+//! polls where a poll most likely catches the wakeup, within a budget of the CPU's time.
+//! [`select`] is the seam both implement ([`IdleGovernor`]: a [`Decision`] at idle entry, an
+//! [`Outcome`] when the period ends).
+//!
+//! [`replay`] runs either governor over a trace of idle periods, for tuning.
 //!
 //! [`Params`] declares the governor's parameters once; [`Params::validate`] checks them once
 //! into the [`ValidParams`] a [`Governor`] takes. Optional features derive the rest from it:
@@ -130,12 +135,16 @@ pub mod params;
 #[cfg(not(loom))]
 pub mod platform;
 pub mod poll;
+pub mod predictive;
 pub mod replay;
+pub mod select;
 pub mod wake;
 
 pub use driver::IdleState;
 pub use governor::{Adjustment, Governor, LATENCY_ANY, LatencyReq};
 pub use params::{BlockTime, ParamError, Params, ShrinkRule, ValidParams};
+pub use predictive::{Predictive, PredictiveParams, ValidPredictiveParams};
+pub use select::{AnyGovernor, Decision, GovernorKind, GovernorParams, IdleGovernor, Outcome};
 
 // The README's examples are compiled and run as doc tests, so they cannot go stale.
 #[cfg(doctest)]

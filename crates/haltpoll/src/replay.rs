@@ -1,39 +1,78 @@
-//! Replay: the governor and an idealised poll loop run over a trace of idle periods.
+//! Replay: a governor and an idealised poll loop run over a trace of idle periods.
 //!
-//! The model of one idle period of length `d` (from entering idle to the wakeup) with window `W`:
-//! - `W == 0`: the governor picks HALT and the CPU halts for `d`;
-//! - `d <= W`: the poll catches the wakeup (a hit: no halt, no exit, no IPI);
-//! - `d > W`: the poll times out after `W`, the governor picks HALT, and the CPU halts for
-//!   `d - W`; the governor reflects that halt, which may move the window.
+//! The model of one idle period whose wakeup comes `d` after idle entry, with a halt wake cost
+//! `c` (0 unless the caller sets one: [`Replay::with_halt_wake_ns`]):
+//! - [`Decision::Halt`]: the CPU halts; the wakeup ends the halt, `c` later.
+//! - [`Decision::Poll`] with window `W`: if `d <= W` the poll catches the wakeup (a hit: no
+//!   halt, no exit, no IPI); otherwise the poll times out after `W`, the CPU halts, and the halt
+//!   ends `c` after the wakeup.
+//! - [`Decision::TimerThenPoll`] with timer `T` and window `W`: the CPU halts; a wakeup before
+//!   `T` ends the halt as above. Otherwise the timer wakes it, and it polls from `T + c` for up
+//!   to `W`: a wakeup in `[T + c, T + c + W]` is a hit; one that came while the timer's wake-up
+//!   was under way (`[T, T + c)`) is not (it found the CPU not polling) and ends the period at
+//!   `T + c`; a later one finds the CPU halted again.
 //!
-//! The model ignores the clock-check granularity of the real loop and the cost of the halt
-//! itself: it answers "what would the governor have done", which is what tuning needs.
+//! A halt's residency is what the governor is told it lasted, wake cost included: with `c > 0`
+//! Linux's governor sees every halt `c` longer than the wait, which is how the window-0 trap
+//! forms; the predictive governor is told `c` and takes it off. With `c = 0` (the default) Linux's
+//! replay is the one this model always had.
+//!
+//! The model ignores the clock-check granularity of the real loop: it answers "what would the
+//! governor have done", which is what tuning needs.
 
-use crate::driver::IdleState;
 use crate::governor::{Adjustment, Governor, LATENCY_ANY};
 use crate::params::ValidParams;
+use crate::select::{AnyGovernor, Decision, GovernorParams, IdleGovernor, Outcome};
+
+/// What a replay runs: which governor with which parameters, and the halt wake cost to model.
+/// Linux's parameters alone make one without wake cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    /// The governor.
+    pub governor: GovernorParams,
+    /// How long after its wakeup a halt ends, ns ([`Replay::with_halt_wake_ns`]).
+    pub halt_wake_ns: u64,
+}
+
+impl Setup {
+    /// A fresh replay of this setup, for one CPU.
+    pub fn replay(&self) -> Replay<AnyGovernor> {
+        Replay::of(AnyGovernor::new(self.governor)).with_halt_wake_ns(self.halt_wake_ns)
+    }
+}
+
+impl<T: Into<GovernorParams>> From<T> for Setup {
+    fn from(governor: T) -> Setup {
+        Setup { governor: governor.into(), halt_wake_ns: 0 }
+    }
+}
 
 /// What happened in one idle period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Period {
     /// Length of the idle period: entering idle to the wakeup, ns.
     pub idle_ns: u64,
-    /// The window when the period began, ns.
+    /// What the governor decided at idle entry.
+    pub decision: Decision,
+    /// The window when the period began, ns (the decision's; Linux's `poll_limit_ns`).
     pub poll_limit_ns_before: u64,
     /// Time spent polling, ns.
     pub poll_ns: u64,
-    /// Time spent halted, ns (0 for a poll hit).
+    /// Time spent halted, ns, wake costs included (0 for a poll hit from idle entry).
     pub halt_ns: u64,
-    /// The window when the period ended, ns.
+    /// The window when the period ended, ns (Linux's `poll_limit_ns`; the predictive governor's
+    /// planned window).
     pub poll_limit_ns_after: u64,
     /// Whether the period ended in a halt (an exit, and a wakeup IPI); false for a poll hit.
     pub halted: bool,
-    /// What the halt did to the window, if there was one.
+    /// Whether a timer the governor asked for woke the CPU ([`Decision::TimerThenPoll`]).
+    pub timer_fired: bool,
+    /// What the halt did to Linux's window, if there was one.
     pub adjustment: Adjustment,
 }
 
 impl Period {
-    /// Whether the poll caught the wakeup (no halt, so no exit and no IPI).
+    /// Whether the wakeup found the CPU polling (no IPI; no exit after it).
     pub const fn hit(&self) -> bool {
         !self.halted
     }
@@ -52,41 +91,73 @@ impl Period {
 /// assert_eq!(summary.poll_hits, 2); // the first halt grew the window to 50 us
 /// ```
 #[derive(Clone, Debug)]
-pub struct Replay {
-    governor: Governor,
+pub struct Replay<G = Governor> {
+    governor: G,
+    halt_wake_ns: u64,
 }
 
-impl Replay {
-    /// A replay starting from a window of 0, as a CPU does.
-    pub const fn new(params: ValidParams) -> Replay {
-        Replay { governor: Governor::new(params) }
+impl Replay<Governor> {
+    /// Linux's governor, starting from a window of 0 as a CPU does.
+    pub const fn new(params: ValidParams) -> Replay<Governor> {
+        Replay { governor: Governor::new(params), halt_wake_ns: 0 }
+    }
+}
+
+impl<G: IdleGovernor> Replay<G> {
+    /// A replay of `governor` (as it stands: new, for a CPU's start), without halt wake cost.
+    pub const fn of(governor: G) -> Replay<G> {
+        Replay { governor, halt_wake_ns: 0 }
+    }
+
+    /// The same, with every halt ending `halt_wake_ns` after its wakeup (the exit, the IPI, the
+    /// return to the guest), as a real halt does.
+    pub fn with_halt_wake_ns(self, halt_wake_ns: u64) -> Replay<G> {
+        Replay { halt_wake_ns, ..self }
     }
 
     /// The governor as it stands.
-    pub const fn governor(&self) -> &Governor {
+    pub const fn governor(&self) -> &G {
         &self.governor
     }
 
-    /// Runs one idle period of `idle_ns` through the governor.
+    /// Runs one idle period of `idle_ns` through the governor, with no busy time before it.
     pub fn period(&mut self, idle_ns: u64) -> Period {
-        let gov = &mut self.governor;
-        let before = gov.poll_limit_ns();
-        let (poll_ns, halted, adjustment) = match gov.select(LATENCY_ANY) {
-            IdleState::Halt => (0, true, gov.reflect(IdleState::Halt, idle_ns, false)),
-            IdleState::Poll if idle_ns <= before => (idle_ns, false, gov.reflect(IdleState::Poll, idle_ns, false)),
-            IdleState::Poll => {
-                gov.reflect(IdleState::Poll, before, true);
-                debug_assert_eq!(gov.select(LATENCY_ANY), IdleState::Halt);
-                (before, true, gov.reflect(IdleState::Halt, idle_ns - before, false))
+        self.period_after(0, idle_ns)
+    }
+
+    /// Runs one idle period of `idle_ns` through the governor, after `busy_ns` of running since
+    /// the last one ended.
+    pub fn period_after(&mut self, busy_ns: u64, idle_ns: u64) -> Period {
+        let (d, c) = (idle_ns, self.halt_wake_ns);
+        let decision = self.governor.select(LATENCY_ANY, busy_ns);
+        // (poll, halt, hit, timer fired)
+        let (poll_ns, halt_ns, hit, timer_fired) = match decision {
+            Decision::Halt => (0, d.saturating_add(c), false, false),
+            Decision::Poll { window_ns } if d <= window_ns => (d, 0, true, false),
+            Decision::Poll { window_ns } => (window_ns, (d - window_ns).saturating_add(c), false, false),
+            Decision::TimerThenPoll { timer_ns, .. } if d < timer_ns => (0, d.saturating_add(c), false, false),
+            Decision::TimerThenPoll { timer_ns, window_ns } => {
+                let start = timer_ns.saturating_add(c);
+                if d < start {
+                    (0, start, false, true)
+                } else if d - start <= window_ns {
+                    (d - start, start, true, true)
+                } else {
+                    (window_ns, (d - window_ns).saturating_add(c), false, true)
+                }
             }
         };
+        let outcome = Outcome { idle_ns: poll_ns.saturating_add(halt_ns), poll_ns, caught: hit, halt_wake_ns: c };
+        let adjustment = self.governor.reflect(&outcome);
         Period {
             idle_ns,
-            poll_limit_ns_before: before,
+            decision,
+            poll_limit_ns_before: decision.window_ns(),
             poll_ns,
-            halt_ns: idle_ns - poll_ns,
-            poll_limit_ns_after: gov.poll_limit_ns(),
-            halted,
+            halt_ns,
+            poll_limit_ns_after: self.governor.window_ns(),
+            halted: !hit,
+            timer_fired,
             adjustment,
         }
     }
@@ -113,12 +184,15 @@ pub struct Summary {
     pub grows: u64,
     /// Halts that shrank the window (including shrinks of a window already at 0).
     pub shrinks: u64,
+    /// Periods in which a timer the governor set woke the CPU to poll.
+    pub timer_wakes: u64,
 }
 
 impl Summary {
     /// Adds one period.
     pub fn add(&mut self, p: &Period) {
         self.periods += 1;
+        self.timer_wakes += u64::from(p.timer_fired);
         self.idle_ns = self.idle_ns.saturating_add(p.idle_ns);
         self.poll_ns = self.poll_ns.saturating_add(p.poll_ns);
         self.halt_ns = self.halt_ns.saturating_add(p.halt_ns);

@@ -2,6 +2,7 @@
 
 #[cfg(target_os = "linux")]
 pub mod bench;
+pub mod compare;
 pub mod completions;
 pub mod man;
 pub mod replay;

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use haltpoll::replay::Period;
-use haltpoll::{Adjustment, Params, ValidParams};
+use haltpoll::replay::{Period, Setup};
+use haltpoll::{Adjustment, Decision, GovernorKind, GovernorParams, Params, PredictiveParams};
 use serde::Serialize;
 
 use crate::output::{self, fmt_ns, percent};
 use crate::trace::{self, Format, IdlePeriod, Trace};
+use crate::units;
 
 /// Arguments of `haltpoll replay`.
 #[derive(Args, Debug)]
@@ -21,7 +22,9 @@ Examples:
   # a perf trace of a guest with a 400 us ceiling, the summary only
   haltpoll replay examples/traces/perf-idle.txt --guest-halt-poll-ns 400000 --summary-only
   # the summary as JSON: the last of the JSON Lines
-  haltpoll replay examples/traces/mixed.txt --json | tail -n 1")]
+  haltpoll replay examples/traces/mixed.txt --json | tail -n 1
+  # the predictive governor with a 2% budget
+  haltpoll replay examples/traces/mixed.txt --governor predictive --poll-budget 2%")]
 pub struct ReplayArgs {
     /// Trace file ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
@@ -30,8 +33,17 @@ pub struct ReplayArgs {
     /// The trace's format (default: detected from its first line).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// The governor to replay.
+    #[arg(long, value_enum, default_value_t = GovernorKind::Linux)]
+    pub governor: GovernorKind,
     #[command(flatten)]
-    pub governor: Params,
+    pub linux: Params,
+    #[command(flatten)]
+    pub predictive: PredictiveParams,
+    /// How long after its wakeup a halt ends (the exit, the IPI, the return to the guest), ns
+    /// (units allowed). Linux's governor counts it as idle time; the predictive one is told it.
+    #[arg(long, value_name = "NS", default_value = "0", value_parser = units::parse_ns)]
+    pub halt_wake_ns: u64,
     /// One JSON object per period (JSON Lines), then one with the summary.
     #[arg(long)]
     pub json: bool,
@@ -44,7 +56,11 @@ pub struct ReplayArgs {
 #[derive(Serialize)]
 struct PeriodJson {
     cpu: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_ns: Option<u64>,
     idle_ns: u64,
+    decision: &'static str,
+    timer_ns: Option<u64>,
     poll_limit_ns_before: u64,
     poll_ns: u64,
     halt_ns: u64,
@@ -57,7 +73,13 @@ impl PeriodJson {
     fn new(idle: &IdlePeriod, p: &Period) -> Self {
         PeriodJson {
             cpu: idle.cpu,
+            start_ns: idle.start_ns,
             idle_ns: p.idle_ns,
+            decision: decision_name(p.decision),
+            timer_ns: match p.decision {
+                Decision::TimerThenPoll { timer_ns, .. } => Some(timer_ns),
+                Decision::Halt | Decision::Poll { .. } => None,
+            },
             poll_limit_ns_before: p.poll_limit_ns_before,
             poll_ns: p.poll_ns,
             halt_ns: p.halt_ns,
@@ -79,19 +101,30 @@ struct SummaryJson {
     halt_ns: u64,
     grows: u64,
     shrinks: u64,
+    timer_wakes: u64,
     no_exit_share: f64,
     poll_share_of_idle: f64,
     /// The window at the end, for a trace of one CPU.
     #[serde(skip_serializing_if = "Option::is_none")]
     final_poll_limit_ns: Option<u64>,
     cpus: Vec<CpuJson>,
-    params: Params,
+    governor: &'static str,
+    halt_wake_ns: u64,
+    params: serde_json::Value,
 }
 
 #[derive(Serialize)]
 struct CpuJson {
     cpu: u32,
     final_poll_limit_ns: u64,
+}
+
+fn decision_name(d: Decision) -> &'static str {
+    match d {
+        Decision::Halt => "halt",
+        Decision::Poll { .. } => "poll",
+        Decision::TimerThenPoll { .. } => "timer-then-poll",
+    }
 }
 
 fn adjustment_name(a: Adjustment) -> &'static str {
@@ -102,15 +135,40 @@ fn adjustment_name(a: Adjustment) -> &'static str {
     }
 }
 
-/// Runs `haltpoll replay`.
-pub fn run(args: &ReplayArgs) -> Result<()> {
-    let params = args.governor.validate().context("invalid governor parameters")?;
-    let trace = trace::read(&args.trace, args.format)?;
-    output::print_notes(&trace.notes);
-    output::write_stdout(|out| write_report(out, &trace, &params, args))
+impl ReplayArgs {
+    /// The governor the options choose, checked.
+    pub fn setup(&self) -> Result<Setup> {
+        let governor = governor_params(self.governor, &self.linux, &self.predictive)?;
+        Ok(Setup { governor, halt_wake_ns: self.halt_wake_ns })
+    }
 }
 
-fn write_report(out: &mut dyn Write, trace: &Trace, params: &ValidParams, args: &ReplayArgs) -> io::Result<()> {
+/// The parameters of the governor `kind` from its options, checked.
+pub fn governor_params(kind: GovernorKind, linux: &Params, predictive: &PredictiveParams) -> Result<GovernorParams> {
+    Ok(match kind {
+        GovernorKind::Linux => linux.validate().context("invalid governor parameters")?.into(),
+        GovernorKind::Predictive => predictive.validate().context("invalid predictive governor parameters")?.into(),
+    })
+}
+
+/// The parameters as JSON: Linux's with the kernel's names, or the predictive governor's.
+pub fn params_json(params: &GovernorParams) -> serde_json::Value {
+    let json = match params {
+        GovernorParams::Linux(p) => serde_json::to_value(p),
+        GovernorParams::Predictive(p) => serde_json::to_value(p),
+    };
+    json.expect("parameters serialize")
+}
+
+/// Runs `haltpoll replay`.
+pub fn run(args: &ReplayArgs) -> Result<()> {
+    let setup = args.setup()?;
+    let trace = trace::read(&args.trace, args.format)?;
+    output::print_notes(&trace.notes);
+    output::write_stdout(|out| write_report(out, &trace, &setup, args))
+}
+
+fn write_report(out: &mut dyn Write, trace: &Trace, setup: &Setup, args: &ReplayArgs) -> io::Result<()> {
     let per_cpu = trace.cpus.len() > 1;
     let cpu_col = |cpu: &dyn std::fmt::Display| if per_cpu { format!("{cpu:>4} ") } else { String::new() };
     if !args.json && !args.summary_only {
@@ -126,7 +184,7 @@ fn write_report(out: &mut dyn Write, trace: &Trace, params: &ValidParams, args: 
         )?;
     }
     let mut written = Ok(());
-    let replayed = trace.replay(*params, |idle, p| {
+    let replayed = trace.replay(*setup, |idle, p| {
         if written.is_ok() && !args.summary_only {
             written = write_period(out, idle, p, args.json, &cpu_col(&idle.cpu));
         }
@@ -145,11 +203,14 @@ fn write_report(out: &mut dyn Write, trace: &Trace, params: &ValidParams, args: 
             halt_ns: s.halt_ns,
             grows: s.grows,
             shrinks: s.shrinks,
+            timer_wakes: s.timer_wakes,
             no_exit_share: s.no_exit_share(),
             poll_share_of_idle: s.poll_share_of_idle(),
             final_poll_limit_ns: if per_cpu { None } else { windows.first().map(|w| w.1) },
             cpus: windows.iter().map(|&(cpu, final_poll_limit_ns)| CpuJson { cpu, final_poll_limit_ns }).collect(),
-            params: params.into_inner(),
+            governor: setup.governor.kind().name(),
+            halt_wake_ns: setup.halt_wake_ns,
+            params: params_json(&setup.governor),
         };
         return output::write_json_line(out, &serde_json::json!({ "summary": summary }));
     }
@@ -157,6 +218,7 @@ fn write_report(out: &mut dyn Write, trace: &Trace, params: &ValidParams, args: 
         writeln!(out)?;
     }
     writeln!(out, "summary")?;
+    writeln!(out, "  governor           {}", setup.governor.kind().name())?;
     if trace.format == Format::Perf {
         let wall = trace.span.map_or(0, |s| s.wall_ns);
         writeln!(
@@ -185,7 +247,19 @@ fn write_report(out: &mut dyn Write, trace: &Trace, params: &ValidParams, args: 
         (Some(w), _) => format!("ends at {}", fmt_ns(w)),
         (None, _) => "never used".to_owned(),
     };
-    writeln!(out, "  window             grew {} times, shrank {} times, {ends}", s.grows, s.shrinks)?;
+    match setup.governor {
+        GovernorParams::Linux(_) => {
+            writeln!(out, "  window             grew {} times, shrank {} times, {ends}", s.grows, s.shrinks)?;
+        }
+        GovernorParams::Predictive(_) => {
+            writeln!(
+                out,
+                "  timer wakes        {} (halts a timer ended to poll before a predicted wakeup)",
+                s.timer_wakes
+            )?;
+            writeln!(out, "  planned window     {ends}")?;
+        }
+    }
     Ok(())
 }
 
@@ -194,7 +268,9 @@ fn write_period(out: &mut dyn Write, idle: &IdlePeriod, p: &Period, json: bool, 
         return output::write_json_line(out, &PeriodJson::new(idle, p));
     }
     let outcome = match (p.hit(), p.adjustment) {
+        (true, _) if p.timer_fired => "timer, poll hit",
         (true, _) => "poll hit",
+        (false, _) if p.timer_fired => "timer, halt",
         (false, Adjustment::Unchanged) => "halt",
         (false, Adjustment::Grew { .. }) => "halt, window grew",
         (false, Adjustment::Shrank { .. }) => "halt, window shrank",

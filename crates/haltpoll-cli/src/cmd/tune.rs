@@ -6,15 +6,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use haltpoll::{Params, ShrinkRule, ValidParams};
+use haltpoll::replay::Summary;
+use haltpoll::{GovernorKind, Params, PredictiveParams, ShrinkRule, ValidParams};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::cmd::compare::ContenderJson;
 use crate::module_params::ModuleParams;
 use crate::output::{self, count, fmt_ns, percent};
 use crate::plot::{self, FrontPlot};
 use crate::trace::{self, Format, Trace};
-use crate::tune::{self, Basis, CpuTime, CpusFrom, Grid, Outcome};
+use crate::tune::{self, Basis, CpuTime, CpusFrom, Grid, Outcome, share};
 use crate::units;
 
 /// Which shrink settings to try.
@@ -83,6 +85,12 @@ pub struct TuneArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// With `predictive`: also replay the predictive governor at the budget (--max-poll-share,
+    /// spread over the CPUs that idle), next to Linux's grid.
+    #[arg(long, value_enum, default_value_t = GovernorKind::Linux)]
+    pub governor: GovernorKind,
+    #[command(flatten)]
+    pub predictive: PredictiveParams,
 }
 
 impl TuneArgs {
@@ -123,6 +131,8 @@ struct Tuned<'a> {
     front: Vec<usize>,
     defaults: usize,
     recommended: Option<usize>,
+    /// The predictive governor at the budget, if asked for.
+    predictive: Option<(PredictiveParams, Summary)>,
 }
 
 /// Runs `haltpoll tune`.
@@ -153,7 +163,15 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     let front = tune::front(&outcomes);
     let defaults = outcomes.iter().position(|o| o.params == grid.linux_defaults()).expect("always evaluated");
     let recommended = tune::recommend(&outcomes, &front, cpu, args.max_poll_share);
-    let tuned = Tuned { args, trace: &trace, grid, cpu, outcomes, front, defaults, recommended };
+    let predictive = match args.governor {
+        GovernorKind::Linux => None,
+        GovernorKind::Predictive => {
+            let params = tune::predictive_at(args.predictive, &trace, cpu, args.max_poll_share);
+            let valid = params.validate().context("invalid predictive governor parameters")?;
+            Some((params, trace.replay(valid, |_, _| {}).summary))
+        }
+    };
+    let tuned = Tuned { args, trace: &trace, grid, cpu, outcomes, front, defaults, recommended, predictive };
     if let Some(path) = &args.plot {
         plot::draw_front(path, &tuned.front_plot())?;
     }
@@ -239,6 +257,20 @@ impl Tuned<'_> {
         writeln!(out)?;
         writeln!(out, "for reference")?;
         self.row(out, "Linux default", self.defaults)?;
+        if let Some((p, s)) = &self.predictive {
+            writeln!(
+                out,
+                "  {:<14}{:>12} {:>11} {:>7} {:>9} {:>10} {:>11}  (its budget: {} of each idle CPU's time)",
+                "predictive",
+                p.poll_ceiling_ns,
+                "-",
+                "-",
+                percent(s.no_exit_share()),
+                percent2(share(s.poll_ns, self.cpu.ns)),
+                percent2(share(s.wasted_poll_ns, self.cpu.ns)),
+                percent2(p.poll_budget()),
+            )?;
+        }
         writeln!(out)?;
         let budget = percent2(self.args.max_poll_share);
         let Some(r) = self.recommended else {
@@ -334,13 +366,14 @@ impl Tuned<'_> {
             front: self.front.iter().map(|&i| setting(i)).collect(),
             linux_defaults: setting(self.defaults),
             recommendation,
+            predictive: self.predictive.as_ref().map(|(params, s)| ContenderJson::new(Some(*params), s, self.cpu)),
         };
         output::write_json(out, &json)
     }
 }
 
 /// A share as a percentage with two decimals: CPU shares are often below 1%.
-fn percent2(share: f64) -> String {
+pub(crate) fn percent2(share: f64) -> String {
     format!("{:.2}%", share * 100.0)
 }
 
@@ -380,6 +413,8 @@ struct TuneJson {
     front: Vec<SettingJson>,
     linux_defaults: SettingJson,
     recommendation: Option<RecommendationJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predictive: Option<ContenderJson<PredictiveParams>>,
 }
 
 #[derive(Serialize)]

@@ -15,8 +15,8 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use haltpoll::ValidParams;
-use haltpoll::replay::{Period, Replay, Summary};
+use haltpoll::IdleGovernor;
+use haltpoll::replay::{Period, Setup, Summary};
 
 /// The highest CPU number a trace may name; real systems stay far below it, and it bounds the
 /// per-CPU tables.
@@ -48,6 +48,8 @@ pub struct IdlePeriod {
     pub cpu: u32,
     /// Its length, ns.
     pub idle_ns: u64,
+    /// When it began, ns, in formats with timestamps (perf).
+    pub start_ns: Option<u64>,
 }
 
 /// The wall-clock extent of a trace recorded on a whole system.
@@ -79,7 +81,8 @@ pub struct Trace {
 pub struct Replayed {
     /// Totals over all CPUs.
     pub summary: Summary,
-    /// Each CPU's window at the end, `(cpu, poll_limit_ns)`, ascending by CPU.
+    /// Each CPU's window at the end, `(cpu, ns)`, ascending by CPU: Linux's `poll_limit_ns`, or
+    /// the predictive governor's planned window.
     pub final_windows: Vec<(u32, u64)>,
 }
 
@@ -87,7 +90,10 @@ impl Trace {
     /// A single-CPU trace (CPU 0) of the given periods.
     #[cfg(test)]
     pub fn single_cpu(format: Format, idle_ns: impl IntoIterator<Item = u64>) -> Trace {
-        Trace::of_periods(format, idle_ns.into_iter().map(|idle_ns| IdlePeriod { cpu: 0, idle_ns }).collect())
+        Trace::of_periods(
+            format,
+            idle_ns.into_iter().map(|idle_ns| IdlePeriod { cpu: 0, idle_ns, start_ns: None }).collect(),
+        )
     }
 
     /// A trace without timestamps of the given periods.
@@ -98,23 +104,31 @@ impl Trace {
         Trace { format, periods, cpus, span: None, notes: Vec::new() }
     }
 
-    /// Runs `params` over the trace with one governor per CPU, each starting from a window of
-    /// 0, and calls `each` for every period in trace order.
-    pub fn replay(&self, params: ValidParams, mut each: impl FnMut(&IdlePeriod, &Period)) -> Replayed {
-        // Indexed by CPU number: the parsers keep numbers at or below MAX_CPU.
+    /// Runs a governor (Linux's parameters, or a [`Setup`]) over the trace with one governor
+    /// per CPU, each as a CPU starts, and calls `each` for every period in trace order. Where
+    /// the trace has timestamps, each governor is told how long its CPU ran between periods.
+    pub fn replay(&self, setup: impl Into<Setup>, mut each: impl FnMut(&IdlePeriod, &Period)) -> Replayed {
+        let setup = setup.into();
+        // Indexed by CPU number: the parsers keep numbers at or below MAX_CPU. Each CPU's
+        // replay, and when its last period ended.
         let slots = self.cpus.last().map_or(0, |&c| c as usize + 1);
-        let mut cpus: Vec<Option<Replay>> = vec![None; slots];
+        let mut cpus = vec![None; slots];
         let mut summary = Summary::default();
         for idle in &self.periods {
-            let replay = cpus[idle.cpu as usize].get_or_insert_with(|| Replay::new(params));
-            let period = replay.period(idle.idle_ns);
+            let (replay, last_end) = cpus[idle.cpu as usize].get_or_insert_with(|| (setup.replay(), None));
+            let busy_ns = match (idle.start_ns, *last_end) {
+                (Some(start), Some(end)) => start.saturating_sub(end),
+                _ => 0,
+            };
+            *last_end = idle.start_ns.map(|s| s.saturating_add(idle.idle_ns));
+            let period = replay.period_after(busy_ns, idle.idle_ns);
             summary.add(&period);
             each(idle, &period);
         }
         let final_windows = cpus
             .iter()
             .enumerate()
-            .filter_map(|(cpu, r)| r.as_ref().map(|r| (cpu as u32, r.governor().poll_limit_ns())))
+            .filter_map(|(cpu, r)| r.as_ref().map(|(r, _)| (cpu as u32, r.governor().window_ns())))
             .collect();
         Replayed { summary, final_windows }
     }
@@ -191,6 +205,7 @@ pub fn detect(text: &str) -> Format {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use haltpoll::ValidParams;
 
     #[test]
     fn detects_each_format() {
@@ -210,9 +225,9 @@ mod tests {
         let trace = Trace {
             format: Format::Perf,
             periods: vec![
-                IdlePeriod { cpu: 0, idle_ns: 30_000 },
-                IdlePeriod { cpu: 1, idle_ns: 30_000 },
-                IdlePeriod { cpu: 0, idle_ns: 30_000 },
+                IdlePeriod { cpu: 0, idle_ns: 30_000, start_ns: None },
+                IdlePeriod { cpu: 1, idle_ns: 30_000, start_ns: None },
+                IdlePeriod { cpu: 0, idle_ns: 30_000, start_ns: None },
             ],
             cpus: vec![0, 1],
             span: None,
@@ -229,7 +244,7 @@ mod tests {
     fn sparse_cpu_numbers() {
         let trace = Trace {
             format: Format::Perf,
-            periods: vec![IdlePeriod { cpu: 7, idle_ns: 1 }],
+            periods: vec![IdlePeriod { cpu: 7, idle_ns: 1, start_ns: None }],
             cpus: vec![7],
             span: None,
             notes: vec![],

@@ -202,7 +202,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Trace, TraceError> {
         c.last_ns = Some(time_ns);
         first_ns = Some(first_ns.map_or(time_ns, |f| f.min(time_ns)));
         last_ns = last_ns.max(time_ns);
-        let mut emit = |start: u64, end: u64| periods.push(IdlePeriod { cpu, idle_ns: end - start });
+        let mut emit =
+            |start: u64, end: u64| periods.push(IdlePeriod { cpu, idle_ns: end - start, start_ns: Some(start) });
         if state == EXIT_STATE {
             match c.open.take() {
                 Some((0, start)) => c.poll = Some((start, time_ns)),
@@ -227,7 +228,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Trace, TraceError> {
     // A poll at the very end: its wakeup came, or it timed out just as the trace ended.
     for (cpu, c) in cpus.iter().enumerate() {
         if let Some((start, end)) = c.poll {
-            periods.push(IdlePeriod { cpu: cpu as u32, idle_ns: end - start });
+            periods.push(IdlePeriod { cpu: cpu as u32, idle_ns: end - start, start_ns: Some(start) });
         }
     }
     let Some(first_ns) = first_ns.filter(|_| !periods.is_empty()) else {

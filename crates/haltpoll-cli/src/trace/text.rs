@@ -44,7 +44,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<IdlePeriod>, TraceError> {
             return Err(malformed("not a whole number of nanoseconds"));
         }
         let idle_ns = content.parse().map_err(|_| malformed("too large for 64 bits"))?;
-        periods.push(IdlePeriod { cpu, idle_ns });
+        periods.push(IdlePeriod { cpu, idle_ns, start_ns: None });
     }
     Ok(periods)
 }

@@ -1,0 +1,151 @@
+//! The polling budget: a credit of polling time the CPU earns as time passes and spends by
+//! polling, and the price of a poll that keeps spending at the rate earned.
+//!
+//! The credit is the hard limit: a window never exceeds it, so from the start polling takes at
+//! most `budget x (time run + time idle)` (only a caller's forced poll, for a latency
+//! requirement of 0, can overdraw it). Unspent credit is kept up to `budget x horizon`.
+//!
+//! The price is the soft control: what a caught wakeup is worth in ns of polling. The window
+//! chosen is the one with the most `price x catches - ns polled` ([`super::histogram`]), so a
+//! higher price polls more. The price follows the credit: an empty credit makes it 256 ns (catch
+//! only what is nearly free), a credit of a full reserve 2^36 ns (poll whatever may catch
+//! something), exponentially in between. So polling settles where it spends what it earns, on the
+//! periods most likely to end soonest, as the clairvoyant bound spends it on the shortest. The
+//! reserve is a few ceilings' worth (or the cap, if smaller): enough for several of the longest
+//! windows in a row, little enough that the price reacts within a few periods.
+
+use super::params::{MAX_HORIZON_NS, PPM, ValidPredictiveParams};
+
+/// The price's range as powers of two of ns: from 4 us to 2^28 ns (268 ms).
+const MIN_PRICE_SHIFT: u32 = 12;
+/// See [`MIN_PRICE_SHIFT`].
+const MAX_PRICE_SHIFT: u32 = 28;
+
+/// The highest price, in ceilings.
+const MAX_PRICE_CEILINGS: u64 = 4;
+
+/// The reserve at which the price is highest, in ceilings.
+const RESERVE_CEILINGS: u64 = 8;
+
+/// A CPU's polling budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// The share of time polling may take, ppm.
+    ppm: u32,
+    /// What `time x ppm` earned beyond the whole ns already credited, in ns x ppm (< [`PPM`]).
+    remainder: u32,
+    /// Polling time available, ns.
+    credit_ns: u64,
+    /// The most credit kept: `ppm x horizon`.
+    cap_ns: u64,
+    /// The credit at which the price is highest: [`RESERVE_CEILINGS`] ceilings, at most half
+    /// the cap.
+    reserve_ns: u64,
+    /// The highest price: [`MAX_PRICE_CEILINGS`] ceilings (within the price's range). No catch is
+    /// worth more: a poll that catches less than one wakeup in that many is not worth its
+    /// ceiling, however much credit is left.
+    max_price_ns: u64,
+    /// `2^40 / reserve`, rounded up: the fill in 1/256 is `credit x fill_scale >> 32`, without a division on
+    /// the idle path.
+    fill_scale: u64,
+}
+
+impl Budget {
+    /// No credit yet: a CPU earns before it spends.
+    pub const fn new(params: &ValidPredictiveParams) -> Budget {
+        let p = params.into_inner();
+        // horizon <= 10^12 and ppm <= 10^6: the product fits; so does 8 x a ceiling <= 1 s.
+        let cap_ns = p.budget_horizon_ns * p.poll_budget_ppm as u64 / PPM as u64;
+        let reserve = RESERVE_CEILINGS * p.poll_ceiling_ns;
+        let reserve_ns = if reserve < cap_ns / 2 { reserve } else { cap_ns / 2 };
+        let max = MAX_PRICE_CEILINGS * p.poll_ceiling_ns;
+        let max_price_ns = if max > 1 << MAX_PRICE_SHIFT { 1 << MAX_PRICE_SHIFT } else { max };
+        let fill_scale = match (1u64 << 40).checked_div(reserve_ns) {
+            Some(q) if q * reserve_ns == 1 << 40 => q,
+            Some(q) => q + 1, // rounded up
+            None => 0,
+        };
+        Budget { ppm: p.poll_budget_ppm, remainder: 0, credit_ns: 0, cap_ns, reserve_ns, max_price_ns, fill_scale }
+    }
+
+    /// Credit available, ns.
+    pub const fn credit_ns(&self) -> u64 {
+        self.credit_ns
+    }
+
+    /// The price, ns: 2^(12 + 16 x credit / reserve), interpolated linearly between powers of
+    /// two, at most four ceilings.
+    pub const fn price_ns(&self) -> u64 {
+        let range = MAX_PRICE_SHIFT - MIN_PRICE_SHIFT;
+        // The fill in 1/256, by the reciprocal kept (credit < reserve here, so the product is
+        // below 2^40).
+        let fill = if self.credit_ns >= self.reserve_ns { 256 } else { (self.credit_ns * self.fill_scale) >> 32 };
+        let exponent = (MIN_PRICE_SHIFT as u64) * 256 + range as u64 * fill; // in 1/256
+        let (whole, frac) = (exponent >> 8, exponent & 255);
+        let price = ((1u64 << whole) * (256 + frac)) >> 8;
+        if price < self.max_price_ns { price } else { self.max_price_ns }
+    }
+
+    /// Earns the budget's share of `elapsed_ns`, up to the cap.
+    pub fn earn(&mut self, elapsed_ns: u64) {
+        // Beyond a horizon the cap is reached anyway; this bound keeps the product in 64 bits.
+        let elapsed = if elapsed_ns < MAX_HORIZON_NS { elapsed_ns } else { MAX_HORIZON_NS };
+        let earned = elapsed * u64::from(self.ppm) + u64::from(self.remainder);
+        self.remainder = (earned % u64::from(PPM)) as u32;
+        self.credit_ns = self.credit_ns.saturating_add(earned / u64::from(PPM)).min(self.cap_ns);
+    }
+
+    /// Spends `poll_ns` of polling.
+    pub fn spend(&mut self, poll_ns: u64) {
+        self.credit_ns = self.credit_ns.saturating_sub(poll_ns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::predictive::PredictiveParams;
+
+    fn budget(ppm: u32, horizon_ns: u64) -> Budget {
+        let p = PredictiveParams { poll_budget_ppm: ppm, budget_horizon_ns: horizon_ns, ..PredictiveParams::DEFAULT };
+        Budget::new(&p.validate().unwrap())
+    }
+
+    #[test]
+    fn earns_its_share_exactly_and_caps() {
+        let mut b = budget(50_000, 1_000_000); // 5%, cap 50 us
+        assert_eq!(b.credit_ns(), 0);
+        for _ in 0..1_000 {
+            b.earn(333); // 16.65 ns each
+        }
+        assert_eq!(b.credit_ns(), 16_650);
+        b.earn(u64::MAX);
+        assert_eq!(b.credit_ns(), 50_000);
+        b.spend(60_000);
+        assert_eq!(b.credit_ns(), 0);
+    }
+
+    #[test]
+    fn the_price_follows_the_credit() {
+        // 5% of 1 s: a cap of 50 ms; a reserve of 8 ceilings of 100 us, 800 us.
+        let p = PredictiveParams { poll_budget_ppm: 50_000, poll_ceiling_ns: 100_000, ..PredictiveParams::DEFAULT };
+        let mut b = Budget::new(&p.validate().unwrap());
+        assert_eq!((b.credit_ns(), b.price_ns()), (0, 1 << MIN_PRICE_SHIFT));
+        let mut last = b.price_ns();
+        for _ in 0..80 {
+            b.earn(200_000); // 10 us each
+            assert!(b.price_ns() >= last);
+            last = b.price_ns();
+        }
+        assert_eq!(b.price_ns(), 400_000, "at most 4 ceilings");
+        b.spend(600_000);
+        assert_eq!(b.price_ns(), 1 << 16, "at 1/4 of the reserve: 2^(12 + 16 x 1/4)");
+    }
+
+    #[test]
+    fn a_zero_ceiling_or_budget_has_no_reserve() {
+        let p = PredictiveParams { poll_ceiling_ns: 0, ..PredictiveParams::DEFAULT };
+        let b = Budget::new(&p.validate().unwrap());
+        assert_eq!(b.price_ns(), 0);
+    }
+}

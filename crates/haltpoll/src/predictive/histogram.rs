@@ -1,0 +1,226 @@
+//! What the next idle period will probably be: decayed histograms of idle lengths in
+//! octave-wide buckets, one per bucket of the period before, and the poll window they make
+//! worth most.
+//!
+//! Real servers' idle periods are not one distribution but several, and which one comes next
+//! depends on what came before (a request's short wait for its next packet, then a long wait for
+//! the next request). So the counts are kept per bucket of the previous period, with one
+//! unconditioned histogram for rows that have not seen enough yet.
+
+/// Number of buckets: `[0, 8 us)`, `[8, 16 us)`, ..., `[4.2, 8.4 ms)`, `[8.4 ms, ...)`.
+pub const BUCKETS: usize = 12;
+
+/// Bucket 0 ends at `2^FIRST_SHIFT` ns (8.2 us); each next one is twice as wide.
+const FIRST_SHIFT: u32 = 13;
+
+/// One observation adds this much to its count; a count that would pass `u8::MAX` halves its
+/// whole row first. So a histogram weighs recent periods most, forgets in steps of a half, and
+/// fits in a byte per bucket.
+const WEIGHT: u8 = 16;
+
+/// A row is used once it holds about this many observations' worth; until then the
+/// unconditioned histogram speaks for it.
+const MIN_ROW_TOTAL: u32 = 3 * WEIGHT as u32;
+
+/// The bucket of an idle period of `ns`.
+pub const fn bucket(ns: u64) -> usize {
+    let x = ns >> FIRST_SHIFT;
+    if x == 0 {
+        return 0;
+    }
+    let b = (u64::BITS - x.leading_zeros()) as usize;
+    if b < BUCKETS { b } else { BUCKETS - 1 }
+}
+
+/// The end of bucket `j` (exclusive), ns, for `j < BUCKETS - 1` (the last is open).
+pub const fn edge_ns(j: usize) -> u64 {
+    1 << (FIRST_SHIFT + j as u32)
+}
+
+/// The start of bucket `j`, ns.
+const fn start_ns(j: usize) -> u64 {
+    if j == 0 { 0 } else { edge_ns(j - 1) }
+}
+
+/// Counts of one histogram.
+type Row = [u8; BUCKETS];
+
+/// Counts of a prediction: a blend of histograms, at most `4 x u8::MAX` each.
+pub type Counts = [u16; BUCKETS];
+
+/// The conditional histograms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Histograms {
+    /// `rows[i][k]`: periods in bucket `k` that followed one in bucket `i`.
+    rows: [Row; BUCKETS],
+    /// Periods in bucket `k`, whatever came before.
+    all: Row,
+    /// The bucket of the last period.
+    prev: u8,
+}
+
+impl Histograms {
+    /// Empty.
+    pub const fn new() -> Histograms {
+        Histograms { rows: [[0; BUCKETS]; BUCKETS], all: [0; BUCKETS], prev: 0 }
+    }
+
+    /// Records a period of `ns`.
+    pub fn add(&mut self, ns: u64) {
+        let k = bucket(ns);
+        add_to(&mut self.rows[self.prev as usize], k);
+        add_to(&mut self.all, k);
+        self.prev = k as u8;
+    }
+
+    /// The counts that predict the next period: those that followed the last period's bucket,
+    /// weighted 3 to 1 against all of them (which keeps a bucket the row has not seen yet
+    /// possible), or all of them alone while that row is thin.
+    pub fn prediction(&self) -> Counts {
+        let row = &self.rows[self.prev as usize];
+        let thin = total(row) < MIN_ROW_TOTAL;
+        let mut counts = [0u16; BUCKETS];
+        for (k, n) in counts.iter_mut().enumerate() {
+            let all = u16::from(self.all[k]);
+            *n = if thin { 4 * all } else { 3 * u16::from(row[k]) + all };
+        }
+        counts
+    }
+}
+
+fn add_to(row: &mut Row, k: usize) {
+    if row[k] > u8::MAX - WEIGHT {
+        for n in row.iter_mut() {
+            *n /= 2;
+        }
+    }
+    row[k] += WEIGHT;
+}
+
+/// The sum of a histogram's counts.
+pub fn total<T: Copy + Into<u32>>(counts: &[T; BUCKETS]) -> u32 {
+    counts.iter().map(|&n| n.into()).sum()
+}
+
+/// A poll window and what the histogram expects of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Choice {
+    /// The window, ns (0: do not poll).
+    pub window_ns: u64,
+    /// Its worth: `price_ns x expected catches - expected ns polled`, in count x ns (counts as
+    /// in the row, times 256). 0 for not polling; the best window has the largest.
+    pub score: i64,
+}
+
+/// The window up to `limit_ns` with the largest expected `price_ns x catches - ns polled` under
+/// `row`: a poll is worth `price_ns` ns of CPU per wakeup it catches. Windows end at bucket
+/// edges or at `limit_ns`. Within a bucket, periods are taken as spread evenly.
+///
+/// Counts below 2^10, `price_ns <= 2^36` and windows below 2^24 keep every product below 2^63.
+pub fn best_window(row: &Counts, price_ns: u64, limit_ns: u64) -> Choice {
+    let price = price_ns as i64;
+    // Counts x 256, so that a bucket cut by the limit can be counted in part.
+    let mut above: i64 = i64::from(total(row)) << 8;
+    let (mut caught, mut cost_caught) = (0i64, 0i64);
+    let mut best = Choice { window_ns: 0, score: 0 };
+    for (j, &n) in row.iter().enumerate().take(BUCKETS - 1) {
+        let (lo, hi) = (start_ns(j), edge_ns(j));
+        if lo >= limit_ns {
+            break;
+        }
+        let n = i64::from(n) << 8;
+        above -= n;
+        let w = if hi < limit_ns { hi } else { limit_ns };
+        // Of this bucket, the part below `w` is caught at its mean length, the rest polls `w`.
+        let part = if w == hi { n } else { n * (w - lo) as i64 / (hi - lo) as i64 };
+        let score =
+            price * (caught + part) - cost_caught - part * ((lo + w) / 2) as i64 - (above + n - part) * w as i64;
+        if score > best.score {
+            best = Choice { window_ns: w, score };
+        }
+        caught += n;
+        cost_caught += n * ((lo + hi) / 2) as i64;
+    }
+    best
+}
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Histograms::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_octaves() {
+        assert_eq!(bucket(0), 0);
+        assert_eq!(bucket(8_191), 0);
+        assert_eq!(bucket(8_192), 1);
+        assert_eq!(bucket(16_383), 1);
+        assert_eq!(bucket(16_384), 2);
+        assert_eq!(bucket(edge_ns(BUCKETS - 2) - 1), BUCKETS - 2);
+        assert_eq!(bucket(edge_ns(BUCKETS - 2)), BUCKETS - 1);
+        assert_eq!(bucket(u64::MAX), BUCKETS - 1);
+        for j in 0..BUCKETS - 1 {
+            assert_eq!(bucket(edge_ns(j) - 1), j);
+        }
+    }
+
+    #[test]
+    fn rows_decay_and_condition_on_the_previous_bucket() {
+        let mut h = Histograms::new();
+        // Alternate 20 us and 2 ms: after a short one comes a long one and back.
+        for _ in 0..100 {
+            h.add(20_000);
+            h.add(2_000_000);
+        }
+        let after_long = h.rows[bucket(2_000_000)]; // the last was 2 ms: the next is short
+        assert_eq!(after_long.iter().position(|&n| n > 0), Some(bucket(20_000)));
+        assert_eq!(total(&after_long), u32::from(after_long[bucket(20_000)]));
+        let p = h.prediction();
+        assert!(p[bucket(20_000)] > 3 * p[bucket(2_000_000)], "the row weighs most: {p:?}");
+        h.add(20_000);
+        let after_short = h.prediction();
+        assert!(after_short[bucket(2_000_000)] > 3 * after_short[bucket(20_000)]);
+    }
+
+    #[test]
+    fn a_thin_row_defers_to_all() {
+        let mut h = Histograms::new();
+        h.add(20_000);
+        h.add(20_000);
+        h.add(2_000_000); // row of the 2 ms bucket is empty
+        assert_eq!(h.prediction().to_vec(), h.all.iter().map(|&n| 4 * u16::from(n)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_best_window_catches_the_cheap_bucket_only() {
+        let mut row = [0u16; BUCKETS];
+        row[bucket(20_000)] = 160; // [16, 32) us
+        row[bucket(3_000_000)] = 80; // [2, 4) ms
+        // A catch is worth 100 us of polling: poll to the end of the short bucket.
+        let c = best_window(&row, 100_000, 1_000_000);
+        assert_eq!(c.window_ns, edge_ns(bucket(20_000)));
+        assert!(c.score > 0);
+        // Worth only 10 us: catching a 24 us period costs more than it is worth.
+        assert_eq!(best_window(&row, 10_000, 1_000_000), Choice { window_ns: 0, score: 0 });
+        // A limit inside the bucket polls to the limit.
+        assert_eq!(best_window(&row, 100_000, 30_000).window_ns, 30_000);
+        // ... unless it catches too little of it to pay.
+        assert_eq!(best_window(&row, 100_000, 20_000).window_ns, 0);
+        assert_eq!(best_window(&row, 100_000, 0).window_ns, 0);
+        assert_eq!(best_window(&[0; BUCKETS], 100_000, 1_000_000).window_ns, 0);
+    }
+
+    #[test]
+    fn extremes_do_not_overflow() {
+        let row = [4 * u16::from(u8::MAX); BUCKETS];
+        let c = best_window(&row, 1 << 36, 1 << 32);
+        assert!(c.window_ns > 0);
+        let c = best_window(&row, 0, 1 << 32);
+        assert_eq!(c.window_ns, 0);
+    }
+}

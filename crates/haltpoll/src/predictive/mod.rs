@@ -1,0 +1,290 @@
+//! The predictive governor: polls where a poll most likely catches the wakeup, within a budget
+//! of the CPU's time.
+//!
+//! Linux's governor learns one window by growing and shrinking it; it cannot tell a mix of short
+//! and long idle periods from a steady one, it learns only from halts, and a halt's own wake-up
+//! cost makes the next period look longer (the window-0 trap). This one instead:
+//! - keeps decayed histograms of recent idle lengths, one per bucket of the period before
+//!   ([`histogram`]), learning from every period whatever it decided, with the halt's wake cost
+//!   (which the caller reports) taken off, so no decision can starve it of what it needs to
+//!   learn;
+//! - picks the window with the most `price x expected catches - expected ns polled`, where
+//!   the price of a catch is steered so that polling spends the budget and no more
+//!   ([`budget`]): the budget goes to the periods most likely to end soonest, which is how the
+//!   clairvoyant bound (poll exactly the shortest periods) spends it;
+//! - meets periodic wakeups that no window from idle entry can afford by halting with a timer
+//!   set just before the predicted wakeup, then polling a short window ([`periodic`],
+//!   [`Decision::TimerThenPoll`]).
+//!
+//! A pure state machine, as [`Governor`](crate::Governor): no clock, no allocation, 256 bytes at
+//! most per CPU; the caller passes the time it needs (busy time since the last idle period, the
+//! halt's wake cost). docs/predictive.md has the design's measurements.
+//!
+//! ```
+//! use haltpoll::predictive::{Predictive, ValidPredictiveParams};
+//! use haltpoll::select::{Decision, Outcome};
+//! use haltpoll::LATENCY_ANY;
+//! let mut gov = Predictive::new(ValidPredictiveParams::DEFAULT); // 5% budget
+//! assert_eq!(gov.select(LATENCY_ANY, 0), Decision::Halt); // nothing learnt yet
+//! // Requests: 20 us of idle between 780 us of work, for a while.
+//! for _ in 0..1_000 {
+//!     let decision = gov.select(LATENCY_ANY, 780_000);
+//!     let caught = matches!(decision, Decision::Poll { window_ns } if window_ns >= 20_000);
+//!     let poll_ns = decision.window_ns().min(20_000);
+//!     gov.reflect(&Outcome { idle_ns: 20_000, poll_ns, caught, halt_wake_ns: 0 });
+//! }
+//! // It polls to the end of the 16-33 us bucket: 2.5% of the time, within the 5% budget.
+//! assert_eq!(gov.select(LATENCY_ANY, 780_000), Decision::Poll { window_ns: 32_768 });
+//! ```
+
+pub mod budget;
+pub mod histogram;
+mod params;
+pub mod periodic;
+
+pub use params::{
+    BudgetParseError, MAX_CEILING_NS, MAX_HORIZON_NS, PPM, PredictiveParamError, PredictiveParams, RawPredictiveParams,
+    ValidPredictiveParams, parse_budget,
+};
+
+use crate::driver::HALT;
+use crate::governor::LatencyReq;
+use crate::select::{Decision, Outcome};
+use budget::Budget;
+use histogram::Histograms;
+use periodic::{MIN_TIMER_HALT_NS, Periodic};
+
+/// The predictive governor of one CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Predictive {
+    /// `poll_ceiling_ns`, at most 1 s.
+    ceiling_ns: u32,
+    timer_first: bool,
+    budget: Budget,
+    histograms: Histograms,
+    periodic: Periodic,
+    /// Moving average of the wake cost of a halt the caller reported (1/4 of each new one), ns.
+    halt_wake_ns: u32,
+    /// What the next select returns (unless a latency requirement forces a poll): planned when
+    /// the last period was reflected, so that select costs next to nothing.
+    next: Decision,
+}
+
+// The issue's bound on per-CPU state.
+const _: () = assert!(core::mem::size_of::<Predictive>() <= 256);
+
+impl Predictive {
+    /// A governor with no history and no credit, as every CPU starts.
+    pub const fn new(params: ValidPredictiveParams) -> Predictive {
+        let p = params.into_inner();
+        Predictive {
+            // validate() keeps the ceiling at or below 1 s.
+            ceiling_ns: p.poll_ceiling_ns as u32,
+            timer_first: p.timer_first,
+            budget: Budget::new(&params),
+            histograms: Histograms::new(),
+            periodic: Periodic::new(),
+            halt_wake_ns: 0,
+            next: Decision::Halt,
+        }
+    }
+
+    /// Picks what to do at idle entry. `busy_ns`: how long the CPU ran since its last idle
+    /// period ended (it earns budget).
+    ///
+    /// A latency requirement below HALT's exit latency (in particular 0) forces a poll until
+    /// woken, as Linux's governor does; the budget pays for it afterwards.
+    pub fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision {
+        self.budget.earn(busy_ns);
+        if latency_req < HALT.exit_latency_ns {
+            return Decision::Poll { window_ns: u64::MAX };
+        }
+        self.next
+    }
+
+    /// Learns from the idle period the last [`Predictive::select`] began, and plans the next
+    /// decision.
+    pub fn reflect(&mut self, outcome: &Outcome) {
+        self.budget.earn(outcome.idle_ns);
+        self.budget.spend(outcome.poll_ns);
+        if !outcome.caught && outcome.halt_wake_ns > 0 {
+            let (avg, new) =
+                (i64::from(self.halt_wake_ns), i64::from(u32::try_from(outcome.halt_wake_ns).unwrap_or(u32::MAX)));
+            self.halt_wake_ns = (avg + (new - avg) / 4) as u32;
+        }
+        let wakeup_ns = outcome.wakeup_ns();
+        self.histograms.add(wakeup_ns);
+        self.periodic.add(wakeup_ns);
+        self.next = self.plan();
+    }
+
+    /// What the next select will return (without a latency requirement).
+    pub const fn planned(&self) -> Decision {
+        self.next
+    }
+
+    /// Polling time the budget has left, ns.
+    pub const fn credit_ns(&self) -> u64 {
+        self.budget.credit_ns()
+    }
+
+    /// What a caught wakeup is worth now, in ns of polling.
+    pub const fn price_ns(&self) -> u64 {
+        self.budget.price_ns()
+    }
+
+    /// The best decision for the next period: the best window from idle entry, or, if it is
+    /// worth more, a timer and a window around the predicted wakeup; within the ceiling and the
+    /// credit there is now.
+    fn plan(&self) -> Decision {
+        let limit = u64::from(self.ceiling_ns).min(self.budget.credit_ns());
+        let price = self.budget.price_ns();
+        let row = self.histograms.prediction();
+        let poll = histogram::best_window(&row, price, limit);
+        let mut best = (
+            poll.score,
+            if poll.window_ns == 0 { Decision::Halt } else { Decision::Poll { window_ns: poll.window_ns } },
+        );
+        if self.timer_first {
+            let aim = self.periodic.aim();
+            let wake = u64::from(self.halt_wake_ns);
+            if aim.window_ns <= limit && aim.start_ns >= wake + MIN_TIMER_HALT_NS {
+                // On the histogram's scale (counts x 256): price x expected catches - expected ns
+                // polled, about half the window whether it catches or not.
+                let n = i64::from(histogram::total(&row)) << 8;
+                let score = price as i64 * ((n * i64::from(aim.catch_rate)) >> 10) - n * (aim.window_ns / 2) as i64;
+                if score > best.0 {
+                    best = (score, Decision::TimerThenPoll { timer_ns: aim.start_ns - wake, window_ns: aim.window_ns });
+                }
+            }
+        }
+        best.1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LATENCY_ANY;
+
+    /// Runs `periods` (busy, idle) through the governor as the replay model would, and returns
+    /// the decisions and whether each caught its wakeup.
+    fn run(gov: &mut Predictive, periods: impl IntoIterator<Item = (u64, u64)>, wake_ns: u64) -> Vec<(Decision, bool)> {
+        periods
+            .into_iter()
+            .map(|(busy, d)| {
+                let decision = gov.select(LATENCY_ANY, busy);
+                let (poll_ns, caught, idle_ns) = match decision {
+                    Decision::Halt => (0, false, d + wake_ns),
+                    Decision::Poll { window_ns } if d <= window_ns => (d, true, d),
+                    Decision::Poll { window_ns } => (window_ns, false, d + wake_ns),
+                    Decision::TimerThenPoll { timer_ns, window_ns } => {
+                        let start = timer_ns + wake_ns;
+                        if d < start {
+                            (0, false, d.max(timer_ns) + wake_ns)
+                        } else if d <= start + window_ns {
+                            (d - start, true, d)
+                        } else {
+                            (window_ns, false, d + wake_ns)
+                        }
+                    }
+                };
+                gov.reflect(&Outcome { idle_ns, poll_ns, caught, halt_wake_ns: wake_ns });
+                (decision, caught)
+            })
+            .collect()
+    }
+
+    fn params(budget_ppm: u32, ceiling_ns: u64) -> ValidPredictiveParams {
+        PredictiveParams { poll_budget_ppm: budget_ppm, poll_ceiling_ns: ceiling_ns, ..PredictiveParams::DEFAULT }
+            .validate()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_mix_is_polled_for_its_short_periods_only() {
+        // Short waits (20 us) between long ones (3 ms), with 50 us of work between: 5% of the
+        // time is 156 us per pair, enough for every short one, not for a long one. Spare
+        // credit may buy a short poll on the chance that a short one follows a short one (the
+        // unconditioned histogram keeps that possible), never a window toward 3 ms.
+        let mut gov = Predictive::new(params(50_000, 1_000_000));
+        let trace = (0..4_000).flat_map(|_| [(50_000, 20_000), (50_000, 3_000_000)]);
+        let out = run(&mut gov, trace, 0);
+        let tail = &out[2_000..];
+        let short_caught = tail.iter().step_by(2).filter(|(_, c)| *c).count();
+        let long_polled = tail.iter().skip(1).step_by(2).filter(|(d, _)| d.window_ns() > 32_768).count();
+        assert!(short_caught * 100 >= 95 * tail.len() / 2, "short ones caught: {short_caught}");
+        assert!(long_polled * 100 <= 5 * tail.len() / 2, "long ones polled: {long_polled}");
+    }
+
+    #[test]
+    fn the_budget_is_never_overspent() {
+        // Periods all worth polling, but 1% of the time allows few of them.
+        let mut gov = Predictive::new(params(10_000, 1_000_000));
+        let (mut polled, mut time) = (0u64, 0u64);
+        let trace: Vec<(u64, u64)> = (0..20_000).map(|i| (5_000, 40_000 + (i % 7) * 3_000)).collect();
+        for &(busy, d) in &trace {
+            time += busy + d;
+            let decision = gov.select(LATENCY_ANY, busy);
+            let w = decision.window_ns();
+            let (poll_ns, caught) = match decision {
+                Decision::Poll { .. } => (w.min(d), d <= w),
+                _ => (0, false),
+            };
+            polled += poll_ns;
+            assert!(polled <= time / 100, "{polled} ns polled of {time} ns");
+            gov.reflect(&Outcome { idle_ns: d, poll_ns, caught, halt_wake_ns: 0 });
+        }
+        assert!(polled > time / 200, "the budget is used: {polled} of {time}");
+    }
+
+    #[test]
+    fn no_window_zero_trap_when_the_halt_wake_cost_is_reported() {
+        // Linux's trap: 150 us periods, a 200 us ceiling, and 60 us of wake cost in every halt.
+        // Reported, the cost is taken off; the governor catches nearly every wakeup.
+        let mut gov = Predictive::new(params(PPM, 200_000));
+        let out = run(&mut gov, (0..2_000).map(|_| (5_000, 150_000)), 60_000);
+        let caught = out[100..].iter().filter(|(_, c)| *c).count();
+        assert!(caught * 100 >= 99 * out[100..].len(), "caught {caught}");
+    }
+
+    #[test]
+    fn periodic_wakeups_beyond_the_budget_are_met_by_a_timer() {
+        // 600 us think time, a 2% budget: 12 us of polling per period. A window from idle entry
+        // cannot reach the wakeup; a timer and a short window can.
+        let mut gov = Predictive::new(params(20_000, 1_000_000));
+        let out = run(&mut gov, (0..3_000u64).map(|i| (2_000, 600_000 + (i % 5) * 200)), 20_000);
+        let tail = &out[1_000..];
+        let timed = tail.iter().filter(|(d, _)| matches!(d, Decision::TimerThenPoll { .. })).count();
+        let caught = tail.iter().filter(|(_, c)| *c).count();
+        assert!(timed * 10 >= 9 * tail.len(), "timer-first {timed} of {}", tail.len());
+        assert!(caught * 10 >= 9 * tail.len(), "caught {caught} of {}", tail.len());
+        if let Decision::TimerThenPoll { timer_ns, .. } = tail[tail.len() - 1].0 {
+            assert!(timer_ns < 600_000 - 20_000, "the timer fires a wake cost early: {timer_ns}");
+        }
+    }
+
+    #[test]
+    fn without_timer_first_it_never_sets_a_timer() {
+        let p = PredictiveParams { timer_first: false, ..*params(20_000, 1_000_000) }.validate().unwrap();
+        let mut gov = Predictive::new(p);
+        let out = run(&mut gov, (0..2_000).map(|_| (2_000, 600_000)), 0);
+        assert!(out.iter().all(|(d, _)| !matches!(d, Decision::TimerThenPoll { .. })));
+    }
+
+    #[test]
+    fn a_zero_latency_requirement_forces_a_poll() {
+        let mut gov = Predictive::new(ValidPredictiveParams::DEFAULT);
+        assert_eq!(gov.select(0, 0), Decision::Poll { window_ns: u64::MAX });
+        assert_eq!(gov.select(HALT.exit_latency_ns, 0), Decision::Halt);
+        gov.reflect(&Outcome { idle_ns: u64::MAX, poll_ns: u64::MAX, caught: true, halt_wake_ns: u64::MAX });
+        assert_eq!(gov.credit_ns(), 0);
+    }
+
+    #[test]
+    fn a_zero_budget_never_polls() {
+        let mut gov = Predictive::new(params(0, 1_000_000));
+        let out = run(&mut gov, (0..1_000).map(|_| (1_000, 10_000)), 0);
+        assert!(out.iter().all(|(d, _)| *d == Decision::Halt));
+    }
+}

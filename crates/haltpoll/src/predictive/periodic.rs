@@ -1,0 +1,120 @@
+//! Periodic wakeups: a client at a fixed rate, a timer. Such a wakeup is predictable to within a
+//! few us, but a window from idle entry long enough to reach it costs the whole period. Halting
+//! with a timer set just before it and polling a short window around it costs only the window.
+//!
+//! The detector keeps a moving average of the period and of its deviation from that average, and
+//! how often recent periods fell within the window it would have polled.
+
+/// Half a window is at least this, ns: the poll has to start a little early even for a perfectly
+/// regular wakeup, since the timer's own wake-up varies.
+pub const MIN_HALF_WINDOW_NS: u64 = 2_000;
+
+/// The halt before the timer must last at least this, ns, beyond the halt's wake cost, or a poll
+/// from idle entry costs little more.
+pub const MIN_TIMER_HALT_NS: u64 = 10_000;
+
+/// Catch rate in 1/1024.
+const ONE: u32 = 1 << 10;
+
+/// The detector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Periodic {
+    /// Moving average of the period (1/4 of each new one), ns.
+    mean_ns: u32,
+    /// Moving average of `|period - mean|` (1/4 of each new one), ns.
+    dev_ns: u32,
+    /// How often a recent period fell within `mean +- half_window` (1/16 of each new one), in
+    /// 1/1024.
+    catch_rate: u16,
+}
+
+/// A window around the predicted wakeup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Aim {
+    /// When polling should start, ns after idle entry.
+    pub start_ns: u64,
+    /// How long to poll, ns.
+    pub window_ns: u64,
+    /// The share of recent periods such a window caught, in 1/1024.
+    pub catch_rate: u32,
+}
+
+impl Periodic {
+    /// No history.
+    pub const fn new() -> Periodic {
+        Periodic { mean_ns: 0, dev_ns: 0, catch_rate: 0 }
+    }
+
+    fn half_window_ns(&self) -> u64 {
+        2 * u64::from(self.dev_ns) + MIN_HALF_WINDOW_NS
+    }
+
+    /// Records a period of `ns`.
+    pub fn add(&mut self, ns: u64) {
+        // Periods beyond 4 s are not worth a timer; the cap keeps the averages in 32 bits.
+        let d = i64::from(u32::try_from(ns).unwrap_or(u32::MAX));
+        let (mean, dev) = (i64::from(self.mean_ns), i64::from(self.dev_ns));
+        let err = (d - mean).abs();
+        let inside = if (err as u64) <= self.half_window_ns() { ONE } else { 0 };
+        let rate = i64::from(self.catch_rate);
+        // Each stays between its old value and the new sample, so within its type.
+        self.catch_rate = (rate + (i64::from(inside) - rate) / 16) as u16;
+        self.mean_ns = (mean + (d - mean) / 4) as u32;
+        self.dev_ns = (dev + (err - dev) / 4) as u32;
+    }
+
+    /// The window that would catch the next period if it is like the recent ones.
+    pub fn aim(&self) -> Aim {
+        let half = self.half_window_ns();
+        Aim {
+            start_ns: u64::from(self.mean_ns).saturating_sub(half),
+            window_ns: 2 * half,
+            catch_rate: u32::from(self.catch_rate),
+        }
+    }
+}
+
+impl Default for Periodic {
+    fn default() -> Self {
+        Periodic::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_steady_period_is_aimed_at_closely() {
+        let mut p = Periodic::new();
+        for i in 0..200u64 {
+            p.add(300_000 + (i % 3) * 500); // 300 us, 0.5 us of jitter
+        }
+        let aim = p.aim();
+        assert!(aim.catch_rate > 1000, "{aim:?}");
+        assert!((295_000..300_000).contains(&aim.start_ns), "{aim:?}");
+        assert!(aim.window_ns < 8_000, "{aim:?}");
+    }
+
+    #[test]
+    fn random_periods_give_a_wide_window_or_a_low_rate() {
+        let mut p = Periodic::new();
+        let mut x: u64 = 1;
+        for _ in 0..500 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            p.add(10_000 + (x >> 33) % 1_000_000);
+        }
+        let aim = p.aim();
+        assert!(aim.window_ns > 200_000 || aim.catch_rate < 400, "{aim:?}");
+    }
+
+    #[test]
+    fn extremes_stay_in_range() {
+        let mut p = Periodic::new();
+        for ns in [u64::MAX, 0, u64::MAX, u64::MAX, 0, 1] {
+            p.add(ns);
+            let aim = p.aim();
+            assert!(aim.catch_rate <= ONE && aim.window_ns >= 2 * MIN_HALF_WINDOW_NS);
+        }
+    }
+}
