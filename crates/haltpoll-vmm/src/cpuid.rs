@@ -97,7 +97,7 @@ impl GuestCpuid {
             .collect();
         CpuId::from_entries(&entries).map_err(|e| VmmError::Host {
             operation: "building the guest's CPUID",
-            source: std::io::Error::other(format!("{} entries: {e:?}", entries.len())),
+            error: std::io::Error::other(format!("{} entries: {e:?}", entries.len())),
         })
     }
 }

@@ -1,4 +1,8 @@
 //! What can go wrong, as values a user can act on.
+//!
+//! Each message carries its cause (the errno) in its own text, and no error here returns that
+//! cause again as its `source()`: a caller that prints the chain (`anyhow`'s `{:#}`) would
+//! otherwise print it twice.
 
 use std::fmt;
 use std::io;
@@ -16,16 +20,27 @@ pub enum VmmError {
     KvmMissing,
     /// `/dev/kvm` exists but this user may not open it.
     #[error(
-        "/dev/kvm is not accessible ({source}): add your user to the kvm group (`sudo usermod -aG kvm $USER`, \
+        "/dev/kvm is not accessible ({error}): add your user to the kvm group (`sudo usermod -aG kvm $USER`, \
          then log in again) or run as root"
     )]
     KvmDenied {
         /// What the system said.
-        source: io::Error,
+        error: io::Error,
     },
     /// `/dev/kvm` could not be opened for another reason.
     #[error("cannot open /dev/kvm: {0}")]
-    KvmOpen(#[source] io::Error),
+    KvmOpen(io::Error),
+    /// What is at the KVM device's path is not KVM (`/dev/kvm` bound to `/dev/null`, say).
+    #[error(
+        "{path} is not a KVM device: it answers KVM_GET_API_VERSION with {answer}, where KVM answers 12. \
+         Check what is at that path (`ls -l {path}`: KVM is the character device 10:232)"
+    )]
+    NotKvm {
+        /// The device's path.
+        path: String,
+        /// What it answered ("an error", or the version).
+        answer: String,
+    },
     /// The host's KVM lacks something the VMM needs.
     #[error("this host's KVM lacks {capability}: {consequence}")]
     MissingCapability {
@@ -35,20 +50,20 @@ pub enum VmmError {
         consequence: &'static str,
     },
     /// An ioctl failed.
-    #[error("KVM refused {operation}: {source}")]
+    #[error("KVM refused {operation}: {error}")]
     Kvm {
         /// What the VMM was doing.
         operation: &'static str,
         /// The errno.
-        source: io::Error,
+        error: io::Error,
     },
     /// A host call other than KVM failed.
-    #[error("{operation} failed: {source}")]
+    #[error("{operation} failed: {error}")]
     Host {
         /// What the VMM was doing.
         operation: &'static str,
         /// The errno.
-        source: io::Error,
+        error: io::Error,
     },
     /// The run options cannot work.
     #[error("invalid run options: {0}")]
@@ -62,12 +77,16 @@ pub enum VmmError {
     /// The guest failed: faulted, panicked, hung, overran its time limit.
     #[error("{0}")]
     Guest(GuestFailures),
+    /// The caller asked the run to stop ([`run_until`](crate::run::run_until)) before it ended;
+    /// its vCPUs were stopped and the VM torn down.
+    #[error("the run was interrupted before it ended")]
+    Interrupted,
 }
 
 impl VmmError {
     /// Wraps a failed KVM ioctl.
     pub(crate) fn kvm(operation: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmmError {
-        move |e| VmmError::Kvm { operation, source: io::Error::from_raw_os_error(e.errno()) }
+        move |e| VmmError::Kvm { operation, error: io::Error::from_raw_os_error(e.errno()) }
     }
 
     /// The guest failures, if this is one.
@@ -223,6 +242,21 @@ fn has_error_code(vector: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_with_an_errno_say_it_once() {
+        let errno = || io::Error::from_raw_os_error(libc::EINVAL);
+        for err in [
+            VmmError::KvmDenied { error: io::Error::from_raw_os_error(libc::EACCES) },
+            VmmError::KvmOpen(errno()),
+            VmmError::Kvm { operation: "KVM_ENABLE_CAP(KVM_CAP_HALT_POLL)", error: errno() },
+            VmmError::Host { operation: "sched_getaffinity", error: errno() },
+        ] {
+            let text = err.to_string();
+            assert!(text.contains("(os error "), "the cause is in the message: {text}");
+            assert!(std::error::Error::source(&err).is_none(), "and not again as a source: {text}");
+        }
+    }
 
     #[test]
     fn a_page_fault_names_vcpu_vector_rip_and_address() {

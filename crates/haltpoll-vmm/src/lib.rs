@@ -10,7 +10,9 @@
 //! - [`vcpu`]: a vCPU on its own pinned host thread; [`stats`]: KVM's binary statistics;
 //!   [`host`]: host CPUs, pinning, and a thread's CPU time and context switches;
 //! - [`watchdog`]: hang and overrun detection, and kicking a vCPU out of `KVM_RUN`;
-//! - [`run()`](run::run) ties it together and returns a [`RunReport`].
+//! - [`run()`](run::run) ties it together and returns a [`RunReport`]; [`run_until`](run::run_until)
+//!   does the same and stops early when the caller says so (Ctrl-C);
+//! - [`limits`]: the bounds on think times and host windows the benchmarks share.
 //!
 //! The VMM and the guest share one definition of their memory layout and structures:
 //! [`haltpoll_abi`].
@@ -27,11 +29,12 @@
 
 #![warn(missing_docs)]
 
-// The VMM proper is KVM on x86_64 Linux. Two modules serve every Linux: the host side of a
-// thread (the thread benchmarks count their costs with it on any architecture) and the quantile
-// (pure).
+// The VMM proper is KVM on x86_64 Linux. Three modules serve every Linux: the host side of a
+// thread (the thread benchmarks count their costs with it on any architecture), the quantile
+// (pure) and the bounds the benchmarks share with the VMM.
 #[cfg(target_os = "linux")]
 pub mod host;
+pub mod limits;
 pub mod quantile;
 
 cfg_if::cfg_if! {
@@ -53,7 +56,7 @@ cfg_if::cfg_if! {
         pub use error::{Failure, GuestError, GuestFailures, VmmError};
         pub use haltpoll_abi::{Counters, DriverLoad, DriverReport, IdlePolicy, PollControl, Sample, Workload};
         pub use report::{RunReport, VcpuRun};
-        pub use run::{RealtimeHint, RunOptions, run};
+        pub use run::{RealtimeHint, RunOptions, run, run_until};
         pub use stats::{KvmStat, KvmStats};
     }
 }

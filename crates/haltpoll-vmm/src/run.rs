@@ -22,7 +22,7 @@ use crate::stats::StatsFd;
 use crate::vcpu::{End, VcpuOutcome, VcpuThread};
 use crate::vm::Vm;
 use crate::watchdog::{self, Limits, Verdict, Watchdog};
-use crate::{VmmError, system};
+use crate::{VmmError, limits, system};
 
 /// Whether the guest's CPUID shows KVM_HINTS_REALTIME ("each vCPU has a host CPU of its own").
 /// With feature `clap`, an option value: `auto`, `on`, `off`.
@@ -124,24 +124,28 @@ impl RunOptions {
     /// Checks the options make a run that can work.
     pub fn validate(&self) -> Result<(), VmmError> {
         let bad = |what: String| Err(VmmError::Options(what));
-        if !(1..=MAX_VCPUS).contains(&self.vcpus) {
-            return bad(format!("{} vCPUs: the guest supports 1 to {MAX_VCPUS}", self.vcpus));
-        }
+        // Every workload runs on at least two vCPUs (one wakes the other); the ping-pong in pairs.
         if self.workload == Workload::PingPong {
-            if !self.vcpus.is_multiple_of(2) {
-                return bad(format!("{} vCPUs: the ping-pong runs in pairs, so the count must be even", self.vcpus));
+            if !(2..=MAX_VCPUS).contains(&self.vcpus) || !self.vcpus.is_multiple_of(2) {
+                return bad(format!(
+                    "{} vCPUs: the ping-pong runs in pairs, so the count must be even, from 2 to {MAX_VCPUS}",
+                    self.vcpus
+                ));
             }
             if self.round_trips == 0 {
                 return bad("0 round trips: ask for at least 1".into());
             }
-        }
-        if self.workload != Workload::PingPong && self.vcpus < 2 {
-            return bad(format!("the {:?} test workload needs at least 2 vCPUs", self.workload));
+        } else if !(2..=MAX_VCPUS).contains(&self.vcpus) {
+            return bad(format!(
+                "{} vCPUs: the {:?} test workload runs on 2 to {MAX_VCPUS}",
+                self.vcpus, self.workload
+            ));
         }
         for (what, ns) in [("think time", self.think_ns), ("warm-up think time", self.warmup_think_ns)] {
-            if ns > 1_000_000_000 {
-                return bad(format!("{what} {ns} ns: at most 1 s per message"));
-            }
+            limits::check_think(what, Duration::from_nanos(ns)).map_err(VmmError::Options)?;
+        }
+        if let Some(ns) = self.host_halt_poll_ns {
+            limits::check_host_halt_poll_ns(ns).map_err(VmmError::Options)?;
         }
         if self.host_cpus == Some(0) {
             return bad("0 host CPUs: give at least 1, or leave the limit out".into());
@@ -178,10 +182,29 @@ impl RunOptions {
 /// A guest that faults, panics, triple-faults, hangs or overruns its time limit ends the run
 /// with [`VmmError::Guest`], naming each failed vCPU with the reason and its RIP.
 pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
+    run_until(options, &AtomicBool::new(false))
+}
+
+/// [`run`], stopping early once `interrupted` is set (by a Ctrl-C handler, say): the VMM sees
+/// it within a tick (20 ms), kicks the vCPUs out of `KVM_RUN`, tears the VM down and returns
+/// [`VmmError::Interrupted`]. A run whose vCPUs all finished first returns its report.
+///
+/// ```no_run
+/// use std::sync::atomic::AtomicBool;
+/// use haltpoll_vmm::{RunOptions, VmmError};
+/// static STOP: AtomicBool = AtomicBool::new(false); // set from a signal handler
+/// match haltpoll_vmm::run_until(&RunOptions::default(), &STOP) {
+///     Ok(report) => println!("{} round trips", report.round_trips()),
+///     Err(VmmError::Interrupted) => println!("stopped early"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok::<(), VmmError>(())
+/// ```
+pub fn run_until(options: &RunOptions, interrupted: &AtomicBool) -> Result<RunReport, VmmError> {
     options.validate()?;
     watchdog::install()?;
     let kvm = system::open()?;
-    let mut cpus = host_cpus().map_err(|source| VmmError::Host { operation: "sched_getaffinity", source })?;
+    let mut cpus = host_cpus().map_err(|error| VmmError::Host { operation: "sched_getaffinity", error })?;
     cpus.truncate(options.host_cpus.unwrap_or(usize::MAX));
     let dedicated = options.pin && cpus.len() >= options.vcpus;
     let realtime_hint = match options.realtime_hint {
@@ -212,29 +235,47 @@ pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
     vm.ram().write(layout::CONFIG, &config)?;
 
     let stop = Arc::new(AtomicBool::new(false));
+    // Everything that can fail comes before the first vCPU thread starts: a failure after it
+    // would return with a vCPU running and the others never started (their early exits and
+    // messages unaccounted for).
+    let vcpus: Vec<VcpuThread> = vcpus
+        .into_iter()
+        .enumerate()
+        .map(|(index, vcpu)| {
+            Ok(VcpuThread {
+                index,
+                stats: StatsFd::open(vcpu.fd())?,
+                vcpu,
+                host_cpu: options.pin.then(|| cpus[index % cpus.len()]),
+                stop: stop.clone(),
+            })
+        })
+        .collect::<Result<_, VmmError>>()?;
     let (done_tx, done_rx) = mpsc::channel();
     let mut threads = Vec::with_capacity(options.vcpus);
     let started = Instant::now();
-    for (index, vcpu) in vcpus.into_iter().enumerate() {
-        let vcpu = VcpuThread {
-            index,
-            stats: StatsFd::open(vcpu.fd())?,
-            vcpu,
-            host_cpu: options.pin.then(|| cpus[index % cpus.len()]),
-            stop: stop.clone(),
-        };
+    for vcpu in vcpus {
+        let index = vcpu.index;
         let done = done_tx.clone();
         let thread = thread::Builder::new()
             .name(format!("vcpu{index}"))
             .spawn(move || {
                 let _ = done.send(vcpu.run());
             })
-            .map_err(|source| VmmError::Host { operation: "starting a vCPU thread", source })?;
-        threads.push(thread);
+            .map_err(|error| VmmError::Host { operation: "starting a vCPU thread", error });
+        match thread {
+            Ok(thread) => threads.push(thread),
+            Err(e) => {
+                // The threads already started run a guest that waits for its peers: stop them
+                // before leaving (their Vcpus keep the memory mapped until they end).
+                stop_all(&stop, &threads);
+                return Err(e);
+            }
+        }
     }
     drop(done_tx);
 
-    let mut supervised = supervise(&vm, options, &threads, &stop, done_rx);
+    let mut supervised = supervise(&vm, options, &threads, &stop, interrupted, done_rx);
     let wall = started.elapsed();
     for (index, thread) in threads.into_iter().enumerate() {
         // A thread still in KVM_RUN is left behind (it holds the memory it may touch); one that
@@ -258,6 +299,17 @@ pub fn run(options: &RunOptions) -> Result<RunReport, VmmError> {
     })
 }
 
+/// Sets the stop flag and kicks every thread out of `KVM_RUN`, waiting up to [`KICK_GRACE`]
+/// for them to end.
+fn stop_all(stop: &AtomicBool, threads: &[thread::JoinHandle<()>]) {
+    stop.store(true, Ordering::SeqCst);
+    let since = Instant::now();
+    while threads.iter().any(|t| !t.is_finished()) && since.elapsed() < KICK_GRACE {
+        threads.iter().filter(|t| !t.is_finished()).for_each(watchdog::kick);
+        thread::sleep(TICK);
+    }
+}
+
 /// Why the VMM stopped the vCPUs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum StopReason {
@@ -265,6 +317,8 @@ enum StopReason {
     Failed,
     /// The watchdog's verdict.
     Watchdog(Verdict),
+    /// The caller asked the run to stop.
+    Interrupted,
 }
 
 struct Supervised {
@@ -287,6 +341,7 @@ fn supervise(
     options: &RunOptions,
     threads: &[thread::JoinHandle<()>],
     stop: &AtomicBool,
+    interrupted: &AtomicBool,
     done: mpsc::Receiver<VcpuOutcome>,
 ) -> Supervised {
     let mut watchdog = Watchdog::new(options.vcpus, options.limits(), Instant::now());
@@ -319,6 +374,8 @@ fn supervise(
             let verdict = watchdog.verdict(running.iter().copied(), now);
             if verdict != Verdict::Running {
                 stopping = Some((now, StopReason::Watchdog(verdict)));
+            } else if interrupted.load(Ordering::Relaxed) {
+                stopping = Some((now, StopReason::Interrupted));
             }
         }
         if let Some((since, _)) = &stopping {
@@ -340,6 +397,7 @@ fn collect(vm: &Vm, options: &RunOptions, supervised: Supervised) -> Result<Vec<
     let Supervised { outcomes, arrival, stopped, watchdog, panicked } = supervised;
     let mut causes = Vec::new();
     let mut victims = Vec::new();
+    let mut interrupted = false;
     let limits = watchdog.limits();
     // The vCPU that failed first leads; the watchdog's verdicts come in vCPU order.
     let order: Vec<usize> = match stopped {
@@ -397,6 +455,7 @@ fn collect(vm: &Vm, options: &RunOptions, supervised: Supervised) -> Result<Vec<
                     Some(StopReason::Watchdog(_)) => {
                         causes.push(at(Failure::Overran { limit: limits.time_limit, progress }))
                     }
+                    Some(StopReason::Interrupted) => interrupted = true,
                     _ => victims.push(at(Failure::Stopped)),
                 }
             }
@@ -405,6 +464,9 @@ fn collect(vm: &Vm, options: &RunOptions, supervised: Supervised) -> Result<Vec<
     if !causes.is_empty() {
         causes.extend(victims);
         return Err(VmmError::Guest(GuestFailures(causes)));
+    }
+    if interrupted {
+        return Err(VmmError::Interrupted);
     }
 
     let mut vcpus = Vec::with_capacity(options.vcpus);
@@ -435,11 +497,27 @@ mod tests {
     #[test]
     fn options_that_cannot_work_are_refused_with_the_reason() {
         let refused = |o: RunOptions| o.validate().unwrap_err().to_string();
-        assert!(refused(RunOptions { vcpus: 3, ..Default::default() }).contains("must be even"));
-        assert!(refused(RunOptions { vcpus: 0, ..Default::default() }).contains("1 to 8"));
-        assert!(refused(RunOptions { vcpus: 10, ..Default::default() }).contains("1 to 8"));
+        // The range a refusal names is the range the check lets through.
+        for vcpus in 0..=10 {
+            let ok = RunOptions { vcpus, ..Default::default() }.validate().is_ok();
+            assert_eq!(ok, [2, 4, 6, 8].contains(&vcpus), "{vcpus} vCPUs");
+            if !ok {
+                assert!(refused(RunOptions { vcpus, ..Default::default() }).contains("even, from 2 to 8"));
+            }
+        }
+        let workload = |vcpus| RunOptions { vcpus, workload: Workload::Fault, ..Default::default() };
+        assert!(refused(workload(1)).contains("Fault test workload runs on 2 to 8"));
+        assert!(workload(3).validate().is_ok());
         assert!(refused(RunOptions { round_trips: 0, ..Default::default() }).contains("at least 1"));
-        assert!(refused(RunOptions { think_ns: 2_000_000_000, ..Default::default() }).contains("at most 1 s"));
+        assert!(
+            refused(RunOptions { think_ns: 2_000_000_000, ..Default::default() })
+                .ends_with("think time 2s is too long: at most 1s per message")
+        );
+        assert!(RunOptions { think_ns: 1_000_000_000, ..Default::default() }.validate().is_ok());
+        let window = |ns| RunOptions { host_halt_poll_ns: Some(ns), ..Default::default() };
+        assert!(refused(window(u64::MAX)).contains("give 0 to 4294967295 ns"));
+        assert!(refused(window(1 << 32)).contains("give 0 to 4294967295 ns"));
+        assert!(window(u64::from(u32::MAX)).validate().is_ok());
         assert!(refused(RunOptions { host_cpus: Some(0), ..Default::default() }).contains("at least 1"));
         assert!(refused(RunOptions { warmup_think_ns: 2_000_000_000, ..Default::default() }).contains("warm-up"));
         assert!(

@@ -99,8 +99,8 @@ pub struct StatsFd {
     slots: [Slot; KvmStat::ALL.len()],
 }
 
-fn stats_error(source: io::Error) -> VmmError {
-    VmmError::Host { operation: "reading KVM's binary statistics", source }
+fn stats_error(error: io::Error) -> VmmError {
+    VmmError::Host { operation: "reading KVM's binary statistics", error }
 }
 
 impl StatsFd {
@@ -110,7 +110,7 @@ impl StatsFd {
         // `fd` is a KVM vCPU file descriptor (the type says so) for the duration of the call.
         let raw = unsafe { ioctl(fd, KVM_GET_STATS_FD()) };
         if raw < 0 {
-            return Err(VmmError::Kvm { operation: "KVM_GET_STATS_FD", source: io::Error::last_os_error() });
+            return Err(VmmError::Kvm { operation: "KVM_GET_STATS_FD", error: io::Error::last_os_error() });
         }
         // SAFETY: the ioctl returned a fresh descriptor that nothing else owns.
         let file = unsafe { File::from_raw_fd(raw) };

@@ -22,22 +22,21 @@ pub fn open() -> Result<Kvm, VmmError> {
     open_path(c"/dev/kvm")
 }
 
-/// [`open`] for a KVM device at another path (errors still speak of `/dev/kvm`).
+/// [`open`] for a KVM device at another path (the errors of opening it speak of `/dev/kvm`; one
+/// that is not KVM is named by its path).
 pub fn open_path(path: &CStr) -> Result<Kvm, VmmError> {
     let kvm = Kvm::new_with_path(path).map_err(|e| {
-        let source = io::Error::from_raw_os_error(e.errno());
-        match source.kind() {
+        let error = io::Error::from_raw_os_error(e.errno());
+        match error.kind() {
             io::ErrorKind::NotFound => VmmError::KvmMissing,
-            io::ErrorKind::PermissionDenied => VmmError::KvmDenied { source },
-            _ => VmmError::KvmOpen(source),
+            io::ErrorKind::PermissionDenied => VmmError::KvmDenied { error },
+            _ => VmmError::KvmOpen(error),
         }
     })?;
     let version = kvm.get_api_version();
     if version != KVM_API_VERSION {
-        return Err(VmmError::KvmOpen(io::Error::other(format!(
-            "{} answers KVM_GET_API_VERSION with {version}, not {KVM_API_VERSION}: it is not a (compatible) KVM device",
-            path.to_string_lossy()
-        ))));
+        let answer = if version < 0 { "an error".to_owned() } else { version.to_string() };
+        return Err(VmmError::NotKvm { path: path.to_string_lossy().into_owned(), answer });
     }
     let required: [(bool, &'static str, &'static str); 5] = [
         (kvm.check_extension(Cap::Irqchip), "KVM_CAP_IRQCHIP", "the guest's LAPIC and IPIs live in the kernel"),
@@ -81,9 +80,14 @@ mod tests {
     }
 
     #[test]
-    fn a_device_that_is_not_kvm_is_refused() {
+    fn a_device_that_is_not_kvm_is_refused_once_in_words() {
         let err = open_path(c"/dev/null").unwrap_err();
-        assert!(matches!(err, VmmError::KvmOpen(_)), "{err}");
-        assert!(err.to_string().contains("not a (compatible) KVM device"), "{err}");
+        assert!(matches!(err, VmmError::NotKvm { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "/dev/null is not a KVM device: it answers KVM_GET_API_VERSION with an error, where KVM answers 12. \
+             Check what is at that path (`ls -l /dev/null`: KVM is the character device 10:232)"
+        );
+        assert!(std::error::Error::source(&err).is_none(), "the message says it all, once");
     }
 }

@@ -67,7 +67,7 @@ pub fn install() -> Result<(), VmmError> {
     let installed = INSTALLED.get_or_init(|| register_signal_handler(kick_signal(), on_kick).map_err(|e| e.errno()));
     installed.map_err(|errno| VmmError::Host {
         operation: "installing the vCPU kick signal handler",
-        source: std::io::Error::from_raw_os_error(errno),
+        error: std::io::Error::from_raw_os_error(errno),
     })
 }
 
