@@ -1,5 +1,7 @@
 //! `haltpoll`: run the haltpoll governor on traces, benchmark and tune guest halt polling.
 
+use std::process::ExitCode;
+
 use clap::{CommandFactory, Parser, Subcommand};
 
 // The benchmarks count their threads' costs with the VMM's `host` helpers, on any Linux.
@@ -8,6 +10,8 @@ mod bench;
 mod cmd;
 mod cpuidle;
 mod hypervisor;
+#[cfg(target_os = "linux")]
+mod interrupt;
 mod module_params;
 mod output;
 mod plot;
@@ -69,8 +73,26 @@ enum Command {
     Man(cmd::man::ManArgs),
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+// The exit codes, all of them, defined here only.
+/// The command did what it was asked.
+const EXIT_SUCCESS: u8 = 0;
+/// It failed; stderr says why.
+const EXIT_FAILURE: u8 = 1;
+/// The command line is wrong (clap's usage errors); nothing ran.
+const EXIT_USAGE: u8 = 2;
+/// Ctrl-C or SIGTERM stopped a run, after it printed what had finished (128 + SIGINT, as a shell
+/// reports a process that SIGINT ended).
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout, usage errors to stderr; either may be closed.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_SUCCESS });
+        }
+    };
     let result = match cli.command {
         Command::Replay(args) => cmd::replay::run(&args),
         Command::Status(args) => cmd::status::run(&args),
@@ -84,11 +106,12 @@ fn main() -> std::process::ExitCode {
         Command::Completions(args) => cmd::completions::run(&args, Cli::command()),
         Command::Man(args) => cmd::man::run(&args, Cli::command()),
     };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("haltpoll: error: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
+    let Err(err) = result else { return ExitCode::from(EXIT_SUCCESS) };
+    #[cfg(target_os = "linux")]
+    if let Some(interrupted) = err.downcast_ref::<interrupt::Interrupted>() {
+        output::stderr_line(format_args!("haltpoll: {interrupted}"));
+        return ExitCode::from(EXIT_INTERRUPTED);
     }
+    output::stderr_line(format_args!("haltpoll: error: {err:#}"));
+    ExitCode::from(EXIT_FAILURE)
 }

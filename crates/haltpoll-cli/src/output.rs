@@ -1,7 +1,11 @@
-//! Writing reports: human units, stdout that tolerates a closed pipe (`| head`), and the JSON
-//! and CSV every command writes the same way.
+//! Writing reports: human units, stdout that tolerates a closed pipe (`| head`), the JSON and
+//! CSV every command writes the same way, stderr lines that never end the program, and the
+//! files a command writes after its work, opened before it.
 
+use std::fmt;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -61,10 +65,105 @@ pub fn write_stdout(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> anyhow:
     }
 }
 
+/// Writes one line to stderr. A stderr that cannot take it (a full disk, `2>/dev/full`) loses
+/// the line: a diagnostic is never worth ending the program over, as `eprintln!` would (it
+/// panics when the write fails).
+pub fn stderr_line(line: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+/// Prints `haltpoll: note: ...` to stderr.
+pub fn note(note: impl fmt::Display) {
+    stderr_line(format_args!("haltpoll: note: {note}"));
+}
+
 /// Prints what a reader skipped or guessed to stderr, one `note:` line each.
 pub fn print_notes(notes: &[String]) {
-    for note in notes {
-        eprintln!("haltpoll: note: {note}");
+    notes.iter().for_each(note);
+}
+
+/// A file a command writes once its work is done (a plot, a trace), opened for writing before
+/// the work starts, so that a path that cannot be written fails at once rather than after a
+/// long run. A file this created and never wrote is removed again.
+#[derive(Debug)]
+pub struct OutputFile {
+    what: &'static str,
+    path: PathBuf,
+    file: File,
+    /// Whether opening it created it (and dropping it unwritten should remove it).
+    created: bool,
+    written: bool,
+}
+
+/// Why an output file cannot be opened or written, in one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// It cannot be opened for writing.
+    #[error(
+        "cannot write the {what} to {path}: {error}; give a path in a directory that exists and that you may \
+         write to"
+    )]
+    Open {
+        /// What it was to hold.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// Writing it failed (a full disk, say).
+    #[error("cannot write the {what} to {path}: {error}")]
+    Write {
+        /// What it was to hold.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+}
+
+impl OutputFile {
+    /// Opens `path` for writing `what` ("plot", "trace"), creating it if need be, without
+    /// truncating it yet (a run that fails leaves an existing file as it was).
+    pub fn create(path: &Path, what: &'static str) -> Result<OutputFile, OutputError> {
+        let open = |create_new| OpenOptions::new().write(true).create_new(create_new).open(path);
+        // Try to create it first, to know whether it is ours to remove if nothing is written.
+        let opened = match open(true) {
+            Ok(file) => Ok((file, true)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => open(false).map(|file| (file, false)),
+            Err(e) => Err(e),
+        };
+        let (file, created) = opened.map_err(|error| OutputError::Open { what, path: path.to_owned(), error })?;
+        Ok(OutputFile { what, path: path.to_owned(), file, created, written: false })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Replaces the file's content with what `f` writes.
+    pub fn write(mut self, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<(), OutputError> {
+        self.written = true;
+        let result = (|| {
+            // A regular file loses its old content; a device (/dev/stdout, a pipe) has none.
+            if self.file.metadata()?.is_file() {
+                self.file.set_len(0)?;
+            }
+            let mut out = BufWriter::new(&self.file);
+            f(&mut out)?;
+            out.flush()
+        })();
+        result.map_err(|error| OutputError::Write { what: self.what, path: self.path.clone(), error })
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        if self.created && !self.written {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -151,5 +250,41 @@ mod tests {
         let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
         assert_eq!(&records[0][2], "driver refused: no REALTIME hint, halts at once");
         assert_eq!((&records[1][0], &records[1][1], &records[1][2]), ("say \"hi\"", "", "two\nlines"));
+    }
+
+    #[test]
+    fn an_output_file_is_checked_before_and_written_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        let file = OutputFile::create(&path, "trace").unwrap();
+        assert!(path.exists(), "opened, so created, before the work");
+        file.write(|out| out.write_all(b"new\n")).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+
+        std::fs::write(&path, "an older and longer content\n").unwrap();
+        let file = OutputFile::create(&path, "trace").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().len(), 28, "not truncated before the write");
+        drop(file);
+        assert!(path.exists(), "a file that was there stays when nothing is written");
+        OutputFile::create(&path, "trace").unwrap().write(|out| out.write_all(b"short\n")).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "short\n", "the old content is replaced");
+
+        let fresh = dir.path().join("fresh.svg");
+        drop(OutputFile::create(&fresh, "plot").unwrap());
+        assert!(!fresh.exists(), "a file it created and never wrote is removed");
+    }
+
+    #[test]
+    fn output_file_errors_are_one_sentence_naming_the_path() {
+        let err = OutputFile::create(Path::new("/nonexistent/x.svg"), "plot").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot write the plot to /nonexistent/x.svg: No such file or directory (os error 2); give a path in a \
+             directory that exists and that you may write to"
+        );
+        assert!(std::error::Error::source(&err).is_none(), "the cause is said once");
+        let full = OutputFile::create(Path::new("/dev/full"), "trace").unwrap();
+        let err = full.write(|out| out.write_all(&[b'x'; 100_000])).unwrap_err();
+        assert!(err.to_string().starts_with("cannot write the trace to /dev/full: No space left on device"), "{err}");
     }
 }

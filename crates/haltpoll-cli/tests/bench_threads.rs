@@ -3,8 +3,13 @@
 
 #![cfg(target_os = "linux")]
 
+mod signals;
+
+use std::time::Duration;
+
 use assert_cmd::Command;
 use predicates::prelude::*;
+use rustix::process::Signal;
 
 fn quick() -> Command {
     let mut cmd = Command::cargo_bin("haltpoll").unwrap();
@@ -94,4 +99,113 @@ fn plot_draws_the_sweep() {
         assert!(svg.contains(label), "{label} missing from the plot");
     }
     quick().args(["--plot", "sweep.gif"]).assert().failure().stderr(predicate::str::contains("sweep.gif"));
+}
+
+/// A guard on tests of things that must fail at once: on a regression they would run for
+/// minutes (or hang), and the test fails at this limit instead of waiting it out.
+const AT_ONCE: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_think_time_past_the_limit_is_refused_at_once_with_the_limit() {
+    // 100 round trips of 1000 s each would run for days without a word.
+    let mut cmd = Command::cargo_bin("haltpoll").unwrap();
+    cmd.args(["bench", "threads", "--think", "0,1000s"])
+        .timeout(AT_ONCE)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("think time 1000s is too long: at most 1s per message"));
+}
+
+#[test]
+fn a_plot_path_that_cannot_be_written_fails_before_any_thread_runs() {
+    // The run would take minutes (100 round trips of two 1 s think times per cell).
+    let mut cmd = Command::cargo_bin("haltpoll").unwrap();
+    cmd.args(["bench", "threads", "--variants", "spin", "--think", "1s", "--plot", "/nonexistent/x.svg"])
+        .timeout(AT_ONCE)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "haltpoll: error: cannot write the plot to /nonexistent/x.svg: No such file or directory (os error 2); \
+             give a path in a directory that exists",
+        ));
+}
+
+#[test]
+fn a_plot_that_cannot_be_written_after_the_run_loses_no_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.svg");
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    let out = quick().arg("--plot").arg(&full).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("targets: ratios within each repetition"), "the table is printed: {stdout}");
+    let error = format!(
+        "haltpoll: error: cannot write the plot to {}: No space left on device (os error 28)\n",
+        full.display()
+    );
+    assert!(stderr.ends_with(&error), "one sentence, no debug text: {stderr}");
+}
+
+#[test]
+fn repeated_variants_and_think_times_run_once() {
+    let mut cmd = Command::cargo_bin("haltpoll").unwrap();
+    let out = cmd
+        .args(["bench", "threads", "--repetitions", "2", "--min-round-trips", "20", "--max-round-trips", "20"])
+        .args(["--warmup", "5", "--think", "0,0", "--variants", "spin,haltpoll,spin", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("note: --variants: spin given more than once, runs once"), "{stderr}");
+    assert!(stderr.contains("note: --think: 0 ns given more than once, runs once"), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["repetitions"].as_array().unwrap().len(), 2 * 2, "2 variants x 1 think time x 2 repetitions");
+    let spin = doc["rows"].as_array().unwrap().iter().find(|r| r["variant"] == "spin").unwrap().clone();
+    assert_eq!(spin["wake_vs_spin"], 1.0, "spin against itself: {spin}");
+}
+
+/// One spinning cell without think time (done in moments), then one of 5 round trips of two
+/// 1 s think times (10 s).
+fn interruptible(extra: &[&str]) -> std::process::Child {
+    let args = ["bench", "threads", "--variants", "spin", "--think", "0,1s", "--repetitions", "1"];
+    let rounds = ["--min-round-trips", "5", "--max-round-trips", "5", "--warmup", "0"];
+    signals::start(&[&args[..], &rounds, extra].concat())
+}
+
+#[test]
+fn ctrl_c_prints_the_cells_that_finished_marked_partial_and_exits_130() {
+    for (signal, format) in [(Signal::INT, "table"), (Signal::TERM, "table"), (Signal::INT, "json")] {
+        let extra: &[&str] = if format == "json" { &["--json"] } else { &[] };
+        let out = signals::interrupt(interruptible(extra), &[(Duration::from_secs(3), signal)]);
+        let (stdout, stderr) = signals::texts(&out);
+        assert_eq!(out.status.code(), Some(130), "{signal:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().last(),
+            Some("haltpoll: interrupted after 1 of 2 cells: the results printed are partial")
+        );
+        if format == "json" {
+            let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            assert_eq!(doc["partial"], true);
+            assert_eq!(doc["rows"].as_array().unwrap().len(), 1, "{stdout}");
+            assert_eq!(doc["rows"][0]["think_ns"], 0);
+        } else {
+            assert!(stdout.starts_with("PARTIAL RESULTS: interrupted after 1 of 2 cells"), "{signal:?}: {stdout}");
+            assert!(stdout.contains("\n    0 ns  spin "), "the finished cell's row: {stdout}");
+            assert!(!stdout.contains("1.00 s  spin"), "the cut cell is not shown: {stdout}");
+        }
+    }
+}
+
+#[test]
+fn a_second_ctrl_c_ends_at_once() {
+    // A sleeping sender finishes its 1 s sleep before it looks at the flag: the second Ctrl-C,
+    // a moment after the first, comes while the first is still being honoured.
+    let child = interruptible(&["--sleep"]);
+    let out = signals::interrupt(
+        child,
+        &[(Duration::from_millis(3_500), Signal::INT), (Duration::from_millis(50), Signal::INT)],
+    );
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(signals::texts(&out).0, "", "nothing printed: it ended at once");
 }

@@ -4,9 +4,14 @@
 
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
+mod signals;
+
+use std::time::Duration;
+
 use assert_cmd::Command;
 use haltpoll_vmm::testing::kvm_or_skip;
 use predicates::prelude::*;
+use rustix::process::Signal;
 
 fn haltpoll() -> Command {
     Command::cargo_bin("haltpoll").unwrap()
@@ -112,7 +117,68 @@ fn bad_options_are_refused_before_any_vm_starts() {
     refused(&["--think", "5"], "no unit");
     refused(&["--grow-start", "0"], "grow_start must be at least 1 ns");
     refused(&["--plot", "vm.gif"], "vm.gif");
-    refused(&["--think", "0,2s"], "think time 2000000000 ns: at most 1 s per message");
+    refused(&["--think", "0,2s"], "think time 2s is too long: at most 1s per message");
+    refused(&["--host-halt-poll-ns", "18446744073709551615"], "give 0 to 4294967295 ns");
+}
+
+#[test]
+fn a_plot_path_that_cannot_be_written_fails_before_any_vm_starts() {
+    // The run would take minutes: 1000 round trips of two 1 s think times. (Without KVM the
+    // path is refused all the same: it comes first.)
+    haltpoll()
+        .args(["bench", "vm", "--variants", "busy", "--think", "1s", "--round-trips", "1000", "--repetitions", "1"])
+        .args(["--plot", "/nonexistent/x.svg"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "haltpoll: error: cannot write the plot to /nonexistent/x.svg: No such file or directory (os error 2)",
+        ));
+}
+
+#[test]
+fn repeated_variants_run_once_and_busy_is_its_own_speed() {
+    let Some(_vm) = kvm_or_skip("repeated_variants_run_once_and_busy_is_its_own_speed") else { return };
+    let out = quick().args(["--variants", "busy,busy,no-polling,busy", "--json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("note: --variants: busy, busy given more than once, runs once"), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["config"]["variants"], serde_json::json!(["busy", "no-polling"]));
+    assert_eq!(doc["runs"].as_array().unwrap().len(), 2 * 2, "2 variants x 2 think times, once each");
+    for row in doc["rows"].as_array().unwrap().iter().filter(|r| r["variant"] == "busy") {
+        assert_eq!(row["speed_vs_busy"], 1.0, "{row}");
+        assert_eq!(row["wake_vs_busy"], 1.0, "{row}");
+    }
+}
+
+#[test]
+fn ctrl_c_prints_the_runs_that_finished_marked_partial_and_exits_130() {
+    let Some(_vm) = kvm_or_skip("ctrl_c_prints_the_runs_that_finished_marked_partial_and_exits_130") else { return };
+    // Busy without think time (done in moments), then busy at 1 s: 3 round trips of two 1 s
+    // think times (6 s). Ctrl-C comes in the middle of the second.
+    let child = signals::start(&[
+        "bench",
+        "vm",
+        "--variants",
+        "busy",
+        "--think",
+        "0,1s",
+        "--repetitions",
+        "1",
+        "--round-trips",
+        "3",
+        "--warmup",
+        "0",
+    ]);
+    let out = signals::interrupt(child, &[(Duration::from_secs(3), Signal::INT)]);
+    let (stdout, stderr) = signals::texts(&out);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stdout.starts_with("PARTIAL RESULTS: interrupted after 1 of 2 runs"), "{stdout}");
+    assert!(stdout.contains("\n    0 ns  busy "), "the finished run's row: {stdout}");
+    assert!(!stdout.contains("1.00 s  busy"), "the interrupted run is not shown: {stdout}");
+    assert!(stderr.ends_with("haltpoll: interrupted after 1 of 2 runs: the results printed are partial\n"), "{stderr}");
 }
 
 #[test]

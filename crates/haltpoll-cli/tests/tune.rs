@@ -179,3 +179,29 @@ fn bad_input_is_refused_clearly() {
         .failure()
         .stderr(predicate::str::contains("no idle periods to tune on"));
 }
+
+#[test]
+fn a_plot_path_is_checked_before_the_work_and_drawn_after_the_report() {
+    let t = trace();
+    haltpoll()
+        .arg("tune")
+        .arg(t.path())
+        .args(["--plot", "/nonexistent/front.svg"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("cannot write the plot to /nonexistent/front.svg: No such file or directory"));
+    // A full disk: the report is out before the picture fails, in one sentence.
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("front.png");
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    let out = haltpoll().arg("tune").arg(t.path()).arg("--plot").arg(&full).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("recommendation"), "the report is printed: {stdout}");
+    let error = format!(
+        "haltpoll: error: cannot write the plot to {}: No space left on device (os error 28)\n",
+        full.display()
+    );
+    assert!(stderr.ends_with(&error), "{stderr}");
+}

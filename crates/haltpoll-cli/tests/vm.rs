@@ -3,9 +3,14 @@
 
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
+mod signals;
+
+use std::time::Duration;
+
 use assert_cmd::Command;
 use haltpoll_vmm::testing::kvm_or_skip;
 use predicates::prelude::*;
+use rustix::process::Signal;
 
 fn haltpoll() -> Command {
     Command::cargo_bin("haltpoll").unwrap()
@@ -80,10 +85,83 @@ fn impossible_options_are_refused_before_any_vm_starts() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("3 vCPUs: the ping-pong runs in pairs, so the count must be even"));
+    // The range the message names is the range the check lets through.
+    for vcpus in ["0", "1", "3", "10"] {
+        haltpoll().args(["vm", "pingpong", "--vcpus", vcpus]).assert().code(1).stderr(predicate::str::contains(
+            format!("{vcpus} vCPUs: the ping-pong runs in pairs, so the count must be even, from 2 to 8"),
+        ));
+    }
+    for limit in ["0", "1e20", "2e19", "1e-12", "-1", "inf", "NaN", "2000000s"] {
+        haltpoll()
+            .args(["vm", "pingpong", &format!("--time-limit={limit}")])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "invalid value '{limit}' for '--time-limit <SECS>': \"{limit}\" is out of range: give 0.001 to 1000000 seconds"
+            )));
+    }
     haltpoll()
-        .args(["vm", "pingpong", "--time-limit", "0"])
+        .args(["vm", "pingpong", "--host-halt-poll-ns", "18446744073709551615"])
         .assert()
-        .failure()
-        .stderr(predicate::str::contains("--time-limit 0: give a positive number of seconds"));
-    haltpoll().args(["vm", "pingpong", "--repeat", "0"]).assert().failure();
+        .code(1)
+        .stderr(predicate::str::contains(
+            "host halt-poll window 18446744073709551615 ns is out of range: KVM holds it in 32 bits, so give 0 to 4294967295 ns",
+        ));
+    haltpoll()
+        .args(["vm", "pingpong", "--think-ns", "5000000000"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("think time 5s is too long: at most 1s per message"));
+    haltpoll().args(["vm", "pingpong", "--repeat", "0"]).assert().code(2);
+    // A trace that cannot be written is refused before the first VM (which would take minutes).
+    haltpoll()
+        .args(["vm", "pingpong", "-n", "1000", "--think-ns", "1000000000", "--trace", "/nonexistent/t.txt"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "haltpoll: error: cannot write the trace to /nonexistent/t.txt: No such file",
+        ));
+}
+
+#[test]
+fn time_limits_take_seconds_or_a_unit() {
+    let Some(_vm) = kvm_or_skip("time_limits_take_seconds_or_a_unit") else { return };
+    for limit in ["30", "2.5", "1e3", "30s", "1500ms"] {
+        haltpoll().args(["vm", "pingpong", "-n", "20", "-r", "1", "--time-limit", limit]).assert().success();
+    }
+}
+
+#[test]
+fn a_trace_that_cannot_be_written_loses_no_result() {
+    let Some(_vm) = kvm_or_skip("a_trace_that_cannot_be_written_loses_no_result") else { return };
+    let out = haltpoll().args(["vm", "pingpong", "-n", "50", "-r", "2", "--trace", "/dev/full"]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("round trip ") && stdout.contains("(median of 2;"), "the results are printed: {stdout}");
+    assert_eq!(stderr, "haltpoll: error: cannot write the trace to /dev/full: No space left on device (os error 28)\n");
+}
+
+#[test]
+fn ctrl_c_prints_the_repetitions_that_finished_marked_partial_and_exits_130() {
+    let Some(_vm) = kvm_or_skip("ctrl_c_prints_the_repetitions_that_finished_marked_partial_and_exits_130") else {
+        return;
+    };
+    // Repetitions of 4 round trips of two 500 ms think times (4 s each): Ctrl-C in the second.
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("idle.txt");
+    let trace_arg = trace.to_str().unwrap();
+    let args = ["vm", "pingpong", "-n", "4", "-r", "3", "--think-ns", "500000000", "--trace", trace_arg];
+    let out = signals::interrupt(signals::start(&args), &[(Duration::from_secs(6), Signal::INT)]);
+    let (stdout, stderr) = signals::texts(&out);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stdout.starts_with("PARTIAL RESULTS: interrupted after 1 of 3 repetitions"), "{stdout}");
+    assert!(stdout.contains("(median of 1;"), "the finished repetition: {stdout}");
+    assert!(
+        stderr.ends_with("haltpoll: interrupted after 1 of 3 repetitions: the results printed are partial\n"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(text.contains("# repetition 1\n") && !text.contains("# repetition 2\n"), "saved too: {text}");
 }

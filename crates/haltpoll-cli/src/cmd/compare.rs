@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::cmd::tune::percent2;
 use crate::output::{self, count, fmt_ns, percent};
-use crate::plot::{self, Panel, Scale, Series};
+use crate::plot::{Panel, PlotFile, Scale, Series};
 use crate::trace::{self, Format, Trace};
 use crate::tune::{self, Basis, CpuTime, Grid, Outcome, share};
 use crate::units;
@@ -81,9 +81,8 @@ pub struct Compared {
 
 /// Runs `haltpoll compare`.
 pub fn run(args: &CompareArgs) -> Result<()> {
-    if let Some(path) = &args.plot {
-        plot::Format::of(path)?; // before the work, not after it
-    }
+    // The picture's file before the work, not after it.
+    let plot = args.plot.as_deref().map(PlotFile::create).transpose()?;
     if args.traces.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
         bail!("standard input ('-') can be read only once: give it as one TRACE at most");
     }
@@ -95,8 +94,8 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         all.push(compare(path.clone(), trace, &args.budgets, args.cpus, args.predictive)?);
     }
     output::write_stdout(|out| if args.json { write_json(out, &all) } else { write_human(out, &all) })?;
-    if let Some(path) = &args.plot {
-        plot::draw_panels(path, &all.iter().map(panel).collect::<Vec<_>>())?;
+    if let Some(plot) = plot {
+        plot.panels(&all.iter().map(panel).collect::<Vec<_>>())?;
     }
     Ok(())
 }

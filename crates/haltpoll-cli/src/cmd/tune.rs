@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::cmd::compare::ContenderJson;
 use crate::module_params::ModuleParams;
 use crate::output::{self, count, fmt_ns, percent};
-use crate::plot::{self, FrontPlot};
+use crate::plot::{FrontPlot, PlotFile};
 use crate::trace::{self, Format, Trace};
 use crate::tune::{self, Basis, CpuTime, CpusFrom, Grid, Outcome, share};
 use crate::units;
@@ -137,9 +137,8 @@ struct Tuned<'a> {
 
 /// Runs `haltpoll tune`.
 pub fn run(args: &TuneArgs) -> Result<()> {
-    if let Some(path) = &args.plot {
-        plot::Format::of(path)?; // before the work, not after it
-    }
+    // The picture's file before the work, not after it.
+    let plot = args.plot.as_deref().map(PlotFile::create).transpose()?;
     let (grid, settings) = args.grid()?;
     let trace = trace::read(&args.trace, args.format)?;
     output::print_notes(&trace.notes);
@@ -147,7 +146,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
         bail!("{}: the trace has no idle periods to tune on", args.trace.display());
     }
     if args.cpus.is_some() && trace.format != Format::Perf {
-        eprintln!("haltpoll: note: --cpus is for perf traces; a text trace is measured against its idle time");
+        output::note("--cpus is for perf traces; a text trace is measured against its idle time");
     }
     let cpu = tune::cpu_time(&trace, args.cpus);
     if cpu.ns == 0 {
@@ -172,10 +171,9 @@ pub fn run(args: &TuneArgs) -> Result<()> {
         }
     };
     let tuned = Tuned { args, trace: &trace, grid, cpu, outcomes, front, defaults, recommended, predictive };
-    if let Some(path) = &args.plot {
-        plot::draw_front(path, &tuned.front_plot())?;
-    }
-    output::write_stdout(|out| if args.json { tuned.write_json(out) } else { tuned.write_human(out) })
+    output::write_stdout(|out| if args.json { tuned.write_json(out) } else { tuned.write_human(out) })?;
+    // The recommendation first, then the picture: a picture that fails loses nothing.
+    plot.map_or(Ok(()), |plot| Ok(plot.front(&tuned.front_plot())?))
 }
 
 impl Tuned<'_> {

@@ -1,8 +1,8 @@
 //! `haltpoll vm pingpong`: haltpoll's own guest on KVM, pairs of vCPUs passing a message back
 //! and forth, measured: round trip, wake latency, VM exits, IPIs, host polls, CPU time.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,10 +13,12 @@ use haltpoll_abi::{Counters, DriverLoad, DriverReport};
 use haltpoll_vmm::quantile::quantile;
 use haltpoll_vmm::report::poll_share;
 use haltpoll_vmm::stats::KvmStat;
-use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport};
+use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport, VmmError};
 use serde::Serialize;
 
-use crate::output::{self, fmt_ns, percent};
+use crate::cmd::bench::{end_progress, partial, progress_bar};
+use crate::interrupt::Interrupt;
+use crate::output::{self, OutputFile, fmt_ns, percent};
 use crate::trace::text::{self, Section};
 use crate::units::parse_ns;
 
@@ -93,10 +95,10 @@ pub struct PingpongArgs {
     /// Leave the vCPU threads unpinned.
     #[arg(long)]
     pub no_pin: bool,
-    /// Time limit of one repetition, seconds (default: 10 s plus 2 ms and two think times per
-    /// round trip).
-    #[arg(long, value_name = "SECS")]
-    pub time_limit: Option<f64>,
+    /// Time limit of one repetition: seconds, or a duration with its unit (30s, 500ms), from
+    /// 1 ms to 1000000 s (default: 10 s plus 2 ms and two think times per round trip).
+    #[arg(long, value_name = "SECS", value_parser = parse_time_limit)]
+    pub time_limit: Option<Duration>,
     /// Write every vCPU's idle periods (ns, one per message received) to FILE, in the trace
     /// format `haltpoll replay` reads.
     #[arg(long, value_name = "FILE")]
@@ -121,15 +123,26 @@ pub fn latency_reqs(list: &[u64], vcpus: usize) -> Vec<u64> {
     }
 }
 
+/// The time limits `--time-limit` takes: below a millisecond the watchdog cannot tell (it
+/// looks every 20 ms), above 1e6 s (11.6 days) is a typing error.
+const TIME_LIMITS: RangeInclusive<Duration> = Duration::from_millis(1)..=Duration::from_secs(1_000_000);
+
+/// Parses `--time-limit`: a number of seconds ("30", "2.5", "1e3"), or a duration with its
+/// unit ([`parse_ns`]: "500ms"), within [`TIME_LIMITS`].
+fn parse_time_limit(text: &str) -> Result<Duration, String> {
+    let limit = match text.trim().parse::<f64>() {
+        // NaN, negative and huge counts of seconds have no Duration: out of range as well.
+        Ok(secs) => Duration::try_from_secs_f64(secs).ok(),
+        Err(_) => Some(Duration::from_nanos(parse_ns(text)?)),
+    };
+    limit.filter(|limit| TIME_LIMITS.contains(limit)).ok_or_else(|| {
+        format!("{text:?} is out of range: give 0.001 to 1000000 seconds (e.g. 30, or with a unit: 500ms, 30s)")
+    })
+}
+
 impl PingpongArgs {
     fn options(&self) -> Result<RunOptions> {
-        let time_limit = match self.time_limit {
-            Some(secs) if !(secs.is_finite() && secs > 0.0) => {
-                anyhow::bail!("--time-limit {secs}: give a positive number of seconds")
-            }
-            Some(secs) => Some(Duration::from_secs_f64(secs)),
-            None => None,
-        };
+        let time_limit = self.time_limit;
         Ok(RunOptions {
             vcpus: self.vcpus,
             idle: self.idle,
@@ -165,28 +178,53 @@ pub fn run(args: &VmArgs) -> Result<()> {
 fn pingpong(args: &PingpongArgs) -> Result<()> {
     let options = args.options()?;
     options.validate()?;
+    // The trace file before the first VM: a path that cannot be written fails now.
+    let trace = args.trace.as_deref().map(|path| OutputFile::create(path, "trace")).transpose()?;
+    let interrupt = Interrupt::watch()?;
+    let bar = progress_bar(u64::from(args.repeat));
     let mut reports = Vec::with_capacity(args.repeat as usize);
     for repetition in 1..=args.repeat {
-        let report =
-            haltpoll_vmm::run(&options).with_context(|| format!("repetition {repetition} of {}", args.repeat))?;
-        reports.push(report);
+        bar.set_message(format!("repetition {repetition} of {}", args.repeat));
+        match haltpoll_vmm::run_until(&options, interrupt.flag()) {
+            Ok(report) => reports.push(report),
+            Err(VmmError::Interrupted) => break,
+            Err(e) => {
+                bar.finish_and_clear();
+                return Err(e).with_context(|| format!("repetition {repetition} of {}", args.repeat));
+            }
+        }
+        bar.inc(1);
+        if interrupt.requested() {
+            break;
+        }
     }
-    if let Some(path) = &args.trace {
-        write_trace(path, args, &reports).with_context(|| format!("cannot write the trace {}", path.display()))?;
+    let partial = partial(reports.len(), args.repeat as usize, "repetitions");
+    end_progress(&bar, partial.as_ref());
+    if let Some(interrupted) = partial.filter(|_| reports.is_empty()) {
+        return Err(interrupted.into());
     }
     let summary = Summary::new(&reports);
     output::write_stdout(|out| {
         if args.json {
             let json = Json {
                 options: OptionsJson::new(args, &reports[0]),
+                partial: partial.is_some(),
                 repetitions: reports.iter().map(RepetitionJson::new).collect(),
                 summary,
             };
             output::write_json(out, &json)
         } else {
+            if let Some(interrupted) = &partial {
+                writeln!(out, "{}", interrupted.marker())?;
+            }
             write_human(out, args, &reports, &summary)
         }
-    })
+    })?;
+    // Printed first, saved second: a trace that cannot be written loses no printed result.
+    if let Some(trace) = trace {
+        trace.write(|out| write_trace(out, args, &reports))?;
+    }
+    partial.map_or(Ok(()), |interrupted| Err(interrupted.into()))
 }
 
 /// Figures per round trip, over all repetitions.
@@ -367,6 +405,8 @@ pub fn describe_driver(report: &RunReport) -> String {
 #[derive(Serialize)]
 struct Json {
     options: OptionsJson,
+    /// Whether an interrupt cut the repetitions short.
+    partial: bool,
     repetitions: Vec<RepetitionJson>,
     summary: Summary,
 }
@@ -444,7 +484,7 @@ impl RepetitionJson {
     }
 }
 
-fn write_trace(path: &std::path::Path, args: &PingpongArgs, reports: &[RunReport]) -> io::Result<()> {
+fn write_trace(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport]) -> io::Result<()> {
     let header = [
         "haltpoll vm pingpong: idle periods in ns, from a vCPU starting to wait until its peer sent the message"
             .to_owned(),
@@ -468,7 +508,5 @@ fn write_trace(path: &std::path::Path, args: &PingpongArgs, reports: &[RunReport
             })
         })
         .collect();
-    let mut out = BufWriter::new(File::create(path)?);
-    text::write(&mut out, &header, &sections)?;
-    out.flush()
+    text::write(out, &header, &sections)
 }

@@ -2,25 +2,24 @@
 //! front, on an SVG or PNG backend, text in an embedded DejaVu Sans.
 
 use std::ops::Range;
-use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
-use super::{Format, FrontPlot, LOG_SPAN, Panel, PlotError, Scale, Series};
+use super::{Format, FrontPlot, LOG_SPAN, Panel, Scale, Series};
 
 const FONT: &str = "sans-serif";
 
-/// Draws `panels` one above the other into `path`.
-pub(super) fn panels(path: &Path, size: (u32, u32), panels: &[Panel]) -> Result<(), PlotError> {
-    render(path, size, &Panels(panels))
+/// Draws `panels` one above the other, as a file of `format`'s bytes.
+pub(super) fn panels(format: Format, size: (u32, u32), panels: &[Panel]) -> Result<Vec<u8>, String> {
+    render(format, size, &Panels(panels))
 }
 
-/// Draws `plot` into `path`.
-pub(super) fn front(path: &Path, size: (u32, u32), plot: &FrontPlot) -> Result<(), PlotError> {
-    render(path, size, plot)
+/// Draws `plot`, as a file of `format`'s bytes.
+pub(super) fn front(format: Format, size: (u32, u32), plot: &FrontPlot) -> Result<Vec<u8>, String> {
+    render(format, size, plot)
 }
 
 /// Something drawn the same way on any backend.
@@ -83,15 +82,35 @@ impl Picture for FrontPlot {
     }
 }
 
-/// Opens the backend `path` asks for, fills it white, draws `picture`, and writes the file.
-fn render(path: &Path, size: (u32, u32), picture: &impl Picture) -> Result<(), PlotError> {
-    let fail = |message: String| PlotError::Draw { path: path.to_owned(), message };
-    font().map_err(fail)?;
-    match Format::of(path)? {
-        Format::Svg => draw_on(SVGBackend::new(path, size).into_drawing_area(), picture),
-        Format::Png => draw_on(BitMapBackend::new(path, size).into_drawing_area(), picture),
+/// Draws `picture` on a white canvas in memory and returns the file's bytes: the SVG text, or
+/// the bitmap encoded as PNG. Memory, not the file: plotters' backends would report a failed
+/// write as their own debug text, and the file is the caller's, opened before the work.
+fn render(format: Format, size: (u32, u32), picture: &impl Picture) -> Result<Vec<u8>, String> {
+    font()?;
+    match format {
+        Format::Svg => {
+            let mut svg = String::new();
+            draw_on(SVGBackend::with_string(&mut svg, size).into_drawing_area(), picture)?;
+            Ok(svg.into_bytes())
+        }
+        Format::Png => {
+            let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+            draw_on(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area(), picture)?;
+            encode_png(&rgb, size).map_err(text)
+        }
     }
-    .map_err(fail)
+}
+
+/// An 8-bit RGB bitmap as a PNG file.
+fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, png::EncodingError> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
+    Ok(bytes)
 }
 
 fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, picture: &impl Picture) -> Result<(), String> {

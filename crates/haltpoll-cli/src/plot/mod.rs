@@ -1,35 +1,39 @@
-//! Pictures: SVG or PNG files (chosen by the file's extension) drawn with plotters.
+//! Pictures: SVG or PNG files (chosen by the file's extension) drawn with plotters. A
+//! [`PlotFile`] is checked and opened before a command's work and drawn after it:
 //!
-//! - [`think_time_sweep`]: the benchmarks' sweeps, round trip and CPU per round trip against
-//!   think time, one line per variant, in two panels of one file;
-//! - [`draw_panels`]: any number of such "metric against x" panels;
-//! - [`draw_front`]: `haltpoll tune`'s Pareto front.
+//! - [`PlotFile::think_time_sweep`]: the benchmarks' sweeps, round trip and CPU per round trip
+//!   against think time, one line per variant, in two panels of one file;
+//! - [`PlotFile::panels`]: any number of such "metric against x" panels;
+//! - [`PlotFile::front`]: `haltpoll tune`'s Pareto front.
 //!
 //! Text is laid out with an embedded DejaVu Sans, so pictures come out the same on a server
 //! without fonts. An axis whose values are all positive and span more than [`LOG_SPAN`] is drawn
 //! on a log scale (with [`Scale::Auto`]).
 //!
 //! The drawing (`draw`, plotters and the font) is the `plot` feature, on by default. Without it
-//! every `--plot` stops before any work, [`Format::of`] saying to rebuild with the feature.
+//! every `--plot` stops before any work, [`PlotFile::create`] saying to rebuild with the feature.
 
 use std::path::{Path, PathBuf};
+
+use crate::output::{OutputError, OutputFile};
 
 #[cfg(feature = "plot")]
 mod draw;
 
 /// Without the `plot` feature nothing draws; callers meet [`PlotError::Disabled`] in
-/// [`Format::of`] first.
+/// [`PlotFile::create`] first.
 #[cfg(not(feature = "plot"))]
 mod draw {
-    use super::{FrontPlot, Panel, PlotError};
-    use std::path::Path;
+    use super::{Format, FrontPlot, Panel};
 
-    pub(super) fn panels(path: &Path, _size: (u32, u32), _panels: &[Panel]) -> Result<(), PlotError> {
-        Err(PlotError::Disabled(path.to_owned()))
+    const DISABLED: &str = "built without the plot feature";
+
+    pub(super) fn panels(_format: Format, _size: (u32, u32), _panels: &[Panel]) -> Result<Vec<u8>, String> {
+        Err(DISABLED.to_owned())
     }
 
-    pub(super) fn front(path: &Path, _size: (u32, u32), _plot: &FrontPlot) -> Result<(), PlotError> {
-        Err(PlotError::Disabled(path.to_owned()))
+    pub(super) fn front(_format: Format, _size: (u32, u32), _plot: &FrontPlot) -> Result<Vec<u8>, String> {
+        Err(DISABLED.to_owned())
     }
 }
 
@@ -55,15 +59,17 @@ pub enum PlotError {
     /// Nothing to draw.
     #[error("{0}: nothing to plot (no data points)")]
     NoData(PathBuf),
-    /// Drawing or writing failed.
-    #[cfg_attr(not(feature = "plot"), allow(dead_code, reason = "only the drawing fails so"))]
-    #[error("cannot draw {path}: {message}")]
+    /// Drawing failed.
+    #[error("cannot draw the plot {path}: {message}")]
     Draw {
         /// The file.
         path: PathBuf,
         /// What plotters said.
         message: String,
     },
+    /// The file cannot be opened or written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
 }
 
 /// An axis scale. The commands draw every axis with `Auto`; `Linear` and `Log` force one (the
@@ -132,45 +138,78 @@ impl Format {
     }
 }
 
-/// Draws the benchmarks' think-time sweep into `path`: round trip against think time above,
-/// CPU time per round trip below, one line per variant (`(think time, value)` points, all in
-/// µs).
-///
-/// ```ignore
-/// let rtt = vec![Series { label: "guest polling".into(), points: vec![(0.0, 12.0), (10.0, 21.0), (100.0, 110.0)] }];
-/// let cpu = vec![Series { label: "guest polling".into(), points: vec![(0.0, 12.0), (10.0, 14.0), (100.0, 15.0)] }];
-/// think_time_sweep(Path::new("sweep.svg"), "bench vm", rtt, cpu)?;
-/// ```
-pub fn think_time_sweep(
-    path: &Path,
-    title: &str,
-    round_trip: Vec<Series>,
-    cpu_per_round_trip: Vec<Series>,
-) -> Result<(), PlotError> {
-    let panel = |what: &str, y_label: &str, series| Panel {
-        title: format!("{title}: {what} against think time"),
-        x_label: "think time (us)".to_owned(),
-        y_label: y_label.to_owned(),
-        x_scale: Scale::Auto,
-        y_scale: Scale::Auto,
-        series,
-    };
-    draw_panels(
-        path,
-        &[
-            panel("round trip", "round trip (us)", round_trip),
-            panel("CPU per round trip", "CPU time per round trip (us)", cpu_per_round_trip),
-        ],
-    )
+/// A `--plot` file: its name checked and the file opened for writing when the command starts,
+/// the picture drawn (in memory) and written when its results are in. A picture that cannot be
+/// drawn or written is an error of its own, after the results have been printed.
+#[derive(Debug)]
+pub struct PlotFile {
+    format: Format,
+    file: OutputFile,
 }
 
-/// Draws `panels` one above the other into `path`.
-pub fn draw_panels(path: &Path, panels: &[Panel]) -> Result<(), PlotError> {
-    if panels.iter().all(|p| p.series.iter().all(|s| s.points.is_empty())) {
-        return Err(PlotError::NoData(path.to_owned()));
+impl PlotFile {
+    /// Checks `path`'s extension (and that this build draws) and opens the file for writing.
+    pub fn create(path: &Path) -> Result<PlotFile, PlotError> {
+        let format = Format::of(path)?;
+        Ok(PlotFile { format, file: OutputFile::create(path, "plot")? })
     }
-    let size = (PANEL_SIZE.0, PANEL_SIZE.1 * panels.len().max(1) as u32);
-    draw::panels(path, size, panels)
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Draws the benchmarks' think-time sweep: round trip against think time above, CPU time
+    /// per round trip below, one line per variant (`(think time, value)` points, all in µs).
+    ///
+    /// ```ignore
+    /// let rtt = vec![Series { label: "guest polling".into(), points: vec![(0.0, 12.0), (10.0, 21.0), (100.0, 110.0)] }];
+    /// let cpu = vec![Series { label: "guest polling".into(), points: vec![(0.0, 12.0), (10.0, 14.0), (100.0, 15.0)] }];
+    /// PlotFile::create(Path::new("sweep.svg"))?.think_time_sweep("bench vm", rtt, cpu)?;
+    /// ```
+    pub fn think_time_sweep(
+        self,
+        title: &str,
+        round_trip: Vec<Series>,
+        cpu_per_round_trip: Vec<Series>,
+    ) -> Result<(), PlotError> {
+        let panel = |what: &str, y_label: &str, series| Panel {
+            title: format!("{title}: {what} against think time"),
+            x_label: "think time (us)".to_owned(),
+            y_label: y_label.to_owned(),
+            x_scale: Scale::Auto,
+            y_scale: Scale::Auto,
+            series,
+        };
+        self.panels(&[
+            panel("round trip", "round trip (us)", round_trip),
+            panel("CPU per round trip", "CPU time per round trip (us)", cpu_per_round_trip),
+        ])
+    }
+
+    /// Draws `panels` one above the other.
+    pub fn panels(self, panels: &[Panel]) -> Result<(), PlotError> {
+        if panels.iter().all(|p| p.series.iter().all(|s| s.points.is_empty())) {
+            return Err(PlotError::NoData(self.path().to_owned()));
+        }
+        let size = (PANEL_SIZE.0, PANEL_SIZE.1 * panels.len().max(1) as u32);
+        let bytes = draw::panels(self.format, size, panels);
+        self.write(bytes)
+    }
+
+    /// Draws `haltpoll tune`'s [`FrontPlot`].
+    pub fn front(self, plot: &FrontPlot) -> Result<(), PlotError> {
+        if plot.all.is_empty() {
+            return Err(PlotError::NoData(self.path().to_owned()));
+        }
+        let bytes = draw::front(self.format, PANEL_SIZE, plot);
+        self.write(bytes)
+    }
+
+    fn write(self, drawn: Result<Vec<u8>, String>) -> Result<(), PlotError> {
+        let bytes = drawn.map_err(|message| PlotError::Draw { path: self.path().to_owned(), message })?;
+        Ok(self.file.write(|out| out.write_all(&bytes))?)
+    }
 }
 
 /// `haltpoll tune`'s picture: every setting, the Pareto front, the defaults, the budget and
@@ -191,14 +230,6 @@ pub struct FrontPlot {
     pub budget: Option<f64>,
     /// The x axis's name.
     pub x_label: String,
-}
-
-/// Draws a [`FrontPlot`] into `path`.
-pub fn draw_front(path: &Path, plot: &FrontPlot) -> Result<(), PlotError> {
-    if plot.all.is_empty() {
-        return Err(PlotError::NoData(path.to_owned()));
-    }
-    draw::front(path, PANEL_SIZE, plot)
 }
 
 #[cfg(test)]
@@ -226,17 +257,22 @@ mod tests {
     }
 
     #[cfg(feature = "plot")]
+    fn sweep(path: &Path, title: &str, rtt: Vec<Series>, cpu: Vec<Series>) -> Result<(), PlotError> {
+        PlotFile::create(path)?.think_time_sweep(title, rtt, cpu)
+    }
+
+    #[cfg(feature = "plot")]
     #[test]
     fn sweep_svg_and_png_are_written_in_their_format() {
         let dir = tempfile::tempdir().unwrap();
         let (rtt, cpu) = sweep_series();
         let svg = dir.path().join("sweep.svg");
-        think_time_sweep(&svg, "synthetic", rtt.clone(), cpu.clone()).unwrap();
+        sweep(&svg, "synthetic", rtt.clone(), cpu.clone()).unwrap();
         let text = std::fs::read_to_string(&svg).unwrap();
         assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"), "{}", &text[..80]);
         assert!(text.contains("guest polling") && text.contains("round trip against think time"));
         let png = dir.path().join("sweep.PNG");
-        think_time_sweep(&png, "synthetic", rtt, cpu).unwrap();
+        sweep(&png, "synthetic", rtt, cpu).unwrap();
         let bytes = std::fs::read(&png).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         assert!(bytes.len() > 10_000, "a two-panel picture with text, not an empty image: {} bytes", bytes.len());
@@ -247,12 +283,27 @@ mod tests {
     fn bad_names_and_no_data_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let (rtt, cpu) = sweep_series();
-        let err = think_time_sweep(&dir.path().join("sweep.pdf"), "x", rtt, cpu).unwrap_err().to_string();
+        let err = sweep(&dir.path().join("sweep.pdf"), "x", rtt, cpu).unwrap_err().to_string();
         assert!(err.ends_with("sweep.pdf: a plot file must end in .svg or .png"), "{err}");
-        let err = think_time_sweep(&dir.path().join("e.svg"), "x", vec![], vec![]).unwrap_err().to_string();
+        assert!(!dir.path().join("sweep.pdf").exists(), "a bad name opens nothing");
+        let err = sweep(&dir.path().join("e.svg"), "x", vec![], vec![]).unwrap_err().to_string();
         assert!(err.contains("nothing to plot"), "{err}");
-        let err = think_time_sweep(&dir.path().join("no/such/dir/e.png"), "x", sweep_series().0, vec![]).unwrap_err();
-        assert!(matches!(err, PlotError::Draw { .. }), "{err}");
+        // A path that cannot be written fails when the file is opened, before any drawing.
+        let err = PlotFile::create(&dir.path().join("no/such/dir/e.png")).unwrap_err();
+        assert!(matches!(err, PlotError::Output(OutputError::Open { .. })), "{err}");
+        let text = err.to_string();
+        assert!(text.starts_with("cannot write the plot to ") && text.contains("No such file or directory"), "{text}");
+    }
+
+    #[cfg(feature = "plot")]
+    #[test]
+    fn a_png_that_cannot_be_written_is_one_sentence() {
+        // A full disk: /dev/full, under a name with the extension.
+        let dir = tempfile::tempdir().unwrap();
+        let full = dir.path().join("full.png");
+        std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+        let text = sweep(&full, "x", sweep_series().0, vec![]).unwrap_err().to_string();
+        assert_eq!(text, format!("cannot write the plot to {}: No space left on device (os error 28)", full.display()));
     }
 
     #[cfg(feature = "plot")]
@@ -269,12 +320,12 @@ mod tests {
             x_label: "CPU time polling (%)".into(),
         };
         let svg = dir.path().join("front.svg");
-        draw_front(&svg, &plot).unwrap();
+        PlotFile::create(&svg).unwrap().front(&plot).unwrap();
         let text = std::fs::read_to_string(&svg).unwrap();
         assert!(text.contains("Pareto front") && text.contains("recommended") && text.contains("budget 2.5%"));
-        draw_front(&dir.path().join("front.png"), &plot).unwrap();
+        PlotFile::create(&dir.path().join("front.png")).unwrap().front(&plot).unwrap();
         let empty = FrontPlot { all: vec![], ..plot };
-        assert!(matches!(draw_front(&svg, &empty), Err(PlotError::NoData(_))));
+        assert!(matches!(PlotFile::create(&svg).unwrap().front(&empty), Err(PlotError::NoData(_))));
     }
 
     #[cfg(not(feature = "plot"))]
@@ -283,7 +334,7 @@ mod tests {
         let err = Format::of(Path::new("sweep.svg")).unwrap_err().to_string();
         assert!(err.starts_with("sweep.svg: this haltpoll was built without plots"), "{err}");
         assert!(err.contains("rebuild it with the feature"), "{err}");
-        let (rtt, cpu) = sweep_series();
-        assert!(matches!(think_time_sweep(Path::new("s.png"), "x", rtt, cpu), Err(PlotError::Disabled(_))));
+        assert!(matches!(PlotFile::create(Path::new("s.png")), Err(PlotError::Disabled(_))));
+        assert!(!Path::new("s.png").exists(), "nothing opened");
     }
 }

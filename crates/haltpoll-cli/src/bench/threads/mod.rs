@@ -24,7 +24,7 @@ mod variants;
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use haltpoll_vmm::host::{self, ThreadUsage};
+use haltpoll_vmm::limits;
 pub use rows::{Row, Target, check_targets, summarize};
 use variants::{Primitive, Waiter, Waker};
 
@@ -168,6 +169,9 @@ impl Config {
         if self.min_round_trips == 0 || self.min_round_trips > self.max_round_trips {
             return Err(ThreadsError::RoundTrips { min: self.min_round_trips, max: self.max_round_trips });
         }
+        for &think in &self.think_times {
+            limits::check_think("think time", think).map_err(ThreadsError::Think)?;
+        }
         self.haltpoll.build().map(drop).map_err(ThreadsError::Params)
     }
 
@@ -192,6 +196,9 @@ pub enum ThreadsError {
         /// The maximum asked for.
         max: u64,
     },
+    /// A think time above the benchmarks' limit.
+    #[error("{0}")]
+    Think(String),
     /// A variant name nobody knows.
     #[error(
         "unknown variant {0:?}: choose from spin, haltpoll, haltpoll-guest-rule, std, crossbeam, parking-lot, spin-then-park"
@@ -233,16 +240,22 @@ pub struct Run {
     pub parker_stats: Option<Stats>,
 }
 
-/// Runs every cell of `config`, calling `progress(done, total, run)` after each.
-pub fn run(config: &Config, progress: &mut dyn FnMut(usize, usize, &Run)) -> Result<Vec<Run>, ThreadsError> {
+/// Runs every cell of `config`, calling `progress(done, total, run)` after each, until `stop`
+/// is set: the cell then running ends at its next round trip and is left out, and the cells
+/// that finished are returned.
+pub fn run(
+    config: &Config,
+    progress: &mut dyn FnMut(usize, usize, &Run),
+    stop: &AtomicBool,
+) -> Result<Vec<Run>, ThreadsError> {
     config.validate()?;
     let total = config.cells();
     let mut runs = Vec::with_capacity(total);
     for repetition in 0..config.repetitions {
         for &think in &config.think_times {
             for &variant in &config.variants {
-                let cell = Cell { config, think, repetition, variant };
-                runs.push(match variant {
+                let cell = Cell { config, think, repetition, variant, stop };
+                let run = match variant {
                     Variant::Spin => cell.run::<variants::Spin>(),
                     Variant::Haltpoll => cell.run::<variants::Haltpoll>(),
                     Variant::HaltpollGuestRule => cell.run::<variants::HaltpollGuestRule>(),
@@ -250,7 +263,10 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(usize, usize, &Run)) -> Res
                     Variant::Crossbeam => cell.run::<variants::Crossbeam>(),
                     Variant::ParkingLot => cell.run::<variants::ParkingLot>(),
                     Variant::SpinThenPark => cell.run::<variants::SpinThenPark>(),
-                }?);
+                }?;
+                // A cell cut short measured fewer round trips than asked: not a result.
+                let Some(run) = run.filter(|_| !stop.load(Relaxed)) else { return Ok(runs) };
+                runs.push(run);
                 progress(runs.len(), total, &runs[runs.len() - 1]);
             }
         }
@@ -290,10 +306,12 @@ struct Cell<'a> {
     think: Duration,
     repetition: u32,
     variant: Variant,
+    stop: &'a AtomicBool,
 }
 
 impl Cell<'_> {
-    fn run<P: Primitive>(&self) -> Result<Run, ThreadsError> {
+    /// Runs the cell; `None` if `stop` cut it short.
+    fn run<P: Primitive>(&self) -> Result<Option<Run>, ThreadsError> {
         let (receiver_waits, sender_wakes) = P::pair(&self.config.haltpoll);
         let (sender_waits, receiver_acks) = P::pair(&self.config.haltpoll);
         let shared = Arc::new(Shared {
@@ -316,20 +334,23 @@ impl Cell<'_> {
             })
         };
         // The sender runs on a thread of its own too, so the caller's affinity stays as it was.
-        let sender = {
-            let shared = shared.clone();
-            let (config, think) = (self.config.clone(), self.think);
-            thread::spawn(move || {
+        // It is scoped: it borrows the stop flag.
+        let round_trip_ns = thread::scope(|scope| {
+            let sender = scope.spawn(move || {
                 if let Some((cpu, _)) = cpus {
                     host::pin(cpu);
                 }
-                send(sender_waits, sender_wakes, &shared, &config, think)
-            })
-        };
+                send(sender_waits, sender_wakes, &shared, self.config, self.think, self.stop)
+            });
+            sender.join()
+        });
         let panicked = |_| ThreadsError::Panicked { variant: self.variant };
-        let round_trip_ns = sender.join().map_err(panicked)?;
+        let round_trip_ns = round_trip_ns.map_err(panicked)?;
         let received = receiver.join().map_err(panicked)?;
-        Ok(Run {
+        if self.stop.load(Relaxed) {
+            return Ok(None);
+        }
+        Ok(Some(Run {
             variant: self.variant,
             think_ns: u64::try_from(self.think.as_nanos()).unwrap_or(u64::MAX),
             repetition: self.repetition,
@@ -340,12 +361,20 @@ impl Cell<'_> {
             no_syscall_wakes: received.no_syscall_wakes,
             pinned: cpus.is_some(),
             parker_stats: received.parker_stats,
-        })
+        }))
     }
 }
 
-/// The sender's loop; returns the measured round trips.
-fn send<W: Waiter, K: Waker>(mut acks: W, receiver: K, sh: &Shared, config: &Config, think: Duration) -> Vec<u64> {
+/// The sender's loop; returns the measured round trips. Once `stop` is set, the next message
+/// is the last (the receiver must see one to end).
+fn send<W: Waiter, K: Waker>(
+    mut acks: W,
+    receiver: K,
+    sh: &Shared,
+    config: &Config,
+    think: Duration,
+    stop: &AtomicBool,
+) -> Vec<u64> {
     acks.register();
     sh.start.wait();
     let (warmup, min, max) = (config.warmup, config.min_round_trips, config.max_round_trips);
@@ -356,7 +385,8 @@ fn send<W: Waiter, K: Waker>(mut acks: W, receiver: K, sh: &Shared, config: &Con
         i += 1;
         let measured = i.saturating_sub(warmup);
         let last = measured >= min && (measured >= max || started.elapsed() >= config.cell_time);
-        think_for(config.think, think);
+        think_for(config.think, think, stop);
+        let last = last || stop.load(Relaxed);
         let msg = if last { i | LAST } else { i };
         let stamp = sh.now_ns();
         sh.stamp_ns.store(stamp, Relaxed);
@@ -417,14 +447,15 @@ fn two_cpus() -> Option<(usize, usize)> {
     Some((cpus.next()?, cpus.next()?))
 }
 
-fn think_for(how: Think, d: Duration) {
+/// Spins or sleeps for `d`; a spin ends early once `stop` is set.
+fn think_for(how: Think, d: Duration, stop: &AtomicBool) {
     if d.is_zero() {
         return;
     }
     match how {
         Think::Spin => {
             let start = Instant::now();
-            while start.elapsed() < d {
+            while start.elapsed() < d && !stop.load(Relaxed) {
                 std::hint::spin_loop();
             }
         }
@@ -459,7 +490,7 @@ mod tests {
             cell_time: Duration::from_millis(10),
             ..Config::default()
         };
-        let runs = run(&config, &mut |_done, _total, _run| {}).unwrap();
+        let runs = run(&config, &mut |_done, _total, _run| {}, &AtomicBool::new(false)).unwrap();
         let rows = summarize(&runs);
         assert_eq!(rows.len(), 2);
         assert!(rows.iter().all(|r| r.wakes >= 50));
@@ -469,10 +500,14 @@ mod tests {
     fn every_variant_delivers_every_message() {
         let config = quick(Variant::ALL.to_vec(), 0);
         let mut calls = 0;
-        let runs = run(&config, &mut |done, total, _| {
-            calls += 1;
-            assert_eq!((done, total), (calls, Variant::ALL.len()));
-        })
+        let runs = run(
+            &config,
+            &mut |done, total, _| {
+                calls += 1;
+                assert_eq!((done, total), (calls, Variant::ALL.len()));
+            },
+            &AtomicBool::new(false),
+        )
         .unwrap();
         for r in &runs {
             assert_eq!(r.wake_ns.len(), 30, "{}", r.variant);
@@ -492,9 +527,31 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_keeps_the_cells_that_finished_and_drops_the_one_it_cut() {
+        let config = quick(vec![Variant::Spin, Variant::Haltpoll, Variant::Std], 0);
+        let stop = AtomicBool::new(false);
+        // Stopped after the first cell: the harness runs no further cell.
+        let runs = run(&config, &mut |_, _, _| stop.store(true, Relaxed), &stop).unwrap();
+        assert_eq!(runs.iter().map(|r| r.variant).collect::<Vec<_>>(), [Variant::Spin]);
+
+        // Stopped in the middle of a cell of 10 round trips of two 1 s think times: the cell
+        // ends at its next round trip (the test would take 20 s otherwise) and is left out.
+        let long = Config { min_round_trips: 10, max_round_trips: 10, ..quick(vec![Variant::Haltpoll], 1_000_000) };
+        let stop = AtomicBool::new(false);
+        let runs = thread::scope(|s| {
+            s.spawn(|| {
+                thread::sleep(Duration::from_millis(200));
+                stop.store(true, Relaxed);
+            });
+            run(&long, &mut |_, _, _| {}, &stop).unwrap()
+        });
+        assert!(runs.is_empty(), "the cut cell is not a result");
+    }
+
+    #[test]
     fn a_sleeping_sender_delivers_too() {
         let config = Config { think: Think::Sleep, ..quick(vec![Variant::Haltpoll, Variant::Std], 50) };
-        for r in run(&config, &mut |_, _, _| {}).unwrap() {
+        for r in run(&config, &mut |_, _, _| {}, &AtomicBool::new(false)).unwrap() {
             assert_eq!(r.wake_ns.len(), 30, "{}", r.variant);
             assert!(r.waiter_cpu_ns > 0, "{}", r.variant);
         }
@@ -503,12 +560,15 @@ mod tests {
     #[test]
     fn bad_configs_are_refused_with_a_reason() {
         let c = Config { variants: vec![], ..Config::default() };
-        assert!(run(&c, &mut |_, _, _| {}).unwrap_err().to_string().contains("no variants"));
+        assert!(run(&c, &mut |_, _, _| {}, &AtomicBool::new(false)).unwrap_err().to_string().contains("no variants"));
         let c = Config { min_round_trips: 10, max_round_trips: 5, ..Config::default() };
         assert!(matches!(c.validate(), Err(ThreadsError::RoundTrips { .. })));
         let bad = Builder::new().params(haltpoll::Params { grow_start: 0, ..haltpoll_park::DEFAULT_PARAMS });
         let c = Config { haltpoll: bad, ..Config::default() };
         assert!(c.validate().unwrap_err().to_string().contains("grow_start"));
+        let c = Config { think_times: vec![Duration::from_secs(1000)], ..Config::default() };
+        assert_eq!(c.validate().unwrap_err().to_string(), "think time 1000s is too long: at most 1s per message");
+        assert!(Config { think_times: vec![Duration::from_secs(1)], ..Config::default() }.validate().is_ok());
         assert!("nope".parse::<Variant>().unwrap_err().to_string().contains("choose from"));
         for v in Variant::ALL {
             assert_eq!(v.name().parse::<Variant>().unwrap(), v);

@@ -3,12 +3,16 @@
 //! shared and absolute numbers drift.
 
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::plot::{self, Series};
+use crate::interrupt::Interrupted;
+use crate::output;
+use crate::plot::{PlotFile, Series};
+use crate::units::parse_duration;
 
 pub mod threads;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -49,11 +53,54 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 /// The progress bar of a benchmark: elapsed time, `len` steps, and a message saying what runs.
+/// It shows only where stderr is a terminal.
 pub fn progress_bar(len: u64) -> ProgressBar {
     ProgressBar::new(len).with_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
             .expect("a valid template"),
     )
+}
+
+/// Ends a benchmark's progress bar: cleared when every run finished; left standing, with a
+/// newline, when an interrupt cut the benchmark short, so the terminal shows where it stopped.
+pub fn end_progress(bar: &ProgressBar, partial: Option<&Interrupted>) {
+    match partial {
+        None => bar.finish_and_clear(),
+        Some(_) => bar.abandon_with_message("interrupted"),
+    }
+}
+
+/// What a benchmark ran, against what it planned: `Some` if an interrupt cut it short.
+pub fn partial(finished: usize, planned: usize, unit: &'static str) -> Option<Interrupted> {
+    (finished < planned).then_some(Interrupted { finished, planned, unit })
+}
+
+/// Parses a benchmark's think time: a duration with its unit ([`parse_duration`]) within the
+/// benchmarks' limit ([`haltpoll_vmm::limits::MAX_THINK`]), so a think time that would take
+/// hours is refused with the command line, before anything runs.
+pub fn parse_think(text: &str) -> Result<Duration, String> {
+    let think = parse_duration(text)?;
+    haltpoll_vmm::limits::check_think("think time", think)?;
+    Ok(think)
+}
+
+/// `list` without its repeats (the first of each stays, in order); a note names what was left
+/// out. A variant or think time given twice would run twice in each repetition, and the
+/// summary's ratios pair the runs of one repetition.
+pub fn without_repeats<T: PartialEq + Clone>(option: &str, list: &[T], name: impl Fn(&T) -> String) -> Vec<T> {
+    let mut kept: Vec<T> = Vec::with_capacity(list.len());
+    let mut repeated = Vec::new();
+    for item in list {
+        if kept.contains(item) {
+            repeated.push(name(item));
+        } else {
+            kept.push(item.clone());
+        }
+    }
+    if !repeated.is_empty() {
+        output::note(format_args!("{option}: {} given more than once, runs once", repeated.join(", ")));
+    }
+    kept
 }
 
 /// The 1-minute load average, to say how busy the machine was.
@@ -74,9 +121,9 @@ pub struct SweepPoint {
     pub cpu_ns: f64,
 }
 
-/// Draws round trip and CPU time against think time into `path`, one line per label (in µs),
+/// Draws round trip and CPU time against think time into `plot`, one line per label (in µs),
 /// and says where it went.
-pub fn plot_sweep(path: &Path, title: &str, points: impl IntoIterator<Item = SweepPoint>) -> Result<()> {
+pub fn plot_sweep(plot: PlotFile, title: &str, points: impl IntoIterator<Item = SweepPoint>) -> Result<()> {
     let (mut round_trip, mut cpu): (Vec<Series>, Vec<Series>) = (Vec::new(), Vec::new());
     for p in points {
         for (lines, y) in [(&mut round_trip, p.round_trip_ns), (&mut cpu, p.cpu_ns)] {
@@ -87,7 +134,34 @@ pub fn plot_sweep(path: &Path, title: &str, points: impl IntoIterator<Item = Swe
             }
         }
     }
-    plot::think_time_sweep(path, title, round_trip, cpu).with_context(|| format!("cannot draw {}", path.display()))?;
-    eprintln!("plot written to {}", path.display());
+    let path = plot.path().to_owned();
+    plot.think_time_sweep(title, round_trip, cpu)?;
+    output::stderr_line(format_args!("plot written to {}", path.display()));
     Ok(())
+}
+
+/// Ends a benchmark after its results are printed: draws the plot, if any, of what finished,
+/// then reports an interrupt, if one cut the benchmark short (the plot's failure, then, is a
+/// note: the exit code says interrupted).
+pub fn finish(
+    plot: Option<PlotFile>,
+    title: &str,
+    points: impl IntoIterator<Item = SweepPoint>,
+    partial: Option<Interrupted>,
+) -> Result<()> {
+    let drawn = plot.map_or(Ok(()), |plot| plot_sweep(plot, title, points));
+    match (partial, drawn) {
+        (None, drawn) => drawn,
+        (Some(interrupted), drawn) => {
+            if let Err(e) = drawn {
+                output::stderr_line(format_args!("haltpoll: error: {e:#}"));
+            }
+            Err(interrupted.into())
+        }
+    }
+}
+
+/// Opens the `--plot` file, if one is asked for, before the benchmark runs.
+pub fn open_plot(path: Option<&Path>) -> Result<Option<PlotFile>> {
+    Ok(path.map(PlotFile::create).transpose()?)
 }

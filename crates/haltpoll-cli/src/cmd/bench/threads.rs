@@ -11,10 +11,12 @@ use haltpoll::Params;
 use haltpoll_park::{Builder, DEFAULT_PARAMS};
 use serde::Serialize;
 
-use super::{SweepPoint, load_average, plot_sweep, progress_bar};
+use super::{
+    SweepPoint, end_progress, finish, load_average, open_plot, parse_think, partial, progress_bar, without_repeats,
+};
 use crate::bench::threads::{self as harness, Config, Row, Run, Target, Think, Variant};
+use crate::interrupt::Interrupt;
 use crate::output::{self, fmt_ns, percent};
-use crate::plot;
 use crate::units::parse_duration;
 
 /// Arguments of `haltpoll bench threads`.
@@ -27,7 +29,7 @@ Examples:
   haltpoll bench threads --variants spin,haltpoll,std --repetitions 2 --cell-time 50ms --csv")]
 pub struct ThreadsArgs {
     /// Think times before each message, comma-separated (ns, us, ms, s).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_duration,
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_think,
           default_value = "0,10us,100us,1ms,10ms")]
     pub think: Vec<Duration>,
     /// The sender sleeps for the think time instead of spinning (its CPU then idles too).
@@ -102,8 +104,8 @@ impl Args for ParkerParams {
 impl ThreadsArgs {
     fn config(&self) -> Config {
         Config {
-            variants: self.variants.clone(),
-            think_times: self.think.clone(),
+            variants: without_repeats("--variants", &self.variants, |v| v.name().to_owned()),
+            think_times: without_repeats("--think", &self.think, |t| fmt_ns(t.as_nanos() as u64)),
             think: if self.sleep { Think::Sleep } else { Think::Spin },
             repetitions: self.repetitions,
             min_round_trips: self.min_round_trips,
@@ -120,37 +122,48 @@ impl ThreadsArgs {
 pub fn run(args: &ThreadsArgs) -> Result<()> {
     let config = args.config();
     config.validate().context("cannot run the benchmark")?;
-    if let Some(path) = &args.plot {
-        plot::Format::of(path)?; // refuse a bad file name before the run, not after
-    }
+    // Outputs before the first thread: a path that cannot be written fails now, not after.
+    let plot = open_plot(args.plot.as_deref())?;
+    let interrupt = Interrupt::watch()?;
     let load = load_average();
     let bar = progress_bar(config.cells() as u64);
-    let runs = harness::run(&config, &mut |_, _, run| {
-        bar.set_message(format!("{} at think {}", run.variant, fmt_ns(run.think_ns)));
-        bar.inc(1);
-    })?;
-    bar.finish_and_clear();
+    let runs = harness::run(
+        &config,
+        &mut |_, _, run| {
+            bar.set_message(format!("{} at think {}", run.variant, fmt_ns(run.think_ns)));
+            bar.inc(1);
+        },
+        interrupt.flag(),
+    );
+    let partial = runs.as_ref().ok().and_then(|runs| partial(runs.len(), config.cells(), "cells"));
+    end_progress(&bar, partial.as_ref());
+    let runs = runs?;
+    if let Some(interrupted) = partial.filter(|_| runs.is_empty()) {
+        return Err(interrupted.into());
+    }
     let rows = harness::summarize(&runs);
     let targets = harness::check_targets(&runs);
-    if let Some(path) = &args.plot {
-        // Round trip and the waiting thread's CPU per wake, one line per variant.
-        let points = rows.iter().map(|r| SweepPoint {
-            label: r.variant.to_string(),
-            think_ns: r.think_ns as f64,
-            round_trip_ns: r.round_trip_p50_ns as f64,
-            cpu_ns: r.cpu_per_wake_ns as f64,
-        });
-        plot_sweep(path, "bench threads", points)?;
-    }
+    // The results first, then the picture: a picture that fails loses nothing.
     output::write_stdout(|out| {
         if args.json {
-            write_json(out, &config, &args.parker.0, load, &rows, &targets, &runs)
+            write_json(out, &config, &args.parker.0, load, partial.is_some(), &rows, &targets, &runs)
         } else if args.csv {
             write_csv(out, &runs)
         } else {
+            if let Some(interrupted) = &partial {
+                writeln!(out, "{}", interrupted.marker())?;
+            }
             write_table(out, &config, load, &runs, &rows, &targets)
         }
-    })
+    })?;
+    // Round trip and the waiting thread's CPU per wake, one line per variant.
+    let points = rows.iter().map(|r| SweepPoint {
+        label: r.variant.to_string(),
+        think_ns: r.think_ns as f64,
+        round_trip_ns: r.round_trip_p50_ns as f64,
+        cpu_ns: r.cpu_per_wake_ns as f64,
+    });
+    finish(plot, "bench threads", points, partial)
 }
 
 fn opt_percent(share: Option<f64>) -> String {
@@ -265,11 +278,13 @@ fn repetition_rows(runs: &[Run]) -> Vec<RepetitionRow> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments, reason = "the document's parts, each from its own source")]
 fn write_json(
     out: &mut dyn Write,
     config: &Config,
     parker: &Params,
     load: Option<f64>,
+    partial: bool,
     rows: &[Row],
     targets: &[Target],
     runs: &[Run],
@@ -288,6 +303,7 @@ fn write_json(
             "haltpoll": parker,
             "load_average": load,
         },
+        "partial": partial,
         "rows": rows,
         "targets": targets,
         "repetitions": repetition_rows(runs),

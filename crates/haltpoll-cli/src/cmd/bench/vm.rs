@@ -13,14 +13,16 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use haltpoll::{BlockTime, Params, ValidParams};
-use haltpoll_vmm::{DriverLoad, IdlePolicy, RunOptions};
+use haltpoll_vmm::{DriverLoad, IdlePolicy, RunOptions, VmmError};
 use serde::Serialize;
 
 use self::cells::{Measurement, Row, Target, check_targets, summarize};
-use super::{SweepPoint, load_average, plot_sweep, progress_bar};
+use super::{
+    SweepPoint, end_progress, finish, load_average, open_plot, parse_think, partial, progress_bar, without_repeats,
+};
 use crate::bench::summary::Unit;
+use crate::interrupt::Interrupt;
 use crate::output::{self, fmt_ns, percent};
-use crate::plot;
 use crate::units::parse_duration;
 
 /// How the waiting vCPUs idle, and on what host set-up.
@@ -113,7 +115,7 @@ Examples:
   haltpoll bench vm --repetitions 1 --think 1ms --variants guest-haltpoll,no-polling --json")]
 pub struct VmArgs {
     /// Think times before each message, comma-separated (ns, us, ms, s).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_duration,
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_think,
           default_value = "0,10us,100us,1ms")]
     pub think: Vec<Duration>,
     /// Variants, comma-separated: busy, guest-haltpoll, guest-haltpoll-poll-and-halt,
@@ -188,10 +190,10 @@ impl Setup {
         if args.round_trips == Some(0) {
             anyhow::bail!("--round-trips 0: give at least 1");
         }
-        let mut variants = args.variants.clone();
-        variants.dedup();
+        let think = without_repeats("--think", &args.think, |t| fmt_ns(t.as_nanos() as u64));
+        let variants = without_repeats("--variants", &args.variants, |v| v.name().to_owned());
         Ok(Setup {
-            think_ns: args.think.iter().map(|t| t.as_nanos() as u64).collect(),
+            think_ns: think.iter().map(|t| t.as_nanos() as u64).collect(),
             variants,
             repetitions: args.repetitions,
             round_trips: args.round_trips,
@@ -218,52 +220,70 @@ impl Setup {
 /// Runs `haltpoll bench vm`.
 pub fn run(args: &VmArgs) -> Result<()> {
     let setup = Setup::new(args).context("cannot run the benchmark")?;
-    if let Some(path) = &args.plot {
-        plot::Format::of(path)?; // refuse a bad file name before the run, not after
-    }
     for variant in &setup.variants {
         for &think_ns in &setup.think_ns {
             variant.options(&setup, think_ns).validate().context("cannot run the benchmark")?;
         }
     }
+    // Outputs before the first VM: a path that cannot be written fails now, not after the run.
+    let plot = open_plot(args.plot.as_deref())?;
+    let interrupt = Interrupt::watch()?;
     let bar = progress_bar(setup.runs());
     let mut runs = Vec::new();
     // Repetitions outermost: a slow spell of the machine then hits every variant alike.
-    for repetition in 1..=setup.repetitions {
+    'runs: for repetition in 1..=setup.repetitions {
         for &think_ns in &setup.think_ns {
             for &variant in &setup.variants {
                 bar.set_message(format!("{} at think {} (repetition {repetition})", variant.name(), fmt_ns(think_ns)));
-                let report = haltpoll_vmm::run(&variant.options(&setup, think_ns)).with_context(|| {
-                    format!("{} at think {}, repetition {repetition}", variant.name(), fmt_ns(think_ns))
-                })?;
+                let report = match haltpoll_vmm::run_until(&variant.options(&setup, think_ns), interrupt.flag()) {
+                    Ok(report) => report,
+                    Err(VmmError::Interrupted) => break 'runs,
+                    Err(e) => {
+                        bar.finish_and_clear();
+                        return Err(e).with_context(|| {
+                            format!("{} at think {}, repetition {repetition}", variant.name(), fmt_ns(think_ns))
+                        });
+                    }
+                };
                 runs.push(Measurement::new(variant, think_ns, repetition, &report));
                 bar.inc(1);
+                if interrupt.requested() {
+                    break 'runs;
+                }
             }
         }
     }
-    bar.finish_and_clear();
+    let partial = partial(runs.len(), setup.runs() as usize, "runs");
+    end_progress(&bar, partial.as_ref());
+    if let Some(interrupted) = partial.filter(|_| runs.is_empty()) {
+        return Err(interrupted.into());
+    }
     let rows = summarize(&runs);
     let targets = check_targets(&runs, setup.params.guest_halt_poll_ns);
-    if let Some(path) = &args.plot {
-        // Round trip and the host CPU time of all vCPUs per round trip, one line per variant.
-        let points = rows.iter().map(|r| SweepPoint {
-            label: r.variant.name().to_owned(),
-            think_ns: r.think_ns as f64,
-            round_trip_ns: r.round_trip_ns,
-            cpu_ns: r.cpu_ns_per_round_trip,
-        });
-        plot_sweep(path, "bench vm", points)?;
-    }
+    // The results first, then the picture: a picture that fails loses nothing.
     output::write_stdout(|out| {
         if args.json {
-            let doc = serde_json::json!({ "config": setup, "rows": rows, "targets": targets, "runs": runs });
+            let doc = serde_json::json!({
+                "config": setup, "partial": partial.is_some(), "rows": rows, "targets": targets, "runs": runs
+            });
             output::write_json(out, &doc)
         } else if args.csv {
             write_csv(out, &runs)
         } else {
+            if let Some(interrupted) = &partial {
+                writeln!(out, "{}", interrupted.marker())?;
+            }
             write_table(out, &setup, &runs, &rows, &targets)
         }
-    })
+    })?;
+    // Round trip and the host CPU time of all vCPUs per round trip, one line per variant.
+    let points = rows.iter().map(|r| SweepPoint {
+        label: r.variant.name().to_owned(),
+        think_ns: r.think_ns as f64,
+        round_trip_ns: r.round_trip_ns,
+        cpu_ns: r.cpu_ns_per_round_trip,
+    });
+    finish(plot, "bench vm", points, partial)
 }
 
 fn ns(value: f64) -> String {

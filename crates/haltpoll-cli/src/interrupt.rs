@@ -1,0 +1,90 @@
+//! Ctrl-C and SIGTERM during a long run (`bench vm`, `bench threads`, `vm pingpong`). The first
+//! signal sets a flag that the runs check at their safe points (between runs, each round trip of
+//! a thread cell, each tick of the VMM's supervisor); the command then tears its VMs and
+//! threads down, prints what finished marked as partial, and ends with [`Interrupted`], which
+//! `main` turns into exit code 130. A second signal ends the process at once, with the same
+//! code, for a run that does not stop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::flag;
+
+/// The flag the first Ctrl-C or SIGTERM sets.
+#[derive(Clone, Debug)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// Installs the handlers of SIGINT and SIGTERM and returns their flag. Until this is called
+    /// the signals end the process as usual (commands that have nothing to save need nothing).
+    pub fn watch() -> anyhow::Result<Interrupt> {
+        let requested = Arc::new(AtomicBool::new(false));
+        for signal in [SIGINT, SIGTERM] {
+            // The order matters: the shutdown looks at the flag before the second action sets
+            // it, so the first signal only sets it and the second one exits.
+            flag::register_conditional_shutdown(signal, crate::EXIT_INTERRUPTED.into(), requested.clone())
+                .and_then(|_| flag::register(signal, requested.clone()))
+                .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+        }
+        Ok(Interrupt(requested))
+    }
+
+    /// Whether a signal asked the run to stop.
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The flag itself, for a run that checks it on its own (the VMM's `run_until`, the thread
+    /// harness).
+    pub fn flag(&self) -> &AtomicBool {
+        &self.0
+    }
+}
+
+/// A run stopped by Ctrl-C or SIGTERM, after it printed what had finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct Interrupted {
+    /// Runs (cells, repetitions) that finished and are in the results.
+    pub finished: usize,
+    /// Runs there were to be.
+    pub planned: usize,
+    /// What a run is called ("runs", "cells", "repetitions").
+    pub unit: &'static str,
+}
+
+impl Interrupted {
+    /// The line that heads partial results (and ends the message on stderr).
+    pub fn marker(&self) -> String {
+        format!(
+            "PARTIAL RESULTS: interrupted after {} of {} {}; only those that finished are shown",
+            self.finished, self.planned, self.unit
+        )
+    }
+
+    fn describe(&self) -> String {
+        if self.finished == 0 {
+            format!("interrupted before any of {} {} finished: nothing to show", self.planned, self.unit)
+        } else {
+            format!(
+                "interrupted after {} of {} {}: the results printed are partial",
+                self.finished, self.planned, self.unit
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_messages_say_how_far_it_got() {
+        let i = Interrupted { finished: 3, planned: 20, unit: "runs" };
+        assert_eq!(i.to_string(), "interrupted after 3 of 20 runs: the results printed are partial");
+        assert!(i.marker().starts_with("PARTIAL RESULTS: interrupted after 3 of 20 runs"));
+        let none = Interrupted { finished: 0, ..i };
+        assert_eq!(none.to_string(), "interrupted before any of 20 runs finished: nothing to show");
+    }
+}
