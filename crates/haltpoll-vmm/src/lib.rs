@@ -10,7 +10,7 @@
 //! - [`vcpu`]: a vCPU on its own pinned host thread; [`stats`]: KVM's binary statistics;
 //!   [`host`]: host CPUs, pinning, and a thread's CPU time and context switches;
 //! - [`watchdog`]: hang and overrun detection, and kicking a vCPU out of `KVM_RUN`;
-//! - [`run()`](run::run) ties it together and returns a [`RunReport`]; [`run_until`](run::run_until)
+//! - [`run()`](run::run) ties it together and returns a [`RunReport`]; [`run_until`]
 //!   does the same and stops early when the caller says so (Ctrl-C);
 //! - [`limits`]: the bounds on think times and host windows the benchmarks share.
 //!

@@ -22,7 +22,7 @@ fn two_hundred_vms_leave_no_files_and_no_memory_behind() {
     let Some(_vm) = kvm_or_skip("two_hundred_vms_leave_no_files_and_no_memory_behind") else { return };
     let options = |i: usize| RunOptions {
         // Both ways of waiting: the halting runs use the in-kernel LAPIC and IPIs too.
-        idle: if i % 2 == 0 { IdlePolicy::Busy } else { IdlePolicy::Halt },
+        idle: if i.is_multiple_of(2) { IdlePolicy::Busy } else { IdlePolicy::Halt },
         round_trips: 20,
         host_halt_poll_ns: Some(0),
         ..Default::default()
