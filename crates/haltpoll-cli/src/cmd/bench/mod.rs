@@ -66,7 +66,13 @@ pub fn progress_bar(len: u64) -> ProgressBar {
 pub fn end_progress(bar: &ProgressBar, partial: Option<&Interrupted>) {
     match partial {
         None => bar.finish_and_clear(),
-        Some(_) => bar.abandon_with_message("interrupted"),
+        Some(_) => {
+            bar.abandon_with_message("interrupted");
+            // indicatif leaves the cursor at the end of the bar's line.
+            if !bar.is_hidden() {
+                output::stderr_line(format_args!(""));
+            }
+        }
     }
 }
 
