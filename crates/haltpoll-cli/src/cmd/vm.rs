@@ -142,7 +142,6 @@ fn parse_time_limit(text: &str) -> Result<Duration, String> {
 
 impl PingpongArgs {
     fn options(&self) -> Result<RunOptions> {
-        let time_limit = self.time_limit;
         Ok(RunOptions {
             vcpus: self.vcpus,
             idle: self.idle,
@@ -157,7 +156,7 @@ impl PingpongArgs {
             realtime_hint: self.realtime_hint,
             poll_control: self.poll_control,
             pin: !self.no_pin,
-            time_limit,
+            time_limit: self.time_limit,
             ..RunOptions::default()
         })
     }
