@@ -74,7 +74,7 @@ pub fn run(args: &SetArgs) -> Result<()> {
     let current = ModuleParams::read(&sys)?;
     let (next, changes) = plan(&current, &args.assignments)?;
     for warning in next.warnings() {
-        eprintln!("haltpoll: note: {warning}");
+        output::note(warning);
     }
     let (same, to_write): (Vec<_>, Vec<_>) = changes.iter().partition(|c| c.old == c.new);
     if args.dry_run {
