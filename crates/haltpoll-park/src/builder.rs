@@ -61,13 +61,20 @@ pub struct Builder {
     polling: Polling,
     latency_req: LatencyReq,
     start_polling: bool,
+    count_unparks: bool,
 }
 
 impl Builder {
     /// The defaults: [`DEFAULT_PARAMS`], [`Polling::Auto`], no latency limit, a window
     /// starting at 0.
     pub fn new() -> Builder {
-        Builder { params: DEFAULT_PARAMS, polling: Polling::Auto, latency_req: LATENCY_ANY, start_polling: false }
+        Builder {
+            params: DEFAULT_PARAMS,
+            polling: Polling::Auto,
+            latency_req: LATENCY_ANY,
+            start_polling: false,
+            count_unparks: false,
+        }
     }
 
     /// The governor's parameters (checked by [`build`](Self::build)).
@@ -105,6 +112,14 @@ impl Builder {
         self
     }
 
+    /// Count every call to [`Unparker::unpark`](crate::Unparker::unpark) in
+    /// [`Stats::unparks`](crate::Stats::unparks). Off by default: it is a second atomic RMW in
+    /// every unpark, and an unpark that finds the parker running otherwise costs one.
+    pub fn count_unparks(mut self, yes: bool) -> Builder {
+        self.count_unparks = yes;
+        self
+    }
+
     /// The parker, or why the parameters cannot work.
     pub fn build(self) -> Result<Parker, ParamError> {
         let params = self.params.validate()?;
@@ -118,7 +133,7 @@ impl Builder {
             // A 1 ns block is inside (0, ceiling] for any ceiling >= 1: grows to grow_start.
             let _ = governor.reflect(IdleState::Halt, 1, false);
         }
-        Ok(Parker::with(Config { polling, latency_req: self.latency_req }, governor))
+        Ok(Parker::with(Config { polling, latency_req: self.latency_req, count_unparks: self.count_unparks }, governor))
     }
 }
 

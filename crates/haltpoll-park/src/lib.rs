@@ -59,12 +59,14 @@
 
 #![warn(missing_docs)]
 
+mod block_on;
 mod builder;
 mod clock;
 mod futex;
 mod parker;
 mod stats;
 
+pub use block_on::block_on;
 pub use builder::{Builder, DEFAULT_PARAMS, Polling, polling_can_help};
 pub use parker::{Parker, Unparker};
 pub use stats::Stats;

@@ -45,6 +45,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::panic::RefUnwindSafe;
 use std::time::{Duration, Instant};
 
 use haltpoll::poll::poll;
@@ -67,13 +68,18 @@ use crate::clock::{Clock, Spin};
 use crate::futex::Futex;
 use crate::stats::Stats;
 
-/// What the parker and its unparkers share.
+/// What the parker and its unparkers share. The owner's own state (governor, clock, counters)
+/// lives in the [`Parker`], so the owner's bookkeeping never touches this cache line.
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
     flags: WakeFlags,
     futex: Futex,
-    unparks: AtomicU64,
+    /// Unparks that issued a futex wake: only on the slow path, where the system call dwarfs it.
     futex_wakes: AtomicU64,
+    /// Whether `unpark` counts its calls: a second RMW on the fast path, so opt-in
+    /// ([`Builder::count_unparks`]).
+    count_unparks: bool,
+    unparks: AtomicU64,
 }
 
 /// The settings a [`Builder`] fixed.
@@ -82,18 +88,37 @@ pub(crate) struct Config {
     /// Whether to poll at all (false: block at once, like `std::thread::park`).
     pub(crate) polling: bool,
     pub(crate) latency_req: LatencyReq,
+    pub(crate) count_unparks: bool,
 }
 
-/// The owner's counters (the unparkers' are atomics in [`Inner`]).
-#[derive(Clone, Copy, Debug, Default)]
+/// A counter only the owner touches: a plain add, no atomic.
+#[derive(Debug, Default)]
+struct Count(Cell<u64>);
+
+impl Count {
+    fn add(&self, n: u64) {
+        self.0.set(self.0.get() + n);
+    }
+
+    fn inc(&self) {
+        self.add(1);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// The owner's counters, one field at a time so a fast path touches only the ones it counts.
+#[derive(Debug, Default)]
 struct Counters {
-    parks: u64,
-    immediate: u64,
-    poll_hits: u64,
-    poll_timeouts: u64,
-    late_hits: u64,
-    blocks: u64,
-    timeouts: u64,
+    parks: Count,
+    immediate: Count,
+    poll_hits: Count,
+    poll_timeouts: Count,
+    late_hits: Count,
+    blocks: Count,
+    timeouts: Count,
 }
 
 /// How one block ended.
@@ -105,16 +130,18 @@ struct Blocked {
 }
 
 /// A thread parker that polls before it sleeps: `park` spins with a POLLING flag set for as
-/// long as its [`haltpoll::Governor`] says polling pays, then blocks on a futex. An unpark
-/// that finds the thread polling (or running) skips the wake system call.
+/// long as its [`haltpoll::Governor`] says polling pays, then blocks on the OS's wait on
+/// address (a futex on Linux). An unpark that finds the thread polling (or running) skips the
+/// wake system call.
 ///
-/// The API is `std::thread::park`'s and crossbeam's `Parker`'s: a token, initially absent;
-/// [`Unparker::unpark`] makes it available, a park consumes it or waits for it, so an unpark
-/// before the park is not lost, and tokens do not accumulate. Unlike `std`, a park never
-/// returns without the token except at its deadline.
-///
-/// `Parker` is `Send` but not `Sync`: one thread parks on it. [`Unparker`]s are cheap clones
-/// for any number of threads.
+/// A drop-in for crossbeam's `Parker`: the same methods with the same signatures
+/// (`park_timeout` and `park_deadline` return nothing, as crossbeam's and std's do; the
+/// `*_unparked` variants say whether the token came), `into_raw` / `from_raw`, `Default`,
+/// `Debug`, `Send` but not `Sync`, `UnwindSafe` and `RefUnwindSafe`. The semantics are
+/// `std::thread::park`'s: a token, initially absent; [`Unparker::unpark`] makes it available,
+/// a park consumes it or waits for it, so an unpark before the park is not lost, and tokens
+/// do not accumulate. Unlike `std`, a park never returns without the token except at its
+/// deadline.
 ///
 /// ```
 /// use std::thread;
@@ -134,19 +161,26 @@ pub struct Parker {
     config: Config,
     governor: Cell<Governor>,
     clock: Clock,
-    counters: Cell<Counters>,
+    counters: Counters,
 }
+
+// A park never runs code of its caller's and panics nowhere (its arithmetic saturates, its
+// system calls report errors as values), so no unwinding can leave the parker's cells half
+// updated: observing a parker after a caught panic is as safe as crossbeam's, which is
+// `RefUnwindSafe` too. (The cells are what keeps it from being so automatically.)
+impl RefUnwindSafe for Parker {}
 
 /// Unparks a [`Parker`]: `Clone + Send + Sync`, from any thread.
 ///
 /// ```
+/// use std::time::Duration;
 /// use haltpoll_park::Parker;
 /// let p = Parker::new();
 /// let u = p.unparker().clone();
 /// u.unpark();
 /// u.unpark(); // tokens do not accumulate
-/// assert!(p.park_timeout(std::time::Duration::ZERO));
-/// assert!(!p.park_timeout(std::time::Duration::ZERO));
+/// assert!(p.park_timeout_unparked(Duration::ZERO));
+/// assert!(!p.park_timeout_unparked(Duration::ZERO));
 /// ```
 #[derive(Clone)]
 pub struct Unparker {
@@ -166,7 +200,7 @@ impl Parker {
     }
 
     pub(crate) fn with(config: Config, governor: Governor) -> Parker {
-        let inner = Inner::default();
+        let inner = Inner { count_unparks: config.count_unparks, ..Inner::default() };
         // The owner is running: it will look at the token before it sleeps.
         let _ = inner.flags.set_polling_and_test();
         Parker {
@@ -174,7 +208,7 @@ impl Parker {
             config,
             governor: Cell::new(governor),
             clock: Clock::new(),
-            counters: Cell::new(Counters::default()),
+            counters: Counters::default(),
         }
     }
 
@@ -184,7 +218,7 @@ impl Parker {
     }
 
     /// Waits for the token and consumes it: at once if it is there, else after polling for
-    /// the governor's window, else asleep on the futex until an unpark.
+    /// the governor's window, else asleep until an unpark.
     ///
     /// ```
     /// use haltpoll_park::Parker;
@@ -198,19 +232,32 @@ impl Parker {
         debug_assert!(woken, "a park without deadline returns only with the token");
     }
 
-    /// Like [`park`](Self::park), but returns after `timeout` at the latest. Returns true if
-    /// it consumed the token, false if the time ran out first (std returns nothing; ignoring
-    /// the result gives std's behaviour).
+    /// Like [`park`](Self::park), but returns after `timeout` at the latest (std's and
+    /// crossbeam's signature; [`park_timeout_unparked`](Self::park_timeout_unparked) also says
+    /// whether the token came).
     ///
     /// ```
     /// use std::time::Duration;
     /// use haltpoll_park::Parker;
     /// let p = Parker::new();
-    /// assert!(!p.park_timeout(Duration::from_micros(10)));
-    /// p.unparker().unpark();
-    /// assert!(p.park_timeout(Duration::from_secs(1)));
+    /// p.park_timeout(Duration::from_micros(10)); // no token: returns after 10 us
     /// ```
-    pub fn park_timeout(&self, timeout: Duration) -> bool {
+    pub fn park_timeout(&self, timeout: Duration) {
+        let _ = self.park_timeout_unparked(timeout);
+    }
+
+    /// [`park_timeout`](Self::park_timeout) that returns true if it consumed the token, false
+    /// if the time ran out first.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use haltpoll_park::Parker;
+    /// let p = Parker::new();
+    /// assert!(!p.park_timeout_unparked(Duration::from_micros(10)));
+    /// p.unparker().unpark();
+    /// assert!(p.park_timeout_unparked(Duration::from_secs(1)));
+    /// ```
+    pub fn park_timeout_unparked(&self, timeout: Duration) -> bool {
         if timeout.is_zero() {
             // Deadline 0, the parker's birth: passed without reading the clock.
             return self.park_until(Some(0));
@@ -219,18 +266,24 @@ impl Parker {
         self.park_until(Some(self.clock.now_ns().saturating_add(timeout_ns)))
     }
 
-    /// Like [`park`](Self::park), but returns at `deadline` at the latest; true if it
-    /// consumed the token.
+    /// Like [`park`](Self::park), but returns at `deadline` at the latest (std's and
+    /// crossbeam's signature; [`park_deadline_unparked`](Self::park_deadline_unparked) also
+    /// says whether the token came).
+    pub fn park_deadline(&self, deadline: Instant) {
+        let _ = self.park_deadline_unparked(deadline);
+    }
+
+    /// [`park_deadline`](Self::park_deadline) that returns true if it consumed the token.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
     /// use haltpoll_park::Parker;
     /// let p = Parker::new();
     /// let deadline = Instant::now() + Duration::from_micros(50);
-    /// assert!(!p.park_deadline(deadline));
+    /// assert!(!p.park_deadline_unparked(deadline));
     /// assert!(Instant::now() >= deadline);
     /// ```
-    pub fn park_deadline(&self, deadline: Instant) -> bool {
+    pub fn park_deadline_unparked(&self, deadline: Instant) -> bool {
         #[cfg(not(loom))]
         let deadline_ns = self.clock.ns_of(deadline);
         // The loom clock is fake: map the real remaining time onto it.
@@ -242,19 +295,47 @@ impl Parker {
         self.park_until(Some(deadline_ns))
     }
 
+    /// The parker as a raw pointer, to carry through an FFI boundary or a `*const ()` slot;
+    /// [`Parker::from_raw`] takes it back. Leaks the parker if it is never taken back.
+    ///
+    /// ```
+    /// use haltpoll_park::Parker;
+    /// let raw = Parker::into_raw(Parker::new());
+    /// // SAFETY: `raw` came from `into_raw` and is taken back once.
+    /// let p = unsafe { Parker::from_raw(raw) };
+    /// p.unparker().unpark();
+    /// p.park();
+    /// ```
+    #[cfg(not(loom))]
+    pub fn into_raw(this: Parker) -> *const () {
+        Box::into_raw(Box::new(this)).cast_const().cast()
+    }
+
+    /// Takes back a parker that [`Parker::into_raw`] made a pointer of.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from [`Parker::into_raw`], and be taken back only once.
+    #[cfg(not(loom))]
+    pub unsafe fn from_raw(ptr: *const ()) -> Parker {
+        // SAFETY: the caller promises `ptr` is the box `into_raw` leaked, not yet taken back,
+        // so it points to a live, owned `Parker` allocated by `Box`.
+        *unsafe { Box::from_raw(ptr.cast_mut().cast::<Parker>()) }
+    }
+
     /// Statistics since the parker was made.
     pub fn stats(&self) -> Stats {
-        let c = self.counters.get();
+        let c = &self.counters;
         let inner = &self.unparker.inner;
         Stats {
-            parks: c.parks,
-            immediate: c.immediate,
-            poll_hits: c.poll_hits,
-            poll_timeouts: c.poll_timeouts,
-            late_hits: c.late_hits,
-            blocks: c.blocks,
-            timeouts: c.timeouts,
-            unparks: inner.unparks.load(Relaxed),
+            parks: c.parks.get(),
+            immediate: c.immediate.get(),
+            poll_hits: c.poll_hits.get(),
+            poll_timeouts: c.poll_timeouts.get(),
+            late_hits: c.late_hits.get(),
+            blocks: c.blocks.get(),
+            timeouts: c.timeouts.get(),
+            unparks: inner.count_unparks.then(|| inner.unparks.load(Relaxed)),
             futex_wakes: inner.futex_wakes.load(Relaxed),
         }
     }
@@ -287,35 +368,35 @@ impl Parker {
     /// One park; `deadline` in ns on `self.clock`. True if the token was consumed.
     fn park_until(&self, deadline: Option<u64>) -> bool {
         let flags = &self.unparker.inner.flags;
-        let mut c = self.counters.get();
-        c.parks += 1;
+        let c = &self.counters;
+        c.parks.inc();
         // Step 1. A plain load first: when no token is there, an RMW would take the cache
         // line away from an unparker for nothing. Only this thread clears the token, so one
         // seen here is still there for the take.
-        let woken = if flags.need_resched() {
-            c.immediate += 1;
-            flags.take_need_resched()
-        } else if deadline.is_some_and(|d| d == 0 || self.clock.now_ns() >= d) {
-            // Nothing to wait for (a zero timeout): no poll, no block. The token may have
-            // come since the load above.
-            let woken = flags.take_need_resched();
-            c.immediate += u64::from(woken);
-            woken
+        if flags.need_resched() {
+            c.immediate.inc();
+            return flags.take_need_resched();
+        }
+        let woken = if deadline.is_some_and(|d| d == 0 || self.clock.now_ns() >= d) {
+            // Nothing to wait for (a zero timeout). A token that came since the load above is
+            // left for the next park: this park is ordered before its unpark.
+            false
         } else if self.config.polling {
-            self.poll_then_block(deadline, &mut c)
+            self.poll_then_block(deadline)
         } else {
-            self.block(deadline, &mut c).woken
+            self.block(deadline).woken
         };
         if !woken {
-            c.timeouts += 1;
+            c.timeouts.inc();
         }
-        self.counters.set(c);
         woken
     }
 
-    /// Steps 2 to 6 under the governor: POLL while it says so, then HALT (block).
-    fn poll_then_block(&self, deadline: Option<u64>, c: &mut Counters) -> bool {
+    /// Steps 2 to 6 under the governor: POLL while it says so, then HALT (block). The one
+    /// place that asks and teaches the governor.
+    fn poll_then_block(&self, deadline: Option<u64>) -> bool {
         let flags = &self.unparker.inner.flags;
+        let c = &self.counters;
         let mut gov = self.governor.get();
         let woken = loop {
             match gov.select(self.config.latency_req) {
@@ -327,24 +408,28 @@ impl Parker {
                         limit = limit.min(d.saturating_sub(self.clock.now_ns()));
                     }
                     let out = poll(&mut Spin { flags, clock: &self.clock }, limit);
-                    gov.reflect(IdleState::Poll, out.polled_ns, out.timed_out);
                     if !out.timed_out {
-                        c.poll_hits += 1;
-                        break flags.take_need_resched();
+                        // The token first, the bookkeeping after: the caller waits for the
+                        // return, not for the governor.
+                        let woken = flags.take_need_resched();
+                        gov.reflect(IdleState::Poll, out.polled_ns, false);
+                        c.poll_hits.inc();
+                        break woken;
                     }
-                    c.poll_timeouts += 1;
+                    gov.reflect(IdleState::Poll, out.polled_ns, true);
+                    c.poll_timeouts.inc();
                     if deadline.is_some_and(|d| self.clock.now_ns() >= d) {
                         // A token that came after the last look is as good as one in time
                         // (and its unpark saw POLLING set: a late hit).
                         let woken = flags.take_need_resched();
-                        c.late_hits += u64::from(woken);
+                        c.late_hits.add(u64::from(woken));
                         break woken;
                     }
                     // Timed out: the governor now says HALT (or POLL again under a latency
                     // limit of 0).
                 }
                 IdleState::Halt => {
-                    let blocked = self.block(deadline, c);
+                    let blocked = self.block(deadline);
                     // The governor adds the poll before the block under BlockTime::PollAndHalt.
                     // A wait the deadline ended says only that the wakeup, if any, comes
                     // later: that may shrink the window (past the ceiling) but must not grow it.
@@ -361,20 +446,21 @@ impl Parker {
         woken
     }
 
-    /// Steps 3 to 6: clear POLLING, sleep on the futex until the token or the deadline, set
-    /// POLLING again and take the token.
-    fn block(&self, deadline: Option<u64>, c: &mut Counters) -> Blocked {
+    /// Steps 3 to 6: clear POLLING, sleep until the token or the deadline, set POLLING again
+    /// and take the token.
+    fn block(&self, deadline: Option<u64>) -> Blocked {
         let inner = &*self.unparker.inner;
         let flags = &inner.flags;
+        let c = &self.counters;
         let start = self.clock.now_ns();
         // Step 3. One RMW: an unpark ordered before it left the token, which we see here; one
         // ordered after it sees POLLING clear and wakes the futex.
         if flags.clear_polling_and_test() {
-            c.late_hits += 1;
+            c.late_hits.inc();
             let _ = flags.set_polling_and_test();
             return Blocked { woken: flags.take_need_resched(), blocked_ns: 0, timed_out: false };
         }
-        c.blocks += 1;
+        c.blocks.inc();
         let mut timed_out = false;
         loop {
             let timeout = match deadline {
@@ -425,19 +511,50 @@ impl fmt::Debug for Parker {
 impl Unparker {
     /// Makes the token available: the parked thread wakes, or its next park returns at once.
     ///
-    /// Issues `FUTEX_WAKE` only when the parker's owner has announced that it sleeps
-    /// (POLLING clear) and no other unpark's wake is already on its way.
+    /// One RMW on the parker's word, plus a wake system call only when the parker's owner has
+    /// announced that it sleeps (POLLING clear) and no other unpark's wake is already on its
+    /// way.
     pub fn unpark(&self) {
         let inner = &*self.inner;
-        // Counted before the token is set, so a park that returns with it sees it counted.
-        inner.unparks.fetch_add(1, Relaxed);
+        if inner.count_unparks {
+            // Counted before the token is set, so a park that returns with it sees it counted.
+            inner.unparks.fetch_add(1, Relaxed);
+        }
         // Release RMW even when the token is set already: it orders this thread's writes before
         // the park that consumes the token (see the module docs).
-        let kick = inner.flags.wake_once();
-        if kick == Kick::Needed {
+        if inner.flags.wake_once() == Kick::Needed {
             inner.futex_wakes.fetch_add(1, Relaxed);
             inner.futex.wake_one(&inner.flags);
         }
+    }
+
+    /// The unparker as a raw pointer (one reference to what it shares with its parker);
+    /// [`Unparker::from_raw`] takes it back. Leaks the reference if it is never taken back.
+    ///
+    /// ```
+    /// use haltpoll_park::{Parker, Unparker};
+    /// let p = Parker::new();
+    /// let raw = Unparker::into_raw(p.unparker().clone());
+    /// // SAFETY: `raw` came from `into_raw` and is taken back once.
+    /// let u = unsafe { Unparker::from_raw(raw) };
+    /// u.unpark();
+    /// p.park();
+    /// ```
+    #[cfg(not(loom))]
+    pub fn into_raw(this: Unparker) -> *const () {
+        Arc::into_raw(this.inner).cast()
+    }
+
+    /// Takes back an unparker that [`Unparker::into_raw`] made a pointer of.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from [`Unparker::into_raw`], and be taken back only once.
+    #[cfg(not(loom))]
+    pub unsafe fn from_raw(ptr: *const ()) -> Unparker {
+        // SAFETY: the caller promises `ptr` is what `Arc::into_raw` returned for an `Inner`,
+        // whose reference it carries and hands back here once.
+        Unparker { inner: unsafe { Arc::from_raw(ptr.cast::<Inner>()) } }
     }
 }
 
@@ -463,25 +580,57 @@ mod tests {
     fn unparkers_go_anywhere_and_parkers_move() {
         fn send_sync<T: Send + Sync + Clone + 'static>() {}
         fn send<T: Send + 'static>() {}
+        fn unwind_safe<T: std::panic::UnwindSafe + RefUnwindSafe>() {}
         send_sync::<Unparker>();
         send::<Parker>();
+        unwind_safe::<Parker>();
+        unwind_safe::<Unparker>();
     }
 
     #[test]
     fn starts_running_with_no_token() {
         let p = forced();
         assert_eq!(p.unparker.inner.flags.load(), haltpoll::wake::POLLING);
-        assert!(!p.park_timeout(Duration::ZERO));
+        assert!(!p.park_timeout_unparked(Duration::ZERO));
         assert_eq!(p.unparker.inner.flags.load(), haltpoll::wake::POLLING, "a timeout restores POLLING");
     }
 
     #[test]
     fn unpark_while_running_skips_the_syscall_and_the_park_is_immediate() {
-        let p = forced();
+        let p = Parker::builder().polling(Polling::Force).count_unparks(true).build().unwrap();
         p.unparker().unpark();
         p.park();
         let s = p.stats();
-        assert_eq!((s.immediate, s.unparks, s.futex_wakes), (1, 1, 0));
+        assert_eq!((s.immediate, s.unparks, s.futex_wakes), (1, Some(1), 0));
+        assert_eq!(s.wakes_without_syscall(), 1);
+        assert_eq!(forced().stats().unparks, None, "not counted unless asked");
+    }
+
+    #[test]
+    fn a_zero_timeout_takes_a_token_that_is_there_and_nothing_else() {
+        let p = forced();
+        assert!(!p.park_timeout_unparked(Duration::ZERO));
+        p.unparker().unpark();
+        assert!(p.park_timeout_unparked(Duration::ZERO));
+        assert!(!p.park_timeout_unparked(Duration::ZERO));
+        let s = p.stats();
+        assert_eq!((s.parks, s.immediate, s.timeouts, s.blocks), (3, 1, 2, 0), "{s:?}");
+    }
+
+    #[test]
+    fn raw_round_trips_keep_the_token_and_the_state() {
+        let p = forced();
+        p.unparker().unpark();
+        // SAFETY: each pointer comes from `into_raw` and is taken back once.
+        let p = unsafe { Parker::from_raw(Parker::into_raw(p)) };
+        assert!(p.park_timeout_unparked(Duration::ZERO), "the token survived the round trip");
+        // SAFETY: as above.
+        let u = unsafe { Unparker::from_raw(Unparker::into_raw(p.unparker().clone())) };
+        u.unpark();
+        assert!(p.park_timeout_unparked(Duration::ZERO));
+        assert_eq!(p.stats().parks, 2, "the counters survived the round trip");
+        drop(u);
+        assert_eq!(std::sync::Arc::strong_count(&p.unparker.inner), 1, "no reference leaked");
     }
 
     #[test]
@@ -509,7 +658,7 @@ mod tests {
     #[test]
     fn a_timed_out_block_does_not_grow_the_window() {
         let p = forced();
-        assert!(!p.park_timeout(Duration::from_millis(2)));
+        assert!(!p.park_timeout_unparked(Duration::from_millis(2)));
         assert_eq!(p.poll_limit_ns(), 0);
         let s = p.stats();
         assert!(s.blocks <= 1 && s.timeouts == 1, "{s:?}");
@@ -551,7 +700,7 @@ mod tests {
     fn polling_off_never_polls() {
         let p = Parker::builder().polling(Polling::Off).build().unwrap();
         assert!(!p.polls());
-        assert!(!p.park_timeout(Duration::from_millis(2)));
+        assert!(!p.park_timeout_unparked(Duration::from_millis(2)));
         let s = p.stats();
         assert_eq!((s.poll_timeouts, s.poll_hits, s.timeouts), (0, 0, 1), "{s:?}");
         assert!(s.blocks <= 1, "{s:?}");
@@ -560,7 +709,7 @@ mod tests {
     #[test]
     fn latency_limit_zero_polls_until_the_deadline() {
         let p = Parker::builder().polling(Polling::Force).latency_limit(Duration::ZERO).build().unwrap();
-        assert!(!p.park_timeout(Duration::from_millis(1)));
+        assert!(!p.park_timeout_unparked(Duration::from_millis(1)));
         let s = p.stats();
         assert_eq!((s.blocks, s.timeouts), (0, 1), "never blocks: {s:?}");
     }
@@ -583,9 +732,9 @@ mod tests {
     fn park_deadline_in_the_past_returns_the_token_or_nothing() {
         let p = forced();
         let past = Instant::now();
-        assert!(!p.park_deadline(past));
+        assert!(!p.park_deadline_unparked(past));
         p.unparker().unpark();
-        assert!(p.park_deadline(past));
+        assert!(p.park_deadline_unparked(past));
     }
 
     #[test]
@@ -597,7 +746,7 @@ mod tests {
                 thread::sleep(Duration::from_millis(1));
                 u.unpark();
             });
-            assert!(p.park_timeout(Duration::MAX));
+            assert!(p.park_timeout_unparked(Duration::MAX));
             t.join().unwrap();
         }
     }

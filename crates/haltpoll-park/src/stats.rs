@@ -7,8 +7,9 @@
 /// (`blocks`, which may still end by the deadline), or a deadline that passed before it
 /// blocked. `timeouts` counts the parks that returned without a token, whichever way they
 /// waited. The counters are plain statistics, not synchronisation: read them after the
-/// threads involved are done (an unpark is counted before its token is set, so the park it
-/// ends sees it).
+/// threads involved are done (a counted unpark is counted before its token is set, so the
+/// park it ends sees it). Only the owner's counters are plain adds; the unparkers' are atomics
+/// on the slow path (`futex_wakes`) or opt-in (`unparks`).
 ///
 /// ```
 /// use haltpoll_park::Parker;
@@ -16,8 +17,9 @@
 /// p.unparker().unpark(); // the parker's thread is running: no syscall
 /// p.park(); // the token is already there
 /// let s = p.stats();
-/// assert_eq!((s.parks, s.immediate, s.unparks), (1, 1, 1));
+/// assert_eq!((s.parks, s.immediate), (1, 1));
 /// assert_eq!(s.wakes_without_syscall(), 1);
+/// assert_eq!(s.unparks, None); // counted only with Builder::count_unparks(true)
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -37,16 +39,19 @@ pub struct Stats {
     pub blocks: u64,
     /// Parks that returned without a token (their deadline passed).
     pub timeouts: u64,
-    /// Calls to [`Unparker::unpark`](crate::Unparker::unpark), from every clone.
-    pub unparks: u64,
+    /// Calls to [`Unparker::unpark`](crate::Unparker::unpark), from every clone, if the parker
+    /// counts them ([`Builder::count_unparks`](crate::Builder::count_unparks): a second atomic
+    /// RMW in every unpark, so off by default).
+    pub unparks: Option<u64>,
     /// Unparks that issued `FUTEX_WAKE`: the parker had announced it would sleep.
     pub futex_wakes: u64,
 }
 
 impl Stats {
-    /// Unparks that skipped the wake system call: the parker was running or polling (POLLING
-    /// set), or another unpark's wake was already on its way.
+    /// Parks that got their token without a system call on either side: it was there at once,
+    /// came while polling, or came before the last look (`immediate + poll_hits + late_hits`).
+    /// The unpark that set such a token found POLLING set, so it made none either.
     pub fn wakes_without_syscall(&self) -> u64 {
-        self.unparks.saturating_sub(self.futex_wakes)
+        self.immediate + self.poll_hits + self.late_hits
     }
 }

@@ -2,7 +2,7 @@
 //! driver refusing to load where it cannot help), unless forced. A test binary of its own:
 //! the decision is read once per process, by the first parker.
 
-#![cfg(not(any(loom, miri)))]
+#![cfg(all(target_os = "linux", not(any(loom, miri))))]
 
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ fn one_cpu_means_no_polling() {
     // A latency limit of 0 asks to poll only, but on one CPU polling cannot help: still off.
     let zero = Parker::builder().latency_limit(Duration::ZERO).build().unwrap();
     assert!(!zero.polls());
-    assert!(!zero.park_timeout(Duration::from_millis(2)));
+    assert!(!zero.park_timeout_unparked(Duration::from_millis(2)));
     assert_eq!((zero.stats().poll_timeouts, zero.stats().poll_hits), (0, 0), "it never polled");
     // Forced, it polls.
     assert!(Parker::builder().polling(Polling::Force).build().unwrap().polls());

@@ -72,6 +72,7 @@ fn stall() -> Duration {
 fn ping_pong(name: &str, builder: Builder) {
     let n = handoffs();
     let seed = seed();
+    let builder = builder.count_unparks(true);
     let (ping, pong) = (builder.build().unwrap(), builder.build().unwrap());
     let (to_ping, to_pong) = (ping.unparker().clone(), pong.unparker().clone());
     let (ping_box, pong_box) = (Arc::new(AtomicU64::new(u64::MAX)), Arc::new(AtomicU64::new(u64::MAX)));
@@ -84,7 +85,7 @@ fn ping_pong(name: &str, builder: Builder) {
             let mut rng = fastrand::Rng::with_seed(seed ^ 1);
             let mut timeouts = 0u64;
             for i in 0..n {
-                while !pong.park_timeout(Duration::from_nanos(rng.u64(0..100_000))) {
+                while !pong.park_timeout_unparked(Duration::from_nanos(rng.u64(0..100_000))) {
                     timeouts += 1;
                 }
                 let got = pong_box.load(Relaxed);
@@ -128,7 +129,7 @@ fn ping_pong(name: &str, builder: Builder) {
 
 /// Every park ended one way; every token was consumed once; no futex wake without a sleeper.
 fn check_accounting(s: &Stats, handoffs: u64, timeouts: u64) {
-    assert_eq!(s.unparks, handoffs, "{s:?}");
+    assert_eq!(s.unparks, Some(handoffs), "{s:?}");
     assert_eq!(s.parks, handoffs + timeouts, "one park per token plus the timed-out ones: {s:?}");
     assert_eq!(s.timeouts, timeouts, "{s:?}");
     // A park ends immediate, poll hit, late hit or block; only a timed-out one may instead end
@@ -173,7 +174,7 @@ fn many_unparkers_one_parker() {
     let per_producer = handoffs() / PRODUCERS;
     let total = per_producer * PRODUCERS;
     let seed = seed();
-    let consumer = Parker::builder().polling(Polling::Force).build().unwrap();
+    let consumer = Parker::builder().polling(Polling::Force).count_unparks(true).build().unwrap();
     let items = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let producers: Vec<_> = (0..PRODUCERS)
@@ -207,7 +208,7 @@ fn many_unparkers_one_parker() {
     }
     let (consumer, parks) = consumer.join().unwrap();
     let s = consumer.stats();
-    assert_eq!(s.unparks, total);
+    assert_eq!(s.unparks, Some(total));
     assert_eq!(s.parks, parks);
     assert!(s.futex_wakes <= s.blocks, "at most one futex wake per sleep: {s:?}");
     eprintln!("{PRODUCERS} producers, {total} items, {parks} parks, seed {seed}\n  {s:?}");

@@ -523,7 +523,7 @@ mod tests {
         assert_eq!(spin.no_syscall_wakes, Some(30), "every measured wake of the spinner");
         let hp = runs.iter().find(|r| r.variant == Variant::Haltpoll).unwrap();
         let stats = hp.parker_stats.unwrap();
-        assert_eq!(stats.unparks, 35, "warm-up and measured messages, one unpark each");
+        assert_eq!(stats.parks, 35, "warm-up and measured messages, one park each");
     }
 
     #[test]
