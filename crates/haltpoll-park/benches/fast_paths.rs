@@ -149,6 +149,7 @@ mod poll_loop_costs {
         Instant::now()
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[divan::bench]
     fn rdtsc() -> u64 {
         // SAFETY: `rdtsc` exists on every x86_64 CPU and only reads the time-stamp counter.

@@ -8,10 +8,11 @@
 //! - POLLING means "this thread will look at the token before it sleeps": set while the owner
 //!   runs or polls, clear only from the last look before `FUTEX_WAIT` until it wakes.
 //!
-//! An unpark is [`WakeFlags::wake_once`]: one release RMW that sets the token and returns the
-//! old flags. If POLLING was set, the owner is bound to see the token and the unpark is done,
-//! no syscall. If POLLING was clear (the owner is asleep or about to be) it issues `FUTEX_WAKE`,
-//! unless the token was already set, in which case the unpark that set it does so.
+//! An unpark is [`WakeFlags::set_need_resched`]: one release RMW that sets the token and
+//! returns only whether it was already set (one `lock bts` on x86), then a load of the same
+//! word for POLLING. A token already set: the unpark that set it is responsible for any wake,
+//! done. POLLING set: the owner is bound to see the token, done, no syscall. POLLING clear (the
+//! owner is asleep or about to be): `FUTEX_WAKE`.
 //!
 //! A park:
 //! 1. takes the token if it is already there (an unpark while we ran found POLLING set);
@@ -29,8 +30,11 @@
 //!
 //! Why no wakeup is lost: the token and POLLING live in one word, so every unpark's RMW and
 //! the clear of step 3 are ordered in that word's modification order. Unpark first: step 3
-//! returns the token. Step 3 first: the unpark sees POLLING clear and wakes the futex, and
-//! step 4 cannot sleep through it.
+//! returns the token. Step 3 first: the unpark's load, which cannot read a value older than
+//! its own RMW's, sees POLLING clear and wakes the futex, and step 4 cannot sleep through it;
+//! or it sees POLLING set again, which only step 6's RMW does, and that RMW came after the
+//! unpark's and returned the token. The one cost of the split: an unpark whose load falls
+//! between step 3 finding its token and step 6 (a late hit) makes a wake nobody waits for.
 //!
 //! Why no token is consumed twice: only the owner clears NEED_RESCHED, and only by
 //! [`WakeFlags::take_need_resched`], whose RMW reports whether it cleared it. A park returns
@@ -49,7 +53,7 @@ use std::panic::RefUnwindSafe;
 use std::time::{Duration, Instant};
 
 use haltpoll::poll::poll;
-use haltpoll::wake::{Kick, WakeFlags};
+use haltpoll::wake::{POLLING, WakeFlags};
 use haltpoll::{Governor, IdleState, LatencyReq};
 
 #[cfg(not(loom))]
@@ -109,16 +113,21 @@ impl Count {
     }
 }
 
-/// The owner's counters, one field at a time so a fast path touches only the ones it counts.
+/// The owner's counters, one field at a time. Every park ends in exactly one of `immediate`,
+/// `poll_hits`, `late_hits`, `blocks` and `expired`, so a park counts one add (the fast path's
+/// only bookkeeping) and `parks` and `timeouts` are sums.
 #[derive(Debug, Default)]
 struct Counters {
-    parks: Count,
     immediate: Count,
     poll_hits: Count,
     poll_timeouts: Count,
     late_hits: Count,
     blocks: Count,
-    timeouts: Count,
+    /// Parks that returned without the token and without blocking (a zero timeout, a deadline
+    /// that passed at once or while polling).
+    expired: Count,
+    /// Blocks that the deadline ended without the token.
+    blocked_timeouts: Count,
 }
 
 /// How one block ended.
@@ -227,6 +236,7 @@ impl Parker {
     /// p.park(); // consumed the token
     /// assert_eq!(p.stats().immediate, 1);
     /// ```
+    #[inline]
     pub fn park(&self) {
         let woken = self.park_until(None);
         debug_assert!(woken, "a park without deadline returns only with the token");
@@ -242,6 +252,7 @@ impl Parker {
     /// let p = Parker::new();
     /// p.park_timeout(Duration::from_micros(10)); // no token: returns after 10 us
     /// ```
+    #[inline]
     pub fn park_timeout(&self, timeout: Duration) {
         let _ = self.park_timeout_unparked(timeout);
     }
@@ -257,6 +268,7 @@ impl Parker {
     /// p.unparker().unpark();
     /// assert!(p.park_timeout_unparked(Duration::from_secs(1)));
     /// ```
+    #[inline]
     pub fn park_timeout_unparked(&self, timeout: Duration) -> bool {
         if timeout.is_zero() {
             // Deadline 0, the parker's birth: passed without reading the clock.
@@ -328,13 +340,13 @@ impl Parker {
         let c = &self.counters;
         let inner = &self.unparker.inner;
         Stats {
-            parks: c.parks.get(),
+            parks: c.immediate.get() + c.poll_hits.get() + c.late_hits.get() + c.blocks.get() + c.expired.get(),
             immediate: c.immediate.get(),
             poll_hits: c.poll_hits.get(),
             poll_timeouts: c.poll_timeouts.get(),
             late_hits: c.late_hits.get(),
             blocks: c.blocks.get(),
-            timeouts: c.timeouts.get(),
+            timeouts: c.expired.get() + c.blocked_timeouts.get(),
             unparks: inner.count_unparks.then(|| inner.unparks.load(Relaxed)),
             futex_wakes: inner.futex_wakes.load(Relaxed),
         }
@@ -365,31 +377,38 @@ impl Parker {
         self.unparker.inner.flags.load()
     }
 
-    /// One park; `deadline` in ns on `self.clock`. True if the token was consumed.
+    /// One park; `deadline` in ns on `self.clock`. True if the token was consumed. The fast
+    /// paths inline into the caller; waiting does not.
+    #[inline]
     fn park_until(&self, deadline: Option<u64>) -> bool {
         let flags = &self.unparker.inner.flags;
-        let c = &self.counters;
-        c.parks.inc();
         // Step 1. A plain load first: when no token is there, an RMW would take the cache
-        // line away from an unparker for nothing. Only this thread clears the token, so one
-        // seen here is still there for the take.
+        // line away from an unparker for nothing (and, measured, a take right after the
+        // unpark's RMW costs more than the load and the take). Only this thread clears the
+        // token, so one seen here is still there for the take.
         if flags.need_resched() {
-            c.immediate.inc();
+            self.counters.immediate.inc();
             return flags.take_need_resched();
         }
-        let woken = if deadline.is_some_and(|d| d == 0 || self.clock.now_ns() >= d) {
-            // Nothing to wait for (a zero timeout). A token that came since the load above is
-            // left for the next park: this park is ordered before its unpark.
+        if deadline == Some(0) {
+            // A zero timeout. A token that came since the load above is left for the next
+            // park: this park is ordered before its unpark.
+            self.counters.expired.inc();
+            return false;
+        }
+        self.wait(deadline)
+    }
+
+    /// A park that found no token: poll and block under the governor, or block at once.
+    fn wait(&self, deadline: Option<u64>) -> bool {
+        if deadline.is_some_and(|d| self.clock.now_ns() >= d) {
+            self.counters.expired.inc();
             false
         } else if self.config.polling {
             self.poll_then_block(deadline)
         } else {
             self.block(deadline).woken
-        };
-        if !woken {
-            c.timeouts.inc();
         }
-        woken
     }
 
     /// Steps 2 to 6 under the governor: POLL while it says so, then HALT (block). The one
@@ -422,7 +441,8 @@ impl Parker {
                         // A token that came after the last look is as good as one in time
                         // (and its unpark saw POLLING set: a late hit).
                         let woken = flags.take_need_resched();
-                        c.late_hits.add(u64::from(woken));
+                        let ended = if woken { &c.late_hits } else { &c.expired };
+                        ended.inc();
                         break woken;
                     }
                     // Timed out: the governor now says HALT (or POLL again under a latency
@@ -488,6 +508,9 @@ impl Parker {
         // then the token (acquire: the unparkers' writes are visible from here).
         let _ = flags.set_polling_and_test();
         let woken = flags.take_need_resched();
+        if !woken {
+            c.blocked_timeouts.inc();
+        }
         Blocked { woken, blocked_ns, timed_out: timed_out && !woken }
     }
 }
@@ -511,9 +534,10 @@ impl fmt::Debug for Parker {
 impl Unparker {
     /// Makes the token available: the parked thread wakes, or its next park returns at once.
     ///
-    /// One RMW on the parker's word, plus a wake system call only when the parker's owner has
-    /// announced that it sleeps (POLLING clear) and no other unpark's wake is already on its
-    /// way.
+    /// One RMW on the parker's word (and a load of the same word, in the cache line the RMW
+    /// just took), plus a wake system call only when the parker's owner has announced that it
+    /// sleeps (POLLING clear) and no other unpark's wake is already on its way.
+    #[inline]
     pub fn unpark(&self) {
         let inner = &*self.inner;
         if inner.count_unparks {
@@ -521,10 +545,10 @@ impl Unparker {
             inner.unparks.fetch_add(1, Relaxed);
         }
         // Release RMW even when the token is set already: it orders this thread's writes before
-        // the park that consumes the token (see the module docs).
-        if inner.flags.wake_once() == Kick::Needed {
-            inner.futex_wakes.fetch_add(1, Relaxed);
-            inner.futex.wake_one(&inner.flags);
+        // the park that consumes the token (see the module docs). The load reads the word no
+        // older than the RMW left it.
+        if !inner.flags.set_need_resched() && inner.flags.load() & POLLING == 0 {
+            inner.kick();
         }
     }
 
@@ -555,6 +579,15 @@ impl Unparker {
         // SAFETY: the caller promises `ptr` is what `Arc::into_raw` returned for an `Inner`,
         // whose reference it carries and hands back here once.
         Unparker { inner: unsafe { Arc::from_raw(ptr.cast::<Inner>()) } }
+    }
+}
+
+impl Inner {
+    /// The wake system call, out of the unpark's inlined fast path.
+    #[cold]
+    fn kick(&self) {
+        self.futex_wakes.fetch_add(1, Relaxed);
+        self.futex.wake_one(&self.flags);
     }
 }
 

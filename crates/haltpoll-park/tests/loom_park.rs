@@ -78,7 +78,7 @@ fn unpark_wakes_park(mode: Mode, spurious: usize) {
         assert!(!p.park_timeout_unparked(Duration::ZERO), "the one token was consumed twice");
         let s = p.stats();
         assert_eq!(s.unparks, Some(1));
-        assert!(s.futex_wakes <= s.blocks, "a futex wake without a sleeper that announced itself");
+        assert!(s.futex_wakes <= s.blocks + s.late_hits, "a futex wake without a sleeper that announced itself");
     });
 }
 

@@ -81,6 +81,7 @@ impl WakeFlags {
     }
 
     /// The flags now (a snapshot; for waiting and diagnostics).
+    #[inline]
     pub fn load(&self) -> u32 {
         self.word.load(Acquire)
     }
@@ -89,12 +90,14 @@ impl WakeFlags {
 
     /// Sets POLLING and returns whether NEED_RESCHED was already set, in one RMW: a wake that
     /// came before is seen here, one that comes after sees POLLING and may skip the kick.
+    #[inline]
     pub fn set_polling_and_test(&self) -> bool {
         // Acquire: if a wake is already pending, its data must be visible once we return true.
         self.word.fetch_or(POLLING, Acquire) & NEED_RESCHED != 0
     }
 
     /// Whether NEED_RESCHED is set: the poll loop's wake check.
+    #[inline]
     pub fn need_resched(&self) -> bool {
         // Acquire pairs with the waker's release so the woken CPU sees the waker's data.
         self.word.load(Acquire) & NEED_RESCHED != 0
@@ -103,11 +106,13 @@ impl WakeFlags {
     /// Clears POLLING and returns whether NEED_RESCHED is set, in one RMW: the re-check before
     /// halting. If it returns false, every later waker sees POLLING clear and sends a kick, so
     /// it is safe to halt (with interrupts enabled by the halting sequence itself).
+    #[inline]
     pub fn clear_polling_and_test(&self) -> bool {
         self.word.fetch_and(!POLLING, Acquire) & NEED_RESCHED != 0
     }
 
     /// Clears NEED_RESCHED and returns whether it was set: the woken CPU consumes the wakeup.
+    #[inline]
     pub fn take_need_resched(&self) -> bool {
         self.word.fetch_and(!NEED_RESCHED, Acquire) & NEED_RESCHED != 0
     }
@@ -116,6 +121,7 @@ impl WakeFlags {
 
     /// Sets NEED_RESCHED and says whether the target needs a kick (it was not polling). Linux's
     /// `set_nr_and_not_polling`.
+    #[inline]
     pub fn wake(&self) -> Kick {
         // Release: the data the waker wrote before this call happens-before the poller's
         // acquire of NEED_RESCHED. Acquire is not needed for the decision: the RMW reads the
@@ -138,11 +144,29 @@ impl WakeFlags {
     /// assert_eq!(flags.wake_once(), Kick::Needed);
     /// assert_eq!(flags.wake_once(), Kick::Skipped, "the first waker kicks");
     /// ```
+    #[inline]
     pub fn wake_once(&self) -> Kick {
         // Release as in `wake`: orders this waker's data before the flag, even when the flag
         // was already set (the RMW extends the release sequence the consumer acquires).
         let old = self.word.fetch_or(NEED_RESCHED, Release);
         if old & (POLLING | NEED_RESCHED) != 0 { Kick::Skipped } else { Kick::Needed }
+    }
+
+    /// Sets NEED_RESCHED and returns whether it was already set. An RMW whose result needs only
+    /// the bit it sets, which x86 does in one `lock bts` (a [`wake`](Self::wake) needs the other
+    /// bit of the old value too, a compare-exchange loop): a waker that then needs POLLING reads
+    /// it with a [`load`](Self::load), which cannot see a value older than this RMW's. Release,
+    /// as in `wake`.
+    ///
+    /// ```
+    /// use haltpoll::wake::WakeFlags;
+    /// let flags = WakeFlags::new();
+    /// assert!(!flags.set_need_resched());
+    /// assert!(flags.set_need_resched(), "already pending");
+    /// ```
+    #[inline]
+    pub fn set_need_resched(&self) -> bool {
+        self.word.fetch_or(NEED_RESCHED, Release) & NEED_RESCHED != 0
     }
 
     /// Sets NEED_RESCHED only if the target is polling, and returns whether it did (so no kick
