@@ -57,11 +57,17 @@ pub enum Variant {
     ParkingLot,
     /// crossbeam's `Backoff` until `is_completed`, then crossbeam's `Parker`.
     SpinThenPark,
+    /// A future woken by its waker, run by `haltpoll_park::block_on`.
+    BlockOnHaltpoll,
+    /// The same future run by `futures::executor::block_on`.
+    BlockOnFutures,
+    /// The same future run by `pollster::block_on`.
+    BlockOnPollster,
 }
 
 impl Variant {
     /// Every variant, in table order.
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 10] = [
         Variant::Spin,
         Variant::Haltpoll,
         Variant::HaltpollGuestRule,
@@ -69,6 +75,9 @@ impl Variant {
         Variant::Crossbeam,
         Variant::ParkingLot,
         Variant::SpinThenPark,
+        Variant::BlockOnHaltpoll,
+        Variant::BlockOnFutures,
+        Variant::BlockOnPollster,
     ];
 
     /// The name used on the command line and in reports.
@@ -81,6 +90,9 @@ impl Variant {
             Variant::Crossbeam => "crossbeam",
             Variant::ParkingLot => "parking-lot",
             Variant::SpinThenPark => "spin-then-park",
+            Variant::BlockOnHaltpoll => "block-on-haltpoll",
+            Variant::BlockOnFutures => "block-on-futures",
+            Variant::BlockOnPollster => "block-on-pollster",
         }
     }
 }
@@ -201,7 +213,7 @@ pub enum ThreadsError {
     Think(String),
     /// A variant name nobody knows.
     #[error(
-        "unknown variant {0:?}: choose from spin, haltpoll, haltpoll-guest-rule, std, crossbeam, parking-lot, spin-then-park"
+        "unknown variant {0:?}: choose from spin, haltpoll, haltpoll-guest-rule, std, crossbeam, parking-lot, spin-then-park, block-on-haltpoll, block-on-futures, block-on-pollster"
     )]
     UnknownVariant(String),
     /// The haltpoll parker's parameters cannot work.
@@ -263,6 +275,9 @@ pub fn run(
                     Variant::Crossbeam => cell.run::<variants::Crossbeam>(),
                     Variant::ParkingLot => cell.run::<variants::ParkingLot>(),
                     Variant::SpinThenPark => cell.run::<variants::SpinThenPark>(),
+                    Variant::BlockOnHaltpoll => cell.run::<variants::BlockOn<variants::HaltpollBlockOn>>(),
+                    Variant::BlockOnFutures => cell.run::<variants::BlockOn<variants::FuturesBlockOn>>(),
+                    Variant::BlockOnPollster => cell.run::<variants::BlockOn<variants::PollsterBlockOn>>(),
                 }?;
                 // A cell cut short measured fewer round trips than asked: not a result.
                 let Some(run) = run.filter(|_| !stop.load(Relaxed)) else { return Ok(runs) };

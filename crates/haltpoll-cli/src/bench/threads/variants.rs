@@ -5,10 +5,14 @@
 //! release); a waiter returns once `arrived()` says so, so primitives that may wake spuriously
 //! (std's park, a condvar) are measured doing what a real user must do.
 
+use std::future::{Future, poll_fn};
+use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::thread::{self, Thread};
 
 use crossbeam_utils::Backoff;
+use futures::task::AtomicWaker;
 
 use haltpoll::BlockTime;
 
@@ -277,5 +281,79 @@ impl Waiter for SpinThenParkWaiter {
     }
     fn no_syscall_wakes(&self) -> Option<u64> {
         Some(self.ended_spinning)
+    }
+}
+
+/// A one-future executor: runs a future to completion on the calling thread.
+pub(crate) trait Executor: Send + 'static {
+    fn block_on<F: Future>(future: F) -> F::Output;
+}
+
+/// `haltpoll_park::block_on`: a haltpoll parker (the default parameters) between polls.
+pub(crate) struct HaltpollBlockOn;
+
+/// `futures::executor::block_on`: std's thread park between polls.
+pub(crate) struct FuturesBlockOn;
+
+/// `pollster::block_on`: a Mutex and a Condvar between polls.
+pub(crate) struct PollsterBlockOn;
+
+impl Executor for HaltpollBlockOn {
+    fn block_on<F: Future>(future: F) -> F::Output {
+        haltpoll_park::block_on(future)
+    }
+}
+
+impl Executor for FuturesBlockOn {
+    fn block_on<F: Future>(future: F) -> F::Output {
+        futures::executor::block_on(future)
+    }
+}
+
+impl Executor for PollsterBlockOn {
+    fn block_on<F: Future>(future: F) -> F::Output {
+        pollster::block_on(future)
+    }
+}
+
+/// Waiting as async code does: the waiter blocks on a future that is ready once the message
+/// has arrived, and the waker wakes the waker that future registered.
+pub(crate) struct BlockOn<E>(PhantomData<E>);
+
+/// Runs the message's future on its executor.
+pub(crate) struct FutureWaiter<E> {
+    registered: Arc<AtomicWaker>,
+    executor: PhantomData<E>,
+}
+
+/// Wakes the future's last registered waker.
+pub(crate) struct FutureWaker(Arc<AtomicWaker>);
+
+impl<E: Executor> Primitive for BlockOn<E> {
+    type Waiter = FutureWaiter<E>;
+    type Waker = FutureWaker;
+    fn pair(_: &Builder) -> (FutureWaiter<E>, FutureWaker) {
+        let registered = Arc::new(AtomicWaker::new());
+        (FutureWaiter { registered: registered.clone(), executor: PhantomData }, FutureWaker(registered))
+    }
+}
+
+impl<E: Executor> Waiter for FutureWaiter<E> {
+    fn wait(&mut self, arrived: &dyn Fn() -> bool) {
+        let registered = &self.registered;
+        E::block_on(poll_fn(|cx| {
+            if arrived() {
+                return Poll::Ready(());
+            }
+            // Register, then look again: a message published in between woke this waker.
+            registered.register(cx.waker());
+            if arrived() { Poll::Ready(()) } else { Poll::Pending }
+        }));
+    }
+}
+
+impl Waker for FutureWaker {
+    fn wake(&self) {
+        self.0.wake();
     }
 }

@@ -36,7 +36,8 @@ pub struct ThreadsArgs {
     #[arg(long)]
     pub sleep: bool,
     /// Variants, comma-separated: spin, haltpoll, haltpoll-guest-rule, std, crossbeam,
-    /// parking-lot, spin-then-park.
+    /// parking-lot, spin-then-park, and futures woken through their wakers: block-on-haltpoll,
+    /// block-on-futures, block-on-pollster.
     #[arg(
         long,
         value_name = "LIST",
