@@ -31,10 +31,13 @@
 //! println!("{:?}", parker.stats()); // poll hits, blocks, wakes that skipped the syscall, ...
 //! ```
 //!
-//! The pieces: [`Parker`] / [`Unparker`] (the protocol, proved in `tests/loom_park.rs`),
-//! [`Builder`] (parameters, [`Polling`], a latency limit), [`Stats`] (serde's `Serialize` with
-//! the `serde` feature). `haltpoll bench threads` measures the parker against spinning,
-//! `std::thread::park`, crossbeam and parking_lot.
+//! The pieces: [`Parker`] / [`Unparker`] (the protocol, proved in `tests/loom_park.rs`; a
+//! drop-in for crossbeam's, checked by `crates/haltpoll-park-dropin`), [`Builder`] (parameters,
+//! [`Polling`], a latency limit), [`Stats`] (serde's `Serialize` with the `serde` feature),
+//! [`block_on`] (one future, parked on a parker between polls). The sleep is each OS's wait on
+//! address with a timeout (Linux, Android, FreeBSD, Windows, macOS 14.4+) or a `Mutex` and a
+//! `Condvar` elsewhere. `haltpoll bench threads` measures the parker against spinning,
+//! `std::thread::park`, crossbeam and parking_lot, and `block_on` against futures' and pollster's.
 //!
 //! # Choosing the defaults
 //!
