@@ -53,7 +53,7 @@ fn json_has_rows_targets_and_repetitions() {
     assert_eq!(doc["targets"].as_array().unwrap().len(), 4, "2 targets x 2 think times up to 100 us");
     let reps = doc["repetitions"].as_array().unwrap();
     assert_eq!(reps.len(), 12);
-    assert!(reps.iter().any(|r| r["parker_stats"]["unparks"].as_u64() == Some(25)));
+    assert!(reps.iter().any(|r| r["parker_stats"]["parks"].as_u64() == Some(25)));
 }
 
 #[test]
