@@ -401,12 +401,8 @@ impl Haltpoll {
         }
         // The timer's own wake-up, from when it was due: what it costs to start polling.
         let timer_wake_ns = if fired { self.clock.ns(cpu.rdtsc().saturating_sub(due)) } else { 0 };
-        let polled = self.poll(cpu, counters, me, ready, window_ns);
-        if polled.caught {
-            Period { halt_wake_ns: timer_wake_ns, ..polled }
-        } else {
-            Period { poll_ns: polled.poll_ns, ..self.halt(cpu, counters, me, entry) }
-        }
+        let period = self.poll_then_halt(cpu, counters, me, ready, entry, window_ns);
+        if period.caught { Period { halt_wake_ns: timer_wake_ns, ..period } } else { period }
     }
 }
 
