@@ -7,7 +7,8 @@
 //! derive zerocopy's traits, whose derive refuses a layout with hidden padding at compile time.
 //!
 //! Concepts the core crate owns are not declared again here: the governor's parameters travel as
-//! the core's [`RawParams`] (its fixed layout of [`haltpoll::Params`]), and the driver's load
+//! the core's [`RawParams`] (its fixed layout of [`haltpoll::Params`]) and
+//! [`RawPredictiveParams`], the governor's choice as the core's `GovernorKind`, and the driver's load
 //! decision is the core's [`DriverLoad`], written as its `repr(u32)` value. Enums travel as
 //! `u32` fields with a typed accessor (`from_raw`), because a value read from memory the other
 //! side wrote must be checked before it becomes an enum.
@@ -31,7 +32,8 @@ use core::sync::atomic::AtomicU64;
 
 pub use haltpoll::driver::DriverLoad;
 pub use haltpoll::params::RawParams;
-use haltpoll::{LATENCY_ANY, Params};
+pub use haltpoll::predictive::RawPredictiveParams;
+use haltpoll::{GovernorKind, GovernorParams, LATENCY_ANY, Params, PredictiveParams};
 
 #[cfg(feature = "zerocopy")]
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -120,8 +122,14 @@ pub mod layout {
     pub const SAMPLES_PER_VCPU: u64 = 1 << 16;
     const SAMPLE_BYTES: u64 = size_of::<Sample>() as u64;
 
-    /// Guest RAM: from 0 to the end of the sample area.
-    pub const MEMORY_SIZE: u64 = SAMPLES + MAX_VCPUS as u64 * SAMPLES_PER_VCPU * SAMPLE_BYTES;
+    /// The think trace (VMM-written, read-only for the guest): one think time per measured
+    /// message, TSC ticks as `u64`, [`RunConfig::think_trace_len`](super::RunConfig::think_trace_len) of them.
+    pub const THINKS: u64 = SAMPLES + MAX_VCPUS as u64 * SAMPLES_PER_VCPU * SAMPLE_BYTES;
+    /// The most think times the trace area holds.
+    pub const THINKS_MAX: u64 = 1 << 18;
+
+    /// Guest RAM: from 0 to the end of the think trace.
+    pub const MEMORY_SIZE: u64 = THINKS + THINKS_MAX * 8;
 
     /// Where vCPU `vcpu`'s report is.
     pub const fn report(vcpu: usize) -> u64 {
@@ -166,6 +174,7 @@ pub mod layout {
         assert!(ring0_stack_top(MAX_VCPUS - 1) <= USER_STACKS);
         assert!(user_stack_top(MAX_VCPUS - 1) <= IMAGE);
         assert!(IMAGE_END <= SAMPLES);
+        assert!(THINKS.is_multiple_of(8));
         assert!(MEMORY_SIZE.is_multiple_of(2 << 20));
     };
 }
@@ -282,6 +291,18 @@ pub struct RunConfig {
     /// Each vCPU's latency requirement, ns: the longest exit latency it tolerates. 0 means poll
     /// only; [`LATENCY_ANY`] means no constraint.
     pub latency_req_ns: [u64; MAX_VCPUS],
+    /// Which governor the haltpoll driver runs, a [`GovernorKind`]: Linux's (with
+    /// [`RunConfig::governor`]) or the predictive one (with [`RunConfig::predictive`]); see
+    /// [`RunConfig::governor_params`].
+    pub governor_kind: u32,
+    /// Reserved, 0.
+    pub reserved2: u32,
+    /// The predictive governor's parameters, in the core crate's fixed layout.
+    pub predictive: RawPredictiveParams,
+    /// Think times at [`layout::THINKS`] (at most [`layout::THINKS_MAX`]): when not 0, the
+    /// measured message `i` of each pair is sent after `THINKS[i % think_trace_len]` ticks
+    /// instead of [`RunConfig::think_tsc`].
+    pub think_trace_len: u64,
 }
 
 impl RunConfig {
@@ -304,7 +325,31 @@ impl RunConfig {
             force: 0,
             reserved: 0,
             latency_req_ns: [LATENCY_ANY; MAX_VCPUS],
+            governor_kind: GovernorKind::Linux as u32,
+            reserved2: 0,
+            predictive: RawPredictiveParams::new(&PredictiveParams::DEFAULT),
+            think_trace_len: 0,
         }
+    }
+
+    /// Sets the governor and its parameters.
+    pub fn with_governor(mut self, params: &GovernorParams) -> RunConfig {
+        match params {
+            GovernorParams::Linux(p) => self.governor = RawParams::new(p),
+            GovernorParams::Predictive(p) => self.predictive = RawPredictiveParams::new(p),
+        }
+        self.governor_kind = params.kind() as u32;
+        self
+    }
+
+    /// The governor the driver runs with its parameters, validated; `None` if a raw value names
+    /// nothing, `Some(Err(()))` if the parameters are out of range (the driver then refuses to
+    /// load).
+    pub fn governor_params(&self) -> Option<Result<GovernorParams, ()>> {
+        Some(match GovernorKind::from_raw(self.governor_kind)? {
+            GovernorKind::Linux => self.governor.params()?.validate().map(GovernorParams::from).map_err(drop),
+            GovernorKind::Predictive => self.predictive.params()?.validate().map(GovernorParams::from).map_err(drop),
+        })
     }
 
     /// The workload, if the raw value names one.
@@ -344,7 +389,7 @@ pub struct Counters {
     pub halts: u64,
     /// Ticks spent in HLT (from the halt request to the return).
     pub halt_tsc: u64,
-    /// Interrupts taken (the IPI handler ran).
+    /// Interrupts taken (the IPI or the timer handler ran).
     pub irqs: u64,
     /// IPIs this vCPU sent to wake another.
     pub ipis_sent: u64,
@@ -372,6 +417,11 @@ pub struct Counters {
     pub ipis_to_polling: u64,
     /// ... to a vCPU on its way into HLT, halted, or on its way back ([`Phase::Halting`]).
     pub ipis_to_halting: u64,
+    /// Halts with a timer set to poll from just before a predicted wakeup (the predictive
+    /// governor's `TimerThenPoll`).
+    pub timers_armed: u64,
+    /// Of those, halts the timer ended (no wakeup yet): the vCPU then polled.
+    pub timer_fires: u64,
 }
 
 /// What the haltpoll driver found and did on one vCPU, at [`VcpuReport::driver`].
@@ -392,11 +442,12 @@ pub struct DriverReport {
     pub kvm_features: u32,
     /// KVM's hint bits (CPUID 0x40000001 EDX).
     pub kvm_hints: u32,
-    /// Reserved, 0.
-    pub reserved: u32,
+    /// The governor the driver ran, a [`GovernorKind`] as `repr(u32)`.
+    pub governor_kind: u32,
     /// The latency requirement the vCPU ran with, ns.
     pub latency_req_ns: u64,
-    /// The poll window at the end of the run, ns (`poll_limit_ns`).
+    /// The poll window at the end of the run, ns (`poll_limit_ns`; the predictive governor's
+    /// next planned window).
     pub poll_limit_ns: u64,
 }
 
@@ -510,6 +561,9 @@ pub struct Sample {
     pub stamp_tsc: u64,
     /// The receiver saw the message.
     pub seen_tsc: u64,
+    /// The think time the sender was told to spin before this message, ticks (the constant one
+    /// or the think trace's).
+    pub think_tsc: u64,
 }
 
 impl Sample {
@@ -563,10 +617,10 @@ mod tests {
 
     #[test]
     fn sample_arithmetic_saturates() {
-        let s = Sample { enter_tsc: 100, stamp_tsc: 50, seen_tsc: 40 };
+        let s = Sample { enter_tsc: 100, stamp_tsc: 50, seen_tsc: 40, think_tsc: 0 };
         assert_eq!(s.idle_tsc(), 0);
         assert_eq!(s.latency_tsc(), 0);
-        let s = Sample { enter_tsc: 100, stamp_tsc: 150, seen_tsc: 400 };
+        let s = Sample { enter_tsc: 100, stamp_tsc: 150, seen_tsc: 400, think_tsc: 0 };
         assert_eq!((s.idle_tsc(), s.latency_tsc()), (50, 250));
     }
 }

@@ -107,6 +107,37 @@ fn plot_draws_the_sweep() {
 }
 
 #[test]
+fn a_think_trace_drives_the_guests_and_compares_the_governors() {
+    let Some(_vm) = kvm_or_skip("a_think_trace_drives_the_guests_and_compares_the_governors") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("idle.txt");
+    std::fs::write(&trace, "20000\n300000\n5000\n80000\n1000\n").unwrap();
+    let bench = || {
+        let mut cmd = haltpoll();
+        cmd.args(["bench", "vm", "--repetitions", "1", "--round-trips", "40", "--warmup", "10"])
+            .args(["--variants", "busy,guest-haltpoll,guest-predictive", "--think-trace"])
+            .arg(&trace);
+        cmd
+    };
+    bench()
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("think times from the trace"))
+        .stdout(predicate::str::contains("5 periods, mean 81.2 us"))
+        .stdout(predicate::str::is_match(r"(?m)^\s+trace\s+guest predictive \(5\.0%\)\s").unwrap())
+        .stdout(predicate::str::contains("wakeups without an IPI / Linux's"));
+    let out = bench().arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["config"]["think_trace"]["periods"], 5);
+    assert_eq!(doc["config"]["predictive"]["poll_budget_ppm"], 50_000);
+    assert_eq!(doc["rows"].as_array().unwrap().len(), 3, "one cell per variant");
+    for r in doc["runs"].as_array().unwrap() {
+        assert_eq!(r["messages"], 80, "{r}");
+    }
+}
+
+#[test]
 fn bad_options_are_refused_before_any_vm_starts() {
     let refused = |args: &[&str], says: &str| {
         haltpoll().args(["bench", "vm"]).args(args).assert().failure().stderr(predicate::str::contains(says));
@@ -119,6 +150,9 @@ fn bad_options_are_refused_before_any_vm_starts() {
     refused(&["--plot", "vm.gif"], "vm.gif");
     refused(&["--think", "0,2s"], "think time 2s is too long: at most 1s per message");
     refused(&["--host-halt-poll-ns", "18446744073709551615"], "give 0 to 4294967295 ns");
+    refused(&["--think-trace", "/nonexistent/idle.txt"], "cannot read the think trace /nonexistent/idle.txt");
+    refused(&["--think", "0", "--think-trace", "idle.txt"], "cannot be used with");
+    refused(&["--poll-budget", "120%"], "not a percentage between 0 and 100");
 }
 
 #[test]
@@ -198,6 +232,13 @@ fn vm_pingpong_runs_the_driver_and_says_what_it_did() {
         .success()
         .stdout(predicate::str::contains("refused: no REALTIME hint"))
         .stdout(predicate::str::contains("2.00 IPIs sent, 0.00 skipped"));
+    haltpoll()
+        .args(["vm", "pingpong", "--idle", "haltpoll", "--governor", "predictive", "-n", "200", "-r", "1"])
+        .args(["--warmup", "20", "--poll-budget", "10%"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("host polling switched off by MSR on 2 of 2 vCPUs"))
+        .stdout(predicate::str::contains("; predictive governor"));
     haltpoll()
         .args(["vm", "pingpong", "--idle", "haltpoll", "--latency-req", "0,1us,2us"])
         .assert()

@@ -314,7 +314,7 @@ mod kvm {
     #[test]
     fn bench_vm() {
         let Some(_vm) = kvm_or_skip("bench_vm") else { return };
-        let docs = documents(&[
+        let mut docs = documents(&[
             "bench",
             "vm",
             "--repetitions",
@@ -329,6 +329,10 @@ mod kvm {
             "busy,guest-haltpoll,no-polling",
             "--json",
         ]);
+        // The think trace's fields, and the predictive variant's.
+        let traced = ["bench", "vm", "--repetitions", "1", "--round-trips", "40", "--warmup", "10"];
+        let variants = ["--variants", "guest-haltpoll,guest-predictive", "--json"];
+        docs.extend(documents(&[&traced[..], &variants, &["--think-trace", "examples/traces/mixed.txt"]].concat()));
         check("haltpoll bench vm --json", &docs);
     }
 

@@ -36,6 +36,17 @@ pub trait Cpu {
     /// Sends the wakeup IPI to vCPU `target`.
     fn send_ipi(&mut self, target: usize);
 
+    /// Arms this vCPU's one-shot timer to fire `after_ns` from now (replacing one already
+    /// armed). Its interrupt counts in [`Cpu::irq_count`] (so a halt after the arming cannot
+    /// sleep through it) and in [`Cpu::timer_count`].
+    fn arm_timer(&mut self, after_ns: u64);
+
+    /// Disarms the timer (nothing if it has fired or was never armed).
+    fn cancel_timer(&mut self);
+
+    /// Timer interrupts this vCPU has taken so far.
+    fn timer_count(&self) -> u64;
+
     /// Executes `cpuid` for `leaf` (subleaf 0).
     fn cpuid(&self, leaf: u32) -> CpuidRegs;
 

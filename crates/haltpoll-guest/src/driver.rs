@@ -24,14 +24,15 @@
 //! transfer later when the waker's flag update arrives. NEED_RESCHED is consumed when a `wait`
 //! begins, before the first look at the wake condition.
 
-use core::sync::atomic::AtomicU32;
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicU32, AtomicU64};
 
-use haltpoll::driver::{LoadOptions, decide_load, detect_kvm};
+use haltpoll::driver::{HALT, LoadOptions, decide_load, detect_kvm};
 use haltpoll::platform::Counter;
 use haltpoll::poll::{PollPlatform, poll};
+use haltpoll::select::IdleGovernor;
 use haltpoll::wake::{Kick, WakeFlags};
-use haltpoll::{Adjustment, Governor, IdleState, LatencyReq, Params};
+use haltpoll::{Adjustment, AnyGovernor, Decision, GovernorParams, LatencyReq, Outcome};
 
 use crate::cpu::Cpu;
 use haltpoll_abi::{Counters, DriverLoad, DriverReport, Phase, PollControl};
@@ -40,24 +41,40 @@ use haltpoll_abi::{Counters, DriverLoad, DriverReport, Phase, PollControl};
 /// (Linux polls for a tick; this guest has none, so it takes a 1 ms tick, HZ=1000).
 pub const TICK_NS: u64 = 1_000_000;
 
-/// What wakers of one vCPU touch: its wake flags and, for the report, where it is. Each on a
-/// cache line of its own, so that neither the phase stores nor another vCPU's flags slow down
-/// a poll.
+/// A timer due sooner than this after the halt would begin is not armed: the vCPU polls at
+/// once instead (arming costs an exit, and the halt would end before it began).
+const TIMER_MIN_NS: u64 = 1_000;
+
+/// What wakers of one vCPU touch: its wake flags and, for the report and the wake cost, where
+/// it is and when it was last sent an IPI. Each on a cache line of its own, so that neither the
+/// phase stores nor another vCPU's flags slow down a poll.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub struct VcpuFlags {
     flags: Line<WakeFlags>,
-    phase: Line<AtomicU32>,
+    waker: Line<Waker>,
 }
 
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 struct Line<T>(T);
 
+/// What a waker leaves besides the flags.
+#[derive(Debug, Default)]
+struct Waker {
+    phase: AtomicU32,
+    /// TSC when a waker last decided to send this vCPU an IPI: the start of a halt's wake-up,
+    /// which the woken vCPU measures to its return (the predictive governor's `halt_wake_ns`).
+    kick_tsc: AtomicU64,
+}
+
 impl VcpuFlags {
     /// Not polling, nothing pending, running.
     pub const fn new() -> VcpuFlags {
-        VcpuFlags { flags: Line(WakeFlags::new()), phase: Line(AtomicU32::new(Phase::Running as u32)) }
+        VcpuFlags {
+            flags: Line(WakeFlags::new()),
+            waker: Line(Waker { phase: AtomicU32::new(Phase::Running as u32), kick_tsc: AtomicU64::new(0) }),
+        }
     }
 
     /// The wake flags (POLLING, NEED_RESCHED).
@@ -67,19 +84,27 @@ impl VcpuFlags {
 
     /// Where the vCPU was last (a snapshot; for the report only, never for a decision).
     pub fn phase(&self) -> Phase {
-        Phase::from_raw(self.phase.0.load(Relaxed)).unwrap_or(Phase::Running)
+        Phase::from_raw(self.waker.0.phase.load(Relaxed)).unwrap_or(Phase::Running)
     }
 
     fn set_phase(&self, phase: Phase) {
-        self.phase.0.store(phase as u32, Relaxed);
+        self.waker.0.phase.store(phase as u32, Relaxed);
+    }
+
+    /// TSC of the last IPI a waker decided to send (0: none yet).
+    fn kick_tsc(&self) -> u64 {
+        // Acquire pairs with the waker's Release: read after the halt the IPI ended, it shows
+        // that IPI's stamp (the stamp is stored before the IPI is sent).
+        self.waker.0.kick_tsc.load(Acquire)
     }
 }
 
 /// The driver's options for one vCPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DriverOptions {
-    /// The governor's parameters.
-    pub params: Params,
+    /// The governor and its parameters, validated (`None`: the run configuration's were out of
+    /// range, and the driver refuses to load).
+    pub governor: Option<GovernorParams>,
     /// This vCPU's latency requirement (0: poll only).
     pub latency_req: LatencyReq,
     /// Load without the REALTIME hint.
@@ -91,17 +116,30 @@ pub struct DriverOptions {
 /// The loaded driver on one vCPU: its governor and latency requirement.
 #[derive(Debug)]
 pub struct Haltpoll {
-    governor: Governor,
+    governor: AnyGovernor,
     latency_req: LatencyReq,
     clock: Counter,
+    /// TSC when this vCPU last left idle: the busy time the predictive governor's budget earns.
+    last_exit_tsc: Option<u64>,
+}
+
+/// What one idle period did, as the driver measured it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Period {
+    poll_ns: u64,
+    caught: bool,
+    halt_wake_ns: u64,
+    /// When the wakeup came, ns after idle entry, where the period's length as measured would
+    /// mislead the governor (see [`Haltpoll::timer_then_poll`]); `None`: the period as measured.
+    wakeup_ns: Option<u64>,
 }
 
 impl Haltpoll {
     /// Loads the driver on this vCPU, as Linux's cpuidle-haltpoll does at boot and each CPU
     /// does as it comes online: detect KVM from CPUID, refuse without the REALTIME hint unless
     /// forced, then write `MSR_KVM_POLL_CONTROL`: 0 (host polling off) if the guest polls on
-    /// this vCPU, 1 if it does not (a ceiling of 0 and a latency requirement above 0). Without
-    /// the poll-control feature it notes that in `report` and carries on.
+    /// this vCPU, 1 if it does not (a ceiling or budget of 0 and a latency requirement above
+    /// 0). Without the poll-control feature it notes that in `report` and carries on.
     ///
     /// Returns `None` if the driver refused; `report.load` says why and the vCPU halts at once
     /// instead.
@@ -112,14 +150,19 @@ impl Haltpoll {
             report.kvm_features = kvm.features;
             report.kvm_hints = kvm.hints;
         }
-        let Ok(params) = options.params.validate() else {
+        let Some(params) = options.governor else {
             report.load = DriverLoad::RefusedBadParams as u32;
             return None;
         };
+        report.governor_kind = params.kind() as u32;
         let decision = decide_load(kvm, LoadOptions { force: options.force });
         report.load = DriverLoad::of(decision) as u32;
         let Ok(loaded) = decision else { return None };
-        let guest_polls = params.guest_halt_poll_ns > 0 || options.latency_req == 0;
+        let may_poll = match params {
+            GovernorParams::Linux(p) => p.guest_halt_poll_ns > 0,
+            GovernorParams::Predictive(p) => p.poll_budget_ppm > 0 && p.poll_ceiling_ns > 0,
+        };
+        let guest_polls = may_poll || options.latency_req == 0;
         match loaded.poll_control_msr(guest_polls) {
             Some(value) => {
                 cpu.write_poll_control(value != 0);
@@ -129,20 +172,27 @@ impl Haltpoll {
             None => report.poll_control_missing = 1,
         }
         Some(Haltpoll {
-            governor: Governor::new(params),
+            governor: AnyGovernor::new(params),
             latency_req: options.latency_req,
             clock: Counter::new(options.tsc_khz.saturating_mul(1_000)),
+            last_exit_tsc: None,
         })
     }
 
     /// The governor (its window, its parameters).
-    pub const fn governor(&self) -> &Governor {
+    pub const fn governor(&self) -> &AnyGovernor {
         &self.governor
     }
 
+    /// The window the governor would poll next, ns: Linux's `poll_limit_ns`, or the predictive
+    /// governor's planned window.
+    pub fn poll_limit_ns(&self) -> u64 {
+        self.governor.window_ns()
+    }
+
     /// Returns once `ready()` is true, idling meanwhile: the cpuidle loop. Each round consumes
-    /// NEED_RESCHED, looks at `ready()`, asks the governor for a state, enters it and reflects
-    /// what happened.
+    /// NEED_RESCHED, looks at `ready()`, asks the governor what to do, does it (poll, halt,
+    /// poll then halt, or halt with a timer then poll) and reflects what happened.
     ///
     /// `me` is this vCPU's flags; `ready` must become true only through memory a waker writes
     /// before it calls [`wake`] for this vCPU.
@@ -161,11 +211,30 @@ impl Haltpoll {
             if ready() {
                 break;
             }
-            let adjustment = match self.governor.select(self.latency_req) {
-                IdleState::Poll => self.poll(cpu, counters, me, &mut ready),
-                IdleState::Halt => self.halt(cpu, counters, me),
+            let entry = cpu.rdtsc();
+            let busy_ns = self.last_exit_tsc.map_or(0, |exit| self.clock.ns(entry.saturating_sub(exit)));
+            let decision = self.governor.select(self.latency_req, busy_ns);
+            let period = match decision {
+                // A requirement below HALT's exit latency forbids halting, whatever the window.
+                _ if self.latency_req < HALT.exit_latency_ns => self.poll_until_woken(cpu, counters, me, &mut ready),
+                Decision::Halt => self.halt(cpu, counters, me, entry),
+                Decision::Poll { window_ns } => self.poll_then_halt(cpu, counters, me, &mut ready, entry, window_ns),
+                Decision::TimerThenPoll { timer_ns, window_ns } => {
+                    self.timer_then_poll(cpu, counters, me, &mut ready, entry, timer_ns, window_ns)
+                }
             };
-            match adjustment {
+            let exit = cpu.rdtsc();
+            self.last_exit_tsc = Some(exit);
+            let outcome = Outcome {
+                idle_ns: period.wakeup_ns.map_or_else(
+                    || self.clock.ns(exit.saturating_sub(entry)),
+                    |wakeup| wakeup.saturating_add(period.halt_wake_ns),
+                ),
+                poll_ns: period.poll_ns,
+                caught: period.caught,
+                halt_wake_ns: period.halt_wake_ns,
+            };
+            match self.governor.reflect(&outcome) {
                 Adjustment::Grew { from, to } if from != to => counters.grows += 1,
                 Adjustment::Shrank { from, to } if from != to => counters.shrinks += 1,
                 _ => {}
@@ -179,21 +248,22 @@ impl Haltpoll {
     }
 
     /// The POLL state: spin at ring 3 with POLLING set until `ready()`, NEED_RESCHED or the
-    /// window's end. POLLING stays set afterwards (see the module's documentation).
+    /// window's end: `caught` says which. POLLING stays set afterwards (see the module's
+    /// documentation).
     fn poll<C: Cpu>(
         &mut self,
         cpu: &mut C,
         counters: &mut Counters,
         me: &VcpuFlags,
         ready: &mut impl FnMut() -> bool,
-    ) -> Adjustment {
+        window_ns: u64,
+    ) -> Period {
         me.set_phase(Phase::Polling);
-        let limit_ns = self.governor.poll_time_ns(TICK_NS);
         let (timed_out, polled_ns, polled_tsc) = if me.flags().set_polling_and_test() {
             (false, 0, 0)
         } else {
             let mut platform = Platform { cpu, clock: self.clock, flags: me.flags(), ready, first: None, last: 0 };
-            let outcome = poll(&mut platform, limit_ns);
+            let outcome = poll(&mut platform, window_ns);
             let polled_tsc = platform.last.saturating_sub(platform.first.unwrap_or(platform.last));
             (outcome.timed_out, outcome.polled_ns, polled_tsc)
         };
@@ -204,27 +274,135 @@ impl Haltpoll {
         } else {
             counters.poll_hits += 1;
         }
-        self.governor.reflect(IdleState::Poll, polled_ns, timed_out)
+        Period { poll_ns: polled_ns, caught: !timed_out, ..Period::default() }
+    }
+
+    /// Poll up to `window_ns`; if that times out, halt until woken.
+    fn poll_then_halt<C: Cpu>(
+        &mut self,
+        cpu: &mut C,
+        counters: &mut Counters,
+        me: &VcpuFlags,
+        ready: &mut impl FnMut() -> bool,
+        entry: u64,
+        window_ns: u64,
+    ) -> Period {
+        let polled = self.poll(cpu, counters, me, ready, window_ns);
+        if polled.caught { polled } else { Period { poll_ns: polled.poll_ns, ..self.halt(cpu, counters, me, entry) } }
+    }
+
+    /// A poll a latency requirement forces: a tick at a time (each tick that passes counts as a
+    /// timed-out poll), never halting.
+    fn poll_until_woken<C: Cpu>(
+        &mut self,
+        cpu: &mut C,
+        counters: &mut Counters,
+        me: &VcpuFlags,
+        ready: &mut impl FnMut() -> bool,
+    ) -> Period {
+        let mut poll_ns: u64 = 0;
+        loop {
+            let polled = self.poll(cpu, counters, me, ready, TICK_NS);
+            poll_ns = poll_ns.saturating_add(polled.poll_ns);
+            if polled.caught {
+                return Period { poll_ns, ..polled };
+            }
+        }
     }
 
     /// The HALT state: clear POLLING and re-check NEED_RESCHED in one step, then halt through
-    /// the lost-IPI-safe ring-0 service. The interrupt count is read first: an IPI that arrives
-    /// after the re-check moves it, and the service then returns at once.
-    fn halt<C: Cpu>(&mut self, cpu: &mut C, counters: &mut Counters, me: &VcpuFlags) -> Adjustment {
-        me.set_phase(Phase::Halting);
+    /// the lost-IPI-safe ring-0 service. The interrupt count is read first: an IPI (or the
+    /// timer) that arrives after the re-check moves it, and the service then returns at once.
+    /// `entry` is when the idle period began: an IPI sent since then is this halt's wakeup,
+    /// and its wake cost is measured from the waker's stamp.
+    fn halt<C: Cpu>(&mut self, cpu: &mut C, counters: &mut Counters, me: &VcpuFlags, entry: u64) -> Period {
         let irqs = cpu.irq_count();
+        self.halt_since(cpu, counters, me, irqs);
+        Period { halt_wake_ns: self.ipi_wake_ns(cpu, me, entry), ..Period::default() }
+    }
+
+    /// Halts unless an interrupt came since the count was `irqs`; counts it.
+    fn halt_since<C: Cpu>(&mut self, cpu: &mut C, counters: &mut Counters, me: &VcpuFlags, irqs: u64) {
+        me.set_phase(Phase::Halting);
         let start = cpu.rdtsc();
         let halted = !me.flags().clear_polling_and_test() && cpu.halt_unless_irq_since(irqs);
         let end = cpu.rdtsc();
         me.set_phase(Phase::Idle);
-        let ticks = end.saturating_sub(start);
         if halted {
             counters.halts += 1;
-            counters.halt_tsc += ticks;
+            counters.halt_tsc += end.saturating_sub(start);
         } else {
             counters.halts_aborted += 1;
         }
-        self.governor.reflect(IdleState::Halt, self.clock.ns(ticks), false)
+    }
+
+    /// The wake cost of a halt an IPI ended: from the waker's stamp to now; 0 if no IPI was
+    /// sent since `entry`.
+    fn ipi_wake_ns<C: Cpu>(&self, cpu: &C, me: &VcpuFlags, entry: u64) -> u64 {
+        let kick = me.kick_tsc();
+        if kick >= entry { self.clock.ns(cpu.rdtsc().saturating_sub(kick)) } else { 0 }
+    }
+
+    /// Halt with the timer set `timer_ns` after `entry`; if the timer ends the halt before any
+    /// wakeup, poll up to `window_ns`, then halt until woken. A wakeup counts as caught only if
+    /// it found the vCPU polling.
+    ///
+    /// A wakeup that lands while the timer's own wake-up is under way (the timer fired, the
+    /// vCPU is not running yet) is reported with the timer's whole wake cost and the wakeup's
+    /// time from the waker's stamp: the IPI's apparent cost is only what was left of the
+    /// timer's, and reporting that would teach the governor a wake cost about half the real one,
+    /// so that its timers fire too late ever to catch (a fixed point at half the cost).
+    #[allow(clippy::too_many_arguments)] // the idle loop's state, passed down as in `poll`
+    fn timer_then_poll<C: Cpu>(
+        &mut self,
+        cpu: &mut C,
+        counters: &mut Counters,
+        me: &VcpuFlags,
+        ready: &mut impl FnMut() -> bool,
+        entry: u64,
+        timer_ns: u64,
+        window_ns: u64,
+    ) -> Period {
+        let timers = cpu.timer_count();
+        let mut irqs = cpu.irq_count();
+        let due = entry.saturating_add(self.clock.ticks(timer_ns));
+        let left_ns = self.clock.ns(due.saturating_sub(cpu.rdtsc()));
+        let mut fired = false;
+        if left_ns >= TIMER_MIN_NS {
+            // Armed after the interrupt count was read: a timer that fires before the halt
+            // moves the count, and the halt returns at once.
+            cpu.arm_timer(left_ns);
+            counters.timers_armed += 1;
+            loop {
+                self.halt_since(cpu, counters, me, irqs);
+                // Read before the looks below, for the next halt (as in `halt`).
+                irqs = cpu.irq_count();
+                if me.flags().need_resched() || ready() {
+                    // The wakeup came during the halt: not caught.
+                    if cpu.timer_count() == timers {
+                        cpu.cancel_timer();
+                        return Period { halt_wake_ns: self.ipi_wake_ns(cpu, me, entry), ..Period::default() };
+                    }
+                    let now = cpu.rdtsc();
+                    let kick = me.kick_tsc().max(entry);
+                    return Period {
+                        halt_wake_ns: self.clock.ns(now.saturating_sub(due)),
+                        wakeup_ns: Some(self.clock.ns(kick.min(now) - entry)),
+                        ..Period::default()
+                    };
+                }
+                if cpu.timer_count() != timers {
+                    break;
+                }
+                // Neither the wakeup nor the timer (an interrupt of no concern): halt on.
+            }
+            fired = true;
+            counters.timer_fires += 1;
+        }
+        // The timer's own wake-up, from when it was due: what it costs to start polling.
+        let timer_wake_ns = if fired { self.clock.ns(cpu.rdtsc().saturating_sub(due)) } else { 0 };
+        let period = self.poll_then_halt(cpu, counters, me, ready, entry, window_ns);
+        if period.caught { Period { halt_wake_ns: timer_wake_ns, ..period } } else { period }
     }
 }
 
@@ -241,6 +419,8 @@ pub fn wake<C: Cpu>(cpu: &mut C, counters: &mut Counters, target: &VcpuFlags, in
                 Phase::Polling => counters.ipis_to_polling += 1,
                 Phase::Halting => counters.ipis_to_halting += 1,
             }
+            // Release: the stamp is visible to the target once the IPI it announces has woken it.
+            target.waker.0.kick_tsc.store(cpu.rdtsc(), Release);
             cpu.send_ipi(index);
             counters.ipis_sent += 1;
         }
@@ -279,12 +459,15 @@ impl<C: Cpu, R: FnMut() -> bool> PollPlatform for Platform<'_, C, R> {
 mod tests {
     use super::*;
     use haltpoll::driver::{CpuidRegs, KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME, MSR_KVM_POLL_CONTROL};
+    use haltpoll::predictive::PPM as PPM_WHOLE;
     use haltpoll::wake::POLLING;
+    use haltpoll::{Governor, IdleState, Params, PredictiveParams, ValidParams};
     use std::cell::Cell;
     use std::rc::Rc;
 
-    /// A vCPU with a scripted CPUID, a clock that moves 10 ns per relax, halts that last 300 us
-    /// and end with an IPI, and a log of MSR writes.
+    /// A vCPU with a scripted CPUID, a clock that moves 10 ns per relax, halts that end with an
+    /// IPI 300 us later (or at `wake_at`, if set) unless the timer is due first, a timer whose
+    /// halt ends `wake_cost` after it is due (2 us unless set), and a log of MSR writes.
     struct Fake {
         features: u32,
         hints: u32,
@@ -292,11 +475,26 @@ mod tests {
         now: Rc<Cell<u64>>,
         msrs: Vec<(u32, u64)>,
         irqs: u64,
+        wake_at: Rc<Cell<Option<u64>>>,
+        wake_cost: u64,
+        timer_due: Option<u64>,
+        timers: u64,
     }
 
     impl Fake {
         fn new(features: u32, hints: u32) -> Fake {
-            Fake { features, hints, kvm: true, now: Rc::default(), msrs: Vec::new(), irqs: 0 }
+            Fake {
+                features,
+                hints,
+                kvm: true,
+                now: Rc::default(),
+                msrs: Vec::new(),
+                irqs: 0,
+                wake_at: Rc::default(),
+                wake_cost: 2_000,
+                timer_due: None,
+                timers: 0,
+            }
         }
 
         /// A wake condition that turns true `after` ns from now.
@@ -320,12 +518,29 @@ mod tests {
             self.irqs
         }
         fn halt_unless_irq_since(&mut self, irq_count: u64) -> bool {
-            assert_eq!(irq_count, self.irqs, "no IPI can be pending in this script");
-            self.now.set(self.now.get() + 300_000);
+            assert_eq!(irq_count, self.irqs, "no interrupt can be pending in this script");
+            let ipi = self.wake_at.get().map_or(self.now.get() + 300_000, |at| at.max(self.now.get()));
+            match self.timer_due {
+                Some(due) if due.max(self.now.get()) + self.wake_cost < ipi => {
+                    self.now.set(due.max(self.now.get()) + self.wake_cost);
+                    self.timer_due = None;
+                    self.timers += 1;
+                }
+                _ => self.now.set(ipi),
+            }
             self.irqs += 1;
             true
         }
         fn send_ipi(&mut self, _: usize) {}
+        fn arm_timer(&mut self, after_ns: u64) {
+            self.timer_due = Some(self.now.get() + after_ns);
+        }
+        fn cancel_timer(&mut self) {
+            self.timer_due = None;
+        }
+        fn timer_count(&self) -> u64 {
+            self.timers
+        }
         fn cpuid(&self, leaf: u32) -> CpuidRegs {
             match leaf {
                 0x4000_0000 if self.kvm => {
@@ -342,8 +557,20 @@ mod tests {
     }
 
     // A 1 GHz TSC: ticks are ns.
-    const OPTIONS: DriverOptions =
-        DriverOptions { params: Params::DEFAULT, latency_req: u64::MAX, force: false, tsc_khz: 1_000_000 };
+    const OPTIONS: DriverOptions = DriverOptions {
+        governor: Some(GovernorParams::Linux(ValidParams::DEFAULT)),
+        latency_req: u64::MAX,
+        force: false,
+        tsc_khz: 1_000_000,
+    };
+
+    /// Linux's governor inside a loaded driver.
+    fn linux(driver: &mut Haltpoll) -> &mut Governor {
+        match &mut driver.governor {
+            AnyGovernor::Linux(gov) => gov,
+            AnyGovernor::Predictive(_) => panic!("not Linux's governor"),
+        }
+    }
 
     #[test]
     fn loads_with_the_hint_and_switches_host_polling_off() {
@@ -392,7 +619,8 @@ mod tests {
     fn no_guest_polling_leaves_host_polling_on() {
         let mut cpu = Fake::new(KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME);
         let mut report = DriverReport::default();
-        let off = DriverOptions { params: Params { guest_halt_poll_ns: 0, ..Params::DEFAULT }, ..OPTIONS };
+        let off_params = Params { guest_halt_poll_ns: 0, ..Params::DEFAULT }.validate().unwrap();
+        let off = DriverOptions { governor: Some(off_params.into()), ..OPTIONS };
         assert!(Haltpoll::load(&mut cpu, &off, &mut report).is_some());
         assert_eq!(cpu.msrs, [(MSR_KVM_POLL_CONTROL, 1)]);
         // ... unless the latency requirement makes it poll anyway.
@@ -405,7 +633,7 @@ mod tests {
     fn invalid_parameters_are_refused() {
         let mut cpu = Fake::new(KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME);
         let mut report = DriverReport::default();
-        let bad = DriverOptions { params: Params { grow_start: 0, ..Params::DEFAULT }, ..OPTIONS };
+        let bad = DriverOptions { governor: None, ..OPTIONS };
         assert!(Haltpoll::load(&mut cpu, &bad, &mut report).is_none());
         assert_eq!(report.load(), Some(DriverLoad::RefusedBadParams));
     }
@@ -432,19 +660,19 @@ mod tests {
         assert_eq!(counters.halt_tsc, 300_000);
         // 300 us is above the 200 us ceiling: nothing to grow; a 0 window that stays 0 is no shrink.
         assert_eq!((counters.grows, counters.shrinks), (0, 0));
-        assert_eq!(driver.governor().poll_limit_ns(), 0);
+        assert_eq!(driver.poll_limit_ns(), 0);
         assert_eq!(me.phase(), Phase::Running);
     }
 
     #[test]
     fn a_poll_that_sees_the_message_leaves_polling_set() {
         let (mut cpu, mut driver, me, mut counters) = loaded(OPTIONS);
-        driver.governor.reflect(IdleState::Halt, 30_000, false); // window 50 us
+        linux(&mut driver).reflect(IdleState::Halt, 30_000, false); // window 50 us
         let ready = cpu.ready_after(5_000);
         driver.wait(&mut cpu, &mut counters, &me, ready);
         assert_eq!((counters.poll_hits, counters.poll_timeouts, counters.halts), (1, 0, 0));
         assert!((5_000..8_000).contains(&counters.poll_tsc), "{}", counters.poll_tsc);
-        assert_eq!(driver.governor().poll_limit_ns(), 50_000, "a hit never moves the window");
+        assert_eq!(driver.poll_limit_ns(), 50_000, "a hit never moves the window");
         assert_eq!(me.flags().load() & POLLING, POLLING, "still promises to look before halting");
         // So a waker now skips the IPI ...
         let waker = wake_now(&me);
@@ -459,14 +687,14 @@ mod tests {
     #[test]
     fn a_timed_out_poll_halts_with_polling_cleared_and_the_long_halt_shrinks() {
         let (mut cpu, mut driver, me, mut counters) = loaded(OPTIONS);
-        driver.governor.reflect(IdleState::Halt, 30_000, false); // window 50 us
+        linux(&mut driver).reflect(IdleState::Halt, 30_000, false); // window 50 us
         let ready = cpu.ready_after(100_000);
         driver.wait(&mut cpu, &mut counters, &me, ready);
         assert_eq!((counters.poll_hits, counters.poll_timeouts, counters.halts), (0, 1, 1));
         assert_eq!(me.flags().load() & POLLING, 0, "cleared on the way into HLT");
         // The 300 us halt is above the ceiling: 50 us / 2 is below grow_start, so 0.
         assert_eq!(counters.shrinks, 1);
-        assert_eq!(driver.governor().poll_limit_ns(), 0);
+        assert_eq!(driver.poll_limit_ns(), 0);
         let waker = wake_now(&me);
         assert_eq!((waker.ipis_sent, waker.ipis_to_running), (1, 1), "the target has left wait");
     }
@@ -474,9 +702,9 @@ mod tests {
     #[test]
     fn a_halt_that_a_longer_poll_would_have_caught_grows_the_window() {
         let (mut cpu, mut driver, me, mut counters) = loaded(OPTIONS);
-        driver.governor.reflect(IdleState::Halt, 30_000, false); // window 50 us
+        linux(&mut driver).reflect(IdleState::Halt, 30_000, false); // window 50 us
         // A 120 us halt: a 100 us window would have caught it.
-        let grew = driver.governor.reflect(IdleState::Halt, 120_000, false);
+        let grew = linux(&mut driver).reflect(IdleState::Halt, 120_000, false);
         assert_eq!(grew, Adjustment::Grew { from: 50_000, to: 100_000 });
         let ready = cpu.ready_after(70_000);
         driver.wait(&mut cpu, &mut counters, &me, ready);
@@ -504,7 +732,7 @@ mod tests {
         let ready = cpu.ready_after(2 * TICK_NS + TICK_NS / 2);
         driver.wait(&mut cpu, &mut counters, &me, ready);
         assert_eq!((counters.poll_timeouts, counters.poll_hits, counters.halts), (2, 1, 0));
-        assert_eq!(driver.governor().poll_limit_ns(), 0, "polls never grow the window");
+        assert_eq!(driver.poll_limit_ns(), 0, "polls never grow the window");
     }
 
     #[test]
@@ -521,5 +749,107 @@ mod tests {
             let waker = wake_now(&target);
             assert_eq!((waker.ipis_sent, field(&waker)), (1, 1), "{phase:?}");
         }
+    }
+
+    fn predictive(budget_ppm: u32, ceiling_ns: u64) -> DriverOptions {
+        let params =
+            PredictiveParams { poll_budget_ppm: budget_ppm, poll_ceiling_ns: ceiling_ns, ..PredictiveParams::DEFAULT };
+        DriverOptions { governor: Some(params.validate().unwrap().into()), ..OPTIONS }
+    }
+
+    /// One message after `busy_ns` of work and `think_ns` of waiting, sent with an IPI if the
+    /// vCPU is not polling: the waker's stamp at the send, and a halted vCPU running again
+    /// `wake_cost_ns` later (after an IPI or its timer alike).
+    fn message(
+        cpu: &mut Fake,
+        driver: &mut Haltpoll,
+        me: &VcpuFlags,
+        counters: &mut Counters,
+        (busy_ns, think_ns, wake_cost_ns): (u64, u64, u64),
+    ) {
+        cpu.now.set(cpu.now.get() + busy_ns);
+        let at = cpu.now.get() + think_ns;
+        me.waker.0.kick_tsc.store(at, Release);
+        cpu.wake_at.set(Some(at + wake_cost_ns));
+        cpu.wake_cost = wake_cost_ns;
+        let ready = cpu.ready_after(think_ns);
+        driver.wait(cpu, counters, me, ready);
+    }
+
+    /// A driver loaded with `options` after `warm` messages of `shape` (see [`message`]), and
+    /// its counters over the next `measured` ones.
+    fn settled(
+        options: DriverOptions,
+        shape: (u64, u64, u64),
+        warm: u32,
+        measured: u32,
+    ) -> (Fake, Haltpoll, VcpuFlags, Counters) {
+        let (mut cpu, mut driver, me, mut counters) = loaded(options);
+        for _ in 0..warm {
+            message(&mut cpu, &mut driver, &me, &mut counters, shape);
+        }
+        counters = Counters::default();
+        for _ in 0..measured {
+            message(&mut cpu, &mut driver, &me, &mut counters, shape);
+        }
+        (cpu, driver, me, counters)
+    }
+
+    #[test]
+    fn predictive_loads_and_switches_host_polling_off_unless_its_budget_is_zero() {
+        let mut cpu = Fake::new(KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME);
+        let mut report = DriverReport::default();
+        assert!(Haltpoll::load(&mut cpu, &predictive(50_000, 1_000_000), &mut report).is_some());
+        assert_eq!(report.governor_kind, haltpoll::GovernorKind::Predictive as u32);
+        assert!(Haltpoll::load(&mut cpu, &predictive(0, 1_000_000), &mut report).is_some());
+        assert_eq!(cpu.msrs, [(MSR_KVM_POLL_CONTROL, 0), (MSR_KVM_POLL_CONTROL, 1)]);
+    }
+
+    #[test]
+    fn predictive_escapes_the_window_zero_trap_with_the_measured_wake_cost() {
+        // The README's trap: 150 us between messages, a 200 us ceiling, and a halt's wake-up of
+        // 60 us that makes every halted period look 210 us long. The driver measures the wake
+        // cost from the waker's stamp, so the governor sees 150 us and polls for it.
+        const SHAPE: (u64, u64, u64) = (5_000, 150_000, 60_000);
+        let counters = settled(predictive(PPM_WHOLE, 200_000), SHAPE, 300, 200).3;
+        assert!(counters.poll_hits >= 198, "{counters:?}");
+        // Linux's governor, the same messages: the window falls to 0 and stays there.
+        let counters = settled(OPTIONS, SHAPE, 300, 200).3;
+        assert_eq!((counters.poll_hits, counters.halts), (0, 200), "{counters:?}");
+    }
+
+    #[test]
+    fn periodic_wakeups_beyond_the_budget_halt_with_a_timer_and_are_caught_polling() {
+        // 600 us between messages and a 2% budget: no window from idle entry is affordable; a
+        // timer just before the wakeup and a short poll are.
+        let (mut cpu, mut driver, me, mut counters) =
+            settled(predictive(20_000, 1_000_000), (2_000, 600_000, 20_000), 1_000, 500);
+        assert!(counters.timers_armed >= 450, "{counters:?}");
+        assert!(counters.timer_fires >= 450 && counters.poll_hits >= 450, "{counters:?}");
+        assert!(counters.poll_tsc < 500 * 30_000, "short polls: {counters:?}");
+        // A message that comes early, while the vCPU is halted with its timer set: woken by the
+        // IPI, the timer cancelled, and not a poll hit.
+        let before = counters;
+        message(&mut cpu, &mut driver, &me, &mut counters, (2_000, 200_000, 20_000));
+        assert_eq!(counters.timers_armed, before.timers_armed + 1);
+        assert_eq!((counters.timer_fires, counters.poll_hits), (before.timer_fires, before.poll_hits));
+        assert_eq!(cpu.timer_due, None, "cancelled");
+    }
+
+    #[test]
+    fn predictive_never_sets_a_timer_without_timer_first() {
+        let params = PredictiveParams { poll_budget_ppm: 20_000, timer_first: false, ..PredictiveParams::DEFAULT };
+        let options = DriverOptions { governor: Some(params.validate().unwrap().into()), ..OPTIONS };
+        let counters = settled(options, (2_000, 600_000, 20_000), 0, 1_000).3;
+        assert_eq!(counters.timers_armed, 0);
+    }
+
+    #[test]
+    fn predictive_zero_latency_requirement_never_halts() {
+        let options = DriverOptions { latency_req: 0, ..predictive(50_000, 1_000_000) };
+        let (mut cpu, mut driver, me, mut counters) = loaded(options);
+        let ready = cpu.ready_after(2 * TICK_NS + TICK_NS / 2);
+        driver.wait(&mut cpu, &mut counters, &me, ready);
+        assert_eq!((counters.poll_timeouts, counters.poll_hits, counters.halts), (2, 1, 0));
     }
 }

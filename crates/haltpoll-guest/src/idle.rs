@@ -26,6 +26,9 @@ use haltpoll_abi::Counters;
 /// #     fn irq_count(&self) -> u64 { 0 }
 /// #     fn halt_unless_irq_since(&mut self, _: u64) -> bool { unreachable!() }
 /// #     fn send_ipi(&mut self, _: usize) {}
+/// #     fn arm_timer(&mut self, _: u64) {}
+/// #     fn cancel_timer(&mut self) {}
+/// #     fn timer_count(&self) -> u64 { 0 }
 /// #     fn cpuid(&self, _: u32) -> CpuidRegs { CpuidRegs::default() }
 /// #     fn write_poll_control(&mut self, _: bool) {}
 /// #     fn begin_measurement(&mut self) {}
@@ -45,6 +48,9 @@ pub struct Idle<'a> {
     me: usize,
 }
 
+// The driver holds a governor of up to 256 bytes; there is one `Idle` per vCPU and no
+// allocator in the guest to box it in.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Mode {
     Busy,
@@ -74,7 +80,7 @@ impl<'a> Idle<'a> {
     /// The haltpoll driver's current poll window, ns (`None` under the other policies).
     pub fn poll_limit_ns(&self) -> Option<u64> {
         match &self.mode {
-            Mode::Haltpoll(driver) => Some(driver.governor().poll_limit_ns()),
+            Mode::Haltpoll(driver) => Some(driver.poll_limit_ns()),
             Mode::Busy | Mode::Halt => None,
         }
     }
@@ -154,6 +160,13 @@ mod tests {
         }
         fn send_ipi(&mut self, target: usize) {
             self.ipis_to.set(Some(target));
+        }
+        fn arm_timer(&mut self, _: u64) {
+            unreachable!("no policy here arms a timer")
+        }
+        fn cancel_timer(&mut self) {}
+        fn timer_count(&self) -> u64 {
+            0
         }
         fn cpuid(&self, _: u32) -> haltpoll::driver::CpuidRegs {
             haltpoll::driver::CpuidRegs::default()

@@ -62,6 +62,18 @@ impl Cpu for Vcpu {
         apic::send_ipi(target as u8, &mut self.ipi_dest);
     }
 
+    fn arm_timer(&mut self, after_ns: u64) {
+        apic::arm_timer(after_ns);
+    }
+
+    fn cancel_timer(&mut self) {
+        apic::cancel_timer();
+    }
+
+    fn timer_count(&self) -> u64 {
+        percpu::timer_count()
+    }
+
     fn cpuid(&self, leaf: u32) -> CpuidRegs {
         // At ring 0: a ring-3 CPUID on this backend shows the outer machine, not this VM.
         services::cpuid(leaf)
@@ -83,11 +95,11 @@ fn idle_path(cpu: &mut Vcpu, config: &RunConfig, policy: IdlePolicy, driver: &mu
         IdlePolicy::Busy => Idle::busy(),
         IdlePolicy::Halt => Idle::halt(),
         IdlePolicy::Haltpoll => {
-            let Some(params) = config.governor.params() else {
+            let Some(governor) = config.governor_params() else {
                 exit(ExitRecord::new(ExitStatus::BadConfig));
             };
             let options = DriverOptions {
-                params,
+                governor: governor.ok(),
                 latency_req: config.latency_req_ns[cpu.index],
                 force: config.force != 0,
                 tsc_khz: config.tsc_khz,
@@ -123,9 +135,18 @@ unsafe extern "C" fn user_main(vcpu: u64) -> ! {
         exit(ExitRecord::new(ExitStatus::BadConfig));
     };
     let vcpus = config.vcpus as usize;
-    if config.magic != CONFIG_MAGIC || vcpus > MAX_VCPUS || index >= vcpus {
+    if config.magic != CONFIG_MAGIC
+        || vcpus > MAX_VCPUS
+        || index >= vcpus
+        || config.think_trace_len > layout::THINKS_MAX
+    {
         exit(ExitRecord::new(ExitStatus::BadConfig));
     }
+    // SAFETY: the layout reserves THINKS_MAX think times at THINKS, in RAM; the VMM wrote the
+    // first `think_trace_len` (checked above to fit) before starting any vCPU and never changes
+    // them, and nothing in the guest writes there.
+    let think_trace =
+        unsafe { core::slice::from_raw_parts(layout::THINKS as *const u64, config.think_trace_len as usize) };
     match poll_control {
         PollControl::Leave => {}
         PollControl::HostPollOff => services::write_poll_control(false),
@@ -152,6 +173,7 @@ unsafe extern "C" fn user_main(vcpu: u64) -> ! {
                 think_tsc: config.think_tsc,
                 warmup_round_trips: config.warmup_round_trips,
                 warmup_think_tsc: config.warmup_think_tsc,
+                think_trace,
                 mailboxes: &MAILBOXES[..vcpus],
             };
             let mut record =

@@ -25,17 +25,19 @@ use haltpoll_abi::{Counters, Sample};
 pub struct Mailbox {
     seq: AtomicU64,
     stamp: AtomicU64,
+    think: AtomicU64,
 }
 
 impl Mailbox {
     /// An empty inbox (no message yet: sequence 0).
     pub const fn new() -> Mailbox {
-        Mailbox { seq: AtomicU64::new(0), stamp: AtomicU64::new(0) }
+        Mailbox { seq: AtomicU64::new(0), stamp: AtomicU64::new(0), think: AtomicU64::new(0) }
     }
 
-    /// Delivers message `seq`, sent at TSC `stamp`.
-    pub fn post(&self, seq: u64, stamp: u64) {
+    /// Delivers message `seq`, sent at TSC `stamp` after a think time of `think` ticks.
+    pub fn post(&self, seq: u64, stamp: u64, think: u64) {
         self.stamp.store(stamp, Relaxed);
+        self.think.store(think, Relaxed);
         // Release: a receiver that sees `seq` also sees its stamp. The sender writes the next
         // stamp only after the reply to this message, which comes after the receiver read it.
         self.seq.store(seq, Release);
@@ -50,6 +52,11 @@ impl Mailbox {
     pub fn stamp(&self) -> u64 {
         self.stamp.load(Relaxed)
     }
+
+    /// The think time the latest message was sent after, ticks (valid as [`Mailbox::stamp`]).
+    pub fn think(&self) -> u64 {
+        self.think.load(Relaxed)
+    }
 }
 
 /// The ping-pong parameters.
@@ -63,6 +70,10 @@ pub struct PingPong<'a> {
     pub warmup_round_trips: u64,
     /// TSC ticks to spin before sending each warm-up message.
     pub warmup_think_tsc: u64,
+    /// When not empty, the think times of the measured messages instead of `think_tsc`, ticks:
+    /// measured message `i` of each side follows `think_trace[i % len]`, so each waiting vCPU
+    /// idles through the trace's periods in order.
+    pub think_trace: &'a [u64],
     /// One inbox per vCPU, indexed by vCPU; the count must be even.
     pub mailboxes: &'a [Mailbox],
 }
@@ -103,8 +114,12 @@ impl PingPong<'_> {
                 irqs = cpu.irq_count();
                 start = cpu.rdtsc();
             }
-            let think = if seq > warmup { self.think_tsc } else { self.warmup_think_tsc };
             let sample = seq.checked_sub(warmup + 1);
+            let think = match sample {
+                None => self.warmup_think_tsc,
+                Some(_) if self.think_trace.is_empty() => self.think_tsc,
+                Some(i) => self.think_trace[(i % self.think_trace.len() as u64) as usize],
+            };
             if starts {
                 self.send(cpu, idle, record, peer, seq, think);
                 self.receive(cpu, idle, record, me, seq, sample);
@@ -135,7 +150,7 @@ impl PingPong<'_> {
                 cpu.relax();
             }
         }
-        self.mailboxes[peer].post(seq, cpu.rdtsc());
+        self.mailboxes[peer].post(seq, cpu.rdtsc(), think_tsc);
         record.counters.messages_sent += 1;
         idle.wake(cpu, record.counters, peer);
     }
@@ -163,7 +178,7 @@ impl PingPong<'_> {
         c.messages_received += 1;
         c.idle_tsc += seen.saturating_sub(enter);
         if let Some(slot) = record.samples.get_mut(sample as usize) {
-            *slot = Sample { enter_tsc: enter, stamp_tsc: inbox.stamp(), seen_tsc: seen };
+            *slot = Sample { enter_tsc: enter, stamp_tsc: inbox.stamp(), seen_tsc: seen, think_tsc: inbox.think() };
             record.samples_recorded += 1;
         }
     }
@@ -173,25 +188,37 @@ impl PingPong<'_> {
 mod tests {
     use super::*;
     use crate::driver::{DriverOptions, Haltpoll, VcpuFlags};
-    use haltpoll::Params;
     use haltpoll::driver::{CpuidRegs, KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME};
+    use haltpoll::{GovernorParams, Params, ValidParams, ValidPredictiveParams};
     use haltpoll_abi::{DriverReport, IdlePolicy};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     /// A vCPU on a host thread: the "IPI" bumps the target's interrupt count, the "halt" waits
-    /// (with a deadline, so a lost wakeup fails the test instead of hanging it) for it to move.
-    /// The "TSC" counts ns; CPUID shows KVM with the REALTIME hint.
+    /// (with a deadline, so a lost wakeup fails the test instead of hanging it) for it to move
+    /// or for the vCPU's timer to come due. The "TSC" counts ns; CPUID shows KVM with the
+    /// REALTIME hint.
     struct ThreadCpu {
         index: usize,
         irqs: Arc<[AtomicU64]>,
         epoch: Instant,
         marks: u32,
+        timer_due: Option<Instant>,
+        timers: u64,
     }
 
     impl ThreadCpu {
         fn new(index: usize, irqs: Arc<[AtomicU64]>, epoch: Instant) -> ThreadCpu {
-            ThreadCpu { index, irqs, epoch, marks: 0 }
+            ThreadCpu { index, irqs, epoch, marks: 0, timer_due: None, timers: 0 }
+        }
+
+        /// The timer's interrupt, if it is due.
+        fn fire_timer_if_due(&mut self) {
+            if self.timer_due.is_some_and(|due| Instant::now() >= due) {
+                self.timer_due = None;
+                self.timers += 1;
+                self.irqs[self.index].fetch_add(1, Release);
+            }
         }
     }
 
@@ -216,11 +243,21 @@ mod tests {
             while self.irq_count() == irq_count {
                 assert!(Instant::now() < deadline, "vCPU {} halted and no IPI came: lost wakeup", self.index);
                 std::thread::yield_now();
+                self.fire_timer_if_due();
             }
             true
         }
         fn send_ipi(&mut self, target: usize) {
             self.irqs[target].fetch_add(1, Release);
+        }
+        fn arm_timer(&mut self, after_ns: u64) {
+            self.timer_due = Some(Instant::now() + Duration::from_nanos(after_ns));
+        }
+        fn cancel_timer(&mut self) {
+            self.timer_due = None;
+        }
+        fn timer_count(&self) -> u64 {
+            self.timers
         }
         fn cpuid(&self, leaf: u32) -> CpuidRegs {
             match leaf {
@@ -245,7 +282,12 @@ mod tests {
         marks: u32,
     }
 
-    fn run_pair(policy: IdlePolicy, pingpong: PingPong<'static>, samples_cap: usize, params: Params) -> Vec<Side> {
+    fn run_pair(
+        policy: IdlePolicy,
+        pingpong: PingPong<'static>,
+        samples_cap: usize,
+        governor: GovernorParams,
+    ) -> Vec<Side> {
         let mailboxes: Arc<[Mailbox]> = Arc::from([Mailbox::new(), Mailbox::new()]);
         let flags: Arc<[VcpuFlags]> = Arc::from([VcpuFlags::new(), VcpuFlags::new()]);
         let irqs: Arc<[AtomicU64]> = Arc::from([AtomicU64::new(0), AtomicU64::new(0)]);
@@ -259,8 +301,12 @@ mod tests {
                         IdlePolicy::Busy => Idle::busy(),
                         IdlePolicy::Halt => Idle::halt(),
                         IdlePolicy::Haltpoll => {
-                            let options =
-                                DriverOptions { params, latency_req: u64::MAX, force: false, tsc_khz: 1_000_000 };
+                            let options = DriverOptions {
+                                governor: Some(governor),
+                                latency_req: u64::MAX,
+                                force: false,
+                                tsc_khz: 1_000_000,
+                            };
                             let driver = Haltpoll::load(&mut cpu, &options, &mut DriverReport::default()).unwrap();
                             Idle::haltpoll(driver, &flags, index)
                         }
@@ -283,13 +329,27 @@ mod tests {
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     }
 
-    const PINGPONG: PingPong<'static> =
-        PingPong { round_trips: 200, think_tsc: 1_000, warmup_round_trips: 0, warmup_think_tsc: 0, mailboxes: &[] };
+    const PINGPONG: PingPong<'static> = PingPong {
+        round_trips: 200,
+        think_tsc: 1_000,
+        warmup_round_trips: 0,
+        warmup_think_tsc: 0,
+        think_trace: &[],
+        mailboxes: &[],
+    };
+    const LINUX: GovernorParams = GovernorParams::Linux(ValidParams::DEFAULT);
+    const PREDICTIVE: GovernorParams = GovernorParams::Predictive(ValidPredictiveParams::DEFAULT);
 
     #[test]
     fn every_message_arrives_under_every_policy() {
-        for policy in [IdlePolicy::Busy, IdlePolicy::Halt, IdlePolicy::Haltpoll] {
-            let sides = run_pair(policy, PINGPONG, 50, Params::DEFAULT);
+        let policies = [
+            (IdlePolicy::Busy, LINUX),
+            (IdlePolicy::Halt, LINUX),
+            (IdlePolicy::Haltpoll, LINUX),
+            (IdlePolicy::Haltpoll, PREDICTIVE),
+        ];
+        for (policy, governor) in policies {
+            let sides = run_pair(policy, PINGPONG, 50, governor);
             let (a, b) = (&sides[0].counters, &sides[1].counters);
             assert_eq!(a.round_trips, 200, "{policy:?}");
             assert_eq!(b.round_trips, 0, "only the starting side counts round trips");
@@ -322,8 +382,8 @@ mod tests {
     #[test]
     fn haltpoll_with_polling_off_kicks_every_message() {
         // A ceiling of 0: the window never opens, every wait halts, every wake sends an IPI.
-        let off = Params { guest_halt_poll_ns: 0, ..Params::DEFAULT };
-        for side in run_pair(IdlePolicy::Haltpoll, PINGPONG, 0, off) {
+        let off = Params { guest_halt_poll_ns: 0, ..Params::DEFAULT }.validate().unwrap();
+        for side in run_pair(IdlePolicy::Haltpoll, PINGPONG, 0, off.into()) {
             let c = side.counters;
             assert_eq!((c.ipis_sent, c.ipis_skipped, c.poll_hits, c.poll_timeouts), (200, 0, 0, 0));
         }
@@ -333,7 +393,7 @@ mod tests {
     fn the_warmup_is_neither_counted_nor_sampled() {
         let pingpong = PingPong { round_trips: 30, warmup_round_trips: 70, warmup_think_tsc: 0, ..PINGPONG };
         for policy in [IdlePolicy::Halt, IdlePolicy::Haltpoll] {
-            let sides = run_pair(policy, pingpong, 1_000, Params::DEFAULT);
+            let sides = run_pair(policy, pingpong, 1_000, LINUX);
             assert_eq!(sides[0].counters.round_trips, 30, "{policy:?}");
             for side in &sides {
                 let c = &side.counters;
@@ -341,6 +401,25 @@ mod tests {
                 assert_eq!((side.progress, side.marks), (100, 1), "progress counts the warm-up too");
                 assert!(side.samples[29].seen_tsc > 0 && side.samples[30] == Sample::default());
                 assert!(c.ipis_sent + c.ipis_skipped == 30 && c.irqs <= 30, "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_think_trace_is_followed_in_order_and_cycles() {
+        const TRACE: &[u64] = &[3_000, 40_000, 1_000, 20_000];
+        let pingpong = PingPong { round_trips: 10, think_trace: TRACE, ..PINGPONG };
+        for (policy, governor) in [(IdlePolicy::Halt, LINUX), (IdlePolicy::Haltpoll, PREDICTIVE)] {
+            let sides = run_pair(policy, pingpong, 100, governor);
+            for side in &sides {
+                let thinks: Vec<u64> = side.samples[..10].iter().map(|s| s.think_tsc).collect();
+                let expected: Vec<u64> = TRACE.iter().copied().cycle().take(10).collect();
+                assert_eq!(thinks, expected, "{policy:?}");
+            }
+            // The starter begins waiting before its partner even sees the message it answers,
+            // so its idle period holds the partner's whole think time.
+            for s in &sides[0].samples[..10] {
+                assert!(s.idle_tsc() >= s.think_tsc, "{policy:?}: {s:?}");
             }
         }
     }

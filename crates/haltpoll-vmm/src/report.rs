@@ -130,6 +130,14 @@ impl RunReport {
         poll_share(self.sum(|v| v.counters.poll_tsc), self.sum(|v| v.counters.idle_tsc))
     }
 
+    /// Time the vCPUs spent polling over the time they ran the workload (each vCPU of a pair
+    /// lives through its pair's round trips): the share of the CPUs' time a poll budget caps.
+    pub fn poll_share_of_time(&self) -> f64 {
+        // Per pair, both vCPUs live through the starter's workload time.
+        let workload = 2 * self.sum(|v| v.counters.workload_tsc);
+        poll_share(self.sum(|v| v.counters.poll_tsc), workload)
+    }
+
     /// The haltpoll driver's load decision, where the guest ran the driver.
     pub fn driver_load(&self) -> Option<DriverLoad> {
         self.vcpus.first().and_then(|v| v.driver.load()).filter(|&l| l != DriverLoad::NotUsed)
@@ -175,7 +183,7 @@ mod tests {
     fn derived_figures() {
         let starter = Counters { round_trips: 10, workload_tsc: 20_000, messages_received: 10, ..Default::default() };
         let responder = Counters { messages_received: 10, ..Default::default() };
-        let sample = Sample { enter_tsc: 1_000, stamp_tsc: 3_000, seen_tsc: 3_500 };
+        let sample = Sample { enter_tsc: 1_000, stamp_tsc: 3_000, seen_tsc: 3_500, think_tsc: 0 };
         let report = RunReport {
             vcpus: vec![vcpu(0, starter, vec![]), vcpu(1, responder, vec![sample])],
             tsc_khz: 2_000_000, // 2 GHz: 2 ticks per ns
@@ -201,7 +209,14 @@ mod tests {
 
     #[test]
     fn shares_and_an_empty_run() {
-        let waker = Counters { ipis_sent: 1, ipis_skipped: 3, idle_tsc: 1_000, poll_tsc: 250, ..Default::default() };
+        let waker = Counters {
+            ipis_sent: 1,
+            ipis_skipped: 3,
+            idle_tsc: 1_000,
+            poll_tsc: 250,
+            workload_tsc: 5_000,
+            ..Default::default()
+        };
         let report = RunReport {
             vcpus: vec![vcpu(0, waker, vec![])],
             tsc_khz: 1_000_000,
@@ -213,6 +228,7 @@ mod tests {
         };
         assert_eq!(report.no_ipi_share(), Some(0.75));
         assert_eq!(report.poll_share_of_idle(), 0.25);
+        assert_eq!(report.poll_share_of_time(), 0.025, "250 of the pair's 2 x 5000 ticks");
         assert_eq!(report.poll_ns(), 250.0);
         assert_eq!(report.per_message(5.0), 5.0, "no messages: per one");
         assert_eq!(report.wake_latency_ns(0.5), None);

@@ -8,8 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use haltpoll::params::RawParams;
-use haltpoll::{LATENCY_ANY, LatencyReq, ValidParams};
+use haltpoll::{GovernorParams, LATENCY_ANY, LatencyReq, ValidParams};
 use haltpoll_abi::{
     ExitRecord, ExitStatus, IdlePolicy, MAX_VCPUS, PollControl, RunConfig, Sample, VcpuReport, Workload, layout,
 };
@@ -59,14 +58,17 @@ pub struct RunOptions {
     pub round_trips: u64,
     /// Spin before each message, ns.
     pub think_ns: u64,
+    /// When not empty, the think times of the measured messages instead of `think_ns`, ns, in
+    /// order (repeated if the run has more messages): each waiting vCPU idles through them.
+    pub think_trace_ns: Vec<u64>,
     /// Round trips per pair before the measured ones: not counted, not sampled, and outside
     /// the VMM's readings of KVM counters and CPU time (each vCPU marks where they end).
     pub warmup_round_trips: u64,
     /// Spin before each warm-up message, ns.
     pub warmup_think_ns: u64,
-    /// The haltpoll governor's parameters ([`IdlePolicy::Haltpoll`]), already checked
-    /// ([`haltpoll::Params::validate`]).
-    pub governor: ValidParams,
+    /// The haltpoll driver's governor and its parameters ([`IdlePolicy::Haltpoll`]), already
+    /// checked ([`haltpoll::Params::validate`], [`haltpoll::PredictiveParams::validate`]).
+    pub governor: GovernorParams,
     /// Each vCPU's latency requirement, ns, by index (0: poll only); vCPUs past the end of the
     /// list have none ([`LATENCY_ANY`]).
     pub latency_req_ns: Vec<LatencyReq>,
@@ -102,9 +104,10 @@ impl Default for RunOptions {
             idle: IdlePolicy::Halt,
             round_trips: 1_000,
             think_ns: 0,
+            think_trace_ns: Vec::new(),
             warmup_round_trips: 0,
             warmup_think_ns: 0,
-            governor: ValidParams::DEFAULT,
+            governor: GovernorParams::Linux(ValidParams::DEFAULT),
             latency_req_ns: Vec::new(),
             force: false,
             hide_kvm: false,
@@ -147,6 +150,16 @@ impl RunOptions {
         if let Some(ns) = self.host_halt_poll_ns {
             limits::check_host_halt_poll_ns(ns).map_err(VmmError::Options)?;
         }
+        if self.think_trace_ns.len() as u64 > layout::THINKS_MAX {
+            return bad(format!(
+                "{} think times: the guest holds at most {}; give a shorter trace",
+                self.think_trace_ns.len(),
+                layout::THINKS_MAX
+            ));
+        }
+        if let Some((i, ns)) = self.think_trace_ns.iter().enumerate().find(|&(_, &ns)| ns > 1_000_000_000) {
+            return bad(format!("think time {} of the trace, {ns} ns: at most 1 s per message", i + 1));
+        }
         if self.host_cpus == Some(0) {
             return bad("0 host CPUs: give at least 1, or leave the limit out".into());
         }
@@ -166,13 +179,20 @@ impl RunOptions {
             let per_round_trip = Duration::from_millis(2) + Duration::from_nanos(think_ns) * 2;
             per_round_trip.saturating_mul(u32::try_from(trips).unwrap_or(u32::MAX))
         };
-        let work = budget(self.round_trips, self.think_ns)
-            .saturating_add(budget(self.warmup_round_trips, self.warmup_think_ns));
+        // A think trace: twice its mean for the run's length (the run may take its longer part),
+        // its longest for a stall.
+        let trace = &self.think_trace_ns;
+        let (think_ns, max_think_ns) = match trace.iter().max() {
+            Some(&max) => (trace.iter().sum::<u64>() / trace.len() as u64 * 2, max),
+            None => (self.think_ns, self.think_ns),
+        };
+        let work =
+            budget(self.round_trips, think_ns).saturating_add(budget(self.warmup_round_trips, self.warmup_think_ns));
         Limits {
             time_limit: self.time_limit.unwrap_or_else(|| Duration::from_secs(10).saturating_add(work)),
             stall_limit: self
                 .stall_limit
-                .unwrap_or_else(|| Duration::from_secs(2).max(Duration::from_nanos(self.think_ns).saturating_mul(20))),
+                .unwrap_or_else(|| Duration::from_secs(2).max(Duration::from_nanos(max_think_ns).saturating_mul(20))),
         }
     }
 }
@@ -227,11 +247,13 @@ pub fn run_until(options: &RunOptions, interrupted: &AtomicBool) -> Result<RunRe
         tsc_khz,
         sample_capacity: options.round_trips.min(layout::SAMPLES_PER_VCPU),
         poll_control: options.poll_control as u32,
-        governor: RawParams::new(&options.governor),
         force: u32::from(options.force),
         latency_req_ns,
-        ..RunConfig::new(options.vcpus as u32, options.workload, options.idle)
+        think_trace_len: options.think_trace_ns.len() as u64,
+        ..RunConfig::new(options.vcpus as u32, options.workload, options.idle).with_governor(&options.governor)
     };
+    let think_trace: Vec<u64> = options.think_trace_ns.iter().map(|&ns| ticks(ns)).collect();
+    vm.ram().write(layout::THINKS, think_trace.as_slice())?;
     vm.ram().write(layout::CONFIG, &config)?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -523,6 +545,10 @@ mod tests {
         assert!(
             refused(RunOptions { latency_req_ns: vec![0; 3], ..Default::default() }).contains("at most one per vCPU")
         );
+        let long = RunOptions { think_trace_ns: vec![5, 2_000_000_000], ..Default::default() };
+        assert!(refused(long).contains("think time 2 of the trace"));
+        let many = RunOptions { think_trace_ns: vec![1; layout::THINKS_MAX as usize + 1], ..Default::default() };
+        assert!(refused(many).contains("shorter trace"));
         // Invalid governor parameters cannot reach the options: `governor` takes only what
         // `Params::validate` let through, and that refuses them with the reason.
         let bad = haltpoll::Params { grow_start: 0, ..haltpoll::Params::DEFAULT };
@@ -539,6 +565,8 @@ mod tests {
         assert!(warm.time_limit > small.time_limit, "the warm-up needs time too");
         assert_eq!(small.stall_limit, Duration::from_secs(2));
         assert_eq!(big.stall_limit, Duration::from_secs(10), "20 think times");
+        let traced = RunOptions { think_trace_ns: vec![1_000, 200_000_000], ..Default::default() }.limits();
+        assert_eq!(traced.stall_limit, Duration::from_secs(4), "20 of the trace's longest think time");
         let set = RunOptions { time_limit: Some(Duration::from_secs(1)), ..Default::default() }.limits();
         assert_eq!(set.time_limit, Duration::from_secs(1));
     }

@@ -126,7 +126,10 @@ fn the_msr_stops_host_polling_and_without_poll_control_the_host_keeps_polling() 
         round_trips: 300,
         think_ns: 30_000,
         realtime_hint: RealtimeHint::On,
-        governor: Params { guest_halt_poll_ns: 10_000, grow_start: 10_000, ..Params::DEFAULT }.validate().unwrap(),
+        governor: Params { guest_halt_poll_ns: 10_000, grow_start: 10_000, ..Params::DEFAULT }
+            .validate()
+            .unwrap()
+            .into(),
         ..Default::default()
     };
     let switched_off = haltpoll(options.clone());

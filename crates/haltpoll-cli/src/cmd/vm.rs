@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use haltpoll::{LATENCY_ANY, Params};
+use haltpoll::{GovernorKind, GovernorParams, LATENCY_ANY, Params, PredictiveParams};
 use haltpoll_abi::{Counters, DriverLoad, DriverReport};
 use haltpoll_vmm::quantile::quantile;
 use haltpoll_vmm::report::poll_share;
@@ -20,6 +20,7 @@ use crate::cmd::bench::{end_progress, partial, progress_bar};
 use crate::interrupt::Interrupt;
 use crate::output::{self, OutputFile, fmt_ns, percent};
 use crate::trace::text::{self, Section};
+use crate::trace::{self as traces, IdlePeriod};
 use crate::units::parse_ns;
 
 /// Arguments of `haltpoll vm`.
@@ -59,6 +60,11 @@ pub struct PingpongArgs {
     /// Spin this long before sending each message, ns (the receiver idles about as long).
     #[arg(long, value_name = "NS", default_value_t = 0)]
     pub think_ns: u64,
+    /// Take the think time before each measured message from FILE's idle periods, in order
+    /// (repeated if the run is longer), instead of --think-ns: a trace in any format `replay`
+    /// reads. Periods above 10 ms are cut to 10 ms.
+    #[arg(long, value_name = "FILE", conflicts_with = "think_ns")]
+    pub think_trace: Option<PathBuf>,
     /// How a vCPU waits for the next message.
     #[arg(long, value_enum, default_value_t = IdlePolicy::Halt)]
     pub idle: IdlePolicy,
@@ -106,8 +112,45 @@ pub struct PingpongArgs {
     /// One JSON object: the options, every repetition, the summary.
     #[arg(long)]
     pub json: bool,
+    /// The governor of the haltpoll driver (--idle haltpoll): Linux's or the predictive one.
+    #[arg(long = "governor", value_enum, default_value_t = GovernorKind::Linux)]
+    pub governor_kind: GovernorKind,
     #[command(flatten)]
     pub governor: Params,
+    #[command(flatten)]
+    pub predictive: PredictiveParams,
+}
+
+/// The governor `--governor` names, with its options' parameters, validated.
+pub fn governor_params(kind: GovernorKind, linux: &Params, predictive: &PredictiveParams) -> Result<GovernorParams> {
+    Ok(match kind {
+        GovernorKind::Linux => linux.validate().context("invalid governor parameters")?.into(),
+        GovernorKind::Predictive => predictive.validate().context("invalid predictive governor parameters")?.into(),
+    })
+}
+
+/// The longest think time a think trace gives, ns: longer idle periods are all "long" to
+/// either governor (above any ceiling and the predictive histogram's last edge), and the cut
+/// keeps a run's length bounded.
+pub const THINK_TRACE_CAP_NS: u64 = 10_000_000;
+
+/// The think times a trace gives, ns, in order: the idle periods of the CPU with the most of
+/// them, each cut to [`THINK_TRACE_CAP_NS`], at most `limit` of them.
+pub fn read_think_trace(path: &std::path::Path, limit: usize) -> Result<Vec<u64>> {
+    let trace = traces::read(path, None).with_context(|| format!("cannot read the think trace {}", path.display()))?;
+    let cpu = trace
+        .cpus
+        .iter()
+        .copied()
+        .max_by_key(|&cpu| trace.periods.iter().filter(|p| p.cpu == cpu).count())
+        .with_context(|| format!("the think trace {} has no idle periods", path.display()))?;
+    Ok(trace
+        .periods
+        .iter()
+        .filter(|p: &&IdlePeriod| p.cpu == cpu)
+        .map(|p| p.idle_ns.min(THINK_TRACE_CAP_NS))
+        .take(limit)
+        .collect())
 }
 
 /// A latency requirement: a duration, or `any` for none.
@@ -142,14 +185,19 @@ fn parse_time_limit(text: &str) -> Result<Duration, String> {
 
 impl PingpongArgs {
     fn options(&self) -> Result<RunOptions> {
+        let think_trace_ns = match &self.think_trace {
+            Some(path) => read_think_trace(path, haltpoll_abi::layout::THINKS_MAX as usize)?,
+            None => Vec::new(),
+        };
         Ok(RunOptions {
             vcpus: self.vcpus,
             idle: self.idle,
             round_trips: self.round_trips,
             think_ns: self.think_ns,
+            think_trace_ns,
             warmup_round_trips: self.warmup,
             warmup_think_ns: self.warmup_think_ns,
-            governor: self.governor.validate().context("invalid governor parameters")?,
+            governor: governor_params(self.governor_kind, &self.governor, &self.predictive)?,
             latency_req_ns: latency_reqs(&self.latency_req, self.vcpus),
             force: self.force,
             host_halt_poll_ns: self.host_halt_poll_ns,
@@ -241,6 +289,8 @@ struct PerRoundTrip {
     poll_hits: f64,
     poll_timeouts: f64,
     poll_ns: f64,
+    timers_armed: f64,
+    timer_fires: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -293,6 +343,8 @@ impl Summary {
                 poll_hits: total(&|r| r.sum(|v| v.counters.poll_hits)),
                 poll_timeouts: total(&|r| r.sum(|v| v.counters.poll_timeouts)),
                 poll_ns: total(&|r| r.poll_ns() as u64),
+                timers_armed: total(&|r| r.sum(|v| v.counters.timers_armed)),
+                timer_fires: total(&|r| r.sum(|v| v.counters.timer_fires)),
             },
             poll_share_of_idle: poll_share(
                 reports.iter().map(|r| r.sum(|v| v.counters.poll_tsc)).sum(),
@@ -313,7 +365,9 @@ fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], 
         cpus.join(", "),
         if first.realtime_hint { "shown" } else { "not shown" },
         value_name(args.idle),
-        fmt_ns(args.think_ns),
+        args.think_trace
+            .as_ref()
+            .map_or_else(|| fmt_ns(args.think_ns), |path| format!("from the trace {}", path.display())),
     )?;
     let window = match (first.host_halt_poll_ns, first.host_halt_poll_set) {
         (Some(ns), true) => format!("{ns} ns"),
@@ -371,7 +425,7 @@ fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], 
         p.halt_successful_poll, p.halt_attempted_poll
     )?;
     if args.idle == IdlePolicy::Haltpoll {
-        writeln!(out, "haltpoll driver  {}", describe_driver(first))?;
+        writeln!(out, "haltpoll driver  {}; {} governor", describe_driver(first), args.governor_kind.name())?;
         writeln!(
             out,
             "guest polls      {:.2} hits, {:.2} timeouts, {} polling per round trip ({} of the time waiting)",
@@ -380,6 +434,13 @@ fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], 
             ns(p.poll_ns),
             percent(s.poll_share_of_idle)
         )?;
+        if p.timers_armed > 0.0 {
+            writeln!(
+                out,
+                "timer halts      {:.2} armed, {:.2} fired (then polled) per round trip",
+                p.timers_armed, p.timer_fires
+            )?;
+        }
     }
     Ok(())
 }
@@ -414,6 +475,7 @@ struct Json {
 struct OptionsJson {
     vcpus: usize,
     idle: String,
+    governor: GovernorKind,
     round_trips: u64,
     think_ns: u64,
     repeat: u32,
@@ -430,6 +492,7 @@ impl OptionsJson {
         OptionsJson {
             vcpus: args.vcpus,
             idle: value_name(args.idle),
+            governor: args.governor_kind,
             round_trips: args.round_trips,
             think_ns: args.think_ns,
             repeat: args.repeat,
@@ -508,4 +571,21 @@ fn write_trace(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport]) 
         })
         .collect();
     text::write(out, &header, &sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_think_trace_is_the_busiest_cpus_periods_in_order_cut_at_10_ms() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idle.txt");
+        std::fs::write(&path, "# cpu 0\n5\n# cpu 3\n30\n20000000\n10\n7\n").unwrap();
+        assert_eq!(read_think_trace(&path, 100).unwrap(), [30, THINK_TRACE_CAP_NS, 10, 7]);
+        assert_eq!(read_think_trace(&path, 2).unwrap(), [30, THINK_TRACE_CAP_NS], "at most the limit");
+        std::fs::write(&path, "# nothing but a comment\n").unwrap();
+        let empty = read_think_trace(&path, 100).unwrap_err();
+        assert!(format!("{empty:#}").contains("has no idle periods"), "{empty:#}");
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Every exception except #UD (the service gate, see [`super::services`]) goes to a stub that
 //! pushes the vector and jumps to [`fault`], which writes the [`ExitRecord`] and stops the vCPU
-//! through the exit port. The wakeup IPI's stub counts the interrupt and acknowledges it.
+//! through the exit port. The wakeup IPI's stub counts the interrupt and acknowledges it; the
+//! timer's counts it twice (as an interrupt, so a pending halt returns, and as a timer).
 
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
@@ -10,8 +11,8 @@ use core::ptr::write_volatile;
 
 use haltpoll_abi::{EXIT_PORT, ExitRecord, ExitStatus, MAX_VCPUS, layout, selectors};
 
-use super::apic::{self, IPI_VECTOR, SPURIOUS_VECTOR};
-use super::percpu::{self, IRQ_COUNT_OFFSET};
+use super::apic::{self, IPI_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR};
+use super::percpu::{self, IRQ_COUNT_OFFSET, TIMER_COUNT_OFFSET};
 
 global_asm!(
     r#"
@@ -45,6 +46,11 @@ global_asm!(
         pop rax
         iretq
 
+    .global haltpoll_irq_timer
+    haltpoll_irq_timer:
+        inc qword ptr gs:[{timer_count}]
+        jmp haltpoll_irq_ipi
+
     .global haltpoll_irq_spurious
     haltpoll_irq_spurious:
         iretq
@@ -59,6 +65,7 @@ global_asm!(
     "#,
     fault = sym fault,
     irq_count = const IRQ_COUNT_OFFSET,
+    timer_count = const TIMER_COUNT_OFFSET,
     eoi = const apic::EOI,
 );
 
@@ -66,6 +73,7 @@ unsafe extern "C" {
     /// Entry points of the 32 exception stubs, by vector.
     static haltpoll_exception_stubs: [u64; 32];
     fn haltpoll_irq_ipi();
+    fn haltpoll_irq_timer();
     fn haltpoll_irq_spurious();
     /// The #UD entry: the service gate (services.rs).
     fn haltpoll_ud_entry();
@@ -133,6 +141,7 @@ pub unsafe fn init(vcpu: usize) {
     }
     gates[6] = Gate::interrupt(haltpoll_ud_entry as *const () as u64);
     gates[usize::from(IPI_VECTOR)] = Gate::interrupt(haltpoll_irq_ipi as *const () as u64);
+    gates[usize::from(TIMER_VECTOR)] = Gate::interrupt(haltpoll_irq_timer as *const () as u64);
     gates[usize::from(SPURIOUS_VECTOR)] = Gate::interrupt(haltpoll_irq_spurious as *const () as u64);
     let pointer = DescriptorPointer { limit: (size_of::<[Gate; 256]>() - 1) as u16, base: table as u64 };
     // SAFETY: ring 0; the table is static and fully initialized, every gate present or absent.

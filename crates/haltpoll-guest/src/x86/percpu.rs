@@ -16,16 +16,26 @@ const MSR_GS_BASE: u32 = 0xC000_0101;
 #[repr(C, align(64))]
 pub struct PerCpu {
     index: u64,
-    /// Bumped by the IPI handler (`inc qword ptr gs:[8]`), read by the idle path at ring 3.
+    /// Bumped by the IPI and timer handlers (`inc qword ptr gs:[8]`), read by the idle path at
+    /// ring 3.
     irq_count: AtomicU64,
+    /// Bumped by the timer handler only (`gs:[16]`): tells a timer's end of a halt from an IPI's.
+    timer_count: AtomicU64,
 }
 
 /// Offset of the interrupt count, which the assembly stubs use.
 pub const IRQ_COUNT_OFFSET: usize = 8;
-const _: () = assert!(offset_of!(PerCpu, irq_count) == IRQ_COUNT_OFFSET && offset_of!(PerCpu, index) == 0);
+/// Offset of the timer interrupt count, which the timer stub uses.
+pub const TIMER_COUNT_OFFSET: usize = 16;
+const _: () = assert!(
+    offset_of!(PerCpu, irq_count) == IRQ_COUNT_OFFSET
+        && offset_of!(PerCpu, timer_count) == TIMER_COUNT_OFFSET
+        && offset_of!(PerCpu, index) == 0
+);
 
 static PER_CPU: [PerCpu; MAX_VCPUS] = {
-    let mut all = [const { PerCpu { index: 0, irq_count: AtomicU64::new(0) } }; MAX_VCPUS];
+    let mut all =
+        [const { PerCpu { index: 0, irq_count: AtomicU64::new(0), timer_count: AtomicU64::new(0) } }; MAX_VCPUS];
     let mut i = 0;
     while i < MAX_VCPUS {
         all[i].index = i as u64;
@@ -66,4 +76,10 @@ pub fn index() -> usize {
 /// between the vCPUs is the IPI itself, which the waker sends after its store.
 pub fn irq_count() -> u64 {
     PER_CPU[index()].irq_count.load(Acquire)
+}
+
+/// Timer interrupts this vCPU has taken so far. `Acquire`, as [`irq_count`], so that what the
+/// caller reads after it is not older than the interrupt it counts.
+pub fn timer_count() -> u64 {
+    PER_CPU[index()].timer_count.load(Acquire)
 }

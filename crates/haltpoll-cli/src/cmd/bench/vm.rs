@@ -12,15 +12,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use haltpoll::{BlockTime, Params, ValidParams};
+use haltpoll::{BlockTime, Params, PredictiveParams, ValidParams, ValidPredictiveParams};
 use haltpoll_vmm::{DriverLoad, IdlePolicy, RunOptions, VmmError};
 use serde::Serialize;
 
-use self::cells::{Measurement, Row, Target, check_targets, summarize};
+use self::cells::{Ceilings, Measurement, Row, Target, check_targets, summarize};
 use super::{
     SweepPoint, end_progress, finish, load_average, open_plot, parse_think, partial, progress_bar, without_repeats,
 };
 use crate::bench::summary::Unit;
+use crate::cmd::vm::read_think_trace;
 use crate::interrupt::Interrupt;
 use crate::output::{self, fmt_ns, percent};
 use crate::units::parse_duration;
@@ -36,6 +37,9 @@ pub enum Variant {
     GuestHaltpoll,
     /// The same with `--block-time poll-and-halt` (ours: no blind spot).
     GuestHaltpollPollAndHalt,
+    /// The haltpoll driver with the predictive governor (--poll-budget and the other predictive
+    /// options), host polling switched off by the driver.
+    GuestPredictive,
     /// Halt at once; the host polls (its window as set).
     HostHaltPoll,
     /// Halt at once; host window 0.
@@ -54,6 +58,7 @@ impl Variant {
             Variant::Busy => "busy",
             Variant::GuestHaltpoll => "guest haltpoll",
             Variant::GuestHaltpollPollAndHalt => "guest haltpoll (poll+halt)",
+            Variant::GuestPredictive => "guest predictive",
             Variant::HostHaltPoll => "host halt-poll",
             Variant::NoPolling => "no polling",
             Variant::OvercommitGated => "haltpoll gated (no hint)",
@@ -66,14 +71,15 @@ impl Variant {
         matches!(self, Variant::OvercommitGated | Variant::OvercommitForced)
     }
 
-    /// Whether the guest runs the haltpoll driver (and guest polling is on) by design.
+    /// Whether the guest runs the haltpoll driver with Linux's governor (and guest polling is
+    /// on) by design.
     pub fn is_guest_haltpoll(self) -> bool {
         matches!(self, Variant::GuestHaltpoll | Variant::GuestHaltpollPollAndHalt | Variant::OvercommitForced)
     }
 
     /// Whether its wakers use the wake flags (and can skip IPIs).
     pub fn uses_wake_flags(self) -> bool {
-        self.is_guest_haltpoll() || self == Variant::OvercommitGated
+        self.is_guest_haltpoll() || matches!(self, Variant::OvercommitGated | Variant::GuestPredictive)
     }
 
     fn options(self, setup: &Setup, think_ns: u64) -> RunOptions {
@@ -81,9 +87,10 @@ impl Variant {
             vcpus: 2,
             round_trips: setup.round_trips(think_ns),
             think_ns,
+            think_trace_ns: setup.think_trace.as_ref().map_or_else(Vec::new, |t| t.think_ns.clone()),
             warmup_round_trips: setup.warmup,
             warmup_think_ns: 0,
-            governor: setup.params,
+            governor: setup.params.into(),
             host_halt_poll_ns: Some(setup.host_halt_poll_ns),
             ..RunOptions::default()
         };
@@ -93,9 +100,12 @@ impl Variant {
             Variant::GuestHaltpoll => RunOptions { idle: IdlePolicy::Haltpoll, ..base },
             Variant::GuestHaltpollPollAndHalt => RunOptions {
                 idle: IdlePolicy::Haltpoll,
-                governor: setup.params.with_block_time(BlockTime::PollAndHalt),
+                governor: setup.params.with_block_time(BlockTime::PollAndHalt).into(),
                 ..base
             },
+            Variant::GuestPredictive => {
+                RunOptions { idle: IdlePolicy::Haltpoll, governor: setup.predictive.into(), ..base }
+            }
             Variant::HostHaltPoll => RunOptions { idle: IdlePolicy::Halt, ..base },
             Variant::NoPolling => RunOptions { idle: IdlePolicy::Halt, host_halt_poll_ns: Some(0), ..base },
             Variant::OvercommitGated => overcommit,
@@ -118,13 +128,20 @@ pub struct VmArgs {
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_think,
           default_value = "0,10us,100us,1ms")]
     pub think: Vec<Duration>,
-    /// Variants, comma-separated: busy, guest-haltpoll, guest-haltpoll-poll-and-halt,
-    /// host-halt-poll, no-polling, overcommit-gated, overcommit-forced.
+    /// Take the think time before each message from FILE's idle periods, in order, instead of
+    /// --think, so that the waiting vCPU idles as a real one did: a trace in any format `replay`
+    /// reads (the periods of its busiest CPU; periods above 10 ms are cut to 10 ms). The table
+    /// then has one think "time", the trace.
+    #[arg(long, value_name = "FILE", conflicts_with = "think")]
+    pub think_trace: Option<PathBuf>,
+    /// Variants, comma-separated: busy, guest-haltpoll, guest-predictive,
+    /// guest-haltpoll-poll-and-halt, host-halt-poll, no-polling, overcommit-gated,
+    /// overcommit-forced.
     #[arg(
         long,
         value_name = "LIST",
         value_delimiter = ',',
-        default_value = "busy,guest-haltpoll,guest-haltpoll-poll-and-halt,host-halt-poll,no-polling,overcommit-gated,overcommit-forced"
+        default_value = "busy,guest-haltpoll,guest-predictive,guest-haltpoll-poll-and-halt,host-halt-poll,no-polling,overcommit-gated,overcommit-forced"
     )]
     pub variants: Vec<Variant>,
     /// Repetitions of every cell (variant x think time), each a new VM; the table shows medians.
@@ -156,6 +173,19 @@ pub struct VmArgs {
     pub plot: Option<PathBuf>,
     #[command(flatten)]
     pub governor: Params,
+    #[command(flatten)]
+    pub predictive: PredictiveParams,
+}
+
+/// The think trace of a run (`--think-trace`).
+#[derive(Clone, Debug, Serialize)]
+struct ThinkTrace {
+    path: PathBuf,
+    /// The think times, ns, in order (all the guest holds, at most).
+    #[serde(skip)]
+    think_ns: Vec<u64>,
+    periods: usize,
+    mean_ns: u64,
 }
 
 /// What every run shares.
@@ -171,6 +201,9 @@ struct Setup {
     /// The governor's parameters, with the kernel's names, beside the other settings.
     #[serde(flatten)]
     params: ValidParams,
+    /// The predictive governor's parameters (`guest predictive`).
+    predictive: ValidPredictiveParams,
+    think_trace: Option<ThinkTrace>,
     load_average: Option<f64>,
 }
 
@@ -181,6 +214,15 @@ const SLOWEST_ROUND_TRIP_NS: u64 = 120_000;
 impl Setup {
     fn new(args: &VmArgs) -> Result<Setup> {
         let params = args.governor.validate().context("invalid governor parameters")?;
+        let predictive = args.predictive.validate().context("invalid predictive governor parameters")?;
+        let think_trace = match &args.think_trace {
+            Some(path) => {
+                let think_ns = read_think_trace(path, haltpoll_abi::layout::THINKS_MAX as usize)?;
+                let mean_ns = think_ns.iter().sum::<u64>() / think_ns.len() as u64;
+                Some(ThinkTrace { path: path.clone(), periods: think_ns.len(), mean_ns, think_ns })
+            }
+            None => None,
+        };
         if args.repetitions == 0 {
             anyhow::bail!("--repetitions 0: no repetitions to run; give at least 1");
         }
@@ -193,7 +235,8 @@ impl Setup {
         let think = without_repeats("--think", &args.think, |t| fmt_ns(t.as_nanos() as u64));
         let variants = without_repeats("--variants", &args.variants, |v| v.name().to_owned());
         Ok(Setup {
-            think_ns: think.iter().map(|t| t.as_nanos() as u64).collect(),
+            // A trace run has one cell per variant, keyed by think time 0.
+            think_ns: if think_trace.is_some() { vec![0] } else { think.iter().map(|t| t.as_nanos() as u64).collect() },
             variants,
             repetitions: args.repetitions,
             round_trips: args.round_trips,
@@ -201,15 +244,51 @@ impl Setup {
             warmup: args.warmup,
             host_halt_poll_ns: args.host_halt_poll_ns,
             params,
+            predictive,
+            think_trace,
             load_average: load_average(),
         })
     }
 
     fn round_trips(&self, think_ns: u64) -> u64 {
-        self.round_trips.unwrap_or_else(|| {
-            let per = SLOWEST_ROUND_TRIP_NS + 2 * think_ns;
-            (self.cell_time_ns / per).clamp(200, 20_000)
+        self.round_trips.unwrap_or_else(|| match &self.think_trace {
+            // The trace's periods from its start, until they fill the cell time.
+            Some(trace) => {
+                let mut spent = 0;
+                let fill = trace.think_ns.iter().cycle().take_while(|&&ns| {
+                    spent += SLOWEST_ROUND_TRIP_NS + 2 * ns;
+                    spent <= self.cell_time_ns
+                });
+                (fill.count() as u64).clamp(200, 20_000)
+            }
+            None => {
+                let per = SLOWEST_ROUND_TRIP_NS + 2 * think_ns;
+                (self.cell_time_ns / per).clamp(200, 20_000)
+            }
         })
+    }
+
+    /// The variant's name in the table: the predictive one says its budget.
+    fn label(&self, variant: Variant) -> String {
+        match variant {
+            Variant::GuestPredictive => format!("{} ({})", variant.name(), percent(self.predictive.poll_budget())),
+            _ => variant.name().to_owned(),
+        }
+    }
+
+    /// The think time as the table shows it.
+    fn think_label(&self, think_ns: u64) -> String {
+        if self.think_trace.is_some() { "trace".to_owned() } else { fmt_ns(think_ns) }
+    }
+
+    /// The ceilings the targets distinguish think times by.
+    fn ceilings(&self) -> Ceilings {
+        Ceilings {
+            linux_ns: self.params.guest_halt_poll_ns,
+            predictive_ns: self.predictive.poll_ceiling_ns,
+            budget: self.predictive.poll_budget(),
+            trace: self.think_trace.is_some(),
+        }
     }
 
     fn runs(&self) -> u64 {
@@ -234,15 +313,14 @@ pub fn run(args: &VmArgs) -> Result<()> {
     'runs: for repetition in 1..=setup.repetitions {
         for &think_ns in &setup.think_ns {
             for &variant in &setup.variants {
-                bar.set_message(format!("{} at think {} (repetition {repetition})", variant.name(), fmt_ns(think_ns)));
+                let cell = format!("{} at think {}", setup.label(variant), setup.think_label(think_ns));
+                bar.set_message(format!("{cell} (repetition {repetition})"));
                 let report = match haltpoll_vmm::run_until(&variant.options(&setup, think_ns), interrupt.flag()) {
                     Ok(report) => report,
                     Err(VmmError::Interrupted) => break 'runs,
                     Err(e) => {
                         bar.finish_and_clear();
-                        return Err(e).with_context(|| {
-                            format!("{} at think {}, repetition {repetition}", variant.name(), fmt_ns(think_ns))
-                        });
+                        return Err(e).with_context(|| format!("{cell}, repetition {repetition}"));
                     }
                 };
                 runs.push(Measurement::new(variant, think_ns, repetition, &report));
@@ -259,7 +337,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
         return Err(interrupted.into());
     }
     let rows = summarize(&runs);
-    let targets = check_targets(&runs, setup.params.guest_halt_poll_ns);
+    let targets = check_targets(&runs, &setup.ceilings());
     // The results first, then the picture: a picture that fails loses nothing.
     output::write_stdout(|out| {
         if args.json {
@@ -278,7 +356,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
     })?;
     // Round trip and the host CPU time of all vCPUs per round trip, one line per variant.
     let points = rows.iter().map(|r| SweepPoint {
-        label: r.variant.name().to_owned(),
+        label: setup.label(r.variant),
         think_ns: r.think_ns as f64,
         round_trip_ns: r.round_trip_ns,
         cpu_ns: r.cpu_ns_per_round_trip,
@@ -299,7 +377,7 @@ fn times(value: Option<f64>) -> String {
     }
 }
 
-fn write_rows(out: &mut dyn Write, rows: &[&Row]) -> io::Result<()> {
+fn write_rows(out: &mut dyn Write, setup: &Setup, rows: &[&Row]) -> io::Result<()> {
     writeln!(
         out,
         "{:>8}  {:<27} {:>10} {:>6} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>10} {:>7} {:>10} {:>9}",
@@ -327,8 +405,8 @@ fn write_rows(out: &mut dyn Write, rows: &[&Row]) -> io::Result<()> {
         writeln!(
             out,
             "{:>8}  {:<27} {:>10} {:>6} {:>9} {:>9} {:>7} {:>9.2} {:>10.2} {:>10.2} {:>10} {:>7} {:>10} {:>9.3}",
-            fmt_ns(r.think_ns),
-            r.variant.name(),
+            setup.think_label(r.think_ns),
+            setup.label(r.variant),
             ns(r.round_trip_ns),
             r.speed_vs_busy.map_or_else(|| "-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
             ns(r.wake_p50_ns),
@@ -357,7 +435,11 @@ fn driver_note(m: &Measurement) -> String {
         windows.join(", "),
         m.grows,
         m.shrinks
-    )
+    ) + &if m.timers_armed > 0 {
+        format!(", {} timer halts of which {} fired and polled", m.timers_armed, m.timer_fires)
+    } else {
+        String::new()
+    }
 }
 
 fn write_table(
@@ -380,16 +462,36 @@ fn write_table(
         "guest haltpoll: guest_halt_poll_ns {}, block time {}; host halt-poll window {} (no polling: 0)",
         setup.params.guest_halt_poll_ns, setup.params.block_time, setup.host_halt_poll_ns
     )?;
+    if setup.variants.contains(&Variant::GuestPredictive) {
+        let p = &setup.predictive;
+        writeln!(
+            out,
+            "guest predictive: poll budget {} of each vCPU's time, ceiling {}, budget horizon {}, timer first {}",
+            percent(p.poll_budget()),
+            fmt_ns(p.poll_ceiling_ns),
+            fmt_ns(p.budget_horizon_ns),
+            if p.timer_first { "on" } else { "off" }
+        )?;
+    }
+    if let Some(trace) = &setup.think_trace {
+        writeln!(
+            out,
+            "think times from the trace {}: {} periods, mean {}, taken in order from its start",
+            trace.path.display(),
+            trace.periods,
+            fmt_ns(trace.mean_ns)
+        )?;
+    }
     let (main, overcommit): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| !r.variant.is_overcommit());
     if !main.is_empty() {
         writeln!(out)?;
         writeln!(out, "2 vCPUs, each on a host CPU of its own (REALTIME hint shown)")?;
-        write_rows(out, &main)?;
+        write_rows(out, setup, &main)?;
     }
     if !overcommit.is_empty() {
         writeln!(out)?;
         writeln!(out, "overcommitted: 4 vCPUs (two pairs) on 2 host CPUs, so no REALTIME hint")?;
-        write_rows(out, &overcommit)?;
+        write_rows(out, setup, &overcommit)?;
     }
     writeln!(out)?;
     writeln!(
@@ -410,7 +512,8 @@ fn write_table(
         writeln!(out)?;
         writeln!(out, "haltpoll driver (last repetition)")?;
         for m in notes {
-            writeln!(out, "  think {:>8}  {:<27} {}", fmt_ns(m.think_ns), m.variant.name(), driver_note(m))?;
+            let (think, label) = (setup.think_label(m.think_ns), setup.label(m.variant));
+            writeln!(out, "  think {think:>8}  {label:<27} {}", driver_note(m))?;
         }
     }
     if !targets.is_empty() {
@@ -425,8 +528,8 @@ fn write_table(
             writeln!(
                 out,
                 "  think {:>8}  {:<27} {:<38} {:>9} ({} {})  {:<6}  per repetition: {}",
-                fmt_ns(t.think_ns),
-                t.variant.name(),
+                setup.think_label(t.think_ns),
+                setup.label(t.variant),
                 t.what,
                 show(t.value),
                 if t.at_most { "at most" } else { "at least" },
