@@ -1,19 +1,31 @@
 //! Invariants of the governor over random traces and parameters.
 
 use haltpoll::replay::{Replay, Summary};
-use haltpoll::{Adjustment, BlockTime, Governor, IdleState, LATENCY_ANY, Params, ShrinkRule, ValidParams};
+use haltpoll::{
+    Adjustment, BlockTime, Governor, IdleState, LATENCY_ANY, Params, ShrinkRule, ValidParams, WindowArithmetic,
+};
 use proptest::prelude::*;
 
 fn any_params() -> impl Strategy<Value = Params> {
-    (any::<u64>(), any::<u32>(), 1..=u64::MAX, any::<u32>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(ceiling, grow, grow_start, shrink, allow_shrink, legacy, whole)| Params {
-            guest_halt_poll_ns: ceiling,
-            grow,
-            grow_start,
-            shrink,
-            allow_shrink,
-            shrink_rule: if legacy { ShrinkRule::Legacy } else { ShrinkRule::Floor },
-            block_time: if whole { BlockTime::PollAndHalt } else { BlockTime::HaltOnly },
+    let flags = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>());
+    (any::<u64>(), any::<u32>(), 1..=u64::MAX, any::<u32>(), flags).prop_map(
+        |(ceiling, grow, grow_start, shrink, (allow_shrink, legacy, whole, wide))| {
+            // The kernel's arithmetic holds 32-bit parameters; ours any.
+            let (arithmetic, ceiling, grow_start) = if wide {
+                (WindowArithmetic::Saturating, ceiling, grow_start)
+            } else {
+                (WindowArithmetic::Kernel, ceiling >> 32, (grow_start >> 32).max(1))
+            };
+            Params {
+                guest_halt_poll_ns: ceiling,
+                grow,
+                grow_start,
+                shrink,
+                allow_shrink,
+                shrink_rule: if legacy { ShrinkRule::Legacy } else { ShrinkRule::Floor },
+                block_time: if whole { BlockTime::PollAndHalt } else { BlockTime::HaltOnly },
+                arithmetic,
+            }
         },
     )
 }
@@ -29,6 +41,7 @@ fn small_params() -> impl Strategy<Value = Params> {
             allow_shrink,
             shrink_rule: if legacy { ShrinkRule::Legacy } else { ShrinkRule::Floor },
             block_time: if whole { BlockTime::PollAndHalt } else { BlockTime::HaltOnly },
+            arithmetic: WindowArithmetic::Kernel,
         },
     )
 }
