@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::cmd::compare::ContenderJson;
-use crate::module_params::ModuleParams;
+use crate::module_params::{self, ModuleParams};
 use crate::output::{self, count, fmt_ns, percent};
 use crate::plot::{self, FrontPlot};
 use crate::trace::{self, Format, Trace};
@@ -141,6 +141,10 @@ pub fn run(args: &TuneArgs) -> Result<()> {
         plot::Format::of(path)?; // before the work, not after it
     }
     let (grid, settings) = args.grid()?;
+    // The replay follows the kernel's 32-bit window; a setting where it wraps is worth a word.
+    if let Some(note) = settings.iter().find_map(|p| module_params::wrap_warning(p)) {
+        eprintln!("haltpoll: note: {note}");
+    }
     let trace = trace::read(&args.trace, args.format)?;
     output::print_notes(&trace.notes);
     if trace.periods.is_empty() {
