@@ -147,9 +147,6 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     }
     let trace = trace::read(&args.trace, args.format)?;
     output::print_notes(&trace.notes);
-    if trace.periods.is_empty() {
-        bail!("{}: the trace has no idle periods to tune on", args.trace.display());
-    }
     if args.cpus.is_some() && trace.format != Format::Perf {
         eprintln!("haltpoll: note: --cpus is for perf traces; a text trace is measured against its idle time");
     }
