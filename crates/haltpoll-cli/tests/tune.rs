@@ -172,12 +172,7 @@ fn bad_input_is_refused_clearly() {
     fails(&["--max-poll-share", "150%"], "not a percentage between 0 and 100");
     fails(&["--cpus", "0"], "--cpus");
     let empty = tempfile::NamedTempFile::new().unwrap();
-    haltpoll()
-        .arg("tune")
-        .arg(empty.path())
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("no idle periods"));
+    haltpoll().arg("tune").arg(empty.path()).assert().failure().stderr(predicate::str::contains("no idle periods"));
 }
 
 /// Issue 11: a perf header with 0 CPUs online was reported as "all idle periods are 0 ns long".

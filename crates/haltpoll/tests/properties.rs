@@ -6,25 +6,29 @@ use haltpoll::{
 };
 use proptest::prelude::*;
 
+/// Parameters from the numbers and the three choices (shrink allowed, legacy rule, poll and halt).
+fn params(ceiling: u64, grow: u32, grow_start: u64, shrink: u32, flags: (bool, bool, bool)) -> Params {
+    let (allow_shrink, legacy, whole) = flags;
+    Params {
+        guest_halt_poll_ns: ceiling,
+        grow,
+        grow_start,
+        shrink,
+        allow_shrink,
+        shrink_rule: if legacy { ShrinkRule::Legacy } else { ShrinkRule::Floor },
+        block_time: if whole { BlockTime::PollAndHalt } else { BlockTime::HaltOnly },
+        arithmetic: WindowArithmetic::Kernel,
+    }
+}
+
 fn any_params() -> impl Strategy<Value = Params> {
-    let flags = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>());
-    (any::<u64>(), any::<u32>(), 1..=u64::MAX, any::<u32>(), flags).prop_map(
-        |(ceiling, grow, grow_start, shrink, (allow_shrink, legacy, whole, wide))| {
+    (any::<u64>(), any::<u32>(), 1..=u64::MAX, any::<u32>(), any::<(bool, bool, bool)>(), any::<bool>()).prop_map(
+        |(ceiling, grow, grow_start, shrink, flags, wide)| {
             // The kernel's arithmetic holds 32-bit parameters; ours any.
-            let (arithmetic, ceiling, grow_start) = if wide {
-                (WindowArithmetic::Saturating, ceiling, grow_start)
+            if wide {
+                Params { arithmetic: WindowArithmetic::Saturating, ..params(ceiling, grow, grow_start, shrink, flags) }
             } else {
-                (WindowArithmetic::Kernel, ceiling >> 32, (grow_start >> 32).max(1))
-            };
-            Params {
-                guest_halt_poll_ns: ceiling,
-                grow,
-                grow_start,
-                shrink,
-                allow_shrink,
-                shrink_rule: if legacy { ShrinkRule::Legacy } else { ShrinkRule::Floor },
-                block_time: if whole { BlockTime::PollAndHalt } else { BlockTime::HaltOnly },
-                arithmetic,
+                params(ceiling >> 32, grow, (grow_start >> 32).max(1), shrink, flags)
             }
         },
     )
@@ -32,18 +36,8 @@ fn any_params() -> impl Strategy<Value = Params> {
 
 /// Parameters on a realistic scale, so windows actually move.
 fn small_params() -> impl Strategy<Value = Params> {
-    (0u64..1_000_000, 0u32..8, 1u64..400_000, 0u32..8, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(ceiling, grow, grow_start, shrink, allow_shrink, legacy, whole)| Params {
-            guest_halt_poll_ns: ceiling,
-            grow,
-            grow_start,
-            shrink,
-            allow_shrink,
-            shrink_rule: if legacy { ShrinkRule::Legacy } else { ShrinkRule::Floor },
-            block_time: if whole { BlockTime::PollAndHalt } else { BlockTime::HaltOnly },
-            arithmetic: WindowArithmetic::Kernel,
-        },
-    )
+    (0u64..1_000_000, 0u32..8, 1u64..400_000, 0u32..8, any::<(bool, bool, bool)>())
+        .prop_map(|(ceiling, grow, grow_start, shrink, flags)| params(ceiling, grow, grow_start, shrink, flags))
 }
 
 /// What the governor counted as the block time of a period that halted.
