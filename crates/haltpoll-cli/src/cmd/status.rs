@@ -344,7 +344,6 @@ struct StatusJson<'a> {
     haltpoll_active: bool,
     params: Option<ModuleParams>,
     /// Parameters that could not be read, and why.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     unreadable_params: Vec<(&'static str, &'a str)>,
     cpuidle_haltpoll_force: Option<bool>,
     hypervisor: HypervisorJson,
