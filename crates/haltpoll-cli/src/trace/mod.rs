@@ -38,8 +38,8 @@ pub const MAX_CPU: u32 = 65_535;
 /// device), and reading it to its end could take all memory.
 pub const MAX_LINE_BYTES: usize = 4096;
 
-/// The most idle periods a trace may have when it is held whole (`tune`): 16 bytes each, so
-/// 800 MB. A replay streams, and has no such limit.
+/// The most idle periods a trace may have when it is held whole (`tune`): 32 bytes each (CPU,
+/// length, start), so 1.6 GB. A replay streams, and has no such limit.
 pub const MAX_PERIODS: usize = 50_000_000;
 
 /// How many lines the format detection reads ahead for the first one that is not blank or a
