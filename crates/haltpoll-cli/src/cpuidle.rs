@@ -120,18 +120,17 @@ impl Cpuidle {
     }
 }
 
+/// Why a state's `name`, `usage` and `time` must be there.
+const EVERY_STATE: &str = "every cpuidle state has one (is this tree a copy cut short?)";
+
 fn read_state(sys: &Sysfs, dir: &str, index: u32) -> Result<StateStats, SysfsError> {
     let num = |name: &str| sys.read_u64(format!("{dir}/{name}"));
     let required = |name: &str| -> Result<u64, SysfsError> {
-        num(name)?.ok_or_else(|| SysfsError::Malformed {
-            path: sys.path(format!("{dir}/{name}")),
-            text: String::new(),
-            expected: "the file to exist, as in every cpuidle state",
-        })
+        num(name)?.ok_or_else(|| SysfsError::Missing { path: sys.path(format!("{dir}/{name}")), why: EVERY_STATE })
     };
     Ok(StateStats {
         index,
-        name: sys.read_required(format!("{dir}/name"))?,
+        name: sys.read_required(format!("{dir}/name"), EVERY_STATE)?,
         desc: sys.read(format!("{dir}/desc"))?,
         usage: required("usage")?,
         time_us: required("time")?,
@@ -162,21 +161,22 @@ pub struct Delta {
 
 impl Delta {
     fn add(&mut self, d: &Delta) {
-        self.polls += d.polls;
-        self.halts += d.halts;
-        self.poll_us += d.poll_us;
-        self.halt_us += d.halt_us;
-        self.polls_then_halt_max += d.polls_then_halt_max;
+        // Saturating, as every sum of counters here: a counter near 2^64 must not wrap.
+        self.polls = self.polls.saturating_add(d.polls);
+        self.halts = self.halts.saturating_add(d.halts);
+        self.poll_us = self.poll_us.saturating_add(d.poll_us);
+        self.halt_us = self.halt_us.saturating_add(d.halt_us);
+        self.polls_then_halt_max = self.polls_then_halt_max.saturating_add(d.polls_then_halt_max);
     }
 
     /// Entries into idle states.
     pub fn entries(&self) -> u64 {
-        self.polls + self.halts
+        self.polls.saturating_add(self.halts)
     }
 
     /// Share of idle time spent polling.
     pub fn poll_share_of_idle(&self) -> f64 {
-        ratio(self.poll_us, self.poll_us + self.halt_us)
+        ratio(self.poll_us, self.poll_us.saturating_add(self.halt_us))
     }
 
     /// At most this share of polls ended in a halt (timed out).
@@ -208,13 +208,12 @@ impl Rates {
             for sa in &a.states {
                 let Some(sb) = b.states.iter().find(|s| s.index == sa.index) else { continue };
                 let (usage, time) = (sa.usage.saturating_sub(sb.usage), sa.time_us.saturating_sub(sb.time_us));
-                if sa.is_poll() {
-                    d.polls += usage;
-                    d.poll_us += time;
+                let one = if sa.is_poll() {
+                    Delta { polls: usage, poll_us: time, ..Delta::default() }
                 } else {
-                    d.halts += usage;
-                    d.halt_us += time;
-                }
+                    Delta { halts: usage, halt_us: time, ..Delta::default() }
+                };
+                d.add(&one);
             }
             d.polls_then_halt_max = d.polls.min(d.halts);
             total.add(&d);
@@ -231,7 +230,8 @@ impl Rates {
     /// Share of the CPUs' time that was idle (`time` counters over interval x CPUs).
     pub fn idle_share(&self) -> f64 {
         let capacity_us = self.seconds * 1e6 * self.cpus.len() as f64;
-        if capacity_us > 0.0 { (self.total.poll_us + self.total.halt_us) as f64 / capacity_us } else { 0.0 }
+        let idle_us = self.total.poll_us as f64 + self.total.halt_us as f64;
+        if capacity_us > 0.0 { idle_us / capacity_us } else { 0.0 }
     }
 }
 

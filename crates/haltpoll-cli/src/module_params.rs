@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use haltpoll::Params;
+use haltpoll::{Params, WindowArithmetic};
 
 use crate::output::fmt_ns;
 use crate::sysfs::{Sysfs, SysfsError};
@@ -106,25 +106,60 @@ pub enum ParamsError {
     Sysfs(#[from] SysfsError),
 }
 
+/// What reading the parameters found: the values, and the parameters that could not be read.
+#[derive(Debug)]
+pub struct Reading {
+    /// The values read; one that could not be read holds Linux's default here.
+    pub known: ModuleParams,
+    /// The parameters that could not be read, and why (empty, garbled, not a file...).
+    pub unreadable: Vec<(Param, SysfsError)>,
+}
+
+impl Reading {
+    /// Whether `p` was read.
+    pub fn has(&self, p: Param) -> bool {
+        !self.unreadable.iter().any(|(q, _)| *q == p)
+    }
+
+    /// Every parameter as `name=value`, an unreadable one as `name=(unreadable)`.
+    pub fn describe(&self) -> String {
+        let value = |p: Param| if self.has(p) { self.known.value(p) } else { "(unreadable)".to_owned() };
+        Param::ALL.iter().map(|&p| format!("{p}={}", value(p))).collect::<Vec<_>>().join(" ")
+    }
+}
+
 impl ModuleParams {
-    /// Reads the current values.
-    pub fn read(sys: &Sysfs) -> Result<ModuleParams, ParamsError> {
+    /// Reads the current values, each on its own: one that cannot be read (a write cut short
+    /// left it empty, it is not a file...) is reported in [`Reading::unreadable`] and the
+    /// others are still read, so that `status` can show and `set` can repair such a tree.
+    pub fn read_each(sys: &Sysfs) -> Result<Reading, ParamsError> {
         if !sys.path(DIR).is_dir() {
             return Err(ParamsError::NotLoaded(sys.path(DIR).display().to_string()));
         }
-        let uint = |p: Param| -> Result<u32, ParamsError> {
-            let v =
-                sys.read_parsed(p.path(), |s| s.parse::<u32>().ok(), "a whole number below 2^32 (a kernel uint)")?;
-            v.ok_or_else(|| missing(sys, p))
-        };
-        let allow = sys.read_bool(Param::AllowShrink.path())?.ok_or_else(|| missing(sys, Param::AllowShrink))?;
-        Ok(ModuleParams {
-            guest_halt_poll_ns: uint(Param::PollNs)?,
-            grow: uint(Param::Grow)?,
-            grow_start: uint(Param::GrowStart)?,
-            shrink: uint(Param::Shrink)?,
-            allow_shrink: allow,
-        })
+        let mut reading = Reading { known: ModuleParams::default(), unreadable: Vec::new() };
+        for p in Param::ALL {
+            let value = match p {
+                Param::AllowShrink => sys.read_bool(p.path()).map(|b| b.map(u32::from)),
+                _ => sys.read_parsed(p.path(), |s| s.parse::<u32>().ok(), "a whole number below 2^32 (a kernel uint)"),
+            };
+            match value {
+                Ok(Some(v)) => reading.known.put(p, v),
+                Ok(None) => reading.unreadable.push((p, missing(sys, p))),
+                Err(e) => reading.unreadable.push((p, e)),
+            }
+        }
+        Ok(reading)
+    }
+
+    /// Sets `p` to the kernel's value `v` (0 or 1 for the bool).
+    fn put(&mut self, p: Param, v: u32) {
+        match p {
+            Param::PollNs => self.guest_halt_poll_ns = v,
+            Param::Grow => self.grow = v,
+            Param::GrowStart => self.grow_start = v,
+            Param::Shrink => self.shrink = v,
+            Param::AllowShrink => self.allow_shrink = v != 0,
+        }
     }
 
     /// As the core crate's parameters (with the current shrink rule).
@@ -145,6 +180,11 @@ impl ModuleParams {
             return Err("Linux counts only the halt as block time: --block-time poll-and-halt is ours, \
                         not a kernel parameter"
                 .to_owned());
+        }
+        if params.arithmetic != WindowArithmetic::Kernel {
+            return Err(
+                "Linux's window is 32 bits wide: --window-arithmetic saturating is ours, not the kernel's".to_owned()
+            );
         }
         let uint = |p: Param, v: u64| u32::try_from(v).map_err(|_| too_large(p, v));
         Ok(ModuleParams {
@@ -223,6 +263,7 @@ impl ModuleParams {
                 fmt_ns(self.guest_halt_poll_ns.into())
             ));
         }
+        out.extend(wrap_warning(&params));
         if u64::from(self.guest_halt_poll_ns) > 1_000_000 {
             out.push(format!(
                 "a ceiling of {} can keep CPUs busy polling on an otherwise idle guest: mind the host's other tenants",
@@ -250,12 +291,25 @@ impl Default for ModuleParams {
     }
 }
 
-fn missing(sys: &Sysfs, p: Param) -> ParamsError {
-    ParamsError::Sysfs(SysfsError::Malformed {
-        path: sys.path(p.path()),
-        text: String::new(),
-        expected: "the file to exist: the other haltpoll parameters do",
-    })
+/// What to say when the kernel's window wraps under `params` (see
+/// [`Params::kernel_window_wrap`]), if it does.
+pub fn wrap_warning(params: &Params) -> Option<String> {
+    let wrap = params.kernel_window_wrap()?;
+    Some(format!(
+        "the kernel's window wraps under guest_halt_poll_ns={} grow_start={} grow={}: a grow from {} gives {}, \
+         beyond its 32-bit unsigned int, so the window becomes {} instead of {}; a smaller grow or ceiling avoids it",
+        params.guest_halt_poll_ns,
+        params.grow_start,
+        params.grow,
+        wrap.from,
+        wrap.product,
+        wrap.to,
+        wrap.product.min(params.guest_halt_poll_ns)
+    ))
+}
+
+fn missing(sys: &Sysfs, p: Param) -> SysfsError {
+    SysfsError::Missing { path: sys.path(p.path()), why: "the other haltpoll parameters are there" }
 }
 
 fn too_large(p: Param, v: u64) -> String {
@@ -266,6 +320,15 @@ fn too_large(p: Param, v: u64) -> String {
 mod tests {
     use super::*;
     use std::fs;
+
+    /// Reads the values, all of which must be readable.
+    fn read(sys: &Sysfs) -> Result<ModuleParams, String> {
+        let reading = ModuleParams::read_each(sys).map_err(|e| e.to_string())?;
+        match reading.unreadable.into_iter().next() {
+            Some((_, e)) => Err(e.to_string()),
+            None => Ok(reading.known),
+        }
+    }
 
     fn fixture(values: [&str; 5]) -> (tempfile::TempDir, Sysfs) {
         let dir = tempfile::tempdir().unwrap();
@@ -294,7 +357,7 @@ mod tests {
     #[test]
     fn reads_what_the_kernel_shows() {
         let (_dir, sys) = fixture(["0", "2", "50000", "2", "Y"]);
-        let p = ModuleParams::read(&sys).unwrap();
+        let p = read(&sys).unwrap();
         assert_eq!(p, ModuleParams { guest_halt_poll_ns: 0, ..ModuleParams::default() });
         assert_eq!(p.params().guest_halt_poll_ns, 0);
         assert_eq!(p.value(Param::AllowShrink), "Y");
@@ -303,20 +366,51 @@ mod tests {
     #[test]
     fn malformed_and_missing_files_are_named() {
         let (_dir, sys) = fixture(["0", "2", "lots", "2", "Y"]);
-        let err = ModuleParams::read(&sys).unwrap_err().to_string();
+        let err = read(&sys).unwrap_err();
         assert!(err.contains("guest_halt_poll_grow_start: expected a whole number below 2^32"), "{err}");
         let (_dir, sys) = fixture(["4294967296", "2", "1", "2", "Y"]);
-        assert!(ModuleParams::read(&sys).is_err(), "beyond a uint");
+        assert!(read(&sys).is_err(), "beyond a uint");
         let (_dir, sys) = fixture(["0", "2", "1", "2", "maybe"]);
-        let err = ModuleParams::read(&sys).unwrap_err().to_string();
+        let err = read(&sys).unwrap_err();
         assert!(err.contains("guest_halt_poll_allow_shrink: expected Y or N, found \"maybe\""), "{err}");
         let (dir, sys) = fixture(["0", "2", "1", "2", "Y"]);
         fs::remove_file(dir.path().join(Param::Shrink.path())).unwrap();
-        let err = ModuleParams::read(&sys).unwrap_err().to_string();
-        assert!(err.contains("guest_halt_poll_shrink: expected the file to exist"), "{err}");
+        let err = read(&sys).unwrap_err();
+        assert!(err.ends_with("guest_halt_poll_shrink is missing: the other haltpoll parameters are there"), "{err}");
         let empty = tempfile::tempdir().unwrap();
-        let err = ModuleParams::read(&Sysfs::open(empty.path()).unwrap()).unwrap_err().to_string();
+        let err = read(&Sysfs::open(empty.path()).unwrap()).unwrap_err();
         assert!(err.contains("this kernel has no haltpoll governor"), "{err}");
+    }
+
+    #[test]
+    fn each_parameter_is_read_on_its_own() {
+        let (dir, sys) = fixture(["400000", "", "1", "2", "Y"]);
+        fs::remove_file(dir.path().join(Param::Shrink.path())).unwrap();
+        let reading = ModuleParams::read_each(&sys).unwrap();
+        assert_eq!(reading.known.guest_halt_poll_ns, 400_000, "the readable ones are read");
+        let bad: Vec<Param> = reading.unreadable.iter().map(|(p, _)| *p).collect();
+        assert_eq!(bad, vec![Param::Grow, Param::Shrink]);
+        assert!(!reading.has(Param::Grow) && reading.has(Param::GrowStart));
+        assert_eq!(
+            reading.describe(),
+            "guest_halt_poll_ns=400000 guest_halt_poll_grow=(unreadable) guest_halt_poll_grow_start=1 \
+             guest_halt_poll_shrink=(unreadable) guest_halt_poll_allow_shrink=Y"
+        );
+        assert!(read(&sys).is_err(), "read wants them all");
+    }
+
+    #[test]
+    fn warns_when_the_kernels_window_wraps() {
+        let p = ModuleParams { grow: 65_536, grow_start: 65_536, ..ModuleParams::default() };
+        let w = p.warnings();
+        assert!(
+            w.iter().any(|w| w.contains("a grow from 65536 gives 4294967296, beyond its 32-bit unsigned int")
+                && w.contains("becomes 65536 instead of 200000")),
+            "{w:?}"
+        );
+        assert!(!ModuleParams::default().warnings().iter().any(|w| w.contains("wraps")));
+        let wide = Params { arithmetic: WindowArithmetic::Saturating, ..Params::DEFAULT };
+        assert!(ModuleParams::from_params(&wide).unwrap_err().contains("32 bits"));
     }
 
     #[test]

@@ -167,6 +167,18 @@ impl Drop for OutputFile {
     }
 }
 
+/// The most characters of a file's or a person's text an error message quotes.
+pub const QUOTE_CHARS: usize = 80;
+
+/// `text` quoted for a message, cut to its first [`QUOTE_CHARS`] characters (with its length)
+/// when longer: a line of a trace or a file in sysfs can be megabytes long.
+pub fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes in all)", &text[..cut], text.len()),
+    }
+}
+
 /// A duration in ns with a unit a person reads at a glance: "850 ns", "12.5 us", "3.20 ms", "1.50 s".
 pub fn fmt_ns(ns: u64) -> String {
     let f = ns as f64;
@@ -202,6 +214,9 @@ mod tests {
         assert_eq!(percent(0.25), "25.0%");
         assert_eq!(count(1, "CPU"), "1 CPU");
         assert_eq!(count(0, "CPU"), "0 CPUs");
+        assert_eq!(quote("a\"b"), "\"a\\\"b\"");
+        let long = "é".repeat(100);
+        assert_eq!(quote(&long), format!("{:?}... (200 bytes in all)", "é".repeat(80)));
     }
 
     #[derive(Serialize)]

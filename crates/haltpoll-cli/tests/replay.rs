@@ -231,3 +231,130 @@ fn the_recorded_example_replays() {
         .stdout(predicate::str::contains("perf script, 1 CPU with idle periods"))
         .stdout(predicate::str::contains("periods            358"));
 }
+
+/// Issue 11: replay saturated where the kernel's 32-bit `poll_limit_ns * grow` wraps: 3e9 * 2
+/// = 6e9 wraps to 1705032704, below grow_start, so the kernel goes to grow_start.
+#[test]
+fn the_kernels_window_wraps_as_the_kernels_does() {
+    let window_after_second = |extra: &[&str]| {
+        let out = haltpoll()
+            .args(["replay", "-", "--json", "--guest-halt-poll-ns", "4000000000", "--grow-start", "3000000000"])
+            .args(extra)
+            .write_stdin("115536\n6999999999\n")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let second: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        second["poll_limit_ns_after"].as_u64().unwrap()
+    };
+    assert_eq!(window_after_second(&[]), 3_000_000_000);
+    assert_eq!(window_after_second(&["--window-arithmetic", "saturating"]), 4_000_000_000);
+    // grow 65536 from 65536 is 2^32, which wraps to 0: the kernel's window stays at 65536.
+    let out = haltpoll()
+        .args(["replay", "-", "--json", "--grow", "65536", "--grow-start", "65536"])
+        .write_stdin("100000\n150000\n")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let second: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(
+        (second["poll_limit_ns_before"].as_u64(), second["poll_limit_ns_after"].as_u64()),
+        (Some(65_536), Some(65_536))
+    );
+}
+
+/// Issue 11: ceilings above 2^32-1, which no kernel can hold, were accepted.
+#[test]
+fn ceilings_beyond_the_kernel_are_refused_with_the_range() {
+    let t = trace("100\n");
+    haltpoll()
+        .args(["replay", "--guest-halt-poll-ns", "4294967296"])
+        .arg(t.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("guest_halt_poll_ns=4294967296 is beyond what the kernel can hold"))
+        .stderr(predicate::str::contains("give 0 to 4294967295"));
+    haltpoll()
+        .args(["replay", "--guest-halt-poll-ns", "5s", "--window-arithmetic", "saturating"])
+        .arg(t.path())
+        .assert()
+        .success();
+}
+
+/// Issue 11: the governor options rejected the units `tune` and `set` accept; negative values
+/// were an "unknown unit".
+#[test]
+fn governor_options_take_units() {
+    let t = trace("30000\n150000\n150000\n150000\n");
+    haltpoll()
+        .args(["replay", "--grow-start", "150us", "--guest-halt-poll-ns", "0.2ms"])
+        .arg(t.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("poll hits          3"));
+    haltpoll()
+        .args(["replay", "--grow-start=-5us"])
+        .arg(t.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("\"-5us\" is negative"));
+}
+
+/// Issue 11: `replay /dev/zero` grew past 8 GB; a 10 MB bad line was echoed whole.
+#[test]
+fn endless_input_and_huge_lines_end_with_the_limit_named() {
+    haltpoll()
+        .args(["replay", "/dev/zero"])
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("/dev/zero: line 1 is longer than 4096 bytes"));
+    let t = trace(&format!("100\n{}\n", "x".repeat(10 << 20)));
+    let out = haltpoll().arg("replay").arg(t.path()).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains(":2 is longer than 4096 bytes") || stderr.contains("line 2 is longer"), "{stderr}");
+    assert!(stderr.len() < 1000, "the line is not echoed: {} bytes", stderr.len());
+    let t = trace(&format!("100\n{}\n", "x".repeat(4000)));
+    let stderr = haltpoll().arg("replay").arg(t.path()).output().unwrap().stderr;
+    assert!(stderr.len() < 400, "a bad line is quoted in part: {}", String::from_utf8_lossy(&stderr));
+}
+
+/// Issue 11: a Latin-1 byte anywhere failed the whole trace without a line number.
+#[test]
+fn a_latin1_byte_is_named_by_its_line() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(b"100\n# caf\xe9\n200\n").unwrap();
+    haltpoll()
+        .arg("replay")
+        .arg(f.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(":2: not UTF-8 text (byte 0xe9 at column 6)"));
+}
+
+/// Issue 11: a closed stdin was accepted as an empty trace.
+#[test]
+fn a_closed_or_empty_stdin_is_an_error() {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" replay - <&-")
+        .arg(env!("CARGO_BIN_EXE_haltpoll"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("standard input held no idle periods (was it empty, or closed?)"), "{stderr}");
+    haltpoll().args(["replay", "-"]).write_stdin("").assert().failure();
+}
+
+/// Gzip-compressed traces are read by their magic bytes, as `traces/corpus/*.perf.txt.gz`.
+#[test]
+fn gzip_traces_replay_as_the_plain_ones() {
+    let run = |name: &str| haltpoll().args(["replay", "--json"]).arg(fixture(name)).output().unwrap();
+    let (plain, gz) = (run("perf/two-cpus.txt"), run("perf/two-cpus.txt.gz"));
+    assert!(gz.status.success(), "{}", String::from_utf8_lossy(&gz.stderr));
+    assert_eq!(String::from_utf8_lossy(&gz.stdout).lines().count(), 6, "five periods and the summary");
+    assert_eq!((plain.stdout, plain.stderr), (gz.stdout, gz.stderr), "the same replay");
+}

@@ -105,3 +105,96 @@ fn without_permission_it_asks_for_root() {
         .stderr(predicate::str::contains("permission denied; writing kernel parameters needs root"));
     assert_eq!(param(dir.path(), "guest_halt_poll_ns"), "0\n", "nothing written when one file is not writable");
 }
+
+/// Issue 11: `set` wrote the first parameter, truncated the second before a write that failed
+/// (EINVAL), left it empty, and did not say what had changed. Now the file whose write fails is
+/// left as it was, the ones written before it are written back, and the message says what every
+/// parameter is.
+///
+/// The kernel's EINVAL comes from a kernel file that refuses the value as sysfs does: the
+/// fixture's `guest_halt_poll_grow_start` is a link to `/proc/self/oom_score_adj`, which reads
+/// 0 and takes only -1000 to 1000 (and concerns only the process that writes it).
+#[test]
+fn a_refused_write_undoes_the_writes_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    common::haltpoll_guest(dir.path());
+    let file = dir.path().join("module/haltpoll/parameters/guest_halt_poll_grow_start");
+    fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink("/proc/self/oom_score_adj", &file).unwrap();
+    let out = set(dir.path()).args(["ns=400us", "grow_start=100us", "shrink=4"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("guest_halt_poll_grow_start: Invalid argument (os error 22)"), "{stderr}");
+    assert!(stderr.contains("wrote back the old value of guest_halt_poll_ns"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the parameters now read guest_halt_poll_ns=0 guest_halt_poll_grow=2 guest_halt_poll_grow_start=0 \
+             guest_halt_poll_shrink=2 guest_halt_poll_allow_shrink=Y (guest_halt_poll_grow_start was not written: \
+             nothing changed)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(param(dir.path(), "guest_halt_poll_ns"), "0\n", "written back");
+    assert_eq!(param(dir.path(), "guest_halt_poll_shrink"), "2\n", "never written");
+}
+
+/// A parameter file that is a directory or a FIFO is refused before anything is written (a
+/// FIFO would block the open), with its cause said once.
+#[test]
+fn a_parameter_that_is_not_a_file_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    common::haltpoll_guest(dir.path());
+    let file = dir.path().join("module/haltpoll/parameters/guest_halt_poll_grow_start");
+    fs::remove_file(&file).unwrap();
+    fs::create_dir(&file).unwrap();
+    set(dir.path())
+        .args(["ns=400us", "grow_start=100us"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("guest_halt_poll_grow_start is a directory, not a sysfs attribute file"))
+        .stderr(predicate::str::contains("os error").not());
+    assert_eq!(param(dir.path(), "guest_halt_poll_ns"), "0\n");
+    fs::remove_dir(&file).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&file).status().unwrap().success());
+    set(dir.path())
+        .args(["ns=400us", "grow_start=100us"])
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("guest_halt_poll_grow_start is a FIFO, not a sysfs attribute file"));
+    assert_eq!(param(dir.path(), "guest_halt_poll_ns"), "0\n");
+}
+
+/// After a write cut short (an empty parameter file), `set` names the file and repairs it when
+/// given a value for it; `status` shows the tree meanwhile.
+#[test]
+fn a_tree_left_broken_can_be_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    common::haltpoll_guest(dir.path());
+    fs::write(dir.path().join("module/haltpoll/parameters/guest_halt_poll_grow_start"), "").unwrap();
+    set(dir.path()).args(["ns=400us"]).assert().failure().stderr(predicate::str::contains(
+        "guest_halt_poll_grow_start: expected a whole number below 2^32 (a kernel uint), found nothing (the file is \
+         empty); give guest_halt_poll_grow_start a value as well to repair it, e.g. grow_start=50000",
+    ));
+    let mut status = Command::cargo_bin("haltpoll").unwrap();
+    status.arg("status").arg("--sysfs-root").arg(dir.path()).assert().success();
+    set(dir.path())
+        .args(["ns=400us", "grow_start=50us"])
+        .assert()
+        .success()
+        .stdout("guest_halt_poll_ns: 0 -> 400000\nguest_halt_poll_grow_start: unreadable -> 50000\n");
+    assert_eq!(param(dir.path(), "guest_halt_poll_grow_start"), "50000\n");
+}
+
+/// Issue 11: settings under which the kernel's 32-bit window wraps are legal, and said.
+#[test]
+fn a_setting_that_wraps_the_kernels_window_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    common::haltpoll_guest(dir.path());
+    set(dir.path())
+        .args(["--dry-run", "ns=200us", "grow=65536", "grow_start=65536"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("note: the kernel's window wraps under guest_halt_poll_ns=200000"))
+        .stderr(predicate::str::contains("the window becomes 65536 instead of 200000"));
+}

@@ -94,21 +94,87 @@ fn malformed_files_are_named() {
         "devices/system/cpu/cpu1/cpuidle/state1/usage: expected a whole number, found \"lots\"",
     ));
 
+    // A parameter that cannot be read is reported, and the rest of the state still shown.
     let dir = tempfile::tempdir().unwrap();
     common::haltpoll_guest(dir.path());
     common::put(dir.path(), "module/haltpoll/parameters/guest_halt_poll_allow_shrink", "maybe");
     status(dir.path())
         .assert()
-        .failure()
-        .stderr(predicate::str::contains("guest_halt_poll_allow_shrink: expected Y or N, found \"maybe\""));
+        .success()
+        .stdout(predicate::str::contains("guest_halt_poll_allow_shrink  (unreadable)"))
+        .stdout(predicate::str::contains("guest_halt_poll_allow_shrink: expected Y or N, found \"maybe\""))
+        .stdout(predicate::str::contains("`haltpoll set allow_shrink=VALUE` writes it anew"));
 
     let dir = tempfile::tempdir().unwrap();
     common::haltpoll_guest(dir.path());
     std::fs::remove_file(dir.path().join("devices/system/cpu/cpu0/cpuidle/state0/name")).unwrap();
+    status(dir.path()).assert().failure().stderr(predicate::str::contains(
+        "cpu0/cpuidle/state0/name is missing: every cpuidle state has one (is this tree a copy cut short?)",
+    ));
+}
+
+/// Issue 11: a parameter file that is a directory printed its cause twice
+/// (`Is a directory (os error 21): Is a directory (os error 21)`) and refused the whole tree.
+#[test]
+fn a_parameter_that_is_a_directory_is_said_once_and_the_rest_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    common::haltpoll_guest(dir.path());
+    let file = dir.path().join("module/haltpoll/parameters/guest_halt_poll_grow_start");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let out = status(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("guest_halt_poll_grow_start is a directory, not a sysfs attribute file"), "{stdout}");
+    assert!(stdout.contains("guest_halt_poll_ns            0"), "the others are read: {stdout}");
+    assert!(!stdout.contains("os error"), "{stdout}");
+}
+
+/// Issue 11: a parameter file that is a link to /dev/zero, or a 50 MB file, was read whole
+/// (RSS past 8 GB); now each ends at once with the limit named.
+#[test]
+fn endless_and_huge_files_end_at_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    common::haltpoll_guest(dir.path());
+    let file = dir.path().join("module/haltpoll/parameters/guest_halt_poll_ns");
+    std::fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &file).unwrap();
     status(dir.path())
         .assert()
-        .failure()
-        .stderr(predicate::str::contains("cannot read").and(predicate::str::contains("cpu0/cpuidle/state0/name")));
+        .success()
+        .stdout(predicate::str::contains("guest_halt_poll_ns is a character device, not a sysfs attribute file"));
+    let usage = dir.path().join("devices/system/cpu/cpu0/cpuidle/state1/usage");
+    std::fs::write(&usage, "1".repeat(50 << 20)).unwrap();
+    let out = status(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("state1/usage holds more than 65536 bytes, more than any sysfs attribute"), "{stderr}");
+    assert!(stderr.len() < 1000, "the file is not echoed: {} bytes", stderr.len());
+}
+
+/// Issue 11: a `usage` of 2^64-1 wrapped the sums: "1844674407370955161600.0% of idle entries
+/// were polls".
+#[test]
+fn a_counter_at_the_top_of_64_bits_gives_sane_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    common::polling_guest(dir.path());
+    for cpu in 0..2 {
+        common::put(dir.path(), &format!("devices/system/cpu/cpu{cpu}/cpuidle/state0/usage"), &u64::MAX.to_string());
+        common::put(dir.path(), &format!("devices/system/cpu/cpu{cpu}/cpuidle/state0/time"), &u64::MAX.to_string());
+    }
+    let out = status(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let re = regex_lite(&stdout);
+    assert_eq!(re, Some((100.0, 100.0)), "{stdout}");
+}
+
+/// The two shares of "since boot X% of idle entries were polls and Y% of idle time was spent polling".
+fn regex_lite(text: &str) -> Option<(f64, f64)> {
+    let rest = text.split("since boot ").nth(1)?;
+    let (entries, rest) = rest.split_once("% of idle entries were polls and ")?;
+    let (time, _) = rest.split_once("% of idle time")?;
+    Some((entries.parse().ok()?, time.parse().ok()?))
 }
 
 #[test]
@@ -141,5 +207,5 @@ fn watch_needs_something_to_watch() {
         .args(["--watch", "0"])
         .assert()
         .failure()
-        .stderr(predicate::str::contains("not a number of seconds"));
+        .stderr(predicate::str::contains("is not an interval above 0"));
 }

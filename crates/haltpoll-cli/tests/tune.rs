@@ -167,17 +167,42 @@ fn bad_input_is_refused_clearly() {
             .stderr(predicate::str::contains(message.to_owned()));
     };
     fails(&["--grow-starts", "0,50us"], "invalid grid: grow_start must be at least 1 ns");
-    fails(&["--ceilings", "5s"], "does not fit the kernel's parameter");
+    fails(&["--ceilings", "5s"], "guest_halt_poll_ns=5000000000 is beyond what the kernel can hold");
     fails(&["--ceilings", "50 parsecs"], "unknown unit");
     fails(&["--max-poll-share", "150%"], "not a percentage between 0 and 100");
     fails(&["--cpus", "0"], "--cpus");
     let empty = tempfile::NamedTempFile::new().unwrap();
+    haltpoll().arg("tune").arg(empty.path()).assert().failure().stderr(predicate::str::contains("no idle periods"));
+}
+
+/// Issue 11: a perf header with 0 CPUs online was reported as "all idle periods are 0 ns long".
+#[test]
+fn a_header_with_0_cpus_is_reported_as_such() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(
+        b"# ========\n# nrcpus online : 0\n# ========\n\
+          swapper 0 [000] 1.000000: power:cpu_idle: state=1 cpu_id=0\n\
+          swapper 0 [000] 1.000040: power:cpu_idle: state=4294967295 cpu_id=0\n",
+    )
+    .unwrap();
     haltpoll()
         .arg("tune")
-        .arg(empty.path())
+        .arg(f.path())
         .assert()
         .failure()
-        .stderr(predicate::str::contains("no idle periods to tune on"));
+        .stderr(predicate::str::contains(":2: the header says 0 CPUs are online"));
+}
+
+/// A grid whose settings make the kernel's window wrap says so (the replay follows the kernel).
+#[test]
+fn a_grid_that_wraps_the_kernels_window_is_noted() {
+    let t = trace();
+    haltpoll()
+        .args(["tune", "--grow", "65536", "--ceilings", "200us", "--grow-starts", "65536"])
+        .arg(t.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("note: the kernel's window wraps under guest_halt_poll_ns=200000"));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! decides. One [`Governor`] per CPU (or per waiting thread).
 
 use crate::driver::{HALT, IdleState};
-use crate::params::{BlockTime, Params, ShrinkRule, ValidParams};
+use crate::params::{BlockTime, Params, ShrinkRule, ValidParams, WindowArithmetic};
 
 /// A latency requirement in ns: the longest exit latency the CPU may tolerate right now.
 ///
@@ -130,6 +130,9 @@ impl Governor {
     ///   `poll_limit_ns / shrink` (0 if `shrink == 0`); under [`ShrinkRule::Floor`] a result
     ///   below `grow_start` becomes 0;
     /// - otherwise unchanged.
+    ///
+    /// Under [`WindowArithmetic::Kernel`] the product and the quotient are the kernel's
+    /// `unsigned int`s: a product of 2^32 or more wraps before it meets `grow_start`.
     pub fn reflect(&mut self, state: IdleState, residency_ns: u64, poll_timed_out: bool) -> Adjustment {
         match state {
             IdleState::Poll => {
@@ -175,11 +178,16 @@ impl Governor {
         let p = &self.params;
         let from = self.poll_limit_ns;
         if from < block_ns && block_ns <= p.guest_halt_poll_ns {
-            let to = from.saturating_mul(u64::from(p.grow)).max(p.grow_start).min(p.guest_halt_poll_ns);
+            let to = grown(p, from);
             self.poll_limit_ns = to;
             Adjustment::Grew { from, to }
         } else if block_ns > p.guest_halt_poll_ns && p.allow_shrink {
-            let mut to = from.checked_div(u64::from(p.shrink)).unwrap_or(0);
+            let mut to = match p.arithmetic {
+                // The kernel copies the window into an `unsigned int` before it divides (a
+                // window from these parameters always fits; one left by wider ones is cut).
+                WindowArithmetic::Kernel => u64::from((from as u32).checked_div(p.shrink).unwrap_or(0)),
+                WindowArithmetic::Saturating => from.checked_div(u64::from(p.shrink)).unwrap_or(0),
+            };
             if p.shrink_rule == ShrinkRule::Floor && to < p.grow_start {
                 to = 0;
             }
@@ -189,6 +197,18 @@ impl Governor {
             Adjustment::Unchanged
         }
     }
+}
+
+/// The window a grow from `from` gives: `from * grow` in the parameters' arithmetic, at least
+/// `grow_start`, at most the ceiling. The kernel multiplies in 64 bits and stores the product
+/// into an `unsigned int`, which keeps its low 32 bits.
+pub(crate) const fn grown(p: &Params, from: u64) -> u64 {
+    let product = match p.arithmetic {
+        WindowArithmetic::Kernel => from.wrapping_mul(p.grow as u64) as u32 as u64,
+        WindowArithmetic::Saturating => from.saturating_mul(p.grow as u64),
+    };
+    let raised = if product < p.grow_start { p.grow_start } else { product };
+    if raised > p.guest_halt_poll_ns { p.guest_halt_poll_ns } else { raised }
 }
 
 #[cfg(test)]
@@ -349,13 +369,34 @@ mod tests {
             allow_shrink: true,
             shrink_rule: ShrinkRule::Floor,
             block_time: BlockTime::PollAndHalt,
+            arithmetic: WindowArithmetic::Saturating,
         };
         let mut g = gov_at(u64::MAX - 1, params);
         g.reflect(IdleState::Poll, u64::MAX, true);
         assert_eq!(g.reflect(IdleState::Halt, u64::MAX, false), Adjustment::Grew { from: u64::MAX - 1, to: u64::MAX });
-        let mut g = gov_at(u64::MAX / 2, Params { grow: u32::MAX, guest_halt_poll_ns: u64::MAX, ..Params::DEFAULT });
+        let wide = Params { grow: u32::MAX, guest_halt_poll_ns: u64::MAX, ..params };
+        let mut g = gov_at(u64::MAX / 2, wide);
         g.reflect(IdleState::Halt, u64::MAX, false);
         assert_eq!(g.poll_limit_ns(), u64::MAX, "saturates instead of wrapping");
+    }
+
+    #[test]
+    fn the_kernel_wraps_the_grow_and_then_raises_it_to_grow_start() {
+        // The first example: 3e9 * 2 = 6e9 wraps to 1705032704, below grow_start.
+        let p = Params { guest_halt_poll_ns: 4_000_000_000, grow_start: 3_000_000_000, ..Params::DEFAULT };
+        let mut g = gov_at(3_000_000_000, p);
+        let grew = Adjustment::Grew { from: 3_000_000_000, to: 3_000_000_000 };
+        assert_eq!(g.reflect(IdleState::Halt, 3_999_999_999, false), grew);
+        let mut ours = gov_at(3_000_000_000, Params { arithmetic: WindowArithmetic::Saturating, ..p });
+        let saturated = Adjustment::Grew { from: 3_000_000_000, to: 4_000_000_000 };
+        assert_eq!(ours.reflect(IdleState::Halt, 3_999_999_999, false), saturated);
+        // A wrap above grow_start is kept: 2^31 + 2^30 times 2 is 2^31 modulo 2^32.
+        let p = Params { guest_halt_poll_ns: u32::MAX.into(), grow_start: 1, ..Params::DEFAULT };
+        let mut g = gov_at((1 << 31) + (1 << 30), p);
+        assert_eq!(g.reflect(IdleState::Halt, u32::MAX.into(), false), Adjustment::Grew { from: 3 << 30, to: 1 << 31 });
+        // The shrink divides the window as an unsigned int.
+        let mut g = gov_at(u64::from(u32::MAX) + 7, Params { shrink: 1, shrink_rule: ShrinkRule::Legacy, ..p });
+        assert_eq!(g.reflect(IdleState::Halt, u64::MAX, false), Adjustment::Shrank { from: (1 << 32) + 6, to: 6 });
     }
 
     #[test]

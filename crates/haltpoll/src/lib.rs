@@ -142,7 +142,7 @@ pub mod wake;
 
 pub use driver::IdleState;
 pub use governor::{Adjustment, Governor, LATENCY_ANY, LatencyReq};
-pub use params::{BlockTime, ParamError, Params, ShrinkRule, ValidParams};
+pub use params::{BlockTime, ParamError, Params, ShrinkRule, ValidParams, WindowArithmetic};
 pub use predictive::{Predictive, PredictiveParams, ValidPredictiveParams};
 pub use select::{AnyGovernor, Decision, GovernorKind, GovernorParams, IdleGovernor, Outcome};
 

@@ -86,6 +86,71 @@ impl fmt::Display for BlockTime {
     }
 }
 
+/// How wide the window's numbers are, and what a grow does when its product does not fit.
+///
+/// Linux keeps the parameters as `unsigned int` and computes a grow as
+/// `poll_limit_ns * guest_halt_poll_grow` stored into an `unsigned int`: a product of 2^32 or
+/// more wraps (6e9 becomes 1705032704), and a wrapped result below `grow_start` becomes
+/// `grow_start`. [`WindowArithmetic::Kernel`] does exactly that, so a replay predicts such a
+/// guest; [`WindowArithmetic::Saturating`] is ours, 64 bits wide, a product too large for
+/// them stays at the largest value and then meets the ceiling.
+///
+/// `#[repr(u32)]` with fixed values, because [`RawParams`] carries it across the VMM-guest
+/// boundary as a number. As an option value and in JSON it is `kernel` or `saturating`.
+///
+/// ```
+/// use haltpoll::{Params, WindowArithmetic};
+/// // The issue's example: the kernel's window wraps back to grow_start, ours saturates.
+/// let kernel = Params { guest_halt_poll_ns: 4_000_000_000, grow_start: 3_000_000_000, ..Params::DEFAULT };
+/// let wrap = kernel.kernel_window_wrap().unwrap();
+/// assert_eq!((wrap.from, wrap.product, wrap.to), (3_000_000_000, 6_000_000_000, 3_000_000_000));
+/// assert_eq!(WindowArithmetic::from_raw(1), Some(WindowArithmetic::Saturating));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
+#[repr(u32)]
+pub enum WindowArithmetic {
+    /// Linux: 32-bit parameters and window; a grow's product wraps modulo 2^32.
+    #[default]
+    #[cfg_attr(feature = "clap", value(help = "Linux: 32-bit parameters, a grow's product wraps modulo 2^32"))]
+    Kernel = 0,
+    /// Ours: 64-bit parameters and window; a grow's product saturates.
+    #[cfg_attr(feature = "clap", value(help = "Ours: 64-bit parameters, a grow's product saturates"))]
+    Saturating = 1,
+}
+
+crate::repr_u32_enum!(WindowArithmetic { Kernel, Saturating });
+
+impl WindowArithmetic {
+    /// The name reports and the command line use: `kernel` or `saturating`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WindowArithmetic::Kernel => "kernel",
+            WindowArithmetic::Saturating => "saturating",
+        }
+    }
+}
+
+impl fmt::Display for WindowArithmetic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A grow whose product does not fit the kernel's 32 bits: what
+/// [`Params::kernel_window_wrap`] finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowWrap {
+    /// The window that grows, ns.
+    pub from: u64,
+    /// `from * grow`, as wide as it really is.
+    pub product: u64,
+    /// What the kernel's window becomes: the product modulo 2^32, raised to `grow_start`
+    /// and held to the ceiling.
+    pub to: u64,
+}
+
 /// Governor parameters, with the Linux defaults from [`Params::DEFAULT`].
 ///
 /// Build one with struct-update syntax and check it with [`Params::validate`]:
@@ -116,8 +181,8 @@ pub struct Params {
     /// means polling was waste and the window shrinks.
     #[cfg_attr(
         feature = "clap",
-        arg(long, value_name = "NS", default_value_t = Params::DEFAULT.guest_halt_poll_ns,
-            help = "Ceiling of the poll window, ns (guest_halt_poll_ns)")
+        arg(long, value_name = "NS", default_value_t = Params::DEFAULT.guest_halt_poll_ns, value_parser = parse_ns,
+            help = "Ceiling of the poll window, ns or with a unit: 400us (guest_halt_poll_ns)")
     )]
     pub guest_halt_poll_ns: u64,
     /// Factor by which the window grows after a halt a longer poll would have caught
@@ -134,8 +199,8 @@ pub struct Params {
     #[cfg_attr(
         feature = "clap",
         arg(long, visible_alias = "guest-halt-poll-grow-start", value_name = "NS",
-            default_value_t = Params::DEFAULT.grow_start,
-            help = "First non-zero window and shrink floor, ns (guest_halt_poll_grow_start); at least 1")
+            default_value_t = Params::DEFAULT.grow_start, value_parser = parse_ns,
+            help = "First non-zero window and shrink floor, ns or with a unit (guest_halt_poll_grow_start); at least 1")
     )]
     #[cfg_attr(feature = "serde", serde(rename = "guest_halt_poll_grow_start"))]
     pub grow_start: u64,
@@ -172,6 +237,71 @@ pub struct Params {
                     (Linux), or the poll and the halt (ours: no blind spot for periods between W and 2W)")
     )]
     pub block_time: BlockTime,
+    /// How wide the window's numbers are; see [`WindowArithmetic`].
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "window-arithmetic", value_name = "RULE", value_enum,
+            default_value_t = Params::DEFAULT.arithmetic,
+            help = "The window's arithmetic: the kernel's 32 bits, where a grow's product wraps (Linux), \
+                    or 64 bits that saturate (ours)")
+    )]
+    pub arithmetic: WindowArithmetic,
+}
+
+/// Parses a duration a person types into ns: a whole number of ns ("50000"), or a number with
+/// a unit (`ns`, `us`, `µs`, `ms`, `s`: "50us", "2.4ms") that makes a whole number of ns. The
+/// one parser of durations: the governor's options use it, and so does every time option of
+/// the `haltpoll` command.
+///
+/// ```
+/// use haltpoll::params::parse_ns;
+/// assert_eq!(parse_ns("2.4ms"), Ok(2_400_000));
+/// assert!(parse_ns("-5us").unwrap_err().contains("negative"));
+/// ```
+#[cfg(feature = "clap")]
+pub fn parse_ns(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let quoted = quote(text);
+    if t.starts_with('-') {
+        return Err(format!("{quoted} is negative: a duration is 0 or more (e.g. 0, 50us)"));
+    }
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "" | "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        other => return Err(format!("{quoted}: unknown unit {} (use ns, us, ms or s)", quote(other))),
+    };
+    let bad = || format!("{quoted} is not a duration (e.g. 50000, 50us, 2.4ms)");
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && frac.is_empty() || frac.contains('.') {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    // The fraction in ns, exactly: "4" of "2.4ms" is 4 * 10^6 / 10.
+    let digits = u32::try_from(frac.len()).map_err(|_| bad())?;
+    let frac_units: u64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
+    let too_large = || format!("{quoted} is too large (at most {} ns)", u64::MAX);
+    let denom = 10u64.checked_pow(digits).ok_or_else(bad)?;
+    let frac_ns = u128::from(frac_units) * u128::from(scale);
+    if frac_ns % u128::from(denom) != 0 {
+        return Err(format!("{quoted} is not a whole number of ns"));
+    }
+    let frac_ns = u64::try_from(frac_ns / u128::from(denom)).map_err(|_| too_large())?;
+    whole.checked_mul(scale).and_then(|w| w.checked_add(frac_ns)).ok_or_else(too_large)
+}
+
+/// `text` quoted for a message, cut to its first 40 characters: what a person typed, or a
+/// file held, can be long.
+#[cfg(feature = "clap")]
+fn quote(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &text[..cut], text.len()),
+    }
 }
 
 /// `--legacy-shrink` is a flag, but the field it sets is a [`ShrinkRule`]: clap parses the
@@ -193,6 +323,7 @@ impl Params {
         allow_shrink: true,
         shrink_rule: ShrinkRule::Floor,
         block_time: BlockTime::HaltOnly,
+        arithmetic: WindowArithmetic::Kernel,
     };
 
     /// Returns the parameters as [`ValidParams`] if they make a working controller, or says
@@ -202,7 +333,57 @@ impl Params {
         if self.grow_start == 0 {
             return Err(ParamError::ZeroGrowStart);
         }
+        if let WindowArithmetic::Kernel = self.arithmetic {
+            let kernel_max = u32::MAX as u64;
+            if self.guest_halt_poll_ns > kernel_max {
+                return Err(ParamError::BeyondKernel { name: "guest_halt_poll_ns", value: self.guest_halt_poll_ns });
+            }
+            if self.grow_start > kernel_max {
+                return Err(ParamError::BeyondKernel { name: "guest_halt_poll_grow_start", value: self.grow_start });
+            }
+        }
         Ok(ValidParams(self))
+    }
+
+    /// The first grow, on the way up from a window of 0, whose product `window * grow` does
+    /// not fit the kernel's 32 bits, under these parameters: where a Linux guest's window
+    /// wraps (see [`WindowArithmetic`]) and a 64-bit model would mispredict it. `None` if the
+    /// window reaches the ceiling, or stops growing, without one.
+    ///
+    /// Only the way up from 0 is followed, which every CPU takes and takes again after each
+    /// shrink to 0; a legacy shrink to an odd value can reach windows that way does not.
+    ///
+    /// ```
+    /// use haltpoll::Params;
+    /// assert_eq!(Params::DEFAULT.kernel_window_wrap(), None);
+    /// // 65536 * 65536 is 2^32, which wraps to 0: the kernel's window stays at 65536.
+    /// let stuck = Params { grow: 65_536, grow_start: 65_536, ..Params::DEFAULT };
+    /// assert_eq!(stuck.kernel_window_wrap().map(|w| w.to), Some(65_536));
+    /// ```
+    pub fn kernel_window_wrap(&self) -> Option<WindowWrap> {
+        let kernel = Params { arithmetic: WindowArithmetic::Kernel, ..*self };
+        let mut window = 0u64;
+        // Each grow at least doubles the window (grow >= 2) until 2^32, or stalls: 64 steps
+        // are more than the way up can take.
+        for _ in 0..64 {
+            if window >= self.guest_halt_poll_ns {
+                return None; // no block is above the window and at most the ceiling
+            }
+            let product = u128::from(window) * u128::from(self.grow);
+            let next = crate::governor::grown(&kernel, window);
+            if product > u128::from(u32::MAX) {
+                return Some(WindowWrap {
+                    from: window,
+                    product: u64::try_from(product).unwrap_or(u64::MAX),
+                    to: next,
+                });
+            }
+            if next <= window {
+                return None;
+            }
+            window = next;
+        }
+        None
     }
 
     /// Whether the controller is on/off rather than adaptive (`grow_start > guest_halt_poll_ns`).
@@ -236,6 +417,7 @@ impl Params {
             .mut_arg("allow_shrink", |a| a.default_value(defaults.allow_shrink.to_string()))
             .mut_arg("shrink_rule", |a| a.default_value((defaults.shrink_rule == ShrinkRule::Legacy).to_string()))
             .mut_arg("block_time", |a| a.default_value(defaults.block_time.name()))
+            .mut_arg("arithmetic", |a| a.default_value(defaults.arithmetic.name()))
     }
 }
 
@@ -370,14 +552,16 @@ pub struct RawParams {
     pub shrink_rule: u32,
     /// [`Params::block_time`], as its `repr(u32)` value.
     pub block_time: u32,
-    /// Reserved, 0 (keeps the size a multiple of 8 without hidden padding).
-    pub reserved: u32,
+    /// [`Params::arithmetic`], as its `repr(u32)` value (the size stays a multiple of 8
+    /// without hidden padding).
+    pub arithmetic: u32,
 }
 
 impl RawParams {
     /// `params` in the fixed layout.
     pub const fn new(params: &Params) -> RawParams {
-        let Params { guest_halt_poll_ns, grow, grow_start, shrink, allow_shrink, shrink_rule, block_time } = *params;
+        let Params { guest_halt_poll_ns, grow, grow_start, shrink, allow_shrink, shrink_rule, block_time, arithmetic } =
+            *params;
         RawParams {
             guest_halt_poll_ns,
             grow_start,
@@ -386,7 +570,7 @@ impl RawParams {
             allow_shrink: allow_shrink as u32,
             shrink_rule: shrink_rule as u32,
             block_time: block_time as u32,
-            reserved: 0,
+            arithmetic: arithmetic as u32,
         }
     }
 
@@ -398,13 +582,15 @@ impl RawParams {
             1 => true,
             _ => return None,
         };
-        let (Some(shrink_rule), Some(block_time)) =
-            (ShrinkRule::from_raw(self.shrink_rule), BlockTime::from_raw(self.block_time))
-        else {
+        let (Some(shrink_rule), Some(block_time), Some(arithmetic)) = (
+            ShrinkRule::from_raw(self.shrink_rule),
+            BlockTime::from_raw(self.block_time),
+            WindowArithmetic::from_raw(self.arithmetic),
+        ) else {
             return None;
         };
         let RawParams { guest_halt_poll_ns, grow_start, grow, shrink, .. } = *self;
-        Some(Params { guest_halt_poll_ns, grow, grow_start, shrink, allow_shrink, shrink_rule, block_time })
+        Some(Params { guest_halt_poll_ns, grow, grow_start, shrink, allow_shrink, shrink_rule, block_time, arithmetic })
     }
 }
 
@@ -414,6 +600,13 @@ impl RawParams {
 pub enum ParamError {
     /// `grow_start == 0`: a window at 0 would grow to `0 * grow = 0` and never poll again.
     ZeroGrowStart,
+    /// Under [`WindowArithmetic::Kernel`], a parameter beyond the kernel's `unsigned int`.
+    BeyondKernel {
+        /// The kernel's name of the parameter.
+        name: &'static str,
+        /// The value given.
+        value: u64,
+    },
 }
 
 impl fmt::Display for ParamError {
@@ -422,6 +615,11 @@ impl fmt::Display for ParamError {
             ParamError::ZeroGrowStart => f.write_str(
                 "grow_start must be at least 1 ns: a window of 0 grows to 0 * grow = 0, so \
                  polling could never start again (the Linux default is 50000)",
+            ),
+            ParamError::BeyondKernel { name, value } => write!(
+                f,
+                "{name}={value} is beyond what the kernel can hold, a 32-bit unsigned int: give 0 to {}",
+                u32::MAX
             ),
         }
     }
@@ -469,6 +667,46 @@ mod tests {
         assert_eq!(bad.params(), None);
         let bad = RawParams { block_time: 2, ..RawParams::new(&Params::DEFAULT) };
         assert_eq!(bad.params(), None);
+        let bad = RawParams { arithmetic: 2, ..RawParams::new(&Params::DEFAULT) };
+        assert_eq!(bad.params(), None);
+        let wide = Params { arithmetic: WindowArithmetic::Saturating, guest_halt_poll_ns: u64::MAX, ..Params::DEFAULT };
+        assert_eq!(RawParams::new(&wide).params(), Some(wide));
+    }
+
+    #[test]
+    fn the_kernel_holds_32_bits() {
+        let max = u64::from(u32::MAX);
+        assert!(Params { guest_halt_poll_ns: max, grow_start: max, ..Params::DEFAULT }.validate().is_ok());
+        let err = Params { guest_halt_poll_ns: max + 1, ..Params::DEFAULT }.validate().unwrap_err();
+        assert_eq!(err, ParamError::BeyondKernel { name: "guest_halt_poll_ns", value: max + 1 });
+        assert!(err.to_string().contains("give 0 to 4294967295"), "{err}");
+        let err = Params { grow_start: 1 << 40, ..Params::DEFAULT }.validate().unwrap_err();
+        assert!(err.to_string().starts_with("guest_halt_poll_grow_start=1099511627776 is beyond"), "{err}");
+        let wide = Params { guest_halt_poll_ns: u64::MAX, arithmetic: WindowArithmetic::Saturating, ..Params::DEFAULT };
+        assert!(wide.validate().is_ok(), "64 bits are ours to use");
+    }
+
+    #[test]
+    fn wraps_are_found_on_the_way_up() {
+        // The issue's two examples.
+        let big = Params { guest_halt_poll_ns: 4_000_000_000, grow_start: 3_000_000_000, ..Params::DEFAULT };
+        assert_eq!(
+            big.kernel_window_wrap(),
+            Some(WindowWrap { from: 3_000_000_000, product: 6_000_000_000, to: 3_000_000_000 })
+        );
+        let stuck = Params { grow: 65_536, grow_start: 65_536, ..Params::DEFAULT };
+        assert_eq!(stuck.kernel_window_wrap(), Some(WindowWrap { from: 65_536, product: 1 << 32, to: 65_536 }));
+        // Up to the largest ceiling without a wrap: 2^31 * 2 is the first product that needs 33 bits.
+        let fits = Params { guest_halt_poll_ns: 1 << 31, grow_start: 1, ..Params::DEFAULT };
+        assert_eq!(fits.kernel_window_wrap(), None);
+        let over = Params { guest_halt_poll_ns: (1 << 31) + 1, grow_start: 1, ..Params::DEFAULT };
+        assert_eq!(over.kernel_window_wrap().map(|w| (w.from, w.product)), Some((1 << 31, 1 << 32)));
+        // A stalled window (grow 1, or 0) never wraps; neither does polling off.
+        assert_eq!(
+            Params { grow: 1, guest_halt_poll_ns: u32::MAX.into(), ..Params::DEFAULT }.kernel_window_wrap(),
+            None
+        );
+        assert_eq!(Params { guest_halt_poll_ns: 0, grow: u32::MAX, ..Params::DEFAULT }.kernel_window_wrap(), None);
     }
 
     #[test]
@@ -477,6 +715,31 @@ mod tests {
         assert!(on_off.validate().unwrap().is_on_off());
         let off = Params { guest_halt_poll_ns: 0, ..Params::DEFAULT };
         assert!(off.validate().is_ok());
+    }
+
+    #[cfg(feature = "clap")]
+    #[test]
+    fn durations() {
+        assert_eq!(parse_ns("50000"), Ok(50_000));
+        assert_eq!(parse_ns("50us"), Ok(50_000));
+        assert_eq!(parse_ns("50µs"), Ok(50_000));
+        assert_eq!(parse_ns("2.4ms"), Ok(2_400_000));
+        assert_eq!(parse_ns("1s"), Ok(1_000_000_000));
+        assert_eq!(parse_ns(".5us"), Ok(500));
+        assert_eq!(parse_ns(" 7 ns "), Ok(7));
+        assert_eq!(parse_ns("0"), Ok(0));
+        assert!(parse_ns("1.5ns").unwrap_err().contains("whole number"));
+        assert!(parse_ns("5 minutes").unwrap_err().contains("unknown unit"));
+        assert!(parse_ns("").is_err());
+        assert!(parse_ns(".").is_err());
+        assert!(parse_ns("1.2.3us").is_err());
+        assert_eq!(parse_ns("-5").unwrap_err(), "\"-5\" is negative: a duration is 0 or more (e.g. 0, 50us)");
+        assert!(parse_ns("-5us").unwrap_err().contains("negative"));
+        assert!(parse_ns("99999999999999999999s").is_err());
+        assert!(parse_ns("18446744073709551615s").unwrap_err().contains("too large"));
+        assert!(parse_ns("0.000000000000000000001s").is_err());
+        let long = format!("1{}", "x".repeat(10_000));
+        assert!(parse_ns(&long).unwrap_err().len() < 200, "a long input is not echoed whole");
     }
 
     /// The option spellings the command line has always had, and the kernel's long names.
@@ -503,6 +766,8 @@ mod tests {
             "--legacy-shrink",
             "--block-time",
             "poll-and-halt",
+            "--window-arithmetic",
+            "saturating",
         ];
         let expected = Params {
             guest_halt_poll_ns: 400_000,
@@ -512,10 +777,14 @@ mod tests {
             allow_shrink: false,
             shrink_rule: ShrinkRule::Legacy,
             block_time: BlockTime::PollAndHalt,
+            arithmetic: WindowArithmetic::Saturating,
         };
         assert_eq!(parse(&all), expected);
         let kernel =
             ["--guest-halt-poll-grow", "3", "--guest-halt-poll-grow-start", "1000", "--guest-halt-poll-shrink", "4"];
         assert_eq!(parse(&kernel), Params { grow: 3, grow_start: 1_000, shrink: 4, ..Params::DEFAULT });
+        // The two times take units, as every time option of the command does.
+        let units = parse(&["--guest-halt-poll-ns", "400us", "--grow-start", "0.1ms"]);
+        assert_eq!((units.guest_halt_poll_ns, units.grow_start), (400_000, 100_000));
     }
 }

@@ -1,36 +1,43 @@
 //! Invariants of the governor over random traces and parameters.
 
 use haltpoll::replay::{Replay, Summary};
-use haltpoll::{Adjustment, BlockTime, Governor, IdleState, LATENCY_ANY, Params, ShrinkRule, ValidParams};
+use haltpoll::{
+    Adjustment, BlockTime, Governor, IdleState, LATENCY_ANY, Params, ShrinkRule, ValidParams, WindowArithmetic,
+};
 use proptest::prelude::*;
 
+/// Parameters from the numbers and the three choices (shrink allowed, legacy rule, poll and halt).
+fn params(ceiling: u64, grow: u32, grow_start: u64, shrink: u32, flags: (bool, bool, bool)) -> Params {
+    let (allow_shrink, legacy, whole) = flags;
+    Params {
+        guest_halt_poll_ns: ceiling,
+        grow,
+        grow_start,
+        shrink,
+        allow_shrink,
+        shrink_rule: if legacy { ShrinkRule::Legacy } else { ShrinkRule::Floor },
+        block_time: if whole { BlockTime::PollAndHalt } else { BlockTime::HaltOnly },
+        arithmetic: WindowArithmetic::Kernel,
+    }
+}
+
 fn any_params() -> impl Strategy<Value = Params> {
-    (any::<u64>(), any::<u32>(), 1..=u64::MAX, any::<u32>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(ceiling, grow, grow_start, shrink, allow_shrink, legacy, whole)| Params {
-            guest_halt_poll_ns: ceiling,
-            grow,
-            grow_start,
-            shrink,
-            allow_shrink,
-            shrink_rule: if legacy { ShrinkRule::Legacy } else { ShrinkRule::Floor },
-            block_time: if whole { BlockTime::PollAndHalt } else { BlockTime::HaltOnly },
+    (any::<u64>(), any::<u32>(), 1..=u64::MAX, any::<u32>(), any::<(bool, bool, bool)>(), any::<bool>()).prop_map(
+        |(ceiling, grow, grow_start, shrink, flags, wide)| {
+            // The kernel's arithmetic holds 32-bit parameters; ours any.
+            if wide {
+                Params { arithmetic: WindowArithmetic::Saturating, ..params(ceiling, grow, grow_start, shrink, flags) }
+            } else {
+                params(ceiling >> 32, grow, (grow_start >> 32).max(1), shrink, flags)
+            }
         },
     )
 }
 
 /// Parameters on a realistic scale, so windows actually move.
 fn small_params() -> impl Strategy<Value = Params> {
-    (0u64..1_000_000, 0u32..8, 1u64..400_000, 0u32..8, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(ceiling, grow, grow_start, shrink, allow_shrink, legacy, whole)| Params {
-            guest_halt_poll_ns: ceiling,
-            grow,
-            grow_start,
-            shrink,
-            allow_shrink,
-            shrink_rule: if legacy { ShrinkRule::Legacy } else { ShrinkRule::Floor },
-            block_time: if whole { BlockTime::PollAndHalt } else { BlockTime::HaltOnly },
-        },
-    )
+    (0u64..1_000_000, 0u32..8, 1u64..400_000, 0u32..8, any::<(bool, bool, bool)>())
+        .prop_map(|(ceiling, grow, grow_start, shrink, flags)| params(ceiling, grow, grow_start, shrink, flags))
 }
 
 /// What the governor counted as the block time of a period that halted.

@@ -10,7 +10,7 @@ use haltpoll::{Adjustment, Decision, GovernorKind, GovernorParams, Params, Predi
 use serde::Serialize;
 
 use crate::output::{self, fmt_ns, percent};
-use crate::trace::{self, Format, IdlePeriod, Trace};
+use crate::trace::{self, Format, IdlePeriod, Replayer, Stream, TraceError};
 use crate::units;
 
 /// Arguments of `haltpoll replay`.
@@ -160,16 +160,43 @@ pub fn params_json(params: &GovernorParams) -> serde_json::Value {
     json.expect("parameters serialize")
 }
 
-/// Runs `haltpoll replay`.
+/// Runs `haltpoll replay`: the trace is streamed, each period replayed and printed as it is
+/// read, so a trace of any length runs in the memory of its CPUs.
 pub fn run(args: &ReplayArgs) -> Result<()> {
     let setup = args.setup()?;
-    let trace = trace::read(&args.trace, args.format)?;
-    output::print_notes(&trace.notes);
-    output::write_stdout(|out| write_report(out, &trace, &setup, args))
+    let mut stream = trace::Stream::open(&args.trace, args.format)?;
+    let mut failure = None;
+    let printed = output::write_stdout(|out| match write_report(out, &mut stream, &setup, args) {
+        Err(Failure::Trace(e)) => {
+            failure = Some(e);
+            out.flush()
+        }
+        Err(Failure::Io(e)) => Err(e),
+        Ok(()) => Ok(()),
+    });
+    if let Some(ending) = stream.ending() {
+        output::print_notes(&ending.notes);
+    }
+    match failure {
+        Some(e) => Err(e.into()),
+        None => printed,
+    }
 }
 
-fn write_report(out: &mut dyn Write, trace: &Trace, setup: &Setup, args: &ReplayArgs) -> io::Result<()> {
-    let per_cpu = trace.cpus.len() > 1;
+/// Why a report stopped: the trace went bad, or the output did.
+enum Failure {
+    Trace(TraceError),
+    Io(io::Error),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Io(e)
+    }
+}
+
+fn write_report(out: &mut dyn Write, stream: &mut Stream, setup: &Setup, args: &ReplayArgs) -> Result<(), Failure> {
+    let per_cpu = stream.names_cpus();
     let cpu_col = |cpu: &dyn std::fmt::Display| if per_cpu { format!("{cpu:>4} ") } else { String::new() };
     if !args.json && !args.summary_only {
         writeln!(
@@ -183,15 +210,17 @@ fn write_report(out: &mut dyn Write, trace: &Trace, setup: &Setup, args: &Replay
             "window_after"
         )?;
     }
-    let mut written = Ok(());
-    let replayed = trace.replay(*setup, |idle, p| {
-        if written.is_ok() && !args.summary_only {
-            written = write_period(out, idle, p, args.json, &cpu_col(&idle.cpu));
+    let mut replayer = Replayer::new(*setup);
+    while let Some(idle) = stream.next_period().map_err(Failure::Trace)? {
+        let p = replayer.period(&idle);
+        if !args.summary_only {
+            write_period(out, &idle, &p, args.json, &cpu_col(&idle.cpu))?;
         }
-    });
-    written?;
+    }
+    let replayed = replayer.finish();
     let s = &replayed.summary;
     let windows = &replayed.final_windows;
+    let per_cpu = windows.len() > 1;
     if args.json {
         let summary = SummaryJson {
             periods: s.periods,
@@ -212,20 +241,21 @@ fn write_report(out: &mut dyn Write, trace: &Trace, setup: &Setup, args: &Replay
             halt_wake_ns: setup.halt_wake_ns,
             params: params_json(&setup.governor),
         };
-        return output::write_json_line(out, &serde_json::json!({ "summary": summary }));
+        output::write_json_line(out, &serde_json::json!({ "summary": summary }))?;
+        return Ok(());
     }
     if !args.summary_only {
         writeln!(out)?;
     }
     writeln!(out, "summary")?;
     writeln!(out, "  governor           {}", setup.governor.kind().name())?;
-    if trace.format == Format::Perf {
-        let wall = trace.span.map_or(0, |s| s.wall_ns);
+    if stream.format() == Format::Perf {
+        let wall = stream.ending().and_then(|e| e.span).map_or(0, |s| s.wall_ns);
         writeln!(
             out,
             "  trace              {}, {} with idle periods, {} from first to last event",
-            trace.format.name(),
-            output::count(trace.cpus.len(), "CPU"),
+            stream.format().name(),
+            output::count(windows.len(), "CPU"),
             fmt_ns(wall)
         )?;
     }

@@ -15,6 +15,7 @@ use crate::hypervisor::{self, Cpuid, Hypervisor};
 use crate::module_params::{self, ModuleParams, Param, ParamsError};
 use crate::output::{self, fmt_ns, percent};
 use crate::sysfs::{self, Sysfs, SysfsError};
+use crate::units;
 
 /// Arguments of `haltpoll status`.
 #[derive(Args, Debug)]
@@ -42,10 +43,17 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// Seconds, as a bare number ("0.5") or a duration with a unit ("500ms"), as every time
+/// option takes.
 fn parse_seconds(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
-        _ => Err(format!("{text:?} is not a number of seconds between 0 and 86400 (e.g. 1 or 0.5)")),
+    let seconds = match text.trim().parse::<f64>() {
+        Ok(s) => Ok(s),
+        Err(_) => units::parse_ns(text).map(|ns| ns as f64 / 1e9),
+    }?;
+    if seconds > 0.0 && seconds <= 86_400.0 {
+        Ok(seconds)
+    } else {
+        Err(format!("{text:?} is not an interval above 0 and at most 86400 s (1 day), e.g. 1, 0.5 or 500ms"))
     }
 }
 
@@ -53,7 +61,10 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
 struct Status {
     root: PathBuf,
     cpuidle: Option<Cpuidle>,
+    /// The parameters (Linux's default in place of one that could not be read).
     params: Option<ModuleParams>,
+    /// Parameters that could not be read (a write cut short, a file that is not one), and why.
+    unreadable: Vec<(Param, String)>,
     force: Option<bool>,
     cpuid: Cpuid,
 }
@@ -69,9 +80,14 @@ pub fn run(args: &StatusArgs) -> Result<()> {
         }
         // No /sys at all (not Linux, or sysfs not mounted) is a state to explain; a root the
         // user named that does not exist is a mistake to report.
-        Err(SysfsError::NoRoot(root)) if root == Path::new(sysfs::DEFAULT_ROOT) && args.watch.is_none() => {
-            Status { root, cpuidle: None, params: None, force: None, cpuid: hypervisor::probe() }
-        }
+        Err(SysfsError::NoRoot(root)) if root == Path::new(sysfs::DEFAULT_ROOT) && args.watch.is_none() => Status {
+            root,
+            cpuidle: None,
+            params: None,
+            unreadable: Vec::new(),
+            force: None,
+            cpuid: hypervisor::probe(),
+        },
         Err(e) => return Err(e.into()),
     };
     let findings = findings(&status);
@@ -81,15 +97,19 @@ pub fn run(args: &StatusArgs) -> Result<()> {
 }
 
 fn read(sys: &Sysfs) -> Result<Status> {
-    let params = match ModuleParams::read(sys) {
-        Ok(p) => Some(p),
-        Err(ParamsError::NotLoaded(_)) => None,
+    let (params, unreadable) = match ModuleParams::read_each(sys) {
+        Ok(reading) => {
+            let unreadable = reading.unreadable.iter().map(|(p, e)| (*p, e.to_string())).collect::<Vec<_>>();
+            (Some(reading.known), unreadable)
+        }
+        Err(ParamsError::NotLoaded(_)) => (None, Vec::new()),
         Err(e) => return Err(e.into()),
     };
     Ok(Status {
         root: sys.root().to_owned(),
         cpuidle: Cpuidle::read(sys)?,
         params,
+        unreadable,
         force: sys.read_bool(module_params::FORCE)?,
         cpuid: hypervisor::probe(),
     })
@@ -128,8 +148,12 @@ fn findings(s: &Status) -> Vec<String> {
             idle.governor.as_deref().unwrap_or("unknown")
         ));
     }
-    if let Some(p) = &s.params {
+    // Warnings are about a whole set: only when every parameter was read.
+    if let Some(p) = s.params.as_ref().filter(|_| s.unreadable.is_empty()) {
         out.extend(p.warnings());
+    }
+    for (p, why) in &s.unreadable {
+        out.push(format!("{p} cannot be read ({why}): `haltpoll set {}=VALUE` writes it anew", p.short()));
     }
     if idle.is_haltpoll() {
         let disabled: Vec<String> = idle
@@ -150,14 +174,15 @@ fn findings(s: &Status) -> Vec<String> {
                     .to_owned(),
             );
         }
+        // Saturating: a counter near 2^64 (a bogus or very old one) must not wrap the sums.
         let (polls, entries, poll_us, idle_us) =
             idle.cpus.iter().flat_map(|c| &c.states).fold((0u64, 0u64, 0u64, 0u64), |(p, e, pt, t), st| {
                 let poll = st.is_poll();
                 (
-                    p + if poll { st.usage } else { 0 },
-                    e + st.usage,
-                    pt + if poll { st.time_us } else { 0 },
-                    t + st.time_us,
+                    p.saturating_add(if poll { st.usage } else { 0 }),
+                    e.saturating_add(st.usage),
+                    pt.saturating_add(if poll { st.time_us } else { 0 }),
+                    t.saturating_add(st.time_us),
                 )
             });
         out.push(format!(
@@ -212,6 +237,10 @@ fn write_human(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Resu
         writeln!(out, "haltpoll parameters ({})", s.root.join(module_params::DIR).display())?;
         let defaults = ModuleParams::default();
         for param in Param::ALL {
+            if s.unreadable.iter().any(|(q, _)| *q == param) {
+                writeln!(out, "  {:<30}(unreadable)", param.name())?;
+                continue;
+            }
             let (value, default) = (p.value(param), defaults.value(param));
             let note = if value == default { String::new() } else { format!("  (Linux default {default})") };
             writeln!(out, "  {:<30}{value}{note}", param.name())?;
@@ -314,6 +343,8 @@ struct StatusJson<'a> {
     cpuidle: Option<&'a Cpuidle>,
     haltpoll_active: bool,
     params: Option<ModuleParams>,
+    /// Parameters that could not be read, and why.
+    unreadable_params: Vec<(&'static str, &'a str)>,
     cpuidle_haltpoll_force: Option<bool>,
     hypervisor: HypervisorJson,
     findings: &'a [String],
@@ -342,7 +373,8 @@ fn write_json(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Resul
         sysfs_root: &s.root,
         cpuidle: s.cpuidle.as_ref(),
         haltpoll_active: s.cpuidle.as_ref().is_some_and(Cpuidle::is_haltpoll),
-        params: s.params,
+        params: s.params.filter(|_| s.unreadable.is_empty()),
+        unreadable_params: s.unreadable.iter().map(|(p, why)| (p.name(), why.as_str())).collect(),
         cpuidle_haltpoll_force: s.force,
         hypervisor: HypervisorJson {
             cpuid_available: available,
@@ -369,6 +401,7 @@ fn watch(sys: &Sysfs, seconds: f64, args: &StatusArgs) -> Result<()> {
                     root: sys.root().to_owned(),
                     cpuidle: None,
                     params: None,
+                    unreadable: Vec::new(),
                     force: None,
                     cpuid: hypervisor::probe(),
                 };
@@ -422,7 +455,7 @@ fn write_rates(out: &mut dyn Write, r: &Rates, first: bool) -> io::Result<()> {
         )
     };
     for (cpu, d) in &r.cpus {
-        let idle = if r.seconds > 0.0 { (d.poll_us + d.halt_us) as f64 / (r.seconds * 1e6) } else { 0.0 };
+        let idle = if r.seconds > 0.0 { d.poll_us.saturating_add(d.halt_us) as f64 / (r.seconds * 1e6) } else { 0.0 };
         row(out, &cpu.to_string(), d, idle)?;
     }
     row(out, "all", &r.total, r.idle_share())
@@ -492,6 +525,7 @@ mod tests {
                 cpus: vec![],
             }),
             params,
+            unreadable: Vec::new(),
             force,
             cpuid,
         }
@@ -543,7 +577,14 @@ mod tests {
 
     #[test]
     fn no_cpuidle_at_all() {
-        let s = Status { root: PathBuf::from("/tmp/x"), cpuidle: None, params: None, force: None, cpuid: kvm(0, 0) };
+        let s = Status {
+            root: PathBuf::from("/tmp/x"),
+            cpuidle: None,
+            params: None,
+            unreadable: Vec::new(),
+            force: None,
+            cpuid: kvm(0, 0),
+        };
         let f = findings(&s);
         assert_eq!(f.len(), 1);
         assert!(f[0].starts_with("/tmp/x has no devices/system/cpu/cpuidle"), "{f:?}");
@@ -552,6 +593,9 @@ mod tests {
     #[test]
     fn seconds() {
         assert_eq!(parse_seconds("0.5"), Ok(0.5));
+        assert_eq!(parse_seconds("500ms"), Ok(0.5), "units, as every time option");
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("2d").unwrap_err().contains("unknown unit"));
         assert!(parse_seconds("0").is_err());
         assert!(parse_seconds("soon").is_err());
     }

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::cmd::compare::ContenderJson;
-use crate::module_params::ModuleParams;
+use crate::module_params::{self, ModuleParams};
 use crate::output::{self, count, fmt_ns, percent};
 use crate::plot::{FrontPlot, PlotFile};
 use crate::trace::{self, Format, Trace};
@@ -140,11 +140,12 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     // The picture's file before the work, not after it.
     let plot = args.plot.as_deref().map(PlotFile::create).transpose()?;
     let (grid, settings) = args.grid()?;
+    // The replay follows the kernel's 32-bit window; a setting where it wraps is worth a word.
+    if let Some(note) = settings.iter().find_map(|p| module_params::wrap_warning(p)) {
+        eprintln!("haltpoll: note: {note}");
+    }
     let trace = trace::read(&args.trace, args.format)?;
     output::print_notes(&trace.notes);
-    if trace.periods.is_empty() {
-        bail!("{}: the trace has no idle periods to tune on", args.trace.display());
-    }
     if args.cpus.is_some() && trace.format != Format::Perf {
         output::note("--cpus is for perf traces; a text trace is measured against its idle time");
     }

@@ -31,7 +31,8 @@
 
 use std::path::Path;
 
-use super::{Format, IdlePeriod, MAX_CPU, Span, Trace, TraceError};
+use super::{IdlePeriod, MAX_CPU, Span, TraceError};
+use crate::output::quote;
 
 /// What an event line looks like, for error messages.
 pub const EXPECTED: &str = "`perf script` output of power:cpu_idle, \
@@ -109,9 +110,9 @@ fn parse_line(line: &str) -> Result<Line<'_>, String> {
     let (mut state, mut cpu) = (None, None);
     for field in fields.split_whitespace() {
         match field.split_once('=') {
-            Some(("state", v)) => state = Some(parse_state(v).ok_or_else(|| format!("bad state {v:?}"))?),
+            Some(("state", v)) => state = Some(parse_state(v).ok_or_else(|| format!("bad state {}", quote(v)))?),
             Some(("cpu_id", v)) => {
-                let c = v.parse::<u32>().map_err(|_| format!("bad cpu_id {v:?}"))?;
+                let c = v.parse::<u32>().map_err(|_| format!("bad cpu_id {}", quote(v)))?;
                 if c > MAX_CPU {
                     return Err(format!("cpu_id {c} is beyond the {MAX_CPU} this reader allows"));
                 }
@@ -151,106 +152,108 @@ struct Skipped {
     cut_last_line: Option<usize>,
 }
 
-/// Parses `perf script` output; `path` names it in errors.
-pub fn parse(text: &str, path: &Path) -> Result<Trace, TraceError> {
-    let mut cpus: Vec<CpuIdle> = Vec::new();
-    let mut periods = Vec::new();
-    let mut skipped = Skipped::default();
-    let (mut first_ns, mut last_ns) = (None::<u64>, 0u64);
-    let mut cpus_online = None;
-    let line_count = text.lines().count();
-    let cut_at_end = !text.is_empty() && !text.ends_with('\n');
-    for (i, raw) in text.lines().enumerate() {
-        let malformed = |reason: String| TraceError::Malformed {
-            path: path.to_owned(),
-            line: i + 1,
-            text: raw.trim().to_owned(),
-            reason,
-            expected: EXPECTED,
-        };
-        if cut_at_end && i + 1 == line_count {
+/// The `perf script` reader, fed one line at a time: it keeps each CPU's progress, not the
+/// lines, so a trace of any length is read in the memory of its CPUs.
+#[derive(Debug, Default)]
+pub struct Reader {
+    cpus: Vec<CpuIdle>,
+    skipped: Skipped,
+    first_ns: Option<u64>,
+    last_ns: u64,
+    cpus_online: Option<u32>,
+    periods: u64,
+}
+
+impl Reader {
+    /// Reads line `number`; `complete` is false for a last line without an end of line,
+    /// which is skipped with a note (perf script cut short). Returns the idle period the line
+    /// ends, if any, or what is wrong with the line.
+    pub fn line(&mut self, number: usize, raw: &str, complete: bool) -> Result<Option<IdlePeriod>, String> {
+        if !complete {
             if !raw.trim().is_empty() {
-                skipped.cut_last_line = Some(i + 1);
+                self.skipped.cut_last_line = Some(number);
             }
-            break;
+            return Ok(None);
         }
-        let (time_ns, state, cpu) = match parse_line(raw).map_err(malformed)? {
-            Line::Blank => continue,
+        let (time_ns, state, cpu) = match parse_line(raw)? {
+            Line::Blank => return Ok(None),
             Line::Header(h) => {
-                cpus_online = cpus_online.or_else(|| header_cpus_online(h));
-                continue;
+                if self.cpus_online.is_none() {
+                    self.cpus_online = header_cpus_online(h)?;
+                }
+                return Ok(None);
             }
             Line::Other => {
-                skipped.other_events += 1;
-                continue;
+                self.skipped.other_events += 1;
+                return Ok(None);
             }
             Line::CpuIdle { time_ns, state, cpu } => (time_ns, state, cpu),
         };
-        if cpus.len() <= cpu as usize {
-            cpus.resize(cpu as usize + 1, CpuIdle::default());
+        if self.cpus.len() <= cpu as usize {
+            self.cpus.resize(cpu as usize + 1, CpuIdle::default());
         }
-        let c = &mut cpus[cpu as usize];
+        let c = &mut self.cpus[cpu as usize];
         if let Some(last) = c.last_ns.filter(|&last| time_ns < last) {
-            return Err(malformed(format!(
+            return Err(format!(
                 "time goes backwards on cpu {cpu} ({} s after {} s; perf script sorts events by time: \
                  was the file edited or concatenated?)",
                 seconds(time_ns),
                 seconds(last)
-            )));
+            ));
         }
         let first_event = c.last_ns.is_none();
         c.last_ns = Some(time_ns);
-        first_ns = Some(first_ns.map_or(time_ns, |f| f.min(time_ns)));
-        last_ns = last_ns.max(time_ns);
-        let mut emit =
-            |start: u64, end: u64| periods.push(IdlePeriod { cpu, idle_ns: end - start, start_ns: Some(start) });
+        self.first_ns = Some(self.first_ns.map_or(time_ns, |f| f.min(time_ns)));
+        self.last_ns = self.last_ns.max(time_ns);
+        let period = |start: u64, end: u64| Some(IdlePeriod { cpu, idle_ns: end - start, start_ns: Some(start) });
+        let mut ended = None;
         if state == EXIT_STATE {
             match c.open.take() {
                 Some((0, start)) => c.poll = Some((start, time_ns)),
-                Some((_, start)) => emit(start, time_ns),
+                Some((_, start)) => ended = period(start, time_ns),
                 None if first_event => {} // the trace began while this CPU was idle
-                None => skipped.lost += 1,
+                None => self.skipped.lost += 1,
             }
         } else {
             if c.open.take().is_some() {
-                skipped.lost += 1; // its exit was lost
+                self.skipped.lost += 1; // its exit was lost
             }
             c.open = Some(match c.poll.take() {
                 Some((poll_start, _)) if state != 0 => (state, poll_start),
                 Some((poll_start, poll_end)) => {
-                    emit(poll_start, poll_end);
+                    ended = period(poll_start, poll_end);
                     (state, time_ns)
                 }
                 None => (state, time_ns),
             });
         }
+        self.periods += u64::from(ended.is_some());
+        Ok(ended)
     }
-    // A poll at the very end: its wakeup came, or it timed out just as the trace ended.
-    for (cpu, c) in cpus.iter().enumerate() {
-        if let Some((start, end)) = c.poll {
-            periods.push(IdlePeriod { cpu: cpu as u32, idle_ns: end - start, start_ns: Some(start) });
+
+    /// After the last line: the polls still open at the very end (their wakeup came, or they
+    /// timed out just as the trace ended), the trace's span and the notes; or why the trace
+    /// has no idle periods.
+    pub fn finish(&mut self, path: &Path) -> Result<(Vec<IdlePeriod>, Span, Vec<String>), TraceError> {
+        let mut tail = Vec::new();
+        for (cpu, c) in self.cpus.iter_mut().enumerate() {
+            if let Some((start, end)) = c.poll.take() {
+                tail.push(IdlePeriod { cpu: cpu as u32, idle_ns: end - start, start_ns: Some(start) });
+            }
         }
+        let Some(first_ns) = self.first_ns.filter(|_| self.periods > 0 || !tail.is_empty()) else {
+            let what = if self.first_ns.is_none() { "no" } else { "no complete" };
+            return Err(TraceError::Unusable {
+                path: path.to_owned(),
+                reason: format!(
+                    "{what} {EVENT} idle periods (an entry and its exit on one CPU): record them on the guest \
+                     with `perf record -e {EVENT} -a -- sleep 10; perf script > idle.txt`"
+                ),
+            });
+        };
+        let span = Span { wall_ns: self.last_ns - first_ns, cpus_online: self.cpus_online };
+        Ok((tail, span, notes(&self.skipped, path)))
     }
-    let Some(first_ns) = first_ns.filter(|_| !periods.is_empty()) else {
-        let what = if first_ns.is_none() { "no" } else { "no complete" };
-        return Err(TraceError::Unusable {
-            path: path.to_owned(),
-            reason: format!(
-                "{what} {EVENT} idle periods (an entry and its exit on one CPU): record them on the guest \
-                 with `perf record -e {EVENT} -a -- sleep 10; perf script > idle.txt`"
-            ),
-        });
-    };
-    let mut seen: Vec<u32> = periods.iter().map(|p| p.cpu).collect();
-    seen.sort_unstable();
-    seen.dedup();
-    Ok(Trace {
-        format: Format::Perf,
-        periods,
-        cpus: seen,
-        span: Some(Span { wall_ns: last_ns - first_ns, cpus_online }),
-        notes: notes(&skipped, path),
-    })
 }
 
 fn notes(skipped: &Skipped, path: &Path) -> Vec<String> {
@@ -274,10 +277,20 @@ fn notes(skipped: &Skipped, path: &Path) -> Vec<String> {
     notes
 }
 
-/// `nrcpus online : 2` from `perf script --header`.
-fn header_cpus_online(header: &str) -> Option<u32> {
-    let (key, value) = header.split_once(':')?;
-    (key.trim() == "nrcpus online").then(|| value.trim().parse().ok()).flatten()
+/// `nrcpus online : 2` from `perf script --header`: the number, `None` for another header
+/// line, an error for a count no recording can have.
+fn header_cpus_online(header: &str) -> Result<Option<u32>, String> {
+    let Some((key, value)) = header.split_once(':') else { return Ok(None) };
+    if key.trim() != "nrcpus online" {
+        return Ok(None);
+    }
+    match value.trim().parse() {
+        Ok(0) => Err("the header says 0 CPUs are online, which no recording can have: is the header damaged? \
+                      (delete the line to go without it)"
+            .to_owned()),
+        Ok(n) => Ok(Some(n)),
+        Err(_) => Ok(None),
+    }
 }
 
 fn seconds(ns: u64) -> String {
@@ -287,9 +300,10 @@ fn seconds(ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::{Format, Trace};
 
     fn p(text: &str) -> Result<Trace, TraceError> {
-        parse(text, Path::new("idle.txt"))
+        crate::trace::parse(text.as_bytes(), Path::new("idle.txt"), Some(Format::Perf))
     }
 
     /// A `perf script` line as perf prints it.
@@ -442,6 +456,12 @@ mod tests {
         assert!(err.starts_with("idle.txt: no power:cpu_idle idle periods"), "{err}");
         let err = p("kworker 1 [000] 1.0: sched:sched_switch: x=y\n").unwrap_err().to_string();
         assert!(err.contains("no power:cpu_idle idle periods"), "{err}");
+    }
+
+    #[test]
+    fn a_header_with_0_cpus_is_named() {
+        let err = p("# ========\n# nrcpus online : 0\n").unwrap_err().to_string();
+        assert!(err.starts_with("idle.txt:2: the header says 0 CPUs are online"), "{err}");
     }
 
     #[test]

@@ -6,51 +6,53 @@
 //! it are CPU N's (what `haltpoll vm pingpong --trace` writes, one section per vCPU).
 
 use std::io::{self, Write};
-use std::path::Path;
 
-use super::{IdlePeriod, MAX_CPU, TraceError};
+use super::{IdlePeriod, MAX_CPU};
 
 /// What a line of the text format looks like, for error messages.
 pub const EXPECTED: &str = "one idle period per line, in ns, e.g. 42000, '#' starting a comment; \
      or `perf script` output of power:cpu_idle";
 
-/// Parses the text format; `path` names the source in errors.
-pub fn parse(text: &str, path: &Path) -> Result<Vec<IdlePeriod>, TraceError> {
-    let mut periods = Vec::new();
-    let mut cpu = 0;
-    for (i, raw) in text.lines().enumerate() {
-        let malformed = |reason: &str| TraceError::Malformed {
-            path: path.to_owned(),
-            line: i + 1,
-            text: raw.trim().to_owned(),
-            reason: reason.to_owned(),
-            expected: EXPECTED,
-        };
+/// The text reader, fed one line at a time: it keeps only the CPU of the current section.
+#[derive(Debug, Default)]
+pub struct Reader {
+    cpu: u32,
+    /// Whether a `# cpu N` line was seen.
+    pub sections: bool,
+}
+
+impl Reader {
+    /// Reads one line: the idle period it holds, if any, or what is wrong with it.
+    pub fn line(&mut self, raw: &str) -> Result<Option<IdlePeriod>, String> {
         let (content, comment) = raw.split_once('#').unwrap_or((raw, ""));
         let content = content.trim();
         if content.is_empty() {
-            if let Some(n) = comment.trim().strip_prefix("cpu ") {
-                cpu = match n.trim().parse() {
+            if let Some(n) = section(comment) {
+                self.cpu = match n.parse() {
                     Ok(n) if n <= MAX_CPU => n,
-                    _ => return Err(malformed("a `# cpu N` section needs a CPU number up to 65535")),
+                    _ => return Err(format!("a `# cpu N` section needs a CPU number up to {MAX_CPU}")),
                 };
+                self.sections = true;
             }
-            continue;
+            return Ok(None);
         }
         if content.starts_with('-') {
-            return Err(malformed("an idle period cannot be negative"));
+            return Err("an idle period cannot be negative".to_owned());
         }
         if !content.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(malformed("not a whole number of nanoseconds"));
+            return Err("not a whole number of nanoseconds".to_owned());
         }
-        let idle_ns = content.parse().map_err(|_| malformed("too large for 64 bits"))?;
-        periods.push(IdlePeriod { cpu, idle_ns, start_ns: None });
+        let idle_ns = content.parse().map_err(|_| "too large for 64 bits".to_owned())?;
+        Ok(Some(IdlePeriod { cpu: self.cpu, idle_ns, start_ns: None }))
     }
-    Ok(periods)
+}
+
+/// The CPU number of a whole-line comment `# cpu N` (given without its `#`), as text.
+pub fn section(comment: &str) -> Option<&str> {
+    comment.trim().strip_prefix("cpu ").map(str::trim)
 }
 
 /// One CPU's idle periods, to write: `label` becomes a comment line above the `# cpu N` line.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "written by `vm pingpong`, x86_64 only"))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Section {
     /// What the periods are (e.g. "repetition 2").
@@ -62,10 +64,6 @@ pub struct Section {
 }
 
 /// Writes idle periods in the text format: `header` lines as `#` comments, then each section.
-#[cfg_attr(
-    not(target_arch = "x86_64"),
-    allow(dead_code, reason = "used by `vm pingpong`, x86_64 only; tested everywhere")
-)]
 pub fn write(out: &mut dyn Write, header: &[String], sections: &[Section]) -> io::Result<()> {
     for line in header {
         writeln!(out, "# {line}")?;
@@ -83,6 +81,12 @@ pub fn write(out: &mut dyn Write, header: &[String], sections: &[Section]) -> io
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::TraceError;
+    use std::path::Path;
+
+    fn parse(text: &str, path: &Path) -> Result<Vec<IdlePeriod>, TraceError> {
+        crate::trace::parse(text.as_bytes(), path, Some(crate::trace::Format::Text)).map(|t| t.periods)
+    }
 
     fn p(text: &str) -> Result<Vec<u64>, TraceError> {
         parse(text, Path::new("t.txt")).map(|v| v.iter().map(|p| p.idle_ns).collect())
@@ -120,7 +124,8 @@ mod tests {
     #[test]
     fn numbers_comments_blanks() {
         assert_eq!(p("# header\n100\n\n  200  \n300 # trailing\n0\n").unwrap(), vec![100, 200, 300, 0]);
-        assert_eq!(p("").unwrap(), Vec::<u64>::new());
+        let err = p("# only a comment\n").unwrap_err().to_string();
+        assert!(err.starts_with("t.txt: no idle periods"), "an empty trace is not a trace: {err}");
         assert_eq!(p("18446744073709551615\n").unwrap(), vec![u64::MAX]);
     }
 
