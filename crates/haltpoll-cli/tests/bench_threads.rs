@@ -165,6 +165,57 @@ fn repeated_variants_and_think_times_run_once() {
     assert_eq!(spin["wake_vs_spin"], 1.0, "spin against itself: {spin}");
 }
 
+/// `quick()` (12 cells) with cell `n` made to fail.
+fn failing_at(n: usize, extra: &[&str]) -> std::process::Output {
+    quick().env("HALTPOLL_TEST_FAIL_RUN", n.to_string()).args(extra).output().unwrap()
+}
+
+const FAILURE: &str = "run 4 failed on purpose (HALTPOLL_TEST_FAIL_RUN=4)";
+
+#[test]
+fn a_failing_cell_prints_the_cells_before_it_marked_partial_and_exits_1() {
+    let out = failing_at(4, &[]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().last(), Some(format!("haltpoll: error: {FAILURE}").as_str()), "{stderr}");
+    let marker = format!(
+        "PARTIAL RESULTS: stopped by an error after 3 of 12 cells; only those that finished are shown: {FAILURE}\n"
+    );
+    assert!(stdout.starts_with(&marker), "{stdout}");
+    // The first repetition's three cells at think 0, and nothing of think 20 us.
+    for variant in ["spin", "haltpoll", "std"] {
+        assert!(
+            predicate::str::is_match(format!(r"(?m)^\s+0 ns\s+{variant}\s+20 ")).unwrap().eval(&stdout),
+            "{variant}: {stdout}"
+        );
+    }
+    assert!(!stdout.contains("20.0 us  "), "no cell of think 20 us finished: {stdout}");
+
+    let out = failing_at(4, &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&doc["partial"], &doc["stopped_by"], &doc["error"]), (&true.into(), &"error".into(), &FAILURE.into()));
+    assert_eq!(doc["rows"].as_array().unwrap().len(), 3, "{doc}");
+    assert_eq!(doc["repetitions"].as_array().unwrap().len(), 3, "{doc}");
+
+    let out = failing_at(4, &["--csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3, "a header and the 3 cells that finished: {csv}");
+    assert!(String::from_utf8_lossy(&out.stderr).ends_with(&format!("haltpoll: error: {FAILURE}\n")));
+}
+
+#[test]
+fn a_failing_first_cell_prints_only_the_error() {
+    let out = failing_at(1, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "haltpoll: error: run 1 failed on purpose (HALTPOLL_TEST_FAIL_RUN=1)\n"
+    );
+}
+
 /// One spinning cell without think time (done in moments), then one of 5 round trips of two
 /// 1 s think times (10 s).
 fn interruptible(extra: &[&str]) -> std::process::Child {
@@ -187,6 +238,8 @@ fn ctrl_c_prints_the_cells_that_finished_marked_partial_and_exits_130() {
         if format == "json" {
             let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
             assert_eq!(doc["partial"], true);
+            assert_eq!(doc["stopped_by"], "interrupt");
+            assert!(doc["error"].is_null());
             assert_eq!(doc["rows"].as_array().unwrap().len(), 1, "{stdout}");
             assert_eq!(doc["rows"][0]["think_ns"], 0);
         } else {

@@ -216,6 +216,37 @@ fn ctrl_c_prints_the_runs_that_finished_marked_partial_and_exits_130() {
 }
 
 #[test]
+fn a_failing_run_prints_the_runs_before_it_marked_partial_and_exits_1() {
+    let Some(_vm) = kvm_or_skip("a_failing_run_prints_the_runs_before_it_marked_partial_and_exits_1") else { return };
+    // Busy at think 0 and 20 us, then the second repetition's first run fails.
+    let bench = |extra: &[&str]| {
+        haltpoll()
+            .args(["bench", "vm", "--variants", "busy", "--think", "0,20us", "--repetitions", "2"])
+            .args(["--round-trips", "20", "--warmup", "0"])
+            .args(extra)
+            .env("HALTPOLL_TEST_FAIL_RUN", "3")
+            .output()
+            .unwrap()
+    };
+    let failure = "busy at think 0 ns, repetition 2: run 3 failed on purpose (HALTPOLL_TEST_FAIL_RUN=3)";
+    let out = bench(&[]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.ends_with(&format!("haltpoll: error: {failure}\n")), "{stderr}");
+    let marker =
+        format!("PARTIAL RESULTS: stopped by an error after 2 of 4 runs; only those that finished are shown: {failure}\n");
+    assert!(stdout.starts_with(&marker), "{stdout}");
+    assert!(stdout.contains("\n    0 ns  busy "), "the first run's row: {stdout}");
+    assert!(stdout.contains("\n 20.0 us  busy "), "the second run's row: {stdout}");
+
+    let out = bench(&["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&doc["partial"], &doc["stopped_by"], &doc["error"]), (&true.into(), &"error".into(), &failure.into()));
+    assert_eq!(doc["runs"].as_array().unwrap().len(), 2, "{doc}");
+}
+
+#[test]
 fn vm_pingpong_runs_the_driver_and_says_what_it_did() {
     let Some(_vm) = kvm_or_skip("vm_pingpong_runs_the_driver_and_says_what_it_did") else { return };
     haltpoll()

@@ -245,11 +245,12 @@ fn pingpong(args: &PingpongArgs) -> Result<()> {
             break;
         }
     }
-    let partial = partial(reports.len(), args.repeat as usize, "repetitions");
+    let partial = partial(reports.len(), args.repeat as usize, "repetitions", None);
     end_progress(&bar, partial.as_ref());
-    if let Some(interrupted) = partial.filter(|_| reports.is_empty()) {
-        return Err(interrupted.into());
-    }
+    let partial = match partial {
+        Some(nothing) if reports.is_empty() => return Err(nothing.into()),
+        partial => partial,
+    };
     let summary = Summary::new(&reports);
     output::write_stdout(|out| {
         if args.json {

@@ -219,6 +219,9 @@ pub enum ThreadsError {
     /// The haltpoll parker's parameters cannot work.
     #[error("invalid haltpoll parameters: {0}")]
     Params(haltpoll::ParamError),
+    /// A test asked this cell to fail (`HALTPOLL_TEST_FAIL_RUN`, [`crate::bench::injected_failure`]).
+    #[error("{0}")]
+    Injected(String),
     /// A benchmark thread panicked (a bug in the harness or a variant).
     #[error("the {variant} benchmark thread panicked")]
     Panicked {
@@ -252,20 +255,40 @@ pub struct Run {
     pub parker_stats: Option<Stats>,
 }
 
+/// What [`run`] ran: the cells that finished, and the error that stopped the rest, if one did
+/// (the cells before it stand, as after a stop).
+#[derive(Debug)]
+pub struct Ran {
+    /// The cells that finished, in the order they ran.
+    pub runs: Vec<Run>,
+    /// The error of the cell that failed, or of the configuration.
+    pub error: Option<ThreadsError>,
+}
+
 /// Runs every cell of `config`, calling `progress(done, total, run)` after each, until `stop`
-/// is set: the cell then running ends at its next round trip and is left out, and the cells
-/// that finished are returned.
-pub fn run(
+/// is set (the cell then running ends at its next round trip and is left out) or a cell fails:
+/// the cells that finished are returned either way.
+pub fn run(config: &Config, progress: &mut dyn FnMut(usize, usize, &Run), stop: &AtomicBool) -> Ran {
+    let total = config.cells();
+    let mut runs = Vec::with_capacity(total);
+    let error = run_cells(config, progress, stop, &mut runs).err();
+    Ran { runs, error }
+}
+
+fn run_cells(
     config: &Config,
     progress: &mut dyn FnMut(usize, usize, &Run),
     stop: &AtomicBool,
-) -> Result<Vec<Run>, ThreadsError> {
+    runs: &mut Vec<Run>,
+) -> Result<(), ThreadsError> {
     config.validate()?;
     let total = config.cells();
-    let mut runs = Vec::with_capacity(total);
     for repetition in 0..config.repetitions {
         for &think in &config.think_times {
             for &variant in &config.variants {
+                if let Some(why) = crate::bench::injected_failure(runs.len() + 1) {
+                    return Err(ThreadsError::Injected(why));
+                }
                 let cell = Cell { config, think, repetition, variant, stop };
                 let run = match variant {
                     Variant::Spin => cell.run::<variants::Spin>(),
@@ -280,13 +303,13 @@ pub fn run(
                     Variant::BlockOnPollster => cell.run::<variants::BlockOn<variants::PollsterBlockOn>>(),
                 }?;
                 // A cell cut short measured fewer round trips than asked: not a result.
-                let Some(run) = run.filter(|_| !stop.load(Relaxed)) else { return Ok(runs) };
+                let Some(run) = run.filter(|_| !stop.load(Relaxed)) else { return Ok(()) };
                 runs.push(run);
                 progress(runs.len(), total, &runs[runs.len() - 1]);
             }
         }
     }
-    Ok(runs)
+    Ok(())
 }
 
 /// The last message of a cell carries this bit: the receiver acks it and ends.
@@ -482,6 +505,13 @@ fn think_for(how: Think, d: Duration, stop: &AtomicBool) {
 mod tests {
     use super::*;
 
+    impl Ran {
+        /// Every cell's run, or the error.
+        fn all(self) -> Result<Vec<Run>, ThreadsError> {
+            self.error.map_or(Ok(self.runs), Err)
+        }
+    }
+
     fn quick(variants: Vec<Variant>, think_us: u64) -> Config {
         Config {
             variants,
@@ -505,7 +535,7 @@ mod tests {
             cell_time: Duration::from_millis(10),
             ..Config::default()
         };
-        let runs = run(&config, &mut |_done, _total, _run| {}, &AtomicBool::new(false)).unwrap();
+        let runs = run(&config, &mut |_done, _total, _run| {}, &AtomicBool::new(false)).all().unwrap();
         let rows = summarize(&runs);
         assert_eq!(rows.len(), 2);
         assert!(rows.iter().all(|r| r.wakes >= 50));
@@ -546,7 +576,7 @@ mod tests {
         let config = quick(vec![Variant::Spin, Variant::Haltpoll, Variant::Std], 0);
         let stop = AtomicBool::new(false);
         // Stopped after the first cell: the harness runs no further cell.
-        let runs = run(&config, &mut |_, _, _| stop.store(true, Relaxed), &stop).unwrap();
+        let runs = run(&config, &mut |_, _, _| stop.store(true, Relaxed), &stop).all().unwrap();
         assert_eq!(runs.iter().map(|r| r.variant).collect::<Vec<_>>(), [Variant::Spin]);
 
         // Stopped in the middle of a cell of 10 round trips of two 1 s think times: the cell
@@ -558,7 +588,7 @@ mod tests {
                 thread::sleep(Duration::from_millis(200));
                 stop.store(true, Relaxed);
             });
-            run(&long, &mut |_, _, _| {}, &stop).unwrap()
+            run(&long, &mut |_, _, _| {}, &stop).all().unwrap()
         });
         assert!(runs.is_empty(), "the cut cell is not a result");
     }
@@ -566,7 +596,7 @@ mod tests {
     #[test]
     fn a_sleeping_sender_delivers_too() {
         let config = Config { think: Think::Sleep, ..quick(vec![Variant::Haltpoll, Variant::Std], 50) };
-        for r in run(&config, &mut |_, _, _| {}, &AtomicBool::new(false)).unwrap() {
+        for r in run(&config, &mut |_, _, _| {}, &AtomicBool::new(false)).all().unwrap() {
             assert_eq!(r.wake_ns.len(), 30, "{}", r.variant);
             assert!(r.waiter_cpu_ns > 0, "{}", r.variant);
         }
@@ -575,7 +605,7 @@ mod tests {
     #[test]
     fn bad_configs_are_refused_with_a_reason() {
         let c = Config { variants: vec![], ..Config::default() };
-        assert!(run(&c, &mut |_, _, _| {}, &AtomicBool::new(false)).unwrap_err().to_string().contains("no variants"));
+        assert!(run(&c, &mut |_, _, _| {}, &AtomicBool::new(false)).all().unwrap_err().to_string().contains("no variants"));
         let c = Config { min_round_trips: 10, max_round_trips: 5, ..Config::default() };
         assert!(matches!(c.validate(), Err(ThreadsError::RoundTrips { .. })));
         let bad = Builder::new().params(haltpoll::Params { grow_start: 0, ..haltpoll_park::DEFAULT_PARAMS });

@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::interrupt::Interrupted;
+use crate::interrupt::{Partial, Stop};
 use crate::output;
 use crate::plot::{PlotFile, Series};
 use crate::units::parse_duration;
@@ -62,12 +62,16 @@ pub fn progress_bar(len: u64) -> ProgressBar {
 }
 
 /// Ends a benchmark's progress bar: cleared when every run finished; left standing, with a
-/// newline, when an interrupt cut the benchmark short, so the terminal shows where it stopped.
-pub fn end_progress(bar: &ProgressBar, partial: Option<&Interrupted>) {
+/// newline, when an interrupt or an error cut the benchmark short, so the terminal shows where
+/// it stopped.
+pub fn end_progress(bar: &ProgressBar, partial: Option<&Partial>) {
     match partial {
         None => bar.finish_and_clear(),
-        Some(_) => {
-            bar.abandon_with_message("interrupted");
+        Some(p) => {
+            bar.abandon_with_message(match p.stop {
+                Stop::Interrupt => "interrupted",
+                Stop::Error(_) => "failed",
+            });
             // indicatif leaves the cursor at the end of the bar's line.
             if !bar.is_hidden() {
                 output::stderr_line(format_args!(""));
@@ -76,9 +80,20 @@ pub fn end_progress(bar: &ProgressBar, partial: Option<&Interrupted>) {
     }
 }
 
-/// What a benchmark ran, against what it planned: `Some` if an interrupt cut it short.
-pub fn partial(finished: usize, planned: usize, unit: &'static str) -> Option<Interrupted> {
-    (finished < planned).then_some(Interrupted { finished, planned, unit })
+/// What a benchmark ran, against what it planned: `Some` if `failure` (the error of the run
+/// that failed) or an interrupt cut it short.
+pub fn partial(
+    finished: usize,
+    planned: usize,
+    unit: &'static str,
+    failure: Option<anyhow::Error>,
+) -> Option<Partial> {
+    let stop = match failure {
+        Some(e) => Stop::Error(e),
+        None if finished < planned => Stop::Interrupt,
+        None => return None,
+    };
+    Some(Partial { finished, planned, unit, stop })
 }
 
 /// Parses a benchmark's think time: a duration with its unit ([`parse_duration`]) within the
@@ -147,22 +162,22 @@ pub fn plot_sweep(plot: PlotFile, title: &str, points: impl IntoIterator<Item = 
 }
 
 /// Ends a benchmark after its results are printed: draws the plot, if any, of what finished,
-/// then reports an interrupt, if one cut the benchmark short (the plot's failure, then, is a
-/// note: the exit code says interrupted).
+/// then reports the interrupt or error, if one cut the benchmark short (the plot's failure,
+/// then, is a note: the exit code says what stopped the benchmark).
 pub fn finish(
     plot: Option<PlotFile>,
     title: &str,
     points: impl IntoIterator<Item = SweepPoint>,
-    partial: Option<Interrupted>,
+    partial: Option<Partial>,
 ) -> Result<()> {
     let drawn = plot.map_or(Ok(()), |plot| plot_sweep(plot, title, points));
     match (partial, drawn) {
         (None, drawn) => drawn,
-        (Some(interrupted), drawn) => {
+        (Some(partial), drawn) => {
             if let Err(e) = drawn {
                 output::stderr_line(format_args!("haltpoll: error: {e:#}"));
             }
-            Err(interrupted.into())
+            Err(partial.into())
         }
     }
 }

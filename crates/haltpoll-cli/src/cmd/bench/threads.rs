@@ -15,7 +15,7 @@ use super::{
     SweepPoint, end_progress, finish, load_average, open_plot, parse_think, partial, progress_bar, without_repeats,
 };
 use crate::bench::threads::{self as harness, Config, Row, Run, Target, Think, Variant};
-use crate::interrupt::Interrupt;
+use crate::interrupt::{Interrupt, Partial};
 use crate::output::{self, fmt_ns, percent};
 use crate::units::parse_duration;
 
@@ -128,7 +128,7 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
     let interrupt = Interrupt::watch()?;
     let load = load_average();
     let bar = progress_bar(config.cells() as u64);
-    let runs = harness::run(
+    let harness::Ran { runs, error } = harness::run(
         &config,
         &mut |_, _, run| {
             bar.set_message(format!("{} at think {}", run.variant, fmt_ns(run.think_ns)));
@@ -136,23 +136,23 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
         },
         interrupt.flag(),
     );
-    let partial = runs.as_ref().ok().and_then(|runs| partial(runs.len(), config.cells(), "cells"));
+    let partial = partial(runs.len(), config.cells(), "cells", error.map(anyhow::Error::from));
     end_progress(&bar, partial.as_ref());
-    let runs = runs?;
-    if let Some(interrupted) = partial.filter(|_| runs.is_empty()) {
-        return Err(interrupted.into());
-    }
+    let partial = match partial {
+        Some(nothing) if runs.is_empty() => return Err(nothing.into()),
+        partial => partial,
+    };
     let rows = harness::summarize(&runs);
     let targets = harness::check_targets(&runs);
     // The results first, then the picture: a picture that fails loses nothing.
     output::write_stdout(|out| {
         if args.json {
-            write_json(out, &config, &args.parker.0, load, partial.is_some(), &rows, &targets, &runs)
+            write_json(out, &config, &args.parker.0, load, partial.as_ref(), &rows, &targets, &runs)
         } else if args.csv {
             write_csv(out, &runs)
         } else {
-            if let Some(interrupted) = &partial {
-                writeln!(out, "{}", interrupted.marker())?;
+            if let Some(partial) = &partial {
+                writeln!(out, "{}", partial.marker())?;
             }
             write_table(out, &config, load, &runs, &rows, &targets)
         }
@@ -285,7 +285,7 @@ fn write_json(
     config: &Config,
     parker: &Params,
     load: Option<f64>,
-    partial: bool,
+    partial: Option<&Partial>,
     rows: &[Row],
     targets: &[Target],
     runs: &[Run],
@@ -304,7 +304,9 @@ fn write_json(
             "haltpoll": parker,
             "load_average": load,
         },
-        "partial": partial,
+        "partial": partial.is_some(),
+        "stopped_by": partial.map(Partial::stopped_by),
+        "error": partial.and_then(Partial::error),
         "rows": rows,
         "targets": targets,
         "repetitions": repetition_rows(runs),

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::bench::summary::Unit;
 use crate::cmd::vm::read_think_trace;
-use crate::interrupt::Interrupt;
+use crate::interrupt::{Interrupt, Partial};
 use crate::output::{self, fmt_ns, percent};
 use crate::units::parse_duration;
 
@@ -309,21 +309,28 @@ pub fn run(args: &VmArgs) -> Result<()> {
     let interrupt = Interrupt::watch()?;
     let bar = progress_bar(setup.runs());
     let mut runs = Vec::new();
+    let mut failure = None;
     // Repetitions outermost: a slow spell of the machine then hits every variant alike.
     'runs: for repetition in 1..=setup.repetitions {
         for &think_ns in &setup.think_ns {
             for &variant in &setup.variants {
                 let cell = format!("{} at think {}", setup.label(variant), setup.think_label(think_ns));
                 bar.set_message(format!("{cell} (repetition {repetition})"));
-                let report = match haltpoll_vmm::run_until(&variant.options(&setup, think_ns), interrupt.flag()) {
-                    Ok(report) => report,
-                    Err(VmmError::Interrupted) => break 'runs,
-                    Err(e) => {
-                        bar.finish_and_clear();
-                        return Err(e).with_context(|| format!("{cell}, repetition {repetition}"));
-                    }
+                let ran = match crate::bench::injected_failure(runs.len() + 1) {
+                    Some(why) => Err(anyhow::anyhow!(why)),
+                    None => match haltpoll_vmm::run_until(&variant.options(&setup, think_ns), interrupt.flag()) {
+                        Err(VmmError::Interrupted) => break 'runs,
+                        ran => ran.map_err(anyhow::Error::from),
+                    },
                 };
-                runs.push(Measurement::new(variant, think_ns, repetition, &report));
+                match ran {
+                    Ok(report) => runs.push(Measurement::new(variant, think_ns, repetition, &report)),
+                    // The runs before it stand: they are printed, marked partial.
+                    Err(e) => {
+                        failure = Some(e.context(format!("{cell}, repetition {repetition}")));
+                        break 'runs;
+                    }
+                }
                 bar.inc(1);
                 if interrupt.requested() {
                     break 'runs;
@@ -331,25 +338,32 @@ pub fn run(args: &VmArgs) -> Result<()> {
             }
         }
     }
-    let partial = partial(runs.len(), setup.runs() as usize, "runs");
+    let partial = partial(runs.len(), setup.runs() as usize, "runs", failure);
     end_progress(&bar, partial.as_ref());
-    if let Some(interrupted) = partial.filter(|_| runs.is_empty()) {
-        return Err(interrupted.into());
-    }
+    let partial = match partial {
+        Some(nothing) if runs.is_empty() => return Err(nothing.into()),
+        partial => partial,
+    };
     let rows = summarize(&runs);
     let targets = check_targets(&runs, &setup.ceilings());
     // The results first, then the picture: a picture that fails loses nothing.
     output::write_stdout(|out| {
         if args.json {
             let doc = serde_json::json!({
-                "config": setup, "partial": partial.is_some(), "rows": rows, "targets": targets, "runs": runs
+                "config": setup,
+                "partial": partial.is_some(),
+                "stopped_by": partial.as_ref().map(Partial::stopped_by),
+                "error": partial.as_ref().and_then(Partial::error),
+                "rows": rows,
+                "targets": targets,
+                "runs": runs
             });
             output::write_json(out, &doc)
         } else if args.csv {
             write_csv(out, &runs)
         } else {
-            if let Some(interrupted) = &partial {
-                writeln!(out, "{}", interrupted.marker())?;
+            if let Some(partial) = &partial {
+                writeln!(out, "{}", partial.marker())?;
             }
             write_table(out, &setup, &runs, &rows, &targets)
         }
