@@ -233,8 +233,9 @@ fn a_failing_run_prints_the_runs_before_it_marked_partial_and_exits_1() {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.ends_with(&format!("haltpoll: error: {failure}\n")), "{stderr}");
-    let marker =
-        format!("PARTIAL RESULTS: stopped by an error after 2 of 4 runs; only those that finished are shown: {failure}\n");
+    let marker = format!(
+        "PARTIAL RESULTS: stopped by an error after 2 of 4 runs; only those that finished are shown: {failure}\n"
+    );
     assert!(stdout.starts_with(&marker), "{stdout}");
     assert!(stdout.contains("\n    0 ns  busy "), "the first run's row: {stdout}");
     assert!(stdout.contains("\n 20.0 us  busy "), "the second run's row: {stdout}");

@@ -13,5 +13,6 @@ pub mod threads;
 /// own). The tests' knob, documented in docs/testing.md; `None` for every other `n`.
 pub fn injected_failure(n: usize) -> Option<String> {
     let asked = std::env::var("HALTPOLL_TEST_FAIL_RUN").ok()?;
-    (asked.trim().parse::<usize>().ok()? == n).then(|| format!("run {n} failed on purpose (HALTPOLL_TEST_FAIL_RUN={n})"))
+    (asked.trim().parse::<usize>().ok()? == n)
+        .then(|| format!("run {n} failed on purpose (HALTPOLL_TEST_FAIL_RUN={n})"))
 }

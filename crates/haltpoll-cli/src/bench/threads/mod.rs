@@ -553,6 +553,7 @@ mod tests {
             },
             &AtomicBool::new(false),
         )
+        .all()
         .unwrap();
         for r in &runs {
             assert_eq!(r.wake_ns.len(), 30, "{}", r.variant);
@@ -605,7 +606,9 @@ mod tests {
     #[test]
     fn bad_configs_are_refused_with_a_reason() {
         let c = Config { variants: vec![], ..Config::default() };
-        assert!(run(&c, &mut |_, _, _| {}, &AtomicBool::new(false)).all().unwrap_err().to_string().contains("no variants"));
+        assert!(
+            run(&c, &mut |_, _, _| {}, &AtomicBool::new(false)).all().unwrap_err().to_string().contains("no variants")
+        );
         let c = Config { min_round_trips: 10, max_round_trips: 5, ..Config::default() };
         assert!(matches!(c.validate(), Err(ThreadsError::RoundTrips { .. })));
         let bad = Builder::new().params(haltpoll::Params { grow_start: 0, ..haltpoll_park::DEFAULT_PARAMS });

@@ -82,12 +82,7 @@ pub fn end_progress(bar: &ProgressBar, partial: Option<&Partial>) {
 
 /// What a benchmark ran, against what it planned: `Some` if `failure` (the error of the run
 /// that failed) or an interrupt cut it short.
-pub fn partial(
-    finished: usize,
-    planned: usize,
-    unit: &'static str,
-    failure: Option<anyhow::Error>,
-) -> Option<Partial> {
+pub fn partial(finished: usize, planned: usize, unit: &'static str, failure: Option<anyhow::Error>) -> Option<Partial> {
     let stop = match failure {
         Some(e) => Stop::Error(e),
         None if finished < planned => Stop::Interrupt,
