@@ -9,7 +9,6 @@
 //! result, [`ValidParams`], is what [`Governor::new`](crate::Governor::new) takes.
 
 use core::fmt;
-use core::ops::Deref;
 
 /// How a window is shrunk after a long halt.
 ///
@@ -485,33 +484,44 @@ impl ValidParams {
     }
 }
 
-impl Default for ValidParams {
-    fn default() -> Self {
-        ValidParams::DEFAULT
-    }
+/// The conversions every checked-parameters wrapper has (`Valid(Params)`, made only by a
+/// `validate` that returns it): the defaults, read access to the parameters, checking on
+/// conversion, and unwrapping. One definition for Linux's parameters and the predictive
+/// governor's.
+macro_rules! checked_wrapper {
+    ($valid:ident($params:ident), $error:ty) => {
+        impl Default for $valid {
+            fn default() -> Self {
+                $valid::DEFAULT
+            }
+        }
+
+        impl core::ops::Deref for $valid {
+            type Target = $params;
+
+            fn deref(&self) -> &$params {
+                &self.0
+            }
+        }
+
+        impl TryFrom<$params> for $valid {
+            type Error = $error;
+
+            fn try_from(params: $params) -> Result<$valid, $error> {
+                params.validate()
+            }
+        }
+
+        impl From<$valid> for $params {
+            fn from(valid: $valid) -> $params {
+                valid.0
+            }
+        }
+    };
 }
+pub(crate) use checked_wrapper;
 
-impl Deref for ValidParams {
-    type Target = Params;
-
-    fn deref(&self) -> &Params {
-        &self.0
-    }
-}
-
-impl TryFrom<Params> for ValidParams {
-    type Error = ParamError;
-
-    fn try_from(params: Params) -> Result<ValidParams, ParamError> {
-        params.validate()
-    }
-}
-
-impl From<ValidParams> for Params {
-    fn from(valid: ValidParams) -> Params {
-        valid.0
-    }
-}
+checked_wrapper!(ValidParams(Params), ParamError);
 
 /// [`Params`] in a fixed C layout of integers without padding, for a VMM to write into guest
 /// memory and the guest to read (the `haltpoll-abi` crate embeds it in its run configuration).

@@ -3,7 +3,6 @@
 //! into [`ValidPredictiveParams`], as [`Params`](crate::Params) does for Linux's.
 
 use core::fmt;
-use core::ops::Deref;
 
 /// Parts per million in a whole: a budget of 1% is 10 000 ppm.
 pub const PPM: u32 = 1_000_000;
@@ -173,33 +172,7 @@ impl ValidPredictiveParams {
     }
 }
 
-impl Default for ValidPredictiveParams {
-    fn default() -> Self {
-        ValidPredictiveParams::DEFAULT
-    }
-}
-
-impl Deref for ValidPredictiveParams {
-    type Target = PredictiveParams;
-
-    fn deref(&self) -> &PredictiveParams {
-        &self.0
-    }
-}
-
-impl TryFrom<PredictiveParams> for ValidPredictiveParams {
-    type Error = PredictiveParamError;
-
-    fn try_from(params: PredictiveParams) -> Result<ValidPredictiveParams, PredictiveParamError> {
-        params.validate()
-    }
-}
-
-impl From<ValidPredictiveParams> for PredictiveParams {
-    fn from(valid: ValidPredictiveParams) -> PredictiveParams {
-        valid.0
-    }
-}
+crate::params::checked_wrapper!(ValidPredictiveParams(PredictiveParams), PredictiveParamError);
 
 /// [`PredictiveParams`] in a fixed C layout of integers without padding, for a VMM to write into
 /// guest memory and the guest to read, as [`RawParams`](crate::params::RawParams) does for
