@@ -5,6 +5,9 @@ pub mod bench;
 pub mod compare;
 pub mod completions;
 pub mod man;
+pub mod exporter;
+#[cfg(target_os = "linux")]
+pub mod record;
 pub mod replay;
 pub mod set;
 pub mod status;
