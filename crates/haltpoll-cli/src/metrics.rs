@@ -129,7 +129,8 @@ const READ_HELP: &str =
     "1 if the source (cpuidle, params, force) was read at this scrape, 0 if a file of it could not be read.";
 
 fn cpuidle(registry: &Registry, idle: &Cpuidle) {
-    let info = gauge_vec(registry, names::CPUIDLE_INFO, "The cpuidle driver and governor in use.", &["driver", "governor"]);
+    let info =
+        gauge_vec(registry, names::CPUIDLE_INFO, "The cpuidle driver and governor in use.", &["driver", "governor"]);
     info.with_label_values(&[idle.driver.as_deref().unwrap_or(""), idle.governor.as_deref().unwrap_or("")]).set(1);
     let usage = counter_vec(registry, names::USAGE, "Times the CPU entered the idle state (cpuidle stateK/usage).");
     let time = registry_add(
@@ -161,8 +162,10 @@ fn cpuidle(registry: &Registry, idle: &Cpuidle) {
         "1 if the governor may not pick the state (stateK/disable).",
         &STATE_LABELS,
     );
-    let seconds_gauge = |name: &str, help: &str| registry_add(registry, GaugeVec::new(Opts::new(name, help), &STATE_LABELS));
-    let latency = seconds_gauge("haltpoll_cpuidle_state_exit_latency_seconds", "The state's exit latency (stateK/latency).");
+    let seconds_gauge =
+        |name: &str, help: &str| registry_add(registry, GaugeVec::new(Opts::new(name, help), &STATE_LABELS));
+    let latency =
+        seconds_gauge("haltpoll_cpuidle_state_exit_latency_seconds", "The state's exit latency (stateK/latency).");
     let residency = seconds_gauge(
         "haltpoll_cpuidle_state_target_residency_seconds",
         "The shortest stay for which the state pays (stateK/residency).",

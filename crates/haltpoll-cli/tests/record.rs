@@ -51,7 +51,9 @@ fn skip(test: &str, why: &str) {
 /// The instances haltpoll left in tracefs.
 fn our_instances() -> Vec<String> {
     fs::read_dir(Path::new(TRACEFS).join("instances"))
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with("haltpoll-")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with("haltpoll-")).collect()
+        })
         .unwrap_or_default()
 }
 
@@ -80,7 +82,9 @@ fn a_kernel_without_the_tracepoint_is_an_error_that_says_so() {
         .arg(dir.path())
         .assert()
         .failure()
-        .stderr(predicate::str::contains("events/power/cpu_idle does not exist: this kernel has no power:cpu_idle tracepoint"));
+        .stderr(predicate::str::contains(
+            "events/power/cpu_idle does not exist: this kernel has no power:cpu_idle tracepoint",
+        ));
     assert!(!out.exists(), "no trace is left behind");
 }
 
@@ -253,9 +257,8 @@ fn periods(text: &str) -> Vec<Period> {
         let (s, us) = time.split_once('.').unwrap();
         assert_eq!(us.len(), 6, "µs timestamps: {line}");
         let t = s.parse::<i64>().unwrap() * 1_000_000 + us.parse::<i64>().unwrap();
-        let field = |name: &str| {
-            fields.split_whitespace().find_map(|f| f.strip_prefix(name)).unwrap().parse::<u64>().unwrap()
-        };
+        let field =
+            |name: &str| fields.split_whitespace().find_map(|f| f.strip_prefix(name)).unwrap().parse::<u64>().unwrap();
         let (state, cpu) = (field("state="), field("cpu_id=") as u32);
         if state == u64::from(u32::MAX) {
             if let Some(start) = open.remove(&cpu) {
@@ -309,9 +312,13 @@ fn records_the_same_periods_as_perf() {
         return skip(test, "haltpoll recorded no idle periods (are the CPUs busy with other work?)");
     };
     let window = |p: &&Period| p.1 > a_first + 100_000 && p.1 + p.2 < a_last - 100_000;
-    let (a, b): (Vec<Period>, Vec<Period>) = (a.iter().filter(window).copied().collect(), b.iter().filter(window).copied().collect());
+    let (a, b): (Vec<Period>, Vec<Period>) =
+        (a.iter().filter(window).copied().collect(), b.iter().filter(window).copied().collect());
     if b.len() < 100 {
-        return skip(test, &format!("only {} idle periods while both recorded (are the CPUs busy with other work?)", b.len()));
+        return skip(
+            test,
+            &format!("only {} idle periods while both recorded (are the CPUs busy with other work?)", b.len()),
+        );
     }
     let mut by_cpu: HashMap<u32, Vec<(i64, i64)>> = HashMap::new();
     for &(cpu, start, len) in &a {
@@ -340,7 +347,12 @@ fn records_the_same_periods_as_perf() {
         share * 100.0
     );
     assert!(share >= 0.95, "only {:.2}% of perf's periods found in haltpoll's trace", share * 100.0);
-    assert!(a.len() as f64 >= b.len() as f64 * 0.95 && a.len() as f64 <= b.len() as f64 * 1.05, "{} vs {}", a.len(), b.len());
+    assert!(
+        a.len() as f64 >= b.len() as f64 * 0.95 && a.len() as f64 <= b.len() as f64 * 1.05,
+        "{} vs {}",
+        a.len(),
+        b.len()
+    );
     assert!(worst_len_diff <= 3, "a matched period's length differs by {worst_len_diff} us");
     // And the trace is one `replay` reads, with the header's CPUs.
     haltpoll().arg("replay").arg(&ours).arg("--json").assert().success();

@@ -43,8 +43,9 @@ pub struct ExporterArgs {
 /// Runs `haltpoll exporter` until the process is ended.
 pub fn run(args: &ExporterArgs) -> Result<()> {
     let sys = Sysfs::open(&args.sysfs_root)?;
-    let listener = TcpListener::bind(args.listen)
-        .with_context(|| format!("cannot listen on {}: is the port in use, or the address not this machine's?", args.listen))?;
+    let listener = TcpListener::bind(args.listen).with_context(|| {
+        format!("cannot listen on {}: is the port in use, or the address not this machine's?", args.listen)
+    })?;
     let addr = listener.local_addr().context("the listening address")?;
     eprintln!("haltpoll: serving the metrics of {} on http://{addr}/metrics", sys.root().display());
     let last_problems = Mutex::new(Vec::new());

@@ -101,7 +101,10 @@ fn report(r: &Recorded, to: &str) {
         );
     }
     if r.other_lines > 0 {
-        eprintln!("haltpoll: note: skipped {} lines of the trace pipe that were not power:cpu_idle events", r.other_lines);
+        eprintln!(
+            "haltpoll: note: skipped {} lines of the trace pipe that were not power:cpu_idle events",
+            r.other_lines
+        );
     }
 }
 

@@ -338,7 +338,11 @@ impl Tuned<'_> {
         FrontPlot {
             title: format!(
                 "haltpoll tune: {} ({})",
-                self.args.trace.as_ref().and_then(|p| p.file_name()).map_or_else(|| "trace".into(), |n| n.to_string_lossy()),
+                self.args
+                    .trace
+                    .as_ref()
+                    .and_then(|p| p.file_name())
+                    .map_or_else(|| "trace".into(), |n| n.to_string_lossy()),
                 count(self.trace.periods.len(), "idle period")
             ),
             all: (0..self.outcomes.len()).map(point).collect(),

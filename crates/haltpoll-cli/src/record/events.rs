@@ -195,7 +195,13 @@ mod tests {
         let without = "bash-4711 [000] 12.000001: cpu_idle: state=4294967295 cpu_id=0";
         assert_eq!(
             parse(without),
-            Line::CpuIdle(CpuIdle { task: "bash", pid: 4711, cpu: 0, time: "12.000001", fields: "state=4294967295 cpu_id=0" })
+            Line::CpuIdle(CpuIdle {
+                task: "bash",
+                pid: 4711,
+                cpu: 0,
+                time: "12.000001",
+                fields: "state=4294967295 cpu_id=0"
+            })
         );
     }
 
@@ -220,7 +226,8 @@ mod tests {
     #[test]
     fn the_perf_reader_reads_what_is_written() {
         let mut out = Vec::new();
-        let header = Header { os_release: Some("6.1.0".into()), cpus_online: Some(2), clock: "perf".into(), duration_s: 1.0 };
+        let header =
+            Header { os_release: Some("6.1.0".into()), cpus_online: Some(2), clock: "perf".into(), duration_s: 1.0 };
         write_header(&mut out, &header).unwrap();
         for line in [
             "<idle>-0 [000] d..1. 10.000000: cpu_idle: state=1 cpu_id=0",

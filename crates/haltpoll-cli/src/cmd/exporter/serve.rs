@@ -1,24 +1,32 @@
 //! A small HTTP/1.1 server for scrapes, bounded in every dimension a client controls: a fixed
-//! number of worker threads, a fixed queue of accepted connections (beyond it a connection is
-//! closed at once), a request head of at most [`MAX_HEAD`] bytes that must arrive within
-//! [`HEAD_DEADLINE`] however slowly it trickles in, and writes that time out. One request per
-//! connection (`Connection: close`), GET and HEAD only. The request head is parsed by
+//! number of worker threads, a fixed backlog of accepted connections, a request head of at most
+//! [`MAX_HEAD`] bytes whose first byte must come within [`FIRST_BYTE_DEADLINE`] and the whole
+//! within [`HEAD_DEADLINE`] however slowly it trickles, and writes that time out. One request
+//! per connection (`Connection: close`), GET and HEAD only. The request head is parsed by
 //! `httparse`.
+//!
+//! Under overload the backlog serves the newest connection first and closes the oldest
+//! waiting one to make room: a scrape that just arrived is live, while a connection that has
+//! waited for seconds has likely been given up by its client, or never meant to send anything.
+//! So a burst of silent connections delays scrapes by at most the first-byte deadline instead
+//! of locking them out; a flood that never stops still can (that takes a firewall).
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The longest request head accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
+/// The time a client has to send the first byte of its request: Prometheus sends at once.
+pub const FIRST_BYTE_DEADLINE: Duration = Duration::from_secs(1);
 /// The time a client has to send its whole request head.
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// The time a write may block on a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections accepted and waiting for a worker, per worker.
-const QUEUE_PER_WORKER: usize = 4;
+const BACKLOG_PER_WORKER: usize = 4;
 
 /// A response.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,36 +51,64 @@ pub type Handler = dyn Fn(&str) -> Response + Send + Sync;
 
 /// Serves `listener` with `workers` threads until the process ends.
 pub fn serve(listener: TcpListener, workers: usize, handler: Arc<Handler>) -> io::Result<()> {
-    let (queue, waiting): (SyncSender<TcpStream>, Receiver<TcpStream>) =
-        mpsc::sync_channel(workers * QUEUE_PER_WORKER);
-    let waiting = Arc::new(Mutex::new(waiting));
+    let backlog = Arc::new(Backlog::new(workers * BACKLOG_PER_WORKER));
     for i in 0..workers {
-        let waiting = Arc::clone(&waiting);
+        let backlog = Arc::clone(&backlog);
         let handler = Arc::clone(&handler);
         std::thread::Builder::new().name(format!("scrape-{i}")).spawn(move || {
             loop {
-                // The lock is held only to take the next connection, not to serve it.
-                let next = waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
-                let Ok(stream) = next else { return };
-                handle(stream, &*handler);
+                handle(backlog.take(), &*handler);
             }
         })?;
     }
     for stream in listener.incoming() {
         match stream {
-            Ok(stream) => match queue.try_send(stream) {
-                Ok(()) => {}
-                // Every worker busy and the queue full: a storm. Closing at once keeps the
-                // connections (and file descriptors) this process holds bounded.
-                Err(TrySendError::Full(stream)) => drop(stream),
-                Err(TrySendError::Disconnected(_)) => return Err(io::Error::other("every worker thread ended")),
-            },
+            Ok(stream) => backlog.push(stream),
             // Out of file descriptors, or a connection reset before it was accepted: wait a
             // little and go on; none of these ends the server.
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
     Ok(())
+}
+
+/// Accepted connections waiting for a worker: at most `capacity`, newest served first.
+struct Backlog {
+    waiting: Mutex<VecDeque<TcpStream>>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+impl Backlog {
+    fn new(capacity: usize) -> Backlog {
+        Backlog { waiting: Mutex::new(VecDeque::with_capacity(capacity)), ready: Condvar::new(), capacity }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<TcpStream>> {
+        // A worker that panicked left the queue as it was: still a queue of connections.
+        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a connection, closing the oldest waiting one if the backlog is full.
+    fn push(&self, stream: TcpStream) {
+        let mut waiting = self.lock();
+        if waiting.len() == self.capacity {
+            waiting.pop_front();
+        }
+        waiting.push_back(stream);
+        self.ready.notify_one();
+    }
+
+    /// The newest waiting connection, once there is one.
+    fn take(&self) -> TcpStream {
+        let mut waiting = self.lock();
+        loop {
+            if let Some(stream) = waiting.pop_back() {
+                return stream;
+            }
+            waiting = self.ready.wait(waiting).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
 }
 
 /// Reads one request head, within the limits, and answers it.
@@ -98,10 +134,11 @@ enum Head {
 }
 
 fn read_head(stream: &mut TcpStream) -> Head {
-    let deadline = Instant::now() + HEAD_DEADLINE;
+    let start = Instant::now();
     let mut buf = vec![0u8; MAX_HEAD];
     let mut len = 0;
     loop {
+        let deadline = start + if len == 0 { FIRST_BYTE_DEADLINE } else { HEAD_DEADLINE };
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
             return if len == 0 { Head::Gone } else { Head::Refused(Response::text(408, "request head too slow\n")) };
