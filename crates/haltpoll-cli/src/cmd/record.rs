@@ -87,6 +87,14 @@ fn record_with_signals(opts: &Options, out: &mut dyn Write) -> Result<Recorded> 
 
 /// What was recorded, on stderr (stdout may be the trace).
 fn report(r: &Recorded, to: &str) {
+    for stale in &r.stale_instances {
+        match stale {
+            Ok(name) => {
+                eprintln!("haltpoll: note: removed the trace instance {name}, left by a recording that was killed")
+            }
+            Err(problem) => eprintln!("haltpoll: warning: a trace instance left by a killed recording: {problem}"),
+        }
+    }
     eprintln!(
         "haltpoll: recorded {} power:cpu_idle events in {:.1} s (trace clock {}) to {to}",
         r.events,

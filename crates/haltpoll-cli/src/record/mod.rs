@@ -64,6 +64,8 @@ pub struct Recorded {
     pub interrupted: bool,
     /// The trace clock of the timestamps.
     pub clock: String,
+    /// Instances of killed recordings removed before this one began (or why one could not be).
+    pub stale_instances: Vec<Result<String, String>>,
 }
 
 /// A recording stopped by a signal: the command ends with exit code 130.
@@ -98,7 +100,8 @@ pub enum RecordError {
 pub fn record(opts: &Options, stop: &AtomicBool, out: &mut dyn Write) -> Result<Recorded, RecordError> {
     let tracefs = Tracefs::open(&opts.tracefs)?;
     tracefs.check_event()?;
-    let instance = Instance::create(&tracefs, &format!("haltpoll-{}", std::process::id()))?;
+    let stale = tracefs.remove_stale_instances();
+    let instance = Instance::create(&tracefs, &format!("{}{}", tracefs::INSTANCE_PREFIX, std::process::id()))?;
     let clock = instance.use_clock(tracefs::PERF_CLOCK)?;
     let header = Header {
         os_release: fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned()),
@@ -139,6 +142,7 @@ pub fn record(opts: &Options, stop: &AtomicBool, out: &mut dyn Write) -> Result<
     recorded.elapsed = elapsed;
     recorded.interrupted = interrupted;
     recorded.clock = clock;
+    recorded.stale_instances = stale;
     Ok(recorded)
 }
 
@@ -166,6 +170,7 @@ impl<'a> PipeReader<'a> {
             elapsed: Duration::ZERO,
             interrupted: false,
             clock: String::new(),
+            stale_instances: Vec::new(),
         };
         PipeReader { out, partial: Vec::new(), recorded }
     }

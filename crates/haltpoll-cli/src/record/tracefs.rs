@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_ROOT: &str = "/sys/kernel/tracing";
 /// The event, under `events/`.
 pub const EVENT_DIR: &str = "events/power/cpu_idle";
+/// Our instances are `haltpoll-PID`.
+pub const INSTANCE_PREFIX: &str = "haltpoll-";
 /// The trace clock `perf` uses (`local_clock`), so that our timestamps and perf's agree.
 pub const PERF_CLOCK: &str = "perf";
 
@@ -128,6 +130,23 @@ impl Tracefs {
             return Err(TracefsError::NoInstances(instances));
         }
         Ok(())
+    }
+
+    /// Removes the instances of recordings that were killed (SIGKILL leaves no way to clean up):
+    /// `haltpoll-PID` whose process is gone. Returns their names, or what failed.
+    pub fn remove_stale_instances(&self) -> Vec<Result<String, String>> {
+        let Ok(entries) = fs::read_dir(self.path("instances")) else { return Vec::new() };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(INSTANCE_PREFIX).and_then(|p| p.parse::<u32>().ok()) else { continue };
+            if Path::new("/proc").join(pid.to_string()).exists() {
+                continue; // recording now (or a reused pid: left alone either way)
+            }
+            let stale = Instance { _tracefs: self, dir: entry.path(), closed: false };
+            out.push(stale.close().map(|()| name));
+        }
+        out
     }
 }
 
@@ -312,6 +331,27 @@ mod tests {
         let instance = Instance::create(&fs, "haltpoll-test").unwrap();
         instance.close().unwrap();
         assert!(!dir.path().join("instances/haltpoll-test").exists());
+    }
+
+    #[test]
+    fn instances_of_killed_recordings_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("events/power/cpu_idle")).unwrap();
+        // No process has pid 4000000000 (above Linux's pid_max); this test's process is alive.
+        let alive = format!("instances/haltpoll-{}", std::process::id());
+        for d in ["instances/haltpoll-4000000000", "instances/haltpoll-x", "instances/trace-cmd", alive.as_str()] {
+            fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let fs = Tracefs::open(dir.path()).unwrap();
+        assert_eq!(fs.remove_stale_instances(), vec![Ok("haltpoll-4000000000".to_owned())]);
+        let mut left: Vec<String> = fs::read_dir(dir.path().join("instances"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut want = vec!["haltpoll-x".to_owned(), "trace-cmd".to_owned(), alive[10..].to_owned()];
+        want.sort();
+        assert_eq!(left, want);
     }
 
     #[test]
