@@ -205,39 +205,53 @@ fn us_to_s(us: u64) -> f64 {
     us as f64 / 1e6
 }
 
-/// Each parameter as a gauge in base units: the two times in seconds, the factors and the
-/// switch as they are.
+/// Each parameter's metric: its name, its help, and the factor to its base unit (seconds for
+/// the two times, the kernel's number for the rest).
+const PARAM_METRICS: [(Param, &str, &str, f64); 5] = [
+    (
+        Param::PollNs,
+        names::POLL_SECONDS,
+        "guest_halt_poll_ns: the ceiling of each CPU's poll window, seconds (0: guest polling off).",
+        1e-9,
+    ),
+    (
+        Param::Grow,
+        "haltpoll_guest_halt_poll_grow",
+        "guest_halt_poll_grow: the factor the window grows by after a halt that a longer poll would have caught.",
+        1.0,
+    ),
+    (
+        Param::GrowStart,
+        "haltpoll_guest_halt_poll_grow_start_seconds",
+        "guest_halt_poll_grow_start: the window a CPU's first growth starts at, seconds.",
+        1e-9,
+    ),
+    (
+        Param::Shrink,
+        "haltpoll_guest_halt_poll_shrink",
+        "guest_halt_poll_shrink: the divisor the window shrinks by after a long halt (0: back to 0).",
+        1.0,
+    ),
+    (
+        Param::AllowShrink,
+        "haltpoll_guest_halt_poll_allow_shrink",
+        "guest_halt_poll_allow_shrink: 1 if the window may shrink.",
+        1.0,
+    ),
+];
+
+/// Each parameter as a gauge in base units.
 fn parameters(registry: &Registry, params: &ModuleParams) {
-    let p = params.params();
-    for param in Param::ALL {
-        let (name, help, value) = match param {
-            Param::PollNs => (
-                names::POLL_SECONDS,
-                "guest_halt_poll_ns: the ceiling of each CPU's poll window, seconds (0: guest polling off).",
-                p.guest_halt_poll_ns as f64 / 1e9,
-            ),
-            Param::Grow => (
-                "haltpoll_guest_halt_poll_grow",
-                "guest_halt_poll_grow: the factor the window grows by after a halt that a longer poll would have caught.",
-                f64::from(p.grow),
-            ),
-            Param::GrowStart => (
-                "haltpoll_guest_halt_poll_grow_start_seconds",
-                "guest_halt_poll_grow_start: the window a CPU's first growth starts at, seconds.",
-                p.grow_start as f64 / 1e9,
-            ),
-            Param::Shrink => (
-                "haltpoll_guest_halt_poll_shrink",
-                "guest_halt_poll_shrink: the divisor the window shrinks by after a long halt (0: back to 0).",
-                f64::from(p.shrink),
-            ),
-            Param::AllowShrink => (
-                "haltpoll_guest_halt_poll_allow_shrink",
-                "guest_halt_poll_allow_shrink: 1 if the window may shrink.",
-                f64::from(u8::from(p.allow_shrink)),
-            ),
+    for (param, name, help, scale) in PARAM_METRICS {
+        let raw = match param {
+            Param::PollNs => params.guest_halt_poll_ns,
+            Param::Grow => params.grow,
+            Param::GrowStart => params.grow_start,
+            Param::Shrink => params.shrink,
+            Param::AllowShrink => u32::from(params.allow_shrink),
         };
-        registry_add(registry, GaugeVec::new(Opts::new(name, help), &[])).with_label_values::<&str>(&[]).set(value);
+        let gauge = registry_add(registry, GaugeVec::new(Opts::new(name, help), &[]));
+        gauge.with_label_values::<&str>(&[]).set(f64::from(raw) * scale);
     }
 }
 
@@ -269,55 +283,52 @@ pub fn write(out: &mut dyn std::io::Write, sys: &Sysfs) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpuidle::{CpuStates, StateStats};
-    use crate::hypervisor::Hypervisor;
+    use std::fs;
 
-    fn state(index: u32, name: &str, usage: u64, time_us: u64) -> StateStats {
-        StateStats {
-            index,
-            name: name.to_owned(),
-            desc: None,
-            usage,
-            time_us,
-            above: Some(1),
-            below: None,
-            rejected: Some(0),
-            disabled: Some(false),
-            latency_us: Some(2),
-            residency_us: None,
+    /// A one-CPU haltpoll guest as a sysfs tree, with a state name that needs escaping and a
+    /// counter at its limit.
+    fn facts() -> (tempfile::TempDir, Facts) {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |rel: &str, v: &str| {
+            let path = dir.path().join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, format!("{v}\n")).unwrap();
+        };
+        put("devices/system/cpu/cpuidle/current_driver", "haltpoll");
+        put("devices/system/cpu/cpuidle/current_governor", "haltpoll");
+        let states = [("POLL", "10", "1500000", "2"), ("haltpoll \"idle\\", "18446744073709551615", "0", "1")];
+        for (k, (name, usage, time, latency)) in states.into_iter().enumerate() {
+            let d = format!("devices/system/cpu/cpu3/cpuidle/state{k}");
+            put(&format!("{d}/name"), name);
+            put(&format!("{d}/usage"), usage);
+            put(&format!("{d}/time"), time);
+            put(&format!("{d}/latency"), latency);
+            put(&format!("{d}/above"), "1");
+            put(&format!("{d}/disable"), "0");
         }
-    }
-
-    fn facts() -> Facts {
-        Facts {
-            cpuidle: Ok(Some(Cpuidle {
-                driver: Some("haltpoll".into()),
-                governor: Some("haltpoll".into()),
-                available_governors: None,
-                cpus: vec![CpuStates {
-                    cpu: 3,
-                    states: vec![state(0, "POLL", 10, 1_500_000), state(1, "haltpoll \"idle\"\n", u64::MAX, 0)],
-                }],
-            })),
-            params: Ok(Some(ModuleParams::default())),
-            force: Ok(Some(true)),
-            cpuid: Cpuid::Answered(Hypervisor { present: false, signature: None, kvm: None }),
+        for (p, v) in ["200000", "2", "50000", "2", "Y"].into_iter().enumerate() {
+            put(&Param::ALL[p].path(), v);
         }
+        put(module_params::FORCE, "Y");
+        let facts = Facts::read(&Sysfs::open(dir.path()).unwrap());
+        (dir, facts)
     }
 
     #[test]
     fn counters_gauges_and_infos() {
-        let text = render(&facts());
+        let (_dir, facts) = facts();
+        let text = render(&facts);
         for line in [
             "# TYPE haltpoll_cpuidle_state_usage_total counter",
             "haltpoll_cpuidle_state_usage_total{cpu=\"3\",index=\"0\",state=\"POLL\"} 10",
             "haltpoll_cpuidle_state_time_seconds_total{cpu=\"3\",index=\"0\",state=\"POLL\"} 1.5",
             // label values escaped as the format wants; values are float64 in Prometheus
-            "haltpoll_cpuidle_state_usage_total{cpu=\"3\",index=\"1\",state=\"haltpoll \\\"idle\\\"\\n\"} 18446744073709552000",
+            "haltpoll_cpuidle_state_usage_total{cpu=\"3\",index=\"1\",state=\"haltpoll \\\"idle\\\\\"} 18446744073709552000",
             "haltpoll_cpuidle_state_exit_latency_seconds{cpu=\"3\",index=\"0\",state=\"POLL\"} 0.000002",
             "haltpoll_cpuidle_info{driver=\"haltpoll\",governor=\"haltpoll\"} 1",
             "haltpoll_guest_halt_poll_seconds 0.0002",
             "haltpoll_guest_halt_poll_grow_start_seconds 0.00005",
+            "haltpoll_guest_halt_poll_grow 2",
             "haltpoll_guest_halt_poll_allow_shrink 1",
             "haltpoll_cpuidle_haltpoll_force 1",
             "haltpoll_read_success{source=\"cpuidle\"} 1",
@@ -329,7 +340,8 @@ mod tests {
 
     #[test]
     fn a_source_that_failed_costs_only_its_own_metrics() {
-        let f = Facts { cpuidle: Err("cannot read x".into()), ..facts() };
+        let (_dir, facts) = facts();
+        let f = Facts { cpuidle: Err("cannot read x".into()), ..facts };
         let text = render(&f);
         assert!(!text.contains("haltpoll_cpuidle_state_usage_total{"), "{text}");
         assert!(text.contains("haltpoll_read_success{source=\"cpuidle\"} 0"), "{text}");

@@ -69,43 +69,43 @@ fn no_tracefs_is_an_error_that_says_so() {
         .stderr(predicate::str::contains("does not exist: this kernel has no tracefs (CONFIG_TRACING)"));
 }
 
-#[test]
-fn a_kernel_without_the_tracepoint_is_an_error_that_says_so() {
+/// Runs `record` on a fixture tracefs made of `dirs`; returns the failure's stderr and whether
+/// a trace was left behind.
+fn record_on_fixture(dirs: &[&str]) -> (String, bool, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    fs::create_dir_all(dir.path().join("events/sched/sched_switch")).unwrap();
-    fs::create_dir_all(dir.path().join("instances")).unwrap();
+    for d in dirs {
+        fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
     let out = dir.path().join("idle.txt");
-    haltpoll()
+    let assert = haltpoll()
         .args(["record", "--duration", "1s", "-o"])
         .arg(&out)
         .arg("--tracefs")
         .arg(dir.path())
         .assert()
         .failure()
-        .stderr(predicate::str::contains(
-            "events/power/cpu_idle does not exist: this kernel has no power:cpu_idle tracepoint",
-        ));
-    assert!(!out.exists(), "no trace is left behind");
+        .code(1);
+    (String::from_utf8_lossy(&assert.get_output().stderr).into_owned(), out.exists(), dir)
+}
+
+#[test]
+fn a_kernel_without_the_tracepoint_is_an_error_that_says_so() {
+    let (stderr, left, _dir) = record_on_fixture(&["events/sched/sched_switch", "instances"]);
+    assert!(
+        stderr.contains("events/power/cpu_idle does not exist: this kernel has no power:cpu_idle tracepoint"),
+        "{stderr}"
+    );
+    assert!(!left, "no trace is left behind");
 }
 
 #[test]
 fn a_failure_after_the_instance_is_made_removes_it() {
-    // A fixture's instance directory has none of the kernel's files, so enabling the event
+    // A fixture's instance directory has none of the kernel's files, so setting its clock
     // fails: the instance must go, and the half-made trace with it.
-    let dir = tempfile::tempdir().unwrap();
-    fs::create_dir_all(dir.path().join("events/power/cpu_idle")).unwrap();
-    fs::create_dir_all(dir.path().join("instances")).unwrap();
-    let out = dir.path().join("idle.txt");
-    haltpoll()
-        .args(["record", "--duration", "1s", "-o"])
-        .arg(&out)
-        .arg("--tracefs")
-        .arg(dir.path())
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("cannot read").and(predicate::str::contains("trace_clock")));
+    let (stderr, left, dir) = record_on_fixture(&["events/power/cpu_idle", "instances"]);
+    assert!(stderr.contains("cannot read") && stderr.contains("trace_clock"), "{stderr}");
     assert_eq!(fs::read_dir(dir.path().join("instances")).unwrap().count(), 0, "the instance is removed");
-    assert!(!out.exists());
+    assert!(!left);
 }
 
 #[test]
