@@ -7,6 +7,8 @@ mod exposition;
 use exposition as metrics;
 
 use std::io::{BufRead, BufReader, Read, Write};
+
+use predicates::prelude::*;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -302,4 +304,20 @@ fn survives_a_tree_that_changes_under_it() {
         assert_eq!(metrics::value(&scrape, "haltpoll_read_success", &[("source", source)]), Some(1.0));
     }
     assert_eq!(metrics::value(&scrape, "haltpoll_guest_halt_poll_seconds", &[]), Some(0.0002));
+}
+
+#[test]
+fn a_port_in_use_and_a_missing_tree_are_errors() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = assert_cmd::Command::cargo_bin("haltpoll").unwrap();
+    cmd.args(["exporter", "--listen", &taken.local_addr().unwrap().to_string(), "--sysfs-root"]).arg(dir.path());
+    cmd.assert()
+        .code(1)
+        .stderr(predicates::str::contains("cannot listen on 127.0.0.1:").and(predicates::str::contains("in use")));
+    let mut cmd = assert_cmd::Command::cargo_bin("haltpoll").unwrap();
+    cmd.args(["exporter", "--listen", "127.0.0.1:0", "--sysfs-root"]).arg(dir.path().join("nope"));
+    cmd.assert().code(1).stderr(predicates::str::contains("does not exist"));
+    let mut cmd = assert_cmd::Command::cargo_bin("haltpoll").unwrap();
+    cmd.args(["exporter", "--workers", "0"]).assert().code(2);
 }
