@@ -4,17 +4,16 @@
 mod common;
 mod exposition;
 
-use exposition as metrics;
-
 use std::io::{BufRead, BufReader, Read, Write};
-
-use predicates::prelude::*;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use exposition as metrics;
+use predicates::prelude::*;
 
 const WORKERS: usize = 4;
 
