@@ -308,10 +308,12 @@ fn records_the_same_periods_as_perf() {
     let ours_text = fs::read_to_string(&ours).unwrap();
     let (a, b) = (periods(&ours_text), periods(&String::from_utf8_lossy(&script.stdout)));
     // Compare where both were recording, away from the edges.
-    let (Some(a_first), Some(a_last)) = (a.iter().map(|p| p.1).min(), a.iter().map(|p| p.1 + p.2).max()) else {
-        return skip(test, "haltpoll recorded no idle periods (are the CPUs busy with other work?)");
+    let span = |ps: &[Period]| Some((ps.iter().map(|p| p.1).min()?, ps.iter().map(|p| p.1 + p.2).max()?));
+    let (Some((a_first, a_last)), Some((b_first, b_last))) = (span(&a), span(&b)) else {
+        return skip(test, "no idle periods recorded (are the CPUs busy with other work?)");
     };
-    let window = |p: &&Period| p.1 > a_first + 100_000 && p.1 + p.2 < a_last - 100_000;
+    let (from, to) = (a_first.max(b_first) + 100_000, a_last.min(b_last) - 100_000);
+    let window = |p: &&Period| p.1 > from && p.1 + p.2 < to;
     let (a, b): (Vec<Period>, Vec<Period>) =
         (a.iter().filter(window).copied().collect(), b.iter().filter(window).copied().collect());
     if b.len() < 100 {
@@ -332,10 +334,9 @@ fn records_the_same_periods_as_perf() {
     for &(cpu, start, len) in &b {
         let Some(ours) = by_cpu.get(&cpu) else { continue };
         let i = ours.partition_point(|&(s, _)| s < start - START_TOLERANCE_US);
-        if let Some(&(s, l)) = ours.get(i).filter(|(s, _)| (s - start).abs() <= START_TOLERANCE_US) {
+        if let Some(&(_, l)) = ours.get(i).filter(|(s, _)| (s - start).abs() <= START_TOLERANCE_US) {
             matched += 1;
             worst_len_diff = worst_len_diff.max((l - len).abs());
-            let _ = s;
         }
     }
     let share = matched as f64 / b.len() as f64;
