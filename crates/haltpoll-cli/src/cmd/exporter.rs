@@ -16,18 +16,24 @@ use serve::Response;
 
 /// Arguments of `haltpoll exporter`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:
-  haltpoll exporter                              # http://127.0.0.1:9864/metrics
-  haltpoll exporter --listen 0.0.0.0:9864        # for a Prometheus on another machine
-  curl -s 127.0.0.1:9864/metrics | grep haltpoll_cpuidle_state_time
+#[command(
+    long_about = "Serve the cpuidle and haltpoll metrics over HTTP for Prometheus.
 
-A Prometheus scrape config for it:
+sysfs is read at every scrape; no root is needed. A Prometheus scrape config for it:
+
   scrape_configs:
     - job_name: haltpoll
       static_configs:
         - targets: ['127.0.0.1:9864']
 
-Needs no root: sysfs's cpuidle counters and the haltpoll parameters are world-readable.")]
+The metrics and their meaning: docs/operators.md.",
+    after_help = "\
+Examples:
+  # this machine's metrics on http://127.0.0.1:9864/metrics, until stopped
+  haltpoll exporter
+  # for a Prometheus on another machine (no TLS, no authentication: keep it behind a firewall)
+  haltpoll exporter --listen 0.0.0.0:9864"
+)]
 pub struct ExporterArgs {
     /// Address and port to listen on (port 0: any free port, printed at start).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9864")]
@@ -35,7 +41,8 @@ pub struct ExporterArgs {
     /// Where sysfs is mounted (a copy or a fixture tree works too). CPUID is always this CPU's.
     #[arg(long, value_name = "DIR", default_value = sysfs::DEFAULT_ROOT)]
     pub sysfs_root: PathBuf,
-    /// Scrapes served at once; as many per worker wait, and connections beyond that are closed.
+    /// Scrapes served at once; 4 more connections per worker may wait (beyond that the oldest
+    /// waiting one is closed).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
 }

@@ -4,8 +4,8 @@
 pub mod bench;
 pub mod compare;
 pub mod completions;
-pub mod man;
 pub mod exporter;
+pub mod man;
 #[cfg(target_os = "linux")]
 pub mod record;
 pub mod replay;

@@ -17,15 +17,22 @@ use crate::trace::{self, Format, Trace};
 
 /// Arguments of `haltpoll record`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:
-  sudo haltpoll record -o idle.txt                 # 10 s of every CPU's idle periods
-  sudo haltpoll record --duration 60s -o idle.txt  # a minute, under the load that matters
-  haltpoll tune idle.txt                           # the parameters for that load
-  sudo haltpoll record | haltpoll replay -         # straight into the governor
+#[command(
+    long_about = "Record every CPU's idle periods through tracefs (as root), for `replay` and `tune`.
 
-Needs root. It enables the power:cpu_idle tracepoint in a trace instance of its own
-(instances/haltpoll-PID under tracefs), never the global trace buffer, and removes the instance
-when it ends, on Ctrl-C too (exit code 130, with what was recorded written).")]
+It needs root, and no perf. It enables the power:cpu_idle tracepoint in a trace instance of its
+own (instances/haltpoll-PID under tracefs), never in the global trace buffer, and removes the
+instance when it ends: at the end, on an error, and on Ctrl-C or SIGTERM (exit status 130, with
+what was recorded written).",
+    after_help = "\
+Examples:
+  # 10 s of every CPU's idle periods, for `haltpoll tune idle.txt`
+  sudo haltpoll record -o idle.txt
+  # a minute, under the load that matters
+  sudo haltpoll record --duration 60s -o idle.txt
+  # straight into the governor
+  sudo haltpoll record | haltpoll replay -"
+)]
 pub struct RecordArgs {
     /// How long to record, with a unit (e.g. 10s, 500ms).
     #[arg(short, long, value_name = "TIME", default_value = "10s", value_parser = parse_duration)]

@@ -39,7 +39,9 @@ Examples:
   # a budget of 1%, every setting listed, not only the Pareto front
   haltpoll tune examples/traces/perf-idle.txt --max-poll-share 1% --all
   # your own grid, as JSON
-  haltpoll tune examples/traces/perf-idle.txt --ceilings 50us,100us,200us --json")]
+  haltpoll tune examples/traces/perf-idle.txt --ceilings 50us,100us,200us --json
+  # record this machine's idle periods for a minute and tune on them (root, Linux)
+  sudo haltpoll tune --record 60s")]
 pub struct TuneArgs {
     /// Trace file ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
