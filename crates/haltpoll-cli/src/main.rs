@@ -12,9 +12,12 @@ mod cpuidle;
 mod hypervisor;
 #[cfg(target_os = "linux")]
 mod interrupt;
+mod metrics;
 mod module_params;
 mod output;
 mod plot;
+#[cfg(target_os = "linux")]
+mod record;
 mod sysfs;
 mod trace;
 mod tune;
@@ -61,6 +64,11 @@ enum Command {
     /// Compare Linux's best setting, the predictive governor and the clairvoyant bound on
     /// traces at several CPU budgets.
     Compare(cmd::compare::CompareArgs),
+    /// Record every CPU's idle periods through tracefs (as root), for `replay` and `tune`.
+    #[cfg(target_os = "linux")]
+    Record(cmd::record::RecordArgs),
+    /// Serve the cpuidle and haltpoll metrics over HTTP for Prometheus.
+    Exporter(cmd::exporter::ExporterArgs),
     /// Run a benchmark.
     #[cfg(target_os = "linux")]
     Bench(cmd::bench::BenchArgs),
@@ -100,6 +108,9 @@ fn main() -> ExitCode {
         Command::Tune(args) => cmd::tune::run(&args),
         Command::Compare(args) => cmd::compare::run(&args),
         #[cfg(target_os = "linux")]
+        Command::Record(args) => cmd::record::run(&args),
+        Command::Exporter(args) => cmd::exporter::run(&args),
+        #[cfg(target_os = "linux")]
         Command::Bench(args) => cmd::bench::run(&args),
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         Command::Vm(args) => cmd::vm::run(&args),
@@ -109,6 +120,11 @@ fn main() -> ExitCode {
     let Err(err) = result else { return ExitCode::from(EXIT_SUCCESS) };
     #[cfg(target_os = "linux")]
     if let Some(interrupted) = err.downcast_ref::<interrupt::Interrupted>() {
+        output::stderr_line(format_args!("haltpoll: {interrupted}"));
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(interrupted) = err.downcast_ref::<record::Interrupted>() {
         output::stderr_line(format_args!("haltpoll: {interrupted}"));
         return ExitCode::from(EXIT_INTERRUPTED);
     }

@@ -109,6 +109,9 @@ fn cannot_run(example: &str) -> Option<String> {
     if example.contains("--watch") && !has("/sys/devices/system/cpu/cpu0/cpuidle") {
         return Some("this machine has no cpuidle states to watch".to_owned());
     }
+    if example.contains("haltpoll exporter") {
+        return Some("serves until it is stopped (tests/exporter.rs runs it)".to_owned());
+    }
     if example.contains("| man ") && !program("man") {
         return Some("man is not installed".to_owned());
     }

@@ -4,7 +4,10 @@
 pub mod bench;
 pub mod compare;
 pub mod completions;
+pub mod exporter;
 pub mod man;
+#[cfg(target_os = "linux")]
+pub mod record;
 pub mod replay;
 pub mod set;
 pub mod status;

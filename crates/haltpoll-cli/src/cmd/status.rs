@@ -17,8 +17,19 @@ use crate::output::{self, fmt_ns, percent};
 use crate::sysfs::{self, Sysfs, SysfsError};
 use crate::units;
 
+/// Output formats of `haltpoll status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    /// For a person.
+    Human,
+    /// JSON, as --json.
+    Json,
+    /// Prometheus's text exposition format (for node_exporter's textfile collector).
+    Prometheus,
+}
+
 /// Arguments of `haltpoll status`.
-#[derive(Args, Debug)]
+#[derive(Args, Clone, Debug)]
 #[command(after_help = "\
 Examples:
   # this machine: cpuidle driver, governor, parameters, hypervisor, and what they mean
@@ -26,7 +37,9 @@ Examples:
   # the rates now: idle entries per second, time polling, over three 1-second intervals
   haltpoll status --watch 1 --count 3
   # the same facts for a script
-  haltpoll status --json")]
+  haltpoll status --json
+  # the counters as metrics, for node_exporter's textfile collector (docs/operators.md)
+  haltpoll status --format prometheus")]
 pub struct StatusArgs {
     /// Where sysfs is mounted (a copy or a fixture tree works too). CPUID is always this CPU's.
     #[arg(long, value_name = "DIR", default_value = sysfs::DEFAULT_ROOT)]
@@ -41,6 +54,9 @@ pub struct StatusArgs {
     /// Print JSON (with --watch, one object per interval).
     #[arg(long)]
     pub json: bool,
+    /// The output format; `prometheus` writes the metrics `haltpoll exporter` serves.
+    #[arg(long, value_enum, default_value = "human", conflicts_with = "json")]
+    pub format: StatusFormat,
 }
 
 /// Seconds, as a bare number ("0.5") or a duration with a unit ("500ms"), as every time
@@ -71,6 +87,14 @@ struct Status {
 
 /// Runs `haltpoll status`.
 pub fn run(args: &StatusArgs) -> Result<()> {
+    if args.format == StatusFormat::Prometheus {
+        if args.watch.is_some() {
+            bail!("--format prometheus is a single reading: scrape `haltpoll exporter` for a series");
+        }
+        let sys = Sysfs::open(&args.sysfs_root)?;
+        return output::write_stdout(|out| crate::metrics::write(out, &sys));
+    }
+    let args = &StatusArgs { json: args.json || args.format == StatusFormat::Json, ..args.clone() };
     let status = match Sysfs::open(&args.sysfs_root) {
         Ok(sys) => {
             if let Some(seconds) = args.watch {

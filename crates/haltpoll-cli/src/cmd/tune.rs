@@ -39,12 +39,21 @@ Examples:
   # a budget of 1%, every setting listed, not only the Pareto front
   haltpoll tune examples/traces/perf-idle.txt --max-poll-share 1% --all
   # your own grid, as JSON
-  haltpoll tune examples/traces/perf-idle.txt --ceilings 50us,100us,200us --json")]
+  haltpoll tune examples/traces/perf-idle.txt --ceilings 50us,100us,200us --json
+  # record this machine's idle periods for a minute and tune on them (root, Linux)
+  sudo haltpoll tune --record 60s")]
 pub struct TuneArgs {
     /// Trace file ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
     #[arg(value_name = "TRACE")]
-    pub trace: PathBuf,
+    #[cfg_attr(target_os = "linux", arg(required_unless_present = "record"))]
+    #[cfg_attr(not(target_os = "linux"), arg(required = true))]
+    pub trace: Option<PathBuf>,
+    /// Record the trace first, for TIME (e.g. 10s), as `haltpoll record` does (needs root, Linux).
+    #[cfg(target_os = "linux")]
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["trace", "format"],
+          value_parser = crate::cmd::record::parse_duration)]
+    pub record: Option<std::time::Duration>,
     /// The trace's format (default: detected from its first line).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -94,6 +103,21 @@ pub struct TuneArgs {
 }
 
 impl TuneArgs {
+    /// The trace as reports name it.
+    fn trace_name(&self) -> String {
+        self.trace.as_ref().map_or_else(|| "the recording".to_owned(), |p| p.display().to_string())
+    }
+
+    /// The trace: read from its file, or recorded now (`--record`).
+    fn trace(&self) -> Result<Trace> {
+        #[cfg(target_os = "linux")]
+        if let Some(duration) = self.record {
+            return crate::cmd::record::record_trace(duration);
+        }
+        let path = self.trace.as_ref().context("a TRACE to read, or --record TIME")?;
+        Ok(trace::read(path, self.format)?)
+    }
+
     /// The grid and its settings, checked.
     fn grid(&self) -> Result<(Grid, Vec<ValidParams>)> {
         let or_default = |v: &Vec<u64>, d: &[u64]| if v.is_empty() { d.to_vec() } else { v.clone() };
@@ -142,16 +166,16 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     let (grid, settings) = args.grid()?;
     // The replay follows the kernel's 32-bit window; a setting where it wraps is worth a word.
     if let Some(note) = settings.iter().find_map(|p| module_params::wrap_warning(p)) {
-        eprintln!("haltpoll: note: {note}");
+        output::note(note);
     }
-    let trace = trace::read(&args.trace, args.format)?;
+    let trace = args.trace()?;
     output::print_notes(&trace.notes);
     if args.cpus.is_some() && trace.format != Format::Perf {
         output::note("--cpus is for perf traces; a text trace is measured against its idle time");
     }
     let cpu = tune::cpu_time(&trace, args.cpus);
     if cpu.ns == 0 {
-        bail!("{}: the trace covers no time (all its idle periods are 0 ns long)", args.trace.display());
+        bail!("{}: the trace covers no time (all its idle periods are 0 ns long)", args.trace_name());
     }
     let bar = ProgressBar::new(settings.len() as u64).with_message("settings replayed");
     bar.set_style(
@@ -211,7 +235,7 @@ impl Tuned<'_> {
         writeln!(
             out,
             "trace     {}: {}, {} on {}",
-            self.args.trace.display(),
+            self.args.trace_name(),
             t.format.name(),
             count(t.periods.len(), "idle period"),
             count(t.cpus.len(), "CPU")
@@ -317,7 +341,11 @@ impl Tuned<'_> {
         FrontPlot {
             title: format!(
                 "haltpoll tune: {} ({})",
-                self.args.trace.file_name().map_or_else(|| "trace".into(), |n| n.to_string_lossy()),
+                self.args
+                    .trace
+                    .as_ref()
+                    .and_then(|p| p.file_name())
+                    .map_or_else(|| "trace".into(), |n| n.to_string_lossy()),
                 count(self.trace.periods.len(), "idle period")
             ),
             all: (0..self.outcomes.len()).map(point).collect(),
@@ -348,7 +376,7 @@ impl Tuned<'_> {
         };
         let json = TuneJson {
             trace: TraceJson {
-                path: self.args.trace.display().to_string(),
+                path: self.args.trace_name(),
                 format: self.trace.format.name(),
                 periods: self.trace.periods.len(),
                 cpus_with_periods: self.trace.cpus.len(),

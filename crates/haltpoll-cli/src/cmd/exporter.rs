@@ -1,0 +1,88 @@
+//! `haltpoll exporter`: the metrics of [`crate::metrics`] over HTTP for Prometheus, read from
+//! sysfs at every scrape.
+
+mod serve;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::metrics::{self, Facts};
+use crate::sysfs::{self, Sysfs};
+use serve::Response;
+
+/// Arguments of `haltpoll exporter`.
+#[derive(Args, Debug)]
+#[command(
+    long_about = "Serve the cpuidle and haltpoll metrics over HTTP for Prometheus.
+
+sysfs is read at every scrape; no root is needed. A Prometheus scrape config for it:
+
+  scrape_configs:
+    - job_name: haltpoll
+      static_configs:
+        - targets: ['127.0.0.1:9864']
+
+The metrics and their meaning: docs/operators.md.",
+    after_help = "\
+Examples:
+  # this machine's metrics on http://127.0.0.1:9864/metrics, until stopped
+  haltpoll exporter
+  # for a Prometheus on another machine (no TLS, no authentication: keep it behind a firewall)
+  haltpoll exporter --listen 0.0.0.0:9864"
+)]
+pub struct ExporterArgs {
+    /// Address and port to listen on (port 0: any free port, printed at start).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9864")]
+    pub listen: SocketAddr,
+    /// Where sysfs is mounted (a copy or a fixture tree works too). CPUID is always this CPU's.
+    #[arg(long, value_name = "DIR", default_value = sysfs::DEFAULT_ROOT)]
+    pub sysfs_root: PathBuf,
+    /// Scrapes served at once; 4 more connections per worker may wait (beyond that the oldest
+    /// waiting one is closed).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+}
+
+/// Runs `haltpoll exporter` until the process is ended.
+pub fn run(args: &ExporterArgs) -> Result<()> {
+    let sys = Sysfs::open(&args.sysfs_root)?;
+    let listener = TcpListener::bind(args.listen).with_context(|| {
+        format!("cannot listen on {}: is the port in use, or the address not this machine's?", args.listen)
+    })?;
+    let addr = listener.local_addr().context("the listening address")?;
+    crate::output::stderr_line(format_args!(
+        "haltpoll: serving the metrics of {} on http://{addr}/metrics",
+        sys.root().display()
+    ));
+    let last_problems = Mutex::new(Vec::new());
+    let handler = move |path: &str| match path {
+        "/metrics" => {
+            let facts = Facts::read(&sys);
+            report_problems(&last_problems, facts.problems());
+            Response { status: 200, content_type: metrics::CONTENT_TYPE, body: metrics::render(&facts) }
+        }
+        "/" => Response::text(200, "haltpoll exporter: the metrics are at /metrics\n"),
+        _ => Response::text(404, "not found: the metrics are at /metrics\n"),
+    };
+    serve::serve(listener, usize::from(args.workers), Arc::new(handler)).context("serving the metrics")
+}
+
+/// Says on stderr what could not be read, when that changes (not at every scrape).
+fn report_problems(last: &Mutex<Vec<String>>, now: Vec<String>) {
+    let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if *last != now {
+        for problem in &now {
+            crate::output::stderr_line(format_args!(
+                "haltpoll: warning: {problem} (its metrics are left out until it reads again)"
+            ));
+        }
+        if now.is_empty() {
+            crate::output::stderr_line(format_args!("haltpoll: every source reads again"));
+        }
+        *last = now;
+    }
+}

@@ -1,0 +1,373 @@
+//! The kernel's tracing file system, touched as little as a recording allows: mounted only if
+//! it is not (and unmounted again), and one instance of our own (`instances/haltpoll-PID`, a
+//! trace buffer apart from the global one and from every other user's) with the one event
+//! enabled in it. Guards undo each step when dropped, on success, error or interruption alike.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// Where tracefs lives on current kernels.
+pub const DEFAULT_ROOT: &str = "/sys/kernel/tracing";
+/// The event, under `events/`.
+pub const EVENT_DIR: &str = "events/power/cpu_idle";
+/// Our instances are `haltpoll-PID`.
+pub const INSTANCE_PREFIX: &str = "haltpoll-";
+/// The trace clock `perf` uses (`local_clock`), so that our timestamps and perf's agree.
+pub const PERF_CLOCK: &str = "perf";
+
+/// Why tracefs cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TracefsError {
+    /// The mount point does not exist.
+    #[error(
+        "{0} does not exist: this kernel has no tracefs (CONFIG_TRACING), or the path is wrong \
+         (--tracefs names where tracefs is mounted)"
+    )]
+    NoTracefs(PathBuf),
+    /// Reading, mounting or writing needs privileges this process lacks.
+    #[error(
+        "{what} {path}: permission denied; recording kernel events through tracefs needs root \
+         (run it with sudo)"
+    )]
+    NeedsRoot {
+        /// What was tried.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+    },
+    /// The kernel cannot mount tracefs.
+    #[error("cannot mount tracefs on {path}: {source} (a kernel without CONFIG_TRACING?)")]
+    Mount {
+        /// Where.
+        path: PathBuf,
+        /// What the kernel said.
+        source: io::Error,
+    },
+    /// The directory is something else than tracefs.
+    #[error(
+        "{0} is not tracefs (no events/ in it): give the directory tracefs is mounted on, or an empty \
+         directory to mount it on"
+    )]
+    NotTracefs(PathBuf),
+    /// The kernel has no such tracepoint.
+    #[error(
+        "{0} does not exist: this kernel has no power:cpu_idle tracepoint (it needs CONFIG_CPU_IDLE and \
+         CONFIG_EVENT_TRACING), so there is nothing to record"
+    )]
+    NoTracepoint(PathBuf),
+    /// tracefs has no instances (kernels before 3.16 lack them).
+    #[error("{0} does not exist: this tracefs has no instances, and haltpoll records only in an instance of its own")]
+    NoInstances(PathBuf),
+    /// Our instance exists already.
+    #[error(
+        "{0} exists already: another haltpoll with this process id is recording, or one was killed \
+         before it could clean up (remove it with rmdir if no haltpoll runs)"
+    )]
+    InstanceExists(PathBuf),
+    /// Something else went wrong with a file.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was tried.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+fn io_error(what: &'static str, path: &Path, source: io::Error) -> TracefsError {
+    match source.kind() {
+        io::ErrorKind::PermissionDenied => TracefsError::NeedsRoot { what, path: path.to_owned() },
+        _ => TracefsError::Io { what, path: path.to_owned(), source },
+    }
+}
+
+/// tracefs at a root, mounted by us if it was not.
+#[derive(Debug)]
+pub struct Tracefs {
+    root: PathBuf,
+    /// We mounted it, and unmount it on drop.
+    mounted_here: bool,
+}
+
+impl Tracefs {
+    /// Opens tracefs at `root`: as it is if it is mounted (has `events/`), or mounted on it if
+    /// `root` is an empty directory (the mount point of an unmounted tracefs).
+    pub fn open(root: &Path) -> Result<Tracefs, TracefsError> {
+        if !root.is_dir() {
+            return Err(TracefsError::NoTracefs(root.to_owned()));
+        }
+        let mut entries = fs::read_dir(root).map_err(|e| io_error("cannot read", root, e))?;
+        let empty = entries.next().is_none();
+        let mounted_here = if empty {
+            mount(root)?;
+            true
+        } else {
+            false
+        };
+        let fs = Tracefs { root: root.to_owned(), mounted_here };
+        if !fs.path("events").is_dir() {
+            return Err(TracefsError::NotTracefs(root.to_owned()));
+        }
+        Ok(fs)
+    }
+
+    /// The path of `rel` under the root.
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Checks that the kernel has the `power:cpu_idle` tracepoint and instances to record it in.
+    pub fn check_event(&self) -> Result<(), TracefsError> {
+        let event = self.path(EVENT_DIR);
+        if !event.is_dir() {
+            return Err(TracefsError::NoTracepoint(event));
+        }
+        let instances = self.path("instances");
+        if !instances.is_dir() {
+            return Err(TracefsError::NoInstances(instances));
+        }
+        Ok(())
+    }
+
+    /// Removes the instances of recordings that were killed (SIGKILL leaves no way to clean up):
+    /// `haltpoll-PID` whose process is gone. Returns their names, or what failed.
+    pub fn remove_stale_instances(&self) -> Vec<Result<String, String>> {
+        let Ok(entries) = fs::read_dir(self.path("instances")) else { return Vec::new() };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(INSTANCE_PREFIX).and_then(|p| p.parse::<u32>().ok()) else { continue };
+            if Path::new("/proc").join(pid.to_string()).exists() {
+                continue; // recording now (or a reused pid: left alone either way)
+            }
+            let stale = Instance { _tracefs: self, dir: entry.path(), closed: false };
+            out.push(stale.close().map(|()| name));
+        }
+        out
+    }
+}
+
+impl Drop for Tracefs {
+    fn drop(&mut self) {
+        if self.mounted_here
+            && let Err(e) = rustix::mount::unmount(&self.root, rustix::mount::UnmountFlags::empty())
+        {
+            crate::output::stderr_line(format_args!(
+                "haltpoll: warning: could not unmount the tracefs mounted on {} for the recording: {e} \
+                 (unmount it with `umount {}`)",
+                self.root.display(),
+                self.root.display()
+            ));
+        }
+    }
+}
+
+fn mount(root: &Path) -> Result<(), TracefsError> {
+    use rustix::mount::{MountFlags, mount};
+    let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    mount("tracefs", root, "tracefs", flags, c"").map_err(|errno| {
+        let source = io::Error::from(errno);
+        match errno {
+            rustix::io::Errno::PERM | rustix::io::Errno::ACCESS => {
+                TracefsError::NeedsRoot { what: "cannot mount tracefs on", path: root.to_owned() }
+            }
+            _ => TracefsError::Mount { path: root.to_owned(), source },
+        }
+    })
+}
+
+/// Our own trace instance: created empty, the one event enabled while recording; disabled and
+/// removed on drop.
+#[derive(Debug)]
+pub struct Instance<'a> {
+    _tracefs: &'a Tracefs,
+    dir: PathBuf,
+    /// Already removed by [`Instance::close`].
+    closed: bool,
+}
+
+impl<'a> Instance<'a> {
+    /// Creates `instances/NAME`.
+    pub fn create(tracefs: &'a Tracefs, name: &str) -> Result<Instance<'a>, TracefsError> {
+        let dir = tracefs.path("instances").join(name);
+        fs::create_dir(&dir).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => TracefsError::InstanceExists(dir.clone()),
+            _ => io_error("cannot create the trace instance", &dir, e),
+        })?;
+        Ok(Instance { _tracefs: tracefs, dir, closed: false })
+    }
+
+    /// The instance's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Selects `clock` if the kernel offers it, and returns the clock in use.
+    pub fn use_clock(&self, clock: &str) -> Result<String, TracefsError> {
+        let path = self.dir.join("trace_clock");
+        // `[local] global counter uptime perf mono ...`: the current one in brackets.
+        let offered = read_small(&path)?;
+        if offered.split_whitespace().any(|c| c.trim_matches(['[', ']']) == clock) {
+            write(&path, clock)?;
+        }
+        let now = read_small(&path)?;
+        Ok(now
+            .split_whitespace()
+            .find_map(|c| c.strip_prefix('[').and_then(|c| c.strip_suffix(']')))
+            .unwrap_or("unknown")
+            .to_owned())
+    }
+
+    /// Enables or disables the event in this instance.
+    pub fn set_enabled(&self, on: bool) -> Result<(), TracefsError> {
+        write(&self.dir.join(EVENT_DIR).join("enable"), if on { "1" } else { "0" })
+    }
+
+    /// Disables the event and removes the instance, saying what could not be undone.
+    fn remove(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let enable = self.dir.join(EVENT_DIR).join("enable");
+        if enable.exists()
+            && let Err(e) = self.set_enabled(false)
+        {
+            problems.push(e.to_string());
+        }
+        // The kernel refuses (EBUSY) while a file of the instance is open; ours are closed by
+        // now, but a reader elsewhere (`cat trace_pipe`) may hold one: try a few times.
+        let mut last = None;
+        for _ in 0..20 {
+            match fs::remove_dir(&self.dir) {
+                Ok(()) => return if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) };
+                }
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if let Some(e) = last {
+            problems.push(format!("cannot remove {}: {e} (remove it with rmdir)", self.dir.display()));
+        }
+        Err(problems.join("; "))
+    }
+
+    /// Disables the event and removes the instance now, returning what failed.
+    pub fn close(mut self) -> Result<(), String> {
+        self.closed = true;
+        self.remove()
+    }
+}
+
+impl Drop for Instance<'_> {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        if let Err(problems) = self.remove() {
+            crate::output::stderr_line(format_args!("haltpoll: warning: cleaning up the trace instance: {problems}"));
+        }
+    }
+}
+
+/// Writes `value` to a tracefs file in one write.
+fn write(path: &Path, value: &str) -> Result<(), TracefsError> {
+    fs::write(path, value).map_err(|e| io_error("cannot write", path, e))
+}
+
+/// Reads a small tracefs control file (a few hundred bytes at most).
+fn read_small(path: &Path) -> Result<String, TracefsError> {
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|f| f.take(4096).read_to_string(&mut text))
+        .map_err(|e| io_error("cannot read", path, e))?;
+    Ok(text.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_root_and_a_directory_that_is_not_tracefs() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Tracefs::open(&dir.path().join("nope")).unwrap_err().to_string();
+        assert!(err.contains("does not exist: this kernel has no tracefs"), "{err}");
+        fs::write(dir.path().join("file"), "x").unwrap();
+        let err = Tracefs::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is not tracefs (no events/ in it)"), "{err}");
+    }
+
+    #[test]
+    fn a_fixture_without_the_tracepoint() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("events/sched")).unwrap();
+        fs::create_dir_all(dir.path().join("instances")).unwrap();
+        let fs = Tracefs::open(dir.path()).unwrap();
+        assert!(!fs.mounted_here);
+        let err = fs.check_event().unwrap_err().to_string();
+        assert!(err.contains("events/power/cpu_idle does not exist: this kernel has no power:cpu_idle"), "{err}");
+    }
+
+    #[test]
+    fn the_instance_goes_away_on_drop_and_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("events/power/cpu_idle")).unwrap();
+        fs::create_dir_all(dir.path().join("instances")).unwrap();
+        let fs = Tracefs::open(dir.path()).unwrap();
+        fs.check_event().unwrap();
+        {
+            let instance = Instance::create(&fs, "haltpoll-test").unwrap();
+            assert!(instance.dir().is_dir());
+            let again = Instance::create(&fs, "haltpoll-test").unwrap_err().to_string();
+            assert!(again.contains("exists already"), "{again}");
+            // A fixture instance has none of the kernel's files: enabling fails, and says where.
+            let err = instance.set_enabled(true).unwrap_err().to_string();
+            assert!(err.contains("haltpoll-test/events/power/cpu_idle/enable"), "{err}");
+        }
+        assert!(!dir.path().join("instances/haltpoll-test").exists());
+        let instance = Instance::create(&fs, "haltpoll-test").unwrap();
+        instance.close().unwrap();
+        assert!(!dir.path().join("instances/haltpoll-test").exists());
+    }
+
+    #[test]
+    fn instances_of_killed_recordings_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("events/power/cpu_idle")).unwrap();
+        // No process has pid 4000000000 (above Linux's pid_max); this test's process is alive.
+        let alive = format!("instances/haltpoll-{}", std::process::id());
+        for d in ["instances/haltpoll-4000000000", "instances/haltpoll-x", "instances/trace-cmd", alive.as_str()] {
+            fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let fs = Tracefs::open(dir.path()).unwrap();
+        assert_eq!(fs.remove_stale_instances(), vec![Ok("haltpoll-4000000000".to_owned())]);
+        let mut left: Vec<String> = fs::read_dir(dir.path().join("instances"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut want = vec!["haltpoll-x".to_owned(), "trace-cmd".to_owned(), alive[10..].to_owned()];
+        want.sort();
+        assert_eq!(left, want);
+    }
+
+    #[test]
+    fn clocks() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("events/power/cpu_idle")).unwrap();
+        fs::create_dir_all(dir.path().join("instances/haltpoll-clock")).unwrap();
+        fs::write(dir.path().join("instances/haltpoll-clock/trace_clock"), "[local] global perf mono\n").unwrap();
+        let fs = Tracefs::open(dir.path()).unwrap();
+        // A fixture file keeps what is written (the kernel would show `local [perf] ...`).
+        let instance = Instance { _tracefs: &fs, dir: dir.path().join("instances/haltpoll-clock"), closed: false };
+        assert_eq!(instance.use_clock("perf").unwrap(), "unknown");
+        assert_eq!(std::fs::read_to_string(instance.dir().join("trace_clock")).unwrap(), "perf");
+        fs::write(instance.dir().join("trace_clock"), "[local] global\n").unwrap();
+        assert_eq!(instance.use_clock("perf").unwrap(), "local", "not offered: left as it is");
+        fs::remove_file(instance.dir().join("trace_clock")).unwrap();
+        drop(instance);
+    }
+}

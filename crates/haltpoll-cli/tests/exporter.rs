@@ -1,0 +1,322 @@
+//! `haltpoll exporter`: what it serves, what it refuses, a scrape storm, and a sysfs tree that
+//! changes between scrapes.
+
+mod common;
+mod exposition;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use exposition as metrics;
+use predicates::prelude::*;
+
+const WORKERS: usize = 4;
+
+/// The exporter, ended when dropped.
+struct Exporter {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Exporter {
+    fn start(root: &Path) -> Exporter {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("haltpoll"))
+            .args(["exporter", "--listen", "127.0.0.1:0", "--workers", &WORKERS.to_string(), "--sysfs-root"])
+            .arg(root)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        stderr.read_line(&mut first).unwrap();
+        let addr = first.split("http://").nth(1).and_then(|a| a.split('/').next()).expect(&first);
+        // The rest of stderr drained, so the exporter never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Exporter { child, addr: addr.parse().unwrap() }
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// A line of `/proc/PID/status`, as a number.
+    fn proc_status(&self, key: &str) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status.lines().find_map(|l| l.strip_prefix(key)).unwrap().trim().parse().unwrap()
+    }
+
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap().count()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// A response: status code, headers (lowercase names), body.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `request` as it is and reads the reply until the server closes.
+fn send(addr: SocketAddr, request: &[u8]) -> std::io::Result<Reply> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    s.write_all(request)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8(raw).map_err(std::io::Error::other)?;
+    let (head, body) =
+        text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no head: {text:?}")))?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers =
+        lines.map(|l| l.split_once(": ").unwrap()).map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned())).collect();
+    Ok(Reply { status, headers, body: body.to_owned() })
+}
+
+fn get(addr: SocketAddr, path: &str) -> std::io::Result<Reply> {
+    send(addr, format!("GET {path} HTTP/1.1\r\nHost: test\r\nAccept: */*\r\n\r\n").as_bytes())
+}
+
+#[test]
+fn serves_the_metrics_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    common::polling_guest(dir.path());
+    let exporter = Exporter::start(dir.path());
+    let a = exporter.addr;
+
+    let r = get(a, "/metrics").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(r.header("content-length"), Some(r.body.len().to_string().as_str()));
+    let scrape = metrics::parse(&r.body);
+    let poll1 = [("cpu", "1"), ("state", "POLL")];
+    assert_eq!(metrics::value(&scrape, "haltpoll_cpuidle_state_usage_total", &poll1), Some(30_001.0));
+    metrics::conventions(&r.body);
+
+    // Read at every scrape: a change shows at the next one.
+    common::put(dir.path(), "devices/system/cpu/cpu1/cpuidle/state0/usage", "30500");
+    let r = get(a, "/metrics?x=1").unwrap();
+    assert_eq!(metrics::value(&metrics::parse(&r.body), "haltpoll_cpuidle_state_usage_total", &poll1), Some(30_500.0));
+
+    let head = send(a, b"HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert!(head.header("content-length").unwrap().parse::<usize>().unwrap() > 1000);
+    assert_eq!(get(a, "/").unwrap().status, 200);
+    assert_eq!(get(a, "/nope").unwrap().status, 404);
+    let post = send(a, b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n").unwrap();
+    assert_eq!((post.status, post.header("allow")), (405, Some("GET, HEAD")));
+    assert_eq!(send(a, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n").unwrap().status, 400);
+    let huge = format!("GET /metrics HTTP/1.1\r\nX-Pad: {}\r\n\r\n", "a".repeat(10_000));
+    assert_eq!(send(a, huge.as_bytes()).unwrap().status, 431);
+    let many: String = (0..40).map(|i| format!("X-{i}: y\r\n")).collect();
+    assert_eq!(send(a, format!("GET /metrics HTTP/1.1\r\n{many}\r\n").as_bytes()).unwrap().status, 431);
+}
+
+#[test]
+fn a_client_that_trickles_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    common::polling_guest(dir.path());
+    let exporter = Exporter::start(dir.path());
+    let start = Instant::now();
+    let mut s = TcpStream::connect(exporter.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    // One byte every 300 ms: each read returns in time, the whole head never does.
+    let mut raw = Vec::new();
+    for b in b"GET /metrics HTTP/1.1\r\nHost: slow".iter().cycle() {
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "never cut off");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let reply = String::from_utf8_lossy(&raw);
+    assert!(reply.starts_with("HTTP/1.1 408 "), "{reply:?}");
+    assert!(start.elapsed() >= Duration::from_secs(4), "cut off at the head deadline, not before");
+}
+
+#[test]
+fn survives_a_scrape_storm() {
+    let dir = tempfile::tempdir().unwrap();
+    common::polling_guest(dir.path());
+    let mut exporter = Exporter::start(dir.path());
+    let a = exporter.addr;
+    assert_eq!(get(a, "/metrics").unwrap().status, 200);
+    let threads_idle = exporter.proc_status("Threads:");
+    assert_eq!(threads_idle, 1 + WORKERS, "the acceptor and the workers");
+
+    // 300 clients that connect and say nothing, 50 that send garbage and leave, and 8 that
+    // scrape as Prometheus does, all at once.
+    let silent: Vec<TcpStream> = (0..300).filter_map(|_| TcpStream::connect(a).ok()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let garbage = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut sent = 0;
+            while !stop.load(Ordering::Relaxed) && sent < 50 {
+                if let Ok(mut s) = TcpStream::connect(a) {
+                    let _ = s.write_all(b"\x00\xff\xfe NOT HTTP\r\n\r\n");
+                }
+                sent += 1;
+            }
+        })
+    };
+    let (ok, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let scrapers: Vec<_> = (0..8)
+        .map(|_| {
+            let (ok, refused) = (Arc::clone(&ok), Arc::clone(&refused));
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    match get(a, "/metrics") {
+                        // A scrape that is answered is answered whole.
+                        Ok(r) => {
+                            assert_eq!(r.status, 200);
+                            metrics::parse(&r.body);
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // Closed at once when the queue is full: the price of a bounded server.
+                        Err(_) => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut max_threads = 0;
+    let mut max_fds = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scrapers.iter().any(|s| !s.is_finished()) && Instant::now() < deadline {
+        max_threads = max_threads.max(exporter.proc_status("Threads:"));
+        max_fds = max_fds.max(exporter.open_fds());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for s in scrapers {
+        s.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    garbage.join().unwrap();
+    eprintln!(
+        "storm: {} scrapes answered, {} closed unanswered; at most {max_threads} threads and {max_fds} open files \
+         (idle: {threads_idle} threads)",
+        ok.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed)
+    );
+    assert!(exporter.alive(), "the exporter died in the storm");
+    // The burst of silent connections delays scrapes (the newest connection is served first,
+    // the oldest waiting closed) rather than locking them out.
+    assert!(
+        ok.load(Ordering::Relaxed) >= 40,
+        "only {} of 80 scrapes answered in the storm",
+        ok.load(Ordering::Relaxed)
+    );
+    assert_eq!(max_threads, threads_idle, "no thread per connection");
+    // The workers' connections, the queue, the listener, stdio: never the 300 silent ones.
+    assert!(max_fds <= WORKERS * 5 + 12, "{max_fds} open files");
+    drop(silent);
+    // After the storm, scrapes are answered again.
+    let recovered = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        get(a, "/metrics").is_ok_and(|r| r.status == 200)
+    });
+    assert!(recovered, "no scrape answered after the storm");
+}
+
+#[test]
+fn survives_a_tree_that_changes_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    common::polling_guest(&root);
+    let mut exporter = Exporter::start(&root);
+    let a = exporter.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mutator = {
+        let (stop, root) = (Arc::clone(&stop), root.clone());
+        std::thread::spawn(move || {
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let cpu1 = root.join("devices/system/cpu/cpu1");
+                match round % 6 {
+                    0 => std::fs::remove_dir_all(&cpu1).unwrap_or(()), // a CPU goes offline
+                    1 => common::put(&root, "devices/system/cpu/cpu1/cpuidle/state0/usage", "garbage"),
+                    2 => std::fs::remove_dir_all(root.join("module")).unwrap_or(()), // module unloaded
+                    3 => std::fs::remove_file(root.join("devices/system/cpu/cpu0/cpuidle/state1/name")).unwrap_or(()),
+                    4 => common::put(&root, "module/haltpoll/parameters/guest_halt_poll_ns", "-1"),
+                    _ => {
+                        std::fs::remove_dir_all(root.join("devices")).unwrap_or(());
+                        std::fs::remove_dir_all(root.join("module")).unwrap_or(());
+                        common::polling_guest(&root);
+                    }
+                }
+                round += 1;
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        })
+    };
+    let (mut scrapes, mut cpuidle_failed) = (0, 0);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        let r = get(a, "/metrics").expect("every scrape is answered");
+        assert_eq!(r.status, 200);
+        let scrape = metrics::parse(&r.body);
+        if metrics::value(&scrape, "haltpoll_read_success", &[("source", "cpuidle")]) == Some(0.0) {
+            cpuidle_failed += 1;
+        }
+        scrapes += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    mutator.join().unwrap();
+    eprintln!("changing tree: {scrapes} scrapes, cpuidle unreadable in {cpuidle_failed}");
+    assert!(exporter.alive());
+    assert!(scrapes >= 20, "{scrapes} scrapes in 3 s");
+    // Whole again: everything reads.
+    std::fs::remove_dir_all(root.join("devices")).unwrap_or(());
+    std::fs::remove_dir_all(root.join("module")).unwrap_or(());
+    common::polling_guest(&root);
+    let scrape = metrics::parse(&get(a, "/metrics").unwrap().body);
+    for source in ["cpuidle", "params", "force"] {
+        assert_eq!(metrics::value(&scrape, "haltpoll_read_success", &[("source", source)]), Some(1.0));
+    }
+    assert_eq!(metrics::value(&scrape, "haltpoll_guest_halt_poll_seconds", &[]), Some(0.0002));
+}
+
+#[test]
+fn a_port_in_use_and_a_missing_tree_are_errors() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = assert_cmd::Command::cargo_bin("haltpoll").unwrap();
+    cmd.args(["exporter", "--listen", &taken.local_addr().unwrap().to_string(), "--sysfs-root"]).arg(dir.path());
+    cmd.assert()
+        .code(1)
+        .stderr(predicates::str::contains("cannot listen on 127.0.0.1:").and(predicates::str::contains("in use")));
+    let mut cmd = assert_cmd::Command::cargo_bin("haltpoll").unwrap();
+    cmd.args(["exporter", "--listen", "127.0.0.1:0", "--sysfs-root"]).arg(dir.path().join("nope"));
+    cmd.assert().code(1).stderr(predicates::str::contains("does not exist"));
+    let mut cmd = assert_cmd::Command::cargo_bin("haltpoll").unwrap();
+    cmd.args(["exporter", "--workers", "0"]).assert().code(2);
+}
