@@ -33,8 +33,12 @@
 //! returns the token. Step 3 first: the unpark's load, which cannot read a value older than
 //! its own RMW's, sees POLLING clear and wakes the futex, and step 4 cannot sleep through it;
 //! or it sees POLLING set again, which only step 6's RMW does, and that RMW came after the
-//! unpark's and returned the token. The one cost of the split: an unpark whose load falls
-//! between step 3 finding its token and step 6 (a late hit) makes a wake nobody waits for.
+//! unpark's and returned the token. The cost of the split: an unpark whose load comes late
+//! makes a wake nobody waits for. Its load may fall between step 3 finding its token and step
+//! 6 (a late hit); or, with several unparkers, its thread may be preempted between its RMW and
+//! its load while the owner takes that token and blocks again, so the stale load sees the new
+//! block's POLLING clear and wakes it for nothing (step 5 waits again). Each unpark still makes
+//! at most one wake, and no wakeup is lost.
 //!
 //! Why no token is consumed twice: only the owner clears NEED_RESCHED, and only by
 //! [`WakeFlags::take_need_resched`], whose RMW reports whether it cleared it. A park returns

@@ -211,6 +211,9 @@ fn many_unparkers_one_parker() {
     let s = consumer.stats();
     assert_eq!(s.unparks, Some(total));
     assert_eq!(s.parks, parks);
-    assert!(s.futex_wakes <= s.blocks + s.late_hits, "at most one futex wake per sleep or late hit: {s:?}");
+    // Not one wake per sleep or late hit here: a producer preempted between its unpark's RMW
+    // and its load can wake a later sleep for nothing (the parker's module docs). Each unpark
+    // makes at most one wake.
+    assert!(s.futex_wakes <= total, "at most one futex wake per unpark: {s:?}");
     eprintln!("{PRODUCERS} producers, {total} items, {parks} parks, seed {seed}\n  {s:?}");
 }
