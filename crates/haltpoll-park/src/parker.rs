@@ -901,6 +901,15 @@ mod tests {
         }
     }
 
+    /// Unparks `p` from another thread after `after`.
+    fn unpark_after(p: &Parker, after: Duration) -> thread::JoinHandle<()> {
+        let u = p.unparker().clone();
+        thread::spawn(move || {
+            thread::sleep(after);
+            u.unpark();
+        })
+    }
+
     fn predictive() -> Parker {
         let params = haltpoll::PredictiveParams { poll_budget_ppm: 1_000_000, ..haltpoll::PredictiveParams::DEFAULT };
         Parker::builder()
@@ -949,11 +958,7 @@ mod tests {
             .governor(haltpoll::GovernorParams::Predictive(params))
             .build()
             .unwrap();
-        let u = p.unparker().clone();
-        let t = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(2));
-            u.unpark();
-        });
+        let t = unpark_after(&p, Duration::from_millis(2));
         p.park();
         t.join().unwrap();
         let s = p.stats();
@@ -963,14 +968,10 @@ mod tests {
     #[test]
     fn timer_then_poll_catches_a_wakeup_in_its_window() {
         let p = predictive();
-        let u = p.unparker().clone();
         let start = p.clock.now_ns();
         // The timer fires 1 ms from now; the unpark comes 20 ms from now, inside the 1 s
         // window that follows, so it finds the thread polling.
-        let t = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(20));
-            u.unpark();
-        });
+        let t = unpark_after(&p, Duration::from_millis(20));
         let period = p.timer_then_poll(start + 1_000_000, 1_000_000_000, None);
         t.join().unwrap();
         assert!(period.woken && period.caught, "found polling");
@@ -983,12 +984,8 @@ mod tests {
     #[test]
     fn timer_then_poll_woken_during_the_timed_wait_is_not_caught() {
         let p = predictive();
-        let u = p.unparker().clone();
         let start = p.clock.now_ns();
-        let t = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(2));
-            u.unpark();
-        });
+        let t = unpark_after(&p, Duration::from_millis(2));
         // A timer 10 s away: only the unpark ends the wait.
         let period = p.timer_then_poll(start + 10_000_000_000, 1_000, None);
         t.join().unwrap();
