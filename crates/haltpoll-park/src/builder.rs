@@ -5,7 +5,10 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::Duration;
 
-use haltpoll::{BlockTime, Governor, IdleState, LATENCY_ANY, LatencyReq, ParamError, Params};
+use haltpoll::{
+    AnyGovernor, BlockTime, Governor, GovernorParams, IdleState, LATENCY_ANY, LatencyReq, ParamError, Params,
+    Predictive, ValidPredictiveParams,
+};
 
 use crate::Parker;
 use crate::parker::Config;
@@ -58,6 +61,8 @@ pub fn polling_can_help() -> bool {
 #[must_use = "a builder does nothing until .build()"]
 pub struct Builder {
     params: Params,
+    /// The predictive governor's parameters when it is chosen; `None`: Linux's, with `params`.
+    predictive: Option<ValidPredictiveParams>,
     polling: Polling,
     latency_req: LatencyReq,
     start_polling: bool,
@@ -70,6 +75,7 @@ impl Builder {
     pub fn new() -> Builder {
         Builder {
             params: DEFAULT_PARAMS,
+            predictive: None,
             polling: Polling::Auto,
             latency_req: LATENCY_ANY,
             start_polling: false,
@@ -77,7 +83,34 @@ impl Builder {
         }
     }
 
-    /// The governor's parameters (checked by [`build`](Self::build)).
+    /// Which governor decides how long a park polls, with its parameters: Linux's (the
+    /// default, with [`DEFAULT_PARAMS`]; the same as [`params`](Self::params)) or the
+    /// predictive one, which polls within a CPU budget and may sleep on a timer first, then
+    /// poll where it predicts the unpark (the crate docs, "Choosing the governor", say why
+    /// Linux's is the default).
+    ///
+    /// ```
+    /// use haltpoll::{GovernorParams, PredictiveParams};
+    /// use haltpoll_park::Parker;
+    /// let budget = PredictiveParams { poll_budget_ppm: 100_000, ..PredictiveParams::DEFAULT }; // 10%
+    /// let parker = Parker::builder().governor(GovernorParams::Predictive(budget.validate()?)).build()?;
+    /// parker.unparker().unpark();
+    /// parker.park();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn governor(mut self, governor: GovernorParams) -> Builder {
+        match governor {
+            GovernorParams::Linux(params) => {
+                self.params = params.into_inner();
+                self.predictive = None;
+            }
+            GovernorParams::Predictive(params) => self.predictive = Some(params),
+        }
+        self
+    }
+
+    /// Linux's governor's parameters (checked by [`build`](Self::build)); they are used when
+    /// Linux's governor is the one chosen (the default, see [`governor`](Self::governor)).
     pub fn params(mut self, params: Params) -> Builder {
         self.params = params;
         self
@@ -106,7 +139,8 @@ impl Builder {
     }
 
     /// Start with the window at `grow_start` instead of 0, as if the first wait had been a
-    /// short block: the first parks poll at once.
+    /// short block: the first parks poll at once. Linux's governor only (the predictive one
+    /// polls only once it has earned budget).
     pub fn start_polling(mut self, yes: bool) -> Builder {
         self.start_polling = yes;
         self
@@ -128,11 +162,17 @@ impl Builder {
             Polling::Force => true,
             Polling::Off => false,
         };
-        let mut governor = Governor::new(params);
-        if self.start_polling {
-            // A 1 ns block is inside (0, ceiling] for any ceiling >= 1: grows to grow_start.
-            let _ = governor.reflect(IdleState::Halt, 1, false);
-        }
+        let governor = match self.predictive {
+            Some(params) => AnyGovernor::Predictive(Predictive::new(params)),
+            None => {
+                let mut governor = Governor::new(params);
+                if self.start_polling {
+                    // A 1 ns block is inside (0, ceiling] for any ceiling >= 1: grows to grow_start.
+                    let _ = governor.reflect(IdleState::Halt, 1, false);
+                }
+                AnyGovernor::Linux(governor)
+            }
+        };
         Ok(Parker::with(Config { polling, latency_req: self.latency_req, count_unparks: self.count_unparks }, governor))
     }
 }

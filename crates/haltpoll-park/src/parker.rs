@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 
 use haltpoll::poll::poll;
 use haltpoll::wake::{POLLING, WakeFlags};
-use haltpoll::{Governor, IdleState, LatencyReq};
+use haltpoll::{AnyGovernor, Decision, IdleGovernor, IdleState, LatencyReq, Outcome, Predictive};
 
 #[cfg(not(loom))]
 use std::sync::Arc;
@@ -140,6 +140,16 @@ struct Blocked {
     blocked_ns: u64,
     /// The deadline ended it (with no token).
     timed_out: bool,
+    /// Step 3 found the token: the owner never slept (a late hit).
+    late: bool,
+}
+
+/// How one idle period under the predictive governor ended, for its [`Outcome`].
+struct Period {
+    woken: bool,
+    poll_ns: u64,
+    /// The token found the thread polling.
+    caught: bool,
 }
 
 /// A thread parker that polls before it sleeps: `park` spins with a POLLING flag set for as
@@ -172,9 +182,19 @@ struct Blocked {
 pub struct Parker {
     unparker: Unparker,
     config: Config,
-    governor: Cell<Governor>,
+    governor: Cell<AnyGovernor>,
     clock: Clock,
     counters: Counters,
+    /// When the last park under the predictive governor returned (its last clock read), ns:
+    /// the busy time that earns it budget runs from here to the next park's first clock read.
+    /// Fast paths (a token already there, a zero timeout) read no clock and leave it alone:
+    /// the time they take counts as busy, which it is.
+    last_exit_ns: Cell<u64>,
+    /// The futex sleep's wake cost, ns: an average of how late timed waits (the predictive
+    /// governor's timers) got the thread running after their due time. A wake by an unpark
+    /// costs about the same (the scheduler's wake-up, the idle CPU's exit), but measuring it
+    /// would need a clock read in `unpark`; until a timer has fired this is 0 (unknown).
+    wake_ns: Cell<u64>,
 }
 
 // A park never runs code of its caller's and panics nowhere (its arithmetic saturates, its
@@ -212,7 +232,7 @@ impl Parker {
         Builder::new()
     }
 
-    pub(crate) fn with(config: Config, governor: Governor) -> Parker {
+    pub(crate) fn with(config: Config, governor: AnyGovernor) -> Parker {
         let inner = Inner { count_unparks: config.count_unparks, ..Inner::default() };
         // The owner is running: it will look at the token before it sleeps.
         let _ = inner.flags.set_polling_and_test();
@@ -222,6 +242,8 @@ impl Parker {
             governor: Cell::new(governor),
             clock: Clock::new(),
             counters: Counters::default(),
+            last_exit_ns: Cell::new(0),
+            wake_ns: Cell::new(0),
         }
     }
 
@@ -356,10 +378,10 @@ impl Parker {
         }
     }
 
-    /// The governor's current poll window, ns (`poll_limit_ns`): how long the next park may
-    /// poll.
+    /// The governor's current poll window, ns (Linux's `poll_limit_ns`, the predictive
+    /// governor's planned window): how long the next park may poll.
     pub fn poll_limit_ns(&self) -> u64 {
-        self.governor.get().poll_limit_ns()
+        self.governor.get().window_ns()
     }
 
     /// Whether this parker polls at all (see [`Polling`](crate::Polling)).
@@ -415,12 +437,21 @@ impl Parker {
         }
     }
 
-    /// Steps 2 to 6 under the governor: POLL while it says so, then HALT (block). The one
-    /// place that asks and teaches the governor.
+    /// Steps 2 to 6 under the governor the builder chose.
     fn poll_then_block(&self, deadline: Option<u64>) -> bool {
+        match self.governor.get() {
+            AnyGovernor::Linux(gov) => self.linux_poll_then_block(gov, deadline),
+            AnyGovernor::Predictive(gov) => self.predictive_wait(gov, deadline),
+        }
+    }
+
+    /// Steps 2 to 6 under Linux's governor: POLL while it says so, then HALT (block). Driven
+    /// through its own select/reflect rather than the seam, because a wait the park's deadline
+    /// ended has its own rule (`reflect_deadline`: it may shrink the window, never grow it),
+    /// which the seam's `Outcome` cannot say.
+    fn linux_poll_then_block(&self, mut gov: haltpoll::Governor, deadline: Option<u64>) -> bool {
         let flags = &self.unparker.inner.flags;
         let c = &self.counters;
-        let mut gov = self.governor.get();
         let woken = loop {
             match gov.select(self.config.latency_req) {
                 IdleState::Poll => {
@@ -466,25 +497,114 @@ impl Parker {
                 }
             }
         };
-        self.governor.set(gov);
+        self.governor.set(AnyGovernor::Linux(gov));
         woken
     }
 
-    /// Steps 3 to 6: clear POLLING, sleep until the token or the deadline, set POLLING again
-    /// and take the token.
+    /// Steps 2 to 6 under the predictive governor, through the seam: select with the busy time
+    /// since the last park, carry out its [`Decision`], reflect the [`Outcome`].
+    fn predictive_wait(&self, mut gov: Predictive, deadline: Option<u64>) -> bool {
+        let entry = self.clock.now_ns();
+        let busy_ns = entry.saturating_sub(self.last_exit_ns.get());
+        let period = match gov.select(self.config.latency_req, busy_ns) {
+            Decision::Halt => {
+                let b = self.block(deadline);
+                Period { woken: b.woken, poll_ns: 0, caught: false }
+            }
+            Decision::Poll { window_ns } => self.poll_then_block_once(window_ns, deadline),
+            Decision::TimerThenPoll { timer_ns, window_ns } => {
+                self.timer_then_poll(entry.saturating_add(timer_ns), window_ns, deadline)
+            }
+        };
+        let now = self.clock.now_ns();
+        self.last_exit_ns.set(now);
+        // A period the park's deadline ended reports its length so far: a lower bound of the
+        // wakeup's time, but its polling must be paid for out of the budget all the same.
+        gov.reflect(&Outcome {
+            idle_ns: now.saturating_sub(entry),
+            poll_ns: period.poll_ns,
+            caught: period.caught,
+            halt_wake_ns: if period.caught { 0 } else { self.wake_ns.get() },
+        });
+        self.governor.set(AnyGovernor::Predictive(gov));
+        period.woken
+    }
+
+    /// Polls for up to `window_ns` (and not past the deadline), then blocks until the token or
+    /// the deadline.
+    fn poll_then_block_once(&self, window_ns: u64, deadline: Option<u64>) -> Period {
+        let flags = &self.unparker.inner.flags;
+        let c = &self.counters;
+        let mut limit = window_ns;
+        if let Some(d) = deadline {
+            limit = limit.min(d.saturating_sub(self.clock.now_ns()));
+        }
+        let out = poll(&mut Spin { flags, clock: &self.clock }, limit);
+        if !out.timed_out {
+            c.poll_hits.inc();
+            return Period { woken: flags.take_need_resched(), poll_ns: out.polled_ns, caught: true };
+        }
+        c.poll_timeouts.inc();
+        let woken = if deadline.is_some_and(|d| self.clock.now_ns() >= d) {
+            let woken = flags.take_need_resched();
+            let ended = if woken { &c.late_hits } else { &c.expired };
+            ended.inc();
+            woken
+        } else {
+            self.block(deadline).woken
+        };
+        Period { woken, poll_ns: out.polled_ns, caught: false }
+    }
+
+    /// [`Decision::TimerThenPoll`]: a timed futex wait until `due` (the timer), then, if no
+    /// token came and the deadline has not passed, a poll of `window_ns`, then the untimed (or
+    /// deadline) wait. A token that ends the timed wait was not caught: it needed a futex wake.
+    fn timer_then_poll(&self, due: u64, window_ns: u64, deadline: Option<u64>) -> Period {
+        let timer = self.sleep(Some(deadline.map_or(due, |d| d.min(due))));
+        if timer.woken || timer.late || deadline.is_some_and(|d| d <= due) {
+            // The token, or the park's own deadline, came first.
+            self.count_block(&timer);
+            return Period { woken: timer.woken, poll_ns: 0, caught: false };
+        }
+        // The timer fired: how late it got the thread running is the futex sleep's wake cost.
+        let late_ns = self.clock.now_ns().saturating_sub(due);
+        let avg = self.wake_ns.get();
+        self.wake_ns.set(if avg == 0 { late_ns } else { avg - avg / 4 + late_ns / 4 });
+        self.poll_then_block_once(window_ns, deadline)
+    }
+
+    /// Steps 3 to 6, counted in the statistics as one park's end.
     fn block(&self, deadline: Option<u64>) -> Blocked {
+        let blocked = self.sleep(deadline);
+        self.count_block(&blocked);
+        blocked
+    }
+
+    /// Counts a park that ended in `blocked`.
+    fn count_block(&self, blocked: &Blocked) {
+        let c = &self.counters;
+        if blocked.late {
+            c.late_hits.inc();
+        } else {
+            c.blocks.inc();
+            if !blocked.woken {
+                c.blocked_timeouts.inc();
+            }
+        }
+    }
+
+    /// Steps 3 to 6: clear POLLING, sleep until the token or the deadline, set POLLING again
+    /// and take the token. Counts nothing (the caller knows how the park ends).
+    fn sleep(&self, deadline: Option<u64>) -> Blocked {
         let inner = &*self.unparker.inner;
         let flags = &inner.flags;
-        let c = &self.counters;
         let start = self.clock.now_ns();
         // Step 3. One RMW: an unpark ordered before it left the token, which we see here; one
         // ordered after it sees POLLING clear and wakes the futex.
         if flags.clear_polling_and_test() {
-            c.late_hits.inc();
             let _ = flags.set_polling_and_test();
-            return Blocked { woken: flags.take_need_resched(), blocked_ns: 0, timed_out: false };
+            return Blocked { woken: flags.take_need_resched(), blocked_ns: 0, timed_out: false, late: true };
         }
-        c.blocks.inc();
         let mut timed_out = false;
         loop {
             let timeout = match deadline {
@@ -512,10 +632,7 @@ impl Parker {
         // then the token (acquire: the unparkers' writes are visible from here).
         let _ = flags.set_polling_and_test();
         let woken = flags.take_need_resched();
-        if !woken {
-            c.blocked_timeouts.inc();
-        }
-        Blocked { woken, blocked_ns, timed_out: timed_out && !woken }
+        Blocked { woken, blocked_ns, timed_out: timed_out && !woken, late: false }
     }
 }
 
@@ -786,6 +903,118 @@ mod tests {
             assert!(p.park_timeout_unparked(Duration::MAX));
             t.join().unwrap();
         }
+    }
+
+    /// Unparks `p` from another thread after `after`.
+    fn unpark_after(p: &Parker, after: Duration) -> thread::JoinHandle<()> {
+        let u = p.unparker().clone();
+        thread::spawn(move || {
+            thread::sleep(after);
+            u.unpark();
+        })
+    }
+
+    fn predictive() -> Parker {
+        let params = haltpoll::PredictiveParams { poll_budget_ppm: 1_000_000, ..haltpoll::PredictiveParams::DEFAULT };
+        Parker::builder()
+            .polling(Polling::Force)
+            .governor(haltpoll::GovernorParams::Predictive(params.validate().unwrap()))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn predictive_keeps_the_token_semantics_and_timeouts() {
+        let p = predictive();
+        assert!(matches!(p.governor.get(), AnyGovernor::Predictive(_)));
+        let u = p.unparker().clone();
+        assert!(!p.park_timeout_unparked(Duration::ZERO));
+        u.unpark();
+        u.unpark(); // tokens do not accumulate
+        assert!(p.park_timeout_unparked(Duration::ZERO));
+        assert!(!p.park_timeout_unparked(Duration::from_millis(2)), "no token: the timeout ends it");
+        let deadline = Instant::now() + Duration::from_micros(300);
+        assert!(!p.park_deadline_unparked(deadline));
+        assert!(Instant::now() >= deadline);
+        // Unparks from another thread, each consumed by one park.
+        let t = thread::spawn(move || {
+            for _ in 0..50 {
+                thread::sleep(Duration::from_micros(100));
+                u.unpark();
+            }
+        });
+        for _ in 0..50 {
+            p.park();
+        }
+        t.join().unwrap();
+        let s = p.stats();
+        assert_eq!(s.parks - s.timeouts, 51, "{s:?}");
+        assert_eq!(s.timeouts, 3, "{s:?}");
+        assert!(p.last_exit_ns.get() > 0, "the slow paths record when they returned");
+    }
+
+    #[test]
+    fn predictive_under_a_latency_limit_of_zero_polls_until_the_token() {
+        let params = haltpoll::ValidPredictiveParams::DEFAULT;
+        let p = Parker::builder()
+            .polling(Polling::Force)
+            .latency_limit(Duration::ZERO)
+            .governor(haltpoll::GovernorParams::Predictive(params))
+            .build()
+            .unwrap();
+        let t = unpark_after(&p, Duration::from_millis(2));
+        p.park();
+        t.join().unwrap();
+        let s = p.stats();
+        assert_eq!((s.poll_hits, s.blocks, s.futex_wakes), (1, 0, 0), "{s:?}");
+    }
+
+    #[test]
+    fn timer_then_poll_catches_a_wakeup_in_its_window() {
+        let p = predictive();
+        let start = p.clock.now_ns();
+        // The timer fires 1 ms from now; the unpark comes 20 ms from now, inside the 1 s
+        // window that follows, so it finds the thread polling.
+        let t = unpark_after(&p, Duration::from_millis(20));
+        let period = p.timer_then_poll(start + 1_000_000, 1_000_000_000, None);
+        t.join().unwrap();
+        assert!(period.woken && period.caught, "found polling");
+        assert!(period.poll_ns > 0);
+        assert!(p.wake_ns.get() > 0, "the timer's wake cost was measured");
+        let s = p.stats();
+        assert_eq!((s.poll_hits, s.blocks, s.futex_wakes), (1, 0, 0), "{s:?}");
+    }
+
+    #[test]
+    fn timer_then_poll_woken_during_the_timed_wait_is_not_caught() {
+        let p = predictive();
+        let start = p.clock.now_ns();
+        let t = unpark_after(&p, Duration::from_millis(2));
+        // A timer 10 s away: only the unpark ends the wait.
+        let period = p.timer_then_poll(start + 10_000_000_000, 1_000, None);
+        t.join().unwrap();
+        assert!(period.woken && !period.caught && period.poll_ns == 0);
+        assert_eq!(p.wake_ns.get(), 0, "no timer fired");
+        let s = p.stats();
+        assert_eq!(s.poll_hits, 0, "{s:?}");
+        assert_eq!(s.blocks + s.late_hits, 1, "{s:?}");
+    }
+
+    #[test]
+    fn timer_then_poll_then_blocks_until_the_token_or_the_deadline() {
+        let p = predictive();
+        let start = p.clock.now_ns();
+        // Timer at 1 ms, a 100 us poll, then the wait until the deadline at 5 ms: no token.
+        let period = p.timer_then_poll(start + 1_000_000, 100_000, Some(start + 5_000_000));
+        assert!(!period.woken && !period.caught);
+        assert!(p.clock.now_ns() >= start + 5_000_000);
+        let s = p.stats();
+        assert_eq!((s.poll_timeouts, s.blocks, s.timeouts), (1, 1, 1), "{s:?}");
+        // A deadline before the timer: the timed wait ends the park, no poll.
+        let start = p.clock.now_ns();
+        let period = p.timer_then_poll(start + 5_000_000, 100_000, Some(start + 1_000_000));
+        assert!(!period.woken && period.poll_ns == 0);
+        assert_eq!(p.stats().poll_timeouts, 1);
     }
 
     #[test]

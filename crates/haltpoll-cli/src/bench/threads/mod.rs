@@ -36,6 +36,7 @@ use haltpoll_vmm::limits;
 pub use rows::{Row, Target, check_targets, summarize};
 use variants::{Primitive, Waiter, Waker};
 
+use haltpoll::{GovernorParams, ValidPredictiveParams};
 use haltpoll_park::{Builder, Stats};
 
 /// A way of waiting.
@@ -49,6 +50,8 @@ pub enum Variant {
     /// The haltpoll parker with Linux's guest accounting,
     /// [`BlockTime::HaltOnly`](haltpoll::BlockTime::HaltOnly).
     HaltpollGuestRule,
+    /// The haltpoll parker with the predictive governor ([`Config::predictive`]).
+    HaltpollPredictive,
     /// `std::thread::park`.
     Std,
     /// crossbeam-utils' `Parker`.
@@ -67,10 +70,11 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in table order.
-    pub const ALL: [Variant; 10] = [
+    pub const ALL: [Variant; 11] = [
         Variant::Spin,
         Variant::Haltpoll,
         Variant::HaltpollGuestRule,
+        Variant::HaltpollPredictive,
         Variant::Std,
         Variant::Crossbeam,
         Variant::ParkingLot,
@@ -86,6 +90,7 @@ impl Variant {
             Variant::Spin => "spin",
             Variant::Haltpoll => "haltpoll",
             Variant::HaltpollGuestRule => "haltpoll-guest-rule",
+            Variant::HaltpollPredictive => "haltpoll-predictive",
             Variant::Std => "std",
             Variant::Crossbeam => "crossbeam",
             Variant::ParkingLot => "parking-lot",
@@ -144,6 +149,9 @@ pub struct Config {
     pub pin: bool,
     /// How the haltpoll variants build their parkers.
     pub haltpoll: Builder,
+    /// The predictive governor's parameters, for `haltpoll-predictive` (the rest of its
+    /// parker as [`Config::haltpoll`] says).
+    pub predictive: ValidPredictiveParams,
 }
 
 impl Default for Config {
@@ -162,6 +170,7 @@ impl Default for Config {
             warmup: 20,
             pin: true,
             haltpoll: Builder::new(),
+            predictive: ValidPredictiveParams::DEFAULT,
         }
     }
 }
@@ -213,7 +222,7 @@ pub enum ThreadsError {
     Think(String),
     /// A variant name nobody knows.
     #[error(
-        "unknown variant {0:?}: choose from spin, haltpoll, haltpoll-guest-rule, std, crossbeam, parking-lot, spin-then-park, block-on-haltpoll, block-on-futures, block-on-pollster"
+        "unknown variant {0:?}: choose from spin, haltpoll, haltpoll-guest-rule, haltpoll-predictive, std, crossbeam, parking-lot, spin-then-park, block-on-haltpoll, block-on-futures, block-on-pollster"
     )]
     UnknownVariant(String),
     /// The haltpoll parker's parameters cannot work.
@@ -294,6 +303,9 @@ fn run_cells(
                     Variant::Spin => cell.run::<variants::Spin>(),
                     Variant::Haltpoll => cell.run::<variants::Haltpoll>(),
                     Variant::HaltpollGuestRule => cell.run::<variants::HaltpollGuestRule>(),
+                    Variant::HaltpollPredictive => cell.run_with::<variants::Haltpoll>(
+                        &config.haltpoll.governor(GovernorParams::Predictive(config.predictive)),
+                    ),
                     Variant::Std => cell.run::<variants::StdPark>(),
                     Variant::Crossbeam => cell.run::<variants::Crossbeam>(),
                     Variant::ParkingLot => cell.run::<variants::ParkingLot>(),
@@ -350,8 +362,13 @@ struct Cell<'a> {
 impl Cell<'_> {
     /// Runs the cell; `None` if `stop` cut it short.
     fn run<P: Primitive>(&self) -> Result<Option<Run>, ThreadsError> {
-        let (receiver_waits, sender_wakes) = P::pair(&self.config.haltpoll);
-        let (sender_waits, receiver_acks) = P::pair(&self.config.haltpoll);
+        self.run_with::<P>(&self.config.haltpoll)
+    }
+
+    /// Runs the cell with haltpoll parkers built by `haltpoll`.
+    fn run_with<P: Primitive>(&self, haltpoll: &Builder) -> Result<Option<Run>, ThreadsError> {
+        let (receiver_waits, sender_wakes) = P::pair(haltpoll);
+        let (sender_waits, receiver_acks) = P::pair(haltpoll);
         let shared = Arc::new(Shared {
             base: Instant::now(),
             to_receiver: AtomicU64::new(0),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use haltpoll::Params;
+use haltpoll::{Params, PredictiveParams};
 use haltpoll_park::{Builder, DEFAULT_PARAMS};
 use serde::Serialize;
 
@@ -35,7 +35,8 @@ pub struct ThreadsArgs {
     /// The sender sleeps for the think time instead of spinning (its CPU then idles too).
     #[arg(long)]
     pub sleep: bool,
-    /// Variants, comma-separated: spin, haltpoll, haltpoll-guest-rule, std, crossbeam,
+    /// Variants, comma-separated: spin, haltpoll, haltpoll-guest-rule, haltpoll-predictive (the
+    /// parker with the predictive governor: --poll-budget and its other options), std, crossbeam,
     /// parking-lot, spin-then-park, and futures woken through their wakers: block-on-haltpoll,
     /// block-on-futures, block-on-pollster.
     #[arg(
@@ -75,6 +76,8 @@ pub struct ThreadsArgs {
     pub plot: Option<PathBuf>,
     #[command(flatten)]
     pub parker: ParkerParams,
+    #[command(flatten)]
+    pub predictive: PredictiveParams,
 }
 
 /// The haltpoll parker's governor parameters: [`Params`]'s options, defaulting to the
@@ -103,8 +106,8 @@ impl Args for ParkerParams {
 }
 
 impl ThreadsArgs {
-    fn config(&self) -> Config {
-        Config {
+    fn config(&self) -> Result<Config> {
+        Ok(Config {
             variants: without_repeats("--variants", &self.variants, |v| v.name().to_owned()),
             think_times: without_repeats("--think", &self.think, |t| fmt_ns(t.as_nanos() as u64)),
             think: if self.sleep { Think::Sleep } else { Think::Spin },
@@ -115,13 +118,14 @@ impl ThreadsArgs {
             warmup: self.warmup,
             pin: !self.no_pin,
             haltpoll: Builder::new().params(self.parker.0),
-        }
+            predictive: self.predictive.validate().context("invalid predictive governor parameters")?,
+        })
     }
 }
 
 /// Runs `haltpoll bench threads`.
 pub fn run(args: &ThreadsArgs) -> Result<()> {
-    let config = args.config();
+    let config = args.config()?;
     config.validate().context("cannot run the benchmark")?;
     // Outputs before the first thread: a path that cannot be written fails now, not after.
     let plot = open_plot(args.plot.as_deref())?;
@@ -159,12 +163,20 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
     })?;
     // Round trip and the waiting thread's CPU per wake, one line per variant.
     let points = rows.iter().map(|r| SweepPoint {
-        label: r.variant.to_string(),
+        label: variant_label(&config, r.variant),
         think_ns: r.think_ns as f64,
         round_trip_ns: r.round_trip_p50_ns as f64,
         cpu_ns: r.cpu_per_wake_ns as f64,
     });
     finish(plot, "bench threads", points, partial)
+}
+
+/// The variant's name in the table: the predictive one says its budget.
+fn variant_label(config: &Config, variant: Variant) -> String {
+    match variant {
+        Variant::HaltpollPredictive => format!("{} ({})", variant.name(), percent(config.predictive.poll_budget())),
+        _ => variant.name().to_owned(),
+    }
 }
 
 fn opt_percent(share: Option<f64>) -> String {
@@ -195,7 +207,7 @@ fn write_table(
     writeln!(out)?;
     writeln!(
         out,
-        "{:>8}  {:<20} {:>7} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}  wake p50 per repetition",
+        "{:>8}  {:<26} {:>7} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}  wake p50 per repetition",
         "think", "variant", "wakes", "round trip", "wake p50", "wake p99", "x spin", "CPU/wake", "no syscall", "sleeps"
     )?;
     let mut last_think = None;
@@ -207,9 +219,9 @@ fn write_table(
         let spread: Vec<String> = r.wake_p50_by_repetition_ns.iter().map(|&n| fmt_ns(n)).collect();
         writeln!(
             out,
-            "{:>8}  {:<20} {:>7} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}  {}",
+            "{:>8}  {:<26} {:>7} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}  {}",
             fmt_ns(r.think_ns),
-            r.variant.name(),
+            variant_label(config, r.variant),
             r.wakes,
             fmt_ns(r.round_trip_p50_ns),
             fmt_ns(r.wake_p50_ns),
