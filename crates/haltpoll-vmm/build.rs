@@ -195,17 +195,32 @@ fn ensure_guest_target(rustc: &OsString) {
     };
     let command = format!("rustup target add {GUEST_TARGET} --toolchain {toolchain}");
     let rustup = env::var_os(RUSTUP_OVERRIDE).unwrap_or_else(|| "rustup".into());
-    let added = Command::new(&rustup)
-        .args(["target", "add", GUEST_TARGET, "--toolchain", &toolchain])
-        .stdin(Stdio::null())
-        .output();
+    let add = || {
+        Command::new(&rustup)
+            .args(["target", "add", GUEST_TARGET, "--toolchain", &toolchain])
+            .stdin(Stdio::null())
+            .output()
+    };
+    // A download can fail for a moment (seen once in CI: rustup's download panicked), so a
+    // failed add is tried once more before the build gives up.
+    let added = match add() {
+        Ok(output) if !output.status.success() && !has_core(rustc) => add(),
+        first => first,
+    };
     match added {
         Ok(output) if output.status.success() => {}
         // Another build that found the target missing at the same moment may have added it.
         Ok(_) if has_core(rustc) => return,
         Ok(output) => {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let why = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("no message");
+            // rustup's own `error:` line says why; a panic's backtrace would end with a frame.
+            let mut lines = stderr.lines().map(str::trim).filter(|line| !line.is_empty());
+            let why = stderr
+                .lines()
+                .map(str::trim)
+                .find(|line| line.starts_with("error") || line.contains("panicked"))
+                .or_else(|| lines.next_back())
+                .unwrap_or("no message");
             fail(format_args!(
                 "the guest image needs the {GUEST_TARGET} target and `{command}` failed ({why}): run it yourself"
             ))
