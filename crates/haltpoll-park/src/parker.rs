@@ -936,15 +936,23 @@ mod tests {
         let deadline = Instant::now() + Duration::from_micros(300);
         assert!(!p.park_deadline_unparked(deadline));
         assert!(Instant::now() >= deadline);
-        // Unparks from another thread, each consumed by one park.
+        // Unparks from another thread, each consumed by one park. Each unpark waits for the
+        // park before it to return: two unparks while the owner runs leave one token (tokens
+        // do not accumulate), and the last park would wait for ever (as it did under miri).
+        let returned = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = returned.clone();
         let t = thread::spawn(move || {
-            for _ in 0..50 {
+            for i in 0..50 {
+                while seen.load(SeqCst) < i {
+                    thread::yield_now();
+                }
                 thread::sleep(Duration::from_micros(100));
                 u.unpark();
             }
         });
         for _ in 0..50 {
             p.park();
+            returned.fetch_add(1, SeqCst);
         }
         t.join().unwrap();
         let s = p.stats();
@@ -1004,10 +1012,11 @@ mod tests {
     fn timer_then_poll_then_blocks_until_the_token_or_the_deadline() {
         let p = predictive();
         let start = p.clock.now_ns();
-        // Timer at 1 ms, a 100 us poll, then the wait until the deadline at 5 ms: no token.
-        let period = p.timer_then_poll(start + 1_000_000, 100_000, Some(start + 5_000_000));
+        // Timer at 1 ms, a 100 us poll, then the wait until the deadline at 50 ms: no token.
+        // (The deadline is far from the poll's end so that a slow run, miri's, still blocks.)
+        let period = p.timer_then_poll(start + 1_000_000, 100_000, Some(start + 50_000_000));
         assert!(!period.woken && !period.caught);
-        assert!(p.clock.now_ns() >= start + 5_000_000);
+        assert!(p.clock.now_ns() >= start + 50_000_000);
         let s = p.stats();
         assert_eq!((s.poll_timeouts, s.blocks, s.timeouts), (1, 1, 1), "{s:?}");
         // A deadline before the timer: the timed wait ends the park, no poll.
