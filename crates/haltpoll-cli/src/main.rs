@@ -118,13 +118,14 @@ fn main() -> ExitCode {
         Command::Man(args) => cmd::man::run(&args, Cli::command()),
     };
     let Err(err) = result else { return ExitCode::from(EXIT_SUCCESS) };
+    // Both ways a signal ends a command (a bench's partial results, a recording that cleaned up)
+    // say so in their own words and exit 130.
     #[cfg(target_os = "linux")]
-    if let Some(interrupted) = err.downcast_ref::<interrupt::Interrupted>() {
-        output::stderr_line(format_args!("haltpoll: {interrupted}"));
-        return ExitCode::from(EXIT_INTERRUPTED);
-    }
-    #[cfg(target_os = "linux")]
-    if let Some(interrupted) = err.downcast_ref::<record::Interrupted>() {
+    if let Some(interrupted) = err
+        .downcast_ref::<interrupt::Interrupted>()
+        .map(|i| i as &dyn std::fmt::Display)
+        .or_else(|| err.downcast_ref::<record::Interrupted>().map(|i| i as &dyn std::fmt::Display))
+    {
         output::stderr_line(format_args!("haltpoll: {interrupted}"));
         return ExitCode::from(EXIT_INTERRUPTED);
     }
