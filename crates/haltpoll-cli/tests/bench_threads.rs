@@ -73,7 +73,7 @@ fn bad_options_say_what_to_do() {
     cmd.args(["bench", "threads", "--variants", "spin,futex"])
         .assert()
         .failure()
-        .stderr(predicate::str::contains("choose from spin, haltpoll"));
+        .stderr(predicate::str::contains("choose from spin, spin-flag, haltpoll"));
     let mut cmd = Command::cargo_bin("haltpoll").unwrap();
     cmd.args(["bench", "threads", "--think", "5"]).assert().failure().stderr(predicate::str::contains("no unit"));
     let mut cmd = Command::cargo_bin("haltpoll").unwrap();

@@ -11,7 +11,9 @@
 //! On aarch64 Linux the poll waits in `WFE` rather than spinning, when the kernel runs the
 //! timer's event stream (`HWCAP_EVTSTRM`, 10 kHz): an unpark's write to the flags word ends the
 //! wait at once, the event stream after at most 100 us, and the loop reads the clock after each
-//! wait, so a poll overshoots its window by at most one period of the stream.
+//! wait, so a poll overshoots its window by at most one period of the stream. A `wait_until`'s
+//! poll waits the same way: its condition's write does not end the `WFE`, but the unpark that
+//! follows it does.
 //!
 //! Under `cfg(loom)` the clock is fake and deterministic (loom replays executions and must see
 //! the same decisions each time): every read advances it by `LOOM_TICK_NS`.
@@ -66,13 +68,52 @@ impl Clock {
     }
 }
 
-/// What [`haltpoll::poll::poll`] spins on: the parker's flags and clock.
-pub(crate) struct Spin<'a> {
-    pub(crate) flags: &'a WakeFlags,
-    pub(crate) clock: &'a Clock,
+/// What a park's poll waits for: the token ([`Token`], a park), or the caller's condition
+/// ([`Condition`], [`Parker::wait_until`](crate::Parker::wait_until)).
+pub(crate) trait Wakeup {
+    /// Whether the poll also watches the token. A condition's poll does not: only the
+    /// condition ends a `wait_until`, and every look at the token's cache line while the
+    /// unparker writes it would delay the look at the condition's.
+    const WATCHES_TOKEN: bool;
+    /// Whether the caller's condition holds.
+    fn ready(&mut self) -> bool;
 }
 
-impl PollPlatform for Spin<'_> {
+/// A plain park's wakeup: the token alone (the compiler drops the condition).
+pub(crate) struct Token;
+
+impl Wakeup for Token {
+    const WATCHES_TOKEN: bool = true;
+    #[inline(always)]
+    fn ready(&mut self) -> bool {
+        false
+    }
+}
+
+/// A `wait_until`'s wakeup: its condition.
+pub(crate) struct Condition<F>(pub(crate) F);
+
+impl<F: FnMut() -> bool> Wakeup for Condition<F> {
+    const WATCHES_TOKEN: bool = false;
+    #[inline(always)]
+    fn ready(&mut self) -> bool {
+        (self.0)()
+    }
+}
+
+/// What [`haltpoll::poll::poll`] spins on: the parker's flags and clock, and the wakeup.
+pub(crate) struct Spin<'a, W> {
+    pub(crate) flags: &'a WakeFlags,
+    pub(crate) clock: &'a Clock,
+    pub(crate) wakeup: &'a mut W,
+    /// Whether the governor needs a hit's poll time (the predictive one does, Linux's not).
+    pub(crate) times_hits: bool,
+    /// Set when the condition ended the poll: the caller then leaves the token (if any) where
+    /// it is, rather than take the flags' cache line from the unparker that is writing it.
+    pub(crate) ready_hit: bool,
+}
+
+impl<W: Wakeup> PollPlatform for Spin<'_, W> {
     fn now_ns(&mut self) -> u64 {
         self.clock.now_ns()
     }
@@ -86,7 +127,15 @@ impl PollPlatform for Spin<'_> {
     }
 
     fn wake_pending(&mut self) -> bool {
-        self.flags.need_resched()
+        if self.wakeup.ready() {
+            self.ready_hit = true;
+            return true;
+        }
+        W::WATCHES_TOKEN && self.flags.need_resched()
+    }
+
+    fn times_hits(&self) -> bool {
+        self.times_hits
     }
 
     #[cfg(all(target_arch = "aarch64", target_os = "linux", not(loom)))]

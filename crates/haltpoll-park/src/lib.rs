@@ -32,7 +32,8 @@
 //! ```
 //!
 //! The pieces: [`Parker`] / [`Unparker`] (the protocol, proved in `tests/loom_park.rs`; a
-//! drop-in for crossbeam's, checked by `crates/haltpoll-park-dropin`), [`Builder`] (parameters,
+//! drop-in for crossbeam's, checked by `crates/haltpoll-park-dropin`; beyond it,
+//! [`Parker::wait_until`], whose poll watches the caller's condition), [`Builder`] (parameters,
 //! [`Polling`], a latency limit), [`Stats`] (serde's `Serialize` with the `serde` feature),
 //! [`block_on`] (one future, parked on a parker between polls). The sleep is each OS's wait on
 //! address with a timeout (Linux, Android, FreeBSD, Windows, macOS 14.4+) or a `Mutex` and a

@@ -8,11 +8,12 @@
 //! - POLLING means "this thread will look at the token before it sleeps": set while the owner
 //!   runs or polls, clear only from the last look before `FUTEX_WAIT` until it wakes.
 //!
-//! An unpark is [`WakeFlags::set_need_resched`]: one release RMW that sets the token and
-//! returns only whether it was already set (one `lock bts` on x86), then a load of the same
-//! word for POLLING. A token already set: the unpark that set it is responsible for any wake,
-//! done. POLLING set: the owner is bound to see the token, done, no syscall. POLLING clear (the
-//! owner is asleep or about to be): `FUTEX_WAKE`.
+//! An unpark is [`WakeFlags::wake_by_swap`]: one release swap that writes POLLING | token and
+//! returns the old word (one `xchg` on x86). A token already set: the unpark that set it is
+//! responsible for any wake, done. POLLING set: the owner is bound to see the token, done, no
+//! syscall. Neither (the owner is asleep or about to be): `FUTEX_WAKE`. The swap sets POLLING
+//! even then, which is what stays true: the word is no longer 0, so the owner cannot sleep
+//! until it has seen the token (step 4 compares, step 5 looks).
 //!
 //! A park:
 //! 1. takes the token if it is already there (an unpark while we ran found POLLING set);
@@ -28,17 +29,16 @@
 //!    spurious or stale wake): wait again;
 //! 6. set POLLING again (running), then consume the token with an acquire RMW.
 //!
-//! Why no wakeup is lost: the token and POLLING live in one word, so every unpark's RMW and
+//! Why no wakeup is lost: the token and POLLING live in one word, so every unpark's swap and
 //! the clear of step 3 are ordered in that word's modification order. Unpark first: step 3
-//! returns the token. Step 3 first: the unpark's load, which cannot read a value older than
-//! its own RMW's, sees POLLING clear and wakes the futex, and step 4 cannot sleep through it;
-//! or it sees POLLING set again, which only step 6's RMW does, and that RMW came after the
-//! unpark's and returned the token. The cost of the split: an unpark whose load comes late
-//! makes a wake nobody waits for. Its load may fall between step 3 finding its token and step
-//! 6 (a late hit); or, with several unparkers, its thread may be preempted between its RMW and
-//! its load while the owner takes that token and blocks again, so the stale load sees the new
-//! block's POLLING clear and wakes it for nothing (step 5 waits again). Each unpark still makes
-//! at most one wake, and no wakeup is lost.
+//! returns the token. Step 3 first: the swap finds POLLING clear; either the token too, and it
+//! wakes the futex, which step 4 cannot sleep through (its compare fails on the swapped word,
+//! or the wake ends the sleep); or the token set, by an unpark that found the same and woke the
+//! futex. A POLLING some swap set while the owner was past step 3 sends later unparks on
+//! without a wake, which is right: the token is there and the owner does not sleep before it
+//! has taken it. An unpark wakes at most once, and only an owner past step 3; a wake may still
+//! find no sleeper (it comes between the owner's step-3 look and its wait, or after step 5),
+//! and step 5 absorbs a wake meant for an earlier block.
 //!
 //! Why no token is consumed twice: only the owner clears NEED_RESCHED, and only by
 //! [`WakeFlags::take_need_resched`], whose RMW reports whether it cleared it. A park returns
@@ -49,6 +49,10 @@
 //! is an acquire RMW, so whatever each unparker wrote before `unpark` happens-before the
 //! return of the park that consumes the token.
 //!
+//! [`Parker::wait_until`] polls the caller's condition instead of the token (step 2), and
+//! leaves a token that came with it for a later park: blocking (steps 3 to 6) is unchanged, so
+//! the argument above holds for it as it is.
+//!
 //! `tests/loom_park.rs` model-checks all of it, spurious returns and timeouts included.
 
 use std::cell::Cell;
@@ -57,7 +61,7 @@ use std::panic::RefUnwindSafe;
 use std::time::{Duration, Instant};
 
 use haltpoll::poll::poll;
-use haltpoll::wake::{POLLING, WakeFlags};
+use haltpoll::wake::{Kick, WakeFlags};
 use haltpoll::{AnyGovernor, Decision, IdleGovernor, IdleState, LatencyReq, Outcome, Predictive};
 
 #[cfg(not(loom))]
@@ -72,13 +76,16 @@ use loom::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::builder::Builder;
-use crate::clock::{Clock, Spin};
+use crate::clock::{Clock, Condition, Spin, Token, Wakeup};
 use crate::futex::Futex;
 use crate::stats::Stats;
 
 /// What the parker and its unparkers share. The owner's own state (governor, clock, counters)
-/// lives in the [`Parker`], so the owner's bookkeeping never touches this cache line.
+/// lives in the [`Parker`], so the owner's bookkeeping never touches this cache line. Aligned
+/// to 128 bytes (two lines: x86's adjacent-line prefetcher fetches pairs) so that no other
+/// allocation, such as the other parker of a ping-pong pair made right before, shares it.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub(crate) struct Inner {
     flags: WakeFlags,
     futex: Futex,
@@ -264,7 +271,7 @@ impl Parker {
     /// ```
     #[inline]
     pub fn park(&self) {
-        let woken = self.park_until(None);
+        let woken = self.park_until(None, &mut Token);
         debug_assert!(woken, "a park without deadline returns only with the token");
     }
 
@@ -296,12 +303,18 @@ impl Parker {
     /// ```
     #[inline]
     pub fn park_timeout_unparked(&self, timeout: Duration) -> bool {
+        self.park_until(Some(self.deadline_after(timeout)), &mut Token)
+    }
+
+    /// The deadline `timeout` from now, in ns on the parker's clock. A zero timeout gives 0,
+    /// the parker's birth: passed without reading the clock.
+    #[inline]
+    fn deadline_after(&self, timeout: Duration) -> u64 {
         if timeout.is_zero() {
-            // Deadline 0, the parker's birth: passed without reading the clock.
-            return self.park_until(Some(0));
+            return 0;
         }
         let timeout_ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-        self.park_until(Some(self.clock.now_ns().saturating_add(timeout_ns)))
+        self.clock.now_ns().saturating_add(timeout_ns)
     }
 
     /// Like [`park`](Self::park), but returns at `deadline` at the latest (std's and
@@ -322,6 +335,85 @@ impl Parker {
     /// assert!(Instant::now() >= deadline);
     /// ```
     pub fn park_deadline_unparked(&self, deadline: Instant) -> bool {
+        self.park_until(Some(self.deadline_at(deadline)), &mut Token)
+    }
+
+    /// Waits until `ready()` is true: the loop `while !ready() { parker.park() }`, but faster.
+    /// While the governor says poll, the poll watches `ready()` itself rather than the token,
+    /// and returns as soon as it is true, without waiting for the unpark that follows. A waiter
+    /// that watches the token sees the message one cache-line transfer later (the token's line
+    /// first, then the message's): on the measuring machine that transfer is most of what a
+    /// parker's wake costs over spinning on the message (`haltpoll bench threads`, the
+    /// `haltpoll` and `haltpoll-wait-until` rows).
+    ///
+    /// The contract is the loop's: whoever makes `ready()` true calls
+    /// [`unpark`](Unparker::unpark) after it, because a sleeping waiter wakes only for the token.
+    /// `ready` is called once per relax hint while polling, so it should be a load or two with
+    /// no side effects. An unpark whose token the wait did not need stays for the next park,
+    /// which then returns at once ([`Stats::immediate`](crate::Stats::immediate)); the next
+    /// `wait_until` takes it, finds `ready()` false and waits on.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use haltpoll_park::Parker;
+    ///
+    /// let parker = Parker::new();
+    /// let unparker = parker.unparker().clone();
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let worker = {
+    ///     let done = done.clone();
+    ///     std::thread::spawn(move || {
+    ///         done.store(true, Ordering::Release);
+    ///         unparker.unpark(); // after the condition, always
+    ///     })
+    /// };
+    /// parker.wait_until(|| done.load(Ordering::Acquire));
+    /// worker.join().unwrap();
+    /// ```
+    #[inline]
+    pub fn wait_until(&self, ready: impl FnMut() -> bool) {
+        let mut condition = Condition(ready);
+        while !condition.ready() {
+            self.park_until(None, &mut condition);
+        }
+    }
+
+    /// [`wait_until`](Self::wait_until) for at most `timeout`; returns whether `ready()` became
+    /// true (it is checked once more when the time is up).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use haltpoll_park::Parker;
+    /// let p = Parker::new();
+    /// assert!(!p.wait_until_timeout(|| false, Duration::from_micros(20)));
+    /// assert!(p.wait_until_timeout(|| true, Duration::ZERO));
+    /// ```
+    pub fn wait_until_timeout(&self, ready: impl FnMut() -> bool, timeout: Duration) -> bool {
+        self.wait_until_ns(ready, self.deadline_after(timeout))
+    }
+
+    /// [`wait_until`](Self::wait_until) until `deadline` at the latest; returns whether
+    /// `ready()` became true.
+    pub fn wait_until_deadline(&self, ready: impl FnMut() -> bool, deadline: Instant) -> bool {
+        self.wait_until_ns(ready, self.deadline_at(deadline))
+    }
+
+    fn wait_until_ns(&self, ready: impl FnMut() -> bool, deadline: u64) -> bool {
+        let mut condition = Condition(ready);
+        loop {
+            if condition.ready() {
+                return true;
+            }
+            // No token: the deadline passed (or the poll saw `ready()`, checked above next).
+            if !self.park_until(Some(deadline), &mut condition) && self.clock.now_ns() >= deadline {
+                return condition.ready();
+            }
+        }
+    }
+
+    /// `deadline` in ns on the parker's clock.
+    fn deadline_at(&self, deadline: Instant) -> u64 {
         #[cfg(not(loom))]
         let deadline_ns = self.clock.ns_of(deadline);
         // The loom clock is fake: map the real remaining time onto it.
@@ -330,7 +422,7 @@ impl Parker {
             let remaining = deadline.saturating_duration_since(Instant::now());
             self.clock.now_ns().saturating_add(u64::try_from(remaining.as_nanos()).unwrap_or(u64::MAX))
         };
-        self.park_until(Some(deadline_ns))
+        deadline_ns
     }
 
     /// The parker as a raw pointer, to carry through an FFI boundary or a `*const ()` slot;
@@ -403,10 +495,11 @@ impl Parker {
         self.unparker.inner.flags.load()
     }
 
-    /// One park; `deadline` in ns on `self.clock`. True if the token was consumed. The fast
-    /// paths inline into the caller; waiting does not.
+    /// One park; `deadline` in ns on `self.clock`. True if the token was consumed. A poll ends
+    /// as the wakeup says: on the token, or on the condition (leaving any token for later).
+    /// The fast paths inline into the caller; waiting does not.
     #[inline]
-    fn park_until(&self, deadline: Option<u64>) -> bool {
+    fn park_until<W: Wakeup>(&self, deadline: Option<u64>, wakeup: &mut W) -> bool {
         let flags = &self.unparker.inner.flags;
         // Step 1. A plain load first: when no token is there, an RMW would take the cache
         // line away from an unparker for nothing (and, measured, a take right after the
@@ -422,26 +515,26 @@ impl Parker {
             self.counters.expired.inc();
             return false;
         }
-        self.wait(deadline)
+        self.wait(deadline, wakeup)
     }
 
     /// A park that found no token: poll and block under the governor, or block at once.
-    fn wait(&self, deadline: Option<u64>) -> bool {
+    fn wait<W: Wakeup>(&self, deadline: Option<u64>, wakeup: &mut W) -> bool {
         if deadline.is_some_and(|d| self.clock.now_ns() >= d) {
             self.counters.expired.inc();
             false
         } else if self.config.polling {
-            self.poll_then_block(deadline)
+            self.poll_then_block(deadline, wakeup)
         } else {
             self.block(deadline).woken
         }
     }
 
     /// Steps 2 to 6 under the governor the builder chose.
-    fn poll_then_block(&self, deadline: Option<u64>) -> bool {
+    fn poll_then_block<W: Wakeup>(&self, deadline: Option<u64>, wakeup: &mut W) -> bool {
         match self.governor.get() {
-            AnyGovernor::Linux(gov) => self.linux_poll_then_block(gov, deadline),
-            AnyGovernor::Predictive(gov) => self.predictive_wait(gov, deadline),
+            AnyGovernor::Linux(gov) => self.linux_poll_then_block(gov, deadline, wakeup),
+            AnyGovernor::Predictive(gov) => self.predictive_wait(gov, deadline, wakeup),
         }
     }
 
@@ -449,7 +542,12 @@ impl Parker {
     /// through its own select/reflect rather than the seam, because a wait the park's deadline
     /// ended has its own rule (`reflect_deadline`: it may shrink the window, never grow it),
     /// which the seam's `Outcome` cannot say.
-    fn linux_poll_then_block(&self, mut gov: haltpoll::Governor, deadline: Option<u64>) -> bool {
+    fn linux_poll_then_block<W: Wakeup>(
+        &self,
+        mut gov: haltpoll::Governor,
+        deadline: Option<u64>,
+        wakeup: &mut W,
+    ) -> bool {
         let flags = &self.unparker.inner.flags;
         let c = &self.counters;
         let woken = loop {
@@ -461,11 +559,15 @@ impl Parker {
                     if let Some(d) = deadline {
                         limit = limit.min(d.saturating_sub(self.clock.now_ns()));
                     }
-                    let out = poll(&mut Spin { flags, clock: &self.clock }, limit);
+                    // Linux's governor learns nothing from a poll that caught its wakeup, so a
+                    // hit returns without a clock read (20 ns of the wake, measured).
+                    let mut spin =
+                        Spin { flags, clock: &self.clock, wakeup: &mut *wakeup, times_hits: false, ready_hit: false };
+                    let out = poll(&mut spin, limit);
                     if !out.timed_out {
                         // The token first, the bookkeeping after: the caller waits for the
                         // return, not for the governor.
-                        let woken = flags.take_need_resched();
+                        let woken = !spin.ready_hit && flags.take_need_resched();
                         gov.reflect(IdleState::Poll, out.polled_ns, false);
                         c.poll_hits.inc();
                         break woken;
@@ -503,7 +605,7 @@ impl Parker {
 
     /// Steps 2 to 6 under the predictive governor, through the seam: select with the busy time
     /// since the last park, carry out its [`Decision`], reflect the [`Outcome`].
-    fn predictive_wait(&self, mut gov: Predictive, deadline: Option<u64>) -> bool {
+    fn predictive_wait<W: Wakeup>(&self, mut gov: Predictive, deadline: Option<u64>, wakeup: &mut W) -> bool {
         let entry = self.clock.now_ns();
         let busy_ns = entry.saturating_sub(self.last_exit_ns.get());
         let period = match gov.select(self.config.latency_req, busy_ns) {
@@ -511,9 +613,9 @@ impl Parker {
                 let b = self.block(deadline);
                 Period { woken: b.woken, poll_ns: 0, caught: false }
             }
-            Decision::Poll { window_ns } => self.poll_then_block_once(window_ns, deadline),
+            Decision::Poll { window_ns } => self.poll_then_block_once(window_ns, deadline, wakeup),
             Decision::TimerThenPoll { timer_ns, window_ns } => {
-                self.timer_then_poll(entry.saturating_add(timer_ns), window_ns, deadline)
+                self.timer_then_poll(entry.saturating_add(timer_ns), window_ns, deadline, wakeup)
             }
         };
         let now = self.clock.now_ns();
@@ -532,17 +634,19 @@ impl Parker {
 
     /// Polls for up to `window_ns` (and not past the deadline), then blocks until the token or
     /// the deadline.
-    fn poll_then_block_once(&self, window_ns: u64, deadline: Option<u64>) -> Period {
+    fn poll_then_block_once<W: Wakeup>(&self, window_ns: u64, deadline: Option<u64>, wakeup: &mut W) -> Period {
         let flags = &self.unparker.inner.flags;
         let c = &self.counters;
         let mut limit = window_ns;
         if let Some(d) = deadline {
             limit = limit.min(d.saturating_sub(self.clock.now_ns()));
         }
-        let out = poll(&mut Spin { flags, clock: &self.clock }, limit);
+        let mut spin = Spin { flags, clock: &self.clock, wakeup, times_hits: true, ready_hit: false };
+        let out = poll(&mut spin, limit);
         if !out.timed_out {
             c.poll_hits.inc();
-            return Period { woken: flags.take_need_resched(), poll_ns: out.polled_ns, caught: true };
+            let woken = !spin.ready_hit && flags.take_need_resched();
+            return Period { woken, poll_ns: out.polled_ns, caught: true };
         }
         c.poll_timeouts.inc();
         let woken = if deadline.is_some_and(|d| self.clock.now_ns() >= d) {
@@ -559,7 +663,7 @@ impl Parker {
     /// [`Decision::TimerThenPoll`]: a timed futex wait until `due` (the timer), then, if no
     /// token came and the deadline has not passed, a poll of `window_ns`, then the untimed (or
     /// deadline) wait. A token that ends the timed wait was not caught: it needed a futex wake.
-    fn timer_then_poll(&self, due: u64, window_ns: u64, deadline: Option<u64>) -> Period {
+    fn timer_then_poll<W: Wakeup>(&self, due: u64, window_ns: u64, deadline: Option<u64>, wakeup: &mut W) -> Period {
         let timer = self.sleep(Some(deadline.map_or(due, |d| d.min(due))));
         if timer.woken || timer.late || deadline.is_some_and(|d| d <= due) {
             // The token, or the park's own deadline, came first.
@@ -570,7 +674,7 @@ impl Parker {
         let late_ns = self.clock.now_ns().saturating_sub(due);
         let avg = self.wake_ns.get();
         self.wake_ns.set(if avg == 0 { late_ns } else { avg - avg / 4 + late_ns / 4 });
-        self.poll_then_block_once(window_ns, deadline)
+        self.poll_then_block_once(window_ns, deadline, wakeup)
     }
 
     /// Steps 3 to 6, counted in the statistics as one park's end.
@@ -655,9 +759,9 @@ impl fmt::Debug for Parker {
 impl Unparker {
     /// Makes the token available: the parked thread wakes, or its next park returns at once.
     ///
-    /// One RMW on the parker's word (and a load of the same word, in the cache line the RMW
-    /// just took), plus a wake system call only when the parker's owner has announced that it
-    /// sleeps (POLLING clear) and no other unpark's wake is already on its way.
+    /// One swap on the parker's word (crossbeam's unpark is one swap too), plus a wake system
+    /// call only when the parker's owner has announced that it sleeps (POLLING clear) and no
+    /// other unpark's wake is already on its way.
     #[inline]
     pub fn unpark(&self) {
         let inner = &*self.inner;
@@ -665,10 +769,9 @@ impl Unparker {
             // Counted before the token is set, so a park that returns with it sees it counted.
             inner.unparks.fetch_add(1, Relaxed);
         }
-        // Release RMW even when the token is set already: it orders this thread's writes before
-        // the park that consumes the token (see the module docs). The load reads the word no
-        // older than the RMW left it.
-        if !inner.flags.set_need_resched() && inner.flags.load() & POLLING == 0 {
+        // A release RMW even when the token is set already: it orders this thread's writes
+        // before the park that consumes the token (see the module docs).
+        if inner.flags.wake_by_swap() == Kick::Needed {
             inner.kick();
         }
     }
@@ -984,7 +1087,7 @@ mod tests {
         // The timer fires 1 ms from now; the unpark comes 20 ms from now, inside the 1 s
         // window that follows, so it finds the thread polling.
         let t = unpark_after(&p, Duration::from_millis(20));
-        let period = p.timer_then_poll(start + 1_000_000, 1_000_000_000, None);
+        let period = p.timer_then_poll(start + 1_000_000, 1_000_000_000, None, &mut Token);
         t.join().unwrap();
         assert!(period.woken && period.caught, "found polling");
         assert!(period.poll_ns > 0);
@@ -999,7 +1102,7 @@ mod tests {
         let start = p.clock.now_ns();
         let t = unpark_after(&p, Duration::from_millis(2));
         // A timer 10 s away: only the unpark ends the wait.
-        let period = p.timer_then_poll(start + 10_000_000_000, 1_000, None);
+        let period = p.timer_then_poll(start + 10_000_000_000, 1_000, None, &mut Token);
         t.join().unwrap();
         assert!(period.woken && !period.caught && period.poll_ns == 0);
         assert_eq!(p.wake_ns.get(), 0, "no timer fired");
@@ -1014,16 +1117,73 @@ mod tests {
         let start = p.clock.now_ns();
         // Timer at 1 ms, a 100 us poll, then the wait until the deadline at 50 ms: no token.
         // (The deadline is far from the poll's end so that a slow run, miri's, still blocks.)
-        let period = p.timer_then_poll(start + 1_000_000, 100_000, Some(start + 50_000_000));
+        let period = p.timer_then_poll(start + 1_000_000, 100_000, Some(start + 50_000_000), &mut Token);
         assert!(!period.woken && !period.caught);
         assert!(p.clock.now_ns() >= start + 50_000_000);
         let s = p.stats();
         assert_eq!((s.poll_timeouts, s.blocks, s.timeouts), (1, 1, 1), "{s:?}");
         // A deadline before the timer: the timed wait ends the park, no poll.
         let start = p.clock.now_ns();
-        let period = p.timer_then_poll(start + 5_000_000, 100_000, Some(start + 1_000_000));
+        let period = p.timer_then_poll(start + 5_000_000, 100_000, Some(start + 1_000_000), &mut Token);
         assert!(!period.woken && period.poll_ns == 0);
         assert_eq!(p.stats().poll_timeouts, 1);
+    }
+
+    /// Sets `ready`, then unparks after `then`.
+    fn ready_then_unpark(p: &Parker, ready: &Arc<AtomicBool>, then: Duration) -> thread::JoinHandle<()> {
+        let (u, ready) = (p.unparker().clone(), ready.clone());
+        thread::spawn(move || {
+            ready.store(true, SeqCst);
+            thread::sleep(then);
+            u.unpark();
+        })
+    }
+
+    #[test]
+    fn wait_until_returns_on_the_condition_and_leaves_the_token() {
+        // Poll only: the poll sees the condition 20 ms before the unpark comes.
+        let p = Parker::builder().polling(Polling::Force).latency_limit(Duration::ZERO).build().unwrap();
+        let ready = Arc::new(AtomicBool::new(false));
+        let t = ready_then_unpark(&p, &ready, Duration::from_millis(20));
+        p.wait_until(|| ready.load(SeqCst));
+        let s = p.stats();
+        assert_eq!((s.poll_hits, s.blocks), (1, 0), "{s:?}");
+        t.join().unwrap();
+        assert!(p.park_timeout_unparked(Duration::ZERO), "the unpark's token waits for the next park");
+        p.wait_until(|| true);
+        assert_eq!(p.stats().parks, 2, "a condition that holds needs no park");
+    }
+
+    #[test]
+    fn wait_until_sleeps_on_the_token_when_it_does_not_poll() {
+        let p = Parker::builder().polling(Polling::Off).build().unwrap();
+        let ready = Arc::new(AtomicBool::new(false));
+        let t = ready_then_unpark(&p, &ready, Duration::from_millis(2));
+        p.wait_until(|| ready.load(SeqCst));
+        t.join().unwrap();
+        let s = p.stats();
+        assert_eq!(s.poll_hits, 0, "{s:?}");
+        assert!(s.blocks + s.late_hits + s.immediate >= 1, "{s:?}");
+    }
+
+    #[test]
+    fn wait_until_timeouts_say_whether_the_condition_came() {
+        for p in [forced(), predictive()] {
+            assert!(!p.wait_until_timeout(|| false, Duration::from_micros(300)));
+            let deadline = Instant::now() + Duration::from_micros(300);
+            assert!(!p.wait_until_deadline(|| false, deadline));
+            assert!(Instant::now() >= deadline);
+            assert!(!p.wait_until_timeout(|| false, Duration::ZERO));
+            // A stray token does not end the wait early.
+            p.unparker().unpark();
+            let start = Instant::now();
+            assert!(!p.wait_until_timeout(|| false, Duration::from_millis(2)));
+            assert!(start.elapsed() >= Duration::from_millis(2));
+            let ready = Arc::new(AtomicBool::new(false));
+            let t = ready_then_unpark(&p, &ready, Duration::from_millis(1));
+            assert!(p.wait_until_timeout(|| ready.load(SeqCst), Duration::from_secs(60)));
+            t.join().unwrap();
+        }
     }
 
     #[test]

@@ -24,11 +24,13 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Stats {
-    /// Calls to `park`, `park_timeout` and `park_deadline`.
+    /// Calls to `park`, `park_timeout` and `park_deadline`, and the parks `wait_until` and its
+    /// timed forms make (one per look at the token).
     pub parks: u64,
     /// Parks that found the token already there (or at once, with a deadline already past).
     pub immediate: u64,
-    /// Parks ended by the token while polling.
+    /// Parks ended while polling: by the token, or in `wait_until` by its condition (which
+    /// leaves the token, if one comes, to a later park).
     pub poll_hits: u64,
     /// Polls that ran out of window (or reached the deadline) without the token.
     pub poll_timeouts: u64,

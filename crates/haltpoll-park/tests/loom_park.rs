@@ -7,7 +7,9 @@
 //! - no lost wakeup: a park whose token was given returns (else loom reports a deadlock);
 //! - no wakeup consumed twice: after the park that consumed the one token, a zero-timeout park
 //!   finds none, and a park_timeout that timed out leaves the token for the next park;
-//! - the message: what the unparker wrote (Relaxed) before `unpark` is visible after the park.
+//! - the message: what the unparker wrote (Relaxed) before `unpark` is visible after the park;
+//! - `wait_until`: returns once its condition holds, whether its poll saw the condition or the
+//!   token woke it, and the token it left behind makes no later wait sleep through an unpark.
 #![cfg(loom)]
 
 use std::time::Duration;
@@ -16,7 +18,7 @@ use haltpoll::Params;
 use haltpoll::wake::POLLING;
 use haltpoll_park::{DEFAULT_PARAMS, Parker, Polling};
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use loom::sync::atomic::{AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use loom::thread;
 
 /// The parker configurations the models run under: each takes a different path to sleep.
@@ -168,6 +170,82 @@ fn ping_pong() {
                 a.park();
             }
             t.join().unwrap();
+        });
+    }
+}
+
+/// Another thread writes a message (42), makes the condition (1) true, then unparks `p`.
+fn ready_then_unpark(p: &Parker) -> (Arc<AtomicU32>, Arc<AtomicU32>, thread::JoinHandle<()>) {
+    let (ready, message) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let (u, r, m) = (p.unparker().clone(), ready.clone(), message.clone());
+    let t = thread::spawn(move || {
+        m.store(42, Relaxed);
+        r.store(1, Release);
+        u.unpark();
+    });
+    (ready, message, t)
+}
+
+/// `wait_until` on a condition another thread makes true before it unparks: the wait returns
+/// with the condition true (and the write behind it visible) in every mode, whether its poll saw
+/// the condition or the token woke it; a token it did not need stays for one later park at most.
+#[test]
+fn wait_until_returns_once_the_condition_holds() {
+    for mode in MODES {
+        model(move || {
+            let p = parker(mode);
+            let (ready, message, t) = ready_then_unpark(&p);
+            p.wait_until(|| ready.load(Acquire) == 1);
+            assert_eq!(message.load(Relaxed), 42, "{mode:?}: the condition held but the write was not visible");
+            assert_ne!(p.flags_now() & POLLING, 0, "{mode:?}: returned with POLLING clear");
+            t.join().unwrap();
+            let _ = p.park_timeout_unparked(Duration::ZERO);
+            assert!(!p.park_timeout_unparked(Duration::ZERO), "{mode:?}: one unpark left two tokens");
+        });
+    }
+}
+
+/// Two conditions made true by two threads, waited for one after the other: the second wait
+/// must not sleep through its unpark because the first left a token or took one.
+#[test]
+fn wait_until_twice_with_two_unparkers() {
+    for mode in [Mode::Off, Mode::Warm] {
+        model(move || {
+            let p = parker(mode);
+            let bits = Arc::new(AtomicU32::new(0));
+            let threads: Vec<_> = (0..2)
+                .map(|i| {
+                    let (u, b) = (p.unparker().clone(), bits.clone());
+                    thread::spawn(move || {
+                        b.fetch_or(1 << i, Release);
+                        u.unpark();
+                    })
+                })
+                .collect();
+            p.wait_until(|| bits.load(Acquire) & 1 != 0);
+            p.wait_until(|| bits.load(Acquire) & 2 != 0);
+            for t in threads {
+                t.join().unwrap();
+            }
+        });
+    }
+}
+
+/// `wait_until_timeout` against the unpark: true only when the condition holds, and the
+/// parker left running (POLLING set) either way.
+#[test]
+fn wait_until_timeout_races_the_condition() {
+    for mode in MODES {
+        model(move || {
+            let p = parker(mode);
+            let (ready, _, t) = ready_then_unpark(&p);
+            let ok = p.wait_until_timeout(|| ready.load(Acquire) == 1, Duration::from_nanos(1));
+            if ok {
+                assert_eq!(ready.load(Relaxed), 1, "{mode:?}: true without the condition");
+            }
+            assert_ne!(p.flags_now() & POLLING, 0, "{mode:?}: returned with POLLING clear");
+            t.join().unwrap();
+            assert!(p.wait_until_timeout(|| ready.load(Acquire) == 1, Duration::ZERO));
         });
     }
 }

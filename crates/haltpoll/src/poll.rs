@@ -46,6 +46,14 @@ pub trait PollPlatform {
     fn waits_per_clock_read(&self) -> u32 {
         POLL_RELAX_COUNT
     }
+
+    /// Whether a poll that ends in a wakeup reads the clock once more to time itself (the
+    /// default). A caller whose governor ignores how long a successful poll took (Linux's: its
+    /// `reflect` learns from halts only) says false and returns to the woken work a clock read
+    /// sooner; [`PollOutcome::polled_ns`] of a hit is then a lower bound.
+    fn times_hits(&self) -> bool {
+        true
+    }
 }
 
 /// How a poll ended.
@@ -53,7 +61,9 @@ pub trait PollPlatform {
 pub struct PollOutcome {
     /// True if the window ran out before a wakeup; the governor then halts next.
     pub timed_out: bool,
-    /// Time spent polling, ns, from the start to the clock read that ended the loop.
+    /// Time spent polling, ns, from the start to the clock read that ended the loop. For a hit
+    /// on a platform that does not [time hits](PollPlatform::times_hits): to the last clock
+    /// read of the loop, a lower bound (0 for a hit before the first).
     pub polled_ns: u64,
 }
 
@@ -79,9 +89,14 @@ pub fn poll(platform: &mut impl PollPlatform, limit_ns: u64) -> PollOutcome {
     let deadline = start.saturating_add(limit_ns);
     let per_read = platform.waits_per_clock_read().max(1);
     let mut waits: u32 = 0;
-    let timed_out = loop {
+    // The last clock read's time into the poll: a hit's lower bound when it is not timed.
+    let mut elapsed = 0;
+    loop {
         if platform.wake_pending() {
-            break false;
+            if platform.times_hits() {
+                elapsed = platform.now_ns().saturating_sub(start);
+            }
+            return PollOutcome { timed_out: false, polled_ns: elapsed };
         }
         platform.wait(deadline);
         waits += 1;
@@ -89,11 +104,11 @@ pub fn poll(platform: &mut impl PollPlatform, limit_ns: u64) -> PollOutcome {
             continue;
         }
         waits = 0;
-        if platform.now_ns().saturating_sub(start) > limit_ns {
-            break true;
+        elapsed = platform.now_ns().saturating_sub(start);
+        if elapsed > limit_ns {
+            return PollOutcome { timed_out: true, polled_ns: platform.now_ns().saturating_sub(start) };
         }
-    };
-    PollOutcome { timed_out, polled_ns: platform.now_ns().saturating_sub(start) }
+    }
 }
 
 #[cfg(test)]
@@ -156,6 +171,35 @@ mod tests {
         assert!(out.polled_ns > 100_000 && out.polled_ns <= 100_000 + 10 * u64::from(POLL_RELAX_COUNT));
         // start + one read per 200 relaxes + the final read
         assert_eq!(f.clock_reads, 1 + f.relaxes / POLL_RELAX_COUNT + 1);
+    }
+
+    #[test]
+    fn an_untimed_hit_reads_no_clock_after_the_wakeup() {
+        struct Untimed(Fake);
+        impl PollPlatform for Untimed {
+            fn now_ns(&mut self) -> u64 {
+                self.0.now_ns()
+            }
+            fn relax(&mut self) {
+                self.0.relax();
+            }
+            fn wake_pending(&mut self) -> bool {
+                self.0.wake_pending()
+            }
+            fn times_hits(&self) -> bool {
+                false
+            }
+        }
+        // A wakeup 2.5 rounds of relax hints in: the loop read the clock at the start and after
+        // each of the two full rounds, and reports the last of those reads.
+        let round = 10 * u64::from(POLL_RELAX_COUNT);
+        let mut u = Untimed(Fake::new(10, 1_000 + 2 * round + round / 2));
+        let out = poll(&mut u, 1_000_000);
+        assert_eq!(out, PollOutcome { timed_out: false, polled_ns: 2 * round });
+        assert_eq!(u.0.clock_reads, 3);
+        let mut timed = Fake::new(10, 1_000 + 2 * round + round / 2);
+        assert_eq!(poll(&mut timed, 1_000_000).polled_ns, 2 * round + round / 2);
+        assert_eq!(timed.clock_reads, 4);
     }
 
     #[test]

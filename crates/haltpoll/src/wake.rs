@@ -152,21 +152,33 @@ impl WakeFlags {
         if old & (POLLING | NEED_RESCHED) != 0 { Kick::Skipped } else { Kick::Needed }
     }
 
-    /// Sets NEED_RESCHED and returns whether it was already set. An RMW whose result needs only
-    /// the bit it sets, which x86 does in one `lock bts` (a [`wake`](Self::wake) needs the other
-    /// bit of the old value too, a compare-exchange loop): a waker that then needs POLLING reads
-    /// it with a [`load`](Self::load), which cannot see a value older than this RMW's. Release,
-    /// as in `wake`.
+    /// [`wake_once`](Self::wake_once) in one swap, the cheapest RMW on x86 (`xchg`; a
+    /// `fetch_or` whose result needs both old bits is a compare-exchange loop), at the price of
+    /// setting POLLING too: the word becomes POLLING | NEED_RESCHED whatever it was.
+    ///
+    /// Sound for a sleeper that, like a futex waiter, sleeps only while the whole word is 0 and
+    /// looks at NEED_RESCHED after every return of its sleep. A swap that finds POLLING clear
+    /// returns [`Kick::Needed`], and its caller kicks: the sleeper's compare fails or the kick
+    /// wakes it, and it finds NEED_RESCHED. Until it takes the token, a POLLING this swap set
+    /// only tells later wakers what is true, that it will look at NEED_RESCHED before it
+    /// sleeps again, so they skip their kicks as they would for a pending wakeup anyway. Not for
+    /// a CPU halting with `sti; hlt`, whose halt compares nothing: there POLLING must stay the
+    /// poller's own.
+    ///
+    /// Release, as in `wake`: the RMW extends the release sequence the consumer acquires, even
+    /// when NEED_RESCHED was set already.
     ///
     /// ```
-    /// use haltpoll::wake::WakeFlags;
-    /// let flags = WakeFlags::new();
-    /// assert!(!flags.set_need_resched());
-    /// assert!(flags.set_need_resched(), "already pending");
+    /// use haltpoll::wake::{Kick, NEED_RESCHED, POLLING, WakeFlags};
+    /// let flags = WakeFlags::new(); // asleep
+    /// assert_eq!(flags.wake_by_swap(), Kick::Needed);
+    /// assert_eq!(flags.wake_by_swap(), Kick::Skipped, "the first waker kicks");
+    /// assert_eq!(flags.load(), POLLING | NEED_RESCHED);
     /// ```
     #[inline]
-    pub fn set_need_resched(&self) -> bool {
-        self.word.fetch_or(NEED_RESCHED, Release) & NEED_RESCHED != 0
+    pub fn wake_by_swap(&self) -> Kick {
+        let old = self.word.swap(POLLING | NEED_RESCHED, Release);
+        if old & (POLLING | NEED_RESCHED) != 0 { Kick::Skipped } else { Kick::Needed }
     }
 
     /// Sets NEED_RESCHED only if the target is polling, and returns whether it did (so no kick
@@ -234,6 +246,22 @@ mod tests {
         assert!(f.take_need_resched());
         assert!(!f.set_polling_and_test());
         assert_eq!(f.wake_once(), Kick::Skipped, "polling");
+    }
+
+    #[test]
+    fn wake_by_swap_kicks_as_wake_once_does() {
+        for polling in [false, true] {
+            let (a, b) = (WakeFlags::new(), WakeFlags::new());
+            if polling {
+                assert!(!a.set_polling_and_test());
+                assert!(!b.set_polling_and_test());
+            }
+            for _ in 0..2 {
+                assert_eq!(a.wake_by_swap(), b.wake_once(), "polling {polling}");
+            }
+            assert!(a.take_need_resched() && b.take_need_resched());
+            assert_eq!(a.load(), POLLING, "the swap left POLLING set");
+        }
     }
 
     #[test]

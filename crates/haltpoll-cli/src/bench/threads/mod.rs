@@ -45,8 +45,14 @@ use haltpoll_park::{Builder, Stats};
 pub enum Variant {
     /// Busy-wait on the message: the limit.
     Spin,
+    /// Busy-wait on a flag of its own cache line, which the waker sets after the message: the
+    /// floor of any wake through a flag or token, the parker's included.
+    SpinFlag,
     /// The haltpoll [`Parker`](haltpoll_park::Parker), as the configured builder makes it.
     Haltpoll,
+    /// The haltpoll parker waiting with [`Parker::wait_until`](haltpoll_park::Parker::wait_until)
+    /// on the message: its poll watches the message too, not only the token.
+    HaltpollWaitUntil,
     /// The haltpoll parker with Linux's guest accounting,
     /// [`BlockTime::HaltOnly`](haltpoll::BlockTime::HaltOnly).
     HaltpollGuestRule,
@@ -70,9 +76,11 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in table order.
-    pub const ALL: [Variant; 11] = [
+    pub const ALL: [Variant; 13] = [
         Variant::Spin,
+        Variant::SpinFlag,
         Variant::Haltpoll,
+        Variant::HaltpollWaitUntil,
         Variant::HaltpollGuestRule,
         Variant::HaltpollPredictive,
         Variant::Std,
@@ -88,7 +96,9 @@ impl Variant {
     pub fn name(self) -> &'static str {
         match self {
             Variant::Spin => "spin",
+            Variant::SpinFlag => "spin-flag",
             Variant::Haltpoll => "haltpoll",
+            Variant::HaltpollWaitUntil => "haltpoll-wait-until",
             Variant::HaltpollGuestRule => "haltpoll-guest-rule",
             Variant::HaltpollPredictive => "haltpoll-predictive",
             Variant::Std => "std",
@@ -99,6 +109,13 @@ impl Variant {
             Variant::BlockOnFutures => "block-on-futures",
             Variant::BlockOnPollster => "block-on-pollster",
         }
+    }
+}
+
+impl Variant {
+    /// Every variant's name, in table order, comma-separated (for error messages).
+    pub fn names() -> String {
+        Variant::ALL.map(Variant::name).join(", ")
     }
 }
 
@@ -221,9 +238,7 @@ pub enum ThreadsError {
     #[error("{0}")]
     Think(String),
     /// A variant name nobody knows.
-    #[error(
-        "unknown variant {0:?}: choose from spin, haltpoll, haltpoll-guest-rule, haltpoll-predictive, std, crossbeam, parking-lot, spin-then-park, block-on-haltpoll, block-on-futures, block-on-pollster"
-    )]
+    #[error("unknown variant {0:?}: choose from {list}", list = Variant::names())]
     UnknownVariant(String),
     /// The haltpoll parker's parameters cannot work.
     #[error("invalid haltpoll parameters: {0}")]
@@ -301,7 +316,9 @@ fn run_cells(
                 let cell = Cell { config, think, repetition, variant, stop };
                 let run = match variant {
                     Variant::Spin => cell.run::<variants::Spin>(),
+                    Variant::SpinFlag => cell.run::<variants::SpinFlag>(),
                     Variant::Haltpoll => cell.run::<variants::Haltpoll>(),
+                    Variant::HaltpollWaitUntil => cell.run::<variants::HaltpollWaitUntil>(),
                     Variant::HaltpollGuestRule => cell.run::<variants::HaltpollGuestRule>(),
                     Variant::HaltpollPredictive => cell.run_with::<variants::Haltpoll>(
                         &config.haltpoll.governor(GovernorParams::Predictive(config.predictive)),

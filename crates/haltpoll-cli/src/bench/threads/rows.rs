@@ -106,33 +106,48 @@ fn row(runs: &[Run], think_ns: u64, variant: Variant) -> Row {
     }
 }
 
-/// The targets, wherever the runs have the variants they compare:
-/// - think times up to 100 us: haltpoll's median wake latency at most 1.2x spin's, and at most
-///   1/100 of std's;
+/// The targets, wherever the runs have the variants they compare, for the parker both as a
+/// drop-in (`haltpoll`: `park()` until the message is there) and with `wait_until`:
+/// - think times up to 100 us: the median wake latency at most 1.2x spin's, and at most 1/100
+///   of std's;
 /// - think times of 10 ms and more: the receiver's CPU per wake at most std's.
 pub fn check_targets(runs: &[Run]) -> Vec<Target> {
     let mut thinks: Vec<u64> = runs.iter().map(|r| r.think_ns).collect();
     thinks.sort_unstable();
     thinks.dedup();
     let mut targets = Vec::new();
+    // The parker as a drop-in, and with `wait_until`; what each target says, per variant.
+    const CHECKED: [(Variant, [&str; 3]); 2] = [
+        (
+            Variant::Haltpoll,
+            [
+                "haltpoll wake p50 / spin wake p50",
+                "haltpoll wake p50 / std wake p50",
+                "haltpoll CPU per wake / std CPU per wake",
+            ],
+        ),
+        (
+            Variant::HaltpollWaitUntil,
+            [
+                "haltpoll-wait-until wake p50 / spin wake p50",
+                "haltpoll-wait-until wake p50 / std wake p50",
+                "haltpoll-wait-until CPU per wake / std CPU per wake",
+            ],
+        ),
+    ];
     for think in thinks {
-        let mut add = |what, reference, metric: fn(&Run) -> f64, limit: f64| {
-            let by_repetition = ratios(runs, think, Variant::Haltpoll, reference, metric);
-            targets.extend(Target::check(
-                think,
-                Variant::Haltpoll,
-                what,
-                Unit::Ratio,
-                by_repetition,
-                Bound::AtMost(limit),
-            ));
-        };
-        if think <= 100_000 {
-            add("haltpoll wake p50 / spin wake p50", Variant::Spin, wake_p50, 1.2);
-            add("haltpoll wake p50 / std wake p50", Variant::Std, wake_p50, 1.0 / 100.0);
-        }
-        if think >= 10_000_000 {
-            add("haltpoll CPU per wake / std CPU per wake", Variant::Std, cpu_per_wake, 1.0);
+        for (variant, [vs_spin, vs_std, cpu]) in CHECKED {
+            let mut add = |what, reference, metric: fn(&Run) -> f64, limit: f64| {
+                let by_repetition = ratios(runs, think, variant, reference, metric);
+                targets.extend(Target::check(think, variant, what, Unit::Ratio, by_repetition, Bound::AtMost(limit)));
+            };
+            if think <= 100_000 {
+                add(vs_spin, Variant::Spin, wake_p50, 1.2);
+                add(vs_std, Variant::Std, wake_p50, 1.0 / 100.0);
+            }
+            if think >= 10_000_000 {
+                add(cpu, Variant::Std, cpu_per_wake, 1.0);
+            }
         }
     }
     targets
@@ -206,5 +221,23 @@ mod tests {
         assert!(t[0].met && (t[0].value - 1.15).abs() < 1e-9);
         assert!(t[1].met);
         assert!(!t[2].met && t[2].think_ns == 10_000_000, "1.2x std's CPU misses 1.0x");
+    }
+
+    #[test]
+    fn the_wait_until_variant_has_targets_of_its_own() {
+        let runs = vec![
+            run(Variant::Spin, 0, vec![100], 0),
+            run(Variant::Haltpoll, 0, vec![150], 0),
+            run(Variant::HaltpollWaitUntil, 0, vec![110], 0),
+        ];
+        let t = check_targets(&runs);
+        let by: Vec<_> = t.iter().map(|t| (t.variant, t.what, t.met)).collect();
+        assert_eq!(
+            by,
+            [
+                (Variant::Haltpoll, "haltpoll wake p50 / spin wake p50", false),
+                (Variant::HaltpollWaitUntil, "haltpoll-wait-until wake p50 / spin wake p50", true),
+            ]
+        );
     }
 }

@@ -7,6 +7,8 @@
 
 use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::thread::{self, Thread};
@@ -79,11 +81,106 @@ impl Waker for NoWake {
     fn wake(&self) {}
 }
 
+/// Busy-waits on a flag the waker sets after the message, on a cache line of its own: what any
+/// wake through a flag costs at least, one line transfer more than [`Spin`].
+pub(crate) struct SpinFlag;
+
+/// The flag, alone on its lines (128 bytes, as the parker's word).
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct Flag(AtomicBool);
+
+impl Primitive for SpinFlag {
+    type Waiter = FlagWaiter;
+    type Waker = Arc<Flag>;
+    fn pair(_: &Builder) -> (FlagWaiter, Arc<Flag>) {
+        let flag = Arc::new(Flag::default());
+        (FlagWaiter(flag.clone()), flag)
+    }
+}
+
+/// Spins on the flag, clears it with a plain store (the cheapest way: the next message cannot
+/// come before this one's ack), then looks at the message.
+pub(crate) struct FlagWaiter(Arc<Flag>);
+
+impl Waiter for FlagWaiter {
+    fn wait(&mut self, arrived: &dyn Fn() -> bool) {
+        loop {
+            while !self.0.0.load(Acquire) {
+                std::hint::spin_loop();
+            }
+            self.0.0.store(false, Relaxed);
+            if arrived() {
+                return;
+            }
+        }
+    }
+}
+
+impl Waker for Arc<Flag> {
+    fn wake(&self) {
+        self.0.store(true, Release);
+    }
+}
+
 /// The haltpoll [`Parker`] as its builder makes it.
 pub(crate) struct Haltpoll;
 
 /// The haltpoll parker with Linux's guest accounting ([`BlockTime::HaltOnly`]).
 pub(crate) struct HaltpollGuestRule;
+
+/// The haltpoll parker as its builder makes it, waiting with [`Parker::wait_until`].
+pub(crate) struct HaltpollWaitUntil;
+
+/// A parker that waits with [`Parker::wait_until`] on the message itself. A wait may take
+/// two parks (one for the token the last message left), so it counts its own wakes without a
+/// system call: waits during which the parker neither slept nor was sent a futex wake.
+pub(crate) struct WaitUntil {
+    parker: Parker,
+    waits: u64,
+    /// Waits before the last one that made no system call.
+    quiet_waits: u64,
+    /// The parker's blocks and futex wakes when the last wait started.
+    syscalls_then: u64,
+}
+
+impl WaitUntil {
+    fn syscalls(&self) -> u64 {
+        let s = self.parker.stats();
+        s.blocks + s.futex_wakes
+    }
+
+    /// Whether the last wait made no system call (none yet: false).
+    fn last_was_quiet(&self) -> bool {
+        self.waits > 0 && self.syscalls() == self.syscalls_then
+    }
+}
+
+impl Waiter for WaitUntil {
+    fn wait(&mut self, arrived: &dyn Fn() -> bool) {
+        // The last wait's count is taken here, not after it: the harness reads the clock as
+        // soon as a wait returns.
+        self.quiet_waits += u64::from(self.last_was_quiet());
+        self.syscalls_then = self.syscalls();
+        self.waits += 1;
+        self.parker.wait_until(arrived);
+    }
+    fn no_syscall_wakes(&self) -> Option<u64> {
+        Some(self.quiet_waits + u64::from(self.last_was_quiet()))
+    }
+    fn parker_stats(&self) -> Option<Stats> {
+        Some(self.parker.stats())
+    }
+}
+
+impl Primitive for HaltpollWaitUntil {
+    type Waiter = WaitUntil;
+    type Waker = Unparker;
+    fn pair(haltpoll: &Builder) -> (WaitUntil, Unparker) {
+        let (parker, unparker) = haltpoll_pair(*haltpoll);
+        (WaitUntil { parker, waits: 0, quiet_waits: 0, syscalls_then: 0 }, unparker)
+    }
+}
 
 impl Waiter for Parker {
     fn wait(&mut self, arrived: &dyn Fn() -> bool) {

@@ -35,7 +35,9 @@ pub struct ThreadsArgs {
     /// The sender sleeps for the think time instead of spinning (its CPU then idles too).
     #[arg(long)]
     pub sleep: bool,
-    /// Variants, comma-separated: spin, haltpoll, haltpoll-guest-rule, haltpoll-predictive (the
+    /// Variants, comma-separated: spin, spin-flag (spin on a flag the waker sets: the floor of a
+    /// wake through a token), haltpoll, haltpoll-wait-until (the parker's poll watches
+    /// the message too), haltpoll-guest-rule, haltpoll-predictive (the
     /// parker with the predictive governor: --poll-budget and its other options), std, crossbeam,
     /// parking-lot, spin-then-park, and futures woken through their wakers: block-on-haltpoll,
     /// block-on-futures, block-on-pollster.
@@ -43,7 +45,7 @@ pub struct ThreadsArgs {
         long,
         value_name = "LIST",
         value_delimiter = ',',
-        default_value = "spin,haltpoll,haltpoll-guest-rule,std,crossbeam,parking-lot,spin-then-park"
+        default_value = "spin,haltpoll,haltpoll-wait-until,haltpoll-guest-rule,std,crossbeam,parking-lot,spin-then-park"
     )]
     pub variants: Vec<Variant>,
     /// Repetitions of every cell (variant x think time).
