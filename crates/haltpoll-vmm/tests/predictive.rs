@@ -111,9 +111,14 @@ fn a_think_trace_is_followed_in_order() {
         let thinks: Vec<u64> = v.samples.iter().map(|s| s.think_tsc).collect();
         assert_eq!(thinks, expected, "vCPU {}: the think times it was sent after", v.index);
     }
-    // The starter waits from before its partner sees the message it answers, so each of its
-    // idle periods holds that think time whole.
-    for s in &report.vcpus[0].samples {
+    // The starter starts waiting once its own wake of the partner returns, so its idle periods
+    // hold the partner's think time whole, unless that wake took longer than the think: on this
+    // backend a wake of a halted vCPU goes through the emulated ring 0 (tens of us), and a
+    // 1-3 us think can end before it returns (seen once in CI). Thinks of 100 us and more
+    // outlast it.
+    let long = ticks(100_000);
+    for s in report.vcpus[0].samples.iter().filter(|s| s.think_tsc >= long) {
         assert!(s.idle_tsc() >= s.think_tsc, "{s:?}");
     }
+    assert!(report.vcpus[0].samples.iter().any(|s| s.think_tsc >= long), "the trace has long thinks");
 }
