@@ -113,6 +113,12 @@ pub(crate) struct Spin<'a, W> {
     pub(crate) ready_hit: bool,
 }
 
+impl<'a, W> Spin<'a, W> {
+    pub(crate) fn new(flags: &'a WakeFlags, clock: &'a Clock, wakeup: &'a mut W, times_hits: bool) -> Spin<'a, W> {
+        Spin { flags, clock, wakeup, times_hits, ready_hit: false }
+    }
+}
+
 impl<W: Wakeup> PollPlatform for Spin<'_, W> {
     fn now_ns(&mut self) -> u64 {
         self.clock.now_ns()

@@ -561,8 +561,7 @@ impl Parker {
                     }
                     // Linux's governor learns nothing from a poll that caught its wakeup, so a
                     // hit returns without a clock read (20 ns of the wake, measured).
-                    let mut spin =
-                        Spin { flags, clock: &self.clock, wakeup: &mut *wakeup, times_hits: false, ready_hit: false };
+                    let mut spin = Spin::new(flags, &self.clock, &mut *wakeup, false);
                     let out = poll(&mut spin, limit);
                     if !out.timed_out {
                         // The token first, the bookkeeping after: the caller waits for the
@@ -641,7 +640,7 @@ impl Parker {
         if let Some(d) = deadline {
             limit = limit.min(d.saturating_sub(self.clock.now_ns()));
         }
-        let mut spin = Spin { flags, clock: &self.clock, wakeup, times_hits: true, ready_hit: false };
+        let mut spin = Spin::new(flags, &self.clock, wakeup, true);
         let out = poll(&mut spin, limit);
         if !out.timed_out {
             c.poll_hits.inc();

@@ -148,8 +148,7 @@ impl WakeFlags {
     pub fn wake_once(&self) -> Kick {
         // Release as in `wake`: orders this waker's data before the flag, even when the flag
         // was already set (the RMW extends the release sequence the consumer acquires).
-        let old = self.word.fetch_or(NEED_RESCHED, Release);
-        if old & (POLLING | NEED_RESCHED) != 0 { Kick::Skipped } else { Kick::Needed }
+        kick_unless_pending_or_polling(self.word.fetch_or(NEED_RESCHED, Release))
     }
 
     /// [`wake_once`](Self::wake_once) in one swap, the cheapest RMW on x86 (`xchg`; a
@@ -177,8 +176,7 @@ impl WakeFlags {
     /// ```
     #[inline]
     pub fn wake_by_swap(&self) -> Kick {
-        let old = self.word.swap(POLLING | NEED_RESCHED, Release);
-        if old & (POLLING | NEED_RESCHED) != 0 { Kick::Skipped } else { Kick::Needed }
+        kick_unless_pending_or_polling(self.word.swap(POLLING | NEED_RESCHED, Release))
     }
 
     /// Sets NEED_RESCHED only if the target is polling, and returns whether it did (so no kick
@@ -203,6 +201,13 @@ impl WakeFlags {
             }
         }
     }
+}
+
+/// What a waker that found `old` must do: nothing if a wakeup was already pending (its waker
+/// kicks) or the target polls, else kick.
+#[inline]
+fn kick_unless_pending_or_polling(old: u32) -> Kick {
+    if old & (POLLING | NEED_RESCHED) != 0 { Kick::Skipped } else { Kick::Needed }
 }
 
 #[cfg(all(test, not(loom)))]
