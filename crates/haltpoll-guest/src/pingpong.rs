@@ -400,7 +400,10 @@ mod tests {
                 assert_eq!((c.messages_sent, c.messages_received, side.recorded), (30, 30, 30));
                 assert_eq!((side.progress, side.marks), (100, 1), "progress counts the warm-up too");
                 assert!(side.samples[29].seen_tsc > 0 && side.samples[30] == Sample::default());
-                assert!(c.ipis_sent + c.ipis_skipped == 30 && c.irqs <= 30, "{c:?}");
+                // At most one IPI per measured message, and the last warm-up message's: its
+                // sender posts before it sends the IPI, so a preempted sender's IPI can land
+                // after the receiver has answered and started counting.
+                assert!(c.ipis_sent + c.ipis_skipped == 30 && c.irqs <= 31, "{c:?}");
             }
         }
     }
@@ -416,10 +419,21 @@ mod tests {
                 let expected: Vec<u64> = TRACE.iter().copied().cycle().take(10).collect();
                 assert_eq!(thinks, expected, "{policy:?}");
             }
-            // The starter begins waiting before its partner even sees the message it answers,
-            // so its idle period holds the partner's whole think time.
-            for s in &sides[0].samples[..10] {
-                assert!(s.idle_tsc() >= s.think_tsc, "{policy:?}: {s:?}");
+            // Each reply is stamped at least its think time after its sender saw the message it
+            // answers, whichever thread the scheduler ran when. (Not "the starter idles through
+            // the whole think": the starter stamps its own wait's start after its send returns,
+            // and a preempted starter can do that after the partner has thought and replied.)
+            let [starter, partner] = &sides[..] else { unreachable!() };
+            for i in 0..10 {
+                let (asked, answer) = (&partner.samples[i], &starter.samples[i]);
+                assert!(answer.stamp_tsc >= asked.seen_tsc + answer.think_tsc, "{policy:?}: {asked:?} {answer:?}");
+                if i + 1 < 10 {
+                    let next = &partner.samples[i + 1];
+                    assert!(next.stamp_tsc >= answer.seen_tsc + next.think_tsc, "{policy:?}: {answer:?} {next:?}");
+                }
+            }
+            for s in sides.iter().flat_map(|side| &side.samples[..10]) {
+                assert!(s.enter_tsc <= s.seen_tsc && s.stamp_tsc <= s.seen_tsc, "{policy:?}: {s:?}");
             }
         }
     }

@@ -832,6 +832,47 @@ mod tests {
         Parker::builder().polling(Polling::Force).build().unwrap()
     }
 
+    // The tests below that hand a token from another thread do not guess with sleeps where
+    // the parker is: the other thread waits until the parker says where it is (asleep, or
+    // polling), so what they assert holds whatever the scheduler does.
+
+    /// Unparks `p` from another thread once `p` is asleep (POLLING clear: only a block clears
+    /// it) and `after` more has passed, so the block lasts at least `after`.
+    fn unpark_once_blocked(p: &Parker, after: Duration) -> thread::JoinHandle<()> {
+        let u = p.unparker().clone();
+        thread::spawn(move || {
+            while u.inner.flags.load() & haltpoll::wake::POLLING != 0 {
+                thread::yield_now();
+            }
+            thread::sleep(after);
+            u.unpark();
+        })
+    }
+
+    /// A park's wakeup (the token) that says when the poll first looks at it.
+    struct Announce(Arc<AtomicBool>);
+
+    impl Wakeup for Announce {
+        const WATCHES_TOKEN: bool = true;
+        fn ready(&mut self) -> bool {
+            self.0.store(true, SeqCst);
+            false
+        }
+    }
+
+    /// A wakeup for a park of `p`, and a thread that unparks `p` once that park polls.
+    fn unpark_once_polling(p: &Parker) -> (Announce, thread::JoinHandle<()>) {
+        let (u, polling) = (p.unparker().clone(), Arc::new(AtomicBool::new(false)));
+        let seen = polling.clone();
+        let t = thread::spawn(move || {
+            while !seen.load(SeqCst) {
+                thread::yield_now();
+            }
+            u.unpark();
+        });
+        (Announce(polling), t)
+    }
+
     #[test]
     fn unparkers_go_anywhere_and_parkers_move() {
         fn send_sync<T: Send + Sync + Clone + 'static>() {}
@@ -896,11 +937,8 @@ mod tests {
             .params(Params { guest_halt_poll_ns: 100_000, grow_start: 50_000, ..DEFAULT_PARAMS })
             .build()
             .unwrap();
-        let u = p.unparker().clone();
-        let t = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(20));
-            u.unpark();
-        });
+        // A block of at least 20 ms, 200 times the ceiling.
+        let t = unpark_once_blocked(&p, Duration::from_millis(20));
         p.park();
         t.join().unwrap();
         assert_eq!(p.stats().blocks, 1);
@@ -922,31 +960,24 @@ mod tests {
 
     #[test]
     fn short_waits_grow_the_window_and_are_then_caught_polling() {
+        // A ceiling of 4 s (about the most Linux's 32-bit parameters allow): the first wait,
+        // however long the scheduler makes it, is shorter, blocks (window 0) and grows the
+        // window to 2 s; the next two are unparked while they poll.
         let p = Parker::builder()
             .polling(Polling::Force)
-            .params(Params { guest_halt_poll_ns: 100_000_000, grow_start: 50_000_000, ..DEFAULT_PARAMS })
+            .params(Params { guest_halt_poll_ns: 4_000_000_000, grow_start: 2_000_000_000, ..DEFAULT_PARAMS })
             .build()
             .unwrap();
-        let u = p.unparker().clone();
-        let go = std::sync::Arc::new(AtomicBool::new(false));
-        let go2 = go.clone();
-        let t = thread::spawn(move || {
-            for _ in 0..3 {
-                while !go2.swap(false, SeqCst) {
-                    std::hint::spin_loop();
-                }
-                thread::sleep(Duration::from_micros(200));
-                u.unpark();
-            }
-        });
-        for _ in 0..3 {
-            go.store(true, SeqCst);
-            p.park();
-        }
+        let t = unpark_once_blocked(&p, Duration::ZERO);
+        p.park();
         t.join().unwrap();
+        assert_eq!(p.poll_limit_ns(), 2_000_000_000);
+        for _ in 0..2 {
+            let (mut polling, t) = unpark_once_polling(&p);
+            assert!(p.park_until(None, &mut polling));
+            t.join().unwrap();
+        }
         let s = p.stats();
-        // The first wait blocks (window 0) and grows the window to 50 ms, far above any
-        // scheduling delay, so the next two are caught while polling.
         assert_eq!(s.blocks, 1, "{s:?}");
         assert_eq!(s.poll_hits, 2, "{s:?}");
         assert!(s.wakes_without_syscall() >= 2, "{s:?}");
@@ -973,12 +1004,10 @@ mod tests {
     #[test]
     fn latency_limit_zero_polls_until_the_token() {
         let p = Parker::builder().polling(Polling::Force).latency_limit(Duration::ZERO).build().unwrap();
-        let u = p.unparker().clone();
-        let t = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(2));
-            u.unpark();
-        });
-        p.park();
+        // (Not "unpark 2 ms after the park starts": a park that starts late takes the token
+        // at once, as a loaded qemu-user once made it.)
+        let (mut polling, t) = unpark_once_polling(&p);
+        assert!(p.park_until(None, &mut polling));
         t.join().unwrap();
         let s = p.stats();
         assert_eq!((s.poll_hits, s.blocks, s.futex_wakes), (1, 0, 0), "{s:?}");
@@ -1072,8 +1101,8 @@ mod tests {
             .governor(haltpoll::GovernorParams::Predictive(params))
             .build()
             .unwrap();
-        let t = unpark_after(&p, Duration::from_millis(2));
-        p.park();
+        let (mut polling, t) = unpark_once_polling(&p);
+        assert!(p.park_until(None, &mut polling));
         t.join().unwrap();
         let s = p.stats();
         assert_eq!((s.poll_hits, s.blocks, s.futex_wakes), (1, 0, 0), "{s:?}");
@@ -1083,10 +1112,10 @@ mod tests {
     fn timer_then_poll_catches_a_wakeup_in_its_window() {
         let p = predictive();
         let start = p.clock.now_ns();
-        // The timer fires 1 ms from now; the unpark comes 20 ms from now, inside the 1 s
-        // window that follows, so it finds the thread polling.
-        let t = unpark_after(&p, Duration::from_millis(20));
-        let period = p.timer_then_poll(start + 1_000_000, 1_000_000_000, None, &mut Token);
+        // The timer fires 1 ms from now; the unpark comes once the poll that follows looks,
+        // inside its 4 s window.
+        let (mut polling, t) = unpark_once_polling(&p);
+        let period = p.timer_then_poll(start + 1_000_000, 4_000_000_000, None, &mut polling);
         t.join().unwrap();
         assert!(period.woken && period.caught, "found polling");
         assert!(period.poll_ns > 0);
@@ -1120,7 +1149,10 @@ mod tests {
         assert!(!period.woken && !period.caught);
         assert!(p.clock.now_ns() >= start + 50_000_000);
         let s = p.stats();
-        assert_eq!((s.poll_timeouts, s.blocks, s.timeouts), (1, 1, 1), "{s:?}");
+        // (A thread the scheduler held past the deadline before it could block ends without
+        // blocking.)
+        assert_eq!((s.poll_timeouts, s.timeouts), (1, 1), "{s:?}");
+        assert!(s.blocks <= 1, "{s:?}");
         // A deadline before the timer: the timed wait ends the park, no poll.
         let start = p.clock.now_ns();
         let period = p.timer_then_poll(start + 5_000_000, 100_000, Some(start + 1_000_000), &mut Token);
@@ -1146,16 +1178,23 @@ mod tests {
 
     #[test]
     fn wait_until_returns_on_the_condition_and_leaves_the_token() {
-        // Poll only: the condition comes 5 ms in, the unpark 50 ms after it.
+        // Poll only. The condition's second look is inside the poll (the first is before the
+        // park): an unpark there sets the token while the thread polls, and the third look
+        // ends the wait. One thread: the order is the test's, not the scheduler's.
         let p = Parker::builder().polling(Polling::Force).latency_limit(Duration::ZERO).build().unwrap();
-        let ready = Arc::new(AtomicBool::new(false));
-        let t = ready_then_unpark(&p, &ready, Duration::from_millis(5), Duration::from_millis(50));
-        p.wait_until(|| ready.load(SeqCst));
+        let u = p.unparker().clone();
+        let mut looks = 0;
+        p.wait_until(|| {
+            looks += 1;
+            if looks == 2 {
+                u.unpark();
+            }
+            looks > 2
+        });
         let token = p.unparker.inner.flags.load() & haltpoll::wake::NEED_RESCHED;
         let s = p.stats();
-        assert_eq!(token, 0, "returned on the condition, before the unpark: {s:?}");
-        assert!(s.blocks == 0 && s.poll_hits <= 1, "{s:?}");
-        t.join().unwrap();
+        assert_eq!(token, haltpoll::wake::NEED_RESCHED, "returned on the condition, the token left: {s:?}");
+        assert_eq!((s.parks, s.poll_hits, s.blocks, s.futex_wakes), (1, 1, 0, 0), "{s:?}");
         assert!(p.park_timeout_unparked(Duration::ZERO), "the unpark's token waits for the next park");
         let parks = p.stats().parks;
         p.wait_until(|| true);
