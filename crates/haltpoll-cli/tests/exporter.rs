@@ -279,8 +279,10 @@ fn survives_a_tree_that_changes_under_it() {
         })
     };
     let (mut scrapes, mut cpuidle_failed) = (0, 0);
+    // At least 20 scrapes, over at least 3 s of the tree changing (however slow a loaded
+    // machine makes each).
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(3) {
+    while scrapes < 20 || start.elapsed() < Duration::from_secs(3) {
         let r = get(a, "/metrics").expect("every scrape is answered");
         assert_eq!(r.status, 200);
         let scrape = metrics::parse(&r.body);
@@ -293,7 +295,6 @@ fn survives_a_tree_that_changes_under_it() {
     mutator.join().unwrap();
     eprintln!("changing tree: {scrapes} scrapes, cpuidle unreadable in {cpuidle_failed}");
     assert!(exporter.alive());
-    assert!(scrapes >= 20, "{scrapes} scrapes in 3 s");
     // Whole again: everything reads.
     std::fs::remove_dir_all(root.join("devices")).unwrap_or(());
     std::fs::remove_dir_all(root.join("module")).unwrap_or(());
