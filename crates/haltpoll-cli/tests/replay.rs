@@ -232,7 +232,7 @@ fn the_recorded_example_replays() {
         .stdout(predicate::str::contains("periods            358"));
 }
 
-/// Issue 11: replay saturated where the kernel's 32-bit `poll_limit_ns * grow` wraps: 3e9 * 2
+/// Regression: replay saturated where the kernel's 32-bit `poll_limit_ns * grow` wraps: 3e9 * 2
 /// = 6e9 wraps to 1705032704, below grow_start, so the kernel goes to grow_start.
 #[test]
 fn the_kernels_window_wraps_as_the_kernels_does() {
@@ -264,7 +264,7 @@ fn the_kernels_window_wraps_as_the_kernels_does() {
     );
 }
 
-/// Issue 11: ceilings above 2^32-1, which no kernel can hold, were accepted.
+/// Regression: ceilings above 2^32-1, which no kernel can hold, were accepted.
 #[test]
 fn ceilings_beyond_the_kernel_are_refused_with_the_range() {
     let t = trace("100\n");
@@ -282,7 +282,7 @@ fn ceilings_beyond_the_kernel_are_refused_with_the_range() {
         .success();
 }
 
-/// Issue 11: the governor options rejected the units `tune` and `set` accept; negative values
+/// Regression: the governor options rejected the units `tune` and `set` accept; negative values
 /// were an "unknown unit".
 #[test]
 fn governor_options_take_units() {
@@ -301,7 +301,7 @@ fn governor_options_take_units() {
         .stderr(predicate::str::contains("\"-5us\" is negative"));
 }
 
-/// Issue 11: `replay /dev/zero` grew past 8 GB; a 10 MB bad line was echoed whole.
+/// Regression: `replay /dev/zero` grew past 8 GB; a 10 MB bad line was echoed whole.
 #[test]
 fn endless_input_and_huge_lines_end_with_the_limit_named() {
     haltpoll()
@@ -321,7 +321,7 @@ fn endless_input_and_huge_lines_end_with_the_limit_named() {
     assert!(stderr.len() < 400, "a bad line is quoted in part: {}", String::from_utf8_lossy(&stderr));
 }
 
-/// Issue 11: a Latin-1 byte anywhere failed the whole trace without a line number.
+/// Regression: a Latin-1 byte anywhere failed the whole trace without a line number.
 #[test]
 fn a_latin1_byte_is_named_by_its_line() {
     let mut f = tempfile::NamedTempFile::new().unwrap();
@@ -334,7 +334,7 @@ fn a_latin1_byte_is_named_by_its_line() {
         .stderr(predicate::str::contains(":2: not UTF-8 text (byte 0xe9 at column 6)"));
 }
 
-/// Issue 11: a closed stdin was accepted as an empty trace.
+/// Regression: a closed stdin was accepted as an empty trace.
 #[test]
 fn a_closed_or_empty_stdin_is_an_error() {
     let out = std::process::Command::new("sh")

@@ -106,7 +106,7 @@ fn without_permission_it_asks_for_root() {
     assert_eq!(param(dir.path(), "guest_halt_poll_ns"), "0\n", "nothing written when one file is not writable");
 }
 
-/// Issue 11: `set` wrote the first parameter, truncated the second before a write that failed
+/// Regression: `set` wrote the first parameter, truncated the second before a write that failed
 /// (EINVAL), left it empty, and did not say what had changed. Now the file whose write fails is
 /// left as it was, the ones written before it are written back, and the message says what every
 /// parameter is.
@@ -186,7 +186,7 @@ fn a_tree_left_broken_can_be_repaired() {
     assert_eq!(param(dir.path(), "guest_halt_poll_grow_start"), "50000\n");
 }
 
-/// Issue 11: settings under which the kernel's 32-bit window wraps are legal, and said.
+/// Regression: settings under which the kernel's 32-bit window wraps are legal, and said.
 #[test]
 fn a_setting_that_wraps_the_kernels_window_is_noted() {
     let dir = tempfile::tempdir().unwrap();

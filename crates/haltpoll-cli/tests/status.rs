@@ -113,7 +113,7 @@ fn malformed_files_are_named() {
     ));
 }
 
-/// Issue 11: a parameter file that is a directory printed its cause twice
+/// Regression: a parameter file that is a directory printed its cause twice
 /// (`Is a directory (os error 21): Is a directory (os error 21)`) and refused the whole tree.
 #[test]
 fn a_parameter_that_is_a_directory_is_said_once_and_the_rest_shown() {
@@ -130,7 +130,7 @@ fn a_parameter_that_is_a_directory_is_said_once_and_the_rest_shown() {
     assert!(!stdout.contains("os error"), "{stdout}");
 }
 
-/// Issue 11: a parameter file that is a link to /dev/zero, or a 50 MB file, was read whole
+/// Regression: a parameter file that is a link to /dev/zero, or a 50 MB file, was read whole
 /// (RSS past 8 GB); now each ends at once with the limit named.
 #[test]
 fn endless_and_huge_files_end_at_the_limit() {
@@ -152,7 +152,7 @@ fn endless_and_huge_files_end_at_the_limit() {
     assert!(stderr.len() < 1000, "the file is not echoed: {} bytes", stderr.len());
 }
 
-/// Issue 11: a `usage` of 2^64-1 wrapped the sums: "1844674407370955161600.0% of idle entries
+/// Regression: a `usage` of 2^64-1 wrapped the sums: "1844674407370955161600.0% of idle entries
 /// were polls".
 #[test]
 fn a_counter_at_the_top_of_64_bits_gives_sane_shares() {

@@ -175,7 +175,7 @@ fn bad_input_is_refused_clearly() {
     haltpoll().arg("tune").arg(empty.path()).assert().failure().stderr(predicate::str::contains("no idle periods"));
 }
 
-/// Issue 11: a perf header with 0 CPUs online was reported as "all idle periods are 0 ns long".
+/// Regression: a perf header with 0 CPUs online was reported as "all idle periods are 0 ns long".
 #[test]
 fn a_header_with_0_cpus_is_reported_as_such() {
     let mut f = tempfile::NamedTempFile::new().unwrap();

@@ -1,5 +1,5 @@
 //! The cost of the predictive governor's decision on the idle path: one `select` + `reflect`
-//! pair (the target: at most 20 ns), against Linux's governor through the same seam.
+//! pair (its target: at most 20 ns, in docs/predictive.md), against Linux's governor through the same seam.
 
 use divan::{Bencher, black_box};
 use haltpoll::select::IdleGovernor;

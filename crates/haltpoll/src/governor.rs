@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn the_kernel_wraps_the_grow_and_then_raises_it_to_grow_start() {
-        // The first example: 3e9 * 2 = 6e9 wraps to 1705032704, below grow_start.
+        // A ceiling of 4e9 and grow_start of 3e9: 3e9 * 2 = 6e9 wraps to 1705032704, below grow_start.
         let p = Params { guest_halt_poll_ns: 4_000_000_000, grow_start: 3_000_000_000, ..Params::DEFAULT };
         let mut g = gov_at(3_000_000_000, p);
         let grew = Adjustment::Grew { from: 3_000_000_000, to: 3_000_000_000 };

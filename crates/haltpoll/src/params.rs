@@ -99,7 +99,7 @@ impl fmt::Display for BlockTime {
 ///
 /// ```
 /// use haltpoll::{Params, WindowArithmetic};
-/// // The issue's example: the kernel's window wraps back to grow_start, ours saturates.
+/// // A window of 3 s that doubles: the kernel's window wraps back to grow_start, ours saturates.
 /// let kernel = Params { guest_halt_poll_ns: 4_000_000_000, grow_start: 3_000_000_000, ..Params::DEFAULT };
 /// let wrap = kernel.kernel_window_wrap().unwrap();
 /// assert_eq!((wrap.from, wrap.product, wrap.to), (3_000_000_000, 6_000_000_000, 3_000_000_000));
@@ -698,7 +698,7 @@ mod tests {
 
     #[test]
     fn wraps_are_found_on_the_way_up() {
-        // The issue's two examples.
+        // A 3 s window that doubles, and a 65536 ns one that grows 65536-fold: 33-bit products.
         let big = Params { guest_halt_poll_ns: 4_000_000_000, grow_start: 3_000_000_000, ..Params::DEFAULT };
         assert_eq!(
             big.kernel_window_wrap(),

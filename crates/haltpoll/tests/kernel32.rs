@@ -146,9 +146,9 @@ proptest! {
     }
 }
 
-/// The issue's first example, period by period: 3e9 * 2 wraps to 1705032704, below grow_start.
+/// A ceiling of 4e9 and grow_start of 3e9, period by period: 3e9 * 2 wraps to 1705032704, below grow_start.
 #[test]
-fn the_issues_example_wraps_to_grow_start() {
+fn a_3e9_window_that_doubles_wraps_to_grow_start() {
     let params = Params { guest_halt_poll_ns: 4_000_000_000, grow_start: 3_000_000_000, ..Params::DEFAULT };
     let mut linux = Linux::new(&params);
     let mut ours = Replay::new(params.validate().unwrap());

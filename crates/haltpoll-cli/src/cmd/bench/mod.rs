@@ -37,7 +37,7 @@ pub enum BenchCommand {
     /// Two threads hand a token back and forth: the haltpoll parker against spinning,
     /// std::thread::park, crossbeam, parking_lot and a fixed spin-then-park.
     Threads(threads::ThreadsArgs),
-    /// The comparison of the cpuidle-haltpoll patch's cover letter, on a real KVM: our guest's vCPUs ping-pong while waiting busy, with
+    /// The comparison of the patch series that brought cpuidle-haltpoll into Linux 5.4, on a real KVM: our guest's vCPUs ping-pong while waiting busy, with
     /// guest haltpoll, with host halt polling, or with no polling; plus an overcommitted run.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     Vm(vm::VmArgs),

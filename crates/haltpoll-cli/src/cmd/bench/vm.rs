@@ -1,5 +1,5 @@
-//! `haltpoll bench vm`: the comparison of the cpuidle-haltpoll patch's cover letter, on a real
-//! KVM. Our guest ping-pongs a message between two vCPUs while each waits in one of four ways (busy, guest haltpoll, host halt-poll,
+//! `haltpoll bench vm`: the comparison of the patch series that brought cpuidle-haltpoll into
+//! Linux 5.4 (docs/measurements.md), on a real KVM. Our guest ping-pongs a message between two vCPUs while each waits in one of four ways (busy, guest haltpoll, host halt-poll,
 //! no polling), at several think times, every variant in every repetition, on the same VM
 //! set-up; then an overcommitted run (two pairs on two host CPUs) with guest polling gated by
 //! the REALTIME hint and forced.

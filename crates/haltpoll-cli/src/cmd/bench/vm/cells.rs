@@ -190,7 +190,7 @@ pub struct Row {
     pub cpu_ns_per_round_trip: f64,
     /// See `round_trip_ns`.
     pub preempted_per_message: f64,
-    /// Busy's round trip over this row's, in the same repetition (the cover letter's "speed"); median.
+    /// Busy's round trip over this row's, in the same repetition (the "speed" of the patch series that brought cpuidle-haltpoll into Linux); median.
     pub speed_vs_busy: Option<f64>,
     /// This row's median wake latency over busy's, in the same repetition; median.
     pub wake_vs_busy: Option<f64>,
@@ -253,7 +253,7 @@ pub struct Ceilings {
 /// - think times above the ceiling: under 5% of the waiting time spent polling, and host CPU
 ///   per message at most 1.1x no polling's.
 ///
-/// The predictive governor (issue 10's targets):
+/// The predictive governor (its targets, docs/predictive.md):
 /// - think times up to 100 us: wake latency (median) at most 1.3x busy's, at least 99% of
 ///   wakeups without an IPI;
 /// - think times up to its ceiling: at least 95% without an IPI (no window-0 trap);
