@@ -807,7 +807,7 @@ mod tests {
 
     #[test]
     fn predictive_escapes_the_window_zero_trap_with_the_measured_wake_cost() {
-        // The README's trap: 150 us between messages, a 200 us ceiling, and a halt's wake-up of
+        // The window-0 trap (docs/design.md): 150 us between messages, a 200 us ceiling, and a halt's wake-up of
         // 60 us that makes every halted period look 210 us long. The driver measures the wake
         // cost from the waker's stamp, so the governor sees 150 us and polls for it.
         const SHAPE: (u64, u64, u64) = (5_000, 150_000, 60_000);
