@@ -90,7 +90,7 @@ pub struct RunOptions {
     /// Use only the first N host CPUs this process may use (to overcommit on purpose: 4 vCPUs
     /// on 2 host CPUs); `None`: all of them.
     pub host_cpus: Option<usize>,
-    /// The whole run's time limit; `None`: 10 s plus 2 ms and twice the think time per round trip.
+    /// The whole run's time limit; `None`: 10 s plus 25 ms and twice the think time per round trip.
     pub time_limit: Option<Duration>,
     /// How long a vCPU may go without receiving a message; `None`: 2 s or 20 think times.
     pub stall_limit: Option<Duration>,
@@ -175,8 +175,12 @@ impl RunOptions {
 
     /// The watchdog's limits for these options.
     pub fn limits(&self) -> Limits {
+        // 25 ms a round trip beyond its think times: a busy ping-pong takes microseconds on a
+        // quiet host, and about 12 ms where other processes keep every CPU busy (each message
+        // then waits for the scheduler to run its receiver's thread). A guest that hangs is the
+        // stall limit's.
         let budget = |trips: u64, think_ns: u64| {
-            let per_round_trip = Duration::from_millis(2) + Duration::from_nanos(think_ns) * 2;
+            let per_round_trip = Duration::from_millis(25) + Duration::from_nanos(think_ns) * 2;
             per_round_trip.saturating_mul(u32::try_from(trips).unwrap_or(u32::MAX))
         };
         // A think trace: twice its mean for the run's length (the run may take its longer part),
