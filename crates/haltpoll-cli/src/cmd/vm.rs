@@ -102,7 +102,7 @@ pub struct PingpongArgs {
     #[arg(long)]
     pub no_pin: bool,
     /// Time limit of one repetition: seconds, or a duration with its unit (30s, 500ms), from
-    /// 1 ms to 1000000 s (default: 10 s plus 25 ms and two think times per round trip).
+    /// 1 ms to 1000000 s (default: 10 s plus 500 ms and two think times per round trip).
     #[arg(long, value_name = "SECS", value_parser = parse_time_limit)]
     pub time_limit: Option<Duration>,
     /// Write every vCPU's idle periods (ns, one per message received) to FILE, in the trace
