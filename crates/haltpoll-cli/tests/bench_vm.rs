@@ -197,15 +197,15 @@ fn repeated_variants_run_once_and_busy_is_its_own_speed() {
 #[test]
 fn ctrl_c_prints_the_runs_that_finished_marked_partial_and_exits_130() {
     let Some(_vm) = kvm_or_skip("ctrl_c_prints_the_runs_that_finished_marked_partial_and_exits_130") else { return };
-    // Busy without think time (done in moments), then busy at 1 s: 3 round trips of two 1 s
-    // think times (6 s). Ctrl-C comes in the middle of the second.
+    // Busy at 200 ms (3 round trips of two think times: 1.2 s), then busy at 1 s (6 s). Ctrl-C
+    // comes once the second run's VM is there.
     let child = signals::start(&[
         "bench",
         "vm",
         "--variants",
         "busy",
         "--think",
-        "0,1s",
+        "200ms,1s",
         "--repetitions",
         "1",
         "--round-trips",
@@ -213,11 +213,11 @@ fn ctrl_c_prints_the_runs_that_finished_marked_partial_and_exits_130() {
         "--warmup",
         "0",
     ]);
-    let out = signals::interrupt(child, &[(Duration::from_secs(3), Signal::INT)]);
+    let out = signals::interrupt_in_vm(child, 2, Signal::INT);
     let (stdout, stderr) = signals::texts(&out);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stdout.starts_with("PARTIAL RESULTS: interrupted after 1 of 2 runs"), "{stdout}");
-    assert!(stdout.contains("\n    0 ns  busy "), "the finished run's row: {stdout}");
+    assert!(stdout.contains("\n200.00 ms  busy "), "the finished run's row: {stdout}");
     assert!(!stdout.contains("1.00 s  busy"), "the interrupted run is not shown: {stdout}");
     assert!(stderr.ends_with("haltpoll: interrupted after 1 of 2 runs: the results printed are partial\n"), "{stderr}");
 }

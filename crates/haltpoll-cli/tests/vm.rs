@@ -148,12 +148,13 @@ fn ctrl_c_prints_the_repetitions_that_finished_marked_partial_and_exits_130() {
     let Some(_vm) = kvm_or_skip("ctrl_c_prints_the_repetitions_that_finished_marked_partial_and_exits_130") else {
         return;
     };
-    // Repetitions of 4 round trips of two 500 ms think times (4 s each): Ctrl-C in the second.
+    // Repetitions of 4 round trips of two 500 ms think times (4 s each, a VM each): Ctrl-C once
+    // the second is there.
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("idle.txt");
     let trace_arg = trace.to_str().unwrap();
     let args = ["vm", "pingpong", "-n", "4", "-r", "3", "--think-ns", "500000000", "--trace", trace_arg];
-    let out = signals::interrupt(signals::start(&args), &[(Duration::from_secs(6), Signal::INT)]);
+    let out = signals::interrupt_in_vm(signals::start(&args), 2, Signal::INT);
     let (stdout, stderr) = signals::texts(&out);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stdout.starts_with("PARTIAL RESULTS: interrupted after 1 of 3 repetitions"), "{stdout}");
