@@ -21,15 +21,17 @@
 //!
 //! [`predictive`] is a second governor: it predicts the next idle period from recent ones and
 //! polls where a poll most likely catches the wakeup, within a budget of the CPU's time.
-//! [`select`] is the seam both implement ([`IdleGovernor`]: a [`Decision`] at idle entry, an
-//! [`Outcome`] when the period ends).
+//! [`select`] is the seam every governor implements ([`IdleGovernor`]: a [`Decision`] at idle
+//! entry, an [`Outcome`] when the period ends); it imports no governor. Each governor
+//! implements it in its own module, and [`dispatch`] ([`AnyGovernor`]) picks one at run time.
 //!
 //! [`replay`] runs either governor over a trace of idle periods, for tuning.
 //!
 //! [`Params`] declares the governor's parameters once; [`Params::validate`] checks them once
 //! into the [`ValidParams`] a [`Governor`] takes. Optional features derive the rest from it:
-//! `clap` (command-line options with the kernel's names), `serde` (JSON with the kernel's names)
-//! and `zerocopy` (the byte layout [`params::RawParams`] a VMM hands its guest). `clap` brings
+//! `clap` (command-line options with the kernel's names, [`params::cli`]), `serde` (JSON with
+//! the kernel's names) and `zerocopy` (the byte layout [`params::RawParams`] a VMM hands its
+//! guest, [`params::wire`]). `clap` brings
 //! in `std`; the others keep the crate `no_std`.
 //!
 //! # A kernel's idle loop
@@ -129,6 +131,7 @@ macro_rules! repr_u32_enum {
     };
 }
 
+pub mod dispatch;
 pub mod driver;
 pub mod governor;
 pub mod params;
@@ -140,11 +143,12 @@ pub mod replay;
 pub mod select;
 pub mod wake;
 
+pub use dispatch::{AnyGovernor, GovernorKind, GovernorParams};
 pub use driver::IdleState;
 pub use governor::{Adjustment, Governor, LATENCY_ANY, LatencyReq};
 pub use params::{BlockTime, ParamError, Params, ShrinkRule, ValidParams, WindowArithmetic};
 pub use predictive::{Predictive, PredictiveParams, ValidPredictiveParams};
-pub use select::{AnyGovernor, Decision, GovernorKind, GovernorParams, IdleGovernor, Outcome};
+pub use select::{Decision, IdleGovernor, Outcome};
 
 // The README's examples are compiled and run as doc tests, so they cannot go stale.
 #[cfg(doctest)]

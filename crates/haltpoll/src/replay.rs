@@ -20,9 +20,10 @@
 //! The model ignores the clock-check granularity of the real loop: it answers "what would the
 //! governor have done", which is what tuning needs.
 
-use crate::governor::{Adjustment, Governor, LATENCY_ANY};
+use crate::dispatch::{AnyGovernor, GovernorParams};
+use crate::governor::Governor;
 use crate::params::ValidParams;
-use crate::select::{AnyGovernor, Decision, GovernorParams, IdleGovernor, Outcome};
+use crate::select::{Adjustment, Decision, IdleGovernor, LATENCY_ANY, Outcome};
 
 /// What a replay runs: which governor with which parameters, and the halt wake cost to model.
 /// Linux's parameters alone make one without wake cost.

@@ -146,7 +146,7 @@ proptest! {
     }
 }
 
-/// The issue's first example, period by period: 3e9 * 2 wraps to 1705032704, below grow_start.
+/// A wrap below grow_start, period by period: 3e9 * 2 wraps to 1705032704, below grow_start.
 #[test]
 fn the_issues_example_wraps_to_grow_start() {
     let params = Params { guest_halt_poll_ns: 4_000_000_000, grow_start: 3_000_000_000, ..Params::DEFAULT };

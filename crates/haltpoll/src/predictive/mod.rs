@@ -48,8 +48,7 @@ pub use params::{
 };
 
 use crate::driver::HALT;
-use crate::governor::LatencyReq;
-use crate::select::{Decision, Outcome};
+use crate::select::{Adjustment, Decision, IdleGovernor, LatencyReq, Outcome};
 use budget::Budget;
 use histogram::Histograms;
 use periodic::{MIN_TIMER_HALT_NS, Periodic};
@@ -70,7 +69,7 @@ pub struct Predictive {
     next: Decision,
 }
 
-// The bound on per-CPU state.
+// Per-CPU state stays within 256 bytes: a few cache lines per CPU.
 const _: () = assert!(core::mem::size_of::<Predictive>() <= 256);
 
 impl Predictive {
@@ -159,6 +158,21 @@ impl Predictive {
             }
         }
         best.1
+    }
+}
+
+impl IdleGovernor for Predictive {
+    fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision {
+        Predictive::select(self, latency_req, busy_ns)
+    }
+
+    fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
+        Predictive::reflect(self, outcome);
+        Adjustment::Unchanged
+    }
+
+    fn window_ns(&self) -> u64 {
+        self.planned().window_ns()
     }
 }
 
