@@ -233,6 +233,7 @@ impl Haltpoll {
                 poll_ns: period.poll_ns,
                 caught: period.caught,
                 halt_wake_ns: period.halt_wake_ns,
+                end: haltpoll::End::Wakeup,
             };
             match self.governor.reflect(&outcome) {
                 Adjustment::Grew { from, to } if from != to => counters.grows += 1,

@@ -626,6 +626,7 @@ impl Parker {
             poll_ns: period.poll_ns,
             caught: period.caught,
             halt_wake_ns: if period.caught { 0 } else { self.wake_ns.get() },
+            end: haltpoll::End::Wakeup,
         });
         self.governor.set(AnyGovernor::Predictive(gov));
         period.woken

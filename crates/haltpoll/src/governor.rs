@@ -6,7 +6,7 @@
 use crate::driver::{HALT, IdleState};
 use crate::params::{BlockTime, Params, ShrinkRule, ValidParams, WindowArithmetic};
 pub use crate::select::{Adjustment, LATENCY_ANY, LatencyReq};
-use crate::select::{Decision, IdleGovernor, Outcome};
+use crate::select::{Decision, End, IdleGovernor, Outcome};
 
 /// The haltpoll governor of one CPU.
 ///
@@ -185,6 +185,8 @@ pub(crate) const fn grown(p: &Params, from: u64) -> u64 {
 }
 
 impl IdleGovernor for Governor {
+    const TIMES_PERIODS: bool = false;
+
     fn select(&mut self, latency_req: LatencyReq, _busy_ns: u64) -> Decision {
         match Governor::select(self, latency_req) {
             IdleState::Halt => Decision::Halt,
@@ -198,10 +200,14 @@ impl IdleGovernor for Governor {
         if outcome.caught || outcome.poll_ns > 0 {
             Governor::reflect(self, IdleState::Poll, outcome.poll_ns, !outcome.caught);
         }
-        if outcome.caught {
-            Adjustment::Unchanged
-        } else {
-            Governor::reflect(self, IdleState::Halt, outcome.idle_ns.saturating_sub(outcome.poll_ns), false)
+        let halt_ns = outcome.idle_ns.saturating_sub(outcome.poll_ns);
+        match outcome.end {
+            _ if outcome.caught => Adjustment::Unchanged,
+            // A wait the caller's deadline ended says only that the wakeup, if any, comes
+            // later: that may shrink the window (past the ceiling) but must not grow it.
+            End::Deadline { polling: false } => self.reflect_deadline(halt_ns),
+            End::Deadline { polling: true } => Adjustment::Unchanged,
+            End::Wakeup | End::Timer => Governor::reflect(self, IdleState::Halt, halt_ns, false),
         }
     }
 

@@ -134,6 +134,7 @@ macro_rules! repr_u32_enum {
 pub mod dispatch;
 pub mod driver;
 pub mod governor;
+pub mod idle;
 pub mod params;
 #[cfg(not(loom))]
 pub mod platform;
@@ -148,7 +149,7 @@ pub use driver::IdleState;
 pub use governor::{Adjustment, Governor, LATENCY_ANY, LatencyReq};
 pub use params::{BlockTime, ParamError, Params, ShrinkRule, ValidParams, WindowArithmetic};
 pub use predictive::{Predictive, PredictiveParams, ValidPredictiveParams};
-pub use select::{Decision, IdleGovernor, Outcome};
+pub use select::{Decision, End, IdleGovernor, Outcome};
 
 // The README's examples are compiled and run as doc tests, so they cannot go stale.
 #[cfg(doctest)]

@@ -84,6 +84,27 @@ pub struct Outcome {
     /// halt's cost never makes the next periods look longer (no window-0 trap). Ignored when
     /// `caught`; Linux's governor ignores it (the kernel has no such input).
     pub halt_wake_ns: u64,
+    /// What ended the period: the wakeup (as every period of a CPU's idle loop ends), or a
+    /// deadline of the caller's (a timed park) before any wakeup came.
+    pub end: End,
+}
+
+/// What ended a wait: one poll or halt of an idle period, or the period itself
+/// ([`Outcome::end`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum End {
+    /// The wakeup the CPU waited for (NEED_RESCHED, a token, a message).
+    #[default]
+    Wakeup,
+    /// The governor's timer ([`Decision::TimerThenPoll`]): it ends a halt, never a period.
+    Timer,
+    /// The caller's deadline, before any wakeup: whatever the CPU waited for comes later, if
+    /// at all.
+    Deadline {
+        /// Whether the deadline ended a poll (true), which was then the period's last state,
+        /// or a halt (false).
+        polling: bool,
+    },
 }
 
 impl Outcome {
@@ -107,6 +128,13 @@ impl Outcome {
 /// [`Predictive`]: crate::Predictive
 /// [`AnyGovernor`]: crate::AnyGovernor
 pub trait IdleGovernor {
+    /// Whether [`reflect`](Self::reflect) needs the period timed from idle entry to exit (the
+    /// busy time before it, the whole period, how long a caught poll took). False for a
+    /// governor that learns from each state's own residency, as Linux's does: the
+    /// [`idle`](crate::idle) loop then reads no clock at entry and none after a poll that caught
+    /// its wakeup, and `idle_ns` is the sum of the states' residencies, as the kernel measures.
+    const TIMES_PERIODS: bool = true;
+
     /// Picks what to do at idle entry. `busy_ns`: how long the CPU ran since its last idle period
     /// ended (Linux's governor ignores it).
     fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision;
