@@ -124,6 +124,14 @@ pub trait Mechanism {
         0
     }
 
+    /// The period's length as the governor should learn it, ns, from `entry_ns` to `exit_ns`
+    /// on the clock (asked only of a governor that
+    /// [times its periods](IdleGovernor::TIMES_PERIODS)). A mechanism that knows better (a
+    /// wakeup that landed while a timer's wake-up was under way) says so.
+    fn idle_ns(&mut self, entry_ns: u64, exit_ns: u64) -> u64 {
+        exit_ns.saturating_sub(entry_ns)
+    }
+
     /// How much of a period that ended in a halt the halt's own wake-up took, ns
     /// ([`Outcome::halt_wake_ns`]): measured (a waker's stamp) or estimated.
     fn halt_wake_ns(&mut self, entry_ns: u64) -> u64 {
@@ -268,7 +276,7 @@ impl<'m, M: Mechanism> Period<'m, M> {
     fn finish(self) -> (Outcome, Option<u64>) {
         let exit = if self.timed { Some(self.m.now_ns()) } else { None };
         let idle_ns = match exit {
-            Some(exit) => exit.saturating_sub(self.entry),
+            Some(exit) => self.m.idle_ns(self.entry, exit),
             None => self.poll_ns.saturating_add(self.halt_ns),
         };
         let halt_wake_ns = if self.caught { 0 } else { self.m.halt_wake_ns(self.entry) };
