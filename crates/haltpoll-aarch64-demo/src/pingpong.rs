@@ -42,6 +42,14 @@ enum Phase {
 const PHASES: [Phase; 3] = [Phase::PollOnly, Phase::HaltOnly, Phase::Adaptive];
 
 impl Phase {
+    const fn name(self) -> &'static str {
+        match self {
+            Phase::PollOnly => "poll only",
+            Phase::HaltOnly => "halt only",
+            Phase::Adaptive => "adaptive",
+        }
+    }
+
     fn governor(self) -> (Governor, LatencyReq) {
         match self {
             Phase::PollOnly => (Governor::new(ValidParams::DEFAULT), 0),
@@ -315,11 +323,7 @@ fn report(cpu: Wfe) -> bool {
             let get = Counts::get;
             println!(
                 "{:<11} {me:>3} {:>9} {:>7} {:>9} {:>10} {:>5} {:>9} {:>5}",
-                match phase {
-                    Phase::PollOnly => "poll only",
-                    Phase::HaltOnly => "halt only",
-                    Phase::Adaptive => "adaptive",
-                },
+                phase.name(),
                 get(&c.delivered),
                 get(&c.kicks_skipped),
                 get(&c.ipis_sent),
