@@ -178,7 +178,7 @@ fn receive(me: usize, seq: u64, gov: &mut Governor, latency_req: LatencyReq, cpu
         }
         assert!(got < seq, "CPU {me}: message {got} arrived while waiting for {seq}");
         let mut waiting = Waiting { cpu, counter: counter(), flags, mailbox, seq };
-        idle::enter(gov, &mut Receiver { waiting: &mut waiting, me, counts }, latency_req);
+        idle::enter(gov, &mut Receiver { waiting: &mut waiting, me, counts, halt_start: 0 }, latency_req);
     }
 }
 
@@ -187,6 +187,8 @@ struct Receiver<'a, 'w> {
     waiting: &'a mut Waiting<'w>,
     me: usize,
     counts: &'a Counts,
+    /// When the current halt began (at its clear-then-test), ns.
+    halt_start: u64,
 }
 
 impl Mechanism for Receiver<'_, '_> {
@@ -206,6 +208,7 @@ impl Mechanism for Receiver<'_, '_> {
     /// Clear-then-test: from here every wake sends the SGI, and `WFI` ends on a pending
     /// interrupt even while interrupts are masked, so none is missed.
     fn clear_polling_and_test(&mut self) -> bool {
+        self.halt_start = self.now_ns();
         self.waiting.flags.clear_polling_and_test()
     }
 
@@ -218,14 +221,19 @@ impl Mechanism for Receiver<'_, '_> {
     }
 
     fn halt(&mut self, _timer_ns: Option<u64>) -> Halted {
-        let start = self.now_ns();
         HALTING[self.me].0.store(self.waiting.seq, Release);
         wfi();
         Counts::add(&self.counts.halts);
         if gic::take_wake() {
             Counts::add(&self.counts.ipis_taken);
         }
-        Halted { end: End::Wakeup, ns: self.now_ns().saturating_sub(start) }
+        Halted { end: End::Wakeup, ns: self.now_ns().saturating_sub(self.halt_start) }
+    }
+
+    /// A halt the wakeup called off lasted from the clear-then-test to now, as the kernel
+    /// measures a state's residency: a short one grows a window of 0.
+    fn halt_called_off(&mut self) -> u64 {
+        self.now_ns().saturating_sub(self.halt_start)
     }
 
     /// Without a window a forced poll lasts a tick, as Linux's `cpuidle_poll_time`.
