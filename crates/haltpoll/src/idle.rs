@@ -284,3 +284,159 @@ impl<'m, M: Mechanism> Period<'m, M> {
         (Outcome { idle_ns, poll_ns: self.poll_ns, caught: self.caught, halt_wake_ns, end }, exit)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Governor, LATENCY_ANY, ValidParams};
+
+    /// A CPU on a virtual clock whose wakeup comes at `wakeup`, with an optional deadline; it
+    /// counts its clock reads and its halts.
+    #[derive(Default)]
+    struct Script {
+        now: u64,
+        wakeup: u64,
+        deadline: Option<u64>,
+        clock_reads: u32,
+        halts: u32,
+        called_off: u32,
+        pending_at_halt: bool,
+    }
+
+    impl Mechanism for Script {
+        fn now_ns(&mut self) -> u64 {
+            self.clock_reads += 1;
+            self.now
+        }
+        fn set_polling_and_test(&mut self) -> bool {
+            false
+        }
+        fn clear_polling_and_test(&mut self) -> bool {
+            self.pending_at_halt
+        }
+        fn poll(&mut self, limit_ns: u64, _times_hits: bool) -> PollOutcome {
+            let start = self.now;
+            let timed_out = self.wakeup.saturating_sub(start) > limit_ns;
+            self.now = if timed_out { start.saturating_add(limit_ns) } else { self.wakeup.max(start) };
+            PollOutcome { timed_out, polled_ns: self.now - start }
+        }
+        fn halt(&mut self, timer_ns: Option<u64>) -> Halted {
+            self.halts += 1;
+            let start = self.now;
+            let until = [Some(self.wakeup), timer_ns, self.deadline].into_iter().flatten().min().unwrap_or(u64::MAX);
+            self.now = until.max(start);
+            let end = if self.now >= self.wakeup {
+                End::Wakeup
+            } else if timer_ns == Some(self.now) {
+                End::Timer
+            } else {
+                End::Deadline { polling: false }
+            };
+            Halted { end, ns: self.now - start }
+        }
+        fn deadline_ns(&self) -> Option<u64> {
+            self.deadline
+        }
+        fn halt_called_off(&mut self) -> u64 {
+            self.called_off += 1;
+            0
+        }
+    }
+
+    /// Linux's governor with its window at 50 us.
+    fn linux_at_50us() -> Governor {
+        let mut gov = Governor::new(ValidParams::DEFAULT);
+        IdleGovernor::reflect(&mut gov, &Outcome { idle_ns: 30_000, ..Outcome::default() });
+        assert_eq!(gov.poll_limit_ns(), 50_000);
+        gov
+    }
+
+    #[test]
+    fn linux_reads_no_clock_for_a_hit() {
+        let mut gov = linux_at_50us();
+        let mut cpu = Script { wakeup: 20_000, ..Script::default() };
+        let period = enter(&mut gov, &mut cpu, LATENCY_ANY);
+        assert!(period.outcome.caught);
+        assert_eq!((period.outcome.poll_ns, period.exit_ns, cpu.clock_reads), (20_000, None, 0));
+    }
+
+    #[test]
+    fn a_deadline_while_polling_ends_the_period_without_a_halt() {
+        let mut gov = linux_at_50us();
+        let mut cpu = Script { wakeup: u64::MAX, deadline: Some(10_000), ..Script::default() };
+        let period = enter(&mut gov, &mut cpu, LATENCY_ANY);
+        assert_eq!(period.outcome.end, End::Deadline { polling: true });
+        assert_eq!((period.outcome.poll_ns, cpu.halts), (10_000, 0));
+        assert_eq!(period.adjustment, Adjustment::Unchanged);
+        // The poll timed out, so Linux's governor halts next.
+        assert_eq!(IdleGovernor::select(&mut gov, LATENCY_ANY, 0), Decision::Halt);
+    }
+
+    #[test]
+    fn a_deadline_while_halted_never_grows_the_window() {
+        let mut gov = Governor::new(ValidParams::DEFAULT);
+        // A 30 us wakeup would grow the window from 0; a 30 us timeout must not.
+        let mut cpu = Script { wakeup: u64::MAX, deadline: Some(30_000), ..Script::default() };
+        let period = enter(&mut gov, &mut cpu, LATENCY_ANY);
+        assert_eq!(period.outcome.end, End::Deadline { polling: false });
+        assert_eq!((period.outcome.idle_ns, gov.poll_limit_ns()), (30_000, 0));
+    }
+
+    #[test]
+    fn a_halt_the_wakeup_called_off_never_sleeps() {
+        let mut gov = Governor::new(ValidParams::DEFAULT);
+        let mut cpu = Script { wakeup: 0, pending_at_halt: true, ..Script::default() };
+        let period = enter(&mut gov, &mut cpu, LATENCY_ANY);
+        assert_eq!((cpu.halts, cpu.called_off), (0, 1));
+        assert!(!period.outcome.caught);
+        assert_eq!(gov.poll_limit_ns(), 0, "a residency of 0 grows nothing");
+    }
+
+    #[test]
+    fn no_latency_tolerated_polls_until_woken_and_never_halts() {
+        let mut gov = Governor::new(ValidParams::DEFAULT);
+        let mut cpu = Script { wakeup: 3_000_000, ..Script::default() };
+        let period = enter(&mut gov, &mut cpu, 0);
+        assert_eq!(period.decision, Decision::Poll { window_ns: u64::MAX });
+        assert!(period.outcome.caught);
+        assert_eq!((period.outcome.poll_ns, cpu.halts), (3_000_000, 0));
+    }
+
+    /// A governor that always decides the same and keeps what it was told.
+    struct Fixed(Decision, Option<Outcome>);
+
+    impl IdleGovernor for Fixed {
+        fn select(&mut self, _latency_req: LatencyReq, _busy_ns: u64) -> Decision {
+            self.0
+        }
+        fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
+            self.1 = Some(*outcome);
+            Adjustment::Unchanged
+        }
+        fn window_ns(&self) -> u64 {
+            self.0.window_ns()
+        }
+    }
+
+    #[test]
+    fn a_timer_then_poll_catches_only_after_the_timer() {
+        let decision = Decision::TimerThenPoll { timer_ns: 100_000, window_ns: 20_000 };
+        // The wakeup 10 us after the timer: caught by the poll the timer began.
+        let mut gov = Fixed(decision, None);
+        let mut cpu = Script { wakeup: 110_000, ..Script::default() };
+        let period = enter(&mut gov, &mut cpu, LATENCY_ANY);
+        assert_eq!(gov.1, Some(period.outcome));
+        assert!(period.outcome.caught);
+        assert_eq!((period.outcome.idle_ns, period.outcome.poll_ns, cpu.halts), (110_000, 10_000, 1));
+        // Before the timer: the halt ends on the wakeup, not caught, no poll.
+        let mut cpu = Script { wakeup: 60_000, ..Script::default() };
+        let period = enter(&mut gov, &mut cpu, LATENCY_ANY);
+        assert!(!period.outcome.caught);
+        assert_eq!((period.outcome.idle_ns, period.outcome.poll_ns, cpu.halts), (60_000, 0, 1));
+        // Past the window: poll 20 us, then halt until the wakeup.
+        let mut cpu = Script { wakeup: 500_000, ..Script::default() };
+        let period = enter(&mut gov, &mut cpu, LATENCY_ANY);
+        assert!(!period.outcome.caught);
+        assert_eq!((period.outcome.idle_ns, period.outcome.poll_ns, cpu.halts), (500_000, 20_000, 2));
+    }
+}
