@@ -235,8 +235,8 @@ impl<'m, M: Mechanism> Period<'m, M> {
         false
     }
 
-    /// One halt, with the governor's timer at `timer_ns` on the clock if any; returns what
-    /// ended it.
+    /// One halt, with the governor's timer at `timer_ns` on the clock if any, unless the
+    /// clear-then-test calls it off; `end` says what ended it.
     fn halt(&mut self, timer_ns: Option<u64>) {
         if self.m.clear_polling_and_test() {
             self.halt_ns = self.halt_ns.saturating_add(self.m.halt_called_off());
