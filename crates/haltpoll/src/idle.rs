@@ -263,7 +263,9 @@ impl<'m, M: Mechanism> Period<'m, M> {
     /// [`Decision::TimerThenPoll`]: halt with the timer set `timer_ns` after entry; when the
     /// timer (not the wakeup, nor the deadline) ended the halt, poll then halt.
     fn timer_then_poll(&mut self, timer_ns: u64, window_ns: u64) {
-        let due = self.entry.saturating_add(timer_ns);
+        // A governor that does not time its periods gets its timer from now, its entry.
+        let entry = if self.timed { self.entry } else { self.m.now_ns() };
+        let due = entry.saturating_add(timer_ns);
         self.halt(Some(due));
         if self.end == End::Timer {
             self.m.timer_fired(due);
