@@ -8,18 +8,20 @@
 //!   (it says so in `HALTING`), so every IPI must wake a halt;
 //! - the governor with Linux's defaults: whatever it picks, every message arrives.
 //!
-//! The wait follows the bare-metal x86_64 guest's driver (`crates/haltpoll-guest`): the token
-//! (NEED_RESCHED) is taken before each look at the mailbox, POLLING stays set from a poll until
-//! the next halt, and the halt is `WFI` after `clear_polling_and_test` said nothing is pending.
+//! The wait is the core's idle loop (`haltpoll::idle::enter`), as the bare-metal x86_64
+//! guest's driver (`crates/haltpoll-guest`) runs it: the token (NEED_RESCHED) is taken before
+//! each look at the mailbox, POLLING stays set from a poll until the next halt, and the halt is
+//! `WFI` after `clear_polling_and_test` said nothing is pending.
 
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
-use haltpoll::platform::aarch64::{Wfe, Wfxt, cntvct, counter};
+use haltpoll::idle::{self, Halted, Mechanism};
+use haltpoll::platform::aarch64::{Wfe, Wfxt, counter};
 use haltpoll::platform::{Counter, Cpu};
-use haltpoll::poll::{PollPlatform, poll};
+use haltpoll::poll::{PollOutcome, PollPlatform, poll};
 use haltpoll::wake::{Kick, NEED_RESCHED, WakeFlags};
-use haltpoll::{Governor, IdleState, LATENCY_ANY, LatencyReq, Params, ValidParams};
+use haltpoll::{End, Governor, LATENCY_ANY, LatencyReq, Params, ValidParams};
 
 use crate::boot::{self, exit, wfi};
 use crate::gic;
@@ -40,6 +42,14 @@ enum Phase {
 const PHASES: [Phase; 3] = [Phase::PollOnly, Phase::HaltOnly, Phase::Adaptive];
 
 impl Phase {
+    const fn name(self) -> &'static str {
+        match self {
+            Phase::PollOnly => "poll only",
+            Phase::HaltOnly => "halt only",
+            Phase::Adaptive => "adaptive",
+        }
+    }
+
     fn governor(self) -> (Governor, LatencyReq) {
         match self {
             Phase::PollOnly => (Governor::new(ValidParams::DEFAULT), 0),
@@ -154,10 +164,9 @@ fn send(to: usize, seq: u64, counts: &Counts) {
     }
 }
 
-/// Waits for message `seq` with the driver's idle loop.
+/// Waits for message `seq` with the core's idle loop.
 fn receive(me: usize, seq: u64, gov: &mut Governor, latency_req: LatencyReq, cpu: Wfe, counts: &Counts) {
     let (flags, mailbox) = (&FLAGS[me].0, &MAILBOX[me].0);
-    let clock = counter();
     loop {
         // The token only says "look at the mailbox": take it before looking, so a wake that
         // comes after the look leaves it set for the next poll or halt to see.
@@ -168,36 +177,68 @@ fn receive(me: usize, seq: u64, gov: &mut Governor, latency_req: LatencyReq, cpu
             return;
         }
         assert!(got < seq, "CPU {me}: message {got} arrived while waiting for {seq}");
-        match gov.select(latency_req) {
-            IdleState::Poll => {
-                Counts::add(&counts.polls);
-                if flags.set_polling_and_test() {
-                    gov.reflect(IdleState::Poll, 0, false);
-                    Counts::add(&counts.poll_hits);
-                    continue;
-                }
-                let mut platform = Waiting { cpu, counter: clock, flags, mailbox, seq };
-                let out = poll(&mut platform, gov.poll_time_ns(TICK_NS));
-                gov.reflect(IdleState::Poll, out.polled_ns, out.timed_out);
-                if !out.timed_out {
-                    Counts::add(&counts.poll_hits);
-                }
-            }
-            IdleState::Halt => {
-                let start = clock.ns(cntvct());
-                // Clear-then-test: from here every wake sends the SGI, and WFI ends on a pending
-                // interrupt even while interrupts are masked, so none is missed.
-                if !flags.clear_polling_and_test() {
-                    HALTING[me].0.store(seq, Release);
-                    wfi();
-                    Counts::add(&counts.halts);
-                    if gic::take_wake() {
-                        Counts::add(&counts.ipis_taken);
-                    }
-                }
-                gov.reflect(IdleState::Halt, clock.ns(cntvct()).saturating_sub(start), false);
-            }
+        let mut waiting = Waiting { cpu, counter: counter(), flags, mailbox, seq };
+        idle::enter(gov, &mut Receiver { waiting: &mut waiting, me, counts, halt_start: 0 }, latency_req);
+    }
+}
+
+/// The idle loop's mechanism on this CPU: the poll of [`Waiting`], and `WFI`.
+struct Receiver<'a, 'w> {
+    waiting: &'a mut Waiting<'w>,
+    me: usize,
+    counts: &'a Counts,
+    /// When the current halt began (at its clear-then-test), ns.
+    halt_start: u64,
+}
+
+impl Mechanism for Receiver<'_, '_> {
+    fn now_ns(&mut self) -> u64 {
+        self.waiting.now_ns()
+    }
+
+    fn set_polling_and_test(&mut self) -> bool {
+        Counts::add(&self.counts.polls);
+        let pending = self.waiting.flags.set_polling_and_test();
+        if pending {
+            Counts::add(&self.counts.poll_hits);
         }
+        pending
+    }
+
+    /// Clear-then-test: from here every wake sends the SGI, and `WFI` ends on a pending
+    /// interrupt even while interrupts are masked, so none is missed.
+    fn clear_polling_and_test(&mut self) -> bool {
+        self.halt_start = self.now_ns();
+        self.waiting.flags.clear_polling_and_test()
+    }
+
+    fn poll(&mut self, limit_ns: u64, _times_hits: bool) -> PollOutcome {
+        let out = poll(&mut *self.waiting, limit_ns);
+        if !out.timed_out {
+            Counts::add(&self.counts.poll_hits);
+        }
+        out
+    }
+
+    fn halt(&mut self, _timer_ns: Option<u64>) -> Halted {
+        HALTING[self.me].0.store(self.waiting.seq, Release);
+        wfi();
+        Counts::add(&self.counts.halts);
+        if gic::take_wake() {
+            Counts::add(&self.counts.ipis_taken);
+        }
+        Halted { end: End::Wakeup, ns: self.now_ns().saturating_sub(self.halt_start) }
+    }
+
+    /// A halt the wakeup called off lasted from the clear-then-test to now, as the kernel
+    /// measures a state's residency: a short one grows a window of 0.
+    fn halt_called_off(&mut self) -> u64 {
+        self.now_ns().saturating_sub(self.halt_start)
+    }
+
+    /// Without a window a forced poll lasts a tick, as Linux's `cpuidle_poll_time`.
+    fn forced_poll_ns(&self, window_ns: u64) -> u64 {
+        if window_ns == u64::MAX { TICK_NS } else { window_ns }
     }
 }
 
@@ -290,11 +331,7 @@ fn report(cpu: Wfe) -> bool {
             let get = Counts::get;
             println!(
                 "{:<11} {me:>3} {:>9} {:>7} {:>9} {:>10} {:>5} {:>9} {:>5}",
-                match phase {
-                    Phase::PollOnly => "poll only",
-                    Phase::HaltOnly => "halt only",
-                    Phase::Adaptive => "adaptive",
-                },
+                phase.name(),
                 get(&c.delivered),
                 get(&c.kicks_skipped),
                 get(&c.ipis_sent),

@@ -292,9 +292,9 @@ impl Default for ModuleParams {
 }
 
 /// What to say when the kernel's window wraps under `params` (see
-/// [`Params::kernel_window_wrap`]), if it does.
+/// [`haltpoll::governor::kernel_window_wrap`]), if it does.
 pub fn wrap_warning(params: &Params) -> Option<String> {
-    let wrap = params.kernel_window_wrap()?;
+    let wrap = haltpoll::governor::kernel_window_wrap(params)?;
     Some(format!(
         "the kernel's window wraps under guest_halt_poll_ns={} grow_start={} grow={}: a grow from {} gives {}, \
          beyond its 32-bit unsigned int, so the window becomes {} instead of {}; a smaller grow or ceiling avoids it",

@@ -27,12 +27,13 @@
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
-use haltpoll::driver::{HALT, LoadOptions, decide_load, detect_kvm};
+use haltpoll::driver::{LoadOptions, decide_load, detect_kvm};
+use haltpoll::idle::{self, Halted, Mechanism};
 use haltpoll::platform::Counter;
-use haltpoll::poll::{PollPlatform, poll};
+use haltpoll::poll::{PollOutcome, PollPlatform, poll};
 use haltpoll::select::IdleGovernor;
 use haltpoll::wake::{Kick, WakeFlags};
-use haltpoll::{Adjustment, AnyGovernor, Decision, GovernorParams, LatencyReq, Outcome};
+use haltpoll::{Adjustment, AnyGovernor, End, GovernorParams, LatencyReq};
 
 use crate::cpu::Cpu;
 use haltpoll_abi::{Counters, DriverLoad, DriverReport, Phase, PollControl};
@@ -123,17 +124,6 @@ pub struct Haltpoll {
     last_exit_tsc: Option<u64>,
 }
 
-/// What one idle period did, as the driver measured it.
-#[derive(Clone, Copy, Debug, Default)]
-struct Period {
-    poll_ns: u64,
-    caught: bool,
-    halt_wake_ns: u64,
-    /// When the wakeup came, ns after idle entry, where the period's length as measured would
-    /// mislead the governor (see [`Haltpoll::timer_then_poll`]); `None`: the period as measured.
-    wakeup_ns: Option<u64>,
-}
-
 impl Haltpoll {
     /// Loads the driver on this vCPU, as Linux's cpuidle-haltpoll does at boot and each CPU
     /// does as it comes online: detect KVM from CPUID, refuse without the REALTIME hint unless
@@ -191,8 +181,9 @@ impl Haltpoll {
     }
 
     /// Returns once `ready()` is true, idling meanwhile: the cpuidle loop. Each round consumes
-    /// NEED_RESCHED, looks at `ready()`, asks the governor what to do, does it (poll, halt,
-    /// poll then halt, or halt with a timer then poll) and reflects what happened.
+    /// NEED_RESCHED, looks at `ready()`, and runs one idle period of the core's loop
+    /// ([`haltpoll::idle::enter`]: the governor's decision carried out on this vCPU, poll,
+    /// halt, poll then halt, or halt with a timer then poll, and reflected).
     ///
     /// `me` is this vCPU's flags; `ready` must become true only through memory a waker writes
     /// before it calls [`wake`] for this vCPU.
@@ -211,30 +202,10 @@ impl Haltpoll {
             if ready() {
                 break;
             }
-            let entry = cpu.rdtsc();
-            let busy_ns = self.last_exit_tsc.map_or(0, |exit| self.clock.ns(entry.saturating_sub(exit)));
-            let decision = self.governor.select(self.latency_req, busy_ns);
-            let period = match decision {
-                // A requirement below HALT's exit latency forbids halting, whatever the window.
-                _ if self.latency_req < HALT.exit_latency_ns => self.poll_until_woken(cpu, counters, me, &mut ready),
-                Decision::Halt => self.halt(cpu, counters, me, entry),
-                Decision::Poll { window_ns } => self.poll_then_halt(cpu, counters, me, &mut ready, entry, window_ns),
-                Decision::TimerThenPoll { timer_ns, window_ns } => {
-                    self.timer_then_poll(cpu, counters, me, &mut ready, entry, timer_ns, window_ns)
-                }
-            };
-            let exit = cpu.rdtsc();
-            self.last_exit_tsc = Some(exit);
-            let outcome = Outcome {
-                idle_ns: period.wakeup_ns.map_or_else(
-                    || self.clock.ns(exit.saturating_sub(entry)),
-                    |wakeup| wakeup.saturating_add(period.halt_wake_ns),
-                ),
-                poll_ns: period.poll_ns,
-                caught: period.caught,
-                halt_wake_ns: period.halt_wake_ns,
-            };
-            match self.governor.reflect(&outcome) {
+            let mut vcpu = Vcpu::new(cpu, &mut *counters, me, &mut ready, self.clock, self.last_exit_tsc);
+            let entered = idle::enter(&mut self.governor, &mut vcpu, self.latency_req);
+            self.last_exit_tsc = Some(vcpu.last_tsc);
+            match entered.adjustment {
                 Adjustment::Grew { from, to } if from != to => counters.grows += 1,
                 Adjustment::Shrank { from, to } if from != to => counters.shrinks += 1,
                 _ => {}
@@ -246,163 +217,220 @@ impl Haltpoll {
         }
         me.set_phase(Phase::Running);
     }
+}
 
-    /// The POLL state: spin at ring 3 with POLLING set until `ready()`, NEED_RESCHED or the
-    /// window's end: `caught` says which. POLLING stays set afterwards (see the module's
-    /// documentation).
-    fn poll<C: Cpu>(
-        &mut self,
-        cpu: &mut C,
-        counters: &mut Counters,
-        me: &VcpuFlags,
-        ready: &mut impl FnMut() -> bool,
-        window_ns: u64,
-    ) -> Period {
-        me.set_phase(Phase::Polling);
-        let (timed_out, polled_ns, polled_tsc) = if me.flags().set_polling_and_test() {
-            (false, 0, 0)
-        } else {
-            let mut platform = Platform { cpu, clock: self.clock, flags: me.flags(), ready, first: None, last: 0 };
-            let outcome = poll(&mut platform, window_ns);
-            let polled_tsc = platform.last.saturating_sub(platform.first.unwrap_or(platform.last));
-            (outcome.timed_out, outcome.polled_ns, polled_tsc)
-        };
-        me.set_phase(Phase::Idle);
-        counters.poll_tsc += polled_tsc;
-        if timed_out {
-            counters.poll_timeouts += 1;
-        } else {
-            counters.poll_hits += 1;
-        }
-        Period { poll_ns: polled_ns, caught: !timed_out, ..Period::default() }
-    }
+/// One idle period of a vCPU, the core's idle loop's mechanism: the TSC as its clock, the
+/// ring-3 poll with POLLING set, the lost-IPI-safe ring-0 halt, the APIC timer, and the
+/// counters of what each did.
+struct Vcpu<'a, C, R> {
+    cpu: &'a mut C,
+    counters: &'a mut Counters,
+    me: &'a VcpuFlags,
+    ready: &'a mut R,
+    clock: Counter,
+    last_exit_tsc: Option<u64>,
+    /// The period's first TSC reading (the loop's entry): an IPI sent since is this period's.
+    entry_tsc: Option<u64>,
+    /// The last TSC reading through the clock: at the period's end, its exit.
+    last_tsc: u64,
+    /// The interrupt count read before the clear-then-test: an IPI (or the timer) that comes
+    /// after the re-check moves it, and the halt then returns at once.
+    irqs: u64,
+    /// TSC when the current halt began.
+    halt_start: u64,
+    /// The halt's wake cost, where a timer's halt measured it; `None`: from the waker's stamp.
+    halt_wake_ns: Option<u64>,
+    /// When the wakeup came, ns after entry, where the period's length as measured would
+    /// mislead the governor (see [`Vcpu::timer_halt`]); `None`: the period as measured.
+    wakeup_ns: Option<u64>,
+}
 
-    /// Poll up to `window_ns`; if that times out, halt until woken.
-    fn poll_then_halt<C: Cpu>(
-        &mut self,
-        cpu: &mut C,
-        counters: &mut Counters,
-        me: &VcpuFlags,
-        ready: &mut impl FnMut() -> bool,
-        entry: u64,
-        window_ns: u64,
-    ) -> Period {
-        let polled = self.poll(cpu, counters, me, ready, window_ns);
-        if polled.caught { polled } else { Period { poll_ns: polled.poll_ns, ..self.halt(cpu, counters, me, entry) } }
-    }
-
-    /// A poll a latency requirement forces: a tick at a time (each tick that passes counts as a
-    /// timed-out poll), never halting.
-    fn poll_until_woken<C: Cpu>(
-        &mut self,
-        cpu: &mut C,
-        counters: &mut Counters,
-        me: &VcpuFlags,
-        ready: &mut impl FnMut() -> bool,
-    ) -> Period {
-        let mut poll_ns: u64 = 0;
-        loop {
-            let polled = self.poll(cpu, counters, me, ready, TICK_NS);
-            poll_ns = poll_ns.saturating_add(polled.poll_ns);
-            if polled.caught {
-                return Period { poll_ns, ..polled };
-            }
+impl<'a, C: Cpu, R: FnMut() -> bool> Vcpu<'a, C, R> {
+    fn new(
+        cpu: &'a mut C,
+        counters: &'a mut Counters,
+        me: &'a VcpuFlags,
+        ready: &'a mut R,
+        clock: Counter,
+        last_exit_tsc: Option<u64>,
+    ) -> Self {
+        Vcpu {
+            cpu,
+            counters,
+            me,
+            ready,
+            clock,
+            last_exit_tsc,
+            entry_tsc: None,
+            last_tsc: 0,
+            irqs: 0,
+            halt_start: 0,
+            halt_wake_ns: None,
+            wakeup_ns: None,
         }
     }
 
-    /// The HALT state: clear POLLING and re-check NEED_RESCHED in one step, then halt through
-    /// the lost-IPI-safe ring-0 service. The interrupt count is read first: an IPI (or the
-    /// timer) that arrives after the re-check moves it, and the service then returns at once.
-    /// `entry` is when the idle period began: an IPI sent since then is this halt's wakeup,
-    /// and its wake cost is measured from the waker's stamp.
-    fn halt<C: Cpu>(&mut self, cpu: &mut C, counters: &mut Counters, me: &VcpuFlags, entry: u64) -> Period {
-        let irqs = cpu.irq_count();
-        self.halt_since(cpu, counters, me, irqs);
-        Period { halt_wake_ns: self.ipi_wake_ns(cpu, me, entry), ..Period::default() }
+    fn entry(&self) -> u64 {
+        self.entry_tsc.unwrap_or(self.last_tsc)
     }
 
-    /// Halts unless an interrupt came since the count was `irqs`; counts it.
-    fn halt_since<C: Cpu>(&mut self, cpu: &mut C, counters: &mut Counters, me: &VcpuFlags, irqs: u64) {
-        me.set_phase(Phase::Halting);
-        let start = cpu.rdtsc();
-        let halted = !me.flags().clear_polling_and_test() && cpu.halt_unless_irq_since(irqs);
-        let end = cpu.rdtsc();
-        me.set_phase(Phase::Idle);
+    /// Halts unless the clear-then-test found a wakeup `pending` or an interrupt came since
+    /// the count was read; counts it.
+    fn halt_step(&mut self, pending: bool) {
+        let halted = !pending && self.cpu.halt_unless_irq_since(self.irqs);
+        let end = self.cpu.rdtsc();
+        self.me.set_phase(Phase::Idle);
         if halted {
-            counters.halts += 1;
-            counters.halt_tsc += end.saturating_sub(start);
+            self.counters.halts += 1;
+            self.counters.halt_tsc += end.saturating_sub(self.halt_start);
         } else {
-            counters.halts_aborted += 1;
+            self.counters.halts_aborted += 1;
         }
     }
 
     /// The wake cost of a halt an IPI ended: from the waker's stamp to now; 0 if no IPI was
-    /// sent since `entry`.
-    fn ipi_wake_ns<C: Cpu>(&self, cpu: &C, me: &VcpuFlags, entry: u64) -> u64 {
-        let kick = me.kick_tsc();
-        if kick >= entry { self.clock.ns(cpu.rdtsc().saturating_sub(kick)) } else { 0 }
+    /// sent since the period began.
+    fn ipi_wake_ns(&self) -> u64 {
+        let kick = self.me.kick_tsc();
+        if kick >= self.entry() { self.clock.ns(self.cpu.rdtsc().saturating_sub(kick)) } else { 0 }
     }
 
-    /// Halt with the timer set `timer_ns` after `entry`; if the timer ends the halt before any
-    /// wakeup, poll up to `window_ns`, then halt until woken. A wakeup counts as caught only if
-    /// it found the vCPU polling.
+    /// A halt with the timer set to fire at `due_ns` on the clock: halts (again after an
+    /// interrupt of no concern) until the wakeup or the timer. A timer due too soon to arm is
+    /// not: the vCPU polls at once, as if it had fired.
     ///
     /// A wakeup that lands while the timer's own wake-up is under way (the timer fired, the
     /// vCPU is not running yet) is reported with the timer's whole wake cost and the wakeup's
     /// time from the waker's stamp: the IPI's apparent cost is only what was left of the
     /// timer's, and reporting that would teach the governor a wake cost about half the real one,
     /// so that its timers fire too late ever to catch (a fixed point at half the cost).
-    #[allow(clippy::too_many_arguments)] // the idle loop's state, passed down as in `poll`
-    fn timer_then_poll<C: Cpu>(
-        &mut self,
-        cpu: &mut C,
-        counters: &mut Counters,
-        me: &VcpuFlags,
-        ready: &mut impl FnMut() -> bool,
-        entry: u64,
-        timer_ns: u64,
-        window_ns: u64,
-    ) -> Period {
-        let timers = cpu.timer_count();
-        let mut irqs = cpu.irq_count();
-        let due = entry.saturating_add(self.clock.ticks(timer_ns));
-        let left_ns = self.clock.ns(due.saturating_sub(cpu.rdtsc()));
-        let mut fired = false;
-        if left_ns >= TIMER_MIN_NS {
-            // Armed after the interrupt count was read: a timer that fires before the halt
-            // moves the count, and the halt returns at once.
-            cpu.arm_timer(left_ns);
-            counters.timers_armed += 1;
-            loop {
-                self.halt_since(cpu, counters, me, irqs);
-                // Read before the looks below, for the next halt (as in `halt`).
-                irqs = cpu.irq_count();
-                if me.flags().need_resched() || ready() {
-                    // The wakeup came during the halt: not caught.
-                    if cpu.timer_count() == timers {
-                        cpu.cancel_timer();
-                        return Period { halt_wake_ns: self.ipi_wake_ns(cpu, me, entry), ..Period::default() };
-                    }
-                    let now = cpu.rdtsc();
-                    let kick = me.kick_tsc().max(entry);
-                    return Period {
-                        halt_wake_ns: self.clock.ns(now.saturating_sub(due)),
-                        wakeup_ns: Some(self.clock.ns(kick.min(now) - entry)),
-                        ..Period::default()
-                    };
-                }
-                if cpu.timer_count() != timers {
-                    break;
-                }
-                // Neither the wakeup nor the timer (an interrupt of no concern): halt on.
-            }
-            fired = true;
-            counters.timer_fires += 1;
+    fn timer_halt(&mut self, due_ns: u64) -> Halted {
+        let start_ns = self.clock.ns(self.halt_start);
+        let timers = self.cpu.timer_count();
+        let left_ns = due_ns.saturating_sub(self.clock.ns(self.cpu.rdtsc()));
+        if left_ns < TIMER_MIN_NS {
+            self.me.set_phase(Phase::Idle);
+            return Halted { end: End::Timer, ns: 0 };
         }
-        // The timer's own wake-up, from when it was due: what it costs to start polling.
-        let timer_wake_ns = if fired { self.clock.ns(cpu.rdtsc().saturating_sub(due)) } else { 0 };
-        let period = self.poll_then_halt(cpu, counters, me, ready, entry, window_ns);
-        if period.caught { Period { halt_wake_ns: timer_wake_ns, ..period } } else { period }
+        // Armed after the interrupt count was read: a timer that fires before the halt moves
+        // the count, and the halt returns at once.
+        self.cpu.arm_timer(left_ns);
+        self.counters.timers_armed += 1;
+        let mut pending = false;
+        let end = loop {
+            self.halt_step(pending);
+            // Read before the looks below, for the next halt.
+            self.irqs = self.cpu.irq_count();
+            if self.me.flags().need_resched() || (self.ready)() {
+                break self.woken_in_timer_halt(timers, due_ns);
+            }
+            if self.cpu.timer_count() != timers {
+                self.counters.timer_fires += 1;
+                break End::Timer;
+            }
+            // Neither the wakeup nor the timer (an interrupt of no concern): halt on.
+            self.me.set_phase(Phase::Halting);
+            self.halt_start = self.cpu.rdtsc();
+            pending = self.me.flags().clear_polling_and_test();
+        };
+        Halted { end, ns: self.clock.ns(self.cpu.rdtsc()).saturating_sub(start_ns) }
+    }
+
+    /// The wakeup came during a timer's halt: not caught. Cancels the timer if it has not
+    /// fired; if it has, the wakeup landed during its wake-up (see [`Vcpu::timer_halt`]).
+    fn woken_in_timer_halt(&mut self, timers: u64, due_ns: u64) -> End {
+        if self.cpu.timer_count() == timers {
+            self.cpu.cancel_timer();
+            return End::Wakeup;
+        }
+        let now = self.cpu.rdtsc();
+        let kick = self.me.kick_tsc().max(self.entry());
+        self.halt_wake_ns = Some(self.clock.ns(now).saturating_sub(due_ns));
+        self.wakeup_ns = Some(self.clock.ns(kick.min(now) - self.entry()));
+        End::Wakeup
+    }
+}
+
+impl<C: Cpu, R: FnMut() -> bool> Mechanism for Vcpu<'_, C, R> {
+    fn now_ns(&mut self) -> u64 {
+        let now = self.cpu.rdtsc();
+        self.entry_tsc.get_or_insert(now);
+        self.last_tsc = now;
+        self.clock.ns(now)
+    }
+
+    /// The POLL state begins: a wakeup already pending is a hit without a poll.
+    fn set_polling_and_test(&mut self) -> bool {
+        self.me.set_phase(Phase::Polling);
+        let pending = self.me.flags().set_polling_and_test();
+        if pending {
+            self.me.set_phase(Phase::Idle);
+            self.counters.poll_hits += 1;
+        }
+        pending
+    }
+
+    /// The HALT state begins: the interrupt count first, then the clear-then-test.
+    fn clear_polling_and_test(&mut self) -> bool {
+        self.irqs = self.cpu.irq_count();
+        self.me.set_phase(Phase::Halting);
+        self.halt_start = self.cpu.rdtsc();
+        self.me.flags().clear_polling_and_test()
+    }
+
+    /// Spins at ring 3 with POLLING set until `ready()`, NEED_RESCHED or the window's end.
+    /// POLLING stays set afterwards (see the module's documentation).
+    fn poll(&mut self, limit_ns: u64, _times_hits: bool) -> PollOutcome {
+        let (clock, flags) = (self.clock, self.me.flags());
+        let mut platform =
+            Platform { cpu: &mut *self.cpu, clock, flags, ready: &mut *self.ready, first: None, last: 0 };
+        let out = poll(&mut platform, limit_ns);
+        let polled_tsc = platform.last.saturating_sub(platform.first.unwrap_or(platform.last));
+        self.me.set_phase(Phase::Idle);
+        self.counters.poll_tsc += polled_tsc;
+        if out.timed_out {
+            self.counters.poll_timeouts += 1;
+        } else {
+            self.counters.poll_hits += 1;
+        }
+        out
+    }
+
+    /// Halts through the lost-IPI-safe ring-0 service (one halt: any interrupt ends it).
+    fn halt(&mut self, timer_ns: Option<u64>) -> Halted {
+        if let Some(due_ns) = timer_ns {
+            return self.timer_halt(due_ns);
+        }
+        let start_ns = self.clock.ns(self.halt_start);
+        self.halt_step(false);
+        Halted { end: End::Wakeup, ns: self.clock.ns(self.cpu.rdtsc()).saturating_sub(start_ns) }
+    }
+
+    fn halt_called_off(&mut self) -> u64 {
+        self.halt_step(true);
+        0
+    }
+
+    fn busy_ns(&mut self, _entry_ns: u64) -> u64 {
+        let entry = self.entry();
+        self.last_exit_tsc.map_or(0, |exit| self.clock.ns(entry.saturating_sub(exit)))
+    }
+
+    /// From the entry's TSC reading to the exit's (the last), converted once.
+    fn idle_ns(&mut self, _entry_ns: u64, _exit_ns: u64) -> u64 {
+        match self.wakeup_ns {
+            Some(wakeup) => wakeup.saturating_add(self.halt_wake_ns.unwrap_or(0)),
+            None => self.clock.ns(self.last_tsc.saturating_sub(self.entry())),
+        }
+    }
+
+    fn halt_wake_ns(&mut self, _entry_ns: u64) -> u64 {
+        self.halt_wake_ns.unwrap_or_else(|| self.ipi_wake_ns())
+    }
+
+    /// A kernel without a tick polls a 1 ms tick at a time.
+    fn forced_poll_ns(&self, _window_ns: u64) -> u64 {
+        TICK_NS
     }
 }
 

@@ -120,13 +120,10 @@ fn exit(record: ExitRecord) -> ! {
     services::exit(ExitStatus::from_raw(record.status).unwrap_or(ExitStatus::Panic))
 }
 
-/// Ring 3, on every vCPU: the guest program.
-///
-/// # Safety
-/// Entered once per vCPU (by `x86::boot`), with `vcpu` its index: it takes the only references
-/// to this vCPU's report and samples.
-unsafe extern "C" fn user_main(vcpu: u64) -> ! {
-    let index = vcpu as usize;
+/// The run configuration the VMM wrote, checked for vCPU `index`, with its workload, idle
+/// policy, poll control and think trace; exits with [`ExitStatus::BadConfig`] if it does not
+/// hold together.
+fn checked_config(index: usize) -> (RunConfig, Workload, IdlePolicy, PollControl, &'static [u64]) {
     // SAFETY: the VMM wrote the configuration before starting any vCPU and never changes it.
     let config = unsafe { read_volatile(layout::CONFIG as *const RunConfig) };
     let (Some(workload), Some(policy), Some(poll_control)) =
@@ -134,10 +131,9 @@ unsafe extern "C" fn user_main(vcpu: u64) -> ! {
     else {
         exit(ExitRecord::new(ExitStatus::BadConfig));
     };
-    let vcpus = config.vcpus as usize;
     if config.magic != CONFIG_MAGIC
-        || vcpus > MAX_VCPUS
-        || index >= vcpus
+        || config.vcpus as usize > MAX_VCPUS
+        || index >= config.vcpus as usize
         || config.think_trace_len > layout::THINKS_MAX
     {
         exit(ExitRecord::new(ExitStatus::BadConfig));
@@ -147,6 +143,18 @@ unsafe extern "C" fn user_main(vcpu: u64) -> ! {
     // them, and nothing in the guest writes there.
     let think_trace =
         unsafe { core::slice::from_raw_parts(layout::THINKS as *const u64, config.think_trace_len as usize) };
+    (config, workload, policy, poll_control, think_trace)
+}
+
+/// Ring 3, on every vCPU: the guest program.
+///
+/// # Safety
+/// Entered once per vCPU (by `x86::boot`), with `vcpu` its index: it takes the only references
+/// to this vCPU's report and samples.
+unsafe extern "C" fn user_main(vcpu: u64) -> ! {
+    let index = vcpu as usize;
+    let (config, workload, policy, poll_control, think_trace) = checked_config(index);
+    let vcpus = config.vcpus as usize;
     match poll_control {
         PollControl::Leave => {}
         PollControl::HostPollOff => services::write_poll_control(false),

@@ -1,4 +1,10 @@
-//! `Parker` and `Unparker`: the core crate's wake protocol, governor and poll loop, one level up.
+//! `Parker` and `Unparker`: the core crate's wake protocol, governor and idle loop, one level up.
+//!
+//! A park that finds no token runs one idle period of the core's loop
+//! ([`haltpoll::idle::enter`]) over a futex: the poll state spins on the token, the halt state
+//! is steps 3 to 6 below, the governor's timer and the park's deadline are the futex wait's
+//! timeout, and a deadline that ends the wait is said to the governor as such
+//! ([`haltpoll::End::Deadline`]), so that either governor goes through the seam.
 //!
 //! # The protocol
 //!
@@ -60,9 +66,12 @@ use std::fmt;
 use std::panic::RefUnwindSafe;
 use std::time::{Duration, Instant};
 
-use haltpoll::poll::poll;
+#[cfg(test)]
+use haltpoll::Decision;
+use haltpoll::idle::{self, Halted, Mechanism};
+use haltpoll::poll::{PollOutcome, poll};
 use haltpoll::wake::{Kick, WakeFlags};
-use haltpoll::{AnyGovernor, Decision, IdleGovernor, IdleState, LatencyReq, Outcome, Predictive};
+use haltpoll::{AnyGovernor, End, IdleGovernor, LatencyReq, Outcome};
 
 #[cfg(not(loom))]
 use std::sync::Arc;
@@ -145,13 +154,12 @@ struct Counters {
 struct Blocked {
     woken: bool,
     blocked_ns: u64,
-    /// The deadline ended it (with no token).
-    timed_out: bool,
     /// Step 3 found the token: the owner never slept (a late hit).
     late: bool,
 }
 
-/// How one idle period under the predictive governor ended, for its [`Outcome`].
+/// How one idle period ended, for the tests of the timed wait.
+#[cfg(test)]
 struct Period {
     woken: bool,
     poll_ns: u64,
@@ -530,150 +538,50 @@ impl Parker {
         }
     }
 
-    /// Steps 2 to 6 under the governor the builder chose.
+    /// Steps 2 to 6 under the governor the builder chose, each monomorphised.
     fn poll_then_block<W: Wakeup>(&self, deadline: Option<u64>, wakeup: &mut W) -> bool {
         match self.governor.get() {
-            AnyGovernor::Linux(gov) => self.linux_poll_then_block(gov, deadline, wakeup),
-            AnyGovernor::Predictive(gov) => self.predictive_wait(gov, deadline, wakeup),
+            AnyGovernor::Linux(mut gov) => {
+                let woken = self.idle(&mut gov, deadline, wakeup).0;
+                self.governor.set(AnyGovernor::Linux(gov));
+                woken
+            }
+            AnyGovernor::Predictive(mut gov) => {
+                let woken = self.idle(&mut gov, deadline, wakeup).0;
+                self.governor.set(AnyGovernor::Predictive(gov));
+                woken
+            }
         }
     }
 
-    /// Steps 2 to 6 under Linux's governor: POLL while it says so, then HALT (block). Driven
-    /// through its own select/reflect rather than the seam, because a wait the park's deadline
-    /// ended has its own rule (`reflect_deadline`: it may shrink the window, never grow it),
-    /// which the seam's `Outcome` cannot say.
-    fn linux_poll_then_block<W: Wakeup>(
-        &self,
-        mut gov: haltpoll::Governor,
-        deadline: Option<u64>,
-        wakeup: &mut W,
-    ) -> bool {
-        let flags = &self.unparker.inner.flags;
-        let c = &self.counters;
-        let woken = loop {
-            match gov.select(self.config.latency_req) {
-                IdleState::Poll => {
-                    // Without a window (only a latency limit of 0 gets here) poll until the
-                    // token or the deadline.
-                    let mut limit = gov.poll_time_ns(u64::MAX);
-                    if let Some(d) = deadline {
-                        limit = limit.min(d.saturating_sub(self.clock.now_ns()));
-                    }
-                    // Linux's governor learns nothing from a poll that caught its wakeup, so a
-                    // hit returns without a clock read (20 ns of the wake, measured).
-                    let mut spin = Spin::new(flags, &self.clock, &mut *wakeup, false);
-                    let out = poll(&mut spin, limit);
-                    if !out.timed_out {
-                        // The token first, the bookkeeping after: the caller waits for the
-                        // return, not for the governor.
-                        let woken = !spin.ready_hit && flags.take_need_resched();
-                        gov.reflect(IdleState::Poll, out.polled_ns, false);
-                        c.poll_hits.inc();
-                        break woken;
-                    }
-                    gov.reflect(IdleState::Poll, out.polled_ns, true);
-                    c.poll_timeouts.inc();
-                    if deadline.is_some_and(|d| self.clock.now_ns() >= d) {
-                        // A token that came after the last look is as good as one in time
-                        // (and its unpark saw POLLING set: a late hit).
-                        let woken = flags.take_need_resched();
-                        let ended = if woken { &c.late_hits } else { &c.expired };
-                        ended.inc();
-                        break woken;
-                    }
-                    // Timed out: the governor now says HALT (or POLL again under a latency
-                    // limit of 0).
-                }
-                IdleState::Halt => {
-                    let blocked = self.block(deadline);
-                    // The governor adds the poll before the block under BlockTime::PollAndHalt.
-                    // A wait the deadline ended says only that the wakeup, if any, comes
-                    // later: that may shrink the window (past the ceiling) but must not grow it.
-                    if blocked.timed_out {
-                        gov.reflect_deadline(blocked.blocked_ns);
-                    } else {
-                        gov.reflect(IdleState::Halt, blocked.blocked_ns, false);
-                    }
-                    break blocked.woken;
-                }
-            }
-        };
-        self.governor.set(AnyGovernor::Linux(gov));
-        woken
-    }
-
-    /// Steps 2 to 6 under the predictive governor, through the seam: select with the busy time
-    /// since the last park, carry out its [`Decision`], reflect the [`Outcome`].
-    fn predictive_wait<W: Wakeup>(&self, mut gov: Predictive, deadline: Option<u64>, wakeup: &mut W) -> bool {
-        let entry = self.clock.now_ns();
-        let busy_ns = entry.saturating_sub(self.last_exit_ns.get());
-        let period = match gov.select(self.config.latency_req, busy_ns) {
-            Decision::Halt => {
-                let b = self.block(deadline);
-                Period { woken: b.woken, poll_ns: 0, caught: false }
-            }
-            Decision::Poll { window_ns } => self.poll_then_block_once(window_ns, deadline, wakeup),
-            Decision::TimerThenPoll { timer_ns, window_ns } => {
-                self.timer_then_poll(entry.saturating_add(timer_ns), window_ns, deadline, wakeup)
-            }
-        };
-        let now = self.clock.now_ns();
-        self.last_exit_ns.set(now);
-        // A period the park's deadline ended reports its length so far: a lower bound of the
-        // wakeup's time, but its polling must be paid for out of the budget all the same.
-        gov.reflect(&Outcome {
-            idle_ns: now.saturating_sub(entry),
-            poll_ns: period.poll_ns,
-            caught: period.caught,
-            halt_wake_ns: if period.caught { 0 } else { self.wake_ns.get() },
-        });
-        self.governor.set(AnyGovernor::Predictive(gov));
-        period.woken
-    }
-
-    /// Polls for up to `window_ns` (and not past the deadline), then blocks until the token or
-    /// the deadline.
-    fn poll_then_block_once<W: Wakeup>(&self, window_ns: u64, deadline: Option<u64>, wakeup: &mut W) -> Period {
-        let flags = &self.unparker.inner.flags;
-        let c = &self.counters;
-        let mut limit = window_ns;
-        if let Some(d) = deadline {
-            limit = limit.min(d.saturating_sub(self.clock.now_ns()));
+    /// Steps 2 to 6 through the core's idle loop: select (with the busy time since the last
+    /// park, for a governor that times its periods), poll, block, or block with a timer then
+    /// poll, reflect. Returns whether the token was consumed, and the period's outcome.
+    fn idle<G: IdleGovernor, W: Wakeup>(&self, gov: &mut G, deadline: Option<u64>, wakeup: &mut W) -> (bool, Outcome) {
+        let mut park = Park { parker: self, wakeup, deadline, woken: false };
+        let entered = idle::enter(gov, &mut park, self.config.latency_req);
+        if let Some(exit) = entered.exit_ns {
+            self.last_exit_ns.set(exit);
         }
-        let mut spin = Spin::new(flags, &self.clock, wakeup, true);
-        let out = poll(&mut spin, limit);
-        if !out.timed_out {
-            c.poll_hits.inc();
-            let woken = !spin.ready_hit && flags.take_need_resched();
-            return Period { woken, poll_ns: out.polled_ns, caught: true };
-        }
-        c.poll_timeouts.inc();
-        let woken = if deadline.is_some_and(|d| self.clock.now_ns() >= d) {
-            let woken = flags.take_need_resched();
-            let ended = if woken { &c.late_hits } else { &c.expired };
+        let mut woken = park.woken;
+        if entered.outcome.end == (End::Deadline { polling: true }) {
+            // The deadline passed while polling. A token that came after the last look is as
+            // good as one in time (and its unpark saw POLLING set: a late hit).
+            woken = self.unparker.inner.flags.take_need_resched();
+            let ended = if woken { &self.counters.late_hits } else { &self.counters.expired };
             ended.inc();
-            woken
-        } else {
-            self.block(deadline).woken
-        };
-        Period { woken, poll_ns: out.polled_ns, caught: false }
+        }
+        (woken, entered.outcome)
     }
 
-    /// [`Decision::TimerThenPoll`]: a timed futex wait until `due` (the timer), then, if no
-    /// token came and the deadline has not passed, a poll of `window_ns`, then the untimed (or
-    /// deadline) wait. A token that ends the timed wait was not caught: it needed a futex wake.
+    /// `Decision::TimerThenPoll` with the timer due at `due`, through the idle loop, for the
+    /// tests of the timed wait.
+    #[cfg(test)]
     fn timer_then_poll<W: Wakeup>(&self, due: u64, window_ns: u64, deadline: Option<u64>, wakeup: &mut W) -> Period {
-        let timer = self.sleep(Some(deadline.map_or(due, |d| d.min(due))));
-        if timer.woken || timer.late || deadline.is_some_and(|d| d <= due) {
-            // The token, or the park's own deadline, came first.
-            self.count_block(&timer);
-            return Period { woken: timer.woken, poll_ns: 0, caught: false };
-        }
-        // The timer fired: how late it got the thread running is the futex sleep's wake cost.
-        let late_ns = self.clock.now_ns().saturating_sub(due);
-        let avg = self.wake_ns.get();
-        self.wake_ns.set(if avg == 0 { late_ns } else { avg - avg / 4 + late_ns / 4 });
-        self.poll_then_block_once(window_ns, deadline, wakeup)
+        let timer_ns = due.saturating_sub(self.clock.now_ns());
+        let mut gov = Fixed(Decision::TimerThenPoll { timer_ns, window_ns });
+        let (woken, outcome) = self.idle(&mut gov, deadline, wakeup);
+        Period { woken, poll_ns: outcome.poll_ns, caught: outcome.caught }
     }
 
     /// Steps 3 to 6, counted in the statistics as one park's end.
@@ -699,23 +607,32 @@ impl Parker {
     /// Steps 3 to 6: clear POLLING, sleep until the token or the deadline, set POLLING again
     /// and take the token. Counts nothing (the caller knows how the park ends).
     fn sleep(&self, deadline: Option<u64>) -> Blocked {
+        // Step 3. One RMW: an unpark ordered before it left the token, which we see here; one
+        // ordered after it sees POLLING clear and wakes the futex.
+        if self.unparker.inner.flags.clear_polling_and_test() {
+            return self.late_token();
+        }
+        self.sleep_cleared(deadline)
+    }
+
+    /// Step 3 found the token: running again (POLLING set), take it.
+    fn late_token(&self) -> Blocked {
+        let flags = &self.unparker.inner.flags;
+        let _ = flags.set_polling_and_test();
+        Blocked { woken: flags.take_need_resched(), blocked_ns: 0, late: true }
+    }
+
+    /// Steps 4 to 6, after a step 3 that found no token.
+    fn sleep_cleared(&self, deadline: Option<u64>) -> Blocked {
         let inner = &*self.unparker.inner;
         let flags = &inner.flags;
         let start = self.clock.now_ns();
-        // Step 3. One RMW: an unpark ordered before it left the token, which we see here; one
-        // ordered after it sees POLLING clear and wakes the futex.
-        if flags.clear_polling_and_test() {
-            let _ = flags.set_polling_and_test();
-            return Blocked { woken: flags.take_need_resched(), blocked_ns: 0, timed_out: false, late: true };
-        }
-        let mut timed_out = false;
         loop {
             let timeout = match deadline {
                 None => None,
                 Some(d) => {
                     let now = self.clock.now_ns();
                     if now >= d {
-                        timed_out = true;
                         break;
                     }
                     Some(Duration::from_nanos(d - now))
@@ -735,7 +652,120 @@ impl Parker {
         // then the token (acquire: the unparkers' writes are visible from here).
         let _ = flags.set_polling_and_test();
         let woken = flags.take_need_resched();
-        Blocked { woken, blocked_ns, timed_out: timed_out && !woken, late: false }
+        Blocked { woken, blocked_ns, late: false }
+    }
+}
+
+/// One park's side of the core's idle loop: the parker's flags, clock and futex, the wakeup
+/// its poll looks for, the park's deadline, and whether the token was consumed.
+struct Park<'a, W> {
+    parker: &'a Parker,
+    wakeup: &'a mut W,
+    deadline: Option<u64>,
+    woken: bool,
+}
+
+impl<W: Wakeup> Mechanism for Park<'_, W> {
+    fn now_ns(&mut self) -> u64 {
+        self.parker.clock.now_ns()
+    }
+
+    /// POLLING stays set while the owner runs, so there is nothing to set: the poll's first
+    /// look sees a token already there (an RMW here would take the cache line from an
+    /// unparker for nothing).
+    fn set_polling_and_test(&mut self) -> bool {
+        false
+    }
+
+    /// Step 3.
+    fn clear_polling_and_test(&mut self) -> bool {
+        self.parker.unparker.inner.flags.clear_polling_and_test()
+    }
+
+    /// Step 2: spin on the wakeup with POLLING set, so a hit costs nobody a syscall.
+    fn poll(&mut self, limit_ns: u64, times_hits: bool) -> PollOutcome {
+        let (flags, c) = (&self.parker.unparker.inner.flags, &self.parker.counters);
+        // Linux's governor learns nothing from a poll that caught its wakeup, so its hit
+        // returns without a clock read (20 ns of the wake, measured).
+        let mut spin = Spin::new(flags, &self.parker.clock, &mut *self.wakeup, times_hits);
+        let out = poll(&mut spin, limit_ns);
+        if out.timed_out {
+            c.poll_timeouts.inc();
+        } else {
+            // The token first, the bookkeeping after: the caller waits for the return, not
+            // for the governor.
+            self.woken = !spin.ready_hit && flags.take_need_resched();
+            c.poll_hits.inc();
+        }
+        out
+    }
+
+    /// Steps 4 to 6, until the token, the timer (the governor's) or the park's deadline. A
+    /// timer that fired before any token is no park's end and is not counted.
+    fn halt(&mut self, timer_ns: Option<u64>) -> Halted {
+        let until = match (timer_ns, self.deadline) {
+            (Some(t), Some(d)) => Some(t.min(d)),
+            (t, d) => t.or(d),
+        };
+        let blocked = self.parker.sleep_cleared(until);
+        self.woken = blocked.woken;
+        let end = if blocked.woken {
+            End::Wakeup
+        } else if timer_ns.is_some_and(|t| self.deadline.is_none_or(|d| d > t)) {
+            return Halted { end: End::Timer, ns: blocked.blocked_ns };
+        } else {
+            End::Deadline { polling: false }
+        };
+        self.parker.count_block(&blocked);
+        Halted { end, ns: blocked.blocked_ns }
+    }
+
+    fn deadline_ns(&self) -> Option<u64> {
+        self.deadline
+    }
+
+    /// Step 3 found the token: a late hit.
+    fn halt_called_off(&mut self) -> u64 {
+        let blocked = self.parker.late_token();
+        self.woken = blocked.woken;
+        self.parker.count_block(&blocked);
+        0
+    }
+
+    /// How late the timer got the thread running is the futex sleep's wake cost.
+    fn timer_fired(&mut self, due_ns: u64) {
+        let late_ns = self.parker.clock.now_ns().saturating_sub(due_ns);
+        let avg = self.parker.wake_ns.get();
+        self.parker.wake_ns.set(if avg == 0 { late_ns } else { avg - avg / 4 + late_ns / 4 });
+    }
+
+    /// From the last park's return (its last clock read) to this one's first.
+    fn busy_ns(&mut self, entry_ns: u64) -> u64 {
+        entry_ns.saturating_sub(self.parker.last_exit_ns.get())
+    }
+
+    /// A period that ended blocked: the futex sleep's wake cost as measured so far.
+    fn halt_wake_ns(&mut self, _entry_ns: u64) -> u64 {
+        self.parker.wake_ns.get()
+    }
+}
+
+/// A governor that always decides the same, for the tests of one decision's mechanics.
+#[cfg(test)]
+struct Fixed(Decision);
+
+#[cfg(test)]
+impl IdleGovernor for Fixed {
+    fn select(&mut self, _latency_req: LatencyReq, _busy_ns: u64) -> Decision {
+        self.0
+    }
+
+    fn reflect(&mut self, _outcome: &Outcome) -> haltpoll::Adjustment {
+        haltpoll::Adjustment::Unchanged
+    }
+
+    fn window_ns(&self) -> u64 {
+        self.0.window_ns()
     }
 }
 

@@ -17,7 +17,7 @@ fn period(gov: &mut impl IdleGovernor, d: u64) -> haltpoll::Adjustment {
     let decision = gov.select(black_box(LATENCY_ANY), black_box(40_000));
     let w = decision.window_ns();
     let caught = matches!(decision, haltpoll::Decision::Poll { .. }) && d <= w;
-    gov.reflect(&Outcome { idle_ns: d, poll_ns: w.min(d), caught, halt_wake_ns: 2_000 })
+    gov.reflect(&Outcome { idle_ns: d, poll_ns: w.min(d), caught, halt_wake_ns: 2_000, ..Outcome::default() })
 }
 
 /// The predictive governor, warmed up on the mix, one period per iteration.

@@ -5,35 +5,8 @@
 
 use crate::driver::{HALT, IdleState};
 use crate::params::{BlockTime, Params, ShrinkRule, ValidParams, WindowArithmetic};
-
-/// A latency requirement in ns: the longest exit latency the CPU may tolerate right now.
-///
-/// `0` means nobody tolerates any exit latency (poll only); [`LATENCY_ANY`] means no constraint.
-pub type LatencyReq = u64;
-
-/// No latency constraint.
-pub const LATENCY_ANY: LatencyReq = u64::MAX;
-
-/// What [`Governor::reflect`] did to the window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Adjustment {
-    /// The window stayed as it was.
-    Unchanged,
-    /// A longer poll would have caught the last halt: the window grew.
-    Grew {
-        /// Window before, ns.
-        from: u64,
-        /// Window after, ns.
-        to: u64,
-    },
-    /// The last halt was longer than the ceiling: the window shrank (possibly to 0).
-    Shrank {
-        /// Window before, ns.
-        from: u64,
-        /// Window after, ns.
-        to: u64,
-    },
-}
+pub use crate::select::{Adjustment, LATENCY_ANY, LatencyReq};
+use crate::select::{Decision, End, IdleGovernor, Outcome};
 
 /// The haltpoll governor of one CPU.
 ///
@@ -209,6 +182,88 @@ pub(crate) const fn grown(p: &Params, from: u64) -> u64 {
     };
     let raised = if product < p.grow_start { p.grow_start } else { product };
     if raised > p.guest_halt_poll_ns { p.guest_halt_poll_ns } else { raised }
+}
+
+impl IdleGovernor for Governor {
+    const TIMES_PERIODS: bool = false;
+
+    fn select(&mut self, latency_req: LatencyReq, _busy_ns: u64) -> Decision {
+        match Governor::select(self, latency_req) {
+            IdleState::Halt => Decision::Halt,
+            IdleState::Poll => Decision::Poll { window_ns: self.poll_time_ns(u64::MAX) },
+        }
+    }
+
+    fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
+        // Linux polls only with a window above 0 (or forced, until woken): it polled exactly
+        // when it caught the wakeup or spent time polling.
+        if outcome.caught || outcome.poll_ns > 0 {
+            Governor::reflect(self, IdleState::Poll, outcome.poll_ns, !outcome.caught);
+        }
+        let halt_ns = outcome.idle_ns.saturating_sub(outcome.poll_ns);
+        match outcome.end {
+            _ if outcome.caught => Adjustment::Unchanged,
+            // A wait the caller's deadline ended says only that the wakeup, if any, comes
+            // later: that may shrink the window (past the ceiling) but must not grow it.
+            End::Deadline { polling: false } => self.reflect_deadline(halt_ns),
+            End::Deadline { polling: true } => Adjustment::Unchanged,
+            End::Wakeup | End::Timer => Governor::reflect(self, IdleState::Halt, halt_ns, false),
+        }
+    }
+
+    fn window_ns(&self) -> u64 {
+        self.poll_limit_ns()
+    }
+}
+
+/// A grow whose product does not fit the kernel's 32 bits: what
+/// [`kernel_window_wrap`] finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowWrap {
+    /// The window that grows, ns.
+    pub from: u64,
+    /// `from * grow`, as wide as it really is.
+    pub product: u64,
+    /// What the kernel's window becomes: the product modulo 2^32, raised to `grow_start`
+    /// and held to the ceiling.
+    pub to: u64,
+}
+
+/// The first grow, on the way up from a window of 0, whose product `window * grow` does
+/// not fit the kernel's 32 bits, under `params`: where a Linux guest's window
+/// wraps (see [`WindowArithmetic`]) and a 64-bit model would mispredict it. `None` if the
+/// window reaches the ceiling, or stops growing, without one.
+///
+/// Only the way up from 0 is followed, which every CPU takes and takes again after each
+/// shrink to 0; a legacy shrink to an odd value can reach windows that way does not.
+///
+/// ```
+/// use haltpoll::{governor::kernel_window_wrap, Params};
+/// assert_eq!(kernel_window_wrap(&Params::DEFAULT), None);
+/// // 65536 * 65536 is 2^32, which wraps to 0: the kernel's window stays at 65536.
+/// let stuck = Params { grow: 65_536, grow_start: 65_536, ..Params::DEFAULT };
+/// assert_eq!(kernel_window_wrap(&stuck).map(|w| w.to), Some(65_536));
+/// ```
+pub fn kernel_window_wrap(params: &Params) -> Option<WindowWrap> {
+    let kernel = Params { arithmetic: WindowArithmetic::Kernel, ..*params };
+    let mut window = 0u64;
+    // Each grow at least doubles the window (grow >= 2) until 2^32, or stalls: 64 steps
+    // are more than the way up can take.
+    for _ in 0..64 {
+        if window >= params.guest_halt_poll_ns {
+            return None; // no block is above the window and at most the ceiling
+        }
+        let product = u128::from(window) * u128::from(params.grow);
+        let next = grown(&kernel, window);
+        if product > u128::from(u32::MAX) {
+            return Some(WindowWrap { from: window, product: u64::try_from(product).unwrap_or(u64::MAX), to: next });
+        }
+        if next <= window {
+            return None;
+        }
+        window = next;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -452,5 +507,28 @@ mod tests {
         assert_eq!(g.params().guest_halt_poll_ns, 50_000);
         // The next long halt shrinks it under the new ceiling.
         assert_eq!(g.reflect(IdleState::Halt, 60_000, false), Adjustment::Shrank { from: 100_000, to: 50_000 });
+    }
+
+    #[test]
+    fn wraps_are_found_on_the_way_up() {
+        // A wrap back to grow_start, and one to 0.
+        let big = Params { guest_halt_poll_ns: 4_000_000_000, grow_start: 3_000_000_000, ..Params::DEFAULT };
+        assert_eq!(
+            kernel_window_wrap(&big),
+            Some(WindowWrap { from: 3_000_000_000, product: 6_000_000_000, to: 3_000_000_000 })
+        );
+        let stuck = Params { grow: 65_536, grow_start: 65_536, ..Params::DEFAULT };
+        assert_eq!(kernel_window_wrap(&stuck), Some(WindowWrap { from: 65_536, product: 1 << 32, to: 65_536 }));
+        // Up to the largest ceiling without a wrap: 2^31 * 2 is the first product that needs 33 bits.
+        let fits = Params { guest_halt_poll_ns: 1 << 31, grow_start: 1, ..Params::DEFAULT };
+        assert_eq!(kernel_window_wrap(&fits), None);
+        let over = Params { guest_halt_poll_ns: (1 << 31) + 1, grow_start: 1, ..Params::DEFAULT };
+        assert_eq!(kernel_window_wrap(&over).map(|w| (w.from, w.product)), Some((1 << 31, 1 << 32)));
+        // A stalled window (grow 1, or 0) never wraps; neither does polling off.
+        assert_eq!(
+            kernel_window_wrap(&Params { grow: 1, guest_halt_poll_ns: u32::MAX.into(), ..Params::DEFAULT }),
+            None
+        );
+        assert_eq!(kernel_window_wrap(&Params { guest_halt_poll_ns: 0, grow: u32::MAX, ..Params::DEFAULT }), None);
     }
 }

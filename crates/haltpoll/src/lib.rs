@@ -5,7 +5,7 @@
 //! the guest first, with a POLLING flag set, lets a waker skip the IPI and the vCPU skip the exit;
 //! the governor learns per CPU how long polling pays.
 //!
-//! Three seams, as in the kernel:
+//! Three seams, as in the kernel, and one loop over them ([`idle`]):
 //! - [`governor`]: Linux's policy. [`Governor::select`] picks [`IdleState::Poll`] or
 //!   [`IdleState::Halt`]; [`Governor::reflect`] learns from what ran. A pure state machine.
 //! - [`driver`]: the idle-state table, whether to load at all ([`driver::decide_load`] from CPUID
@@ -21,15 +21,17 @@
 //!
 //! [`predictive`] is a second governor: it predicts the next idle period from recent ones and
 //! polls where a poll most likely catches the wakeup, within a budget of the CPU's time.
-//! [`select`] is the seam both implement ([`IdleGovernor`]: a [`Decision`] at idle entry, an
-//! [`Outcome`] when the period ends).
+//! [`select`] is the seam every governor implements ([`IdleGovernor`]: a [`Decision`] at idle
+//! entry, an [`Outcome`] when the period ends); it imports no governor. Each governor
+//! implements it in its own module, and [`dispatch`] ([`AnyGovernor`]) picks one at run time.
 //!
 //! [`replay`] runs either governor over a trace of idle periods, for tuning.
 //!
 //! [`Params`] declares the governor's parameters once; [`Params::validate`] checks them once
 //! into the [`ValidParams`] a [`Governor`] takes. Optional features derive the rest from it:
-//! `clap` (command-line options with the kernel's names), `serde` (JSON with the kernel's names)
-//! and `zerocopy` (the byte layout [`params::RawParams`] a VMM hands its guest). `clap` brings
+//! `clap` (command-line options with the kernel's names, [`params::cli`]), `serde` (JSON with
+//! the kernel's names) and `zerocopy` (the byte layout [`params::RawParams`] a VMM hands its
+//! guest, [`params::wire`]). `clap` brings
 //! in `std`; the others keep the crate `no_std`.
 //!
 //! # A kernel's idle loop
@@ -53,12 +55,16 @@
 //! }
 //! ```
 //!
-//! Then every time the CPU runs out of work:
+//! Then every time the CPU runs out of work, one period of the [`idle`] loop (Linux's
+//! `cpuidle_enter_state`): the governor selects, the loop polls or halts with the wake protocol
+//! around each state, and the governor learns from what happened. The kernel supplies the
+//! mechanism: its clock, its poll platform, its halt and the CPU's wake word.
 //!
 //! ```
-//! use haltpoll::{Governor, IdleState, ValidParams, LATENCY_ANY};
-//! use haltpoll::poll::{poll, PollPlatform};
+//! use haltpoll::idle::{self, Halted, Mechanism};
+//! use haltpoll::poll::{poll, PollOutcome, PollPlatform};
 //! use haltpoll::wake::WakeFlags;
+//! use haltpoll::{End, Governor, ValidParams, LATENCY_ANY};
 //!
 //! struct Cpu<'a> { flags: &'a WakeFlags /* , clock, ... */ }
 //! impl PollPlatform for Cpu<'_> {
@@ -66,38 +72,26 @@
 //!     fn relax(&mut self) { core::hint::spin_loop() }
 //!     fn wake_pending(&mut self) -> bool { self.flags.need_resched() }
 //! }
-//! # fn now_ns() -> u64 { 0 }
-//! # fn safe_halt() {} // `sti; hlt`: returns after an interrupt
-//!
-//! fn idle(gov: &mut Governor, flags: &WakeFlags) {
-//!     match gov.select(LATENCY_ANY) {
-//!         IdleState::Poll => {
-//!             // Set-then-test: a wake already pending is seen here.
-//!             if flags.set_polling_and_test() {
-//!                 flags.clear_polling_and_test();
-//!                 gov.reflect(IdleState::Poll, 0, false);
-//!                 return;
-//!             }
-//!             let out = poll(&mut Cpu { flags }, gov.poll_time_ns(u64::MAX));
-//!             flags.clear_polling_and_test();
-//!             gov.reflect(IdleState::Poll, out.polled_ns, out.timed_out);
-//!         }
-//!         IdleState::Halt => {
-//!             let start = now_ns();
-//!             // Clear-then-test: after this, every waker sees POLLING clear and sends the IPI,
-//!             // which `sti; hlt` takes, so nothing is lost between the test and the halt.
-//!             if !flags.clear_polling_and_test() {
-//!                 safe_halt();
-//!             }
-//!             gov.reflect(IdleState::Halt, now_ns() - start, false);
-//!         }
+//! impl Mechanism for Cpu<'_> {
+//!     fn now_ns(&mut self) -> u64 { PollPlatform::now_ns(self) }
+//!     fn set_polling_and_test(&mut self) -> bool { self.flags.set_polling_and_test() }
+//!     // Clear-then-test: after this, every waker sees POLLING clear and sends the IPI, which
+//!     // `sti; hlt` takes, so nothing is lost between the test and the halt.
+//!     fn clear_polling_and_test(&mut self) -> bool { self.flags.clear_polling_and_test() }
+//!     fn poll(&mut self, limit_ns: u64, _times_hits: bool) -> PollOutcome { poll(self, limit_ns) }
+//!     fn halt(&mut self, _timer_ns: Option<u64>) -> Halted {
+//!         let start = PollPlatform::now_ns(self);
+//!         safe_halt();
+//!         Halted { end: End::Wakeup, ns: PollPlatform::now_ns(self) - start }
 //!     }
 //! }
+//! # fn safe_halt() {} // `sti; hlt`: returns after an interrupt
 //!
 //! let (mut gov, flags) = (Governor::new(ValidParams::DEFAULT), WakeFlags::new());
 //! flags.wake(); // someone queued work: the first idle returns at once
-//! idle(&mut gov, &flags);
-//! assert!(flags.take_need_resched());
+//! let period = idle::enter(&mut gov, &mut Cpu { flags: &flags }, LATENCY_ANY);
+//! assert_eq!(period.outcome.end, End::Wakeup);
+//! assert!(flags.take_need_resched()); // the caller consumes the wakeup
 //! ```
 //!
 //! A waker sets NEED_RESCHED and sends the IPI only when [`wake::WakeFlags::wake`] says
@@ -129,8 +123,10 @@ macro_rules! repr_u32_enum {
     };
 }
 
+pub mod dispatch;
 pub mod driver;
 pub mod governor;
+pub mod idle;
 pub mod params;
 #[cfg(not(loom))]
 pub mod platform;
@@ -140,11 +136,12 @@ pub mod replay;
 pub mod select;
 pub mod wake;
 
+pub use dispatch::{AnyGovernor, GovernorKind, GovernorParams};
 pub use driver::IdleState;
 pub use governor::{Adjustment, Governor, LATENCY_ANY, LatencyReq};
 pub use params::{BlockTime, ParamError, Params, ShrinkRule, ValidParams, WindowArithmetic};
 pub use predictive::{Predictive, PredictiveParams, ValidPredictiveParams};
-pub use select::{AnyGovernor, Decision, GovernorKind, GovernorParams, IdleGovernor, Outcome};
+pub use select::{Decision, End, IdleGovernor, Outcome};
 
 // The README's examples are compiled and run as doc tests, so they cannot go stale.
 #[cfg(doctest)]

@@ -1,4 +1,5 @@
-//! Replay: a governor and an idealised poll loop run over a trace of idle periods.
+//! Replay: a governor run over a trace of idle periods, through the [`idle`] loop
+//! on a [`Simulated`] CPU (a virtual clock, an idealised poll).
 //!
 //! The model of one idle period whose wakeup comes `d` after idle entry, with a halt wake cost
 //! `c` (0 unless the caller sets one: [`Replay::with_halt_wake_ns`]):
@@ -20,9 +21,12 @@
 //! The model ignores the clock-check granularity of the real loop: it answers "what would the
 //! governor have done", which is what tuning needs.
 
-use crate::governor::{Adjustment, Governor, LATENCY_ANY};
+use crate::dispatch::{AnyGovernor, GovernorParams};
+use crate::governor::Governor;
+use crate::idle::{self, Halted, Mechanism};
 use crate::params::ValidParams;
-use crate::select::{AnyGovernor, Decision, GovernorParams, IdleGovernor, Outcome};
+use crate::poll::PollOutcome;
+use crate::select::{Adjustment, Decision, End, IdleGovernor, LATENCY_ANY, Outcome};
 
 /// What a replay runs: which governor with which parameters, and the halt wake cost to model.
 /// Linux's parameters alone make one without wake cost.
@@ -126,40 +130,92 @@ impl<G: IdleGovernor> Replay<G> {
     }
 
     /// Runs one idle period of `idle_ns` through the governor, after `busy_ns` of running since
-    /// the last one ended.
+    /// the last one ended: the [`idle`] loop on a [`Simulated`] CPU.
     pub fn period_after(&mut self, busy_ns: u64, idle_ns: u64) -> Period {
-        let (d, c) = (idle_ns, self.halt_wake_ns);
-        let decision = self.governor.select(LATENCY_ANY, busy_ns);
-        // (poll, halt, hit, timer fired)
-        let (poll_ns, halt_ns, hit, timer_fired) = match decision {
-            Decision::Halt => (0, d.saturating_add(c), false, false),
-            Decision::Poll { window_ns } if d <= window_ns => (d, 0, true, false),
-            Decision::Poll { window_ns } => (window_ns, (d - window_ns).saturating_add(c), false, false),
-            Decision::TimerThenPoll { timer_ns, .. } if d < timer_ns => (0, d.saturating_add(c), false, false),
-            Decision::TimerThenPoll { timer_ns, window_ns } => {
-                let start = timer_ns.saturating_add(c);
-                if d < start {
-                    (0, start, false, true)
-                } else if d - start <= window_ns {
-                    (d - start, start, true, true)
-                } else {
-                    (window_ns, (d - window_ns).saturating_add(c), false, true)
-                }
-            }
-        };
-        let outcome = Outcome { idle_ns: poll_ns.saturating_add(halt_ns), poll_ns, caught: hit, halt_wake_ns: c };
-        let adjustment = self.governor.reflect(&outcome);
+        let mut cpu = Simulated::new(busy_ns, idle_ns, self.halt_wake_ns);
+        let entered = idle::enter(&mut self.governor, &mut cpu, LATENCY_ANY);
+        let Outcome { poll_ns, caught, .. } = entered.outcome;
         Period {
             idle_ns,
-            decision,
-            poll_limit_ns_before: decision.window_ns(),
+            decision: entered.decision,
+            poll_limit_ns_before: entered.decision.window_ns(),
             poll_ns,
-            halt_ns,
+            // The period ends at the simulated clock's time: polls, halts and wake costs.
+            halt_ns: cpu.now.saturating_sub(poll_ns),
             poll_limit_ns_after: self.governor.window_ns(),
-            halted: !hit,
-            timer_fired,
-            adjustment,
+            halted: !caught,
+            timer_fired: cpu.timer_fired,
+            adjustment: entered.adjustment,
         }
+    }
+}
+
+/// The model's CPU for one idle period, on a virtual clock that starts at idle entry: the
+/// wakeup comes at `wakeup`, and a halt ends `wake_cost` after what ended it (the wakeup, or
+/// the governor's timer). The wakeup always lands during a wait, which plays it out, so the
+/// wake protocol's tests at the start of a state never find it pending.
+#[derive(Clone, Copy, Debug)]
+pub struct Simulated {
+    now: u64,
+    wakeup: u64,
+    wake_cost: u64,
+    busy_ns: u64,
+    timer_fired: bool,
+}
+
+impl Simulated {
+    /// A period whose wakeup comes `idle_ns` after entry, after `busy_ns` of running, with
+    /// halts that end `wake_cost_ns` after their wakeup.
+    pub const fn new(busy_ns: u64, idle_ns: u64, wake_cost_ns: u64) -> Simulated {
+        Simulated { now: 0, wakeup: idle_ns, wake_cost: wake_cost_ns, busy_ns, timer_fired: false }
+    }
+}
+
+impl Mechanism for Simulated {
+    fn now_ns(&mut self) -> u64 {
+        self.now
+    }
+
+    fn set_polling_and_test(&mut self) -> bool {
+        false
+    }
+
+    fn clear_polling_and_test(&mut self) -> bool {
+        false
+    }
+
+    /// Catches the wakeup if it comes within `limit_ns` (every poll starts at or before it).
+    fn poll(&mut self, limit_ns: u64, _times_hits: bool) -> PollOutcome {
+        let start = self.now;
+        let timed_out = self.wakeup.saturating_sub(start) > limit_ns;
+        self.now = if timed_out { start.saturating_add(limit_ns) } else { self.wakeup.max(start) };
+        PollOutcome { timed_out, polled_ns: self.now - start }
+    }
+
+    /// A timer due before the wakeup ends the halt, `wake_cost` late; a wakeup that came
+    /// meanwhile found the CPU not polling, and ends the period there.
+    fn halt(&mut self, timer_ns: Option<u64>) -> Halted {
+        let start = self.now;
+        let end = match timer_ns {
+            Some(due) if self.wakeup >= due => {
+                self.timer_fired = true;
+                self.now = due.saturating_add(self.wake_cost);
+                if self.wakeup < self.now { End::Wakeup } else { End::Timer }
+            }
+            _ => {
+                self.now = self.wakeup.max(start).saturating_add(self.wake_cost);
+                End::Wakeup
+            }
+        };
+        Halted { end, ns: self.now - start }
+    }
+
+    fn busy_ns(&mut self, _entry_ns: u64) -> u64 {
+        self.busy_ns
+    }
+
+    fn halt_wake_ns(&mut self, _entry_ns: u64) -> u64 {
+        self.wake_cost
     }
 }
 

@@ -1,12 +1,40 @@
-//! The seam both governors share: what a caller gets at idle entry ([`Decision`]), what it
-//! reports when the idle period ends ([`Outcome`]), the trait [`IdleGovernor`] with those two
-//! calls, and [`AnyGovernor`], either governor chosen at run time. A caller (the guest's driver,
-//! the thread parker, [`replay`](crate::replay)) written against them runs either governor.
+//! The seam every governor implements, as Linux's `struct cpuidle_governor`: what a caller
+//! gets at idle entry ([`Decision`]), what it reports when the idle period ends ([`Outcome`]),
+//! and the trait [`IdleGovernor`] with those two calls. A caller written against them (the
+//! guest's driver, the thread parker, [`replay`](crate::replay)) runs any governor.
+//!
+//! This module imports no governor: [`Governor`](crate::Governor) and
+//! [`Predictive`](crate::Predictive) implement the trait in their own modules, and
+//! [`dispatch`](crate::dispatch) picks one at run time.
 
-use crate::driver::IdleState;
-use crate::governor::{Adjustment, Governor, LatencyReq};
-use crate::params::ValidParams;
-use crate::predictive::{Predictive, ValidPredictiveParams};
+/// A latency requirement in ns: the longest exit latency the CPU may tolerate right now.
+///
+/// `0` means nobody tolerates any exit latency (poll only); [`LATENCY_ANY`] means no constraint.
+pub type LatencyReq = u64;
+
+/// No latency constraint.
+pub const LATENCY_ANY: LatencyReq = u64::MAX;
+
+/// What [`Governor::reflect`](crate::Governor::reflect) did to the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Adjustment {
+    /// The window stayed as it was.
+    Unchanged,
+    /// A longer poll would have caught the last halt: the window grew.
+    Grew {
+        /// Window before, ns.
+        from: u64,
+        /// Window after, ns.
+        to: u64,
+    },
+    /// The last halt was longer than the ceiling: the window shrank (possibly to 0).
+    Shrank {
+        /// Window before, ns.
+        from: u64,
+        /// Window after, ns.
+        to: u64,
+    },
+}
 
 /// What to do when the CPU runs out of work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,8 +69,7 @@ impl Decision {
     }
 }
 
-/// How an idle period went, as the caller measured it, for [`AnyGovernor::reflect`] and
-/// [`Predictive::reflect`].
+/// How an idle period went, as the caller measured it, for [`IdleGovernor::reflect`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Outcome {
     /// From idle entry until the CPU ran again, ns: polls, halts and a halt's wake-up included.
@@ -57,6 +84,27 @@ pub struct Outcome {
     /// halt's cost never makes the next periods look longer (no window-0 trap). Ignored when
     /// `caught`; Linux's governor ignores it (the kernel has no such input).
     pub halt_wake_ns: u64,
+    /// What ended the period: the wakeup (as every period of a CPU's idle loop ends), or a
+    /// deadline of the caller's (a timed park) before any wakeup came.
+    pub end: End,
+}
+
+/// What ended a wait: one poll or halt of an idle period, or the period itself
+/// ([`Outcome::end`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum End {
+    /// The wakeup the CPU waited for (NEED_RESCHED, a token, a message).
+    #[default]
+    Wakeup,
+    /// The governor's timer ([`Decision::TimerThenPoll`]): it ends a halt, never a period.
+    Timer,
+    /// The caller's deadline, before any wakeup: whatever the CPU waited for comes later, if
+    /// at all.
+    Deadline {
+        /// Whether the deadline ended a poll (true), which was then the period's last state,
+        /// or a halt (false).
+        polling: bool,
+    },
 }
 
 impl Outcome {
@@ -67,72 +115,7 @@ impl Outcome {
     }
 }
 
-/// Which governor, with its parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(tag = "governor", rename_all = "kebab-case"))]
-pub enum GovernorParams {
-    /// Linux's haltpoll governor.
-    Linux(ValidParams),
-    /// The predictive governor.
-    Predictive(ValidPredictiveParams),
-}
-
-impl From<ValidParams> for GovernorParams {
-    fn from(params: ValidParams) -> GovernorParams {
-        GovernorParams::Linux(params)
-    }
-}
-
-impl From<ValidPredictiveParams> for GovernorParams {
-    fn from(params: ValidPredictiveParams) -> GovernorParams {
-        GovernorParams::Predictive(params)
-    }
-}
-
-/// The governor's name, as `--governor` spells it.
-///
-/// `#[repr(u32)]` with fixed values, so that a VMM can hand the choice to its guest as a number.
-///
-/// ```
-/// use haltpoll::GovernorKind;
-/// assert_eq!(GovernorKind::from_raw(GovernorKind::Predictive as u32), Some(GovernorKind::Predictive));
-/// assert_eq!(GovernorKind::from_raw(2), None);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
-#[repr(u32)]
-pub enum GovernorKind {
-    /// Linux's haltpoll governor: grow the window after a short halt, shrink it after a long one.
-    #[default]
-    Linux = 0,
-    /// Ours: predicts the next idle period from recent ones and polls within a CPU budget.
-    Predictive = 1,
-}
-
-crate::repr_u32_enum!(GovernorKind { Linux, Predictive });
-
-impl GovernorKind {
-    /// The name reports use: `linux` or `predictive`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            GovernorKind::Linux => "linux",
-            GovernorKind::Predictive => "predictive",
-        }
-    }
-}
-
-impl GovernorParams {
-    /// Which governor these parameters are for.
-    pub const fn kind(&self) -> GovernorKind {
-        match self {
-            GovernorParams::Linux(_) => GovernorKind::Linux,
-            GovernorParams::Predictive(_) => GovernorKind::Predictive,
-        }
-    }
-}
-
-/// A governor behind the seam both share: [`IdleGovernor::select`] once at idle entry,
+/// A governor behind the seam: [`IdleGovernor::select`] once at idle entry,
 /// [`IdleGovernor::reflect`] once when the idle period ends. [`Governor`], [`Predictive`] and
 /// [`AnyGovernor`] (either, chosen at run time) implement it, and
 /// [`Replay`](crate::replay::Replay) runs any of them.
@@ -140,7 +123,18 @@ impl GovernorParams {
 /// Linux's [`Governor`] keeps its own inherent `select` / `reflect`, one state at a time as the
 /// kernel's; through this trait (call it as `IdleGovernor::select(&mut gov, ..)`) it is driven
 /// exactly as they would be: a poll (if it polled), then a halt (if the period ended in one).
+///
+/// [`Governor`]: crate::Governor
+/// [`Predictive`]: crate::Predictive
+/// [`AnyGovernor`]: crate::AnyGovernor
 pub trait IdleGovernor {
+    /// Whether [`reflect`](Self::reflect) needs the period timed from idle entry to exit (the
+    /// busy time before it, the whole period, how long a caught poll took). False for a
+    /// governor that learns from each state's own residency, as Linux's does: the
+    /// [`idle`](crate::idle) loop then reads no clock at entry and none after a poll that caught
+    /// its wakeup, and `idle_ns` is the sum of the states' residencies, as the kernel measures.
+    const TIMES_PERIODS: bool = true;
+
     /// Picks what to do at idle entry. `busy_ns`: how long the CPU ran since its last idle period
     /// ended (Linux's governor ignores it).
     fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision;
@@ -152,96 +146,4 @@ pub trait IdleGovernor {
     /// The poll window a select would now pick without a latency requirement, ns (Linux's
     /// `poll_limit_ns`; the predictive governor's planned window).
     fn window_ns(&self) -> u64;
-}
-
-impl IdleGovernor for Governor {
-    fn select(&mut self, latency_req: LatencyReq, _busy_ns: u64) -> Decision {
-        match Governor::select(self, latency_req) {
-            IdleState::Halt => Decision::Halt,
-            IdleState::Poll => Decision::Poll { window_ns: self.poll_time_ns(u64::MAX) },
-        }
-    }
-
-    fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
-        // Linux polls only with a window above 0 (or forced, until woken): it polled exactly
-        // when it caught the wakeup or spent time polling.
-        if outcome.caught || outcome.poll_ns > 0 {
-            Governor::reflect(self, IdleState::Poll, outcome.poll_ns, !outcome.caught);
-        }
-        if outcome.caught {
-            Adjustment::Unchanged
-        } else {
-            Governor::reflect(self, IdleState::Halt, outcome.idle_ns.saturating_sub(outcome.poll_ns), false)
-        }
-    }
-
-    fn window_ns(&self) -> u64 {
-        self.poll_limit_ns()
-    }
-}
-
-impl IdleGovernor for Predictive {
-    fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision {
-        Predictive::select(self, latency_req, busy_ns)
-    }
-
-    fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
-        Predictive::reflect(self, outcome);
-        Adjustment::Unchanged
-    }
-
-    fn window_ns(&self) -> u64 {
-        self.planned().window_ns()
-    }
-}
-
-/// Either governor, chosen at run time.
-///
-/// ```
-/// use haltpoll::select::{AnyGovernor, Decision, IdleGovernor, Outcome};
-/// use haltpoll::{ValidParams, LATENCY_ANY};
-/// let mut gov = AnyGovernor::new(ValidParams::DEFAULT.into());
-/// assert_eq!(gov.select(LATENCY_ANY, 0), Decision::Halt); // Linux's window starts at 0
-/// gov.reflect(&Outcome { idle_ns: 30_000, ..Outcome::default() });
-/// assert_eq!(gov.select(LATENCY_ANY, 0), Decision::Poll { window_ns: 50_000 });
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AnyGovernor {
-    /// Linux's.
-    Linux(Governor),
-    /// The predictive governor.
-    Predictive(Predictive),
-}
-
-impl AnyGovernor {
-    /// A governor as every CPU starts.
-    pub const fn new(params: GovernorParams) -> AnyGovernor {
-        match params {
-            GovernorParams::Linux(p) => AnyGovernor::Linux(Governor::new(p)),
-            GovernorParams::Predictive(p) => AnyGovernor::Predictive(Predictive::new(p)),
-        }
-    }
-}
-
-impl IdleGovernor for AnyGovernor {
-    fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision {
-        match self {
-            AnyGovernor::Linux(gov) => IdleGovernor::select(gov, latency_req, busy_ns),
-            AnyGovernor::Predictive(gov) => IdleGovernor::select(gov, latency_req, busy_ns),
-        }
-    }
-
-    fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
-        match self {
-            AnyGovernor::Linux(gov) => IdleGovernor::reflect(gov, outcome),
-            AnyGovernor::Predictive(gov) => IdleGovernor::reflect(gov, outcome),
-        }
-    }
-
-    fn window_ns(&self) -> u64 {
-        match self {
-            AnyGovernor::Linux(gov) => gov.window_ns(),
-            AnyGovernor::Predictive(gov) => gov.window_ns(),
-        }
-    }
 }

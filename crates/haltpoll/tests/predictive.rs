@@ -47,7 +47,7 @@ proptest! {
         let mut gov = Predictive::new(params);
         for (latency, busy, idle_ns, poll_ns, caught, halt_wake_ns) in steps {
             let _ = gov.select(latency, busy);
-            gov.reflect(&Outcome { idle_ns, poll_ns, caught, halt_wake_ns });
+            gov.reflect(&Outcome { idle_ns, poll_ns, caught, halt_wake_ns, ..Outcome::default() });
             let _ = (gov.planned(), gov.credit_ns(), gov.price_ns());
         }
         prop_assert!(core::mem::size_of::<Predictive>() <= 256);

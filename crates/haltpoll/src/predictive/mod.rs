@@ -31,7 +31,7 @@
 //!     let decision = gov.select(LATENCY_ANY, 780_000);
 //!     let caught = matches!(decision, Decision::Poll { window_ns } if window_ns >= 20_000);
 //!     let poll_ns = decision.window_ns().min(20_000);
-//!     gov.reflect(&Outcome { idle_ns: 20_000, poll_ns, caught, halt_wake_ns: 0 });
+//!     gov.reflect(&Outcome { idle_ns: 20_000, poll_ns, caught, halt_wake_ns: 0, ..Outcome::default() });
 //! }
 //! // It polls to the end of the 16-33 us bucket: 2.5% of the time, within the 5% budget.
 //! assert_eq!(gov.select(LATENCY_ANY, 780_000), Decision::Poll { window_ns: 32_768 });
@@ -48,8 +48,7 @@ pub use params::{
 };
 
 use crate::driver::HALT;
-use crate::governor::LatencyReq;
-use crate::select::{Decision, Outcome};
+use crate::select::{Adjustment, Decision, IdleGovernor, LatencyReq, Outcome};
 use budget::Budget;
 use histogram::Histograms;
 use periodic::{MIN_TIMER_HALT_NS, Periodic};
@@ -162,6 +161,21 @@ impl Predictive {
     }
 }
 
+impl IdleGovernor for Predictive {
+    fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision {
+        Predictive::select(self, latency_req, busy_ns)
+    }
+
+    fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
+        Predictive::reflect(self, outcome);
+        Adjustment::Unchanged
+    }
+
+    fn window_ns(&self) -> u64 {
+        self.planned().window_ns()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,7 +203,7 @@ mod tests {
                         }
                     }
                 };
-                gov.reflect(&Outcome { idle_ns, poll_ns, caught, halt_wake_ns: wake_ns });
+                gov.reflect(&Outcome { idle_ns, poll_ns, caught, halt_wake_ns: wake_ns, ..Outcome::default() });
                 (decision, caught)
             })
             .collect()
@@ -233,7 +247,7 @@ mod tests {
             };
             polled += poll_ns;
             assert!(polled <= time / 100, "{polled} ns polled of {time} ns");
-            gov.reflect(&Outcome { idle_ns: d, poll_ns, caught, halt_wake_ns: 0 });
+            gov.reflect(&Outcome { idle_ns: d, poll_ns, caught, halt_wake_ns: 0, ..Outcome::default() });
         }
         assert!(polled > time / 200, "the budget is used: {polled} of {time}");
     }
@@ -277,7 +291,13 @@ mod tests {
         let mut gov = Predictive::new(ValidPredictiveParams::DEFAULT);
         assert_eq!(gov.select(0, 0), Decision::Poll { window_ns: u64::MAX });
         assert_eq!(gov.select(HALT.exit_latency_ns, 0), Decision::Halt);
-        gov.reflect(&Outcome { idle_ns: u64::MAX, poll_ns: u64::MAX, caught: true, halt_wake_ns: u64::MAX });
+        gov.reflect(&Outcome {
+            idle_ns: u64::MAX,
+            poll_ns: u64::MAX,
+            caught: true,
+            halt_wake_ns: u64::MAX,
+            ..Outcome::default()
+        });
         assert_eq!(gov.credit_ns(), 0);
     }
 

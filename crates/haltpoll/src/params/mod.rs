@@ -7,8 +7,21 @@
 //! kernel's names), and the fixed layout a VMM writes into guest memory ([`RawParams`], with
 //! zerocopy's traits under feature `zerocopy`). [`Params::validate`] is the one check; its
 //! result, [`ValidParams`], is what [`Governor::new`](crate::Governor::new) takes.
+//!
+//! This module holds the declaration and the check; [`cli`] the command-line helpers (the one
+//! duration parser, [`parse_ns`]), and [`wire`] the layout a VMM hands its guest.
 
 use core::fmt;
+
+#[cfg(feature = "clap")]
+pub mod cli;
+pub mod wire;
+
+#[cfg(feature = "clap")]
+use cli::legacy_shrink_flag;
+#[cfg(feature = "clap")]
+pub use cli::parse_ns;
+pub use wire::RawParams;
 
 /// How a window is shrunk after a long halt.
 ///
@@ -96,12 +109,13 @@ impl fmt::Display for BlockTime {
 ///
 /// `#[repr(u32)]` with fixed values, because [`RawParams`] carries it across the VMM-guest
 /// boundary as a number. As an option value and in JSON it is `kernel` or `saturating`.
+/// [`kernel_window_wrap`](crate::governor::kernel_window_wrap) finds where the kernel's wraps.
 ///
 /// ```
-/// use haltpoll::{Params, WindowArithmetic};
-/// // A window of 3 s that doubles: the kernel's window wraps back to grow_start, ours saturates.
+/// use haltpoll::{governor::kernel_window_wrap, Params, WindowArithmetic};
+/// // The kernel's window wraps back to grow_start; ours saturates.
 /// let kernel = Params { guest_halt_poll_ns: 4_000_000_000, grow_start: 3_000_000_000, ..Params::DEFAULT };
-/// let wrap = kernel.kernel_window_wrap().unwrap();
+/// let wrap = kernel_window_wrap(&kernel).unwrap();
 /// assert_eq!((wrap.from, wrap.product, wrap.to), (3_000_000_000, 6_000_000_000, 3_000_000_000));
 /// assert_eq!(WindowArithmetic::from_raw(1), Some(WindowArithmetic::Saturating));
 /// ```
@@ -135,19 +149,6 @@ impl fmt::Display for WindowArithmetic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
-}
-
-/// A grow whose product does not fit the kernel's 32 bits: what
-/// [`Params::kernel_window_wrap`] finds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WindowWrap {
-    /// The window that grows, ns.
-    pub from: u64,
-    /// `from * grow`, as wide as it really is.
-    pub product: u64,
-    /// What the kernel's window becomes: the product modulo 2^32, raised to `grow_start`
-    /// and held to the ceiling.
-    pub to: u64,
 }
 
 /// Governor parameters, with the Linux defaults from [`Params::DEFAULT`].
@@ -247,70 +248,6 @@ pub struct Params {
     pub arithmetic: WindowArithmetic,
 }
 
-/// Parses a duration a person types into ns: a whole number of ns ("50000"), or a number with
-/// a unit (`ns`, `us`, `µs`, `ms`, `s`: "50us", "2.4ms") that makes a whole number of ns. The
-/// one parser of durations: the governor's options use it, and so does every time option of
-/// the `haltpoll` command.
-///
-/// ```
-/// use haltpoll::params::parse_ns;
-/// assert_eq!(parse_ns("2.4ms"), Ok(2_400_000));
-/// assert!(parse_ns("-5us").unwrap_err().contains("negative"));
-/// ```
-#[cfg(feature = "clap")]
-pub fn parse_ns(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let quoted = quote(text);
-    if t.starts_with('-') {
-        return Err(format!("{quoted} is negative: a duration is 0 or more (e.g. 0, 50us)"));
-    }
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let scale: u64 = match unit.trim() {
-        "" | "ns" => 1,
-        "us" | "µs" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        other => return Err(format!("{quoted}: unknown unit {} (use ns, us, ms or s)", quote(other))),
-    };
-    let bad = || format!("{quoted} is not a duration (e.g. 50000, 50us, 2.4ms)");
-    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && frac.is_empty() || frac.contains('.') {
-        return Err(bad());
-    }
-    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
-    // The fraction in ns, exactly: "4" of "2.4ms" is 4 * 10^6 / 10.
-    let digits = u32::try_from(frac.len()).map_err(|_| bad())?;
-    let frac_units: u64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
-    let too_large = || format!("{quoted} is too large (at most {} ns)", u64::MAX);
-    let denom = 10u64.checked_pow(digits).ok_or_else(bad)?;
-    let frac_ns = u128::from(frac_units) * u128::from(scale);
-    if frac_ns % u128::from(denom) != 0 {
-        return Err(format!("{quoted} is not a whole number of ns"));
-    }
-    let frac_ns = u64::try_from(frac_ns / u128::from(denom)).map_err(|_| too_large())?;
-    whole.checked_mul(scale).and_then(|w| w.checked_add(frac_ns)).ok_or_else(too_large)
-}
-
-/// `text` quoted for a message, cut to its first 40 characters: what a person typed, or a
-/// file held, can be long.
-#[cfg(feature = "clap")]
-fn quote(text: &str) -> String {
-    const MAX: usize = 40;
-    match text.char_indices().nth(MAX) {
-        None => format!("{text:?}"),
-        Some((cut, _)) => format!("{:?}... ({} bytes)", &text[..cut], text.len()),
-    }
-}
-
-/// `--legacy-shrink` is a flag, but the field it sets is a [`ShrinkRule`]: clap parses the
-/// flag's `true`/`false` and this maps it.
-#[cfg(feature = "clap")]
-fn legacy_shrink_flag() -> impl clap::builder::TypedValueParser<Value = ShrinkRule> {
-    use clap::builder::TypedValueParser;
-    clap::builder::BoolishValueParser::new().map(|legacy| if legacy { ShrinkRule::Legacy } else { ShrinkRule::Floor })
-}
-
 impl Params {
     /// The Linux defaults: 200 us ceiling, grow x2 from 50 us, shrink /2, shrinking allowed,
     /// the current (6.9+) shrink rule, only the halt counted as block time.
@@ -344,79 +281,9 @@ impl Params {
         Ok(ValidParams(self))
     }
 
-    /// The first grow, on the way up from a window of 0, whose product `window * grow` does
-    /// not fit the kernel's 32 bits, under these parameters: where a Linux guest's window
-    /// wraps (see [`WindowArithmetic`]) and a 64-bit model would mispredict it. `None` if the
-    /// window reaches the ceiling, or stops growing, without one.
-    ///
-    /// Only the way up from 0 is followed, which every CPU takes and takes again after each
-    /// shrink to 0; a legacy shrink to an odd value can reach windows that way does not.
-    ///
-    /// ```
-    /// use haltpoll::Params;
-    /// assert_eq!(Params::DEFAULT.kernel_window_wrap(), None);
-    /// // 65536 * 65536 is 2^32, which wraps to 0: the kernel's window stays at 65536.
-    /// let stuck = Params { grow: 65_536, grow_start: 65_536, ..Params::DEFAULT };
-    /// assert_eq!(stuck.kernel_window_wrap().map(|w| w.to), Some(65_536));
-    /// ```
-    pub fn kernel_window_wrap(&self) -> Option<WindowWrap> {
-        let kernel = Params { arithmetic: WindowArithmetic::Kernel, ..*self };
-        let mut window = 0u64;
-        // Each grow at least doubles the window (grow >= 2) until 2^32, or stalls: 64 steps
-        // are more than the way up can take.
-        for _ in 0..64 {
-            if window >= self.guest_halt_poll_ns {
-                return None; // no block is above the window and at most the ceiling
-            }
-            let product = u128::from(window) * u128::from(self.grow);
-            let next = crate::governor::grown(&kernel, window);
-            if product > u128::from(u32::MAX) {
-                return Some(WindowWrap {
-                    from: window,
-                    product: u64::try_from(product).unwrap_or(u64::MAX),
-                    to: next,
-                });
-            }
-            if next <= window {
-                return None;
-            }
-            window = next;
-        }
-        None
-    }
-
     /// Whether the controller is on/off rather than adaptive (`grow_start > guest_halt_poll_ns`).
     pub fn is_on_off(&self) -> bool {
         self.grow_start > self.guest_halt_poll_ns
-    }
-
-    /// `cmd` with the defaults of the options [`Params`] adds to it replaced by `defaults`'s
-    /// values, for a command whose governor starts from other parameters than Linux's. Call
-    /// it on the command `Params` was flattened into (or from a hand-written
-    /// [`clap::Args::augment_args`]).
-    ///
-    /// ```
-    /// # #[cfg(feature = "clap")] {
-    /// use clap::{Args, Command, FromArgMatches};
-    /// use haltpoll::Params;
-    /// let mine = Params { grow_start: 25_000, ..Params::DEFAULT };
-    /// let cmd = Params::with_defaults(Params::augment_args(Command::new("bench")), &mine);
-    /// let matches = cmd.try_get_matches_from(["bench", "--grow", "4"])?;
-    /// let params = Params::from_arg_matches(&matches)?;
-    /// assert_eq!(params, Params { grow: 4, ..mine });
-    /// # }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[cfg(feature = "clap")]
-    pub fn with_defaults(cmd: clap::Command, defaults: &Params) -> clap::Command {
-        cmd.mut_arg("guest_halt_poll_ns", |a| a.default_value(defaults.guest_halt_poll_ns.to_string()))
-            .mut_arg("grow", |a| a.default_value(defaults.grow.to_string()))
-            .mut_arg("grow_start", |a| a.default_value(defaults.grow_start.to_string()))
-            .mut_arg("shrink", |a| a.default_value(defaults.shrink.to_string()))
-            .mut_arg("allow_shrink", |a| a.default_value(defaults.allow_shrink.to_string()))
-            .mut_arg("shrink_rule", |a| a.default_value((defaults.shrink_rule == ShrinkRule::Legacy).to_string()))
-            .mut_arg("block_time", |a| a.default_value(defaults.block_time.name()))
-            .mut_arg("arithmetic", |a| a.default_value(defaults.arithmetic.name()))
     }
 }
 
@@ -523,87 +390,6 @@ pub(crate) use checked_wrapper;
 
 checked_wrapper!(ValidParams(Params), ParamError);
 
-/// [`Params`] in a fixed C layout of integers without padding, for a VMM to write into guest
-/// memory and the guest to read (the `haltpoll-abi` crate embeds it in its run configuration).
-///
-/// [`Params`] itself cannot be that layout: its `bool` is one byte, so any `#[repr(C)]` order of
-/// its fields leaves padding, which zerocopy (rightly) refuses to turn into bytes, and a `bool`
-/// or an enum read from memory another program wrote is undefined behaviour unless checked. So
-/// the wire form is this struct, next to [`Params`] so that adding a parameter touches this
-/// file only; [`RawParams::new`] and [`RawParams::params`] destructure [`Params`] completely, so
-/// a new field does not compile until it is carried here too. The enums travel as their
-/// `repr(u32)` values. With feature `zerocopy` it derives zerocopy's byte traits.
-///
-/// ```
-/// use haltpoll::{params::RawParams, Params};
-/// let params = Params { guest_halt_poll_ns: 400_000, ..Params::DEFAULT };
-/// assert_eq!(RawParams::new(&params).params(), Some(params));
-/// let garbage = RawParams { allow_shrink: 2, ..RawParams::new(&params) };
-/// assert_eq!(garbage.params(), None);
-/// ```
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(
-    feature = "zerocopy",
-    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)
-)]
-pub struct RawParams {
-    /// [`Params::guest_halt_poll_ns`].
-    pub guest_halt_poll_ns: u64,
-    /// [`Params::grow_start`].
-    pub grow_start: u64,
-    /// [`Params::grow`].
-    pub grow: u32,
-    /// [`Params::shrink`].
-    pub shrink: u32,
-    /// [`Params::allow_shrink`]: 1 or 0.
-    pub allow_shrink: u32,
-    /// [`Params::shrink_rule`], as its `repr(u32)` value.
-    pub shrink_rule: u32,
-    /// [`Params::block_time`], as its `repr(u32)` value.
-    pub block_time: u32,
-    /// [`Params::arithmetic`], as its `repr(u32)` value (the size stays a multiple of 8
-    /// without hidden padding).
-    pub arithmetic: u32,
-}
-
-impl RawParams {
-    /// `params` in the fixed layout.
-    pub const fn new(params: &Params) -> RawParams {
-        let Params { guest_halt_poll_ns, grow, grow_start, shrink, allow_shrink, shrink_rule, block_time, arithmetic } =
-            *params;
-        RawParams {
-            guest_halt_poll_ns,
-            grow_start,
-            grow,
-            shrink,
-            allow_shrink: allow_shrink as u32,
-            shrink_rule: shrink_rule as u32,
-            block_time: block_time as u32,
-            arithmetic: arithmetic as u32,
-        }
-    }
-
-    /// The parameters, if every field holds a value its type has (not yet
-    /// [validated](Params::validate): the guest reports invalid ones as a refusal to load).
-    pub const fn params(&self) -> Option<Params> {
-        let allow_shrink = match self.allow_shrink {
-            0 => false,
-            1 => true,
-            _ => return None,
-        };
-        let (Some(shrink_rule), Some(block_time), Some(arithmetic)) = (
-            ShrinkRule::from_raw(self.shrink_rule),
-            BlockTime::from_raw(self.block_time),
-            WindowArithmetic::from_raw(self.arithmetic),
-        ) else {
-            return None;
-        };
-        let RawParams { guest_halt_poll_ns, grow_start, grow, shrink, .. } = *self;
-        Some(Params { guest_halt_poll_ns, grow, grow_start, shrink, allow_shrink, shrink_rule, block_time, arithmetic })
-    }
-}
-
 /// A parameter set that cannot work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -663,27 +449,6 @@ mod tests {
     }
 
     #[test]
-    fn raw_parameters_round_trip_and_garbage_is_refused() {
-        for params in [
-            Params::DEFAULT,
-            Params { allow_shrink: false, shrink_rule: ShrinkRule::Legacy, grow: 7, ..Params::DEFAULT },
-            Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT },
-        ] {
-            assert_eq!(RawParams::new(&params).params(), Some(params));
-        }
-        let bad = RawParams { shrink_rule: 9, ..RawParams::new(&Params::DEFAULT) };
-        assert_eq!(bad.params(), None);
-        let bad = RawParams { allow_shrink: 2, ..RawParams::new(&Params::DEFAULT) };
-        assert_eq!(bad.params(), None);
-        let bad = RawParams { block_time: 2, ..RawParams::new(&Params::DEFAULT) };
-        assert_eq!(bad.params(), None);
-        let bad = RawParams { arithmetic: 2, ..RawParams::new(&Params::DEFAULT) };
-        assert_eq!(bad.params(), None);
-        let wide = Params { arithmetic: WindowArithmetic::Saturating, guest_halt_poll_ns: u64::MAX, ..Params::DEFAULT };
-        assert_eq!(RawParams::new(&wide).params(), Some(wide));
-    }
-
-    #[test]
     fn the_kernel_holds_32_bits() {
         let max = u64::from(u32::MAX);
         assert!(Params { guest_halt_poll_ns: max, grow_start: max, ..Params::DEFAULT }.validate().is_ok());
@@ -697,104 +462,10 @@ mod tests {
     }
 
     #[test]
-    fn wraps_are_found_on_the_way_up() {
-        // A 3 s window that doubles, and a 65536 ns one that grows 65536-fold: 33-bit products.
-        let big = Params { guest_halt_poll_ns: 4_000_000_000, grow_start: 3_000_000_000, ..Params::DEFAULT };
-        assert_eq!(
-            big.kernel_window_wrap(),
-            Some(WindowWrap { from: 3_000_000_000, product: 6_000_000_000, to: 3_000_000_000 })
-        );
-        let stuck = Params { grow: 65_536, grow_start: 65_536, ..Params::DEFAULT };
-        assert_eq!(stuck.kernel_window_wrap(), Some(WindowWrap { from: 65_536, product: 1 << 32, to: 65_536 }));
-        // Up to the largest ceiling without a wrap: 2^31 * 2 is the first product that needs 33 bits.
-        let fits = Params { guest_halt_poll_ns: 1 << 31, grow_start: 1, ..Params::DEFAULT };
-        assert_eq!(fits.kernel_window_wrap(), None);
-        let over = Params { guest_halt_poll_ns: (1 << 31) + 1, grow_start: 1, ..Params::DEFAULT };
-        assert_eq!(over.kernel_window_wrap().map(|w| (w.from, w.product)), Some((1 << 31, 1 << 32)));
-        // A stalled window (grow 1, or 0) never wraps; neither does polling off.
-        assert_eq!(
-            Params { grow: 1, guest_halt_poll_ns: u32::MAX.into(), ..Params::DEFAULT }.kernel_window_wrap(),
-            None
-        );
-        assert_eq!(Params { guest_halt_poll_ns: 0, grow: u32::MAX, ..Params::DEFAULT }.kernel_window_wrap(), None);
-    }
-
-    #[test]
     fn on_off_and_polling_off_are_allowed() {
         let on_off = Params { guest_halt_poll_ns: 2_400_000, grow_start: 24_000_000, ..Params::DEFAULT };
         assert!(on_off.validate().unwrap().is_on_off());
         let off = Params { guest_halt_poll_ns: 0, ..Params::DEFAULT };
         assert!(off.validate().is_ok());
-    }
-
-    #[cfg(feature = "clap")]
-    #[test]
-    fn durations() {
-        assert_eq!(parse_ns("50000"), Ok(50_000));
-        assert_eq!(parse_ns("50us"), Ok(50_000));
-        assert_eq!(parse_ns("50µs"), Ok(50_000));
-        assert_eq!(parse_ns("2.4ms"), Ok(2_400_000));
-        assert_eq!(parse_ns("1s"), Ok(1_000_000_000));
-        assert_eq!(parse_ns(".5us"), Ok(500));
-        assert_eq!(parse_ns(" 7 ns "), Ok(7));
-        assert_eq!(parse_ns("0"), Ok(0));
-        assert!(parse_ns("1.5ns").unwrap_err().contains("whole number"));
-        assert!(parse_ns("5 minutes").unwrap_err().contains("unknown unit"));
-        assert!(parse_ns("").is_err());
-        assert!(parse_ns(".").is_err());
-        assert!(parse_ns("1.2.3us").is_err());
-        assert_eq!(parse_ns("-5").unwrap_err(), "\"-5\" is negative: a duration is 0 or more (e.g. 0, 50us)");
-        assert!(parse_ns("-5us").unwrap_err().contains("negative"));
-        assert!(parse_ns("99999999999999999999s").is_err());
-        assert!(parse_ns("18446744073709551615s").unwrap_err().contains("too large"));
-        assert!(parse_ns("0.000000000000000000001s").is_err());
-        let long = format!("1{}", "x".repeat(10_000));
-        assert!(parse_ns(&long).unwrap_err().len() < 200, "a long input is not echoed whole");
-    }
-
-    /// The option spellings the command line has always had, and the kernel's long names.
-    #[cfg(feature = "clap")]
-    #[test]
-    fn options_keep_their_spellings() {
-        use clap::{Args, Command, FromArgMatches};
-        let parse = |args: &[&str]| {
-            let cmd = Params::augment_args(Command::new("t"));
-            let matches = cmd.try_get_matches_from(core::iter::once("t").chain(args.iter().copied())).unwrap();
-            Params::from_arg_matches(&matches).unwrap()
-        };
-        assert_eq!(parse(&[]), Params::DEFAULT);
-        let all = [
-            "--guest-halt-poll-ns",
-            "400000",
-            "--grow",
-            "3",
-            "--grow-start",
-            "1000",
-            "--shrink",
-            "4",
-            "--no-shrink",
-            "--legacy-shrink",
-            "--block-time",
-            "poll-and-halt",
-            "--window-arithmetic",
-            "saturating",
-        ];
-        let expected = Params {
-            guest_halt_poll_ns: 400_000,
-            grow: 3,
-            grow_start: 1_000,
-            shrink: 4,
-            allow_shrink: false,
-            shrink_rule: ShrinkRule::Legacy,
-            block_time: BlockTime::PollAndHalt,
-            arithmetic: WindowArithmetic::Saturating,
-        };
-        assert_eq!(parse(&all), expected);
-        let kernel =
-            ["--guest-halt-poll-grow", "3", "--guest-halt-poll-grow-start", "1000", "--guest-halt-poll-shrink", "4"];
-        assert_eq!(parse(&kernel), Params { grow: 3, grow_start: 1_000, shrink: 4, ..Params::DEFAULT });
-        // The two times take units, as every time option of the command does.
-        let units = parse(&["--guest-halt-poll-ns", "400us", "--grow-start", "0.1ms"]);
-        assert_eq!((units.guest_halt_poll_ns, units.grow_start), (400_000, 100_000));
     }
 }
