@@ -1,4 +1,4 @@
-//! `haltpoll exporter`: the metrics of [`crate::metrics`] over HTTP for Prometheus, read from
+//! `haltpoll exporter`: the metrics of [`haltpoll_linux::metrics`] over HTTP for Prometheus, read from
 //! sysfs at every scrape.
 
 mod serve;
@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::metrics::{self, Facts};
-use crate::sysfs::{self, Sysfs};
+use haltpoll_linux::metrics::{self, Facts};
+use haltpoll_linux::sysfs::{self, Sysfs};
 use serve::Response;
 
 /// Arguments of `haltpoll exporter`.

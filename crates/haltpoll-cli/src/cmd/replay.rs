@@ -10,8 +10,8 @@ use haltpoll::{Adjustment, Decision, GovernorKind, GovernorParams, Params, Predi
 use serde::Serialize;
 
 use crate::output::{self, fmt_ns, percent};
-use crate::trace::{self, Format, IdlePeriod, Replayer, Stream, TraceError};
-use crate::units;
+use haltpoll_linux::trace::{self, Format, IdlePeriod, Replayer, Stream, TraceError};
+use haltpoll_linux::units;
 
 /// Arguments of `haltpoll replay`.
 #[derive(Args, Debug)]

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::module_params::{ModuleParams, Param, ParamsError, Reading};
 use crate::output;
-use crate::sysfs::{self, Sysfs, SysfsError};
+use haltpoll_linux::module_params::{ModuleParams, Param, ParamsError, Reading};
+use haltpoll_linux::sysfs::{self, Sysfs, SysfsError};
 
 /// Arguments of `haltpoll set`.
 #[derive(Args, Debug)]

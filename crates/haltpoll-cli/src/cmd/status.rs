@@ -10,12 +10,12 @@ use clap::Args;
 use haltpoll::driver::Refusal;
 use serde::Serialize;
 
-use crate::cpuidle::{Cpuidle, Delta, Rates};
-use crate::hypervisor::{self, Cpuid, Hypervisor};
-use crate::module_params::{self, ModuleParams, Param, ParamsError};
 use crate::output::{self, fmt_ns, percent};
-use crate::sysfs::{self, Sysfs, SysfsError};
-use crate::units;
+use haltpoll_linux::cpuidle::{Cpuidle, Delta, Rates};
+use haltpoll_linux::hypervisor::{self, Cpuid, Hypervisor};
+use haltpoll_linux::module_params::{self, ModuleParams, Param, ParamsError};
+use haltpoll_linux::sysfs::{self, Sysfs, SysfsError};
+use haltpoll_linux::{metrics, share, units};
 
 /// Output formats of `haltpoll status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -73,6 +73,18 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Writes the metrics of `sys` to `out`, and what could not be read to stderr.
+fn write_prometheus(out: &mut dyn Write, sys: &Sysfs) -> io::Result<()> {
+    let facts = metrics::Facts::read(sys);
+    for problem in facts.problems() {
+        output::stderr_line(format_args!(
+            "haltpoll: warning: {problem} (its metrics are left out; {} says so)",
+            metrics::names::READ_SUCCESS
+        ));
+    }
+    out.write_all(metrics::render(&facts).as_bytes())
+}
+
 /// Everything `status` reads.
 struct Status {
     root: PathBuf,
@@ -92,7 +104,7 @@ pub fn run(args: &StatusArgs) -> Result<()> {
             bail!("--format prometheus is a single reading: scrape `haltpoll exporter` for a series");
         }
         let sys = Sysfs::open(&args.sysfs_root)?;
-        return output::write_stdout(|out| crate::metrics::write(out, &sys));
+        return output::write_stdout(|out| write_prometheus(out, &sys));
     }
     let args = &StatusArgs { json: args.json || args.format == StatusFormat::Json, ..args.clone() };
     let status = match Sysfs::open(&args.sysfs_root) {
@@ -148,7 +160,7 @@ fn findings(s: &Status) -> Vec<String> {
                 "{} has no {}: not a Linux sysfs (is sysfs mounted there?), or a kernel without CPU idle \
                  support (CONFIG_CPU_IDLE); guest halt polling needs both",
                 s.root.display(),
-                crate::cpuidle::CPUIDLE_DIR
+                haltpoll_linux::cpuidle::CPUIDLE_DIR
             )
         } else {
             format!(
@@ -245,13 +257,9 @@ fn why_not_loaded(s: &Status) -> String {
     }
 }
 
-fn share(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
-}
-
 fn write_human(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Result<()> {
     if let Some(idle) = &s.cpuidle {
-        writeln!(out, "cpuidle ({})", s.root.join(crate::cpuidle::CPUIDLE_DIR).display())?;
+        writeln!(out, "cpuidle ({})", s.root.join(haltpoll_linux::cpuidle::CPUIDLE_DIR).display())?;
         writeln!(out, "  driver      {}", idle.driver.as_deref().unwrap_or("-"))?;
         let available = idle.available_governors.as_deref().map(|a| format!(" (available: {a})")).unwrap_or_default();
         writeln!(out, "  governor    {}{available}", idle.governor.as_deref().unwrap_or("-"))?;

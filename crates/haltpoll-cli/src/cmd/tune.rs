@@ -11,13 +11,13 @@ use haltpoll::{GovernorKind, Params, PredictiveParams, ShrinkRule, ValidParams};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::cmd::compare::ContenderJson;
-use crate::module_params::{self, ModuleParams};
-use crate::output::{self, count, fmt_ns, percent};
+use haltpoll_linux::module_params::{self, ModuleParams};
+use haltpoll_linux::trace::{self, Format, Trace};
+use haltpoll_linux::tune::{self, Basis, Contender, CpuTime, CpusFrom, Grid, Outcome};
+use haltpoll_linux::{share, units};
+
+use crate::output::{self, count, fmt_ns, percent, percent2};
 use crate::plot::{FrontPlot, PlotFile};
-use crate::trace::{self, Format, Trace};
-use crate::tune::{self, Basis, CpuTime, CpusFrom, Grid, Outcome, share};
-use crate::units;
 
 /// Which shrink settings to try.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -52,7 +52,7 @@ pub struct TuneArgs {
     /// Record the trace first, for TIME (e.g. 10s), as `haltpoll record` does (needs root, Linux).
     #[cfg(target_os = "linux")]
     #[arg(long, value_name = "TIME", conflicts_with_all = ["trace", "format"],
-          value_parser = crate::cmd::record::parse_duration)]
+          value_parser = haltpoll_linux::record::parse_duration)]
     pub record: Option<std::time::Duration>,
     /// The trace's format (default: detected from its first line).
     #[arg(long, value_enum)]
@@ -112,7 +112,7 @@ impl TuneArgs {
     fn trace(&self) -> Result<Trace> {
         #[cfg(target_os = "linux")]
         if let Some(duration) = self.record {
-            return crate::cmd::record::record_trace(duration);
+            return crate::recording::record_trace(duration);
         }
         let path = self.trace.as_ref().context("a TRACE to read, or --record TIME")?;
         Ok(trace::read(path, self.format)?)
@@ -393,15 +393,10 @@ impl Tuned<'_> {
             front: self.front.iter().map(|&i| setting(i)).collect(),
             linux_defaults: setting(self.defaults),
             recommendation,
-            predictive: self.predictive.as_ref().map(|(params, s)| ContenderJson::new(Some(*params), s, self.cpu)),
+            predictive: self.predictive.as_ref().map(|(params, s)| Contender::new(Some(*params), s, self.cpu)),
         };
         output::write_json(out, &json)
     }
-}
-
-/// A share as a percentage with two decimals: CPU shares are often below 1%.
-pub(crate) fn percent2(share: f64) -> String {
-    format!("{:.2}%", share * 100.0)
 }
 
 fn describe_cpu_time(cpu: CpuTime, trace: &Trace) -> String {
@@ -441,7 +436,7 @@ struct TuneJson {
     linux_defaults: SettingJson,
     recommendation: Option<RecommendationJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    predictive: Option<ContenderJson<PredictiveParams>>,
+    predictive: Option<Contender<PredictiveParams>>,
 }
 
 #[derive(Serialize)]

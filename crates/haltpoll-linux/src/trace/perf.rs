@@ -32,7 +32,7 @@
 use std::path::Path;
 
 use super::{IdlePeriod, MAX_CPU, Span, TraceError};
-use crate::output::quote;
+use crate::quote;
 
 /// What an event line looks like, for error messages.
 pub const EXPECTED: &str = "`perf script` output of power:cpu_idle, \
@@ -259,7 +259,7 @@ impl Reader {
 fn notes(skipped: &Skipped, path: &Path) -> Vec<String> {
     let mut notes = Vec::new();
     if skipped.other_events > 0 {
-        notes.push(format!("skipped {} of other tracepoints", crate::output::count(skipped.other_events, "event")));
+        notes.push(format!("skipped {} of other tracepoints", crate::units::count(skipped.other_events, "event")));
     }
     if skipped.lost > 0 {
         notes.push(format!(
