@@ -10,8 +10,8 @@ use clap::Args;
 use haltpoll::driver::Refusal;
 use serde::Serialize;
 
-use crate::output::{self, fmt_ns, percent};
-use haltpoll_linux::cpuidle::{Cpuidle, Delta, Rates};
+use crate::output::{self, Column, fmt_ns, percent};
+use haltpoll_linux::cpuidle::{Cpuidle, Delta, Rates, StateStats};
 use haltpoll_linux::hypervisor::{self, Cpuid, Hypervisor};
 use haltpoll_linux::module_params::{self, ModuleParams, Param, ParamsError};
 use haltpoll_linux::sysfs::{self, Sysfs, SysfsError};
@@ -153,24 +153,8 @@ fn read(sys: &Sysfs) -> Result<Status> {
 
 /// What the state means for guest halt polling, one sentence each, most important first.
 fn findings(s: &Status) -> Vec<String> {
+    let Some(idle) = &s.cpuidle else { return vec![no_cpuidle(s)] };
     let mut out = Vec::new();
-    let Some(idle) = &s.cpuidle else {
-        out.push(if cfg!(target_os = "linux") || s.root != Path::new(sysfs::DEFAULT_ROOT) {
-            format!(
-                "{} has no {}: not a Linux sysfs (is sysfs mounted there?), or a kernel without CPU idle \
-                 support (CONFIG_CPU_IDLE); guest halt polling needs both",
-                s.root.display(),
-                haltpoll_linux::cpuidle::CPUIDLE_DIR
-            )
-        } else {
-            format!(
-                "this system runs {}, not Linux: cpuidle-haltpoll is a Linux driver, and `haltpoll status` \
-                 reads Linux's sysfs",
-                std::env::consts::OS
-            )
-        });
-        return out;
-    };
     if !idle.is_haltpoll() {
         let driver = idle.driver.as_deref().unwrap_or("none");
         out.push(format!(
@@ -192,42 +176,68 @@ fn findings(s: &Status) -> Vec<String> {
         out.push(format!("{p} cannot be read ({why}): `haltpoll set {}=VALUE` writes it anew", p.short()));
     }
     if idle.is_haltpoll() {
-        let disabled: Vec<String> = idle
-            .cpus
-            .iter()
-            .filter(|c| c.states.iter().any(|st| st.is_poll() && st.disabled == Some(true)))
-            .map(|c| c.cpu.to_string())
-            .collect();
-        if !disabled.is_empty() {
-            out.push(format!("POLL is disabled on cpu {}: those CPUs never poll", disabled.join(", ")));
-        }
-        if let Cpuid::Answered(Hypervisor { kvm: Some(kvm), .. }) = s.cpuid
-            && !kvm.poll_control()
-        {
-            out.push(
-                "the host offers no POLL_CONTROL: the guest cannot switch host-side polling off, so host and \
-                 guest may both spin for the same wakeup"
-                    .to_owned(),
-            );
-        }
-        // Saturating: a counter near 2^64 (a bogus or very old one) must not wrap the sums.
-        let (polls, entries, poll_us, idle_us) =
-            idle.cpus.iter().flat_map(|c| &c.states).fold((0u64, 0u64, 0u64, 0u64), |(p, e, pt, t), st| {
-                let poll = st.is_poll();
-                (
-                    p.saturating_add(if poll { st.usage } else { 0 }),
-                    e.saturating_add(st.usage),
-                    pt.saturating_add(if poll { st.time_us } else { 0 }),
-                    t.saturating_add(st.time_us),
-                )
-            });
-        out.push(format!(
-            "since boot {} of idle entries were polls and {} of idle time was spent polling \
-             (`--watch 1` shows the rates now)",
-            percent(share(polls, entries)),
-            percent(share(poll_us, idle_us))
-        ));
+        out.extend(haltpoll_findings(s, idle));
     }
+    out
+}
+
+/// Why there is no cpuidle to show.
+fn no_cpuidle(s: &Status) -> String {
+    if cfg!(target_os = "linux") || s.root != Path::new(sysfs::DEFAULT_ROOT) {
+        format!(
+            "{} has no {}: not a Linux sysfs (is sysfs mounted there?), or a kernel without CPU idle \
+             support (CONFIG_CPU_IDLE); guest halt polling needs both",
+            s.root.display(),
+            haltpoll_linux::cpuidle::CPUIDLE_DIR
+        )
+    } else {
+        format!(
+            "this system runs {}, not Linux: cpuidle-haltpoll is a Linux driver, and `haltpoll status` \
+             reads Linux's sysfs",
+            std::env::consts::OS
+        )
+    }
+}
+
+/// What the haltpoll driver's state means: CPUs that never poll, a host that cannot stop its
+/// own polling, and how much polling there was since boot.
+fn haltpoll_findings(s: &Status, idle: &Cpuidle) -> Vec<String> {
+    let mut out = Vec::new();
+    let disabled: Vec<String> = idle
+        .cpus
+        .iter()
+        .filter(|c| c.states.iter().any(|st| st.is_poll() && st.disabled == Some(true)))
+        .map(|c| c.cpu.to_string())
+        .collect();
+    if !disabled.is_empty() {
+        out.push(format!("POLL is disabled on cpu {}: those CPUs never poll", disabled.join(", ")));
+    }
+    if let Cpuid::Answered(Hypervisor { kvm: Some(kvm), .. }) = s.cpuid
+        && !kvm.poll_control()
+    {
+        out.push(
+            "the host offers no POLL_CONTROL: the guest cannot switch host-side polling off, so host and \
+             guest may both spin for the same wakeup"
+                .to_owned(),
+        );
+    }
+    // Saturating: a counter near 2^64 (a bogus or very old one) must not wrap the sums.
+    let (polls, entries, poll_us, idle_us) =
+        idle.cpus.iter().flat_map(|c| &c.states).fold((0u64, 0u64, 0u64, 0u64), |(p, e, pt, t), st| {
+            let poll = st.is_poll();
+            (
+                p.saturating_add(if poll { st.usage } else { 0 }),
+                e.saturating_add(st.usage),
+                pt.saturating_add(if poll { st.time_us } else { 0 }),
+                t.saturating_add(st.time_us),
+            )
+        });
+    out.push(format!(
+        "since boot {} of idle entries were polls and {} of idle time was spent polling \
+         (`--watch 1` shows the rates now)",
+        percent(share(polls, entries)),
+        percent(share(poll_us, idle_us))
+    ));
     out
 }
 
@@ -260,67 +270,80 @@ fn why_not_loaded(s: &Status) -> String {
 fn write_human(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Result<()> {
     if let Some(idle) = &s.cpuidle {
         writeln!(out, "cpuidle ({})", s.root.join(haltpoll_linux::cpuidle::CPUIDLE_DIR).display())?;
-        writeln!(out, "  driver      {}", idle.driver.as_deref().unwrap_or("-"))?;
         let available = idle.available_governors.as_deref().map(|a| format!(" (available: {a})")).unwrap_or_default();
-        writeln!(out, "  governor    {}{available}", idle.governor.as_deref().unwrap_or("-"))?;
+        let fields = [
+            ("driver", idle.driver.as_deref().unwrap_or("-").to_owned()),
+            ("governor", format!("{}{available}", idle.governor.as_deref().unwrap_or("-"))),
+        ];
+        output::write_fields(out, "  ", 12, &fields)?;
         writeln!(out)?;
     }
     if let Some(p) = &s.params {
         writeln!(out, "haltpoll parameters ({})", s.root.join(module_params::DIR).display())?;
-        let defaults = ModuleParams::default();
-        for param in Param::ALL {
-            if s.unreadable.iter().any(|(q, _)| *q == param) {
-                writeln!(out, "  {:<30}(unreadable)", param.name())?;
-                continue;
-            }
-            let (value, default) = (p.value(param), defaults.value(param));
-            let note = if value == default { String::new() } else { format!("  (Linux default {default})") };
-            writeln!(out, "  {:<30}{value}{note}", param.name())?;
-        }
-        if let Some(force) = s.force {
-            writeln!(out, "  {:<30}{}", "cpuidle_haltpoll.force", if force { "Y" } else { "N" })?;
-        }
+        output::write_fields(out, "  ", 30, &param_fields(s, p))?;
         writeln!(out)?;
     }
     write_hypervisor(out, s)?;
     if let Some(idle) = s.cpuidle.as_ref().filter(|i| !i.cpus.is_empty()) {
         writeln!(out, "idle states since boot")?;
-        writeln!(
-            out,
-            "  {:>4} {:>5}  {:<16} {:>12} {:>12} {:>10} {:>10} {:>8} {:>9}  disabled",
-            "cpu", "state", "name", "usage", "time", "above", "below", "latency", "residency"
-        )?;
-        let opt = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
-        let us = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} us"));
+        let columns = state_columns();
+        output::write_header(out, &columns)?;
         for cpu in &idle.cpus {
-            for st in &cpu.states {
-                writeln!(
-                    out,
-                    "  {:>4} {:>5}  {:<16} {:>12} {:>12} {:>10} {:>10} {:>8} {:>9}  {}",
-                    cpu.cpu,
-                    st.index,
-                    st.name,
-                    st.usage,
-                    fmt_ns(st.time_us.saturating_mul(1_000)),
-                    opt(st.above),
-                    opt(st.below),
-                    us(st.latency_us),
-                    us(st.residency_us),
-                    match st.disabled {
-                        Some(true) => "yes",
-                        Some(false) => "no",
-                        None => "-",
-                    }
-                )?;
-            }
+            cpu.states.iter().try_for_each(|st| output::write_row(out, &columns, &(cpu.cpu, st)))?;
         }
         writeln!(out)?;
     }
     writeln!(out, "what this means")?;
-    for f in findings {
-        writeln!(out, "  - {f}")?;
+    findings.iter().try_for_each(|f| writeln!(out, "  - {f}"))
+}
+
+/// The parameters' lines: each value, and Linux's default where it differs.
+fn param_fields(s: &Status, p: &ModuleParams) -> Vec<(&'static str, String)> {
+    let defaults = ModuleParams::default();
+    let mut fields: Vec<(&str, String)> = Param::ALL
+        .into_iter()
+        .map(|param| {
+            if s.unreadable.iter().any(|(q, _)| *q == param) {
+                return (param.name(), "(unreadable)".to_owned());
+            }
+            let (value, default) = (p.value(param), defaults.value(param));
+            let note = if value == default { String::new() } else { format!("  (Linux default {default})") };
+            (param.name(), format!("{value}{note}"))
+        })
+        .collect();
+    if let Some(force) = s.force {
+        fields.push(("cpuidle_haltpoll.force", if force { "Y" } else { "N" }.to_owned()));
     }
-    Ok(())
+    fields
+}
+
+/// The columns of the idle states' table, a row per CPU and state.
+fn state_columns<'a>() -> [Column<(u32, &'a StateStats)>; 10] {
+    fn opt(v: Option<u64>) -> String {
+        v.map_or("-".to_owned(), |v| v.to_string())
+    }
+    fn us(v: Option<u64>) -> String {
+        v.map_or("-".to_owned(), |v| format!("{v} us"))
+    }
+    [
+        Column::right("  ", "cpu", 4, |(cpu, _)| cpu.to_string()),
+        Column::right(" ", "state", 5, |(_, st)| st.index.to_string()),
+        Column::left("  ", "name", 16, |(_, st)| st.name.clone()),
+        Column::right(" ", "usage", 12, |(_, st)| st.usage.to_string()),
+        Column::right(" ", "time", 12, |(_, st)| fmt_ns(st.time_us.saturating_mul(1_000))),
+        Column::right(" ", "above", 10, |(_, st)| opt(st.above)),
+        Column::right(" ", "below", 10, |(_, st)| opt(st.below)),
+        Column::right(" ", "latency", 8, |(_, st)| us(st.latency_us)),
+        Column::right(" ", "residency", 9, |(_, st)| us(st.residency_us)),
+        Column::left("  ", "disabled", 0, |(_, st)| {
+            match st.disabled {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            }
+            .to_owned()
+        }),
+    ]
 }
 
 fn write_hypervisor(out: &mut dyn Write, s: &Status) -> io::Result<()> {

@@ -16,7 +16,7 @@ use haltpoll_linux::trace::{self, Format, Trace};
 use haltpoll_linux::tune::{self, Basis, Contender, CpuTime, CpusFrom, Grid, Outcome};
 use haltpoll_linux::{share, units};
 
-use crate::output::{self, count, fmt_ns, percent, percent2};
+use crate::output::{self, Column, count, fmt_ns, percent, percent2};
 use crate::plot::{FrontPlot, PlotFile};
 
 /// Which shrink settings to try.
@@ -201,100 +201,129 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     plot.map_or(Ok(()), |plot| Ok(plot.front(&tuned.front_plot())?))
 }
 
+/// A line of the settings tables, its cells written out.
+struct Line {
+    label: &'static str,
+    ceiling: String,
+    start: String,
+    shrink: &'static str,
+    no_exit: String,
+    poll: String,
+    wasted: String,
+    /// After the last column: how many settings tie with it, or what it is.
+    note: String,
+}
+
+/// The settings tables' columns.
+const COLUMNS: [Column<Line>; 8] = [
+    Column::left("  ", "", 14, |l| l.label.to_owned()),
+    Column::right("", "ceiling_ns", 12, |l| l.ceiling.clone()),
+    Column::right(" ", "start_ns", 11, |l| l.start.clone()),
+    Column::right(" ", "shrink", 7, |l| l.shrink.to_owned()),
+    Column::right(" ", "no exit", 9, |l| l.no_exit.clone()),
+    Column::right(" ", "poll CPU", 10, |l| l.poll.clone()),
+    Column::right(" ", "wasted CPU", 11, |l| l.wasted.clone()),
+    Column::left("", "", 0, |l| l.note.clone()),
+];
+
 impl Tuned<'_> {
-    fn row(&self, out: &mut dyn Write, label: &str, i: usize) -> io::Result<()> {
+    /// The line of setting `i`.
+    fn line(&self, label: &'static str, i: usize) -> Line {
         let o = &self.outcomes[i];
         let alike = self.outcomes.iter().filter(|x| x.ties(o)).count() - 1;
-        let alike = if alike > 0 { format!("  (+{alike} alike)") } else { String::new() };
         let p = &o.params;
         let (start, shrink) = if p.guest_halt_poll_ns == 0 {
             ("-".to_owned(), "-")
         } else {
             (p.grow_start.to_string(), if p.allow_shrink { "Y" } else { "N" })
         };
-        writeln!(
-            out,
-            "  {label:<14}{:>12} {start:>11} {shrink:>7} {:>9} {:>10} {:>11}{alike}",
-            p.guest_halt_poll_ns,
-            percent(o.no_exit_share()),
-            percent2(o.poll_share(self.cpu)),
-            percent2(o.wasted_share(self.cpu)),
-        )
+        Line {
+            label,
+            ceiling: p.guest_halt_poll_ns.to_string(),
+            start,
+            shrink,
+            no_exit: percent(o.no_exit_share()),
+            poll: percent2(o.poll_share(self.cpu)),
+            wasted: percent2(o.wasted_share(self.cpu)),
+            note: if alike > 0 { format!("  (+{alike} alike)") } else { String::new() },
+        }
     }
 
-    fn header(&self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(
-            out,
-            "  {:<14}{:>12} {:>11} {:>7} {:>9} {:>10} {:>11}",
-            "", "ceiling_ns", "start_ns", "shrink", "no exit", "poll CPU", "wasted CPU"
-        )
+    /// The predictive governor's line, if it was replayed.
+    fn predictive_line(&self) -> Option<Line> {
+        let (p, s) = self.predictive.as_ref()?;
+        Some(Line {
+            label: "predictive",
+            ceiling: p.poll_ceiling_ns.to_string(),
+            start: "-".to_owned(),
+            shrink: "-",
+            no_exit: percent(s.no_exit_share()),
+            poll: percent2(share(s.poll_ns, self.cpu.ns)),
+            wasted: percent2(share(s.wasted_poll_ns, self.cpu.ns)),
+            note: format!("  (its budget: {} of each idle CPU's time)", percent2(p.poll_budget())),
+        })
     }
 
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
-        let t = self.trace;
-        writeln!(
-            out,
-            "trace     {}: {}, {} on {}",
-            self.args.trace_name(),
-            t.format.name(),
-            count(t.periods.len(), "idle period"),
-            count(t.cpus.len(), "CPU")
-        )?;
-        writeln!(out, "CPU time  {}", describe_cpu_time(self.cpu, t))?;
-        let g = &self.grid;
-        writeln!(
-            out,
-            "grid      {} settings: {} ceilings x {} starts x shrink {}, grow {}, shrink {}{}",
+        self.write_inputs(out)?;
+        self.write_tables(out)?;
+        self.write_recommendation(out)
+    }
+
+    /// What was tuned on: the trace, its CPU time and the grid.
+    fn write_inputs(&self, out: &mut dyn Write) -> io::Result<()> {
+        let (t, g) = (self.trace, &self.grid);
+        let (periods, cpus) = (count(t.periods.len(), "idle period"), count(t.cpus.len(), "CPU"));
+        let shrink = match g.allow_shrink.as_slice() {
+            [true] => "on",
+            [false] => "off",
+            _ => "on/off",
+        };
+        let legacy = if g.base.shrink_rule == ShrinkRule::Legacy { ", shrink rule before Linux 6.9" } else { "" };
+        let grid = format!(
+            "{} settings: {} ceilings x {} starts x shrink {shrink}, grow {}, shrink {}{legacy}",
             self.outcomes.len(),
             g.ceilings_ns.len(),
             g.grow_starts_ns.len(),
-            match g.allow_shrink.as_slice() {
-                [true] => "on",
-                [false] => "off",
-                _ => "on/off",
-            },
             g.base.grow,
             g.base.shrink,
-            if g.base.shrink_rule == ShrinkRule::Legacy { ", shrink rule before Linux 6.9" } else { "" }
-        )?;
+        );
+        let trace = format!("{}: {}, {periods} on {cpus}", self.args.trace_name(), t.format.name());
+        let fields = [("trace", trace), ("CPU time", describe_cpu_time(self.cpu, t)), ("grid", grid)];
+        output::write_fields(out, "", 10, &fields)?;
         writeln!(out)?;
         writeln!(
             out,
             "no exit: wakeups a poll caught; poll CPU: CPU time polling; wasted CPU: polls that halted anyway"
         )?;
-        writeln!(out)?;
+        writeln!(out)
+    }
+
+    /// Every setting (with --all), the Pareto front, and the settings for reference.
+    fn write_tables(&self, out: &mut dyn Write) -> io::Result<()> {
         if self.args.all {
             writeln!(out, "every setting")?;
-            self.header(out)?;
+            output::write_header(out, &COLUMNS)?;
             for i in 0..self.outcomes.len() {
-                self.row(out, if self.front.contains(&i) { "front" } else { "" }, i)?;
+                output::write_row(out, &COLUMNS, &self.line(if self.front.contains(&i) { "front" } else { "" }, i))?;
             }
             writeln!(out)?;
         }
         writeln!(out, "Pareto front: no other setting catches more wakeups for as little polling")?;
-        self.header(out)?;
+        output::write_header(out, &COLUMNS)?;
         for &i in &self.front {
             let label = if Some(i) == self.recommended { "recommended" } else { "" };
-            self.row(out, label, i)?;
+            output::write_row(out, &COLUMNS, &self.line(label, i))?;
         }
         writeln!(out)?;
         writeln!(out, "for reference")?;
-        self.row(out, "Linux default", self.defaults)?;
-        if let Some((p, s)) = &self.predictive {
-            writeln!(
-                out,
-                "  {:<14}{:>12} {:>11} {:>7} {:>9} {:>10} {:>11}  (its budget: {} of each idle CPU's time)",
-                "predictive",
-                p.poll_ceiling_ns,
-                "-",
-                "-",
-                percent(s.no_exit_share()),
-                percent2(share(s.poll_ns, self.cpu.ns)),
-                percent2(share(s.wasted_poll_ns, self.cpu.ns)),
-                percent2(p.poll_budget()),
-            )?;
-        }
-        writeln!(out)?;
+        let reference = std::iter::once(self.line("Linux default", self.defaults)).chain(self.predictive_line());
+        reference.into_iter().try_for_each(|line| output::write_row(out, &COLUMNS, &line))?;
+        writeln!(out)
+    }
+
+    /// The recommendation for the budget, and how to apply it.
+    fn write_recommendation(&self, out: &mut dyn Write) -> io::Result<()> {
         let budget = percent2(self.args.max_poll_share);
         let Some(r) = self.recommended else {
             return writeln!(
@@ -302,8 +331,7 @@ impl Tuned<'_> {
                 "no setting of the grid keeps polling within {budget} of CPU time: add 0 to --ceilings for the baseline"
             );
         };
-        let o = &self.outcomes[r];
-        let d = &self.outcomes[self.defaults];
+        let (o, d) = (&self.outcomes[r], &self.outcomes[self.defaults]);
         writeln!(out, "recommendation for a budget of {budget} of CPU time (--max-poll-share)")?;
         if o.params.guest_halt_poll_ns == 0 {
             writeln!(out, "  keep guest polling off: no setting of the grid catches wakeups within the budget")?;
@@ -383,10 +411,7 @@ impl Tuned<'_> {
                 wall_ns,
                 cpus,
                 cpu_time_ns: self.cpu.ns,
-                cpu_time_basis: match self.cpu.basis {
-                    Basis::Wall { .. } => "wall time x CPUs",
-                    Basis::IdleTime => "idle time",
-                },
+                cpu_time_basis: self.cpu.basis.name(),
             },
             max_poll_share: self.args.max_poll_share,
             settings: (0..self.outcomes.len()).map(setting).collect(),
