@@ -10,6 +10,7 @@ mod bench;
 mod cmd;
 #[cfg(target_os = "linux")]
 mod interrupt;
+mod options;
 mod output;
 mod plot;
 #[cfg(target_os = "linux")]

@@ -16,7 +16,6 @@ use anyhow::{Context, Result};
 use haltpoll_linux::record::{self, Options, Recorded, tracefs};
 use haltpoll_linux::sysfs;
 use haltpoll_linux::trace::{self, Format, Trace};
-
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::flag;
 

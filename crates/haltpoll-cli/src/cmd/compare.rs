@@ -9,11 +9,12 @@ use anyhow::{Result, bail};
 use clap::Args;
 use haltpoll::{Params, PredictiveParams};
 use haltpoll_linux::compare::{AtBudget, Compared, compare};
-use haltpoll_linux::trace::{self, Format};
+use haltpoll_linux::trace;
 use haltpoll_linux::tune::{Basis, Contender, CpuTime};
 use haltpoll_linux::{share, units};
 use serde::Serialize;
 
+use crate::options::{TraceCpus, TraceFormat};
 use crate::output::{self, Column, count, fmt_ns, percent, percent2};
 use crate::plot::{Panel, PlotFile, Scale, Series};
 
@@ -27,23 +28,26 @@ Examples:
   haltpoll compare examples/traces/mixed.txt --budgets 2%,5% --json
   # the predictive governor without timers and with a 1 ms ceiling
   haltpoll compare examples/traces/mixed.txt --no-timer-first --poll-ceiling 1000000")]
+#[command(
+    mut_arg("format", |a| a.help("The traces' format (default: detected from each one's first line)")),
+    mut_arg("cpus", |a| a.help(
+        "CPUs the traces cover (perf traces; default: the header's `nrcpus online`, else the CPUs with idle periods)"
+    ))
+)]
 pub struct CompareArgs {
     /// Trace files ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
     #[arg(value_name = "TRACE", required = true)]
     pub traces: Vec<PathBuf>,
-    /// The traces' format (default: detected from each one's first line).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub format: TraceFormat,
     /// CPU budgets to compare at, as shares of the CPUs' time, comma-separated. For the
     /// predictive governor each replaces --poll-budget (spread over the CPUs that idle).
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1%,2%,5%,10%",
           value_parser = units::parse_percent)]
     pub budgets: Vec<f64>,
-    /// CPUs the traces cover (perf traces; default: the header's `nrcpus online`, else the CPUs
-    /// with idle periods).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub cpus: Option<u32>,
+    #[command(flatten)]
+    pub cpus: TraceCpus,
     #[command(flatten)]
     pub predictive: PredictiveParams,
     /// Draw no-exit share against budget, one panel per trace, into FILE (.svg or .png).
@@ -65,9 +69,9 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     args.predictive.validate()?;
     let mut all = Vec::new();
     for path in &args.traces {
-        let trace = trace::read(path, args.format)?;
+        let trace = trace::read(path, args.format.format)?;
         output::print_notes(&trace.notes);
-        all.push(compare(path.clone(), trace, &args.budgets, args.cpus, args.predictive)?);
+        all.push(compare(path.clone(), trace, &args.budgets, args.cpus.cpus, args.predictive)?);
     }
     output::write_stdout(|out| if args.json { write_json(out, &all) } else { write_human(out, &all) })?;
     if let Some(plot) = plot {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-
 use haltpoll_linux::record::{Options, parse_duration, tracefs};
 use haltpoll_linux::sysfs;
 

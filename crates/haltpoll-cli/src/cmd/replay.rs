@@ -7,11 +7,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use haltpoll::replay::{Period, Setup};
 use haltpoll::{Adjustment, Decision, GovernorKind, GovernorParams, Params, PredictiveParams};
-use serde::Serialize;
-
 use haltpoll_linux::trace::{self, Format, IdlePeriod, Replayed, Replayer, Stream, TraceError};
 use haltpoll_linux::{share, units};
+use serde::Serialize;
 
+use crate::options::TraceFormat;
 use crate::output::{self, Column, fmt_ns, percent};
 
 /// Arguments of `haltpoll replay`.
@@ -31,9 +31,8 @@ pub struct ReplayArgs {
     /// power:cpu_idle.
     #[arg(value_name = "TRACE")]
     pub trace: PathBuf,
-    /// The trace's format (default: detected from its first line).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub format: TraceFormat,
     /// The governor to replay.
     #[arg(long, value_enum, default_value_t = GovernorKind::Linux)]
     pub governor: GovernorKind,
@@ -165,7 +164,7 @@ fn params_json(params: &GovernorParams) -> serde_json::Value {
 /// read, so a trace of any length runs in the memory of its CPUs.
 pub fn run(args: &ReplayArgs) -> Result<()> {
     let setup = args.setup()?;
-    let mut stream = trace::Stream::open(&args.trace, args.format)?;
+    let mut stream = trace::Stream::open(&args.trace, args.format.format)?;
     let mut failure = None;
     let printed = output::write_stdout(|out| match write_report(out, &mut stream, &setup, args) {
         Err(Failure::Trace(e)) => {

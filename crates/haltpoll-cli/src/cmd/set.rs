@@ -2,14 +2,14 @@
 //! checking that the whole resulting set works.
 
 use std::io;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-
-use crate::output;
 use haltpoll_linux::module_params::{ModuleParams, Param, ParamsError, Reading};
-use haltpoll_linux::sysfs::{self, Sysfs, SysfsError};
+use haltpoll_linux::sysfs::{Sysfs, SysfsError};
+
+use crate::options::SysfsRoot;
+use crate::output;
 
 /// Arguments of `haltpoll set`.
 #[derive(Args, Debug)]
@@ -21,14 +21,14 @@ Examples:
   sudo haltpoll set ns=400us grow_start=100us
   # back to Linux's defaults
   sudo haltpoll set ns=200us grow=2 grow_start=50us shrink=2 allow_shrink=Y")]
+#[command(mut_arg("sysfs_root", |a| a.help("Where sysfs is mounted (a fixture tree in tests)")))]
 pub struct SetArgs {
     /// Parameters to set: guest_halt_poll_ns (or ns), grow, grow_start, shrink, allow_shrink
     /// (the kernel's names or the short ones); the two times take units, e.g. ns=400us.
     #[arg(value_name = "PARAM=VALUE", required = true)]
     pub assignments: Vec<String>,
-    /// Where sysfs is mounted (a fixture tree in tests).
-    #[arg(long, value_name = "DIR", default_value = sysfs::DEFAULT_ROOT)]
-    pub sysfs_root: PathBuf,
+    #[command(flatten)]
+    pub sysfs: SysfsRoot,
     /// Print what would be written, and write nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
@@ -150,7 +150,7 @@ fn failure_message(f: &Failure, now: Result<Reading, ParamsError>) -> String {
 
 /// Runs `haltpoll set`.
 pub fn run(args: &SetArgs) -> Result<()> {
-    let sys = Sysfs::open(&args.sysfs_root)?;
+    let sys = Sysfs::open(&args.sysfs.sysfs_root)?;
     let current = ModuleParams::read_each(&sys)?;
     let (next, changes) = plan(&current, &args.assignments)?;
     for warning in next.warnings() {

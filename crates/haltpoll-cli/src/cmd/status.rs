@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use haltpoll::driver::Refusal;
-use serde::Serialize;
-
-use crate::output::{self, Column, fmt_ns, percent};
 use haltpoll_linux::cpuidle::{Cpuidle, Delta, Rates, StateStats};
 use haltpoll_linux::hypervisor::{self, Cpuid, Hypervisor};
 use haltpoll_linux::module_params::{self, ModuleParams, Param, ParamsError};
 use haltpoll_linux::sysfs::{self, Sysfs, SysfsError};
 use haltpoll_linux::{metrics, share, units};
+use serde::Serialize;
+
+use crate::options::SysfsRoot;
+use crate::output::{self, Column, fmt_ns, percent};
 
 /// Output formats of `haltpoll status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -41,9 +42,8 @@ Examples:
   # the counters as metrics, for node_exporter's textfile collector (docs/operators.md)
   haltpoll status --format prometheus")]
 pub struct StatusArgs {
-    /// Where sysfs is mounted (a copy or a fixture tree works too). CPUID is always this CPU's.
-    #[arg(long, value_name = "DIR", default_value = sysfs::DEFAULT_ROOT)]
-    pub sysfs_root: PathBuf,
+    #[command(flatten)]
+    pub sysfs: SysfsRoot,
     /// Print rates over intervals of SECONDS instead: idle entries per second, share of idle
     /// time polling, how many polls ended in a halt.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
@@ -103,11 +103,11 @@ pub fn run(args: &StatusArgs) -> Result<()> {
         if args.watch.is_some() {
             bail!("--format prometheus is a single reading: scrape `haltpoll exporter` for a series");
         }
-        let sys = Sysfs::open(&args.sysfs_root)?;
+        let sys = Sysfs::open(&args.sysfs.sysfs_root)?;
         return output::write_stdout(|out| write_prometheus(out, &sys));
     }
     let args = &StatusArgs { json: args.json || args.format == StatusFormat::Json, ..args.clone() };
-    let status = match Sysfs::open(&args.sysfs_root) {
+    let status = match Sysfs::open(&args.sysfs.sysfs_root) {
         Ok(sys) => {
             if let Some(seconds) = args.watch {
                 return watch(&sys, seconds, args);

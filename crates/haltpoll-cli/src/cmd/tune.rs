@@ -8,14 +8,14 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use haltpoll::replay::Summary;
 use haltpoll::{GovernorKind, Params, PredictiveParams, ShrinkRule, ValidParams};
-use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
-
 use haltpoll_linux::module_params::{self, ModuleParams};
 use haltpoll_linux::trace::{self, Format, Trace};
 use haltpoll_linux::tune::{self, Basis, Contender, CpuTime, CpusFrom, Grid, Outcome};
 use haltpoll_linux::{share, units};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
 
+use crate::options::{TraceCpus, TraceFormat};
 use crate::output::{self, Column, count, fmt_ns, percent, percent2};
 use crate::plot::{FrontPlot, PlotFile};
 
@@ -54,9 +54,8 @@ pub struct TuneArgs {
     #[arg(long, value_name = "TIME", conflicts_with_all = ["trace", "format"],
           value_parser = haltpoll_linux::record::parse_duration)]
     pub record: Option<std::time::Duration>,
-    /// The trace's format (default: detected from its first line).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub format: TraceFormat,
     /// The CPU time polling may take, as a share of the CPUs' time (e.g. 5% or 0.5%).
     #[arg(long, value_name = "PERCENT", default_value = "5%", value_parser = units::parse_percent)]
     pub max_poll_share: f64,
@@ -80,10 +79,8 @@ pub struct TuneArgs {
     /// Model Linux before 6.9: a shrunk window has no floor at grow_start.
     #[arg(long)]
     pub legacy_shrink: bool,
-    /// CPUs the trace covers (perf traces; default: the header's `nrcpus online`, else the CPUs
-    /// with idle periods).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub cpus: Option<u32>,
+    #[command(flatten)]
+    pub cpus: TraceCpus,
     /// List every setting, not only the Pareto front.
     #[arg(long)]
     pub all: bool,
@@ -115,7 +112,7 @@ impl TuneArgs {
             return crate::recording::record_trace(duration);
         }
         let path = self.trace.as_ref().context("a TRACE to read, or --record TIME")?;
-        Ok(trace::read(path, self.format)?)
+        Ok(trace::read(path, self.format.format)?)
     }
 
     /// The grid and its settings, checked.
@@ -170,10 +167,10 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     }
     let trace = args.trace()?;
     output::print_notes(&trace.notes);
-    if args.cpus.is_some() && trace.format != Format::Perf {
+    if args.cpus.cpus.is_some() && trace.format != Format::Perf {
         output::note("--cpus is for perf traces; a text trace is measured against its idle time");
     }
-    let cpu = tune::cpu_time(&trace, args.cpus);
+    let cpu = tune::cpu_time(&trace, args.cpus.cpus);
     if cpu.ns == 0 {
         bail!("{}: the trace covers no time (all its idle periods are 0 ns long)", args.trace_name());
     }
