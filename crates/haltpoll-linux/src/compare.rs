@@ -1,5 +1,5 @@
 //! Three contenders on one trace at several CPU budgets: Linux's best setting of
-//! [`tune`](crate::tune)'s grid within the budget, the predictive governor given that budget,
+//! [`tune`]'s grid within the budget, the predictive governor given that budget,
 //! and the clairvoyant bound.
 
 use std::path::PathBuf;

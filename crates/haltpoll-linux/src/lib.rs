@@ -2,7 +2,8 @@
 //! without KVM, the bare-metal guest or plotting.
 //!
 //! - [`sysfs`], [`module_params`], [`cpuidle`]: the cpuidle-haltpoll driver's and the haltpoll
-//!   governor's files under `/sys`, read and checked;
+//!   governor's files under `/sys`, read and checked; [`change`]: the parameters written, all or
+//!   none;
 //! - [`hypervisor`]: what the hypervisor offers a guest (CPUID), and whether the driver loads;
 //! - [`record`] (Linux): every CPU's idle periods through tracefs, as `perf script` text;
 //! - [`trace`]: the two trace formats read, and the governor replayed over them per CPU;
@@ -25,6 +26,7 @@
 //! assert_eq!(replayed.summary.periods, 3);
 //! ```
 
+pub mod change;
 pub mod compare;
 pub mod cpuidle;
 pub mod hypervisor;
