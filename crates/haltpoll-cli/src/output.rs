@@ -167,17 +167,7 @@ impl Drop for OutputFile {
     }
 }
 
-pub use haltpoll_linux::units::{count, fmt_ns};
-
-/// A share as a percentage with one decimal.
-pub fn percent(share: f64) -> String {
-    format!("{:.1}%", share * 100.0)
-}
-
-/// A share as a percentage with two decimals: CPU shares are often below 1%.
-pub fn percent2(share: f64) -> String {
-    format!("{:.2}%", share * 100.0)
-}
+pub use haltpoll_linux::units::{count, fmt_ns, percent, percent2};
 
 /// How a column's cells are aligned within its width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,12 +234,6 @@ pub fn write_fields(out: &mut dyn Write, indent: &str, width: usize, fields: &[(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn units() {
-        assert_eq!(percent(0.25), "25.0%");
-        assert_eq!(percent2(0.0125), "1.25%");
-    }
 
     #[test]
     fn a_table_lines_up_its_header_and_rows() {

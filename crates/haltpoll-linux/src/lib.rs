@@ -5,6 +5,7 @@
 //!   governor's files under `/sys`, read and checked; [`change`]: the parameters written, all or
 //!   none;
 //! - [`hypervisor`]: what the hypervisor offers a guest (CPUID), and whether the driver loads;
+//!   [`status`]: all of it read at once, and what it means;
 //! - [`record`] (Linux): every CPU's idle periods through tracefs, as `perf script` text;
 //! - [`trace`]: the two trace formats read, and the governor replayed over them per CPU;
 //! - [`tune`]: the governor over a grid of settings, the Pareto front and the setting for a
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod module_params;
 #[cfg(target_os = "linux")]
 pub mod record;
+pub mod status;
 pub mod sysfs;
 pub mod trace;
 pub mod tune;

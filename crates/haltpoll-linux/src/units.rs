@@ -38,6 +38,16 @@ pub fn fmt_ns(ns: u64) -> String {
     }
 }
 
+/// A share as a percentage with one decimal: "25.0%".
+pub fn percent(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
+/// A share as a percentage with two decimals, for CPU shares, which are often below 1%: "1.25%".
+pub fn percent2(share: f64) -> String {
+    format!("{:.2}%", share * 100.0)
+}
+
 /// "1 CPU", "2 CPUs".
 pub fn count(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
@@ -65,6 +75,8 @@ mod tests {
         assert_eq!(fmt_ns(1_500_000_000), "1.50 s");
         assert_eq!(count(1, "CPU"), "1 CPU");
         assert_eq!(count(0, "CPU"), "0 CPUs");
+        assert_eq!(percent(0.25), "25.0%");
+        assert_eq!(percent2(0.0125), "1.25%");
     }
 
     #[test]
