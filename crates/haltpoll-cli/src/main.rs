@@ -8,20 +8,16 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[cfg(target_os = "linux")]
 mod bench;
 mod cmd;
-mod cpuidle;
-mod hypervisor;
 #[cfg(target_os = "linux")]
 mod interrupt;
-mod metrics;
-mod module_params;
+mod options;
 mod output;
 mod plot;
 #[cfg(target_os = "linux")]
-mod record;
-mod sysfs;
-mod trace;
-mod tune;
-mod units;
+mod recording;
+
+// The library's trace readers and units, by the names the benchmarks' modules use.
+use haltpoll_linux::{trace, units};
 
 /// Guest-side halt polling: replay idle traces through the haltpoll governor, run the
 /// benchmarks, tune and observe.
@@ -124,7 +120,7 @@ fn main() -> ExitCode {
     if let Some(interrupted) = err
         .downcast_ref::<interrupt::Interrupted>()
         .map(|i| i as &dyn std::fmt::Display)
-        .or_else(|| err.downcast_ref::<record::Interrupted>().map(|i| i as &dyn std::fmt::Display))
+        .or_else(|| err.downcast_ref::<recording::Interrupted>().map(|i| i as &dyn std::fmt::Display))
     {
         output::stderr_line(format_args!("haltpoll: {interrupted}"));
         return ExitCode::from(EXIT_INTERRUPTED);

@@ -167,37 +167,68 @@ impl Drop for OutputFile {
     }
 }
 
-/// The most characters of a file's or a person's text an error message quotes.
-pub const QUOTE_CHARS: usize = 80;
+pub use haltpoll_linux::units::{count, fmt_ns, percent, percent2};
 
-/// `text` quoted for a message, cut to its first [`QUOTE_CHARS`] characters (with its length)
-/// when longer: a line of a trace or a file in sysfs can be megabytes long.
-pub fn quote(text: &str) -> String {
-    match text.char_indices().nth(QUOTE_CHARS) {
-        None => format!("{text:?}"),
-        Some((cut, _)) => format!("{:?}... ({} bytes in all)", &text[..cut], text.len()),
+/// How a column's cells are aligned within its width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Align {
+    /// Padded on the right.
+    Left,
+    /// Padded on the left (numbers).
+    Right,
+}
+
+/// One column of a table a report prints: the space before it, its header, its width and
+/// alignment, and how a row's cell is written. A report is a list of these, so a column is
+/// added or moved in one place, and the header and the rows cannot disagree.
+pub struct Column<R: ?Sized> {
+    /// Written before the cell (the first column's is the table's indent).
+    pub gap: &'static str,
+    /// The header's text.
+    pub header: &'static str,
+    /// The least characters a cell takes (0: as long as its text).
+    pub width: usize,
+    /// How a cell is padded to the width.
+    pub align: Align,
+    /// The cell of a row.
+    pub cell: fn(&R) -> String,
+}
+
+impl<R: ?Sized> Column<R> {
+    /// A column padded on the left.
+    pub const fn right(gap: &'static str, header: &'static str, width: usize, cell: fn(&R) -> String) -> Self {
+        Column { gap, header, width, align: Align::Right, cell }
+    }
+
+    /// A column padded on the right.
+    pub const fn left(gap: &'static str, header: &'static str, width: usize, cell: fn(&R) -> String) -> Self {
+        Column { gap, header, width, align: Align::Left, cell }
+    }
+
+    fn pad(&self, text: &str) -> String {
+        match self.align {
+            Align::Left => format!("{:<1$}", text, self.width),
+            Align::Right => format!("{:>1$}", text, self.width),
+        }
     }
 }
 
-/// A duration in ns with a unit a person reads at a glance: "850 ns", "12.5 us", "3.20 ms", "1.50 s".
-pub fn fmt_ns(ns: u64) -> String {
-    let f = ns as f64;
-    match ns {
-        0..1_000 => format!("{ns} ns"),
-        1_000..1_000_000 => format!("{:.1} us", f / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.2} ms", f / 1e6),
-        _ => format!("{:.2} s", f / 1e9),
-    }
+/// Writes the header line of `columns`.
+pub fn write_header<R: ?Sized>(out: &mut dyn Write, columns: &[Column<R>]) -> io::Result<()> {
+    let line: String = columns.iter().map(|c| format!("{}{}", c.gap, c.pad(c.header))).collect();
+    writeln!(out, "{line}")
 }
 
-/// "1 CPU", "2 CPUs".
-pub fn count(n: usize, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+/// Writes `row` as a line of `columns`.
+pub fn write_row<R: ?Sized>(out: &mut dyn Write, columns: &[Column<R>], row: &R) -> io::Result<()> {
+    let line: String = columns.iter().map(|c| format!("{}{}", c.gap, c.pad(&(c.cell)(row)))).collect();
+    writeln!(out, "{line}")
 }
 
-/// A share as a percentage with one decimal.
-pub fn percent(share: f64) -> String {
-    format!("{:.1}%", share * 100.0)
+/// Writes lines of `(label, value)` pairs, each label padded to `width`, after `indent`: the
+/// key-value blocks of a report.
+pub fn write_fields(out: &mut dyn Write, indent: &str, width: usize, fields: &[(&str, String)]) -> io::Result<()> {
+    fields.iter().try_for_each(|(label, value)| writeln!(out, "{indent}{label:<width$}{value}"))
 }
 
 #[cfg(test)]
@@ -205,18 +236,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn units() {
-        assert_eq!(fmt_ns(0), "0 ns");
-        assert_eq!(fmt_ns(999), "999 ns");
-        assert_eq!(fmt_ns(12_500), "12.5 us");
-        assert_eq!(fmt_ns(3_200_000), "3.20 ms");
-        assert_eq!(fmt_ns(1_500_000_000), "1.50 s");
-        assert_eq!(percent(0.25), "25.0%");
-        assert_eq!(count(1, "CPU"), "1 CPU");
-        assert_eq!(count(0, "CPU"), "0 CPUs");
-        assert_eq!(quote("a\"b"), "\"a\\\"b\"");
-        let long = "é".repeat(100);
-        assert_eq!(quote(&long), format!("{:?}... (200 bytes in all)", "é".repeat(80)));
+    fn a_table_lines_up_its_header_and_rows() {
+        let columns: [Column<(u32, &str)>; 2] =
+            [Column::left("  ", "name", 6, |r| r.1.to_owned()), Column::right(" ", "n", 4, |r| r.0.to_string())];
+        let mut out = Vec::new();
+        write_header(&mut out, &columns).unwrap();
+        write_row(&mut out, &columns, &(12, "busy")).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "  name      n\n  busy     12\n");
     }
 
     #[derive(Serialize)]

@@ -7,16 +7,16 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use haltpoll::replay::Summary;
 use haltpoll::{Params, PredictiveParams};
+use haltpoll_linux::compare::{AtBudget, Compared, compare};
+use haltpoll_linux::trace;
+use haltpoll_linux::tune::{Basis, Contender, CpuTime};
+use haltpoll_linux::{share, units};
 use serde::Serialize;
 
-use crate::cmd::tune::percent2;
-use crate::output::{self, count, fmt_ns, percent};
+use crate::options::{TraceCpus, TraceFormat};
+use crate::output::{self, Column, count, fmt_ns, percent, percent2};
 use crate::plot::{Panel, PlotFile, Scale, Series};
-use crate::trace::{self, Format, Trace};
-use crate::tune::{self, Basis, CpuTime, Grid, Outcome, share};
-use crate::units;
 
 /// Arguments of `haltpoll compare`.
 #[derive(Args, Debug)]
@@ -28,23 +28,26 @@ Examples:
   haltpoll compare examples/traces/mixed.txt --budgets 2%,5% --json
   # the predictive governor without timers and with a 1 ms ceiling
   haltpoll compare examples/traces/mixed.txt --no-timer-first --poll-ceiling 1000000")]
+#[command(
+    mut_arg("format", |a| a.help("The traces' format (default: detected from each one's first line)")),
+    mut_arg("cpus", |a| a.help(
+        "CPUs the traces cover (perf traces; default: the header's `nrcpus online`, else the CPUs with idle periods)"
+    ))
+)]
 pub struct CompareArgs {
     /// Trace files ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
     #[arg(value_name = "TRACE", required = true)]
     pub traces: Vec<PathBuf>,
-    /// The traces' format (default: detected from each one's first line).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub format: TraceFormat,
     /// CPU budgets to compare at, as shares of the CPUs' time, comma-separated. For the
     /// predictive governor each replaces --poll-budget (spread over the CPUs that idle).
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1%,2%,5%,10%",
           value_parser = units::parse_percent)]
     pub budgets: Vec<f64>,
-    /// CPUs the traces cover (perf traces; default: the header's `nrcpus online`, else the CPUs
-    /// with idle periods).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub cpus: Option<u32>,
+    #[command(flatten)]
+    pub cpus: TraceCpus,
     #[command(flatten)]
     pub predictive: PredictiveParams,
     /// Draw no-exit share against budget, one panel per trace, into FILE (.svg or .png).
@@ -54,29 +57,6 @@ pub struct CompareArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// One contender's result at one budget.
-#[derive(Clone, Copy, Debug)]
-pub struct Result3 {
-    /// Linux's best grid setting within the budget and what it did.
-    pub linux: Outcome,
-    /// The predictive governor's parameters (its per-CPU budget) and what it did.
-    pub predictive: (PredictiveParams, Summary),
-    /// The clairvoyant bound.
-    pub clairvoyant: Summary,
-}
-
-/// One trace's comparison.
-pub struct Compared {
-    /// The trace's path, as given.
-    pub path: PathBuf,
-    /// The trace.
-    pub trace: Trace,
-    /// The CPU time the shares are of.
-    pub cpu: CpuTime,
-    /// Per budget, in the order given.
-    pub rows: Vec<(f64, Result3)>,
 }
 
 /// Runs `haltpoll compare`.
@@ -89,9 +69,9 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     args.predictive.validate()?;
     let mut all = Vec::new();
     for path in &args.traces {
-        let trace = trace::read(path, args.format)?;
+        let trace = trace::read(path, args.format.format)?;
         output::print_notes(&trace.notes);
-        all.push(compare(path.clone(), trace, &args.budgets, args.cpus, args.predictive)?);
+        all.push(compare(path.clone(), trace, &args.budgets, args.cpus.cpus, args.predictive)?);
     }
     output::write_stdout(|out| if args.json { write_json(out, &all) } else { write_human(out, &all) })?;
     if let Some(plot) = plot {
@@ -100,131 +80,70 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     Ok(())
 }
 
-/// Compares the three on one trace at each budget.
-pub fn compare(
-    path: PathBuf,
-    trace: Trace,
-    budgets: &[f64],
-    cpus: Option<u32>,
-    predictive: PredictiveParams,
-) -> Result<Compared> {
-    if trace.periods.is_empty() {
-        bail!("{}: the trace has no idle periods to compare on", path.display());
-    }
-    let cpu = tune::cpu_time(&trace, cpus);
-    if cpu.ns == 0 {
-        bail!("{}: the trace covers no time (all its idle periods are 0 ns long)", path.display());
-    }
-    let grid = Grid {
-        ceilings_ns: Grid::CEILINGS_NS.to_vec(),
-        grow_starts_ns: Grid::GROW_STARTS_NS.to_vec(),
-        allow_shrink: vec![true, false],
-        base: Params::DEFAULT,
-    };
-    let outcomes = tune::evaluate(&trace, &grid.valid_settings()?, || {});
-    let front = tune::front(&outcomes);
-    let mut rows = Vec::new();
-    for &budget in budgets {
-        let best = tune::recommend(&outcomes, &front, cpu, budget).expect("polling off fits every budget");
-        let params = tune::predictive_at(predictive, &trace, cpu, budget);
-        let summary = trace.replay(params.validate()?, |_, _| {}).summary;
-        let clairvoyant = tune::clairvoyant(&trace, (budget * cpu.ns as f64) as u64);
-        rows.push((budget, Result3 { linux: outcomes[best], predictive: (params, summary), clairvoyant }));
-    }
-    Ok(Compared { path, trace, cpu, rows })
+/// A row of the table: one budget of one trace.
+struct Row {
+    cpu: CpuTime,
+    at: AtBudget,
 }
 
-/// How much of the distance from Linux's best to the bound the predictive governor covers
-/// (negative if it catches fewer than Linux's best), `None` when there is no distance.
-pub fn gap_closed(r: &Result3) -> Option<f64> {
-    let (l, p, c) = (r.linux.summary.poll_hits, r.predictive.1.poll_hits, r.clairvoyant.poll_hits);
-    (c > l).then(|| (p as f64 - l as f64) / (c - l) as f64)
+impl Row {
+    fn share(&self, ns: u64) -> String {
+        percent2(share(ns, self.cpu.ns))
+    }
 }
+
+/// Linux's best setting as `ceiling/start/shrink`.
+fn setting(p: &Params) -> String {
+    if p.guest_halt_poll_ns == 0 {
+        return "polling off".to_owned();
+    }
+    let shrink = if p.allow_shrink { "Y" } else { "N" };
+    format!("{}/{}/{shrink}", fmt_ns(p.guest_halt_poll_ns), fmt_ns(p.grow_start))
+}
+
+/// The table's columns.
+const COLUMNS: [Column<Row>; 12] = [
+    Column::right("  ", "budget", 7, |r| percent2(r.at.budget)),
+    Column::right("  ", "Linux's best: ceil/start/shr", 26, |r| setting(&r.at.linux.params)),
+    Column::right("  ", "no exit", 8, |r| percent(r.at.linux.no_exit_share())),
+    Column::right(" ", "poll", 8, |r| r.share(r.at.linux.summary.poll_ns)),
+    Column::right(" ", "wasted", 8, |r| r.share(r.at.linux.summary.wasted_poll_ns)),
+    Column::right("  ", "predict.", 8, |r| percent(r.at.predictive.no_exit_share())),
+    Column::right(" ", "poll", 8, |r| r.share(r.at.predictive.poll_ns)),
+    Column::right(" ", "wasted", 8, |r| r.share(r.at.predictive.wasted_poll_ns)),
+    Column::right("  ", "bound", 8, |r| percent(r.at.clairvoyant.no_exit_share())),
+    Column::right(" ", "poll", 8, |r| r.share(r.at.clairvoyant.poll_ns)),
+    Column::right("  ", "xLinux", 6, |r| r.at.ratio_to_linux().map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))),
+    Column::right(" ", "closed", 6, |r| r.at.gap_closed().map_or_else(|| "-".to_owned(), percent)),
+];
+
+/// What the columns mean, under the tables.
+const LEGEND: [&str; 3] = [
+    "no exit: wakeups that found the CPU polling; poll, wasted: CPU time polling, and polling that ended in a \
+     halt anyway, as shares of the CPU time",
+    "Linux's best: the setting of tune's grid catching the most within the budget; predict.: the predictive \
+     governor, the budget spread over the CPUs that idle; bound: polls exactly the shortest periods that fit",
+    "xLinux: predictive's wakeups without an exit over Linux's best; closed: the share of the distance from \
+     Linux's best to the bound it covers",
+];
 
 fn write_human(out: &mut dyn Write, all: &[Compared]) -> io::Result<()> {
     for c in all {
         let t = &c.trace;
-        writeln!(
-            out,
-            "trace  {}: {}, {} on {}",
-            c.path.display(),
-            t.format.name(),
-            count(t.periods.len(), "idle period"),
-            count(t.cpus.len(), "CPU")
-        )?;
+        let (periods, cpus) = (count(t.periods.len(), "idle period"), count(t.cpus.len(), "CPU"));
+        writeln!(out, "trace  {}: {}, {periods} on {cpus}", c.path.display(), t.format.name())?;
         let basis = match c.cpu.basis {
             Basis::Wall { wall_ns, cpus, .. } => format!("{} x {}", fmt_ns(wall_ns), count(cpus as usize, "CPU")),
             Basis::IdleTime => "its idle time (no timestamps)".to_owned(),
         };
         writeln!(out, "CPU time {} = {basis}: the base of every share below", fmt_ns(c.cpu.ns))?;
-        writeln!(
-            out,
-            "  {:>7}  {:>26}  {:>8} {:>8} {:>8}  {:>8} {:>8} {:>8}  {:>8} {:>8}  {:>6} {:>6}",
-            "budget",
-            "Linux's best: ceil/start/shr",
-            "no exit",
-            "poll",
-            "wasted",
-            "predict.",
-            "poll",
-            "wasted",
-            "bound",
-            "poll",
-            "xLinux",
-            "closed"
-        )?;
-        for (budget, r) in &c.rows {
-            let l = &r.linux;
-            let setting = if l.params.guest_halt_poll_ns == 0 {
-                "polling off".to_owned()
-            } else {
-                format!(
-                    "{}/{}/{}",
-                    fmt_ns(l.params.guest_halt_poll_ns),
-                    fmt_ns(l.params.grow_start),
-                    if l.params.allow_shrink { "Y" } else { "N" }
-                )
-            };
-            let p = &r.predictive.1;
-            let b = &r.clairvoyant;
-            let ratio = if l.summary.poll_hits == 0 {
-                "-".to_owned()
-            } else {
-                format!("{:.2}", p.poll_hits as f64 / l.summary.poll_hits as f64)
-            };
-            let closed = gap_closed(r).map_or_else(|| "-".to_owned(), percent);
-            writeln!(
-                out,
-                "  {:>7}  {setting:>26}  {:>8} {:>8} {:>8}  {:>8} {:>8} {:>8}  {:>8} {:>8}  {ratio:>6} {closed:>6}",
-                percent2(*budget),
-                percent(l.no_exit_share()),
-                percent2(l.poll_share(c.cpu)),
-                percent2(l.wasted_share(c.cpu)),
-                percent(p.no_exit_share()),
-                percent2(share(p.poll_ns, c.cpu.ns)),
-                percent2(share(p.wasted_poll_ns, c.cpu.ns)),
-                percent(b.no_exit_share()),
-                percent2(share(b.poll_ns, c.cpu.ns)),
-            )?;
+        output::write_header(out, &COLUMNS)?;
+        for at in &c.budgets {
+            output::write_row(out, &COLUMNS, &Row { cpu: c.cpu, at: *at })?;
         }
         writeln!(out)?;
     }
-    writeln!(
-        out,
-        "no exit: wakeups that found the CPU polling; poll, wasted: CPU time polling, and polling that \
-         ended in a halt anyway, as shares of the CPU time"
-    )?;
-    writeln!(
-        out,
-        "Linux's best: the setting of tune's grid catching the most within the budget; predict.: the \
-         predictive governor, the budget spread over the CPUs that idle; bound: polls exactly the \
-         shortest periods that fit"
-    )?;
-    writeln!(
-        out,
-        "xLinux: predictive's wakeups without an exit over Linux's best; closed: the share of the distance \
-         from Linux's best to the bound it covers"
-    )
+    LEGEND.iter().try_for_each(|line| writeln!(out, "{line}"))
 }
 
 #[derive(Serialize)]
@@ -246,43 +165,24 @@ struct TraceJson<'a> {
 #[derive(Serialize)]
 struct BudgetJson<'a> {
     budget: f64,
-    linux_best: ContenderJson<&'a Params>,
-    predictive: ContenderJson<&'a PredictiveParams>,
-    clairvoyant: ContenderJson<()>,
+    linux_best: Contender<&'a Params>,
+    predictive: Contender<&'a PredictiveParams>,
+    clairvoyant: Contender<()>,
     /// Predictive's wakeups without an exit over Linux's best (None if Linux's best caught none).
     ratio_to_linux: Option<f64>,
     /// The share of the distance from Linux's best to the bound predictive covers.
     gap_closed: Option<f64>,
 }
 
-/// One contender's result as JSON (docs/json.md's "contender").
-#[derive(Serialize)]
-pub struct ContenderJson<P> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    params: Option<P>,
-    poll_hits: u64,
-    periods: u64,
-    no_exit_share: f64,
-    poll_ns: u64,
-    poll_share: f64,
-    wasted_poll_ns: u64,
-    wasted_share: f64,
-    timer_wakes: u64,
-}
-
-impl<P> ContenderJson<P> {
-    /// `s` over a trace of `cpu`, with the parameters that made it, if any.
-    pub fn new(params: Option<P>, s: &Summary, cpu: CpuTime) -> Self {
-        ContenderJson {
-            params,
-            poll_hits: s.poll_hits,
-            periods: s.periods,
-            no_exit_share: s.no_exit_share(),
-            poll_ns: s.poll_ns,
-            poll_share: share(s.poll_ns, cpu.ns),
-            wasted_poll_ns: s.wasted_poll_ns,
-            wasted_share: share(s.wasted_poll_ns, cpu.ns),
-            timer_wakes: s.timer_wakes,
+impl<'a> BudgetJson<'a> {
+    fn new(at: &'a AtBudget, cpu: CpuTime) -> Self {
+        BudgetJson {
+            budget: at.budget,
+            linux_best: Contender::new(Some(&at.linux.params), &at.linux.summary, cpu),
+            predictive: Contender::new(Some(&at.predictive_params), &at.predictive, cpu),
+            clairvoyant: Contender::new(None, &at.clairvoyant, cpu),
+            ratio_to_linux: at.ratio_to_linux(),
+            gap_closed: at.gap_closed(),
         }
     }
 }
@@ -296,32 +196,17 @@ fn write_json(out: &mut dyn Write, all: &[Compared]) -> io::Result<()> {
             periods: c.trace.periods.len(),
             cpus_with_periods: c.trace.cpus.len(),
             cpu_time_ns: c.cpu.ns,
-            cpu_time_basis: match c.cpu.basis {
-                Basis::Wall { .. } => "wall time x CPUs",
-                Basis::IdleTime => "idle time",
-            },
-            budgets: c
-                .rows
-                .iter()
-                .map(|(budget, r)| BudgetJson {
-                    budget: *budget,
-                    linux_best: ContenderJson::new(Some(&r.linux.params), &r.linux.summary, c.cpu),
-                    predictive: ContenderJson::new(Some(&r.predictive.0), &r.predictive.1, c.cpu),
-                    clairvoyant: ContenderJson::new(None, &r.clairvoyant, c.cpu),
-                    ratio_to_linux: (r.linux.summary.poll_hits > 0)
-                        .then(|| r.predictive.1.poll_hits as f64 / r.linux.summary.poll_hits as f64),
-                    gap_closed: gap_closed(r),
-                })
-                .collect(),
+            cpu_time_basis: c.cpu.basis.name(),
+            budgets: c.budgets.iter().map(|at| BudgetJson::new(at, c.cpu)).collect(),
         })
         .collect();
     output::write_json(out, &CompareJson { traces })
 }
 
 fn panel(c: &Compared) -> Panel {
-    let series = |label: &str, hits: &dyn Fn(&Result3) -> f64| Series {
+    let series = |label: &str, hits: &dyn Fn(&AtBudget) -> f64| Series {
         label: label.to_owned(),
-        points: c.rows.iter().map(|(budget, r)| (budget * 100.0, hits(r) * 100.0)).collect(),
+        points: c.budgets.iter().map(|at| (at.budget * 100.0, hits(at) * 100.0)).collect(),
     };
     Panel {
         title: format!("{}: wakeups without an exit against CPU budget", c.path.display()),
@@ -330,9 +215,9 @@ fn panel(c: &Compared) -> Panel {
         x_scale: Scale::Auto,
         y_scale: Scale::Linear,
         series: vec![
-            series("Linux's best setting", &|r| r.linux.no_exit_share()),
-            series("predictive", &|r| r.predictive.1.no_exit_share()),
-            series("clairvoyant bound", &|r| r.clairvoyant.no_exit_share()),
+            series("Linux's best setting", &|at| at.linux.no_exit_share()),
+            series("predictive", &|at| at.predictive.no_exit_share()),
+            series("clairvoyant bound", &|at| at.clairvoyant.no_exit_share()),
         ],
     }
 }

@@ -1,18 +1,18 @@
-//! `haltpoll exporter`: the metrics of [`crate::metrics`] over HTTP for Prometheus, read from
+//! `haltpoll exporter`: the metrics of [`haltpoll_linux::metrics`] over HTTP for Prometheus, read from
 //! sysfs at every scrape.
 
 mod serve;
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use clap::Args;
-
-use crate::metrics::{self, Facts};
-use crate::sysfs::{self, Sysfs};
+use haltpoll_linux::metrics::{self, Facts};
+use haltpoll_linux::sysfs::Sysfs;
 use serve::Response;
+
+use crate::options::SysfsRoot;
 
 /// Arguments of `haltpoll exporter`.
 #[derive(Args, Debug)]
@@ -38,9 +38,8 @@ pub struct ExporterArgs {
     /// Address and port to listen on (port 0: any free port, printed at start).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9864")]
     pub listen: SocketAddr,
-    /// Where sysfs is mounted (a copy or a fixture tree works too). CPUID is always this CPU's.
-    #[arg(long, value_name = "DIR", default_value = sysfs::DEFAULT_ROOT)]
-    pub sysfs_root: PathBuf,
+    #[command(flatten)]
+    pub sysfs: SysfsRoot,
     /// Scrapes served at once; 4 more connections per worker may wait (beyond that the oldest
     /// waiting one is closed).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -49,7 +48,7 @@ pub struct ExporterArgs {
 
 /// Runs `haltpoll exporter` until the process is ended.
 pub fn run(args: &ExporterArgs) -> Result<()> {
-    let sys = Sysfs::open(&args.sysfs_root)?;
+    let sys = Sysfs::open(&args.sysfs.sysfs_root)?;
     let listener = TcpListener::bind(args.listen).with_context(|| {
         format!("cannot listen on {}: is the port in use, or the address not this machine's?", args.listen)
     })?;

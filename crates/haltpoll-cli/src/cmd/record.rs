@@ -3,17 +3,16 @@
 //! `tune --record` makes.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use haltpoll_linux::record::{Options, parse_duration, tracefs};
+use haltpoll_linux::sysfs;
 
-use crate::record::stop::Stop;
-use crate::record::{self, Interrupted, Options, Recorded, tracefs};
-use crate::sysfs;
-use crate::trace::{self, Format, Trace};
+use crate::recording::{Interrupted, record_with_signals, report};
 
 /// Arguments of `haltpoll record`.
 #[derive(Args, Debug)]
@@ -46,15 +45,6 @@ pub struct RecordArgs {
     pub tracefs: PathBuf,
 }
 
-/// A recording's length: a duration with a unit, more than 0 and at most a day.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d = crate::units::parse_duration(text)?;
-    if d.is_zero() || d > record::MAX_DURATION {
-        return Err(format!("{text:?}: a recording lasts more than 0 s and at most 86400 s (e.g. 10s)"));
-    }
-    Ok(d)
-}
-
 /// Runs `haltpoll record`.
 pub fn run(args: &RecordArgs) -> Result<()> {
     let opts = Options { duration: args.duration, tracefs: args.tracefs.clone(), sysfs: sysfs::DEFAULT_ROOT.into() };
@@ -82,73 +72,4 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         return Err(Interrupted(recorded.elapsed.as_secs_f64()).into());
     }
     Ok(())
-}
-
-/// Records with Ctrl-C and SIGTERM handled: they end the recording early and cleanly.
-fn record_with_signals(opts: &Options, out: &mut dyn Write) -> Result<Recorded> {
-    let stop = Stop::install().context("cannot install the signal handlers")?;
-    let recorded = record::record(opts, stop.flag(), out)?;
-    drop(stop);
-    Ok(recorded)
-}
-
-/// What was recorded, on stderr (stdout may be the trace).
-fn report(r: &Recorded, to: &str) {
-    for stale in &r.stale_instances {
-        match stale {
-            Ok(name) => crate::output::stderr_line(format_args!(
-                "haltpoll: note: removed the trace instance {name}, left by a recording that was killed"
-            )),
-            Err(problem) => crate::output::stderr_line(format_args!(
-                "haltpoll: warning: a trace instance left by a killed recording: {problem}"
-            )),
-        }
-    }
-    crate::output::stderr_line(format_args!(
-        "haltpoll: recorded {} power:cpu_idle events in {:.1} s (trace clock {}) to {to}",
-        r.events,
-        r.elapsed.as_secs_f64(),
-        r.clock
-    ));
-    if r.lost > 0 {
-        crate::output::stderr_line(format_args!(
-            "haltpoll: note: the kernel lost {} events (a CPU's trace buffer was full): the readers skip \
-             the idle periods they cut",
-            r.lost
-        ));
-    }
-    if r.other_lines > 0 {
-        crate::output::stderr_line(format_args!(
-            "haltpoll: note: skipped {} lines of the trace pipe that were not power:cpu_idle events",
-            r.other_lines
-        ));
-    }
-}
-
-/// Records for `duration` (as `haltpoll record` does, at the default tracefs) and reads the
-/// result as a trace: what `tune --record` tunes on.
-pub fn record_trace(duration: Duration) -> Result<Trace> {
-    let opts = Options { duration, tracefs: tracefs::DEFAULT_ROOT.into(), sysfs: sysfs::DEFAULT_ROOT.into() };
-    let mut text = Vec::new();
-    let recorded = record_with_signals(&opts, &mut text)?;
-    report(&recorded, "memory");
-    if recorded.interrupted {
-        return Err(Interrupted(recorded.elapsed.as_secs_f64()).into());
-    }
-    let text = String::from_utf8(text).context("the recording is not UTF-8")?;
-    Ok(trace::parse(text.as_bytes(), Path::new("the recording"), Some(Format::Perf))?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("0").unwrap_err().contains("more than 0 s"));
-        assert!(parse_duration("86401s").unwrap_err().contains("at most 86400 s"));
-        assert!(parse_duration("10").unwrap_err().contains("no unit"));
-    }
 }

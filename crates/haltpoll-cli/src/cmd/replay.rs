@@ -7,11 +7,12 @@ use anyhow::{Context, Result};
 use clap::Args;
 use haltpoll::replay::{Period, Setup};
 use haltpoll::{Adjustment, Decision, GovernorKind, GovernorParams, Params, PredictiveParams};
+use haltpoll_linux::trace::{self, Format, IdlePeriod, Replayed, Replayer, Stream, TraceError};
+use haltpoll_linux::{share, units};
 use serde::Serialize;
 
-use crate::output::{self, fmt_ns, percent};
-use crate::trace::{self, Format, IdlePeriod, Replayer, Stream, TraceError};
-use crate::units;
+use crate::options::TraceFormat;
+use crate::output::{self, Column, fmt_ns, percent};
 
 /// Arguments of `haltpoll replay`.
 #[derive(Args, Debug)]
@@ -30,9 +31,8 @@ pub struct ReplayArgs {
     /// power:cpu_idle.
     #[arg(value_name = "TRACE")]
     pub trace: PathBuf,
-    /// The trace's format (default: detected from its first line).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub format: TraceFormat,
     /// The governor to replay.
     #[arg(long, value_enum, default_value_t = GovernorKind::Linux)]
     pub governor: GovernorKind,
@@ -144,7 +144,7 @@ impl ReplayArgs {
 }
 
 /// The parameters of the governor `kind` from its options, checked.
-pub fn governor_params(kind: GovernorKind, linux: &Params, predictive: &PredictiveParams) -> Result<GovernorParams> {
+fn governor_params(kind: GovernorKind, linux: &Params, predictive: &PredictiveParams) -> Result<GovernorParams> {
     Ok(match kind {
         GovernorKind::Linux => linux.validate().context("invalid governor parameters")?.into(),
         GovernorKind::Predictive => predictive.validate().context("invalid predictive governor parameters")?.into(),
@@ -152,7 +152,7 @@ pub fn governor_params(kind: GovernorKind, linux: &Params, predictive: &Predicti
 }
 
 /// The parameters as JSON: Linux's with the kernel's names, or the predictive governor's.
-pub fn params_json(params: &GovernorParams) -> serde_json::Value {
+fn params_json(params: &GovernorParams) -> serde_json::Value {
     let json = match params {
         GovernorParams::Linux(p) => serde_json::to_value(p),
         GovernorParams::Predictive(p) => serde_json::to_value(p),
@@ -164,7 +164,7 @@ pub fn params_json(params: &GovernorParams) -> serde_json::Value {
 /// read, so a trace of any length runs in the memory of its CPUs.
 pub fn run(args: &ReplayArgs) -> Result<()> {
     let setup = args.setup()?;
-    let mut stream = trace::Stream::open(&args.trace, args.format)?;
+    let mut stream = trace::Stream::open(&args.trace, args.format.format)?;
     let mut failure = None;
     let printed = output::write_stdout(|out| match write_report(out, &mut stream, &setup, args) {
         Err(Failure::Trace(e)) => {
@@ -196,33 +196,62 @@ impl From<io::Error> for Failure {
 }
 
 fn write_report(out: &mut dyn Write, stream: &mut Stream, setup: &Setup, args: &ReplayArgs) -> Result<(), Failure> {
-    let per_cpu = stream.names_cpus();
-    let cpu_col = |cpu: &dyn std::fmt::Display| if per_cpu { format!("{cpu:>4} ") } else { String::new() };
+    let replayed = write_periods(out, stream, setup, args)?;
+    if args.json {
+        let summary = SummaryJson::new(&replayed, setup);
+        output::write_json_line(out, &serde_json::json!({ "summary": summary }))?;
+        return Ok(());
+    }
+    if !args.summary_only {
+        writeln!(out)?;
+    }
+    writeln!(out, "summary")?;
+    output::write_fields(out, "  ", 19, &summary_fields(stream, setup, &replayed))?;
+    Ok(())
+}
+
+/// A period's line: where it ran, and what the governor made of it.
+type PeriodRow = (IdlePeriod, Period);
+
+/// The columns of the period lines; the first, the CPU, only for traces that name CPUs.
+const PERIOD_COLUMNS: [Column<PeriodRow>; 7] = [
+    Column::right("", "cpu ", 5, |(idle, _)| format!("{} ", idle.cpu)),
+    Column::right("", "idle_ns", 14, |(_, p)| p.idle_ns.to_string()),
+    Column::right(" ", "window_ns", 14, |(_, p)| p.poll_limit_ns_before.to_string()),
+    Column::right(" ", "poll_ns", 14, |(_, p)| p.poll_ns.to_string()),
+    Column::right(" ", "halt_ns", 14, |(_, p)| p.halt_ns.to_string()),
+    Column::right(" ", "window_after", 14, |(_, p)| p.poll_limit_ns_after.to_string()),
+    Column::left("  ", "outcome", 0, |(_, p)| outcome(p).to_owned()),
+];
+
+/// Replays the stream's periods, writing each as it goes (unless only the summary is asked
+/// for).
+fn write_periods(
+    out: &mut dyn Write,
+    stream: &mut Stream,
+    setup: &Setup,
+    args: &ReplayArgs,
+) -> Result<Replayed, Failure> {
+    let columns = if stream.names_cpus() { &PERIOD_COLUMNS[..] } else { &PERIOD_COLUMNS[1..] };
     if !args.json && !args.summary_only {
-        writeln!(
-            out,
-            "{}{:>14} {:>14} {:>14} {:>14} {:>14}  outcome",
-            cpu_col(&"cpu"),
-            "idle_ns",
-            "window_ns",
-            "poll_ns",
-            "halt_ns",
-            "window_after"
-        )?;
+        output::write_header(out, columns)?;
     }
     let mut replayer = Replayer::new(*setup);
     while let Some(idle) = stream.next_period().map_err(Failure::Trace)? {
         let p = replayer.period(&idle);
-        if !args.summary_only {
-            write_period(out, &idle, &p, args.json, &cpu_col(&idle.cpu))?;
+        if args.json {
+            output::write_json_line(out, &PeriodJson::new(&idle, &p))?;
+        } else if !args.summary_only {
+            output::write_row(out, columns, &(idle, p))?;
         }
     }
-    let replayed = replayer.finish();
-    let s = &replayed.summary;
-    let windows = &replayed.final_windows;
-    let per_cpu = windows.len() > 1;
-    if args.json {
-        let summary = SummaryJson {
+    Ok(replayer.finish())
+}
+
+impl SummaryJson {
+    fn new(replayed: &Replayed, setup: &Setup) -> SummaryJson {
+        let (s, windows) = (&replayed.summary, &replayed.final_windows);
+        SummaryJson {
             periods: s.periods,
             poll_hits: s.poll_hits,
             halts: s.halts,
@@ -235,79 +264,67 @@ fn write_report(out: &mut dyn Write, stream: &mut Stream, setup: &Setup, args: &
             timer_wakes: s.timer_wakes,
             no_exit_share: s.no_exit_share(),
             poll_share_of_idle: s.poll_share_of_idle(),
-            final_poll_limit_ns: if per_cpu { None } else { windows.first().map(|w| w.1) },
+            final_poll_limit_ns: if windows.len() > 1 { None } else { windows.first().map(|w| w.1) },
             cpus: windows.iter().map(|&(cpu, final_poll_limit_ns)| CpuJson { cpu, final_poll_limit_ns }).collect(),
             governor: setup.governor.kind().name(),
             halt_wake_ns: setup.halt_wake_ns,
             params: params_json(&setup.governor),
-        };
-        output::write_json_line(out, &serde_json::json!({ "summary": summary }))?;
-        return Ok(());
+        }
     }
-    if !args.summary_only {
-        writeln!(out)?;
-    }
-    writeln!(out, "summary")?;
-    writeln!(out, "  governor           {}", setup.governor.kind().name())?;
+}
+
+/// The summary's lines, as (label, value).
+fn summary_fields(stream: &Stream, setup: &Setup, replayed: &Replayed) -> Vec<(&'static str, String)> {
+    let s = &replayed.summary;
+    let mut fields = vec![("governor", setup.governor.kind().name().to_owned())];
     if stream.format() == Format::Perf {
         let wall = stream.ending().and_then(|e| e.span).map_or(0, |s| s.wall_ns);
-        writeln!(
-            out,
-            "  trace              {}, {} with idle periods, {} from first to last event",
-            stream.format().name(),
-            output::count(windows.len(), "CPU"),
-            fmt_ns(wall)
-        )?;
+        let cpus = output::count(replayed.final_windows.len(), "CPU");
+        let trace =
+            format!("{}, {cpus} with idle periods, {} from first to last event", stream.format().name(), fmt_ns(wall));
+        fields.push(("trace", trace));
     }
-    writeln!(out, "  periods            {}", s.periods)?;
-    writeln!(out, "  poll hits          {} ({} of wakeups needed no exit)", s.poll_hits, percent(s.no_exit_share()))?;
-    writeln!(out, "  halts              {}", s.halts)?;
-    writeln!(out, "  idle time          {}", fmt_ns(s.idle_ns))?;
-    writeln!(out, "  poll time          {} ({} of idle time)", fmt_ns(s.poll_ns), percent(s.poll_share_of_idle()))?;
-    writeln!(
-        out,
-        "  wasted poll time   {} ({} of poll time ended in a halt anyway)",
-        fmt_ns(s.wasted_poll_ns),
-        percent(if s.poll_ns == 0 { 0.0 } else { s.wasted_poll_ns as f64 / s.poll_ns as f64 })
-    )?;
-    let ends = match (windows.iter().map(|w| w.1).min(), windows.iter().map(|w| w.1).max()) {
-        (Some(lo), Some(hi)) if per_cpu => {
+    let wasted = percent(share(s.wasted_poll_ns, s.poll_ns));
+    fields.extend([
+        ("periods", s.periods.to_string()),
+        ("poll hits", format!("{} ({} of wakeups needed no exit)", s.poll_hits, percent(s.no_exit_share()))),
+        ("halts", s.halts.to_string()),
+        ("idle time", fmt_ns(s.idle_ns)),
+        ("poll time", format!("{} ({} of idle time)", fmt_ns(s.poll_ns), percent(s.poll_share_of_idle()))),
+        ("wasted poll time", format!("{} ({wasted} of poll time ended in a halt anyway)", fmt_ns(s.wasted_poll_ns))),
+    ]);
+    let ends = window_ends(&replayed.final_windows);
+    match setup.governor {
+        GovernorParams::Linux(_) => {
+            fields.push(("window", format!("grew {} times, shrank {} times, {ends}", s.grows, s.shrinks)));
+        }
+        GovernorParams::Predictive(_) => {
+            let wakes = format!("{} (halts a timer ended to poll before a predicted wakeup)", s.timer_wakes);
+            fields.extend([("timer wakes", wakes), ("planned window", ends)]);
+        }
+    }
+    fields
+}
+
+/// Where the CPUs' windows ended.
+fn window_ends(windows: &[(u32, u64)]) -> String {
+    match (windows.iter().map(|w| w.1).min(), windows.iter().map(|w| w.1).max()) {
+        (Some(lo), Some(hi)) if windows.len() > 1 => {
             format!("ends between {} and {} across {} CPUs", fmt_ns(lo), fmt_ns(hi), windows.len())
         }
         (Some(w), _) => format!("ends at {}", fmt_ns(w)),
         (None, _) => "never used".to_owned(),
-    };
-    match setup.governor {
-        GovernorParams::Linux(_) => {
-            writeln!(out, "  window             grew {} times, shrank {} times, {ends}", s.grows, s.shrinks)?;
-        }
-        GovernorParams::Predictive(_) => {
-            writeln!(
-                out,
-                "  timer wakes        {} (halts a timer ended to poll before a predicted wakeup)",
-                s.timer_wakes
-            )?;
-            writeln!(out, "  planned window     {ends}")?;
-        }
     }
-    Ok(())
 }
 
-fn write_period(out: &mut dyn Write, idle: &IdlePeriod, p: &Period, json: bool, cpu_col: &str) -> io::Result<()> {
-    if json {
-        return output::write_json_line(out, &PeriodJson::new(idle, p));
-    }
-    let outcome = match (p.hit(), p.adjustment) {
+/// What happened in a period, in words.
+fn outcome(p: &Period) -> &'static str {
+    match (p.hit(), p.adjustment) {
         (true, _) if p.timer_fired => "timer, poll hit",
         (true, _) => "poll hit",
         (false, _) if p.timer_fired => "timer, halt",
         (false, Adjustment::Unchanged) => "halt",
         (false, Adjustment::Grew { .. }) => "halt, window grew",
         (false, Adjustment::Shrank { .. }) => "halt, window shrank",
-    };
-    writeln!(
-        out,
-        "{cpu_col}{:>14} {:>14} {:>14} {:>14} {:>14}  {outcome}",
-        p.idle_ns, p.poll_limit_ns_before, p.poll_ns, p.halt_ns, p.poll_limit_ns_after
-    )
+    }
 }

@@ -1,15 +1,14 @@
 //! `haltpoll set PARAM=VALUE...`: writes the haltpoll governor's module parameters, after
 //! checking that the whole resulting set works.
 
-use std::io;
-use std::path::PathBuf;
-
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Args;
+use haltpoll_linux::change::{self, plan};
+use haltpoll_linux::module_params::ModuleParams;
+use haltpoll_linux::sysfs::Sysfs;
 
-use crate::module_params::{ModuleParams, Param, ParamsError, Reading};
+use crate::options::SysfsRoot;
 use crate::output;
-use crate::sysfs::{self, Sysfs, SysfsError};
 
 /// Arguments of `haltpoll set`.
 #[derive(Args, Debug)]
@@ -21,142 +20,28 @@ Examples:
   sudo haltpoll set ns=400us grow_start=100us
   # back to Linux's defaults
   sudo haltpoll set ns=200us grow=2 grow_start=50us shrink=2 allow_shrink=Y")]
+#[command(mut_arg("sysfs_root", |a| a.help("Where sysfs is mounted (a fixture tree in tests)")))]
 pub struct SetArgs {
     /// Parameters to set: guest_halt_poll_ns (or ns), grow, grow_start, shrink, allow_shrink
     /// (the kernel's names or the short ones); the two times take units, e.g. ns=400us.
     #[arg(value_name = "PARAM=VALUE", required = true)]
     pub assignments: Vec<String>,
-    /// Where sysfs is mounted (a fixture tree in tests).
-    #[arg(long, value_name = "DIR", default_value = sysfs::DEFAULT_ROOT)]
-    pub sysfs_root: PathBuf,
+    #[command(flatten)]
+    pub sysfs: SysfsRoot,
     /// Print what would be written, and write nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
 }
 
-/// One requested change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Change {
-    param: Param,
-    /// The value before, if it could be read.
-    old: Option<String>,
-    new: String,
-}
-
-impl Change {
-    fn old_text(&self) -> &str {
-        self.old.as_deref().unwrap_or("unreadable")
-    }
-}
-
-/// Applies `assignments` to what `current` read: the full resulting set, validated, and the
-/// changes. A parameter that could not be read must be among the assignments: the set written
-/// is then whole again.
-fn plan(current: &Reading, assignments: &[String]) -> Result<(ModuleParams, Vec<Change>)> {
-    let mut next = current.known;
-    let mut seen = Vec::new();
-    for a in assignments {
-        let Some((name, value)) = a.split_once('=') else {
-            bail!("{a:?} is not PARAM=VALUE (e.g. guest_halt_poll_ns=400000)");
-        };
-        let param = Param::from_name(name).with_context(|| {
-            let names: Vec<_> = Param::ALL.iter().map(|p| format!("{} ({})", p.name(), p.short())).collect();
-            format!("unknown parameter {name:?}: the haltpoll parameters are {}", names.join(", "))
-        })?;
-        if seen.contains(&param) {
-            bail!("{param} is given twice");
-        }
-        seen.push(param);
-        next.set(param, value).map_err(anyhow::Error::msg)?;
-    }
-    if let Some((p, e)) = current.unreadable.iter().find(|(p, _)| !seen.contains(p)) {
-        let default = ModuleParams::default().value(*p);
-        bail!("{e}; give {p} a value as well to repair it, e.g. {}={default} (Linux's default)", p.short());
-    }
-    next.params().validate().with_context(|| format!("refusing to write {}", next.set_args()))?;
-    let changes = Param::ALL
-        .into_iter()
-        .filter(|p| seen.contains(p))
-        .map(|param| Change {
-            param,
-            old: current.has(param).then(|| current.known.value(param)),
-            new: next.value(param),
-        })
-        .collect();
-    Ok((next, changes))
-}
-
-/// How a write that failed was undone.
-#[derive(Debug)]
-struct Failure {
-    /// The change whose write failed, and why.
-    failed: (Param, SysfsError),
-    /// Changes written before it and written back to their old values.
-    restored: Vec<Param>,
-    /// Changes written before it that could not be written back, and why.
-    not_restored: Vec<(Param, String)>,
-}
-
-/// Writes `changes` in order with `write`. On the first failure it writes the old values of
-/// the changes already written back, so that all or none of them take effect.
-fn apply(changes: &[&Change], mut write: impl FnMut(Param, &str) -> Result<(), SysfsError>) -> Result<(), Failure> {
-    for (i, c) in changes.iter().enumerate() {
-        if let Err(e) = write(c.param, &c.new) {
-            return Err(undo(&changes[..i], (c.param, e), &mut write));
-        }
-    }
-    Ok(())
-}
-
-/// Writes the old values of `done` back, newest first, after `failed`.
-fn undo(
-    done: &[&Change],
-    failed: (Param, SysfsError),
-    write: &mut impl FnMut(Param, &str) -> Result<(), SysfsError>,
-) -> Failure {
-    let mut failure = Failure { failed, restored: Vec::new(), not_restored: Vec::new() };
-    for c in done.iter().rev() {
-        match &c.old {
-            None => failure.not_restored.push((c.param, "its old value could not be read".to_owned())),
-            Some(old) => match write(c.param, old) {
-                Ok(()) => failure.restored.push(c.param),
-                Err(e) => failure.not_restored.push((c.param, e.to_string())),
-            },
-        }
-    }
-    failure
-}
-
-/// The message for a failed set: what failed, what was undone, and what every parameter is now.
-fn failure_message(f: &Failure, now: Result<Reading, ParamsError>) -> String {
-    let (param, cause) = &f.failed;
-    let mut msg = format!("{cause}");
-    let restored: Vec<_> = f.restored.iter().map(|p| p.name()).collect();
-    if !restored.is_empty() {
-        msg += &format!("; wrote back the old value of {}", restored.join(", "));
-    }
-    for (p, why) in &f.not_restored {
-        msg += &format!("; could not write back the old value of {p}: {why}");
-    }
-    msg += &match now {
-        Ok(now) => format!("; the parameters now read {}", now.describe()),
-        Err(e) => format!("; the parameters cannot be read back: {e}"),
-    };
-    if f.not_restored.is_empty() {
-        msg += &format!(" ({param} was not written: nothing changed)");
-    }
-    msg
-}
-
 /// Runs `haltpoll set`.
 pub fn run(args: &SetArgs) -> Result<()> {
-    let sys = Sysfs::open(&args.sysfs_root)?;
+    let sys = Sysfs::open(&args.sysfs.sysfs_root)?;
     let current = ModuleParams::read_each(&sys)?;
     let (next, changes) = plan(&current, &args.assignments)?;
     for warning in next.warnings() {
         output::note(warning);
     }
-    let (same, to_write): (Vec<_>, Vec<_>) = changes.iter().partition(|c| c.old.as_ref() == Some(&c.new));
+    let (same, to_write): (Vec<_>, Vec<_>) = changes.iter().partition(|c| c.is_noop());
     if args.dry_run {
         return output::write_stdout(|out| {
             for c in &to_write {
@@ -169,27 +54,7 @@ pub fn run(args: &SetArgs) -> Result<()> {
             Ok(())
         });
     }
-    // Open every file before writing any, so that a missing permission changes nothing.
-    let mut files = to_write.iter().map(|c| sys.open_for_write(c.param.path())).collect::<Result<Vec<_>, _>>()?;
-    let params: Vec<Param> = to_write.iter().map(|c| c.param).collect();
-    let mut write = |p: Param, value: &str| {
-        let i = params.iter().position(|&q| q == p).expect("only planned parameters are written");
-        Sysfs::write(&mut files[i], value)
-    };
-    if let Err(failure) = apply(&to_write, &mut write) {
-        bail!("{}", failure_message(&failure, ModuleParams::read_each(&sys)));
-    }
-    // The kernel may take a write and hold another value: then undo the lot as well.
-    let now = ModuleParams::read_each(&sys).context("reading the parameters back")?;
-    if let Some(c) = to_write.iter().find(|c| !now.has(c.param) || now.known.value(c.param) != c.new) {
-        let held = if now.has(c.param) { now.known.value(c.param) } else { "unreadable".to_owned() };
-        let cause = SysfsError::Write {
-            path: sys.path(c.param.path()),
-            cause: io::Error::other(format!("wrote {} but it reads {held}: the kernel did not take it", c.new)),
-        };
-        let failure = undo(&to_write, (c.param, cause), &mut write);
-        bail!("{}", failure_message(&failure, ModuleParams::read_each(&sys)));
-    }
+    change::write(&sys, &to_write)?;
     output::write_stdout(|out| {
         for c in &to_write {
             writeln!(out, "{}: {} -> {}", c.param, c.old_text(), c.new)?;
@@ -199,124 +64,4 @@ pub fn run(args: &SetArgs) -> Result<()> {
         }
         Ok(())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
-    fn read(known: ModuleParams) -> Reading {
-        Reading { known, unreadable: Vec::new() }
-    }
-
-    #[test]
-    fn plans_the_full_set() {
-        let current = read(ModuleParams { guest_halt_poll_ns: 0, ..ModuleParams::default() });
-        let (next, changes) = plan(&current, &args(&["grow_start=100us", "guest_halt_poll_ns=400000"])).unwrap();
-        assert_eq!((next.guest_halt_poll_ns, next.grow_start), (400_000, 100_000));
-        let params: Vec<_> = changes.iter().map(|c| (c.param, c.old_text(), c.new.as_str())).collect();
-        assert_eq!(params, vec![(Param::PollNs, "0", "400000"), (Param::GrowStart, "50000", "100000")]);
-    }
-
-    #[test]
-    fn validates_the_resulting_set() {
-        let d = read(ModuleParams::default());
-        let err = format!("{:#}", plan(&d, &args(&["grow_start=0"])).unwrap_err());
-        assert!(err.starts_with("refusing to write guest_halt_poll_ns=200000"), "{err}");
-        assert!(err.contains("grow_start must be at least 1 ns"), "{err}");
-        // The SAP HANA guide's on/off setting is allowed.
-        assert!(plan(&d, &args(&["ns=2.4ms", "grow_start=24ms"])).is_ok());
-    }
-
-    #[test]
-    fn rejects_what_the_kernel_would_not_hold() {
-        let d = read(ModuleParams::default());
-        let err = |a: &[&str]| format!("{:#}", plan(&d, &args(a)).unwrap_err());
-        assert!(err(&["ns=5s"]).contains("32-bit unsigned int"));
-        assert!(err(&["allow_shrink=2"]).contains("not a bool"));
-        assert!(err(&["halt_poll_ns=1"]).contains("unknown parameter \"halt_poll_ns\""));
-        assert!(err(&["grow"]).contains("is not PARAM=VALUE"));
-        assert!(err(&["grow=4", "guest_halt_poll_grow=3"]).contains("guest_halt_poll_grow is given twice"));
-        assert!(err(&["ns=-5"]).contains("is negative"));
-    }
-
-    #[test]
-    fn an_unreadable_parameter_must_be_given_to_repair_it() {
-        let path = std::path::PathBuf::from("/x/guest_halt_poll_grow_start");
-        let broken = || Reading {
-            known: ModuleParams::default(),
-            unreadable: vec![(
-                Param::GrowStart,
-                SysfsError::Malformed { path: path.clone(), text: String::new(), expected: "a whole number" },
-            )],
-        };
-        let err = format!("{:#}", plan(&broken(), &args(&["ns=400us"])).unwrap_err());
-        assert!(err.contains("found nothing (the file is empty)"), "{err}");
-        assert!(
-            err.ends_with(
-                "give guest_halt_poll_grow_start a value as well to repair it, e.g. grow_start=50000 (Linux's default)"
-            ),
-            "{err}"
-        );
-        let (_, changes) = plan(&broken(), &args(&["ns=400us", "grow_start=50000"])).unwrap();
-        assert_eq!(changes[1].old, None, "the old value is unknown");
-    }
-
-    /// A fake store: the kernel's parameters in memory, refusing the values `refuse` names
-    /// with EINVAL, as the kernel refuses a value its parser rejects.
-    struct Fake {
-        values: Vec<(Param, String)>,
-        refuse: Vec<&'static str>,
-    }
-
-    impl Fake {
-        fn write(&mut self, p: Param, v: &str) -> Result<(), SysfsError> {
-            if self.refuse.contains(&v) {
-                let path = std::path::PathBuf::from(p.name());
-                return Err(SysfsError::Write { path, cause: io::Error::from_raw_os_error(22) });
-            }
-            self.values.iter_mut().find(|(q, _)| *q == p).unwrap().1 = v.to_owned();
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn a_failed_write_undoes_the_ones_before_it() {
-        let current = read(ModuleParams { guest_halt_poll_ns: 0, ..ModuleParams::default() });
-        let (_, changes) = plan(&current, &args(&["ns=400us", "grow_start=100us", "shrink=4"])).unwrap();
-        let before: Vec<(Param, String)> = Param::ALL.iter().map(|&p| (p, current.known.value(p))).collect();
-        let mut fake = Fake { values: before.clone(), refuse: vec!["100000"] };
-        let to_write: Vec<&Change> = changes.iter().collect();
-        let failure = apply(&to_write, |p, v| fake.write(p, v)).unwrap_err();
-        assert_eq!(failure.failed.0, Param::GrowStart);
-        assert_eq!(failure.restored, vec![Param::PollNs]);
-        assert!(failure.not_restored.is_empty());
-        assert_eq!(fake.values, before, "all or nothing: nothing");
-        let msg = failure_message(&failure, Ok(read(current.known)));
-        assert!(msg.starts_with("cannot write guest_halt_poll_grow_start: Invalid argument (os error 22)"), "{msg}");
-        assert!(msg.contains("; wrote back the old value of guest_halt_poll_ns;"), "{msg}");
-        assert!(msg.contains("the parameters now read guest_halt_poll_ns=0 "), "{msg}");
-        assert!(msg.ends_with("(guest_halt_poll_grow_start was not written: nothing changed)"), "{msg}");
-        // A restore that fails too is said, with what the parameter holds now.
-        let mut fake = Fake { values: before.clone(), refuse: vec!["4", "0"] };
-        let failure = apply(&to_write, |p, v| fake.write(p, v)).unwrap_err();
-        assert_eq!(failure.failed.0, Param::Shrink);
-        assert_eq!(failure.restored, vec![Param::GrowStart]);
-        assert_eq!(failure.not_restored.len(), 1);
-        let mut now = current.known;
-        now.guest_halt_poll_ns = 400_000;
-        let msg = failure_message(&failure, Ok(read(now)));
-        assert!(msg.contains("could not write back the old value of guest_halt_poll_ns: cannot write"), "{msg}");
-        assert!(msg.contains("now read guest_halt_poll_ns=400000 "), "{msg}");
-        assert!(!msg.contains("nothing changed"), "{msg}");
-        // Every write that succeeds: every value is the new one.
-        let mut fake = Fake { values: before, refuse: vec![] };
-        apply(&to_write, |p, v| fake.write(p, v)).unwrap();
-        assert_eq!(fake.values[0].1, "400000");
-        assert_eq!(fake.values[3].1, "4");
-    }
 }

@@ -2,20 +2,21 @@
 //! what that means; `--watch` for rates.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use haltpoll::driver::Refusal;
+use haltpoll_linux::cpuidle::{Cpuidle, Delta, Rates, StateStats};
+use haltpoll_linux::hypervisor::{self, Cpuid, Hypervisor};
+use haltpoll_linux::module_params::{self, ModuleParams, Param};
+use haltpoll_linux::status::Status;
+use haltpoll_linux::sysfs::{self, Sysfs, SysfsError};
+use haltpoll_linux::{metrics, units};
 use serde::Serialize;
 
-use crate::cpuidle::{Cpuidle, Delta, Rates};
-use crate::hypervisor::{self, Cpuid, Hypervisor};
-use crate::module_params::{self, ModuleParams, Param, ParamsError};
-use crate::output::{self, fmt_ns, percent};
-use crate::sysfs::{self, Sysfs, SysfsError};
-use crate::units;
+use crate::options::SysfsRoot;
+use crate::output::{self, Column, fmt_ns, percent};
 
 /// Output formats of `haltpoll status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -41,9 +42,8 @@ Examples:
   # the counters as metrics, for node_exporter's textfile collector (docs/operators.md)
   haltpoll status --format prometheus")]
 pub struct StatusArgs {
-    /// Where sysfs is mounted (a copy or a fixture tree works too). CPUID is always this CPU's.
-    #[arg(long, value_name = "DIR", default_value = sysfs::DEFAULT_ROOT)]
-    pub sysfs_root: PathBuf,
+    #[command(flatten)]
+    pub sysfs: SysfsRoot,
     /// Print rates over intervals of SECONDS instead: idle entries per second, share of idle
     /// time polling, how many polls ended in a halt.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
@@ -73,16 +73,16 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
-/// Everything `status` reads.
-struct Status {
-    root: PathBuf,
-    cpuidle: Option<Cpuidle>,
-    /// The parameters (Linux's default in place of one that could not be read).
-    params: Option<ModuleParams>,
-    /// Parameters that could not be read (a write cut short, a file that is not one), and why.
-    unreadable: Vec<(Param, String)>,
-    force: Option<bool>,
-    cpuid: Cpuid,
+/// Writes the metrics of `sys` to `out`, and what could not be read to stderr.
+fn write_prometheus(out: &mut dyn Write, sys: &Sysfs) -> io::Result<()> {
+    let facts = metrics::Facts::read(sys);
+    for problem in facts.problems() {
+        output::stderr_line(format_args!(
+            "haltpoll: warning: {problem} (its metrics are left out; {} says so)",
+            metrics::names::READ_SUCCESS
+        ));
+    }
+    out.write_all(metrics::render(&facts).as_bytes())
 }
 
 /// Runs `haltpoll status`.
@@ -91,228 +91,107 @@ pub fn run(args: &StatusArgs) -> Result<()> {
         if args.watch.is_some() {
             bail!("--format prometheus is a single reading: scrape `haltpoll exporter` for a series");
         }
-        let sys = Sysfs::open(&args.sysfs_root)?;
-        return output::write_stdout(|out| crate::metrics::write(out, &sys));
+        let sys = Sysfs::open(&args.sysfs.sysfs_root)?;
+        return output::write_stdout(|out| write_prometheus(out, &sys));
     }
     let args = &StatusArgs { json: args.json || args.format == StatusFormat::Json, ..args.clone() };
-    let status = match Sysfs::open(&args.sysfs_root) {
+    let status = match Sysfs::open(&args.sysfs.sysfs_root) {
         Ok(sys) => {
             if let Some(seconds) = args.watch {
                 return watch(&sys, seconds, args);
             }
-            read(&sys)?
+            Status::read(&sys)?
         }
         // No /sys at all (not Linux, or sysfs not mounted) is a state to explain; a root the
         // user named that does not exist is a mistake to report.
-        Err(SysfsError::NoRoot(root)) if root == Path::new(sysfs::DEFAULT_ROOT) && args.watch.is_none() => Status {
-            root,
-            cpuidle: None,
-            params: None,
-            unreadable: Vec::new(),
-            force: None,
-            cpuid: hypervisor::probe(),
-        },
+        Err(SysfsError::NoRoot(root)) if root == Path::new(sysfs::DEFAULT_ROOT) && args.watch.is_none() => {
+            Status::cpuid_only(root)
+        }
         Err(e) => return Err(e.into()),
     };
-    let findings = findings(&status);
+    let findings = status.findings();
     output::write_stdout(|out| {
         if args.json { write_json(out, &status, &findings) } else { write_human(out, &status, &findings) }
     })
 }
 
-fn read(sys: &Sysfs) -> Result<Status> {
-    let (params, unreadable) = match ModuleParams::read_each(sys) {
-        Ok(reading) => {
-            let unreadable = reading.unreadable.iter().map(|(p, e)| (*p, e.to_string())).collect::<Vec<_>>();
-            (Some(reading.known), unreadable)
-        }
-        Err(ParamsError::NotLoaded(_)) => (None, Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(Status {
-        root: sys.root().to_owned(),
-        cpuidle: Cpuidle::read(sys)?,
-        params,
-        unreadable,
-        force: sys.read_bool(module_params::FORCE)?,
-        cpuid: hypervisor::probe(),
-    })
-}
-
-/// What the state means for guest halt polling, one sentence each, most important first.
-fn findings(s: &Status) -> Vec<String> {
-    let mut out = Vec::new();
-    let Some(idle) = &s.cpuidle else {
-        out.push(if cfg!(target_os = "linux") || s.root != Path::new(sysfs::DEFAULT_ROOT) {
-            format!(
-                "{} has no {}: not a Linux sysfs (is sysfs mounted there?), or a kernel without CPU idle \
-                 support (CONFIG_CPU_IDLE); guest halt polling needs both",
-                s.root.display(),
-                crate::cpuidle::CPUIDLE_DIR
-            )
-        } else {
-            format!(
-                "this system runs {}, not Linux: cpuidle-haltpoll is a Linux driver, and `haltpoll status` \
-                 reads Linux's sysfs",
-                std::env::consts::OS
-            )
-        });
-        return out;
-    };
-    if !idle.is_haltpoll() {
-        let driver = idle.driver.as_deref().unwrap_or("none");
-        out.push(format!(
-            "the cpuidle driver is {driver}, not haltpoll: this system does not poll before it halts. {}",
-            why_not_loaded(s)
-        ));
-    } else if idle.governor.as_deref() != Some("haltpoll") {
-        out.push(format!(
-            "the haltpoll driver is loaded but the governor is {}: the adaptive poll window is not in use; \
-             boot with cpuidle.governor=haltpoll",
-            idle.governor.as_deref().unwrap_or("unknown")
-        ));
-    }
-    // Warnings are about a whole set: only when every parameter was read.
-    if let Some(p) = s.params.as_ref().filter(|_| s.unreadable.is_empty()) {
-        out.extend(p.warnings());
-    }
-    for (p, why) in &s.unreadable {
-        out.push(format!("{p} cannot be read ({why}): `haltpoll set {}=VALUE` writes it anew", p.short()));
-    }
-    if idle.is_haltpoll() {
-        let disabled: Vec<String> = idle
-            .cpus
-            .iter()
-            .filter(|c| c.states.iter().any(|st| st.is_poll() && st.disabled == Some(true)))
-            .map(|c| c.cpu.to_string())
-            .collect();
-        if !disabled.is_empty() {
-            out.push(format!("POLL is disabled on cpu {}: those CPUs never poll", disabled.join(", ")));
-        }
-        if let Cpuid::Answered(Hypervisor { kvm: Some(kvm), .. }) = s.cpuid
-            && !kvm.poll_control()
-        {
-            out.push(
-                "the host offers no POLL_CONTROL: the guest cannot switch host-side polling off, so host and \
-                 guest may both spin for the same wakeup"
-                    .to_owned(),
-            );
-        }
-        // Saturating: a counter near 2^64 (a bogus or very old one) must not wrap the sums.
-        let (polls, entries, poll_us, idle_us) =
-            idle.cpus.iter().flat_map(|c| &c.states).fold((0u64, 0u64, 0u64, 0u64), |(p, e, pt, t), st| {
-                let poll = st.is_poll();
-                (
-                    p.saturating_add(if poll { st.usage } else { 0 }),
-                    e.saturating_add(st.usage),
-                    pt.saturating_add(if poll { st.time_us } else { 0 }),
-                    t.saturating_add(st.time_us),
-                )
-            });
-        out.push(format!(
-            "since boot {} of idle entries were polls and {} of idle time was spent polling \
-             (`--watch 1` shows the rates now)",
-            percent(share(polls, entries)),
-            percent(share(poll_us, idle_us))
-        ));
-    }
-    out
-}
-
-fn why_not_loaded(s: &Status) -> String {
-    let hv = match s.cpuid {
-        Cpuid::Unavailable { arch } => {
-            return format!("CPUID does not exist on {arch}, so whether the driver could load is not known here");
-        }
-        Cpuid::Answered(hv) => hv,
-    };
-    if !hv.present {
-        return "CPUID shows no hypervisor: on bare metal there is no VM exit to save, and the driver refuses to load"
-            .to_owned();
-    }
-    match hypervisor::would_load(hv.kvm, s.force.unwrap_or(false)) {
-        Err(Refusal::NotKvm) => format!(
-            "the hypervisor is {:?}, not KVM, and the driver loads only on KVM",
-            hv.signature_text().unwrap_or_default()
-        ),
-        Err(Refusal::NoRealtimeHint) => "KVM gives no REALTIME hint (dedicated physical CPUs), so the driver \
-             refuses to load unless forced: boot with cpuidle_haltpoll.force=1 if the vCPUs have CPUs of \
-             their own, or if polling may take host CPU time from others"
-            .to_owned(),
-        Ok(_) => "CPUID allows it to load: the kernel may lack it (CONFIG_HALTPOLL_CPUIDLE), or idle= on the \
-             kernel command line chose another idle mode"
-            .to_owned(),
-    }
-}
-
-fn share(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
-}
-
 fn write_human(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Result<()> {
     if let Some(idle) = &s.cpuidle {
-        writeln!(out, "cpuidle ({})", s.root.join(crate::cpuidle::CPUIDLE_DIR).display())?;
-        writeln!(out, "  driver      {}", idle.driver.as_deref().unwrap_or("-"))?;
+        writeln!(out, "cpuidle ({})", s.root.join(haltpoll_linux::cpuidle::CPUIDLE_DIR).display())?;
         let available = idle.available_governors.as_deref().map(|a| format!(" (available: {a})")).unwrap_or_default();
-        writeln!(out, "  governor    {}{available}", idle.governor.as_deref().unwrap_or("-"))?;
+        let fields = [
+            ("driver", idle.driver.as_deref().unwrap_or("-").to_owned()),
+            ("governor", format!("{}{available}", idle.governor.as_deref().unwrap_or("-"))),
+        ];
+        output::write_fields(out, "  ", 12, &fields)?;
         writeln!(out)?;
     }
     if let Some(p) = &s.params {
         writeln!(out, "haltpoll parameters ({})", s.root.join(module_params::DIR).display())?;
-        let defaults = ModuleParams::default();
-        for param in Param::ALL {
-            if s.unreadable.iter().any(|(q, _)| *q == param) {
-                writeln!(out, "  {:<30}(unreadable)", param.name())?;
-                continue;
-            }
-            let (value, default) = (p.value(param), defaults.value(param));
-            let note = if value == default { String::new() } else { format!("  (Linux default {default})") };
-            writeln!(out, "  {:<30}{value}{note}", param.name())?;
-        }
-        if let Some(force) = s.force {
-            writeln!(out, "  {:<30}{}", "cpuidle_haltpoll.force", if force { "Y" } else { "N" })?;
-        }
+        output::write_fields(out, "  ", 30, &param_fields(s, p))?;
         writeln!(out)?;
     }
     write_hypervisor(out, s)?;
     if let Some(idle) = s.cpuidle.as_ref().filter(|i| !i.cpus.is_empty()) {
         writeln!(out, "idle states since boot")?;
-        writeln!(
-            out,
-            "  {:>4} {:>5}  {:<16} {:>12} {:>12} {:>10} {:>10} {:>8} {:>9}  disabled",
-            "cpu", "state", "name", "usage", "time", "above", "below", "latency", "residency"
-        )?;
-        let opt = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
-        let us = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} us"));
+        let columns = state_columns();
+        output::write_header(out, &columns)?;
         for cpu in &idle.cpus {
-            for st in &cpu.states {
-                writeln!(
-                    out,
-                    "  {:>4} {:>5}  {:<16} {:>12} {:>12} {:>10} {:>10} {:>8} {:>9}  {}",
-                    cpu.cpu,
-                    st.index,
-                    st.name,
-                    st.usage,
-                    fmt_ns(st.time_us.saturating_mul(1_000)),
-                    opt(st.above),
-                    opt(st.below),
-                    us(st.latency_us),
-                    us(st.residency_us),
-                    match st.disabled {
-                        Some(true) => "yes",
-                        Some(false) => "no",
-                        None => "-",
-                    }
-                )?;
-            }
+            cpu.states.iter().try_for_each(|st| output::write_row(out, &columns, &(cpu.cpu, st)))?;
         }
         writeln!(out)?;
     }
     writeln!(out, "what this means")?;
-    for f in findings {
-        writeln!(out, "  - {f}")?;
+    findings.iter().try_for_each(|f| writeln!(out, "  - {f}"))
+}
+
+/// The parameters' lines: each value, and Linux's default where it differs.
+fn param_fields(s: &Status, p: &ModuleParams) -> Vec<(&'static str, String)> {
+    let defaults = ModuleParams::default();
+    let mut fields: Vec<(&str, String)> = Param::ALL
+        .into_iter()
+        .map(|param| {
+            if s.unreadable.iter().any(|(q, _)| *q == param) {
+                return (param.name(), "(unreadable)".to_owned());
+            }
+            let (value, default) = (p.value(param), defaults.value(param));
+            let note = if value == default { String::new() } else { format!("  (Linux default {default})") };
+            (param.name(), format!("{value}{note}"))
+        })
+        .collect();
+    if let Some(force) = s.force {
+        fields.push(("cpuidle_haltpoll.force", if force { "Y" } else { "N" }.to_owned()));
     }
-    Ok(())
+    fields
+}
+
+/// The columns of the idle states' table, a row per CPU and state.
+fn state_columns<'a>() -> [Column<(u32, &'a StateStats)>; 10] {
+    fn opt(v: Option<u64>) -> String {
+        v.map_or("-".to_owned(), |v| v.to_string())
+    }
+    fn us(v: Option<u64>) -> String {
+        v.map_or("-".to_owned(), |v| format!("{v} us"))
+    }
+    [
+        Column::right("  ", "cpu", 4, |(cpu, _)| cpu.to_string()),
+        Column::right(" ", "state", 5, |(_, st)| st.index.to_string()),
+        Column::left("  ", "name", 16, |(_, st)| st.name.clone()),
+        Column::right(" ", "usage", 12, |(_, st)| st.usage.to_string()),
+        Column::right(" ", "time", 12, |(_, st)| fmt_ns(st.time_us.saturating_mul(1_000))),
+        Column::right(" ", "above", 10, |(_, st)| opt(st.above)),
+        Column::right(" ", "below", 10, |(_, st)| opt(st.below)),
+        Column::right(" ", "latency", 8, |(_, st)| us(st.latency_us)),
+        Column::right(" ", "residency", 9, |(_, st)| us(st.residency_us)),
+        Column::left("  ", "disabled", 0, |(_, st)| {
+            match st.disabled {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            }
+            .to_owned()
+        }),
+    ]
 }
 
 fn write_hypervisor(out: &mut dyn Write, s: &Status) -> io::Result<()> {
@@ -421,15 +300,8 @@ fn watch(sys: &Sysfs, seconds: f64, args: &StatusArgs) -> Result<()> {
         match Cpuidle::read(sys)? {
             Some(idle) if !idle.cpus.is_empty() => Ok(idle),
             _ => {
-                let status = Status {
-                    root: sys.root().to_owned(),
-                    cpuidle: None,
-                    params: None,
-                    unreadable: Vec::new(),
-                    force: None,
-                    cpuid: hypervisor::probe(),
-                };
-                bail!("nothing to watch: {}", findings(&status).join("; "))
+                let status = Status::cpuid_only(sys.root().to_owned());
+                bail!("nothing to watch: {}", status.findings().join("; "))
             }
         }
     };
@@ -537,82 +409,6 @@ fn write_rates_json(out: &mut dyn Write, r: &Rates) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use haltpoll::driver::{KVM_FEATURE_POLL_CONTROL, KvmInfo};
-
-    fn status(driver: &str, params: Option<ModuleParams>, cpuid: Cpuid, force: Option<bool>) -> Status {
-        Status {
-            root: PathBuf::from("/sys"),
-            cpuidle: Some(Cpuidle {
-                driver: Some(driver.to_owned()),
-                governor: Some(if driver == "haltpoll" { "haltpoll" } else { "menu" }.to_owned()),
-                available_governors: None,
-                cpus: vec![],
-            }),
-            params,
-            unreadable: Vec::new(),
-            force,
-            cpuid,
-        }
-    }
-
-    fn kvm(features: u32, hints: u32) -> Cpuid {
-        Cpuid::Answered(Hypervisor {
-            present: true,
-            signature: Some(*b"KVMKVMKVM\0\0\0"),
-            kvm: Some(KvmInfo { base: 0x4000_0000, features, hints }),
-        })
-    }
-
-    #[test]
-    fn this_machine_polling_off() {
-        let p = ModuleParams { guest_halt_poll_ns: 0, ..ModuleParams::default() };
-        let f = findings(&status("haltpoll", Some(p), kvm(KVM_FEATURE_POLL_CONTROL, 0), Some(true)));
-        assert!(f[0].starts_with("guest polling is off: guest_halt_poll_ns=0"), "{f:?}");
-        assert!(f.last().unwrap().starts_with("since boot 0.0% of idle entries were polls"), "{f:?}");
-    }
-
-    #[test]
-    fn explains_why_the_driver_is_not_loaded() {
-        let no_force = findings(&status("acpi_idle", None, kvm(0, 0), None));
-        assert!(no_force[0].contains("the cpuidle driver is acpi_idle, not haltpoll"), "{no_force:?}");
-        assert!(no_force[0].contains("boot with cpuidle_haltpoll.force=1"), "{no_force:?}");
-        let bare = Cpuid::Answered(Hypervisor { present: false, signature: None, kvm: None });
-        assert!(findings(&status("intel_idle", None, bare, None))[0].contains("bare metal"));
-        let other = Cpuid::Answered(Hypervisor { present: true, signature: Some(*b"VMwareVMware"), kvm: None });
-        assert!(findings(&status("none", None, other, None))[0].contains("\"VMwareVMware\", not KVM"));
-        let arm = findings(&status("psci_idle", None, Cpuid::Unavailable { arch: "aarch64" }, None));
-        assert!(arm[0].contains("CPUID does not exist on aarch64"), "{arm:?}");
-        let could = findings(&status("none", None, kvm(0, 1), None));
-        assert!(could[0].contains("CONFIG_HALTPOLL_CPUIDLE"), "{could:?}");
-    }
-
-    #[test]
-    fn parameter_traps() {
-        let on_off = ModuleParams { guest_halt_poll_ns: 2_400_000, grow_start: 24_000_000, ..Default::default() };
-        let f = on_off.warnings();
-        assert!(f.iter().any(|s| s.contains("on/off")), "{f:?}");
-        assert!(f.iter().any(|s| s.contains("2.40 ms can keep CPUs busy")), "{f:?}");
-        let zero_start = ModuleParams { grow_start: 0, ..Default::default() };
-        assert!(zero_start.warnings()[0].contains("cannot work: grow_start must be at least 1 ns"));
-        let no_shrink = ModuleParams { allow_shrink: false, ..Default::default() };
-        assert!(no_shrink.warnings()[0].contains("never shrinks"));
-        assert!(ModuleParams::default().warnings().is_empty());
-    }
-
-    #[test]
-    fn no_cpuidle_at_all() {
-        let s = Status {
-            root: PathBuf::from("/tmp/x"),
-            cpuidle: None,
-            params: None,
-            unreadable: Vec::new(),
-            force: None,
-            cpuid: kvm(0, 0),
-        };
-        let f = findings(&s);
-        assert_eq!(f.len(), 1);
-        assert!(f[0].starts_with("/tmp/x has no devices/system/cpu/cpuidle"), "{f:?}");
-    }
 
     #[test]
     fn seconds() {

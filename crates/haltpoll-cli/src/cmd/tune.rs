@@ -8,16 +8,16 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use haltpoll::replay::Summary;
 use haltpoll::{GovernorKind, Params, PredictiveParams, ShrinkRule, ValidParams};
+use haltpoll_linux::module_params::{self, ModuleParams};
+use haltpoll_linux::trace::{self, Format, Trace};
+use haltpoll_linux::tune::{self, Basis, Contender, CpuTime, CpusFrom, Grid, Outcome};
+use haltpoll_linux::{share, units};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::cmd::compare::ContenderJson;
-use crate::module_params::{self, ModuleParams};
-use crate::output::{self, count, fmt_ns, percent};
+use crate::options::{TraceCpus, TraceFormat};
+use crate::output::{self, Column, count, fmt_ns, percent, percent2};
 use crate::plot::{FrontPlot, PlotFile};
-use crate::trace::{self, Format, Trace};
-use crate::tune::{self, Basis, CpuTime, CpusFrom, Grid, Outcome, share};
-use crate::units;
 
 /// Which shrink settings to try.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -52,11 +52,10 @@ pub struct TuneArgs {
     /// Record the trace first, for TIME (e.g. 10s), as `haltpoll record` does (needs root, Linux).
     #[cfg(target_os = "linux")]
     #[arg(long, value_name = "TIME", conflicts_with_all = ["trace", "format"],
-          value_parser = crate::cmd::record::parse_duration)]
+          value_parser = haltpoll_linux::record::parse_duration)]
     pub record: Option<std::time::Duration>,
-    /// The trace's format (default: detected from its first line).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub format: TraceFormat,
     /// The CPU time polling may take, as a share of the CPUs' time (e.g. 5% or 0.5%).
     #[arg(long, value_name = "PERCENT", default_value = "5%", value_parser = units::parse_percent)]
     pub max_poll_share: f64,
@@ -80,10 +79,8 @@ pub struct TuneArgs {
     /// Model Linux before 6.9: a shrunk window has no floor at grow_start.
     #[arg(long)]
     pub legacy_shrink: bool,
-    /// CPUs the trace covers (perf traces; default: the header's `nrcpus online`, else the CPUs
-    /// with idle periods).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub cpus: Option<u32>,
+    #[command(flatten)]
+    pub cpus: TraceCpus,
     /// List every setting, not only the Pareto front.
     #[arg(long)]
     pub all: bool,
@@ -112,10 +109,10 @@ impl TuneArgs {
     fn trace(&self) -> Result<Trace> {
         #[cfg(target_os = "linux")]
         if let Some(duration) = self.record {
-            return crate::cmd::record::record_trace(duration);
+            return crate::recording::record_trace(duration);
         }
         let path = self.trace.as_ref().context("a TRACE to read, or --record TIME")?;
-        Ok(trace::read(path, self.format)?)
+        Ok(trace::read(path, self.format.format)?)
     }
 
     /// The grid and its settings, checked.
@@ -170,10 +167,10 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     }
     let trace = args.trace()?;
     output::print_notes(&trace.notes);
-    if args.cpus.is_some() && trace.format != Format::Perf {
+    if args.cpus.cpus.is_some() && trace.format != Format::Perf {
         output::note("--cpus is for perf traces; a text trace is measured against its idle time");
     }
-    let cpu = tune::cpu_time(&trace, args.cpus);
+    let cpu = tune::cpu_time(&trace, args.cpus.cpus);
     if cpu.ns == 0 {
         bail!("{}: the trace covers no time (all its idle periods are 0 ns long)", args.trace_name());
     }
@@ -201,100 +198,129 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     plot.map_or(Ok(()), |plot| Ok(plot.front(&tuned.front_plot())?))
 }
 
+/// A line of the settings tables, its cells written out.
+struct Line {
+    label: &'static str,
+    ceiling: String,
+    start: String,
+    shrink: &'static str,
+    no_exit: String,
+    poll: String,
+    wasted: String,
+    /// After the last column: how many settings tie with it, or what it is.
+    note: String,
+}
+
+/// The settings tables' columns.
+const COLUMNS: [Column<Line>; 8] = [
+    Column::left("  ", "", 14, |l| l.label.to_owned()),
+    Column::right("", "ceiling_ns", 12, |l| l.ceiling.clone()),
+    Column::right(" ", "start_ns", 11, |l| l.start.clone()),
+    Column::right(" ", "shrink", 7, |l| l.shrink.to_owned()),
+    Column::right(" ", "no exit", 9, |l| l.no_exit.clone()),
+    Column::right(" ", "poll CPU", 10, |l| l.poll.clone()),
+    Column::right(" ", "wasted CPU", 11, |l| l.wasted.clone()),
+    Column::left("", "", 0, |l| l.note.clone()),
+];
+
 impl Tuned<'_> {
-    fn row(&self, out: &mut dyn Write, label: &str, i: usize) -> io::Result<()> {
+    /// The line of setting `i`.
+    fn line(&self, label: &'static str, i: usize) -> Line {
         let o = &self.outcomes[i];
         let alike = self.outcomes.iter().filter(|x| x.ties(o)).count() - 1;
-        let alike = if alike > 0 { format!("  (+{alike} alike)") } else { String::new() };
         let p = &o.params;
         let (start, shrink) = if p.guest_halt_poll_ns == 0 {
             ("-".to_owned(), "-")
         } else {
             (p.grow_start.to_string(), if p.allow_shrink { "Y" } else { "N" })
         };
-        writeln!(
-            out,
-            "  {label:<14}{:>12} {start:>11} {shrink:>7} {:>9} {:>10} {:>11}{alike}",
-            p.guest_halt_poll_ns,
-            percent(o.no_exit_share()),
-            percent2(o.poll_share(self.cpu)),
-            percent2(o.wasted_share(self.cpu)),
-        )
+        Line {
+            label,
+            ceiling: p.guest_halt_poll_ns.to_string(),
+            start,
+            shrink,
+            no_exit: percent(o.no_exit_share()),
+            poll: percent2(o.poll_share(self.cpu)),
+            wasted: percent2(o.wasted_share(self.cpu)),
+            note: if alike > 0 { format!("  (+{alike} alike)") } else { String::new() },
+        }
     }
 
-    fn header(&self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(
-            out,
-            "  {:<14}{:>12} {:>11} {:>7} {:>9} {:>10} {:>11}",
-            "", "ceiling_ns", "start_ns", "shrink", "no exit", "poll CPU", "wasted CPU"
-        )
+    /// The predictive governor's line, if it was replayed.
+    fn predictive_line(&self) -> Option<Line> {
+        let (p, s) = self.predictive.as_ref()?;
+        Some(Line {
+            label: "predictive",
+            ceiling: p.poll_ceiling_ns.to_string(),
+            start: "-".to_owned(),
+            shrink: "-",
+            no_exit: percent(s.no_exit_share()),
+            poll: percent2(share(s.poll_ns, self.cpu.ns)),
+            wasted: percent2(share(s.wasted_poll_ns, self.cpu.ns)),
+            note: format!("  (its budget: {} of each idle CPU's time)", percent2(p.poll_budget())),
+        })
     }
 
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
-        let t = self.trace;
-        writeln!(
-            out,
-            "trace     {}: {}, {} on {}",
-            self.args.trace_name(),
-            t.format.name(),
-            count(t.periods.len(), "idle period"),
-            count(t.cpus.len(), "CPU")
-        )?;
-        writeln!(out, "CPU time  {}", describe_cpu_time(self.cpu, t))?;
-        let g = &self.grid;
-        writeln!(
-            out,
-            "grid      {} settings: {} ceilings x {} starts x shrink {}, grow {}, shrink {}{}",
+        self.write_inputs(out)?;
+        self.write_tables(out)?;
+        self.write_recommendation(out)
+    }
+
+    /// What was tuned on: the trace, its CPU time and the grid.
+    fn write_inputs(&self, out: &mut dyn Write) -> io::Result<()> {
+        let (t, g) = (self.trace, &self.grid);
+        let (periods, cpus) = (count(t.periods.len(), "idle period"), count(t.cpus.len(), "CPU"));
+        let shrink = match g.allow_shrink.as_slice() {
+            [true] => "on",
+            [false] => "off",
+            _ => "on/off",
+        };
+        let legacy = if g.base.shrink_rule == ShrinkRule::Legacy { ", shrink rule before Linux 6.9" } else { "" };
+        let grid = format!(
+            "{} settings: {} ceilings x {} starts x shrink {shrink}, grow {}, shrink {}{legacy}",
             self.outcomes.len(),
             g.ceilings_ns.len(),
             g.grow_starts_ns.len(),
-            match g.allow_shrink.as_slice() {
-                [true] => "on",
-                [false] => "off",
-                _ => "on/off",
-            },
             g.base.grow,
             g.base.shrink,
-            if g.base.shrink_rule == ShrinkRule::Legacy { ", shrink rule before Linux 6.9" } else { "" }
-        )?;
+        );
+        let trace = format!("{}: {}, {periods} on {cpus}", self.args.trace_name(), t.format.name());
+        let fields = [("trace", trace), ("CPU time", describe_cpu_time(self.cpu, t)), ("grid", grid)];
+        output::write_fields(out, "", 10, &fields)?;
         writeln!(out)?;
         writeln!(
             out,
             "no exit: wakeups a poll caught; poll CPU: CPU time polling; wasted CPU: polls that halted anyway"
         )?;
-        writeln!(out)?;
+        writeln!(out)
+    }
+
+    /// Every setting (with --all), the Pareto front, and the settings for reference.
+    fn write_tables(&self, out: &mut dyn Write) -> io::Result<()> {
         if self.args.all {
             writeln!(out, "every setting")?;
-            self.header(out)?;
+            output::write_header(out, &COLUMNS)?;
             for i in 0..self.outcomes.len() {
-                self.row(out, if self.front.contains(&i) { "front" } else { "" }, i)?;
+                output::write_row(out, &COLUMNS, &self.line(if self.front.contains(&i) { "front" } else { "" }, i))?;
             }
             writeln!(out)?;
         }
         writeln!(out, "Pareto front: no other setting catches more wakeups for as little polling")?;
-        self.header(out)?;
+        output::write_header(out, &COLUMNS)?;
         for &i in &self.front {
             let label = if Some(i) == self.recommended { "recommended" } else { "" };
-            self.row(out, label, i)?;
+            output::write_row(out, &COLUMNS, &self.line(label, i))?;
         }
         writeln!(out)?;
         writeln!(out, "for reference")?;
-        self.row(out, "Linux default", self.defaults)?;
-        if let Some((p, s)) = &self.predictive {
-            writeln!(
-                out,
-                "  {:<14}{:>12} {:>11} {:>7} {:>9} {:>10} {:>11}  (its budget: {} of each idle CPU's time)",
-                "predictive",
-                p.poll_ceiling_ns,
-                "-",
-                "-",
-                percent(s.no_exit_share()),
-                percent2(share(s.poll_ns, self.cpu.ns)),
-                percent2(share(s.wasted_poll_ns, self.cpu.ns)),
-                percent2(p.poll_budget()),
-            )?;
-        }
-        writeln!(out)?;
+        let reference = std::iter::once(self.line("Linux default", self.defaults)).chain(self.predictive_line());
+        reference.into_iter().try_for_each(|line| output::write_row(out, &COLUMNS, &line))?;
+        writeln!(out)
+    }
+
+    /// The recommendation for the budget, and how to apply it.
+    fn write_recommendation(&self, out: &mut dyn Write) -> io::Result<()> {
         let budget = percent2(self.args.max_poll_share);
         let Some(r) = self.recommended else {
             return writeln!(
@@ -302,8 +328,7 @@ impl Tuned<'_> {
                 "no setting of the grid keeps polling within {budget} of CPU time: add 0 to --ceilings for the baseline"
             );
         };
-        let o = &self.outcomes[r];
-        let d = &self.outcomes[self.defaults];
+        let (o, d) = (&self.outcomes[r], &self.outcomes[self.defaults]);
         writeln!(out, "recommendation for a budget of {budget} of CPU time (--max-poll-share)")?;
         if o.params.guest_halt_poll_ns == 0 {
             writeln!(out, "  keep guest polling off: no setting of the grid catches wakeups within the budget")?;
@@ -383,25 +408,17 @@ impl Tuned<'_> {
                 wall_ns,
                 cpus,
                 cpu_time_ns: self.cpu.ns,
-                cpu_time_basis: match self.cpu.basis {
-                    Basis::Wall { .. } => "wall time x CPUs",
-                    Basis::IdleTime => "idle time",
-                },
+                cpu_time_basis: self.cpu.basis.name(),
             },
             max_poll_share: self.args.max_poll_share,
             settings: (0..self.outcomes.len()).map(setting).collect(),
             front: self.front.iter().map(|&i| setting(i)).collect(),
             linux_defaults: setting(self.defaults),
             recommendation,
-            predictive: self.predictive.as_ref().map(|(params, s)| ContenderJson::new(Some(*params), s, self.cpu)),
+            predictive: self.predictive.as_ref().map(|(params, s)| Contender::new(Some(*params), s, self.cpu)),
         };
         output::write_json(out, &json)
     }
-}
-
-/// A share as a percentage with two decimals: CPU shares are often below 1%.
-pub(crate) fn percent2(share: f64) -> String {
-    format!("{:.2}%", share * 100.0)
 }
 
 fn describe_cpu_time(cpu: CpuTime, trace: &Trace) -> String {
@@ -441,7 +458,7 @@ struct TuneJson {
     linux_defaults: SettingJson,
     recommendation: Option<RecommendationJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    predictive: Option<ContenderJson<PredictiveParams>>,
+    predictive: Option<Contender<PredictiveParams>>,
 }
 
 #[derive(Serialize)]

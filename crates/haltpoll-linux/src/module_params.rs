@@ -8,9 +8,9 @@ use std::fmt;
 
 use haltpoll::{Params, WindowArithmetic};
 
-use crate::output::fmt_ns;
 use crate::sysfs::{Sysfs, SysfsError};
 use crate::units;
+use crate::units::fmt_ns;
 
 /// Where the parameters live, under the sysfs root.
 pub const DIR: &str = "module/haltpoll/parameters";

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use haltpoll::replay::{Period, Replay, Setup, Summary};
 use haltpoll::{AnyGovernor, IdleGovernor};
 
-use crate::output::quote;
+use crate::quote;
 
 /// The highest CPU number a trace may name; real systems stay far below it, and it bounds the
 /// per-CPU tables.
@@ -439,7 +439,6 @@ pub fn read(path: &Path, format: Option<Format>) -> Result<Trace, TraceError> {
 }
 
 /// Parses a trace held in memory; `path` names it in errors.
-#[cfg_attr(not(test), allow(dead_code, reason = "for tests and the fuzz targets"))]
 pub fn parse(bytes: &[u8], path: &Path, format: Option<Format>) -> Result<Trace, TraceError> {
     collect(Stream::from_reader(Box::new(io::Cursor::new(bytes.to_vec())), path, format)?)
 }

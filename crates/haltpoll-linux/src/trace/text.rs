@@ -54,7 +54,6 @@ pub fn section(comment: &str) -> Option<&str> {
 
 /// One CPU's idle periods, to write: `label` becomes a comment line above the `# cpu N` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "vm pingpong --trace writes it, x86_64 only"))]
 pub struct Section {
     /// What the periods are (e.g. "repetition 2").
     pub label: String,
@@ -65,7 +64,6 @@ pub struct Section {
 }
 
 /// Writes idle periods in the text format: `header` lines as `#` comments, then each section.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "vm pingpong --trace writes it, x86_64 only"))]
 pub fn write(out: &mut dyn Write, header: &[String], sections: &[Section]) -> io::Result<()> {
     for line in header {
         writeln!(out, "# {line}")?;

@@ -155,7 +155,7 @@ impl Drop for Tracefs {
         if self.mounted_here
             && let Err(e) = rustix::mount::unmount(&self.root, rustix::mount::UnmountFlags::empty())
         {
-            crate::output::stderr_line(format_args!(
+            warn(format_args!(
                 "haltpoll: warning: could not unmount the tracefs mounted on {} for the recording: {e} \
                  (unmount it with `umount {}`)",
                 self.root.display(),
@@ -267,9 +267,16 @@ impl Drop for Instance<'_> {
             return;
         }
         if let Err(problems) = self.remove() {
-            crate::output::stderr_line(format_args!("haltpoll: warning: cleaning up the trace instance: {problems}"));
+            warn(format_args!("haltpoll: warning: cleaning up the trace instance: {problems}"));
         }
     }
+}
+
+/// A warning from a destructor, which has no caller to return it to: one line on stderr, lost
+/// if stderr cannot take it (a failed write must not panic in a drop).
+fn warn(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
 /// Writes `value` to a tracefs file in one write.

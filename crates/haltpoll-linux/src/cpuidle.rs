@@ -176,12 +176,12 @@ impl Delta {
 
     /// Share of idle time spent polling.
     pub fn poll_share_of_idle(&self) -> f64 {
-        ratio(self.poll_us, self.poll_us.saturating_add(self.halt_us))
+        crate::share(self.poll_us, self.poll_us.saturating_add(self.halt_us))
     }
 
     /// At most this share of polls ended in a halt (timed out).
     pub fn poll_to_halt_share_max(&self) -> f64 {
-        ratio(self.polls_then_halt_max, self.polls)
+        crate::share(self.polls_then_halt_max, self.polls)
     }
 }
 
@@ -233,10 +233,6 @@ impl Rates {
         let idle_us = self.total.poll_us as f64 + self.total.halt_us as f64;
         if capacity_us > 0.0 { idle_us / capacity_us } else { 0.0 }
     }
-}
-
-fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 #[cfg(test)]

@@ -12,10 +12,13 @@
 
 use std::cmp::Reverse;
 
+use serde::Serialize;
+
 use haltpoll::predictive::PPM;
 use haltpoll::replay::Summary;
 use haltpoll::{ParamError, Params, PredictiveParams, ValidParams};
 
+use crate::share;
 use crate::trace::{Format, Trace};
 
 /// The grid: every combination of ceiling, start and shrink on/off, with the other parameters
@@ -100,6 +103,16 @@ pub enum Basis {
     IdleTime,
 }
 
+impl Basis {
+    /// How it was reckoned, in the words of the JSON documents' `cpu_time_basis`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Basis::Wall { .. } => "wall time x CPUs",
+            Basis::IdleTime => "idle time",
+        }
+    }
+}
+
 /// Where the number of CPUs came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpusFrom {
@@ -170,9 +183,46 @@ impl Outcome {
     }
 }
 
-/// `a / b`, 0 when `b` is 0.
-pub fn share(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+/// One contender's result over a trace, with the shares of its CPU time: a setting of the grid,
+/// the predictive governor, the clairvoyant bound (docs/json.md's "contender").
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Contender<P> {
+    /// The parameters that made it, if any (the bound has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<P>,
+    /// Wakeups that found the CPU polling.
+    pub poll_hits: u64,
+    /// Idle periods.
+    pub periods: u64,
+    /// Share of wakeups that needed no exit.
+    pub no_exit_share: f64,
+    /// Time spent polling, ns.
+    pub poll_ns: u64,
+    /// Time spent polling, as a share of the CPU time.
+    pub poll_share: f64,
+    /// Polling that ended in a halt anyway, ns.
+    pub wasted_poll_ns: u64,
+    /// That, as a share of the CPU time.
+    pub wasted_share: f64,
+    /// Wakeups by the predictive governor's timer.
+    pub timer_wakes: u64,
+}
+
+impl<P> Contender<P> {
+    /// `s` over a trace of `cpu`, with the parameters that made it, if any.
+    pub fn new(params: Option<P>, s: &Summary, cpu: CpuTime) -> Self {
+        Contender {
+            params,
+            poll_hits: s.poll_hits,
+            periods: s.periods,
+            no_exit_share: s.no_exit_share(),
+            poll_ns: s.poll_ns,
+            poll_share: share(s.poll_ns, cpu.ns),
+            wasted_poll_ns: s.wasted_poll_ns,
+            wasted_share: share(s.wasted_poll_ns, cpu.ns),
+            timer_wakes: s.timer_wakes,
+        }
+    }
 }
 
 /// Replays `trace` under each setting; `done` is called after each (for a progress bar).

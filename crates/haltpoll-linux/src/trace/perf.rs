@@ -32,7 +32,7 @@
 use std::path::Path;
 
 use super::{IdlePeriod, MAX_CPU, Span, TraceError};
-use crate::output::quote;
+use crate::quote;
 
 /// What an event line looks like, for error messages.
 pub const EXPECTED: &str = "`perf script` output of power:cpu_idle, \
@@ -189,6 +189,14 @@ impl Reader {
             }
             Line::CpuIdle { time_ns, state, cpu } => (time_ns, state, cpu),
         };
+        let ended = self.event(time_ns, state, cpu)?;
+        self.periods += u64::from(ended.is_some());
+        Ok(ended)
+    }
+
+    /// A `power:cpu_idle` event of `cpu` at `time_ns`: entering `state`, or leaving idle
+    /// ([`EXIT_STATE`]). Returns the idle period it ends, if any.
+    fn event(&mut self, time_ns: u64, state: u32, cpu: u32) -> Result<Option<IdlePeriod>, String> {
         if self.cpus.len() <= cpu as usize {
             self.cpus.resize(cpu as usize + 1, CpuIdle::default());
         }
@@ -227,7 +235,6 @@ impl Reader {
                 None => (state, time_ns),
             });
         }
-        self.periods += u64::from(ended.is_some());
         Ok(ended)
     }
 
@@ -259,7 +266,7 @@ impl Reader {
 fn notes(skipped: &Skipped, path: &Path) -> Vec<String> {
     let mut notes = Vec::new();
     if skipped.other_events > 0 {
-        notes.push(format!("skipped {} of other tracepoints", crate::output::count(skipped.other_events, "event")));
+        notes.push(format!("skipped {} of other tracepoints", crate::units::count(skipped.other_events, "event")));
     }
     if skipped.lost > 0 {
         notes.push(format!(

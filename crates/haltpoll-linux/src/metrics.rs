@@ -274,18 +274,6 @@ fn registry_add<C: Collector + Clone + 'static>(registry: &Registry, metric: pro
     metric
 }
 
-/// Writes the metrics of the tree at `root` to `out`, and what could not be read to stderr.
-pub fn write(out: &mut dyn std::io::Write, sys: &Sysfs) -> std::io::Result<()> {
-    let facts = Facts::read(sys);
-    for problem in facts.problems() {
-        crate::output::stderr_line(format_args!(
-            "haltpoll: warning: {problem} (its metrics are left out; {} says so)",
-            names::READ_SUCCESS
-        ));
-    }
-    out.write_all(render(&facts).as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

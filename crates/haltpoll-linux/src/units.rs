@@ -1,5 +1,5 @@
-//! Reading the numbers a person types: durations with a unit ("50us", "2.4ms") and shares
-//! ("5%").
+//! The numbers a person types and reads: durations with a unit ("50us", "2.4ms"), shares
+//! ("5%"), and durations and counts written for a person ("12.5 us", "2 CPUs").
 
 /// Parses a duration into ns: a whole number of ns ("50000"), or a number with a unit
 /// (`ns`, `us`, `µs`, `ms`, `s`: "50us", "2.4ms"). The core crate declares it, because the
@@ -27,6 +27,32 @@ pub fn parse_percent(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A duration in ns with a unit a person reads at a glance: "850 ns", "12.5 us", "3.20 ms", "1.50 s".
+pub fn fmt_ns(ns: u64) -> String {
+    let f = ns as f64;
+    match ns {
+        0..1_000 => format!("{ns} ns"),
+        1_000..1_000_000 => format!("{:.1} us", f / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.2} ms", f / 1e6),
+        _ => format!("{:.2} s", f / 1e9),
+    }
+}
+
+/// A share as a percentage with one decimal: "25.0%".
+pub fn percent(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
+/// A share as a percentage with two decimals, for CPU shares, which are often below 1%: "1.25%".
+pub fn percent2(share: f64) -> String {
+    format!("{:.2}%", share * 100.0)
+}
+
+/// "1 CPU", "2 CPUs".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +64,19 @@ mod tests {
         assert!(parse_duration("10h").is_err());
         assert!(parse_duration("5").unwrap_err().contains("no unit"));
         assert!(parse_duration("-5us").unwrap_err().contains("negative"), "not an unknown unit");
+    }
+
+    #[test]
+    fn written_for_a_person() {
+        assert_eq!(fmt_ns(0), "0 ns");
+        assert_eq!(fmt_ns(999), "999 ns");
+        assert_eq!(fmt_ns(12_500), "12.5 us");
+        assert_eq!(fmt_ns(3_200_000), "3.20 ms");
+        assert_eq!(fmt_ns(1_500_000_000), "1.50 s");
+        assert_eq!(count(1, "CPU"), "1 CPU");
+        assert_eq!(count(0, "CPU"), "0 CPUs");
+        assert_eq!(percent(0.25), "25.0%");
+        assert_eq!(percent2(0.0125), "1.25%");
     }
 
     #[test]

@@ -18,7 +18,6 @@
 //! it), and enables `power:cpu_idle` in that instance only (and disables it).
 
 pub mod events;
-pub mod stop;
 pub mod tracefs;
 
 use std::fs::{self, File};
@@ -68,10 +67,15 @@ pub struct Recorded {
     pub stale_instances: Vec<Result<String, String>>,
 }
 
-/// A recording stopped by a signal: the command ends with exit code 130.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted: the recording stopped after {0:.1} s, and the trace instance is removed")]
-pub struct Interrupted(pub f64);
+/// A recording's length as a person types it: a duration with a unit, more than 0 and at most
+/// [`MAX_DURATION`] (a clap value parser of `haltpoll record --duration` and `tune --record`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = crate::units::parse_duration(text)?;
+    if d.is_zero() || d > MAX_DURATION {
+        return Err(format!("{text:?}: a recording lasts more than 0 s and at most 86400 s (e.g. 10s)"));
+    }
+    Ok(d)
+}
 
 /// Why a recording failed.
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +237,15 @@ impl<'a> PipeReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("0").unwrap_err().contains("more than 0 s"));
+        assert!(parse_duration("86401s").unwrap_err().contains("at most 86400 s"));
+        assert!(parse_duration("10").unwrap_err().contains("no unit"));
+    }
 
     #[test]
     fn lines_split_across_reads_are_joined() {

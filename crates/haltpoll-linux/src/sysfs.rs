@@ -81,7 +81,7 @@ pub enum SysfsError {
 
 /// What a file held, for a message: quoted (in part, if long), or said to be empty.
 fn found(text: &str) -> String {
-    if text.is_empty() { "nothing (the file is empty)".to_owned() } else { crate::output::quote(text) }
+    if text.is_empty() { "nothing (the file is empty)".to_owned() } else { crate::quote(text) }
 }
 
 /// A sysfs tree.

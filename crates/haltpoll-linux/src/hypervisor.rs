@@ -7,13 +7,11 @@ use haltpoll::driver::{self, CpuidRegs, KvmInfo, LoadOptions, Loaded, Refusal};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cpuid {
     /// CPUID does not exist on this architecture.
-    #[cfg_attr(target_arch = "x86_64", allow(dead_code, reason = "built on other architectures, and in tests"))]
     Unavailable {
         /// The architecture, as Rust names it.
         arch: &'static str,
     },
     /// What the CPU answered.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "CPUID exists on x86_64 only"))]
     Answered(Hypervisor),
 }
 
@@ -30,10 +28,6 @@ pub struct Hypervisor {
 
 impl Hypervisor {
     /// Decodes the leaves `cpuid` returns (pure: tests pass made-up leaves).
-    #[cfg_attr(
-        not(target_arch = "x86_64"),
-        allow(dead_code, reason = "CPUID exists on x86_64 only; tested everywhere")
-    )]
     pub fn decode(mut cpuid: impl FnMut(u32) -> CpuidRegs) -> Hypervisor {
         const HYPERVISOR_BIT: u32 = 1 << 31;
         // Linux looks for KVM only when the hypervisor bit is set: without it the leaves

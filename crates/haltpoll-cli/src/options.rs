@@ -1,0 +1,34 @@
+//! Option groups several subcommands take, declared once and flattened into each
+//! (`#[command(flatten)]`), so that the same option has the same name, value and parser
+//! everywhere. A subcommand whose help words an option its own way says so with `mut_arg`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use haltpoll_linux::sysfs;
+use haltpoll_linux::trace::Format;
+
+/// Where sysfs is: `/sys`, or a copy or fixture tree.
+#[derive(Args, Clone, Debug)]
+pub struct SysfsRoot {
+    /// Where sysfs is mounted (a copy or a fixture tree works too). CPUID is always this CPU's.
+    #[arg(long = "sysfs-root", value_name = "DIR", default_value = sysfs::DEFAULT_ROOT)]
+    pub sysfs_root: PathBuf,
+}
+
+/// How a trace is read.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct TraceFormat {
+    /// The trace's format (default: detected from its first line).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// The CPUs a perf trace covers, when its header does not say.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct TraceCpus {
+    /// CPUs the trace covers (perf traces; default: the header's `nrcpus online`, else the CPUs
+    /// with idle periods).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpus: Option<u32>,
+}
