@@ -4,9 +4,6 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-// The benchmarks count their threads' costs with the VMM's `host` helpers, on any Linux.
-#[cfg(target_os = "linux")]
-mod bench;
 mod cmd;
 mod cpuidle;
 mod hypervisor;
@@ -17,8 +14,12 @@ mod module_params;
 mod output;
 mod plot;
 #[cfg(target_os = "linux")]
+mod progress;
+#[cfg(target_os = "linux")]
 mod record;
 mod sysfs;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod think_trace;
 mod trace;
 mod tune;
 mod units;

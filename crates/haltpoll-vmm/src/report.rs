@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use haltpoll_abi::{Counters, DriverLoad, DriverReport, PollControl, Sample};
 
-use crate::quantile::quantile;
 use crate::stats::KvmStats;
+use haltpoll_bench::quantile::quantile;
 
 /// One run of a VM.
 #[derive(Clone, Debug)]

@@ -15,13 +15,14 @@ use haltpoll_abi::{
 
 use crate::cpuid::View;
 use crate::error::{Failure, GuestError, GuestFailures};
-use crate::host::host_cpus;
 use crate::report::{RunReport, VcpuRun};
 use crate::stats::StatsFd;
 use crate::vcpu::{End, VcpuOutcome, VcpuThread};
 use crate::vm::Vm;
 use crate::watchdog::{self, Limits, Verdict, Watchdog};
-use crate::{VmmError, limits, system};
+use crate::{VmmError, system};
+use haltpoll_bench::host::host_cpus;
+use haltpoll_bench::limits;
 
 /// Whether the guest's CPUID shows KVM_HINTS_REALTIME ("each vCPU has a host CPU of its own").
 /// With feature `clap`, an option value: `auto`, `on`, `off`.

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::interrupt::{Partial, Stop};
+use crate::interrupt::Partial;
 use crate::output;
 use crate::plot::{PlotFile, Series};
 use crate::units::parse_duration;
@@ -52,51 +51,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
 }
 
-/// The progress bar of a benchmark: elapsed time, `len` steps, and a message saying what runs.
-/// It shows only where stderr is a terminal.
-pub fn progress_bar(len: u64) -> ProgressBar {
-    ProgressBar::new(len).with_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
-            .expect("a valid template"),
-    )
-}
-
-/// Ends a benchmark's progress bar: cleared when every run finished; left standing, with a
-/// newline, when an interrupt or an error cut the benchmark short, so the terminal shows where
-/// it stopped.
-pub fn end_progress(bar: &ProgressBar, partial: Option<&Partial>) {
-    match partial {
-        None => bar.finish_and_clear(),
-        Some(p) => {
-            bar.abandon_with_message(match p.stop {
-                Stop::Interrupt => "interrupted",
-                Stop::Error(_) => "failed",
-            });
-            // indicatif leaves the cursor at the end of the bar's line.
-            if !bar.is_hidden() {
-                output::stderr_line(format_args!(""));
-            }
-        }
-    }
-}
-
-/// What a benchmark ran, against what it planned: `Some` if `failure` (the error of the run
-/// that failed) or an interrupt cut it short.
-pub fn partial(finished: usize, planned: usize, unit: &'static str, failure: Option<anyhow::Error>) -> Option<Partial> {
-    let stop = match failure {
-        Some(e) => Stop::Error(e),
-        None if finished < planned => Stop::Interrupt,
-        None => return None,
-    };
-    Some(Partial { finished, planned, unit, stop })
-}
-
 /// Parses a benchmark's think time: a duration with its unit ([`parse_duration`]) within the
-/// benchmarks' limit ([`haltpoll_vmm::limits::MAX_THINK`]), so a think time that would take
+/// benchmarks' limit ([`haltpoll_bench::limits::MAX_THINK`]), so a think time that would take
 /// hours is refused with the command line, before anything runs.
 pub fn parse_think(text: &str) -> Result<Duration, String> {
     let think = parse_duration(text)?;
-    haltpoll_vmm::limits::check_think("think time", think)?;
+    haltpoll_bench::limits::check_think("think time", think)?;
     Ok(think)
 }
 

@@ -1,5 +1,5 @@
 //! `haltpoll bench threads`: two threads hand a token back and forth, every way of waiting
-//! in one run (the harness is [`crate::bench::threads`]).
+//! in one run (the harness is [`haltpoll_bench::threads`]).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -11,13 +11,12 @@ use haltpoll::{Params, PredictiveParams};
 use haltpoll_park::{Builder, DEFAULT_PARAMS};
 use serde::Serialize;
 
-use super::{
-    SweepPoint, end_progress, finish, load_average, open_plot, parse_think, partial, progress_bar, without_repeats,
-};
-use crate::bench::threads::{self as harness, Config, Row, Run, Target, Think, Variant};
+use super::{SweepPoint, finish, load_average, open_plot, parse_think, without_repeats};
 use crate::interrupt::{Interrupt, Partial};
 use crate::output::{self, fmt_ns, percent};
+use crate::progress::{end_progress, partial, progress_bar};
 use crate::units::parse_duration;
+use haltpoll_bench::threads::{self as harness, Config, Row, Run, Target, Think, Variant};
 
 /// Arguments of `haltpoll bench threads`.
 #[derive(Args, Debug)]

@@ -17,14 +17,13 @@ use haltpoll_vmm::{DriverLoad, IdlePolicy, RunOptions, VmmError};
 use serde::Serialize;
 
 use self::cells::{Ceilings, Measurement, Row, Target, check_targets, summarize};
-use super::{
-    SweepPoint, end_progress, finish, load_average, open_plot, parse_think, partial, progress_bar, without_repeats,
-};
-use crate::bench::summary::Unit;
-use crate::cmd::vm::read_think_trace;
+use super::{SweepPoint, finish, load_average, open_plot, parse_think, without_repeats};
 use crate::interrupt::{Interrupt, Partial};
 use crate::output::{self, fmt_ns, percent};
+use crate::progress::{end_progress, partial, progress_bar};
+use crate::think_trace::read_think_trace;
 use crate::units::parse_duration;
+use haltpoll_bench::summary::Unit;
 
 /// How the waiting vCPUs idle, and on what host set-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum, Serialize)]
@@ -316,7 +315,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
             for &variant in &setup.variants {
                 let cell = format!("{} at think {}", setup.label(variant), setup.think_label(think_ns));
                 bar.set_message(format!("{cell} (repetition {repetition})"));
-                let ran = match crate::bench::injected_failure(runs.len() + 1) {
+                let ran = match haltpoll_bench::injected_failure(runs.len() + 1) {
                     Some(why) => Err(anyhow::anyhow!(why)),
                     None => match haltpoll_vmm::run_until(&variant.options(&setup, think_ns), interrupt.flag()) {
                         Err(VmmError::Interrupted) => break 'runs,

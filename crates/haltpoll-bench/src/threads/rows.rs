@@ -1,10 +1,10 @@
 //! From runs to the table: repetitions pooled per (think time, variant), ratios to `spin`, and
-//! the targets, all through the benchmarks' [`summary`](crate::bench::summary).
+//! the targets, all through the benchmarks' [`summary`](crate::summary).
 
 use serde::Serialize;
 
 use super::{Run, Variant};
-use crate::bench::summary::{self, Bound, Repetition, Unit, median, quantile, ratios};
+use crate::summary::{self, Bound, Repetition, Unit, median, quantile, ratios};
 
 /// A target of `bench threads`.
 pub type Target = summary::Target<Variant>;
