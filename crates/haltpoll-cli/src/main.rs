@@ -11,6 +11,8 @@ mod hypervisor;
 mod interrupt;
 mod metrics;
 mod module_params;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod options;
 mod output;
 mod plot;
 #[cfg(target_os = "linux")]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use haltpoll::{GovernorKind, GovernorParams, LATENCY_ANY, Params, PredictiveParams};
+use haltpoll::{GovernorKind, LATENCY_ANY};
 use haltpoll_abi::{Counters, DriverLoad, DriverReport};
 use haltpoll_bench::quantile::quantile;
 use haltpoll_vmm::report::poll_share;
@@ -17,6 +17,7 @@ use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport,
 use serde::Serialize;
 
 use crate::interrupt::Interrupt;
+use crate::options::GuestGovernors;
 use crate::output::{self, OutputFile, fmt_ns, percent};
 use crate::progress::{end_progress, partial, progress_bar};
 use crate::think_trace::read_think_trace;
@@ -116,17 +117,7 @@ pub struct PingpongArgs {
     #[arg(long = "governor", value_enum, default_value_t = GovernorKind::Linux)]
     pub governor_kind: GovernorKind,
     #[command(flatten)]
-    pub governor: Params,
-    #[command(flatten)]
-    pub predictive: PredictiveParams,
-}
-
-/// The governor `--governor` names, with its options' parameters, validated.
-pub fn governor_params(kind: GovernorKind, linux: &Params, predictive: &PredictiveParams) -> Result<GovernorParams> {
-    Ok(match kind {
-        GovernorKind::Linux => linux.validate().context("invalid governor parameters")?.into(),
-        GovernorKind::Predictive => predictive.validate().context("invalid predictive governor parameters")?.into(),
-    })
+    pub governors: GuestGovernors,
 }
 
 /// A latency requirement: a duration, or `any` for none.
@@ -173,7 +164,7 @@ impl PingpongArgs {
             think_trace_ns,
             warmup_round_trips: self.warmup,
             warmup_think_ns: self.warmup_think_ns,
-            governor: governor_params(self.governor_kind, &self.governor, &self.predictive)?,
+            governor: self.governors.select(self.governor_kind)?,
             latency_req_ns: latency_reqs(&self.latency_req, self.vcpus),
             force: self.force,
             host_halt_poll_ns: self.host_halt_poll_ns,

@@ -2,7 +2,7 @@
 //! contenders side by side in one run and reports ratios, since the machines they run on are
 //! shared and absolute numbers drift.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -40,6 +40,22 @@ pub enum BenchCommand {
     /// guest haltpoll, with host halt polling, or with no polling; plus an overcommitted run.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     Vm(vm::VmArgs),
+}
+
+/// How a benchmark reports, the same three options on each. Each benchmark says what its JSON,
+/// CSV and plot hold in its own words (`mut_arg` on its arguments).
+#[derive(Args, Debug)]
+pub struct BenchOutput {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print CSV for plotting.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// Draw round trip and CPU time against think time into FILE (.svg or .png).
+    /// Needs the `plot` feature (on by default).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
 }
 
 /// Runs `haltpoll bench`.

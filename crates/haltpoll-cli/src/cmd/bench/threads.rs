@@ -2,7 +2,6 @@
 //! in one run (the harness is [`haltpoll_bench::threads`]).
 
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -11,7 +10,7 @@ use haltpoll::{Params, PredictiveParams};
 use haltpoll_park::{Builder, DEFAULT_PARAMS};
 use serde::Serialize;
 
-use super::{SweepPoint, finish, load_average, open_plot, parse_think, without_repeats};
+use super::{BenchOutput, SweepPoint, finish, load_average, open_plot, parse_think, without_repeats};
 use crate::interrupt::{Interrupt, Partial};
 use crate::output::{self, fmt_ns, percent};
 use crate::progress::{end_progress, partial, progress_bar};
@@ -26,6 +25,14 @@ Examples:
   haltpoll bench threads --repetitions 1 --cell-time 50ms --think 0,100us
   # the parker against spinning and std::thread::park, a line per repetition as CSV
   haltpoll bench threads --variants spin,haltpoll,std --repetitions 2 --cell-time 50ms --csv")]
+#[command(
+    mut_arg("json", |a| a.help("Print JSON: the configuration, the rows, the targets and each repetition's row")),
+    mut_arg("csv", |a| a.help("Print CSV for plotting: one line per variant, think time and repetition")),
+    mut_arg("plot", |a| a.help(
+        "Draw round trip and CPU per wake against think time into FILE (.svg or .png). Needs the `plot` \
+         feature (on by default)"
+    )),
+)]
 pub struct ThreadsArgs {
     /// Think times before each message, comma-separated (ns, us, ms, s).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_think,
@@ -65,16 +72,8 @@ pub struct ThreadsArgs {
     /// Do not pin the two threads to two CPUs.
     #[arg(long)]
     pub no_pin: bool,
-    /// Print JSON: the configuration, the rows, the targets and each repetition's row.
-    #[arg(long)]
-    pub json: bool,
-    /// Print CSV for plotting: one line per variant, think time and repetition.
-    #[arg(long, conflicts_with = "json")]
-    pub csv: bool,
-    /// Draw round trip and CPU per wake against think time into FILE (.svg or .png).
-    /// Needs the `plot` feature (on by default).
-    #[arg(long, value_name = "FILE")]
-    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: BenchOutput,
     #[command(flatten)]
     pub parker: ParkerParams,
     #[command(flatten)]
@@ -129,7 +128,7 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
     let config = args.config()?;
     config.validate().context("cannot run the benchmark")?;
     // Outputs before the first thread: a path that cannot be written fails now, not after.
-    let plot = open_plot(args.plot.as_deref())?;
+    let plot = open_plot(args.output.plot.as_deref())?;
     let interrupt = Interrupt::watch()?;
     let load = load_average();
     let bar = progress_bar(config.cells() as u64);
@@ -151,9 +150,9 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
     let targets = harness::check_targets(&runs);
     // The results first, then the picture: a picture that fails loses nothing.
     output::write_stdout(|out| {
-        if args.json {
+        if args.output.json {
             write_json(out, &config, &args.parker.0, load, partial.as_ref(), &rows, &targets, &runs)
-        } else if args.csv {
+        } else if args.output.csv {
             write_csv(out, &runs)
         } else {
             if let Some(partial) = &partial {

@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use haltpoll::{BlockTime, Params, PredictiveParams, ValidParams, ValidPredictiveParams};
+use haltpoll::{BlockTime, ValidParams, ValidPredictiveParams};
 use haltpoll_vmm::{DriverLoad, IdlePolicy, RunOptions, VmmError};
 use serde::Serialize;
 
 use self::cells::{Ceilings, Measurement, Row, Target, check_targets, summarize};
-use super::{SweepPoint, finish, load_average, open_plot, parse_think, without_repeats};
+use super::{BenchOutput, SweepPoint, finish, load_average, open_plot, parse_think, without_repeats};
 use crate::interrupt::{Interrupt, Partial};
+use crate::options::GuestGovernors;
 use crate::output::{self, fmt_ns, percent};
 use crate::progress::{end_progress, partial, progress_bar};
 use crate::think_trace::read_think_trace;
@@ -122,6 +123,14 @@ Examples:
   haltpoll bench vm --repetitions 1 --think 0,100us --variants busy,guest-haltpoll,no-polling
   # above the ceiling, 1 ms apart: guest haltpoll against no polling, as JSON
   haltpoll bench vm --repetitions 1 --think 1ms --variants guest-haltpoll,no-polling --json")]
+#[command(
+    mut_arg("json", |a| a.help("Print JSON: the configuration, the rows, the targets and every run")),
+    mut_arg("csv", |a| a.help("Print CSV for plotting: one line per run")),
+    mut_arg("plot", |a| a.help(
+        "Draw round trip and host CPU per round trip against think time into FILE (.svg or .png). Needs \
+         the `plot` feature (on by default)"
+    )),
+)]
 pub struct VmArgs {
     /// Think times before each message, comma-separated (ns, us, ms, s).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_think,
@@ -160,20 +169,10 @@ pub struct VmArgs {
     /// The host's halt-polling window of every variant but `no polling`, ns.
     #[arg(long, value_name = "NS", default_value_t = 200_000)]
     pub host_halt_poll_ns: u64,
-    /// Print JSON: the configuration, the rows, the targets and every run.
-    #[arg(long)]
-    pub json: bool,
-    /// Print CSV for plotting: one line per run.
-    #[arg(long, conflicts_with = "json")]
-    pub csv: bool,
-    /// Draw round trip and host CPU per round trip against think time into FILE (.svg or .png).
-    /// Needs the `plot` feature (on by default).
-    #[arg(long, value_name = "FILE")]
-    pub plot: Option<PathBuf>,
     #[command(flatten)]
-    pub governor: Params,
+    pub output: BenchOutput,
     #[command(flatten)]
-    pub predictive: PredictiveParams,
+    pub governors: GuestGovernors,
 }
 
 /// The think trace of a run (`--think-trace`).
@@ -212,8 +211,8 @@ const SLOWEST_ROUND_TRIP_NS: u64 = 120_000;
 
 impl Setup {
     fn new(args: &VmArgs) -> Result<Setup> {
-        let params = args.governor.validate().context("invalid governor parameters")?;
-        let predictive = args.predictive.validate().context("invalid predictive governor parameters")?;
+        let params = args.governors.valid_linux()?;
+        let predictive = args.governors.valid_predictive()?;
         let think_trace = match &args.think_trace {
             Some(path) => {
                 let think_ns = read_think_trace(path, haltpoll_abi::layout::THINKS_MAX as usize)?;
@@ -304,7 +303,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
         }
     }
     // Outputs before the first VM: a path that cannot be written fails now, not after the run.
-    let plot = open_plot(args.plot.as_deref())?;
+    let plot = open_plot(args.output.plot.as_deref())?;
     let interrupt = Interrupt::watch()?;
     let bar = progress_bar(setup.runs());
     let mut runs = Vec::new();
@@ -347,7 +346,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
     let targets = check_targets(&runs, &setup.ceilings());
     // The results first, then the picture: a picture that fails loses nothing.
     output::write_stdout(|out| {
-        if args.json {
+        if args.output.json {
             let doc = serde_json::json!({
                 "config": setup,
                 "partial": partial.is_some(),
@@ -358,7 +357,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
                 "runs": runs
             });
             output::write_json(out, &doc)
-        } else if args.csv {
+        } else if args.output.csv {
             write_csv(out, &runs)
         } else {
             if let Some(partial) = &partial {
