@@ -20,6 +20,8 @@ mod progress;
 #[cfg(target_os = "linux")]
 mod record;
 mod sysfs;
+#[cfg(target_os = "linux")]
+mod table;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod think_trace;
 mod trace;

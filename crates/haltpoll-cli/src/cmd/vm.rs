@@ -20,6 +20,7 @@ use crate::interrupt::Interrupt;
 use crate::options::GuestGovernors;
 use crate::output::{self, OutputFile, fmt_ns, percent};
 use crate::progress::{end_progress, partial, progress_bar};
+use crate::table::{self, Column};
 use crate::think_trace::read_think_trace;
 use crate::trace::text::{self, Section};
 use crate::units::parse_ns;
@@ -323,7 +324,16 @@ impl Summary {
 }
 
 fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], s: &Summary) -> io::Result<()> {
-    let first = &reports[0];
+    write_heading(out, args, &reports[0])?;
+    writeln!(out)?;
+    let rows: Vec<(usize, &RunReport)> = reports.iter().enumerate().map(|(i, r)| (i + 1, r)).collect();
+    table::write_grouped(out, &repetition_columns(), &(), &rows, |_| ())?;
+    writeln!(out)?;
+    write_summary(out, args, reports, s)
+}
+
+/// What ran: the vCPUs and where, the idle policy, the think time, the host's window.
+fn write_heading(out: &mut dyn Write, args: &PingpongArgs, first: &RunReport) -> io::Result<()> {
     let cpus: Vec<String> =
         first.vcpus.iter().map(|v| v.host_cpu.map_or("unpinned".to_owned(), |c| c.to_string())).collect();
     writeln!(
@@ -342,28 +352,31 @@ fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], 
         (Some(ns), false) => format!("{ns} ns (the host's default)"),
         (None, _) => "the host's default".to_owned(),
     };
-    writeln!(out, "host halt-poll window {window}, {} round trips x {} repetitions", args.round_trips, args.repeat)?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{:>4} {:>12} {:>10} {:>14} {:>10} {:>10} {:>12}",
-        "rep", "round trip", "exits/rt", "halt exits/rt", "IPIs/rt", "CPU/rt", "wall"
-    )?;
-    for (i, r) in reports.iter().enumerate() {
-        let per_trip = |total: u64| r.per_round_trip(total as f64);
-        writeln!(
-            out,
-            "{:>4} {:>12} {:>10.2} {:>14.2} {:>10.2} {:>10} {:>12}",
-            i + 1,
-            fmt_ns(r.round_trip_ns().unwrap_or_default().round() as u64),
-            per_trip(r.sum(|v| v.kvm.exits())),
-            per_trip(r.sum(|v| v.kvm.halt_exits())),
-            per_trip(r.sum(|v| v.counters.ipis_sent)),
-            fmt_ns(r.per_round_trip(r.cpu_time().as_nanos() as f64).round() as u64),
-            fmt_ns(r.wall.as_nanos() as u64),
-        )?;
-    }
-    writeln!(out)?;
+    writeln!(out, "host halt-poll window {window}, {} round trips x {} repetitions", args.round_trips, args.repeat)
+}
+
+/// A count per round trip of one repetition, two decimals.
+fn per_trip(r: &RunReport, total: u64) -> String {
+    format!("{:.2}", r.per_round_trip(total as f64))
+}
+
+/// The columns of the table of repetitions, one row per repetition (numbered from 1).
+fn repetition_columns<'a>() -> [Column<(), (usize, &'a RunReport)>; 7] {
+    [
+        Column::right("rep", 0, 4, |_, (i, _)| i.to_string()),
+        Column::right("round trip", 1, 12, |_, (_, r)| fmt_ns(r.round_trip_ns().unwrap_or_default().round() as u64)),
+        Column::right("exits/rt", 1, 10, |_, (_, r)| per_trip(r, r.sum(|v| v.kvm.exits()))),
+        Column::right("halt exits/rt", 1, 14, |_, (_, r)| per_trip(r, r.sum(|v| v.kvm.halt_exits()))),
+        Column::right("IPIs/rt", 1, 10, |_, (_, r)| per_trip(r, r.sum(|v| v.counters.ipis_sent))),
+        Column::right("CPU/rt", 1, 10, |_, (_, r)| {
+            fmt_ns(r.per_round_trip(r.cpu_time().as_nanos() as f64).round() as u64)
+        }),
+        Column::right("wall", 1, 12, |_, (_, r)| fmt_ns(r.wall.as_nanos() as u64)),
+    ]
+}
+
+/// The summary over the repetitions, line by line.
+fn write_summary(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], s: &Summary) -> io::Result<()> {
     let ns = |f: f64| fmt_ns(f.round() as u64);
     let rt = &s.round_trip_ns;
     writeln!(
@@ -393,22 +406,29 @@ fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], 
         p.halt_successful_poll, p.halt_attempted_poll
     )?;
     if args.idle == IdlePolicy::Haltpoll {
-        writeln!(out, "haltpoll driver  {}; {} governor", describe_driver(first), args.governor_kind.name())?;
+        write_guest_polls(out, args, &reports[0], s)?;
+    }
+    Ok(())
+}
+
+/// What the haltpoll driver did (`--idle haltpoll`).
+fn write_guest_polls(out: &mut dyn Write, args: &PingpongArgs, first: &RunReport, s: &Summary) -> io::Result<()> {
+    let p = &s.per_round_trip;
+    writeln!(out, "haltpoll driver  {}; {} governor", describe_driver(first), args.governor_kind.name())?;
+    writeln!(
+        out,
+        "guest polls      {:.2} hits, {:.2} timeouts, {} polling per round trip ({} of the time waiting)",
+        p.poll_hits,
+        p.poll_timeouts,
+        fmt_ns(p.poll_ns.round() as u64),
+        percent(s.poll_share_of_idle)
+    )?;
+    if p.timers_armed > 0.0 {
         writeln!(
             out,
-            "guest polls      {:.2} hits, {:.2} timeouts, {} polling per round trip ({} of the time waiting)",
-            p.poll_hits,
-            p.poll_timeouts,
-            ns(p.poll_ns),
-            percent(s.poll_share_of_idle)
+            "timer halts      {:.2} armed, {:.2} fired (then polled) per round trip",
+            p.timers_armed, p.timer_fires
         )?;
-        if p.timers_armed > 0.0 {
-            writeln!(
-                out,
-                "timer halts      {:.2} armed, {:.2} fired (then polled) per round trip",
-                p.timers_armed, p.timer_fires
-            )?;
-        }
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use super::{BenchOutput, SweepPoint, finish, load_average, open_plot, parse_thin
 use crate::interrupt::{Interrupt, Partial};
 use crate::output::{self, fmt_ns, percent};
 use crate::progress::{end_progress, partial, progress_bar};
+use crate::table::{self, Column};
 use crate::units::parse_duration;
 use haltpoll_bench::threads::{self as harness, Config, Row, Run, Target, Think, Variant};
 
@@ -183,6 +184,34 @@ fn opt_percent(share: Option<f64>) -> String {
     share.map_or_else(|| "-".to_owned(), percent)
 }
 
+fn opt_fixed2(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
+}
+
+/// The table's columns, one row per variant and think time.
+const COLUMNS: [Column<Config, Row>; 11] = [
+    Column::right("think", 0, 8, |_, r| fmt_ns(r.think_ns)),
+    Column::left("variant", 2, 26, |c, r| variant_label(c, r.variant)),
+    Column::right("wakes", 1, 7, |_, r| r.wakes.to_string()),
+    Column::right("round trip", 1, 10, |_, r| fmt_ns(r.round_trip_p50_ns)),
+    Column::right("wake p50", 1, 10, |_, r| fmt_ns(r.wake_p50_ns)),
+    Column::right("wake p99", 1, 10, |_, r| fmt_ns(r.wake_p99_ns)),
+    Column::right("x spin", 1, 8, |_, r| opt_fixed2(r.wake_vs_spin)),
+    Column::right("CPU/wake", 1, 10, |_, r| fmt_ns(r.cpu_per_wake_ns)),
+    Column::right("no syscall", 1, 10, |_, r| opt_percent(r.no_syscall_share)),
+    Column::right("sleeps", 1, 8, |_, r| opt_fixed2(r.sleeps_per_wake)),
+    Column::left("wake p50 per repetition", 2, 0, |_, r| {
+        r.wake_p50_by_repetition_ns.iter().map(|&n| fmt_ns(n)).collect::<Vec<_>>().join(" ")
+    }),
+];
+
+/// What the columns mean.
+const LEGEND: &str = "wake: sender's stamp before its wake to the receiver's clock read after its wait returned. \
+     x spin: wake p50 over spin's in the same repetition, median over repetitions. \
+     CPU/wake and sleeps: the receiver's CPU time and voluntary context switches per wake \
+     (its own wake of the sender included). no syscall: wakes with no futex call on either \
+     side, where the variant can tell.";
+
 fn write_table(
     out: &mut dyn Write,
     config: &Config,
@@ -205,59 +234,30 @@ fn write_table(
         load.map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}")),
     )?;
     writeln!(out)?;
-    writeln!(
-        out,
-        "{:>8}  {:<26} {:>7} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}  wake p50 per repetition",
-        "think", "variant", "wakes", "round trip", "wake p50", "wake p99", "x spin", "CPU/wake", "no syscall", "sleeps"
-    )?;
-    let mut last_think = None;
-    for r in rows {
-        if last_think.is_some_and(|t| t != r.think_ns) {
-            writeln!(out)?;
-        }
-        last_think = Some(r.think_ns);
-        let spread: Vec<String> = r.wake_p50_by_repetition_ns.iter().map(|&n| fmt_ns(n)).collect();
-        writeln!(
-            out,
-            "{:>8}  {:<26} {:>7} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}  {}",
-            fmt_ns(r.think_ns),
-            variant_label(config, r.variant),
-            r.wakes,
-            fmt_ns(r.round_trip_p50_ns),
-            fmt_ns(r.wake_p50_ns),
-            fmt_ns(r.wake_p99_ns),
-            r.wake_vs_spin.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}")),
-            fmt_ns(r.cpu_per_wake_ns),
-            opt_percent(r.no_syscall_share),
-            r.sleeps_per_wake.map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
-            spread.join(" "),
-        )?;
+    table::write_grouped(out, &COLUMNS, config, rows, |r| r.think_ns)?;
+    writeln!(out)?;
+    writeln!(out, "{LEGEND}")?;
+    write_targets(out, targets)
+}
+
+fn write_targets(out: &mut dyn Write, targets: &[Target]) -> io::Result<()> {
+    if targets.is_empty() {
+        return Ok(());
     }
     writeln!(out)?;
-    writeln!(
-        out,
-        "wake: sender's stamp before its wake to the receiver's clock read after its wait returned. \
-         x spin: wake p50 over spin's in the same repetition, median over repetitions. \
-         CPU/wake and sleeps: the receiver's CPU time and voluntary context switches per wake \
-         (its own wake of the sender included). no syscall: wakes with no futex call on either \
-         side, where the variant can tell."
-    )?;
-    if !targets.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "targets: ratios within each repetition, median over repetitions")?;
-        for t in targets {
-            let reps: Vec<String> = t.by_repetition.iter().map(|r| format!("{r:.3}")).collect();
-            writeln!(
-                out,
-                "  think {:>8}  {:<42} {:>7.3} (at most {:.3})  {:<6}  per repetition: {}",
-                fmt_ns(t.think_ns),
-                t.what,
-                t.value,
-                t.limit,
-                if t.met { "met" } else { "MISSED" },
-                reps.join(" ")
-            )?;
-        }
+    writeln!(out, "targets: ratios within each repetition, median over repetitions")?;
+    for t in targets {
+        let reps: Vec<String> = t.by_repetition.iter().map(|r| format!("{r:.3}")).collect();
+        writeln!(
+            out,
+            "  think {:>8}  {:<42} {:>7.3} (at most {:.3})  {:<6}  per repetition: {}",
+            fmt_ns(t.think_ns),
+            t.what,
+            t.value,
+            t.limit,
+            if t.met { "met" } else { "MISSED" },
+            reps.join(" ")
+        )?;
     }
     Ok(())
 }
