@@ -52,7 +52,7 @@ cfg_if::cfg_if! {
 
         pub use error::{Failure, GuestError, GuestFailures, VmmError};
         pub use haltpoll_abi::{Counters, DriverLoad, DriverReport, IdlePolicy, PollControl, Sample, Workload};
-        pub use report::{RunReport, VcpuRun};
+        pub use report::{Pooled, RunReport, VcpuRun};
         pub use run::{RealtimeHint, RunOptions, run, run_until};
         pub use stats::{KvmStat, KvmStats};
     }

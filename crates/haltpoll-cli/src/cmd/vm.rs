@@ -10,10 +10,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use haltpoll::{GovernorKind, LATENCY_ANY};
 use haltpoll_abi::{Counters, DriverLoad, DriverReport};
-use haltpoll_bench::quantile::quantile;
-use haltpoll_vmm::report::poll_share;
 use haltpoll_vmm::stats::KvmStat;
-use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport, VmmError};
+use haltpoll_vmm::{IdlePolicy, PollControl, Pooled, RealtimeHint, RunOptions, RunReport, VmmError};
 use serde::Serialize;
 
 use crate::interrupt::Interrupt;
@@ -286,18 +284,17 @@ struct Summary {
 }
 
 impl Summary {
+    /// The VMM's figures of the repetitions pooled.
     fn new(reports: &[RunReport]) -> Summary {
-        let round_trips: Vec<f64> = reports.iter().filter_map(RunReport::round_trip_ns).collect();
-        let spread = |q| quantile(&round_trips, q).unwrap_or(f64::NAN);
-        let latencies: Vec<f64> = reports.iter().flat_map(|r| r.wake_latencies_ns()).map(|ns| ns as f64).collect();
-        let trips = reports.iter().map(RunReport::round_trips).sum::<u64>().max(1) as f64;
-        let total = |f: &dyn Fn(&RunReport) -> u64| reports.iter().map(f).sum::<u64>() as f64 / trips;
+        let pooled = Pooled(reports);
+        let spread = |q| pooled.round_trip_ns(q).unwrap_or(f64::NAN);
+        let total = |f: &dyn Fn(&RunReport) -> u64| pooled.per_round_trip(f);
         Summary {
             round_trip_ns: Spread { median: spread(0.5), min: spread(0.0), max: spread(1.0) },
-            wake_latency_ns: (!latencies.is_empty()).then(|| Latency {
-                median: quantile(&latencies, 0.5).unwrap_or_default(),
-                p99: quantile(&latencies, 0.99).unwrap_or_default(),
-                samples: latencies.len(),
+            wake_latency_ns: (pooled.wake_samples() > 0).then(|| Latency {
+                median: pooled.wake_latency_ns(0.5).unwrap_or_default(),
+                p99: pooled.wake_latency_ns(0.99).unwrap_or_default(),
+                samples: pooled.wake_samples(),
             }),
             per_round_trip: PerRoundTrip {
                 exits: total(&|r| r.sum(|v| v.kvm.exits())),
@@ -315,10 +312,7 @@ impl Summary {
                 timers_armed: total(&|r| r.sum(|v| v.counters.timers_armed)),
                 timer_fires: total(&|r| r.sum(|v| v.counters.timer_fires)),
             },
-            poll_share_of_idle: poll_share(
-                reports.iter().map(|r| r.sum(|v| v.counters.poll_tsc)).sum(),
-                reports.iter().map(|r| r.sum(|v| v.counters.idle_tsc)).sum(),
-            ),
+            poll_share_of_idle: pooled.poll_share_of_idle(),
         }
     }
 }
