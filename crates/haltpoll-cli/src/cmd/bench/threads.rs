@@ -149,17 +149,19 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
     };
     let rows = harness::summarize(&runs);
     let targets = harness::check_targets(&runs);
+    let results =
+        Results { config: &config, load, partial: partial.as_ref(), runs: &runs, rows: &rows, targets: &targets };
     // The results first, then the picture: a picture that fails loses nothing.
     output::write_stdout(|out| {
         if args.output.json {
-            write_json(out, &config, &args.parker.0, load, partial.as_ref(), &rows, &targets, &runs)
+            results.write_json(out, &args.parker.0)
         } else if args.output.csv {
             write_csv(out, &runs)
         } else {
             if let Some(partial) = &partial {
                 writeln!(out, "{}", partial.marker())?;
             }
-            write_table(out, &config, load, &runs, &rows, &targets)
+            results.write_table(out)
         }
     })?;
     // Round trip and the waiting thread's CPU per wake, one line per variant.
@@ -212,32 +214,67 @@ const LEGEND: &str = "wake: sender's stamp before its wake to the receiver's clo
      (its own wake of the sender included). no syscall: wakes with no futex call on either \
      side, where the variant can tell.";
 
-fn write_table(
-    out: &mut dyn Write,
-    config: &Config,
+/// What a run of the benchmark found, for the table and the JSON document.
+struct Results<'a> {
+    config: &'a Config,
+    /// The 1-minute load average when the benchmark started.
     load: Option<f64>,
-    runs: &[Run],
-    rows: &[Row],
-    targets: &[Target],
-) -> io::Result<()> {
-    let pinned = runs.iter().all(|r| r.pinned);
-    writeln!(
-        out,
-        "two threads, {}; the sender {} the think time, then stamps and wakes; {} repetition(s); \
-         load average {} at the start",
-        if pinned { "pinned to two CPUs" } else { "not pinned" },
-        match config.think {
-            Think::Spin => "spins",
-            Think::Sleep => "sleeps",
-        },
-        config.repetitions,
-        load.map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}")),
-    )?;
-    writeln!(out)?;
-    table::write_grouped(out, &COLUMNS, config, rows, |r| r.think_ns)?;
-    writeln!(out)?;
-    writeln!(out, "{LEGEND}")?;
-    write_targets(out, targets)
+    partial: Option<&'a Partial>,
+    runs: &'a [Run],
+    rows: &'a [Row],
+    targets: &'a [Target],
+}
+
+impl Results<'_> {
+    fn write_table(&self, out: &mut dyn Write) -> io::Result<()> {
+        let (config, load) = (self.config, self.load);
+        let pinned = self.runs.iter().all(|r| r.pinned);
+        writeln!(
+            out,
+            "two threads, {}; the sender {} the think time, then stamps and wakes; {} repetition(s); \
+             load average {} at the start",
+            if pinned { "pinned to two CPUs" } else { "not pinned" },
+            match config.think {
+                Think::Spin => "spins",
+                Think::Sleep => "sleeps",
+            },
+            config.repetitions,
+            load.map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}")),
+        )?;
+        writeln!(out)?;
+        table::write_grouped(out, &COLUMNS, config, self.rows, |r| r.think_ns)?;
+        writeln!(out)?;
+        writeln!(out, "{LEGEND}")?;
+        write_targets(out, self.targets)
+    }
+
+    /// The JSON document: the configuration (`parker`: the haltpoll variants' parameters), the
+    /// rows, the targets and each repetition's row.
+    fn write_json(&self, out: &mut dyn Write, parker: &Params) -> io::Result<()> {
+        let (config, partial) = (self.config, self.partial);
+        let doc = serde_json::json!({
+            "config": {
+                "variants": config.variants,
+                "think_ns": config.think_times.iter().map(|t| t.as_nanos() as u64).collect::<Vec<_>>(),
+                "think": config.think,
+                "repetitions": config.repetitions,
+                "min_round_trips": config.min_round_trips,
+                "max_round_trips": config.max_round_trips,
+                "cell_time_ns": config.cell_time.as_nanos() as u64,
+                "warmup": config.warmup,
+                "pin": config.pin,
+                "haltpoll": parker,
+                "load_average": self.load,
+            },
+            "partial": partial.is_some(),
+            "stopped_by": partial.map(Partial::stopped_by),
+            "error": partial.and_then(Partial::error),
+            "rows": self.rows,
+            "targets": self.targets,
+            "repetitions": repetition_rows(self.runs),
+        });
+        output::write_json(out, &doc)
+    }
 }
 
 fn write_targets(out: &mut dyn Write, targets: &[Target]) -> io::Result<()> {
@@ -289,41 +326,6 @@ fn repetition_rows(runs: &[Run]) -> Vec<RepetitionRow> {
             RepetitionRow { repetition: run.repetition, pinned: run.pinned, row, parker_stats: run.parker_stats }
         })
         .collect()
-}
-
-#[allow(clippy::too_many_arguments, reason = "the document's parts, each from its own source")]
-fn write_json(
-    out: &mut dyn Write,
-    config: &Config,
-    parker: &Params,
-    load: Option<f64>,
-    partial: Option<&Partial>,
-    rows: &[Row],
-    targets: &[Target],
-    runs: &[Run],
-) -> io::Result<()> {
-    let doc = serde_json::json!({
-        "config": {
-            "variants": config.variants,
-            "think_ns": config.think_times.iter().map(|t| t.as_nanos() as u64).collect::<Vec<_>>(),
-            "think": config.think,
-            "repetitions": config.repetitions,
-            "min_round_trips": config.min_round_trips,
-            "max_round_trips": config.max_round_trips,
-            "cell_time_ns": config.cell_time.as_nanos() as u64,
-            "warmup": config.warmup,
-            "pin": config.pin,
-            "haltpoll": parker,
-            "load_average": load,
-        },
-        "partial": partial.is_some(),
-        "stopped_by": partial.map(Partial::stopped_by),
-        "error": partial.and_then(Partial::error),
-        "rows": rows,
-        "targets": targets,
-        "repetitions": repetition_rows(runs),
-    });
-    output::write_json(out, &doc)
 }
 
 /// One line of `--csv`: a repetition's row.
