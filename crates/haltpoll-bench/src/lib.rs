@@ -1,23 +1,23 @@
 //! Measuring haltpoll: what a thread costs, how repeated runs become one figure, and the thread
 //! benchmark of the haltpoll parker against its peers.
 //!
-//! - [`host`] (Linux): the CPUs a process may use, pinning a thread to one, and a thread's CPU
+//! - `host` (Linux): the CPUs a process may use, pinning a thread to one, and a thread's CPU
 //!   time and context switches;
 //! - [`quantile`]: the one quantile of the project's measurements;
 //! - [`limits`]: the bounds on think times and host windows that every benchmark and the VMM
 //!   refuse in the same words;
-//! - [`summary`] (feature `summary`): from repetitions to medians, ratios and targets, the same
+//! - `summary` (feature `summary`): from repetitions to medians, ratios and targets, the same
 //!   way for `bench vm` and `bench threads`;
-//! - [`threads`] (feature `threads`, Linux): two threads hand a message back and forth, for every
+//! - `threads` (feature `threads`, Linux): two threads hand a message back and forth, for every
 //!   way of waiting (the haltpoll parker, spinning, std, crossbeam, parking_lot, executors);
 //! - [`share()`]: a part over a whole, 0 when there is no whole.
 //!
 //! # Why the VMM depends on this crate
 //!
 //! A vCPU thread is measured as a benchmark thread is: pinned to a host CPU, its CPU time and
-//! sleeps read with [`host::ThreadUsage`]; its wake latencies summarised by [`quantile()`]; its
-//! think times refused by [`limits`]. Those pieces are measurement, not VM objects, so they live
-//! here, and `haltpoll-vmm` depends on this crate with `default-features = false`: it gets
+//! sleeps read with `host::ThreadUsage`; its wake latencies summarised by
+//! [`quantile()`](quantile::quantile); its think times refused by [`limits`]. Those pieces are
+//! measurement, not VM objects, so they live here, and `haltpoll-vmm` depends on this crate with `default-features = false`: it gets
 //! `host`, `quantile` and `limits` (std, libc and rustix only), and none of the thread
 //! harness's contenders. The arrow points one way: nothing here knows the VMM, and `bench vm`'s
 //! rows, which read the VMM's report, sit beside the command that runs the VMM.
