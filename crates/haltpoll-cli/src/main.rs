@@ -4,9 +4,6 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-// The benchmarks count their threads' costs with the VMM's `host` helpers, on any Linux.
-#[cfg(target_os = "linux")]
-mod bench;
 mod cmd;
 #[cfg(target_os = "linux")]
 mod interrupt;
@@ -14,7 +11,13 @@ mod options;
 mod output;
 mod plot;
 #[cfg(target_os = "linux")]
+mod progress;
+#[cfg(target_os = "linux")]
 mod recording;
+#[cfg(target_os = "linux")]
+mod table;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod think_trace;
 
 // The library's trace readers and units, by the names the benchmarks' modules use.
 use haltpoll_linux::{trace, units};

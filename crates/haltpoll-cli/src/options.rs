@@ -32,3 +32,44 @@ pub struct TraceCpus {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub cpus: Option<u32>,
 }
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub use guest::GuestGovernors;
+
+/// The VM commands' governor options (they exist where the VMM does).
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod guest {
+    use anyhow::{Context, Result};
+    use clap::Args;
+    use haltpoll::{GovernorKind, GovernorParams, Params, PredictiveParams, ValidParams, ValidPredictiveParams};
+
+    /// The parameters of both governors the guest's haltpoll driver can run (`bench vm`,
+    /// `vm pingpong`): Linux's options and the predictive governor's.
+    #[derive(Args, Debug)]
+    pub struct GuestGovernors {
+        #[command(flatten)]
+        pub linux: Params,
+        #[command(flatten)]
+        pub predictive: PredictiveParams,
+    }
+
+    impl GuestGovernors {
+        /// Linux's governor's parameters, validated.
+        pub fn valid_linux(&self) -> Result<ValidParams> {
+            self.linux.validate().context("invalid governor parameters")
+        }
+
+        /// The predictive governor's parameters, validated.
+        pub fn valid_predictive(&self) -> Result<ValidPredictiveParams> {
+            self.predictive.validate().context("invalid predictive governor parameters")
+        }
+
+        /// The parameters of the governor `kind` names, validated.
+        pub fn select(&self, kind: GovernorKind) -> Result<GovernorParams> {
+            Ok(match kind {
+                GovernorKind::Linux => self.valid_linux()?.into(),
+                GovernorKind::Predictive => self.valid_predictive()?.into(),
+            })
+        }
+    }
+}

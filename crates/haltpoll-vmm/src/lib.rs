@@ -7,12 +7,15 @@
 //! - [`vm`]: the VM (in-kernel irqchip, per-VM halt-polling window, memory, vCPU setup);
 //! - [`memory`], [`loader`], [`boot`], [`cpuid`]: guest memory, the embedded guest image, long
 //!   mode from the VMM, the CPUID the guest sees;
-//! - [`vcpu`]: a vCPU on its own pinned host thread; [`stats`]: KVM's binary statistics;
-//!   [`host`]: host CPUs, pinning, and a thread's CPU time and context switches;
+//! - [`vcpu`]: a vCPU on its own pinned host thread (pinned and measured with
+//!   [`haltpoll_bench::host`], as the thread benchmarks' threads are); [`stats`]: KVM's binary
+//!   statistics;
 //! - [`watchdog`]: hang and overrun detection, and kicking a vCPU out of `KVM_RUN`;
 //! - [`run()`](run::run) ties it together and returns a [`RunReport`]; [`run_until`]
-//!   does the same and stops early when the caller says so (Ctrl-C);
-//! - [`limits`]: the bounds on think times and host windows the benchmarks share.
+//!   does the same and stops early when the caller says so (Ctrl-C).
+//!
+//! With the feature `testing`, `testing::kvm_or_skip` gates tests that run VMs (this crate's and
+//! the command's); it is not part of the API.
 //!
 //! The VMM and the guest share one definition of their memory layout and structures:
 //! [`haltpoll_abi`].
@@ -29,14 +32,7 @@
 
 #![warn(missing_docs)]
 
-// The VMM proper is KVM on x86_64 Linux. Three modules serve every Linux: the host side of a
-// thread (the thread benchmarks count their costs with it on any architecture), the quantile
-// (pure) and the bounds the benchmarks share with the VMM.
-#[cfg(target_os = "linux")]
-pub mod host;
-pub mod limits;
-pub mod quantile;
-
+// The VMM is KVM on x86_64 Linux; elsewhere this crate is empty.
 cfg_if::cfg_if! {
     if #[cfg(all(target_os = "linux", target_arch = "x86_64"))] {
         pub mod boot;
@@ -48,6 +44,7 @@ cfg_if::cfg_if! {
         pub mod run;
         pub mod stats;
         pub mod system;
+        #[cfg(feature = "testing")]
         pub mod testing;
         pub mod vcpu;
         pub mod vm;
@@ -55,7 +52,7 @@ cfg_if::cfg_if! {
 
         pub use error::{Failure, GuestError, GuestFailures, VmmError};
         pub use haltpoll_abi::{Counters, DriverLoad, DriverReport, IdlePolicy, PollControl, Sample, Workload};
-        pub use report::{RunReport, VcpuRun};
+        pub use report::{Pooled, RunReport, VcpuRun};
         pub use run::{RealtimeHint, RunOptions, run, run_until};
         pub use stats::{KvmStat, KvmStats};
     }

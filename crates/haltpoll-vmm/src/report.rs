@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use haltpoll_abi::{Counters, DriverLoad, DriverReport, PollControl, Sample};
 
-use crate::quantile::quantile;
 use crate::stats::KvmStats;
+use haltpoll_bench::quantile::quantile;
+use haltpoll_bench::share;
 
 /// One run of a VM.
 #[derive(Clone, Debug)]
@@ -127,7 +128,7 @@ impl RunReport {
     /// Time the waiting vCPUs spent polling over the time they spent waiting (0 if they never
     /// waited).
     pub fn poll_share_of_idle(&self) -> f64 {
-        poll_share(self.sum(|v| v.counters.poll_tsc), self.sum(|v| v.counters.idle_tsc))
+        share(self.sum(|v| v.counters.poll_tsc), self.sum(|v| v.counters.idle_tsc))
     }
 
     /// Time the vCPUs spent polling over the time they ran the workload (each vCPU of a pair
@@ -135,7 +136,7 @@ impl RunReport {
     pub fn poll_share_of_time(&self) -> f64 {
         // Per pair, both vCPUs live through the starter's workload time.
         let workload = 2 * self.sum(|v| v.counters.workload_tsc);
-        poll_share(self.sum(|v| v.counters.poll_tsc), workload)
+        share(self.sum(|v| v.counters.poll_tsc), workload)
     }
 
     /// The haltpoll driver's load decision, where the guest ran the driver.
@@ -155,10 +156,43 @@ impl RunReport {
     }
 }
 
-/// Polling time over waiting time, from the guest's counters (TSC ticks) of one run or of
-/// several pooled; 0 if nothing waited.
-pub fn poll_share(poll_tsc: u64, idle_tsc: u64) -> f64 {
-    if idle_tsc == 0 { 0.0 } else { poll_tsc as f64 / idle_tsc as f64 }
+/// Repeated runs of the same options, pooled: each figure over all of them at once, as
+/// `haltpoll vm pingpong` sums up its repetitions.
+#[derive(Clone, Copy, Debug)]
+pub struct Pooled<'a>(pub &'a [RunReport]);
+
+impl Pooled<'_> {
+    /// The `q`-quantile of the runs' mean round trips, ns ([`quantile`]); `None` if no run
+    /// completed a round trip.
+    pub fn round_trip_ns(&self, q: f64) -> Option<f64> {
+        let round_trips: Vec<f64> = self.0.iter().filter_map(RunReport::round_trip_ns).collect();
+        quantile(&round_trips, q)
+    }
+
+    /// Messages whose wake latency was sampled, all runs.
+    pub fn wake_samples(&self) -> usize {
+        self.0.iter().map(|r| r.sum(|v| v.samples.len() as u64) as usize).sum()
+    }
+
+    /// The `q`-quantile of every run's wake latencies, ns; `None` if no message was sampled.
+    pub fn wake_latency_ns(&self, q: f64) -> Option<f64> {
+        let latencies: Vec<f64> = self.0.iter().flat_map(RunReport::wake_latencies_ns).map(|ns| ns as f64).collect();
+        quantile(&latencies, q)
+    }
+
+    /// `f` of every run, added up, per round trip of all of them (no round trip counts one, so
+    /// the figure reads 0 rather than NaN).
+    pub fn per_round_trip(&self, f: impl Fn(&RunReport) -> u64) -> f64 {
+        let trips = self.0.iter().map(RunReport::round_trips).sum::<u64>().max(1);
+        self.0.iter().map(f).sum::<u64>() as f64 / trips as f64
+    }
+
+    /// Time the waiting vCPUs of every run spent polling over the time they spent waiting (0 if
+    /// they never waited).
+    pub fn poll_share_of_idle(&self) -> f64 {
+        let total = |f: fn(&VcpuRun) -> u64| self.0.iter().map(|r| r.sum(f)).sum();
+        share(total(|v| v.counters.poll_tsc), total(|v| v.counters.idle_tsc))
+    }
 }
 
 #[cfg(test)]
@@ -232,5 +266,52 @@ mod tests {
         assert_eq!(report.poll_ns(), 250.0);
         assert_eq!(report.per_message(5.0), 5.0, "no messages: per one");
         assert_eq!(report.wake_latency_ns(0.5), None);
+    }
+
+    fn run(counters: Counters, samples: Vec<Sample>) -> RunReport {
+        RunReport {
+            vcpus: vec![vcpu(0, counters, samples)],
+            tsc_khz: 1_000_000, // 1 tick per ns
+            realtime_hint: true,
+            poll_control_offered: true,
+            host_halt_poll_ns: None,
+            host_halt_poll_set: false,
+            wall: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn repetitions_pool_their_counts_before_dividing() {
+        let sample = |latency: u64| Sample { enter_tsc: 0, stamp_tsc: 100, seen_tsc: 100 + latency, think_tsc: 0 };
+        let one = Counters {
+            round_trips: 1,
+            workload_tsc: 300,
+            ipis_sent: 3,
+            poll_tsc: 1,
+            idle_tsc: 4,
+            ..Default::default()
+        };
+        let three = Counters {
+            round_trips: 3,
+            workload_tsc: 300,
+            ipis_sent: 1,
+            poll_tsc: 3,
+            idle_tsc: 4,
+            ..Default::default()
+        };
+        let reports = [run(one, vec![sample(10), sample(30)]), run(three, vec![sample(20)])];
+        let pooled = Pooled(&reports);
+        assert_eq!(pooled.round_trip_ns(0.0), Some(100.0), "300 ticks over 3 round trips");
+        assert_eq!(pooled.round_trip_ns(1.0), Some(300.0));
+        assert_eq!(
+            pooled.per_round_trip(|r| r.sum(|v| v.counters.ipis_sent)),
+            1.0,
+            "4 IPIs over 4 round trips, not the mean of 3 and 1/3"
+        );
+        assert_eq!(pooled.poll_share_of_idle(), 0.5, "4 of 8 ticks waiting");
+        assert_eq!((pooled.wake_samples(), pooled.wake_latency_ns(0.5)), (3, Some(20.0)));
+        let none = Pooled(&[]);
+        assert_eq!((none.round_trip_ns(0.5), none.wake_latency_ns(0.5), none.wake_samples()), (None, None, 0));
+        assert_eq!((none.per_round_trip(|_| 7), none.poll_share_of_idle()), (0.0, 0.0));
     }
 }

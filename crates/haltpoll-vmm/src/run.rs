@@ -15,13 +15,14 @@ use haltpoll_abi::{
 
 use crate::cpuid::View;
 use crate::error::{Failure, GuestError, GuestFailures};
-use crate::host::host_cpus;
 use crate::report::{RunReport, VcpuRun};
 use crate::stats::StatsFd;
 use crate::vcpu::{End, VcpuOutcome, VcpuThread};
 use crate::vm::Vm;
 use crate::watchdog::{self, Limits, Verdict, Watchdog};
-use crate::{VmmError, limits, system};
+use crate::{VmmError, system};
+use haltpoll_bench::host::host_cpus;
+use haltpoll_bench::limits;
 
 /// Whether the guest's CPUID shows KVM_HINTS_REALTIME ("each vCPU has a host CPU of its own").
 /// With feature `clap`, an option value: `auto`, `on`, `off`.
@@ -241,6 +242,44 @@ pub fn run_until(options: &RunOptions, interrupted: &AtomicBool) -> Result<RunRe
     let view = View { realtime_hint, kvm_signature: !options.hide_kvm, poll_control: !options.hide_poll_control };
     let vcpus = (0..options.vcpus).map(|index| vm.create_vcpu(index, view)).collect::<Result<Vec<_>, _>>()?;
     let tsc_khz = u64::from(vcpus[0].fd().get_tsc_khz().map_err(VmmError::kvm("KVM_GET_TSC_KHZ"))?);
+    write_config(&vm, options, tsc_khz)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Everything that can fail comes before the first vCPU thread starts: a failure after it
+    // would return with a vCPU running and the others never started (their early exits and
+    // messages unaccounted for).
+    let vcpus: Vec<VcpuThread> = vcpus
+        .into_iter()
+        .enumerate()
+        .map(|(index, vcpu)| {
+            Ok(VcpuThread {
+                index,
+                stats: StatsFd::open(vcpu.fd())?,
+                vcpu,
+                host_cpu: options.pin.then(|| cpus[index % cpus.len()]),
+                stop: stop.clone(),
+            })
+        })
+        .collect::<Result<_, VmmError>>()?;
+    let started = Instant::now();
+    let (threads, done) = start(vcpus, &stop)?;
+    let mut supervised = supervise(&vm, options, &threads, &stop, interrupted, done);
+    let wall = started.elapsed();
+    join(threads, &mut supervised);
+    let vcpus = collect(&vm, options, supervised)?;
+    Ok(RunReport {
+        vcpus,
+        tsc_khz,
+        realtime_hint,
+        poll_control_offered: vm.cpuid().poll_control() && !options.hide_poll_control && !options.hide_kvm,
+        host_halt_poll_ns: options.host_halt_poll_ns.or_else(system::default_halt_poll_ns),
+        host_halt_poll_set: options.host_halt_poll_ns.is_some(),
+        wall,
+    })
+}
+
+/// Writes the run's configuration and think trace into the guest's memory, times in TSC ticks
+/// of `tsc_khz`.
+fn write_config(vm: &Vm, options: &RunOptions, tsc_khz: u64) -> Result<(), VmmError> {
     let ticks = |ns: u64| (u128::from(ns) * u128::from(tsc_khz) / 1_000_000) as u64;
     let mut latency_req_ns = [LATENCY_ANY; MAX_VCPUS];
     latency_req_ns[..options.latency_req_ns.len()].copy_from_slice(&options.latency_req_ns);
@@ -259,28 +298,16 @@ pub fn run_until(options: &RunOptions, interrupted: &AtomicBool) -> Result<RunRe
     };
     let think_trace: Vec<u64> = options.think_trace_ns.iter().map(|&ns| ticks(ns)).collect();
     vm.ram().write(layout::THINKS, think_trace.as_slice())?;
-    vm.ram().write(layout::CONFIG, &config)?;
+    vm.ram().write(layout::CONFIG, &config)
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    // Everything that can fail comes before the first vCPU thread starts: a failure after it
-    // would return with a vCPU running and the others never started (their early exits and
-    // messages unaccounted for).
-    let vcpus: Vec<VcpuThread> = vcpus
-        .into_iter()
-        .enumerate()
-        .map(|(index, vcpu)| {
-            Ok(VcpuThread {
-                index,
-                stats: StatsFd::open(vcpu.fd())?,
-                vcpu,
-                host_cpu: options.pin.then(|| cpus[index % cpus.len()]),
-                stop: stop.clone(),
-            })
-        })
-        .collect::<Result<_, VmmError>>()?;
+/// The vCPU threads, started; each sends its outcome on the channel returned when it ends.
+fn start(
+    vcpus: Vec<VcpuThread>,
+    stop: &AtomicBool,
+) -> Result<(Vec<thread::JoinHandle<()>>, mpsc::Receiver<VcpuOutcome>), VmmError> {
     let (done_tx, done_rx) = mpsc::channel();
-    let mut threads = Vec::with_capacity(options.vcpus);
-    let started = Instant::now();
+    let mut threads = Vec::with_capacity(vcpus.len());
     for vcpu in vcpus {
         let index = vcpu.index;
         let done = done_tx.clone();
@@ -295,18 +322,19 @@ pub fn run_until(options: &RunOptions, interrupted: &AtomicBool) -> Result<RunRe
             Err(e) => {
                 // The threads already started run a guest that waits for its peers: stop them
                 // before leaving (their Vcpus keep the memory mapped until they end).
-                stop_all(&stop, &threads);
+                stop_all(stop, &threads);
                 return Err(e);
             }
         }
     }
-    drop(done_tx);
+    Ok((threads, done_rx))
+}
 
-    let mut supervised = supervise(&vm, options, &threads, &stop, interrupted, done_rx);
-    let wall = started.elapsed();
+/// Joins the threads that ended. A thread still in KVM_RUN is left behind (it holds the memory
+/// it may touch); one that ended without an outcome panicked, which is the VMM's bug, not the
+/// guest's.
+fn join(threads: Vec<thread::JoinHandle<()>>, supervised: &mut Supervised) {
     for (index, thread) in threads.into_iter().enumerate() {
-        // A thread still in KVM_RUN is left behind (it holds the memory it may touch); one that
-        // ended without an outcome panicked, which is the VMM's bug, not the guest's.
         let ended = supervised.outcomes[index].is_some() || thread.is_finished();
         if let Some(Err(panic)) = ended.then(|| thread.join()) {
             let message =
@@ -314,16 +342,6 @@ pub fn run_until(options: &RunOptions, interrupted: &AtomicBool) -> Result<RunRe
             supervised.panicked[index] = Some(message.unwrap_or_default());
         }
     }
-    let vcpus = collect(&vm, options, supervised)?;
-    Ok(RunReport {
-        vcpus,
-        tsc_khz,
-        realtime_hint,
-        poll_control_offered: vm.cpuid().poll_control() && !options.hide_poll_control && !options.hide_kvm,
-        host_halt_poll_ns: options.host_halt_poll_ns.or_else(system::default_halt_poll_ns),
-        host_halt_poll_set: options.host_halt_poll_ns.is_some(),
-        wall,
-    })
 }
 
 /// Sets the stop flag and kicks every thread out of `KVM_RUN`, waiting up to [`KICK_GRACE`]
@@ -421,71 +439,38 @@ fn supervise(
 
 /// Reads the reports, or names the vCPUs that failed.
 fn collect(vm: &Vm, options: &RunOptions, supervised: Supervised) -> Result<Vec<VcpuRun>, VmmError> {
-    let Supervised { outcomes, arrival, stopped, watchdog, panicked } = supervised;
-    let mut causes = Vec::new();
-    let mut victims = Vec::new();
-    let mut interrupted = false;
-    let limits = watchdog.limits();
+    check_endings(vm, options, &supervised)?;
+    read_runs(vm, options, supervised.outcomes)
+}
+
+/// How one vCPU's run ended, for the error that reports a run's failure.
+enum Ending {
+    /// As planned.
+    Done,
+    /// A failure of its own.
+    Cause(GuestError),
+    /// Stopped because another vCPU failed.
+    Victim(GuestError),
+    /// Stopped by the caller's interrupt.
+    Interrupted,
+}
+
+/// The error of a run where a vCPU failed (every cause, the victims after them), or of an
+/// interrupted one; `Ok` if every vCPU ended as planned.
+fn check_endings(vm: &Vm, options: &RunOptions, supervised: &Supervised) -> Result<(), VmmError> {
+    let (mut causes, mut victims, mut interrupted) = (Vec::new(), Vec::new(), false);
     // The vCPU that failed first leads; the watchdog's verdicts come in vCPU order.
-    let order: Vec<usize> = match stopped {
+    let arrival = &supervised.arrival;
+    let order: Vec<usize> = match supervised.stopped {
         Some(StopReason::Watchdog(_)) => (0..options.vcpus).collect(),
         _ => arrival.iter().copied().chain((0..options.vcpus).filter(|i| !arrival.contains(i))).collect(),
     };
     for index in order {
-        let Some(outcome) = &outcomes[index] else {
-            let failure = match &panicked[index] {
-                Some(message) => Failure::Exit(format!("lost its VMM thread, which panicked: {message}")),
-                None => Failure::Unresponsive,
-            };
-            causes.push(GuestError { vcpu: index, failure, rip: 0, ring: 0 });
-            continue;
-        };
-        let at = |failure| GuestError { vcpu: index, failure, rip: outcome.rip, ring: outcome.ring };
-        match &outcome.end {
-            End::Exited(status) => match ExitStatus::from_raw(*status) {
-                Some(ExitStatus::Done) => {}
-                Some(ExitStatus::Fault) => {
-                    let record: ExitRecord = vm.ram().read(layout::exit_record(index))?;
-                    causes.push(GuestError {
-                        vcpu: index,
-                        failure: Failure::Exception {
-                            vector: record.vector as u8,
-                            error_code: record.error_code,
-                            cr2: record.cr2,
-                        },
-                        rip: record.rip,
-                        ring: (record.cs & 3) as u8,
-                    });
-                }
-                Some(ExitStatus::Panic) => {
-                    let record: ExitRecord = vm.ram().read(layout::exit_record(index))?;
-                    causes.push(at(Failure::Panic(record.message().to_owned())));
-                }
-                Some(ExitStatus::BadConfig) => causes.push(at(Failure::BadConfig)),
-                None => {
-                    causes.push(at(Failure::Exit(format!("wrote {status:#x} to the exit port, which means nothing"))))
-                }
-            },
-            End::TripleFault => causes.push(at(Failure::TripleFault)),
-            End::Unexpected(what) => causes.push(at(Failure::Exit(what.clone()))),
-            End::Stopped => {
-                let progress = watchdog.progress(index);
-                match &stopped {
-                    Some(StopReason::Watchdog(Verdict::Hung(hung))) if hung.contains(&index) => {
-                        causes.push(at(Failure::Hung {
-                            limit: limits.stall_limit,
-                            progress,
-                            halted: outcome.halted,
-                            interrupts_enabled: outcome.interrupts_enabled,
-                        }))
-                    }
-                    Some(StopReason::Watchdog(_)) => {
-                        causes.push(at(Failure::Overran { limit: limits.time_limit, progress }))
-                    }
-                    Some(StopReason::Interrupted) => interrupted = true,
-                    _ => victims.push(at(Failure::Stopped)),
-                }
-            }
+        match ending(vm, index, supervised)? {
+            Ending::Done => {}
+            Ending::Cause(error) => causes.push(error),
+            Ending::Victim(error) => victims.push(error),
+            Ending::Interrupted => interrupted = true,
         }
     }
     if !causes.is_empty() {
@@ -495,7 +480,85 @@ fn collect(vm: &Vm, options: &RunOptions, supervised: Supervised) -> Result<Vec<
     if interrupted {
         return Err(VmmError::Interrupted);
     }
+    Ok(())
+}
 
+/// A failure of vCPU `index`, where its outcome says the guest was.
+fn at(index: usize, outcome: &VcpuOutcome, failure: Failure) -> GuestError {
+    GuestError { vcpu: index, failure, rip: outcome.rip, ring: outcome.ring }
+}
+
+/// How vCPU `index` ended.
+fn ending(vm: &Vm, index: usize, supervised: &Supervised) -> Result<Ending, VmmError> {
+    let Some(outcome) = &supervised.outcomes[index] else {
+        let failure = match &supervised.panicked[index] {
+            Some(message) => Failure::Exit(format!("lost its VMM thread, which panicked: {message}")),
+            None => Failure::Unresponsive,
+        };
+        return Ok(Ending::Cause(GuestError { vcpu: index, failure, rip: 0, ring: 0 }));
+    };
+    Ok(match &outcome.end {
+        End::Exited(status) => exited(vm, index, outcome, *status)?,
+        End::TripleFault => Ending::Cause(at(index, outcome, Failure::TripleFault)),
+        End::Unexpected(what) => Ending::Cause(at(index, outcome, Failure::Exit(what.clone()))),
+        End::Stopped => stopped(index, outcome, supervised),
+    })
+}
+
+/// How a vCPU that wrote `status` to the exit port ended: the guest's fault and panic records
+/// say where and why.
+fn exited(vm: &Vm, index: usize, outcome: &VcpuOutcome, status: u32) -> Result<Ending, VmmError> {
+    let failure = match ExitStatus::from_raw(status) {
+        Some(ExitStatus::Done) => return Ok(Ending::Done),
+        Some(ExitStatus::Fault) => {
+            let record: ExitRecord = vm.ram().read(layout::exit_record(index))?;
+            return Ok(Ending::Cause(GuestError {
+                vcpu: index,
+                failure: Failure::Exception {
+                    vector: record.vector as u8,
+                    error_code: record.error_code,
+                    cr2: record.cr2,
+                },
+                rip: record.rip,
+                ring: (record.cs & 3) as u8,
+            }));
+        }
+        Some(ExitStatus::Panic) => {
+            let record: ExitRecord = vm.ram().read(layout::exit_record(index))?;
+            Failure::Panic(record.message().to_owned())
+        }
+        Some(ExitStatus::BadConfig) => Failure::BadConfig,
+        None => Failure::Exit(format!("wrote {status:#x} to the exit port, which means nothing")),
+    };
+    Ok(Ending::Cause(at(index, outcome, failure)))
+}
+
+/// How a vCPU the VMM stopped ended: the watchdog's verdict on it, the caller's interrupt, or
+/// another vCPU's failure.
+fn stopped(index: usize, outcome: &VcpuOutcome, supervised: &Supervised) -> Ending {
+    let (watchdog, limits) = (&supervised.watchdog, supervised.watchdog.limits());
+    let progress = watchdog.progress(index);
+    match &supervised.stopped {
+        Some(StopReason::Watchdog(Verdict::Hung(hung))) if hung.contains(&index) => Ending::Cause(at(
+            index,
+            outcome,
+            Failure::Hung {
+                limit: limits.stall_limit,
+                progress,
+                halted: outcome.halted,
+                interrupts_enabled: outcome.interrupts_enabled,
+            },
+        )),
+        Some(StopReason::Watchdog(_)) => {
+            Ending::Cause(at(index, outcome, Failure::Overran { limit: limits.time_limit, progress }))
+        }
+        Some(StopReason::Interrupted) => Ending::Interrupted,
+        _ => Ending::Victim(at(index, outcome, Failure::Stopped)),
+    }
+}
+
+/// Every vCPU's run as the guest reported it, beside the host's view of its thread.
+fn read_runs(vm: &Vm, options: &RunOptions, outcomes: Vec<Option<VcpuOutcome>>) -> Result<Vec<VcpuRun>, VmmError> {
     let mut vcpus = Vec::with_capacity(options.vcpus);
     for outcome in outcomes.into_iter().flatten() {
         let index = outcome.index;

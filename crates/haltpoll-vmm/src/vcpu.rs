@@ -11,10 +11,10 @@ use kvm_bindings::{KVM_EXIT_INTERNAL_ERROR, KVM_MP_STATE_HALTED};
 use kvm_ioctls::VcpuExit;
 
 use crate::VmmError;
-use crate::host::{ThreadUsage, pin};
 use crate::stats::{KvmStats, StatsFd};
 use crate::vm::Vcpu;
 use crate::watchdog;
+use haltpoll_bench::host::{ThreadUsage, pin};
 
 /// A vCPU ready to run on a thread of its own.
 #[derive(Debug)]

@@ -109,7 +109,7 @@ fn senders_think_before_each_message() {
 fn two_pairs_share_the_host_and_lose_the_realtime_hint() {
     let Some(_vm) = kvm_or_skip("two_pairs_share_the_host_and_lose_the_realtime_hint") else { return };
     let report = pingpong(RunOptions { vcpus: 4, idle: IdlePolicy::Halt, round_trips: 100, ..Default::default() });
-    let host_cpus = haltpoll_vmm::host::host_cpus().unwrap().len();
+    let host_cpus = haltpoll_bench::host::host_cpus().unwrap().len();
     assert_eq!(report.realtime_hint, host_cpus >= 4, "the hint only when each vCPU has a host CPU");
     let forced = run(&RunOptions {
         vcpus: 4,

@@ -8,19 +8,19 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use haltpoll::{GovernorKind, GovernorParams, LATENCY_ANY, Params, PredictiveParams};
+use haltpoll::{GovernorKind, LATENCY_ANY};
 use haltpoll_abi::{Counters, DriverLoad, DriverReport};
-use haltpoll_vmm::quantile::quantile;
-use haltpoll_vmm::report::poll_share;
 use haltpoll_vmm::stats::KvmStat;
-use haltpoll_vmm::{IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport, VmmError};
+use haltpoll_vmm::{IdlePolicy, PollControl, Pooled, RealtimeHint, RunOptions, RunReport, VmmError};
 use serde::Serialize;
 
-use crate::cmd::bench::{end_progress, partial, progress_bar};
 use crate::interrupt::Interrupt;
+use crate::options::GuestGovernors;
 use crate::output::{self, OutputFile, fmt_ns, percent};
+use crate::progress::{end_progress, partial, progress_bar};
+use crate::table::{self, Column};
+use crate::think_trace::read_think_trace;
 use crate::trace::text::{self, Section};
-use crate::trace::{self as traces, IdlePeriod};
 use crate::units::parse_ns;
 
 /// Arguments of `haltpoll vm`.
@@ -116,41 +116,7 @@ pub struct PingpongArgs {
     #[arg(long = "governor", value_enum, default_value_t = GovernorKind::Linux)]
     pub governor_kind: GovernorKind,
     #[command(flatten)]
-    pub governor: Params,
-    #[command(flatten)]
-    pub predictive: PredictiveParams,
-}
-
-/// The governor `--governor` names, with its options' parameters, validated.
-pub fn governor_params(kind: GovernorKind, linux: &Params, predictive: &PredictiveParams) -> Result<GovernorParams> {
-    Ok(match kind {
-        GovernorKind::Linux => linux.validate().context("invalid governor parameters")?.into(),
-        GovernorKind::Predictive => predictive.validate().context("invalid predictive governor parameters")?.into(),
-    })
-}
-
-/// The longest think time a think trace gives, ns: longer idle periods are all "long" to
-/// either governor (above any ceiling and the predictive histogram's last edge), and the cut
-/// keeps a run's length bounded.
-pub const THINK_TRACE_CAP_NS: u64 = 10_000_000;
-
-/// The think times a trace gives, ns, in order: the idle periods of the CPU with the most of
-/// them, each cut to [`THINK_TRACE_CAP_NS`], at most `limit` of them.
-pub fn read_think_trace(path: &std::path::Path, limit: usize) -> Result<Vec<u64>> {
-    let trace = traces::read(path, None).with_context(|| format!("cannot read the think trace {}", path.display()))?;
-    let cpu = trace
-        .cpus
-        .iter()
-        .copied()
-        .max_by_key(|&cpu| trace.periods.iter().filter(|p| p.cpu == cpu).count())
-        .with_context(|| format!("the think trace {} has no idle periods", path.display()))?;
-    Ok(trace
-        .periods
-        .iter()
-        .filter(|p: &&IdlePeriod| p.cpu == cpu)
-        .map(|p| p.idle_ns.min(THINK_TRACE_CAP_NS))
-        .take(limit)
-        .collect())
+    pub governors: GuestGovernors,
 }
 
 /// A latency requirement: a duration, or `any` for none.
@@ -197,7 +163,7 @@ impl PingpongArgs {
             think_trace_ns,
             warmup_round_trips: self.warmup,
             warmup_think_ns: self.warmup_think_ns,
-            governor: governor_params(self.governor_kind, &self.governor, &self.predictive)?,
+            governor: self.governors.select(self.governor_kind)?,
             latency_req_ns: latency_reqs(&self.latency_req, self.vcpus),
             force: self.force,
             host_halt_poll_ns: self.host_halt_poll_ns,
@@ -318,18 +284,17 @@ struct Summary {
 }
 
 impl Summary {
+    /// The VMM's figures of the repetitions pooled.
     fn new(reports: &[RunReport]) -> Summary {
-        let round_trips: Vec<f64> = reports.iter().filter_map(RunReport::round_trip_ns).collect();
-        let spread = |q| quantile(&round_trips, q).unwrap_or(f64::NAN);
-        let latencies: Vec<f64> = reports.iter().flat_map(|r| r.wake_latencies_ns()).map(|ns| ns as f64).collect();
-        let trips = reports.iter().map(RunReport::round_trips).sum::<u64>().max(1) as f64;
-        let total = |f: &dyn Fn(&RunReport) -> u64| reports.iter().map(f).sum::<u64>() as f64 / trips;
+        let pooled = Pooled(reports);
+        let spread = |q| pooled.round_trip_ns(q).unwrap_or(f64::NAN);
+        let total = |f: &dyn Fn(&RunReport) -> u64| pooled.per_round_trip(f);
         Summary {
             round_trip_ns: Spread { median: spread(0.5), min: spread(0.0), max: spread(1.0) },
-            wake_latency_ns: (!latencies.is_empty()).then(|| Latency {
-                median: quantile(&latencies, 0.5).unwrap_or_default(),
-                p99: quantile(&latencies, 0.99).unwrap_or_default(),
-                samples: latencies.len(),
+            wake_latency_ns: (pooled.wake_samples() > 0).then(|| Latency {
+                median: pooled.wake_latency_ns(0.5).unwrap_or_default(),
+                p99: pooled.wake_latency_ns(0.99).unwrap_or_default(),
+                samples: pooled.wake_samples(),
             }),
             per_round_trip: PerRoundTrip {
                 exits: total(&|r| r.sum(|v| v.kvm.exits())),
@@ -347,16 +312,22 @@ impl Summary {
                 timers_armed: total(&|r| r.sum(|v| v.counters.timers_armed)),
                 timer_fires: total(&|r| r.sum(|v| v.counters.timer_fires)),
             },
-            poll_share_of_idle: poll_share(
-                reports.iter().map(|r| r.sum(|v| v.counters.poll_tsc)).sum(),
-                reports.iter().map(|r| r.sum(|v| v.counters.idle_tsc)).sum(),
-            ),
+            poll_share_of_idle: pooled.poll_share_of_idle(),
         }
     }
 }
 
 fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], s: &Summary) -> io::Result<()> {
-    let first = &reports[0];
+    write_heading(out, args, &reports[0])?;
+    writeln!(out)?;
+    let rows: Vec<(usize, &RunReport)> = reports.iter().enumerate().map(|(i, r)| (i + 1, r)).collect();
+    table::write_grouped(out, &repetition_columns(), &(), &rows, |_| ())?;
+    writeln!(out)?;
+    write_summary(out, args, reports, s)
+}
+
+/// What ran: the vCPUs and where, the idle policy, the think time, the host's window.
+fn write_heading(out: &mut dyn Write, args: &PingpongArgs, first: &RunReport) -> io::Result<()> {
     let cpus: Vec<String> =
         first.vcpus.iter().map(|v| v.host_cpu.map_or("unpinned".to_owned(), |c| c.to_string())).collect();
     writeln!(
@@ -375,28 +346,31 @@ fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], 
         (Some(ns), false) => format!("{ns} ns (the host's default)"),
         (None, _) => "the host's default".to_owned(),
     };
-    writeln!(out, "host halt-poll window {window}, {} round trips x {} repetitions", args.round_trips, args.repeat)?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{:>4} {:>12} {:>10} {:>14} {:>10} {:>10} {:>12}",
-        "rep", "round trip", "exits/rt", "halt exits/rt", "IPIs/rt", "CPU/rt", "wall"
-    )?;
-    for (i, r) in reports.iter().enumerate() {
-        let per_trip = |total: u64| r.per_round_trip(total as f64);
-        writeln!(
-            out,
-            "{:>4} {:>12} {:>10.2} {:>14.2} {:>10.2} {:>10} {:>12}",
-            i + 1,
-            fmt_ns(r.round_trip_ns().unwrap_or_default().round() as u64),
-            per_trip(r.sum(|v| v.kvm.exits())),
-            per_trip(r.sum(|v| v.kvm.halt_exits())),
-            per_trip(r.sum(|v| v.counters.ipis_sent)),
-            fmt_ns(r.per_round_trip(r.cpu_time().as_nanos() as f64).round() as u64),
-            fmt_ns(r.wall.as_nanos() as u64),
-        )?;
-    }
-    writeln!(out)?;
+    writeln!(out, "host halt-poll window {window}, {} round trips x {} repetitions", args.round_trips, args.repeat)
+}
+
+/// A count per round trip of one repetition, two decimals.
+fn per_trip(r: &RunReport, total: u64) -> String {
+    format!("{:.2}", r.per_round_trip(total as f64))
+}
+
+/// The columns of the table of repetitions, one row per repetition (numbered from 1).
+fn repetition_columns<'a>() -> [Column<(), (usize, &'a RunReport)>; 7] {
+    [
+        Column::right("rep", 0, 4, |_, (i, _)| i.to_string()),
+        Column::right("round trip", 1, 12, |_, (_, r)| fmt_ns(r.round_trip_ns().unwrap_or_default().round() as u64)),
+        Column::right("exits/rt", 1, 10, |_, (_, r)| per_trip(r, r.sum(|v| v.kvm.exits()))),
+        Column::right("halt exits/rt", 1, 14, |_, (_, r)| per_trip(r, r.sum(|v| v.kvm.halt_exits()))),
+        Column::right("IPIs/rt", 1, 10, |_, (_, r)| per_trip(r, r.sum(|v| v.counters.ipis_sent))),
+        Column::right("CPU/rt", 1, 10, |_, (_, r)| {
+            fmt_ns(r.per_round_trip(r.cpu_time().as_nanos() as f64).round() as u64)
+        }),
+        Column::right("wall", 1, 12, |_, (_, r)| fmt_ns(r.wall.as_nanos() as u64)),
+    ]
+}
+
+/// The summary over the repetitions, line by line.
+fn write_summary(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], s: &Summary) -> io::Result<()> {
     let ns = |f: f64| fmt_ns(f.round() as u64);
     let rt = &s.round_trip_ns;
     writeln!(
@@ -426,22 +400,29 @@ fn write_human(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport], 
         p.halt_successful_poll, p.halt_attempted_poll
     )?;
     if args.idle == IdlePolicy::Haltpoll {
-        writeln!(out, "haltpoll driver  {}; {} governor", describe_driver(first), args.governor_kind.name())?;
+        write_guest_polls(out, args, &reports[0], s)?;
+    }
+    Ok(())
+}
+
+/// What the haltpoll driver did (`--idle haltpoll`).
+fn write_guest_polls(out: &mut dyn Write, args: &PingpongArgs, first: &RunReport, s: &Summary) -> io::Result<()> {
+    let p = &s.per_round_trip;
+    writeln!(out, "haltpoll driver  {}; {} governor", describe_driver(first), args.governor_kind.name())?;
+    writeln!(
+        out,
+        "guest polls      {:.2} hits, {:.2} timeouts, {} polling per round trip ({} of the time waiting)",
+        p.poll_hits,
+        p.poll_timeouts,
+        fmt_ns(p.poll_ns.round() as u64),
+        percent(s.poll_share_of_idle)
+    )?;
+    if p.timers_armed > 0.0 {
         writeln!(
             out,
-            "guest polls      {:.2} hits, {:.2} timeouts, {} polling per round trip ({} of the time waiting)",
-            p.poll_hits,
-            p.poll_timeouts,
-            ns(p.poll_ns),
-            percent(s.poll_share_of_idle)
+            "timer halts      {:.2} armed, {:.2} fired (then polled) per round trip",
+            p.timers_armed, p.timer_fires
         )?;
-        if p.timers_armed > 0.0 {
-            writeln!(
-                out,
-                "timer halts      {:.2} armed, {:.2} fired (then polled) per round trip",
-                p.timers_armed, p.timer_fires
-            )?;
-        }
     }
     Ok(())
 }
@@ -572,21 +553,4 @@ fn write_trace(out: &mut dyn Write, args: &PingpongArgs, reports: &[RunReport]) 
         })
         .collect();
     text::write(out, &header, &sections)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_think_trace_is_the_busiest_cpus_periods_in_order_cut_at_10_ms() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("idle.txt");
-        std::fs::write(&path, "# cpu 0\n5\n# cpu 3\n30\n20000000\n10\n7\n").unwrap();
-        assert_eq!(read_think_trace(&path, 100).unwrap(), [30, THINK_TRACE_CAP_NS, 10, 7]);
-        assert_eq!(read_think_trace(&path, 2).unwrap(), [30, THINK_TRACE_CAP_NS], "at most the limit");
-        std::fs::write(&path, "# nothing but a comment\n").unwrap();
-        let empty = read_think_trace(&path, 100).unwrap_err();
-        assert!(format!("{empty:#}").contains("no idle periods"), "{empty:#}");
-    }
 }

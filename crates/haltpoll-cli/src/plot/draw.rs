@@ -8,7 +8,10 @@ use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
-use super::{Format, FrontPlot, LOG_SPAN, Panel, Scale, Series};
+use super::{Format, FrontPlot, Panel, Scale, Series};
+
+/// An axis spanning more than this factor is drawn on a log scale by [`Scale::Auto`].
+pub(super) const LOG_SPAN: f64 = 20.0;
 
 const FONT: &str = "sans-serif";
 

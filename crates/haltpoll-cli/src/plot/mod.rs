@@ -7,8 +7,8 @@
 //! - [`PlotFile::front`]: `haltpoll tune`'s Pareto front.
 //!
 //! Text is laid out with an embedded DejaVu Sans, so pictures come out the same on a server
-//! without fonts. An axis whose values are all positive and span more than [`LOG_SPAN`] is drawn
-//! on a log scale (with [`Scale::Auto`]).
+//! without fonts. An axis whose values are all positive and span more than a factor of 20
+//! (`draw::LOG_SPAN`) is drawn on a log scale (with [`Scale::Auto`]).
 //!
 //! The drawing (`draw`, plotters and the font) is the `plot` feature, on by default. Without it
 //! every `--plot` stops before any work, [`PlotFile::create`] saying to rebuild with the feature.
@@ -37,10 +37,6 @@ mod draw {
     }
 }
 
-/// An axis spanning more than this factor is drawn on a log scale by [`Scale::Auto`].
-#[cfg_attr(not(feature = "plot"), allow(dead_code, reason = "the drawing reads it"))]
-pub const LOG_SPAN: f64 = 20.0;
-
 const PANEL_SIZE: (u32, u32) = (960, 460);
 
 /// Why a picture could not be drawn.
@@ -50,7 +46,6 @@ pub enum PlotError {
     #[error("{0}: a plot file must end in .svg or .png")]
     Format(PathBuf),
     /// This binary was built without the `plot` feature.
-    #[cfg_attr(feature = "plot", allow(dead_code, reason = "only built without the feature"))]
     #[error(
         "{0}: this haltpoll was built without plots (cargo feature `plot`); rebuild it with the feature, \
          which is on by default (e.g. `cargo install haltpoll-cli`, without --no-default-features)"
@@ -84,7 +79,8 @@ pub enum Scale {
     Linear,
     /// Logarithmic (values at or below 0 are left out).
     Log,
-    /// Log when the values are positive and span more than [`LOG_SPAN`], else linear.
+    /// Log when the values are positive and span more than a factor of 20 (`draw::LOG_SPAN`),
+    /// else linear.
     #[default]
     Auto,
 }
@@ -236,7 +232,7 @@ pub struct FrontPlot {
 mod tests {
     use super::*;
 
-    #[cfg_attr(not(feature = "plot"), allow(dead_code, reason = "the drawing tests need the feature"))]
+    #[cfg(feature = "plot")]
     fn sweep_series() -> (Vec<Series>, Vec<Series>) {
         let think = [0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0];
         let line = |label: &str, f: &dyn Fn(f64) -> f64| Series {

@@ -2,14 +2,13 @@
 //! contenders side by side in one run and reports ratios, since the machines they run on are
 //! shared and absolute numbers drift.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::interrupt::{Partial, Stop};
+use crate::interrupt::Partial;
 use crate::output;
 use crate::plot::{PlotFile, Series};
 use crate::units::parse_duration;
@@ -43,6 +42,22 @@ pub enum BenchCommand {
     Vm(vm::VmArgs),
 }
 
+/// How a benchmark reports, the same three options on each. Each benchmark says what its JSON,
+/// CSV and plot hold in its own words (`mut_arg` on its arguments).
+#[derive(Args, Debug)]
+pub struct BenchOutput {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print CSV for plotting.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// Draw round trip and CPU time against think time into FILE (.svg or .png).
+    /// Needs the `plot` feature (on by default).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+}
+
 /// Runs `haltpoll bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.command {
@@ -52,51 +67,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
 }
 
-/// The progress bar of a benchmark: elapsed time, `len` steps, and a message saying what runs.
-/// It shows only where stderr is a terminal.
-pub fn progress_bar(len: u64) -> ProgressBar {
-    ProgressBar::new(len).with_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
-            .expect("a valid template"),
-    )
-}
-
-/// Ends a benchmark's progress bar: cleared when every run finished; left standing, with a
-/// newline, when an interrupt or an error cut the benchmark short, so the terminal shows where
-/// it stopped.
-pub fn end_progress(bar: &ProgressBar, partial: Option<&Partial>) {
-    match partial {
-        None => bar.finish_and_clear(),
-        Some(p) => {
-            bar.abandon_with_message(match p.stop {
-                Stop::Interrupt => "interrupted",
-                Stop::Error(_) => "failed",
-            });
-            // indicatif leaves the cursor at the end of the bar's line.
-            if !bar.is_hidden() {
-                output::stderr_line(format_args!(""));
-            }
-        }
-    }
-}
-
-/// What a benchmark ran, against what it planned: `Some` if `failure` (the error of the run
-/// that failed) or an interrupt cut it short.
-pub fn partial(finished: usize, planned: usize, unit: &'static str, failure: Option<anyhow::Error>) -> Option<Partial> {
-    let stop = match failure {
-        Some(e) => Stop::Error(e),
-        None if finished < planned => Stop::Interrupt,
-        None => return None,
-    };
-    Some(Partial { finished, planned, unit, stop })
-}
-
 /// Parses a benchmark's think time: a duration with its unit ([`parse_duration`]) within the
-/// benchmarks' limit ([`haltpoll_vmm::limits::MAX_THINK`]), so a think time that would take
+/// benchmarks' limit ([`haltpoll_bench::limits::MAX_THINK`]), so a think time that would take
 /// hours is refused with the command line, before anything runs.
 pub fn parse_think(text: &str) -> Result<Duration, String> {
     let think = parse_duration(text)?;
-    haltpoll_vmm::limits::check_think("think time", think)?;
+    haltpoll_bench::limits::check_think("think time", think)?;
     Ok(think)
 }
 

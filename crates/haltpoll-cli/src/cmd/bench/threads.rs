@@ -1,8 +1,7 @@
 //! `haltpoll bench threads`: two threads hand a token back and forth, every way of waiting
-//! in one run (the harness is [`crate::bench::threads`]).
+//! in one run (the harness is [`haltpoll_bench::threads`]).
 
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -11,13 +10,13 @@ use haltpoll::{Params, PredictiveParams};
 use haltpoll_park::{Builder, DEFAULT_PARAMS};
 use serde::Serialize;
 
-use super::{
-    SweepPoint, end_progress, finish, load_average, open_plot, parse_think, partial, progress_bar, without_repeats,
-};
-use crate::bench::threads::{self as harness, Config, Row, Run, Target, Think, Variant};
+use super::{BenchOutput, SweepPoint, finish, load_average, open_plot, parse_think, without_repeats};
 use crate::interrupt::{Interrupt, Partial};
 use crate::output::{self, fmt_ns, percent};
+use crate::progress::{end_progress, partial, progress_bar};
+use crate::table::{self, Column};
 use crate::units::parse_duration;
+use haltpoll_bench::threads::{self as harness, Config, Row, Run, Target, Think, Variant};
 
 /// Arguments of `haltpoll bench threads`.
 #[derive(Args, Debug)]
@@ -27,6 +26,14 @@ Examples:
   haltpoll bench threads --repetitions 1 --cell-time 50ms --think 0,100us
   # the parker against spinning and std::thread::park, a line per repetition as CSV
   haltpoll bench threads --variants spin,haltpoll,std --repetitions 2 --cell-time 50ms --csv")]
+#[command(
+    mut_arg("json", |a| a.help("Print JSON: the configuration, the rows, the targets and each repetition's row")),
+    mut_arg("csv", |a| a.help("Print CSV for plotting: one line per variant, think time and repetition")),
+    mut_arg("plot", |a| a.help(
+        "Draw round trip and CPU per wake against think time into FILE (.svg or .png). Needs the `plot` \
+         feature (on by default)"
+    )),
+)]
 pub struct ThreadsArgs {
     /// Think times before each message, comma-separated (ns, us, ms, s).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_think,
@@ -66,16 +73,8 @@ pub struct ThreadsArgs {
     /// Do not pin the two threads to two CPUs.
     #[arg(long)]
     pub no_pin: bool,
-    /// Print JSON: the configuration, the rows, the targets and each repetition's row.
-    #[arg(long)]
-    pub json: bool,
-    /// Print CSV for plotting: one line per variant, think time and repetition.
-    #[arg(long, conflicts_with = "json")]
-    pub csv: bool,
-    /// Draw round trip and CPU per wake against think time into FILE (.svg or .png).
-    /// Needs the `plot` feature (on by default).
-    #[arg(long, value_name = "FILE")]
-    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: BenchOutput,
     #[command(flatten)]
     pub parker: ParkerParams,
     #[command(flatten)]
@@ -130,7 +129,7 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
     let config = args.config()?;
     config.validate().context("cannot run the benchmark")?;
     // Outputs before the first thread: a path that cannot be written fails now, not after.
-    let plot = open_plot(args.plot.as_deref())?;
+    let plot = open_plot(args.output.plot.as_deref())?;
     let interrupt = Interrupt::watch()?;
     let load = load_average();
     let bar = progress_bar(config.cells() as u64);
@@ -150,17 +149,19 @@ pub fn run(args: &ThreadsArgs) -> Result<()> {
     };
     let rows = harness::summarize(&runs);
     let targets = harness::check_targets(&runs);
+    let results =
+        Results { config: &config, load, partial: partial.as_ref(), runs: &runs, rows: &rows, targets: &targets };
     // The results first, then the picture: a picture that fails loses nothing.
     output::write_stdout(|out| {
-        if args.json {
-            write_json(out, &config, &args.parker.0, load, partial.as_ref(), &rows, &targets, &runs)
-        } else if args.csv {
+        if args.output.json {
+            results.write_json(out, &args.parker.0)
+        } else if args.output.csv {
             write_csv(out, &runs)
         } else {
             if let Some(partial) = &partial {
                 writeln!(out, "{}", partial.marker())?;
             }
-            write_table(out, &config, load, &runs, &rows, &targets)
+            results.write_table(out)
         }
     })?;
     // Round trip and the waiting thread's CPU per wake, one line per variant.
@@ -185,81 +186,115 @@ fn opt_percent(share: Option<f64>) -> String {
     share.map_or_else(|| "-".to_owned(), percent)
 }
 
-fn write_table(
-    out: &mut dyn Write,
-    config: &Config,
+fn opt_fixed2(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
+}
+
+/// The table's columns, one row per variant and think time.
+const COLUMNS: [Column<Config, Row>; 11] = [
+    Column::right("think", 0, 8, |_, r| fmt_ns(r.think_ns)),
+    Column::left("variant", 2, 26, |c, r| variant_label(c, r.variant)),
+    Column::right("wakes", 1, 7, |_, r| r.wakes.to_string()),
+    Column::right("round trip", 1, 10, |_, r| fmt_ns(r.round_trip_p50_ns)),
+    Column::right("wake p50", 1, 10, |_, r| fmt_ns(r.wake_p50_ns)),
+    Column::right("wake p99", 1, 10, |_, r| fmt_ns(r.wake_p99_ns)),
+    Column::right("x spin", 1, 8, |_, r| opt_fixed2(r.wake_vs_spin)),
+    Column::right("CPU/wake", 1, 10, |_, r| fmt_ns(r.cpu_per_wake_ns)),
+    Column::right("no syscall", 1, 10, |_, r| opt_percent(r.no_syscall_share)),
+    Column::right("sleeps", 1, 8, |_, r| opt_fixed2(r.sleeps_per_wake)),
+    Column::left("wake p50 per repetition", 2, 0, |_, r| {
+        r.wake_p50_by_repetition_ns.iter().map(|&n| fmt_ns(n)).collect::<Vec<_>>().join(" ")
+    }),
+];
+
+/// What the columns mean.
+const LEGEND: &str = "wake: sender's stamp before its wake to the receiver's clock read after its wait returned. \
+     x spin: wake p50 over spin's in the same repetition, median over repetitions. \
+     CPU/wake and sleeps: the receiver's CPU time and voluntary context switches per wake \
+     (its own wake of the sender included). no syscall: wakes with no futex call on either \
+     side, where the variant can tell.";
+
+/// What a run of the benchmark found, for the table and the JSON document.
+struct Results<'a> {
+    config: &'a Config,
+    /// The 1-minute load average when the benchmark started.
     load: Option<f64>,
-    runs: &[Run],
-    rows: &[Row],
-    targets: &[Target],
-) -> io::Result<()> {
-    let pinned = runs.iter().all(|r| r.pinned);
-    writeln!(
-        out,
-        "two threads, {}; the sender {} the think time, then stamps and wakes; {} repetition(s); \
-         load average {} at the start",
-        if pinned { "pinned to two CPUs" } else { "not pinned" },
-        match config.think {
-            Think::Spin => "spins",
-            Think::Sleep => "sleeps",
-        },
-        config.repetitions,
-        load.map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}")),
-    )?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{:>8}  {:<26} {:>7} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}  wake p50 per repetition",
-        "think", "variant", "wakes", "round trip", "wake p50", "wake p99", "x spin", "CPU/wake", "no syscall", "sleeps"
-    )?;
-    let mut last_think = None;
-    for r in rows {
-        if last_think.is_some_and(|t| t != r.think_ns) {
-            writeln!(out)?;
-        }
-        last_think = Some(r.think_ns);
-        let spread: Vec<String> = r.wake_p50_by_repetition_ns.iter().map(|&n| fmt_ns(n)).collect();
+    partial: Option<&'a Partial>,
+    runs: &'a [Run],
+    rows: &'a [Row],
+    targets: &'a [Target],
+}
+
+impl Results<'_> {
+    fn write_table(&self, out: &mut dyn Write) -> io::Result<()> {
+        let (config, load) = (self.config, self.load);
+        let pinned = self.runs.iter().all(|r| r.pinned);
         writeln!(
             out,
-            "{:>8}  {:<26} {:>7} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}  {}",
-            fmt_ns(r.think_ns),
-            variant_label(config, r.variant),
-            r.wakes,
-            fmt_ns(r.round_trip_p50_ns),
-            fmt_ns(r.wake_p50_ns),
-            fmt_ns(r.wake_p99_ns),
-            r.wake_vs_spin.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}")),
-            fmt_ns(r.cpu_per_wake_ns),
-            opt_percent(r.no_syscall_share),
-            r.sleeps_per_wake.map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
-            spread.join(" "),
+            "two threads, {}; the sender {} the think time, then stamps and wakes; {} repetition(s); \
+             load average {} at the start",
+            if pinned { "pinned to two CPUs" } else { "not pinned" },
+            match config.think {
+                Think::Spin => "spins",
+                Think::Sleep => "sleeps",
+            },
+            config.repetitions,
+            load.map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}")),
         )?;
+        writeln!(out)?;
+        table::write_grouped(out, &COLUMNS, config, self.rows, |r| r.think_ns)?;
+        writeln!(out)?;
+        writeln!(out, "{LEGEND}")?;
+        write_targets(out, self.targets)
+    }
+
+    /// The JSON document: the configuration (`parker`: the haltpoll variants' parameters), the
+    /// rows, the targets and each repetition's row.
+    fn write_json(&self, out: &mut dyn Write, parker: &Params) -> io::Result<()> {
+        let (config, partial) = (self.config, self.partial);
+        let doc = serde_json::json!({
+            "config": {
+                "variants": config.variants,
+                "think_ns": config.think_times.iter().map(|t| t.as_nanos() as u64).collect::<Vec<_>>(),
+                "think": config.think,
+                "repetitions": config.repetitions,
+                "min_round_trips": config.min_round_trips,
+                "max_round_trips": config.max_round_trips,
+                "cell_time_ns": config.cell_time.as_nanos() as u64,
+                "warmup": config.warmup,
+                "pin": config.pin,
+                "haltpoll": parker,
+                "load_average": self.load,
+            },
+            "partial": partial.is_some(),
+            "stopped_by": partial.map(Partial::stopped_by),
+            "error": partial.and_then(Partial::error),
+            "rows": self.rows,
+            "targets": self.targets,
+            "repetitions": repetition_rows(self.runs),
+        });
+        output::write_json(out, &doc)
+    }
+}
+
+fn write_targets(out: &mut dyn Write, targets: &[Target]) -> io::Result<()> {
+    if targets.is_empty() {
+        return Ok(());
     }
     writeln!(out)?;
-    writeln!(
-        out,
-        "wake: sender's stamp before its wake to the receiver's clock read after its wait returned. \
-         x spin: wake p50 over spin's in the same repetition, median over repetitions. \
-         CPU/wake and sleeps: the receiver's CPU time and voluntary context switches per wake \
-         (its own wake of the sender included). no syscall: wakes with no futex call on either \
-         side, where the variant can tell."
-    )?;
-    if !targets.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "targets: ratios within each repetition, median over repetitions")?;
-        for t in targets {
-            let reps: Vec<String> = t.by_repetition.iter().map(|r| format!("{r:.3}")).collect();
-            writeln!(
-                out,
-                "  think {:>8}  {:<42} {:>7.3} (at most {:.3})  {:<6}  per repetition: {}",
-                fmt_ns(t.think_ns),
-                t.what,
-                t.value,
-                t.limit,
-                if t.met { "met" } else { "MISSED" },
-                reps.join(" ")
-            )?;
-        }
+    writeln!(out, "targets: ratios within each repetition, median over repetitions")?;
+    for t in targets {
+        let reps: Vec<String> = t.by_repetition.iter().map(|r| format!("{r:.3}")).collect();
+        writeln!(
+            out,
+            "  think {:>8}  {:<42} {:>7.3} (at most {:.3})  {:<6}  per repetition: {}",
+            fmt_ns(t.think_ns),
+            t.what,
+            t.value,
+            t.limit,
+            if t.met { "met" } else { "MISSED" },
+            reps.join(" ")
+        )?;
     }
     Ok(())
 }
@@ -291,41 +326,6 @@ fn repetition_rows(runs: &[Run]) -> Vec<RepetitionRow> {
             RepetitionRow { repetition: run.repetition, pinned: run.pinned, row, parker_stats: run.parker_stats }
         })
         .collect()
-}
-
-#[allow(clippy::too_many_arguments, reason = "the document's parts, each from its own source")]
-fn write_json(
-    out: &mut dyn Write,
-    config: &Config,
-    parker: &Params,
-    load: Option<f64>,
-    partial: Option<&Partial>,
-    rows: &[Row],
-    targets: &[Target],
-    runs: &[Run],
-) -> io::Result<()> {
-    let doc = serde_json::json!({
-        "config": {
-            "variants": config.variants,
-            "think_ns": config.think_times.iter().map(|t| t.as_nanos() as u64).collect::<Vec<_>>(),
-            "think": config.think,
-            "repetitions": config.repetitions,
-            "min_round_trips": config.min_round_trips,
-            "max_round_trips": config.max_round_trips,
-            "cell_time_ns": config.cell_time.as_nanos() as u64,
-            "warmup": config.warmup,
-            "pin": config.pin,
-            "haltpoll": parker,
-            "load_average": load,
-        },
-        "partial": partial.is_some(),
-        "stopped_by": partial.map(Partial::stopped_by),
-        "error": partial.and_then(Partial::error),
-        "rows": rows,
-        "targets": targets,
-        "repetitions": repetition_rows(runs),
-    });
-    output::write_json(out, &doc)
 }
 
 /// One line of `--csv`: a repetition's row.

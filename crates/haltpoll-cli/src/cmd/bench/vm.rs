@@ -12,19 +12,21 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use haltpoll::{BlockTime, Params, PredictiveParams, ValidParams, ValidPredictiveParams};
+use haltpoll::{BlockTime, ValidParams, ValidPredictiveParams};
 use haltpoll_vmm::{DriverLoad, IdlePolicy, RunOptions, VmmError};
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use self::cells::{Ceilings, Measurement, Row, Target, check_targets, summarize};
-use super::{
-    SweepPoint, end_progress, finish, load_average, open_plot, parse_think, partial, progress_bar, without_repeats,
-};
-use crate::bench::summary::Unit;
-use crate::cmd::vm::read_think_trace;
+use super::{BenchOutput, SweepPoint, finish, load_average, open_plot, parse_think, without_repeats};
 use crate::interrupt::{Interrupt, Partial};
+use crate::options::GuestGovernors;
 use crate::output::{self, fmt_ns, percent};
+use crate::progress::{end_progress, partial, progress_bar};
+use crate::table::{self, Column};
+use crate::think_trace::read_think_trace;
 use crate::units::parse_duration;
+use haltpoll_bench::summary::Unit;
 
 /// How the waiting vCPUs idle, and on what host set-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum, Serialize)]
@@ -123,6 +125,14 @@ Examples:
   haltpoll bench vm --repetitions 1 --think 0,100us --variants busy,guest-haltpoll,no-polling
   # above the ceiling, 1 ms apart: guest haltpoll against no polling, as JSON
   haltpoll bench vm --repetitions 1 --think 1ms --variants guest-haltpoll,no-polling --json")]
+#[command(
+    mut_arg("json", |a| a.help("Print JSON: the configuration, the rows, the targets and every run")),
+    mut_arg("csv", |a| a.help("Print CSV for plotting: one line per run")),
+    mut_arg("plot", |a| a.help(
+        "Draw round trip and host CPU per round trip against think time into FILE (.svg or .png). Needs \
+         the `plot` feature (on by default)"
+    )),
+)]
 pub struct VmArgs {
     /// Think times before each message, comma-separated (ns, us, ms, s).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_think,
@@ -161,20 +171,10 @@ pub struct VmArgs {
     /// The host's halt-polling window of every variant but `no polling`, ns.
     #[arg(long, value_name = "NS", default_value_t = 200_000)]
     pub host_halt_poll_ns: u64,
-    /// Print JSON: the configuration, the rows, the targets and every run.
-    #[arg(long)]
-    pub json: bool,
-    /// Print CSV for plotting: one line per run.
-    #[arg(long, conflicts_with = "json")]
-    pub csv: bool,
-    /// Draw round trip and host CPU per round trip against think time into FILE (.svg or .png).
-    /// Needs the `plot` feature (on by default).
-    #[arg(long, value_name = "FILE")]
-    pub plot: Option<PathBuf>,
     #[command(flatten)]
-    pub governor: Params,
+    pub output: BenchOutput,
     #[command(flatten)]
-    pub predictive: PredictiveParams,
+    pub governors: GuestGovernors,
 }
 
 /// The think trace of a run (`--think-trace`).
@@ -213,8 +213,8 @@ const SLOWEST_ROUND_TRIP_NS: u64 = 120_000;
 
 impl Setup {
     fn new(args: &VmArgs) -> Result<Setup> {
-        let params = args.governor.validate().context("invalid governor parameters")?;
-        let predictive = args.predictive.validate().context("invalid predictive governor parameters")?;
+        let params = args.governors.valid_linux()?;
+        let predictive = args.governors.valid_predictive()?;
         let think_trace = match &args.think_trace {
             Some(path) => {
                 let think_ns = read_think_trace(path, haltpoll_abi::layout::THINKS_MAX as usize)?;
@@ -305,39 +305,10 @@ pub fn run(args: &VmArgs) -> Result<()> {
         }
     }
     // Outputs before the first VM: a path that cannot be written fails now, not after the run.
-    let plot = open_plot(args.plot.as_deref())?;
+    let plot = open_plot(args.output.plot.as_deref())?;
     let interrupt = Interrupt::watch()?;
     let bar = progress_bar(setup.runs());
-    let mut runs = Vec::new();
-    let mut failure = None;
-    // Repetitions outermost: a slow spell of the machine then hits every variant alike.
-    'runs: for repetition in 1..=setup.repetitions {
-        for &think_ns in &setup.think_ns {
-            for &variant in &setup.variants {
-                let cell = format!("{} at think {}", setup.label(variant), setup.think_label(think_ns));
-                bar.set_message(format!("{cell} (repetition {repetition})"));
-                let ran = match crate::bench::injected_failure(runs.len() + 1) {
-                    Some(why) => Err(anyhow::anyhow!(why)),
-                    None => match haltpoll_vmm::run_until(&variant.options(&setup, think_ns), interrupt.flag()) {
-                        Err(VmmError::Interrupted) => break 'runs,
-                        ran => ran.map_err(anyhow::Error::from),
-                    },
-                };
-                match ran {
-                    Ok(report) => runs.push(Measurement::new(variant, think_ns, repetition, &report)),
-                    // The runs before it stand: they are printed, marked partial.
-                    Err(e) => {
-                        failure = Some(e.context(format!("{cell}, repetition {repetition}")));
-                        break 'runs;
-                    }
-                }
-                bar.inc(1);
-                if interrupt.requested() {
-                    break 'runs;
-                }
-            }
-        }
-    }
+    let (runs, failure) = run_all(&setup, &bar, &interrupt);
     let partial = partial(runs.len(), setup.runs() as usize, "runs", failure);
     end_progress(&bar, partial.as_ref());
     let partial = match partial {
@@ -347,27 +318,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
     let rows = summarize(&runs);
     let targets = check_targets(&runs, &setup.ceilings());
     // The results first, then the picture: a picture that fails loses nothing.
-    output::write_stdout(|out| {
-        if args.json {
-            let doc = serde_json::json!({
-                "config": setup,
-                "partial": partial.is_some(),
-                "stopped_by": partial.as_ref().map(Partial::stopped_by),
-                "error": partial.as_ref().and_then(Partial::error),
-                "rows": rows,
-                "targets": targets,
-                "runs": runs
-            });
-            output::write_json(out, &doc)
-        } else if args.csv {
-            write_csv(out, &runs)
-        } else {
-            if let Some(partial) = &partial {
-                writeln!(out, "{}", partial.marker())?;
-            }
-            write_table(out, &setup, &runs, &rows, &targets)
-        }
-    })?;
+    output::write_stdout(|out| write_results(out, &args.output, &setup, partial.as_ref(), &runs, &rows, &targets))?;
     // Round trip and the host CPU time of all vCPUs per round trip, one line per variant.
     let points = rows.iter().map(|r| SweepPoint {
         label: setup.label(r.variant),
@@ -376,6 +327,69 @@ pub fn run(args: &VmArgs) -> Result<()> {
         cpu_ns: r.cpu_ns_per_round_trip,
     });
     finish(plot, "bench vm", points, partial)
+}
+
+/// Runs every cell of every repetition until all ran, one failed or an interrupt came: the
+/// runs that finished, and the failure, if one stopped them.
+fn run_all(setup: &Setup, bar: &ProgressBar, interrupt: &Interrupt) -> (Vec<Measurement>, Option<anyhow::Error>) {
+    let mut runs = Vec::new();
+    // Repetitions outermost: a slow spell of the machine then hits every variant alike.
+    for repetition in 1..=setup.repetitions {
+        for &think_ns in &setup.think_ns {
+            for &variant in &setup.variants {
+                let cell = format!("{} at think {}", setup.label(variant), setup.think_label(think_ns));
+                bar.set_message(format!("{cell} (repetition {repetition})"));
+                let ran = match haltpoll_bench::injected_failure(runs.len() + 1) {
+                    Some(why) => Err(anyhow::anyhow!(why)),
+                    None => match haltpoll_vmm::run_until(&variant.options(setup, think_ns), interrupt.flag()) {
+                        Err(VmmError::Interrupted) => return (runs, None),
+                        ran => ran.map_err(anyhow::Error::from),
+                    },
+                };
+                match ran {
+                    Ok(report) => runs.push(Measurement::new(variant, think_ns, repetition, &report)),
+                    // The runs before it stand: they are printed, marked partial.
+                    Err(e) => return (runs, Some(e.context(format!("{cell}, repetition {repetition}")))),
+                }
+                bar.inc(1);
+                if interrupt.requested() {
+                    return (runs, None);
+                }
+            }
+        }
+    }
+    (runs, None)
+}
+
+/// Prints the results as `format` asks: JSON, CSV or the table.
+fn write_results(
+    out: &mut dyn Write,
+    format: &BenchOutput,
+    setup: &Setup,
+    partial: Option<&Partial>,
+    runs: &[Measurement],
+    rows: &[Row],
+    targets: &[Target],
+) -> io::Result<()> {
+    if format.json {
+        let doc = serde_json::json!({
+            "config": setup,
+            "partial": partial.is_some(),
+            "stopped_by": partial.map(Partial::stopped_by),
+            "error": partial.and_then(Partial::error),
+            "rows": rows,
+            "targets": targets,
+            "runs": runs
+        });
+        output::write_json(out, &doc)
+    } else if format.csv {
+        write_csv(out, runs)
+    } else {
+        if let Some(partial) = partial {
+            writeln!(out, "{}", partial.marker())?;
+        }
+        write_table(out, setup, runs, rows, targets)
+    }
 }
 
 fn ns(value: f64) -> String {
@@ -391,52 +405,25 @@ fn times(value: Option<f64>) -> String {
     }
 }
 
-fn write_rows(out: &mut dyn Write, setup: &Setup, rows: &[&Row]) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:>8}  {:<27} {:>10} {:>6} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>10} {:>7} {:>10} {:>9}",
-        "think",
-        "variant",
-        "round trip",
-        "speed",
-        "wake p50",
-        "wake p99",
-        "x busy",
-        "IPIs/msg",
-        "halts/msg",
-        "hpolls/msg",
-        "poll/msg",
-        "polling",
-        "CPU/msg",
-        "preempt"
-    )?;
-    let mut last_think = None;
-    for r in rows {
-        if last_think.is_some_and(|t| t != r.think_ns) {
-            writeln!(out)?;
-        }
-        last_think = Some(r.think_ns);
-        writeln!(
-            out,
-            "{:>8}  {:<27} {:>10} {:>6} {:>9} {:>9} {:>7} {:>9.2} {:>10.2} {:>10.2} {:>10} {:>7} {:>10} {:>9.3}",
-            setup.think_label(r.think_ns),
-            setup.label(r.variant),
-            ns(r.round_trip_ns),
-            r.speed_vs_busy.map_or_else(|| "-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
-            ns(r.wake_p50_ns),
-            ns(r.wake_p99_ns),
-            times(r.wake_vs_busy),
-            r.ipis_per_message,
-            r.halt_exits_per_message,
-            r.host_polls_per_message,
-            ns(r.poll_ns_per_message),
-            percent(r.poll_share_of_idle),
-            ns(r.cpu_ns_per_message),
-            r.preempted_per_message,
-        )?;
-    }
-    Ok(())
-}
+/// The table's columns, one row per variant and think time.
+const COLUMNS: [Column<Setup, Row>; 14] = [
+    Column::right("think", 0, 8, |s, r| s.think_label(r.think_ns)),
+    Column::left("variant", 2, 27, |s, r| s.label(r.variant)),
+    Column::right("round trip", 1, 10, |_, r| ns(r.round_trip_ns)),
+    Column::right("speed", 1, 6, |_, r| {
+        r.speed_vs_busy.map_or_else(|| "-".to_owned(), |s| format!("{:.1}%", s * 100.0))
+    }),
+    Column::right("wake p50", 1, 9, |_, r| ns(r.wake_p50_ns)),
+    Column::right("wake p99", 1, 9, |_, r| ns(r.wake_p99_ns)),
+    Column::right("x busy", 1, 7, |_, r| times(r.wake_vs_busy)),
+    Column::right("IPIs/msg", 1, 9, |_, r| format!("{:.2}", r.ipis_per_message)),
+    Column::right("halts/msg", 1, 10, |_, r| format!("{:.2}", r.halt_exits_per_message)),
+    Column::right("hpolls/msg", 1, 10, |_, r| format!("{:.2}", r.host_polls_per_message)),
+    Column::right("poll/msg", 1, 10, |_, r| ns(r.poll_ns_per_message)),
+    Column::right("polling", 1, 7, |_, r| percent(r.poll_share_of_idle)),
+    Column::right("CPU/msg", 1, 10, |_, r| ns(r.cpu_ns_per_message)),
+    Column::right("preempt", 1, 9, |_, r| format!("{:.3}", r.preempted_per_message)),
+];
 
 /// What the haltpoll driver did in the last repetition of a cell, in a line.
 fn driver_note(m: &Measurement) -> String {
@@ -456,6 +443,13 @@ fn driver_note(m: &Measurement) -> String {
     }
 }
 
+/// What the columns mean.
+const LEGEND: &str = "round trip: mean per repetition, median over repetitions. speed: busy's round trip over the variant's. \
+     wake: one way, from the sender's stamp to the receiver seeing the message. x busy: wake p50 over busy's, \
+     per repetition. IPIs, halts (KVM halt exits), hpolls (host polls that caught the wakeup), guest polling \
+     time and host CPU time (think included) per message; polling: share of the waiting time; preempt: \
+     host preemptions of the vCPU threads per message.";
+
 fn write_table(
     out: &mut dyn Write,
     setup: &Setup,
@@ -463,6 +457,26 @@ fn write_table(
     rows: &[Row],
     targets: &[Target],
 ) -> io::Result<()> {
+    write_setup(out, setup)?;
+    let (main, overcommit): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| !r.variant.is_overcommit());
+    for (rows, title) in [
+        (main, "2 vCPUs, each on a host CPU of its own (REALTIME hint shown)"),
+        (overcommit, "overcommitted: 4 vCPUs (two pairs) on 2 host CPUs, so no REALTIME hint"),
+    ] {
+        if !rows.is_empty() {
+            writeln!(out)?;
+            writeln!(out, "{title}")?;
+            table::write_grouped(out, &COLUMNS, setup, rows, |r| r.think_ns)?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(out, "{LEGEND}")?;
+    write_driver_notes(out, setup, runs, rows)?;
+    write_targets(out, setup, targets)
+}
+
+/// The lines above the table: what ran, and with which settings.
+fn write_setup(out: &mut dyn Write, setup: &Setup) -> io::Result<()> {
     writeln!(
         out,
         "ping-pong between vCPUs of our guest on KVM; the sender spins the think time, stamps and wakes; \
@@ -496,62 +510,53 @@ fn write_table(
             fmt_ns(trace.mean_ns)
         )?;
     }
-    let (main, overcommit): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| !r.variant.is_overcommit());
-    if !main.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "2 vCPUs, each on a host CPU of its own (REALTIME hint shown)")?;
-        write_rows(out, setup, &main)?;
-    }
-    if !overcommit.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "overcommitted: 4 vCPUs (two pairs) on 2 host CPUs, so no REALTIME hint")?;
-        write_rows(out, setup, &overcommit)?;
-    }
-    writeln!(out)?;
-    writeln!(
-        out,
-        "round trip: mean per repetition, median over repetitions. speed: busy's round trip over the variant's. \
-         wake: one way, from the sender's stamp to the receiver seeing the message. x busy: wake p50 over busy's, \
-         per repetition. IPIs, halts (KVM halt exits), hpolls (host polls that caught the wakeup), guest polling \
-         time and host CPU time (think included) per message; polling: share of the waiting time; preempt: \
-         host preemptions of the vCPU threads per message."
-    )?;
+    Ok(())
+}
+
+/// What the haltpoll driver did, for every row whose variant ran it (its last repetition).
+fn write_driver_notes(out: &mut dyn Write, setup: &Setup, runs: &[Measurement], rows: &[Row]) -> io::Result<()> {
     let notes: Vec<&Measurement> = rows
         .iter()
         .filter_map(|r| {
             runs.iter().rev().find(|m| m.variant == r.variant && m.think_ns == r.think_ns && m.driver.is_some())
         })
         .collect();
-    if !notes.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "haltpoll driver (last repetition)")?;
-        for m in notes {
-            let (think, label) = (setup.think_label(m.think_ns), setup.label(m.variant));
-            writeln!(out, "  think {think:>8}  {label:<27} {}", driver_note(m))?;
-        }
+    if notes.is_empty() {
+        return Ok(());
     }
-    if !targets.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "targets: medians over repetitions")?;
-        for t in targets {
-            let show = |v: f64| match t.unit {
-                Unit::Ns => ns(v),
-                Unit::Ratio | Unit::Share => format!("{v:.3}"),
-            };
-            let reps: Vec<String> = t.by_repetition.iter().map(|&v| show(v)).collect();
-            writeln!(
-                out,
-                "  think {:>8}  {:<27} {:<38} {:>9} ({} {})  {:<6}  per repetition: {}",
-                setup.think_label(t.think_ns),
-                setup.label(t.variant),
-                t.what,
-                show(t.value),
-                if t.at_most { "at most" } else { "at least" },
-                show(t.limit),
-                if t.met { "met" } else { "MISSED" },
-                reps.join(" ")
-            )?;
-        }
+    writeln!(out)?;
+    writeln!(out, "haltpoll driver (last repetition)")?;
+    for m in notes {
+        let (think, label) = (setup.think_label(m.think_ns), setup.label(m.variant));
+        writeln!(out, "  think {think:>8}  {label:<27} {}", driver_note(m))?;
+    }
+    Ok(())
+}
+
+fn write_targets(out: &mut dyn Write, setup: &Setup, targets: &[Target]) -> io::Result<()> {
+    if targets.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "targets: medians over repetitions")?;
+    for t in targets {
+        let show = |v: f64| match t.unit {
+            Unit::Ns => ns(v),
+            Unit::Ratio | Unit::Share => format!("{v:.3}"),
+        };
+        let reps: Vec<String> = t.by_repetition.iter().map(|&v| show(v)).collect();
+        writeln!(
+            out,
+            "  think {:>8}  {:<27} {:<38} {:>9} ({} {})  {:<6}  per repetition: {}",
+            setup.think_label(t.think_ns),
+            setup.label(t.variant),
+            t.what,
+            show(t.value),
+            if t.at_most { "at most" } else { "at least" },
+            show(t.limit),
+            if t.met { "met" } else { "MISSED" },
+            reps.join(" ")
+        )?;
     }
     Ok(())
 }

@@ -1,13 +1,13 @@
 //! What `bench vm` measures in one run ([`Measurement`]: the figures the VMM's report derives),
 //! the table's rows (medians over repetitions, ratios within each repetition: [`summarize`])
 //! and the targets ([`check_targets`]), through the benchmarks'
-//! [`summary`](crate::bench::summary). Pure: no VM here, so it is tested with made-up reports.
+//! [`summary`](haltpoll_bench::summary). Pure: no VM here, so it is tested with made-up reports.
 
 use haltpoll_vmm::RunReport;
 use serde::Serialize;
 
 use super::Variant;
-use crate::bench::summary::{self, Bound, Repetition, Unit, median, ratios};
+use haltpoll_bench::summary::{self, Bound, Repetition, Unit, median, ratios};
 
 /// A target of `bench vm`.
 pub type Target = summary::Target<Variant>;

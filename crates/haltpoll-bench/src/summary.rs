@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-pub use haltpoll_vmm::quantile::quantile;
+pub use crate::quantile::quantile;
 
 /// One run of a benchmark: one variant at one think time in one repetition.
 pub trait Repetition {
@@ -64,7 +64,6 @@ pub fn ratios<R: Repetition>(
 }
 
 /// What a target's value is, for showing it and its limit.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "bench vm, x86_64 only, shares and times"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Unit {
@@ -77,7 +76,6 @@ pub enum Unit {
 }
 
 /// Which side of its limit a target's value must stay.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "bench vm, x86_64 only, has lower bounds"))]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Bound {
     /// The value may not exceed the limit.

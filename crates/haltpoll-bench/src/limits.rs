@@ -12,7 +12,7 @@ pub const MAX_THINK: Duration = Duration::from_secs(1);
 ///
 /// ```
 /// use std::time::Duration;
-/// use haltpoll_vmm::limits::check_think;
+/// use haltpoll_bench::limits::check_think;
 /// assert!(check_think("think time", Duration::from_millis(1)).is_ok());
 /// assert_eq!(
 ///     check_think("think time", Duration::from_secs(1000)).unwrap_err(),
@@ -33,7 +33,7 @@ pub const MAX_HOST_HALT_POLL_NS: u64 = u32::MAX as u64;
 /// Checks a host halt-polling window against [`MAX_HOST_HALT_POLL_NS`].
 ///
 /// ```
-/// use haltpoll_vmm::limits::check_host_halt_poll_ns;
+/// use haltpoll_bench::limits::check_host_halt_poll_ns;
 /// assert!(check_host_halt_poll_ns(200_000).is_ok());
 /// assert!(check_host_halt_poll_ns(u64::MAX).unwrap_err().contains("0 to 4294967295 ns"));
 /// ```

@@ -5,7 +5,7 @@
 /// The `q`-quantile (0..=1) of `values` by the nearest-rank method; `None` if empty.
 ///
 /// ```
-/// use haltpoll_vmm::quantile::quantile;
+/// use haltpoll_bench::quantile::quantile;
 /// assert_eq!(quantile(&[5.0, 1.0, 3.0], 0.5), Some(3.0));
 /// assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.99), Some(4.0));
 /// ```

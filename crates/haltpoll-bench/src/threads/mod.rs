@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use haltpoll_vmm::host::{self, ThreadUsage};
-use haltpoll_vmm::limits;
+use crate::host::{self, ThreadUsage};
+use crate::limits;
 pub use rows::{Row, Target, check_targets, summarize};
 use variants::{Primitive, Waiter, Waker};
 
@@ -243,7 +243,7 @@ pub enum ThreadsError {
     /// The haltpoll parker's parameters cannot work.
     #[error("invalid haltpoll parameters: {0}")]
     Params(haltpoll::ParamError),
-    /// A test asked this cell to fail (`HALTPOLL_TEST_FAIL_RUN`, [`crate::bench::injected_failure`]).
+    /// A test asked this cell to fail (`HALTPOLL_TEST_FAIL_RUN`, [`crate::injected_failure`]).
     #[error("{0}")]
     Injected(String),
     /// A benchmark thread panicked (a bug in the harness or a variant).
@@ -310,7 +310,7 @@ fn run_cells(
     for repetition in 0..config.repetitions {
         for &think in &config.think_times {
             for &variant in &config.variants {
-                if let Some(why) = crate::bench::injected_failure(runs.len() + 1) {
+                if let Some(why) = crate::injected_failure(runs.len() + 1) {
                     return Err(ThreadsError::Injected(why));
                 }
                 let cell = Cell { config, think, repetition, variant, stop };

@@ -1,10 +1,10 @@
 //! From runs to the table: repetitions pooled per (think time, variant), ratios to `spin`, and
-//! the targets, all through the benchmarks' [`summary`](crate::bench::summary).
+//! the targets, all through the benchmarks' [`summary`](crate::summary).
 
 use serde::Serialize;
 
 use super::{Run, Variant};
-use crate::bench::summary::{self, Bound, Repetition, Unit, median, quantile, ratios};
+use crate::summary::{self, Bound, Repetition, Unit, median, quantile, ratios};
 
 /// A target of `bench threads`.
 pub type Target = summary::Target<Variant>;
@@ -88,7 +88,7 @@ fn row(runs: &[Run], think_ns: u64, variant: Variant) -> Row {
     let wake: Vec<u64> = cell.iter().flat_map(|r| r.wake_ns.iter().copied()).collect();
     let rtt: Vec<u64> = cell.iter().flat_map(|r| r.round_trip_ns.iter().copied()).collect();
     let wakes = wake.len() as u64;
-    let per_wake = |total: u64| if wakes == 0 { 0.0 } else { total as f64 / wakes as f64 };
+    let per_wake = |total: u64| crate::share(total, wakes);
     let no_syscall_wakes = cell.iter().map(|r| r.no_syscall_wakes).sum::<Option<u64>>();
     Row {
         variant,
