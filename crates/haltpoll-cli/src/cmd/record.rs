@@ -1,6 +1,5 @@
 //! `haltpoll record`: every CPU's idle periods, recorded through tracefs without the perf
-//! tool, written as the `perf script` text `replay` and `tune` read; and the recording that
-//! `tune --record` makes.
+//! tool, written as the `perf script` text `replay` and `tune` read.
 
 use std::fs::File;
 use std::io::{self, BufWriter};

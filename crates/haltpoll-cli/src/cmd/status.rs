@@ -327,34 +327,46 @@ fn watch(sys: &Sysfs, seconds: f64, args: &StatusArgs) -> Result<()> {
     .context("watching cpuidle")
 }
 
+/// A line of the rates: one CPU's (or all CPUs') counts over an interval.
+struct RateRow<'a> {
+    rates: &'a Rates,
+    cpu: String,
+    delta: &'a Delta,
+    /// Share of the interval the CPUs were idle.
+    idle: f64,
+}
+
+/// The columns of the rates.
+fn rate_columns<'a>() -> [Column<RateRow<'a>>; 8] {
+    [
+        Column::right("", "interval", 8, |r| format!("{:.2}s", r.rates.seconds)),
+        Column::right(" ", "cpu", 4, |r| r.cpu.clone()),
+        Column::right(" ", "entries/s", 11, |r| format!("{:.0}", r.rates.per_second(r.delta.entries()))),
+        Column::right(" ", "POLL/s", 9, |r| format!("{:.0}", r.rates.per_second(r.delta.polls))),
+        Column::right(" ", "halts/s", 9, |r| format!("{:.0}", r.rates.per_second(r.delta.halts))),
+        Column::right(" ", "poll time", 10, |r| percent(r.delta.poll_share_of_idle())),
+        Column::right(" ", "idle", 7, |r| percent(r.idle)),
+        Column::left("  ", "polls ending in a halt", 0, |r| {
+            let d = r.delta;
+            format!("at most {} of {} ({})", d.polls_then_halt_max, d.polls, percent(d.poll_to_halt_share_max()))
+        }),
+    ]
+}
+
 fn write_rates(out: &mut dyn Write, r: &Rates, first: bool) -> io::Result<()> {
+    let columns = rate_columns();
     if first {
-        writeln!(
-            out,
-            "{:>8} {:>4} {:>11} {:>9} {:>9} {:>10} {:>7}  polls ending in a halt",
-            "interval", "cpu", "entries/s", "POLL/s", "halts/s", "poll time", "idle"
-        )?;
+        output::write_header(out, &columns)?;
     }
-    let row = |out: &mut dyn Write, cpu: &str, d: &Delta, idle: f64| {
-        writeln!(
-            out,
-            "{:>7.2}s {cpu:>4} {:>11.0} {:>9.0} {:>9.0} {:>10} {:>7}  at most {} of {} ({})",
-            r.seconds,
-            r.per_second(d.entries()),
-            r.per_second(d.polls),
-            r.per_second(d.halts),
-            percent(d.poll_share_of_idle()),
-            percent(idle),
-            d.polls_then_halt_max,
-            d.polls,
-            percent(d.poll_to_halt_share_max()),
-        )
-    };
     for (cpu, d) in &r.cpus {
         let idle = if r.seconds > 0.0 { d.poll_us.saturating_add(d.halt_us) as f64 / (r.seconds * 1e6) } else { 0.0 };
-        row(out, &cpu.to_string(), d, idle)?;
+        output::write_row(out, &columns, &RateRow { rates: r, cpu: cpu.to_string(), delta: d, idle })?;
     }
-    row(out, "all", &r.total, r.idle_share())
+    output::write_row(
+        out,
+        &columns,
+        &RateRow { rates: r, cpu: "all".to_owned(), delta: &r.total, idle: r.idle_share() },
+    )
 }
 
 #[derive(Serialize)]
