@@ -9,8 +9,7 @@
 //! - `summary` (feature `summary`): from repetitions to medians, ratios and targets, the same
 //!   way for `bench vm` and `bench threads`;
 //! - `threads` (feature `threads`, Linux): two threads hand a message back and forth, for every
-//!   way of waiting (the haltpoll parker, spinning, std, crossbeam, parking_lot, executors);
-//! - [`share()`]: a part over a whole, 0 when there is no whole.
+//!   way of waiting (the haltpoll parker, spinning, std, crossbeam, parking_lot, executors).
 //!
 //! # Why the VMM depends on this crate
 //!
@@ -37,17 +36,6 @@ pub mod quantile;
 pub mod summary;
 #[cfg(all(feature = "threads", target_os = "linux"))]
 pub mod threads;
-
-/// `part` over `whole`, 0 when `whole` is 0: a share of something that did not happen is none
-/// of it (a run that never waited spent no share of its waiting polling).
-///
-/// ```
-/// assert_eq!(haltpoll_bench::share(1, 4), 0.25);
-/// assert_eq!(haltpoll_bench::share(3, 0), 0.0);
-/// ```
-pub fn share(part: u64, whole: u64) -> f64 {
-    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
-}
 
 /// The failure a test asks for with `HALTPOLL_TEST_FAIL_RUN=N`: run (or cell) `n` of a
 /// benchmark, counted from 1 in the order they run, fails instead of running, so the tests can

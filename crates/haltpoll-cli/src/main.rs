@@ -14,7 +14,6 @@ mod plot;
 mod progress;
 #[cfg(target_os = "linux")]
 mod recording;
-#[cfg(target_os = "linux")]
 mod table;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod think_trace;

@@ -169,62 +169,6 @@ impl Drop for OutputFile {
 
 pub use haltpoll_linux::units::{count, fmt_ns, percent, percent2};
 
-/// How a column's cells are aligned within its width.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Align {
-    /// Padded on the right.
-    Left,
-    /// Padded on the left (numbers).
-    Right,
-}
-
-/// One column of a table a report prints: the space before it, its header, its width and
-/// alignment, and how a row's cell is written. A report is a list of these, so a column is
-/// added or moved in one place, and the header and the rows cannot disagree.
-pub struct Column<R: ?Sized> {
-    /// Written before the cell (the first column's is the table's indent).
-    pub gap: &'static str,
-    /// The header's text.
-    pub header: &'static str,
-    /// The least characters a cell takes (0: as long as its text).
-    pub width: usize,
-    /// How a cell is padded to the width.
-    pub align: Align,
-    /// The cell of a row.
-    pub cell: fn(&R) -> String,
-}
-
-impl<R: ?Sized> Column<R> {
-    /// A column padded on the left.
-    pub const fn right(gap: &'static str, header: &'static str, width: usize, cell: fn(&R) -> String) -> Self {
-        Column { gap, header, width, align: Align::Right, cell }
-    }
-
-    /// A column padded on the right.
-    pub const fn left(gap: &'static str, header: &'static str, width: usize, cell: fn(&R) -> String) -> Self {
-        Column { gap, header, width, align: Align::Left, cell }
-    }
-
-    fn pad(&self, text: &str) -> String {
-        match self.align {
-            Align::Left => format!("{:<1$}", text, self.width),
-            Align::Right => format!("{:>1$}", text, self.width),
-        }
-    }
-}
-
-/// Writes the header line of `columns`.
-pub fn write_header<R: ?Sized>(out: &mut dyn Write, columns: &[Column<R>]) -> io::Result<()> {
-    let line: String = columns.iter().map(|c| format!("{}{}", c.gap, c.pad(c.header))).collect();
-    writeln!(out, "{line}")
-}
-
-/// Writes `row` as a line of `columns`.
-pub fn write_row<R: ?Sized>(out: &mut dyn Write, columns: &[Column<R>], row: &R) -> io::Result<()> {
-    let line: String = columns.iter().map(|c| format!("{}{}", c.gap, c.pad(&(c.cell)(row)))).collect();
-    writeln!(out, "{line}")
-}
-
 /// Writes lines of `(label, value)` pairs, each label padded to `width`, after `indent`: the
 /// key-value blocks of a report.
 pub fn write_fields(out: &mut dyn Write, indent: &str, width: usize, fields: &[(&str, String)]) -> io::Result<()> {
@@ -234,16 +178,6 @@ pub fn write_fields(out: &mut dyn Write, indent: &str, width: usize, fields: &[(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_table_lines_up_its_header_and_rows() {
-        let columns: [Column<(u32, &str)>; 2] =
-            [Column::left("  ", "name", 6, |r| r.1.to_owned()), Column::right(" ", "n", 4, |r| r.0.to_string())];
-        let mut out = Vec::new();
-        write_header(&mut out, &columns).unwrap();
-        write_row(&mut out, &columns, &(12, "busy")).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "  name      n\n  busy     12\n");
-    }
 
     #[derive(Serialize)]
     struct Doc {

@@ -10,7 +10,7 @@ mod signals;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use haltpoll_vmm::testing::kvm_or_skip;
+use haltpoll_vmm::testing::{kvm_or_skip, timing_check};
 use predicates::prelude::*;
 use rustix::process::Signal;
 
@@ -68,13 +68,13 @@ fn json_has_rows_targets_and_runs_with_the_mechanisms_visible() {
     // The shares and the windows depend on how the host schedules the vCPUs: checks that report.
     let no_ipi = hp["no_ipi_share"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&no_ipi), "{hp}");
-    common::timing_check(no_ipi > 0.5, || format!("most wakeups need no IPI: {hp}"));
+    timing_check(no_ipi > 0.5, || format!("most wakeups need no IPI: {hp}"));
     let hp_long = run("guest-haltpoll", 300_000);
     assert_eq!(hp_long["windows_end_ns"].as_array().map(Vec::len), Some(2), "a window per vCPU: {hp_long}");
-    common::timing_check(hp_long["windows_end_ns"] == serde_json::json!([0, 0]), || {
+    timing_check(hp_long["windows_end_ns"] == serde_json::json!([0, 0]), || {
         format!("above the ceiling the windows close: {hp_long}")
     });
-    common::timing_check(hp_long["shrinks"].as_u64().unwrap() >= 2, || format!("the windows shrank: {hp_long}"));
+    timing_check(hp_long["shrinks"].as_u64().unwrap() >= 2, || format!("the windows shrank: {hp_long}"));
     let none = run("no-polling", 0);
     assert_eq!(none["ipis_per_message"], 1.0);
     assert!(none["no_ipi_share"].is_null());

@@ -176,12 +176,12 @@ impl Delta {
 
     /// Share of idle time spent polling.
     pub fn poll_share_of_idle(&self) -> f64 {
-        crate::share(self.poll_us, self.poll_us.saturating_add(self.halt_us))
+        haltpoll::share(self.poll_us, self.poll_us.saturating_add(self.halt_us))
     }
 
     /// At most this share of polls ended in a halt (timed out).
     pub fn poll_to_halt_share_max(&self) -> f64 {
-        crate::share(self.polls_then_halt_max, self.polls)
+        haltpoll::share(self.polls_then_halt_max, self.polls)
     }
 }
 

@@ -41,48 +41,6 @@ pub mod trace;
 pub mod tune;
 pub mod units;
 
-/// The most characters of a file's or a person's text an error message quotes.
-pub const QUOTE_CHARS: usize = 80;
-
-/// `text` quoted for a message, cut to its first [`QUOTE_CHARS`] characters (with its length)
-/// when longer: a line of a trace or a file in sysfs can be megabytes long.
-///
-/// ```
-/// assert_eq!(haltpoll_linux::quote("a\"b"), "\"a\\\"b\"");
-/// assert!(haltpoll_linux::quote(&"x".repeat(1000)).ends_with("... (1000 bytes in all)"));
-/// ```
-pub fn quote(text: &str) -> String {
-    match text.char_indices().nth(QUOTE_CHARS) {
-        None => format!("{text:?}"),
-        Some((cut, _)) => format!("{:?}... ({} bytes in all)", &text[..cut], text.len()),
-    }
-}
-
-/// `part / whole`, or 0 when `whole` is 0: the share every report shows, defined here once so
-/// that an empty denominator reads the same everywhere.
-///
-/// ```
-/// assert_eq!(haltpoll_linux::share(1, 4), 0.25);
-/// assert_eq!(haltpoll_linux::share(5, 0), 0.0);
-/// ```
-pub fn share(part: u64, whole: u64) -> f64 {
-    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quotes_are_cut_by_characters() {
-        let long = "é".repeat(100);
-        assert_eq!(quote(&long), format!("{:?}... (200 bytes in all)", "é".repeat(80)));
-        assert_eq!(quote(""), "\"\"");
-    }
-
-    #[test]
-    fn shares_of_nothing_are_zero() {
-        assert_eq!(share(0, 0), 0.0);
-        assert_eq!(share(3, 2), 1.5);
-    }
-}
+// The one cut of quoted text, shared with the core's duration parser; the fuzz targets bound
+// messages by it.
+pub use haltpoll::params::cli::{QUOTE_CHARS, quote};

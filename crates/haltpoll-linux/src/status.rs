@@ -9,9 +9,9 @@ use haltpoll::driver::Refusal;
 use crate::cpuidle::Cpuidle;
 use crate::hypervisor::{self, Cpuid, Hypervisor};
 use crate::module_params::{self, ModuleParams, Param, ParamsError};
-use crate::share;
 use crate::sysfs::{self, Sysfs, SysfsError};
 use crate::units::percent;
+use haltpoll::share;
 
 /// Why the state cannot be read.
 #[derive(Debug, thiserror::Error)]

@@ -18,8 +18,8 @@ use haltpoll::predictive::PPM;
 use haltpoll::replay::Summary;
 use haltpoll::{ParamError, Params, PredictiveParams, ValidParams};
 
-use crate::share;
 use crate::trace::{Format, Trace};
+use haltpoll::share;
 
 /// The grid: every combination of ceiling, start and shrink on/off, with the other parameters
 /// from `base`.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use haltpoll_abi::{Counters, DriverLoad, DriverReport, PollControl, Sample};
 
 use crate::stats::KvmStats;
+use haltpoll::share;
 use haltpoll_bench::quantile::quantile;
-use haltpoll_bench::share;
 
 /// One run of a VM.
 #[derive(Clone, Debug)]

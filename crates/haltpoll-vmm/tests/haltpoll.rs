@@ -3,13 +3,10 @@
 //! hint and loads with force, the latency requirement is per vCPU, every wake is one IPI or
 //! one skipped IPI. How many IPIs a polling vCPU saves, and where the window ends, depend on
 //! how the host schedules the vCPU threads (a descheduled vCPU makes its peer's poll time out):
-//! those are checks that report (`common::timing_check`), and `bench vm`'s targets.
+//! those are checks that report (`testing::timing_check`), and `bench vm`'s targets.
 
-mod common;
-
-use common::timing_check;
 use haltpoll::{LATENCY_ANY, Params};
-use haltpoll_vmm::testing::kvm_or_skip;
+use haltpoll_vmm::testing::{kvm_or_skip, timing_check};
 use haltpoll_vmm::{DriverLoad, IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport, run};
 
 /// A haltpoll ping-pong with a warm-up, host window 200 us (the bench's set-up).

@@ -1,10 +1,7 @@
 //! The guest boots and ping-pongs under each idle policy, with every message delivered; the
 //! KVM and guest counters show the mechanism at work (halts, IPIs, host polls), not times.
 
-mod common;
-
-use common::timing_check;
-use haltpoll_vmm::testing::kvm_or_skip;
+use haltpoll_vmm::testing::{kvm_or_skip, timing_check};
 use haltpoll_vmm::{IdlePolicy, PollControl, RunOptions, RunReport, run};
 
 fn pingpong(options: RunOptions) -> RunReport {

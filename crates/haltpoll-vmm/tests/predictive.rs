@@ -4,13 +4,10 @@
 //! ceiling and the ceiling, the halt-with-a-timer path really arms the LAPIC timer and polls
 //! when it fires, and a think trace is followed in order. How often a poll catches its wakeup
 //! depends on how the host schedules the vCPU threads (a descheduled vCPU makes its peer's poll
-//! time out): a check that reports (`common::timing_check`), and `bench vm`'s targets.
+//! time out): a check that reports (`testing::timing_check`), and `bench vm`'s targets.
 
-mod common;
-
-use common::timing_check;
 use haltpoll::{GovernorKind, PredictiveParams};
-use haltpoll_vmm::testing::kvm_or_skip;
+use haltpoll_vmm::testing::{kvm_or_skip, timing_check};
 use haltpoll_vmm::{DriverLoad, IdlePolicy, PollControl, RealtimeHint, RunOptions, RunReport, run};
 
 /// A predictive-governor ping-pong with `params`, a warm-up at the run's think time, host

@@ -143,6 +143,18 @@ pub use params::{BlockTime, ParamError, Params, ShrinkRule, ValidParams, WindowA
 pub use predictive::{Predictive, PredictiveParams, ValidPredictiveParams};
 pub use select::{Decision, End, IdleGovernor, Outcome};
 
+/// `part / whole`, or 0 when `whole` is 0: a share of something that did not happen is none of
+/// it (a run that never idled spent no share of its idle time polling). The one such division,
+/// so that an empty denominator reads the same in every report.
+///
+/// ```
+/// assert_eq!(haltpoll::share(1, 4), 0.25);
+/// assert_eq!(haltpoll::share(5, 0), 0.0);
+/// ```
+pub fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
+}
+
 // The README's examples are compiled and run as doc tests, so they cannot go stale.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

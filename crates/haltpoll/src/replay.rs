@@ -267,17 +267,13 @@ impl Summary {
 
     /// Share of wakeups that needed no exit (poll hits / periods), 0 for an empty trace.
     pub fn no_exit_share(&self) -> f64 {
-        ratio(self.poll_hits, self.periods)
+        crate::share(self.poll_hits, self.periods)
     }
 
     /// Share of idle time spent polling (a CPU cost: the CPU is busy while it polls).
     pub fn poll_share_of_idle(&self) -> f64 {
-        ratio(self.poll_ns, self.idle_ns)
+        crate::share(self.poll_ns, self.idle_ns)
     }
-}
-
-fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ fn row(runs: &[Run], think_ns: u64, variant: Variant) -> Row {
     let wake: Vec<u64> = cell.iter().flat_map(|r| r.wake_ns.iter().copied()).collect();
     let rtt: Vec<u64> = cell.iter().flat_map(|r| r.round_trip_ns.iter().copied()).collect();
     let wakes = wake.len() as u64;
-    let per_wake = |total: u64| crate::share(total, wakes);
+    let per_wake = |total: u64| haltpoll::share(total, wakes);
     let no_syscall_wakes = cell.iter().map(|r| r.no_syscall_wakes).sum::<Option<u64>>();
     Row {
         variant,

@@ -7,16 +7,18 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use haltpoll::share;
 use haltpoll::{Params, PredictiveParams};
 use haltpoll_linux::compare::{AtBudget, Compared, compare};
 use haltpoll_linux::trace;
 use haltpoll_linux::tune::{Basis, Contender, CpuTime};
-use haltpoll_linux::{share, units};
+use haltpoll_linux::units;
 use serde::Serialize;
 
 use crate::options::{TraceCpus, TraceFormat};
-use crate::output::{self, Column, count, fmt_ns, percent, percent2};
+use crate::output::{self, count, fmt_ns, percent, percent2};
 use crate::plot::{Panel, PlotFile, Scale, Series};
+use crate::table::{self, Column};
 
 /// Arguments of `haltpoll compare`.
 #[derive(Args, Debug)]
@@ -103,18 +105,18 @@ fn setting(p: &Params) -> String {
 
 /// The table's columns.
 const COLUMNS: [Column<Row>; 12] = [
-    Column::right("  ", "budget", 7, |r| percent2(r.at.budget)),
-    Column::right("  ", "Linux's best: ceil/start/shr", 26, |r| setting(&r.at.linux.params)),
-    Column::right("  ", "no exit", 8, |r| percent(r.at.linux.no_exit_share())),
-    Column::right(" ", "poll", 8, |r| r.share(r.at.linux.summary.poll_ns)),
-    Column::right(" ", "wasted", 8, |r| r.share(r.at.linux.summary.wasted_poll_ns)),
-    Column::right("  ", "predict.", 8, |r| percent(r.at.predictive.no_exit_share())),
-    Column::right(" ", "poll", 8, |r| r.share(r.at.predictive.poll_ns)),
-    Column::right(" ", "wasted", 8, |r| r.share(r.at.predictive.wasted_poll_ns)),
-    Column::right("  ", "bound", 8, |r| percent(r.at.clairvoyant.no_exit_share())),
-    Column::right(" ", "poll", 8, |r| r.share(r.at.clairvoyant.poll_ns)),
-    Column::right("  ", "xLinux", 6, |r| r.at.ratio_to_linux().map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))),
-    Column::right(" ", "closed", 6, |r| r.at.gap_closed().map_or_else(|| "-".to_owned(), percent)),
+    Column::right("budget", 2, 7, |_, r| percent2(r.at.budget)),
+    Column::right("Linux's best: ceil/start/shr", 2, 26, |_, r| setting(&r.at.linux.params)),
+    Column::right("no exit", 2, 8, |_, r| percent(r.at.linux.no_exit_share())),
+    Column::right("poll", 1, 8, |_, r| r.share(r.at.linux.summary.poll_ns)),
+    Column::right("wasted", 1, 8, |_, r| r.share(r.at.linux.summary.wasted_poll_ns)),
+    Column::right("predict.", 2, 8, |_, r| percent(r.at.predictive.no_exit_share())),
+    Column::right("poll", 1, 8, |_, r| r.share(r.at.predictive.poll_ns)),
+    Column::right("wasted", 1, 8, |_, r| r.share(r.at.predictive.wasted_poll_ns)),
+    Column::right("bound", 2, 8, |_, r| percent(r.at.clairvoyant.no_exit_share())),
+    Column::right("poll", 1, 8, |_, r| r.share(r.at.clairvoyant.poll_ns)),
+    Column::right("xLinux", 2, 6, |_, r| r.at.ratio_to_linux().map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))),
+    Column::right("closed", 1, 6, |_, r| r.at.gap_closed().map_or_else(|| "-".to_owned(), percent)),
 ];
 
 /// What the columns mean, under the tables.
@@ -137,9 +139,9 @@ fn write_human(out: &mut dyn Write, all: &[Compared]) -> io::Result<()> {
             Basis::IdleTime => "its idle time (no timestamps)".to_owned(),
         };
         writeln!(out, "CPU time {} = {basis}: the base of every share below", fmt_ns(c.cpu.ns))?;
-        output::write_header(out, &COLUMNS)?;
+        table::write_header(out, &COLUMNS)?;
         for at in &c.budgets {
-            output::write_row(out, &COLUMNS, &Row { cpu: c.cpu, at: *at })?;
+            table::write_row(out, &COLUMNS, &Row { cpu: c.cpu, at: *at })?;
         }
         writeln!(out)?;
     }

@@ -6,13 +6,15 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use haltpoll::replay::{Period, Setup};
+use haltpoll::share;
 use haltpoll::{Adjustment, Decision, GovernorKind, GovernorParams, Params, PredictiveParams};
 use haltpoll_linux::trace::{self, Format, IdlePeriod, Replayed, Replayer, Stream, TraceError};
-use haltpoll_linux::{share, units};
+use haltpoll_linux::units;
 use serde::Serialize;
 
 use crate::options::TraceFormat;
-use crate::output::{self, Column, fmt_ns, percent};
+use crate::output::{self, fmt_ns, percent};
+use crate::table::{self, Column};
 
 /// Arguments of `haltpoll replay`.
 #[derive(Args, Debug)]
@@ -215,13 +217,13 @@ type PeriodRow = (IdlePeriod, Period);
 
 /// The columns of the period lines; the first, the CPU, only for traces that name CPUs.
 const PERIOD_COLUMNS: [Column<PeriodRow>; 7] = [
-    Column::right("", "cpu ", 5, |(idle, _)| format!("{} ", idle.cpu)),
-    Column::right("", "idle_ns", 14, |(_, p)| p.idle_ns.to_string()),
-    Column::right(" ", "window_ns", 14, |(_, p)| p.poll_limit_ns_before.to_string()),
-    Column::right(" ", "poll_ns", 14, |(_, p)| p.poll_ns.to_string()),
-    Column::right(" ", "halt_ns", 14, |(_, p)| p.halt_ns.to_string()),
-    Column::right(" ", "window_after", 14, |(_, p)| p.poll_limit_ns_after.to_string()),
-    Column::left("  ", "outcome", 0, |(_, p)| outcome(p).to_owned()),
+    Column::right("cpu ", 0, 5, |_, (idle, _)| format!("{} ", idle.cpu)),
+    Column::right("idle_ns", 0, 14, |_, (_, p)| p.idle_ns.to_string()),
+    Column::right("window_ns", 1, 14, |_, (_, p)| p.poll_limit_ns_before.to_string()),
+    Column::right("poll_ns", 1, 14, |_, (_, p)| p.poll_ns.to_string()),
+    Column::right("halt_ns", 1, 14, |_, (_, p)| p.halt_ns.to_string()),
+    Column::right("window_after", 1, 14, |_, (_, p)| p.poll_limit_ns_after.to_string()),
+    Column::left("outcome", 2, 0, |_, (_, p)| outcome(p).to_owned()),
 ];
 
 /// Replays the stream's periods, writing each as it goes (unless only the summary is asked
@@ -234,7 +236,7 @@ fn write_periods(
 ) -> Result<Replayed, Failure> {
     let columns = if stream.names_cpus() { &PERIOD_COLUMNS[..] } else { &PERIOD_COLUMNS[1..] };
     if !args.json && !args.summary_only {
-        output::write_header(out, columns)?;
+        table::write_header(out, columns)?;
     }
     let mut replayer = Replayer::new(*setup);
     while let Some(idle) = stream.next_period().map_err(Failure::Trace)? {
@@ -242,7 +244,7 @@ fn write_periods(
         if args.json {
             output::write_json_line(out, &PeriodJson::new(&idle, &p))?;
         } else if !args.summary_only {
-            output::write_row(out, columns, &(idle, p))?;
+            table::write_row(out, columns, &(idle, p))?;
         }
     }
     Ok(replayer.finish())

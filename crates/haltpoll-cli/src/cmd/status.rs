@@ -16,7 +16,8 @@ use haltpoll_linux::{metrics, units};
 use serde::Serialize;
 
 use crate::options::SysfsRoot;
-use crate::output::{self, Column, fmt_ns, percent};
+use crate::output::{self, fmt_ns, percent};
+use crate::table::{self, Column};
 
 /// Output formats of `haltpoll status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -135,9 +136,9 @@ fn write_human(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Resu
     if let Some(idle) = s.cpuidle.as_ref().filter(|i| !i.cpus.is_empty()) {
         writeln!(out, "idle states since boot")?;
         let columns = state_columns();
-        output::write_header(out, &columns)?;
+        table::write_header(out, &columns)?;
         for cpu in &idle.cpus {
-            cpu.states.iter().try_for_each(|st| output::write_row(out, &columns, &(cpu.cpu, st)))?;
+            cpu.states.iter().try_for_each(|st| table::write_row(out, &columns, &(cpu.cpu, st)))?;
         }
         writeln!(out)?;
     }
@@ -174,16 +175,16 @@ fn state_columns<'a>() -> [Column<(u32, &'a StateStats)>; 10] {
         v.map_or("-".to_owned(), |v| format!("{v} us"))
     }
     [
-        Column::right("  ", "cpu", 4, |(cpu, _)| cpu.to_string()),
-        Column::right(" ", "state", 5, |(_, st)| st.index.to_string()),
-        Column::left("  ", "name", 16, |(_, st)| st.name.clone()),
-        Column::right(" ", "usage", 12, |(_, st)| st.usage.to_string()),
-        Column::right(" ", "time", 12, |(_, st)| fmt_ns(st.time_us.saturating_mul(1_000))),
-        Column::right(" ", "above", 10, |(_, st)| opt(st.above)),
-        Column::right(" ", "below", 10, |(_, st)| opt(st.below)),
-        Column::right(" ", "latency", 8, |(_, st)| us(st.latency_us)),
-        Column::right(" ", "residency", 9, |(_, st)| us(st.residency_us)),
-        Column::left("  ", "disabled", 0, |(_, st)| {
+        Column::right("cpu", 2, 4, |_, (cpu, _)| cpu.to_string()),
+        Column::right("state", 1, 5, |_, (_, st)| st.index.to_string()),
+        Column::left("name", 2, 16, |_, (_, st)| st.name.clone()),
+        Column::right("usage", 1, 12, |_, (_, st)| st.usage.to_string()),
+        Column::right("time", 1, 12, |_, (_, st)| fmt_ns(st.time_us.saturating_mul(1_000))),
+        Column::right("above", 1, 10, |_, (_, st)| opt(st.above)),
+        Column::right("below", 1, 10, |_, (_, st)| opt(st.below)),
+        Column::right("latency", 1, 8, |_, (_, st)| us(st.latency_us)),
+        Column::right("residency", 1, 9, |_, (_, st)| us(st.residency_us)),
+        Column::left("disabled", 2, 0, |_, (_, st)| {
             match st.disabled {
                 Some(true) => "yes",
                 Some(false) => "no",
@@ -339,14 +340,14 @@ struct RateRow<'a> {
 /// The columns of the rates.
 fn rate_columns<'a>() -> [Column<RateRow<'a>>; 8] {
     [
-        Column::right("", "interval", 8, |r| format!("{:.2}s", r.rates.seconds)),
-        Column::right(" ", "cpu", 4, |r| r.cpu.clone()),
-        Column::right(" ", "entries/s", 11, |r| format!("{:.0}", r.rates.per_second(r.delta.entries()))),
-        Column::right(" ", "POLL/s", 9, |r| format!("{:.0}", r.rates.per_second(r.delta.polls))),
-        Column::right(" ", "halts/s", 9, |r| format!("{:.0}", r.rates.per_second(r.delta.halts))),
-        Column::right(" ", "poll time", 10, |r| percent(r.delta.poll_share_of_idle())),
-        Column::right(" ", "idle", 7, |r| percent(r.idle)),
-        Column::left("  ", "polls ending in a halt", 0, |r| {
+        Column::right("interval", 0, 8, |_, r| format!("{:.2}s", r.rates.seconds)),
+        Column::right("cpu", 1, 4, |_, r| r.cpu.clone()),
+        Column::right("entries/s", 1, 11, |_, r| format!("{:.0}", r.rates.per_second(r.delta.entries()))),
+        Column::right("POLL/s", 1, 9, |_, r| format!("{:.0}", r.rates.per_second(r.delta.polls))),
+        Column::right("halts/s", 1, 9, |_, r| format!("{:.0}", r.rates.per_second(r.delta.halts))),
+        Column::right("poll time", 1, 10, |_, r| percent(r.delta.poll_share_of_idle())),
+        Column::right("idle", 1, 7, |_, r| percent(r.idle)),
+        Column::left("polls ending in a halt", 2, 0, |_, r| {
             let d = r.delta;
             format!("at most {} of {} ({})", d.polls_then_halt_max, d.polls, percent(d.poll_to_halt_share_max()))
         }),
@@ -356,17 +357,13 @@ fn rate_columns<'a>() -> [Column<RateRow<'a>>; 8] {
 fn write_rates(out: &mut dyn Write, r: &Rates, first: bool) -> io::Result<()> {
     let columns = rate_columns();
     if first {
-        output::write_header(out, &columns)?;
+        table::write_header(out, &columns)?;
     }
     for (cpu, d) in &r.cpus {
         let idle = if r.seconds > 0.0 { d.poll_us.saturating_add(d.halt_us) as f64 / (r.seconds * 1e6) } else { 0.0 };
-        output::write_row(out, &columns, &RateRow { rates: r, cpu: cpu.to_string(), delta: d, idle })?;
+        table::write_row(out, &columns, &RateRow { rates: r, cpu: cpu.to_string(), delta: d, idle })?;
     }
-    output::write_row(
-        out,
-        &columns,
-        &RateRow { rates: r, cpu: "all".to_owned(), delta: &r.total, idle: r.idle_share() },
-    )
+    table::write_row(out, &columns, &RateRow { rates: r, cpu: "all".to_owned(), delta: &r.total, idle: r.idle_share() })
 }
 
 #[derive(Serialize)]

@@ -7,17 +7,19 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use haltpoll::replay::Summary;
+use haltpoll::share;
 use haltpoll::{GovernorKind, Params, PredictiveParams, ShrinkRule, ValidParams};
 use haltpoll_linux::module_params::{self, ModuleParams};
 use haltpoll_linux::trace::{self, Format, Trace};
 use haltpoll_linux::tune::{self, Basis, Contender, CpuTime, CpusFrom, Grid, Outcome};
-use haltpoll_linux::{share, units};
+use haltpoll_linux::units;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::options::{TraceCpus, TraceFormat};
-use crate::output::{self, Column, count, fmt_ns, percent, percent2};
+use crate::output::{self, count, fmt_ns, percent, percent2};
 use crate::plot::{FrontPlot, PlotFile};
+use crate::table::{self, Column};
 
 /// Which shrink settings to try.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -213,14 +215,14 @@ struct Line {
 
 /// The settings tables' columns.
 const COLUMNS: [Column<Line>; 8] = [
-    Column::left("  ", "", 14, |l| l.label.to_owned()),
-    Column::right("", "ceiling_ns", 12, |l| l.ceiling.clone()),
-    Column::right(" ", "start_ns", 11, |l| l.start.clone()),
-    Column::right(" ", "shrink", 7, |l| l.shrink.to_owned()),
-    Column::right(" ", "no exit", 9, |l| l.no_exit.clone()),
-    Column::right(" ", "poll CPU", 10, |l| l.poll.clone()),
-    Column::right(" ", "wasted CPU", 11, |l| l.wasted.clone()),
-    Column::left("", "", 0, |l| l.note.clone()),
+    Column::left("", 2, 14, |_, l| l.label.to_owned()),
+    Column::right("ceiling_ns", 0, 12, |_, l| l.ceiling.clone()),
+    Column::right("start_ns", 1, 11, |_, l| l.start.clone()),
+    Column::right("shrink", 1, 7, |_, l| l.shrink.to_owned()),
+    Column::right("no exit", 1, 9, |_, l| l.no_exit.clone()),
+    Column::right("poll CPU", 1, 10, |_, l| l.poll.clone()),
+    Column::right("wasted CPU", 1, 11, |_, l| l.wasted.clone()),
+    Column::left("", 0, 0, |_, l| l.note.clone()),
 ];
 
 impl Tuned<'_> {
@@ -300,22 +302,22 @@ impl Tuned<'_> {
     fn write_tables(&self, out: &mut dyn Write) -> io::Result<()> {
         if self.args.all {
             writeln!(out, "every setting")?;
-            output::write_header(out, &COLUMNS)?;
+            table::write_header(out, &COLUMNS)?;
             for i in 0..self.outcomes.len() {
-                output::write_row(out, &COLUMNS, &self.line(if self.front.contains(&i) { "front" } else { "" }, i))?;
+                table::write_row(out, &COLUMNS, &self.line(if self.front.contains(&i) { "front" } else { "" }, i))?;
             }
             writeln!(out)?;
         }
         writeln!(out, "Pareto front: no other setting catches more wakeups for as little polling")?;
-        output::write_header(out, &COLUMNS)?;
+        table::write_header(out, &COLUMNS)?;
         for &i in &self.front {
             let label = if Some(i) == self.recommended { "recommended" } else { "" };
-            output::write_row(out, &COLUMNS, &self.line(label, i))?;
+            table::write_row(out, &COLUMNS, &self.line(label, i))?;
         }
         writeln!(out)?;
         writeln!(out, "for reference")?;
         let reference = std::iter::once(self.line("Linux default", self.defaults)).chain(self.predictive_line());
-        reference.into_iter().try_for_each(|line| output::write_row(out, &COLUMNS, &line))?;
+        reference.into_iter().try_for_each(|line| table::write_row(out, &COLUMNS, &line))?;
         writeln!(out)
     }
 

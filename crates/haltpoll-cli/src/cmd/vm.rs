@@ -355,7 +355,7 @@ fn per_trip(r: &RunReport, total: u64) -> String {
 }
 
 /// The columns of the table of repetitions, one row per repetition (numbered from 1).
-fn repetition_columns<'a>() -> [Column<(), (usize, &'a RunReport)>; 7] {
+fn repetition_columns<'a>() -> [Column<(usize, &'a RunReport)>; 7] {
     [
         Column::right("rep", 0, 4, |_, (i, _)| i.to_string()),
         Column::right("round trip", 1, 12, |_, (_, r)| fmt_ns(r.round_trip_ns().unwrap_or_default().round() as u64)),

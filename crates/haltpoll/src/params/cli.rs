@@ -47,13 +47,22 @@ pub fn parse_ns(text: &str) -> Result<u64, String> {
     whole.checked_mul(scale).and_then(|w| w.checked_add(frac_ns)).ok_or_else(too_large)
 }
 
-/// `text` quoted for a message, cut to its first 40 characters: what a person typed, or a
-/// file held, can be long.
-fn quote(text: &str) -> String {
-    const MAX: usize = 40;
-    match text.char_indices().nth(MAX) {
+/// The most characters of a file's or a person's text an error message quotes.
+pub const QUOTE_CHARS: usize = 80;
+
+/// `text` quoted for a message, cut to its first [`QUOTE_CHARS`] characters (with its length)
+/// when longer: what a person typed can be long, and a line of a trace or a file in sysfs can
+/// be megabytes long.
+///
+/// ```
+/// use haltpoll::params::cli::quote;
+/// assert_eq!(quote("a\"b"), "\"a\\\"b\"");
+/// assert!(quote(&"x".repeat(1000)).ends_with("... (1000 bytes in all)"));
+/// ```
+pub fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_CHARS) {
         None => format!("{text:?}"),
-        Some((cut, _)) => format!("{:?}... ({} bytes)", &text[..cut], text.len()),
+        Some((cut, _)) => format!("{:?}... ({} bytes in all)", &text[..cut], text.len()),
     }
 }
 
@@ -98,6 +107,13 @@ mod tests {
     use crate::params::{BlockTime, ShrinkRule, WindowArithmetic};
 
     #[test]
+    fn quotes_are_cut_by_characters() {
+        let long = "é".repeat(100);
+        assert_eq!(quote(&long), format!("{:?}... (200 bytes in all)", "é".repeat(80)));
+        assert_eq!(quote(""), "\"\"");
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_ns("50000"), Ok(50_000));
         assert_eq!(parse_ns("50us"), Ok(50_000));
@@ -118,7 +134,9 @@ mod tests {
         assert!(parse_ns("18446744073709551615s").unwrap_err().contains("too large"));
         assert!(parse_ns("0.000000000000000000001s").is_err());
         let long = format!("1{}", "x".repeat(10_000));
-        assert!(parse_ns(&long).unwrap_err().len() < 200, "a long input is not echoed whole");
+        let err = parse_ns(&long).unwrap_err();
+        assert!(err.len() < 4 * QUOTE_CHARS, "a long input is not echoed whole: {err}");
+        assert!(err.contains("... (10001 bytes in all)"), "{err}");
     }
 
     /// The option spellings the command line has always had, and the kernel's long names.

@@ -191,7 +191,7 @@ fn opt_fixed2(x: Option<f64>) -> String {
 }
 
 /// The table's columns, one row per variant and think time.
-const COLUMNS: [Column<Config, Row>; 11] = [
+const COLUMNS: [Column<Row, Config>; 11] = [
     Column::right("think", 0, 8, |_, r| fmt_ns(r.think_ns)),
     Column::left("variant", 2, 26, |c, r| variant_label(c, r.variant)),
     Column::right("wakes", 1, 7, |_, r| r.wakes.to_string()),

@@ -406,7 +406,7 @@ fn times(value: Option<f64>) -> String {
 }
 
 /// The table's columns, one row per variant and think time.
-const COLUMNS: [Column<Setup, Row>; 14] = [
+const COLUMNS: [Column<Row, Setup>; 14] = [
     Column::right("think", 0, 8, |s, r| s.think_label(r.think_ns)),
     Column::left("variant", 2, 27, |s, r| s.label(r.variant)),
     Column::right("round trip", 1, 10, |_, r| ns(r.round_trip_ns)),
