@@ -40,8 +40,8 @@ pub struct ExporterArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub sysfs: SysfsRoot,
-    /// Scrapes served at once; 4 more connections per worker may wait (beyond that the oldest
-    /// waiting one is closed).
+    /// Scrapes answered at once. One more thread reads the request heads, of up to 4
+    /// connections per worker at once (beyond that the oldest is closed).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
 }

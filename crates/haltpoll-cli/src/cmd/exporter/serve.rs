@@ -1,21 +1,24 @@
 //! A small HTTP/1.1 server for scrapes, bounded in every dimension a client controls: a fixed
-//! number of worker threads, a fixed backlog of accepted connections, a request head of at most
-//! [`MAX_HEAD`] bytes whose first byte must come within [`FIRST_BYTE_DEADLINE`] and the whole
-//! within [`HEAD_DEADLINE`] however slowly it trickles, and writes that time out. One request
-//! per connection (`Connection: close`), GET and HEAD only. The request head is parsed by
-//! `httparse`.
+//! number of worker threads, a fixed number of connections held, a request head of at most
+//! [`MAX_HEAD`] bytes whose first byte must come within [`FIRST_BYTE_DEADLINE`] of the accept and
+//! the whole within [`HEAD_DEADLINE`] of it however slowly it trickles, and writes that time out.
+//! One request per connection (`Connection: close`), GET and HEAD only. The request head is
+//! parsed by `httparse`.
 //!
-//! Under overload the backlog serves the newest connection first and closes the oldest
-//! waiting one to make room: a scrape that just arrived is live, while a connection that has
-//! waited for seconds has likely been given up by its client, or never meant to send anything.
-//! So a burst of silent connections delays scrapes by at most the first-byte deadline instead
-//! of locking them out; a flood that never stops still can (that takes a firewall).
+//! One thread (the reactor) accepts and reads every request head, over nonblocking sockets and
+//! `poll(2)`: a client that trickles costs a slot and a buffer, never a thread, so the workers
+//! only ever run the handler and write. A complete head goes to the workers in arrival order.
+//! When the slots are full, or the process is out of file descriptors, the connection accepted
+//! longest ago is closed to make room: a scrape sends its head at once, so it is never the
+//! oldest for long, while a connection that has held a slot for a while is silent or trickling.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 /// The longest request head accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -25,8 +28,12 @@ pub const FIRST_BYTE_DEADLINE: Duration = Duration::from_secs(1);
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// The time a write may block on a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections accepted and waiting for a worker, per worker.
-const BACKLOG_PER_WORKER: usize = 4;
+/// Connections whose request head is being read, per worker.
+pub const READING_PER_WORKER: usize = 4;
+/// File descriptors kept free for the rest of the process: stdio, the listener, and per
+/// worker its connection and the sysfs files a scrape opens.
+const FDS_KEPT: u64 = 5;
+const FDS_PER_WORKER: u64 = 4;
 
 /// A response.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,74 +56,242 @@ impl Response {
 /// What answers a GET for a path (without the query).
 pub type Handler = dyn Fn(&str) -> Response + Send + Sync;
 
+/// The pause after a failure that the next try cannot fix at once (no descriptor free, `poll`
+/// failing): a busy loop would take a CPU from the workers.
+const RETRY: Duration = Duration::from_millis(10);
+
 /// Serves `listener` with `workers` threads until the process ends.
 pub fn serve(listener: TcpListener, workers: usize, handler: Arc<Handler>) -> io::Result<()> {
-    let backlog = Arc::new(Backlog::new(workers * BACKLOG_PER_WORKER));
+    listener.set_nonblocking(true)?;
+    let queue = Arc::new(Queue::new(workers));
     for i in 0..workers {
-        let backlog = Arc::clone(&backlog);
+        let queue = Arc::clone(&queue);
         let handler = Arc::clone(&handler);
         std::thread::Builder::new().name(format!("scrape-{i}")).spawn(move || {
             loop {
-                handle(backlog.take(), &*handler);
+                let (stream, head) = queue.take();
+                answer(stream, head, &*handler);
             }
         })?;
     }
-    for stream in listener.incoming() {
-        match stream {
-            Ok(stream) => backlog.push(stream),
-            // Out of file descriptors, or a connection reset before it was accepted: wait a
-            // little and go on; none of these ends the server.
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
-    Ok(())
+    Reactor { listener, reading: VecDeque::new(), slots: slots(workers), queue }.run()
 }
 
-/// Accepted connections waiting for a worker: at most `capacity`, newest served first.
-struct Backlog {
-    waiting: Mutex<VecDeque<TcpStream>>,
+/// How many request heads are read at once: [`READING_PER_WORKER`] per worker, fewer when the
+/// file descriptor limit would not leave the workers theirs, and at least 2.
+fn slots(workers: usize) -> usize {
+    let wanted = (workers * READING_PER_WORKER).max(2);
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let kept = FDS_KEPT + FDS_PER_WORKER * u64::try_from(workers).unwrap_or(u64::MAX);
+    let free = limit.map_or(u64::MAX, |limit| limit.saturating_sub(kept));
+    usize::try_from(free).unwrap_or(usize::MAX).clamp(2, wanted)
+}
+
+/// A connection whose request head is being read.
+struct Reading {
+    stream: TcpStream,
+    accepted: Instant,
+    head: Vec<u8>,
+}
+
+impl Reading {
+    /// When its head must be whole, counted from the accept: bytes that trickle in do not
+    /// move it. A client that has sent nothing has less time.
+    fn deadline(&self) -> Instant {
+        self.accepted + if self.head.is_empty() { FIRST_BYTE_DEADLINE } else { HEAD_DEADLINE }
+    }
+
+    /// Reads what has arrived: the head once it is whole (or refused), `None` while it is not.
+    fn read_arrived(&mut self) -> Option<Head> {
+        let mut chunk = [0u8; 1024];
+        loop {
+            let room = (MAX_HEAD - self.head.len()).min(chunk.len());
+            match self.stream.read(&mut chunk[..room]) {
+                Ok(0) => return Some(Head::Gone),
+                Ok(n) => {
+                    // The buffer is allocated once, at its bound, by the first bytes: a silent
+                    // connection costs none.
+                    self.head.reserve_exact(MAX_HEAD - self.head.len());
+                    self.head.extend_from_slice(&chunk[..n]);
+                    if let Some(head) = parse(&self.head) {
+                        return Some(head);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(_) => return Some(Head::Gone),
+            }
+        }
+    }
+}
+
+/// The thread that accepts connections and reads their request heads, oldest accept first.
+struct Reactor {
+    listener: TcpListener,
+    reading: VecDeque<Reading>,
+    slots: usize,
+    queue: Arc<Queue>,
+}
+
+impl Reactor {
+    fn run(mut self) -> io::Result<()> {
+        loop {
+            let (listener_ready, ready) = self.wait();
+            self.read_ready(&ready);
+            self.expire(Instant::now());
+            if listener_ready {
+                self.accept();
+            }
+        }
+    }
+
+    /// Waits until the listener or a connection is readable, or the nearest deadline; says
+    /// whether the listener is, and which connections are.
+    fn wait(&self) -> (bool, Vec<bool>) {
+        let nearest = self.reading.iter().map(Reading::deadline).min();
+        let timeout = nearest.and_then(|d| Timespec::try_from(d.saturating_duration_since(Instant::now())).ok());
+        let mut fds = Vec::with_capacity(1 + self.reading.len());
+        fds.push(PollFd::new(&self.listener, PollFlags::IN));
+        fds.extend(self.reading.iter().map(|r| PollFd::new(&r.stream, PollFlags::IN)));
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => std::thread::sleep(RETRY),
+        }
+        // Hang-ups and errors count as readable: the read that follows says which.
+        let mut ready = fds.iter().map(|fd| !fd.revents().is_empty());
+        (ready.next().unwrap_or(false), ready.collect())
+    }
+
+    /// Reads the connections that are readable; hands each whole head to the workers.
+    fn read_ready(&mut self, ready: &[bool]) {
+        let done = self.take_finished(|i, r| if ready.get(i) == Some(&true) { r.read_arrived() } else { None });
+        self.dispatch(done);
+    }
+
+    /// Closes the connections past their deadline; one that had sent part of a head is told.
+    fn expire(&mut self, now: Instant) {
+        let late = self.take_finished(|_, r| {
+            (r.deadline() <= now).then(|| {
+                if r.head.is_empty() {
+                    Head::Gone
+                } else {
+                    Head::Refused(Response::text(408, "request head too slow\n"))
+                }
+            })
+        });
+        self.dispatch(late);
+    }
+
+    /// Takes out the connections for which `finished` gives an outcome, keeping the rest in
+    /// their order.
+    fn take_finished(
+        &mut self,
+        mut finished: impl FnMut(usize, &mut Reading) -> Option<Head>,
+    ) -> Vec<(TcpStream, Head)> {
+        let mut done = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.reading.capacity());
+        for (i, mut r) in self.reading.drain(..).enumerate() {
+            match finished(i, &mut r) {
+                Some(head) => done.push((r.stream, head)),
+                None => kept.push_back(r),
+            }
+        }
+        self.reading = kept;
+        done
+    }
+
+    /// Hands what is to be answered to the workers; closes the rest.
+    fn dispatch(&self, done: Vec<(TcpStream, Head)>) {
+        for (stream, head) in done {
+            if !matches!(head, Head::Gone) {
+                self.queue.push(stream, head);
+            }
+        }
+    }
+
+    /// Accepts the connections waiting, at most a slot's worth per round so that heads that
+    /// arrived are read between, closing the oldest one held when the slots are full.
+    fn accept(&mut self) {
+        for _ in 0..self.slots {
+            match self.listener.accept() {
+                Ok((stream, _)) => self.admit(stream),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Out of file descriptors: the oldest connection held gives up its own so
+                // that the next accept has one; with none held, the workers hold them all
+                // for a moment.
+                Err(e) if out_of_fds(&e) => {
+                    if self.reading.pop_front().is_none() {
+                        std::thread::sleep(RETRY);
+                        return;
+                    }
+                }
+                // None waiting, or one reset before it was accepted: none ends the server.
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn admit(&mut self, stream: TcpStream) {
+        if stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        if self.reading.len() >= self.slots {
+            self.reading.pop_front();
+        }
+        self.reading.push_back(Reading { stream, accepted: Instant::now(), head: Vec::new() });
+    }
+}
+
+fn out_of_fds(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(Errno::from_io_error(e), Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM))
+}
+
+/// Whole request heads waiting for a worker, in arrival order: at most `capacity`, the oldest
+/// closed when a new one finds the queue full.
+struct Queue {
+    waiting: Mutex<VecDeque<(TcpStream, Head)>>,
     ready: Condvar,
     capacity: usize,
 }
 
-impl Backlog {
-    fn new(capacity: usize) -> Backlog {
-        Backlog { waiting: Mutex::new(VecDeque::with_capacity(capacity)), ready: Condvar::new(), capacity }
+impl Queue {
+    fn new(capacity: usize) -> Queue {
+        Queue { waiting: Mutex::new(VecDeque::with_capacity(capacity)), ready: Condvar::new(), capacity }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<TcpStream>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(TcpStream, Head)>> {
         // A worker that panicked left the queue as it was: still a queue of connections.
         self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds a connection, closing the oldest waiting one if the backlog is full.
-    fn push(&self, stream: TcpStream) {
+    fn push(&self, stream: TcpStream, head: Head) {
         let mut waiting = self.lock();
-        if waiting.len() == self.capacity {
+        if waiting.len() >= self.capacity {
             waiting.pop_front();
         }
-        waiting.push_back(stream);
+        waiting.push_back((stream, head));
         self.ready.notify_one();
     }
 
-    /// The newest waiting connection, once there is one.
-    fn take(&self) -> TcpStream {
+    /// The oldest waiting request, once there is one.
+    fn take(&self) -> (TcpStream, Head) {
         let mut waiting = self.lock();
         loop {
-            if let Some(stream) = waiting.pop_back() {
-                return stream;
+            if let Some(request) = waiting.pop_front() {
+                return request;
             }
             waiting = self.ready.wait(waiting).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
     }
 }
 
-/// Reads one request head, within the limits, and answers it.
-fn handle(mut stream: TcpStream, handler: &Handler) {
-    if stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
+/// Answers one request, on a blocking socket whose writes time out.
+fn answer(mut stream: TcpStream, head: Head, handler: &Handler) {
+    if stream.set_nonblocking(false).is_err() || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
         return;
     }
-    let (response, head_only) = match read_head(&mut stream) {
+    let (response, head_only) = match head {
         Head::Request { head_only, path } => (handler(&path), head_only),
         Head::Refused(r) => (r, false),
         Head::Gone => return,
@@ -133,43 +308,28 @@ enum Head {
     Gone,
 }
 
-fn read_head(stream: &mut TcpStream) -> Head {
-    let start = Instant::now();
-    let mut buf = vec![0u8; MAX_HEAD];
-    let mut len = 0;
-    loop {
-        let deadline = start + if len == 0 { FIRST_BYTE_DEADLINE } else { HEAD_DEADLINE };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return if len == 0 { Head::Gone } else { Head::Refused(Response::text(408, "request head too slow\n")) };
+/// The request in `buf` once its head is whole, or its refusal; `None` while more may come.
+fn parse(buf: &[u8]) -> Option<Head> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut request = httparse::Request::new(&mut headers);
+    let refused = match request.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {
+            let path = request.path.unwrap_or("/");
+            let path = path.split_once('?').map_or(path, |(p, _)| p).to_owned();
+            return Some(match request.method {
+                Some("GET") => Head::Request { head_only: false, path },
+                Some("HEAD") => Head::Request { head_only: true, path },
+                _ => Head::Refused(Response::text(405, "only GET and HEAD\n")),
+            });
         }
-        match stream.read(&mut buf[len..]) {
-            Ok(0) => return Head::Gone,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
-            Err(_) => return Head::Gone,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
+            Response::text(431, format!("request head over {MAX_HEAD} bytes\n"))
         }
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&buf[..len]) {
-            Ok(httparse::Status::Complete(_)) => {
-                let path = request.path.unwrap_or("/");
-                let path = path.split_once('?').map_or(path, |(p, _)| p).to_owned();
-                return match request.method {
-                    Some("GET") => Head::Request { head_only: false, path },
-                    Some("HEAD") => Head::Request { head_only: true, path },
-                    _ => Head::Refused(Response::text(405, "only GET and HEAD\n")),
-                };
-            }
-            Ok(httparse::Status::Partial) if len == MAX_HEAD => {
-                return Head::Refused(Response::text(431, format!("request head over {MAX_HEAD} bytes\n")));
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(httparse::Error::TooManyHeaders) => return Head::Refused(Response::text(431, "too many headers\n")),
-            Err(e) => return Head::Refused(Response::text(400, format!("not an HTTP request: {e}\n"))),
-        }
-    }
+        Ok(httparse::Status::Partial) => return None,
+        Err(httparse::Error::TooManyHeaders) => Response::text(431, "too many headers\n"),
+        Err(e) => Response::text(400, format!("not an HTTP request: {e}\n")),
+    };
+    Some(Head::Refused(refused))
 }
 
 fn reason(status: u16) -> &'static str {
