@@ -108,6 +108,40 @@ fn a_failure_after_the_instance_is_made_removes_it() {
 }
 
 #[test]
+fn a_failure_leaves_an_existing_output_as_it_was() {
+    // Not tracefs (no events/): the recording fails before anything is recorded.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("precious.txt");
+    fs::write(&out, "34 KB of an earlier recording\n").unwrap();
+    haltpoll()
+        .args(["record", "--duration", "1s", "-o"])
+        .arg(&out)
+        .arg("--tracefs")
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is not tracefs"));
+    assert_eq!(fs::read_to_string(&out).unwrap(), "34 KB of an earlier recording\n");
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "nothing is left beside it");
+}
+
+#[test]
+fn a_device_or_directory_is_refused_as_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    for out in [Path::new("/dev/null"), Path::new("/dev/full"), dir.path()] {
+        haltpoll()
+            .args(["record", "--duration", "1s", "-o"])
+            .arg(out)
+            .arg("--tracefs")
+            .arg(dir.path().join("nowhere"))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("is not a regular file"));
+    }
+    assert!(Path::new("/dev/full").exists() && Path::new("/dev/null").exists());
+}
+
+#[test]
 fn durations_are_checked() {
     haltpoll().args(["record", "--duration", "0"]).assert().code(2).stderr(predicate::str::contains("more than 0 s"));
     haltpoll().args(["record", "--duration", "10"]).assert().code(2).stderr(predicate::str::contains("no unit"));

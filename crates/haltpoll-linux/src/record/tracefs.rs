@@ -37,12 +37,12 @@ pub enum TracefsError {
         path: PathBuf,
     },
     /// The kernel cannot mount tracefs.
-    #[error("cannot mount tracefs on {path}: {source} (a kernel without CONFIG_TRACING?)")]
+    #[error("cannot mount tracefs on {path}: {error} (a kernel without CONFIG_TRACING?)")]
     Mount {
         /// Where.
         path: PathBuf,
-        /// What the kernel said.
-        source: io::Error,
+        /// What the kernel said (in the message, not a `source`, so a chain says it once).
+        error: io::Error,
     },
     /// The directory is something else than tracefs.
     #[error(
@@ -66,21 +66,21 @@ pub enum TracefsError {
     )]
     InstanceExists(PathBuf),
     /// Something else went wrong with a file.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {error}")]
     Io {
         /// What was tried.
         what: &'static str,
         /// Where.
         path: PathBuf,
-        /// What the system said.
-        source: io::Error,
+        /// What the system said (in the message, not a `source`, so a chain says it once).
+        error: io::Error,
     },
 }
 
 fn io_error(what: &'static str, path: &Path, source: io::Error) -> TracefsError {
     match source.kind() {
         io::ErrorKind::PermissionDenied => TracefsError::NeedsRoot { what, path: path.to_owned() },
-        _ => TracefsError::Io { what, path: path.to_owned(), source },
+        _ => TracefsError::Io { what, path: path.to_owned(), error: source },
     }
 }
 
@@ -174,7 +174,7 @@ fn mount(root: &Path) -> Result<(), TracefsError> {
             rustix::io::Errno::PERM | rustix::io::Errno::ACCESS => {
                 TracefsError::NeedsRoot { what: "cannot mount tracefs on", path: root.to_owned() }
             }
-            _ => TracefsError::Mount { path: root.to_owned(), source },
+            _ => TracefsError::Mount { path: root.to_owned(), error: source },
         }
     })
 }
