@@ -31,6 +31,8 @@ pub mod change;
 pub mod compare;
 pub mod cpuidle;
 pub mod hypervisor;
+#[cfg(target_os = "linux")]
+pub mod lock;
 pub mod metrics;
 pub mod module_params;
 #[cfg(target_os = "linux")]

@@ -19,6 +19,9 @@ pub enum SysfsError {
     /// The root itself is missing.
     #[error("the sysfs root {0} does not exist (give the directory sysfs is mounted on, /sys by default)")]
     NoRoot(PathBuf),
+    /// The root is there but is a file or a device.
+    #[error("the sysfs root {0} is not a directory (give the directory sysfs is mounted on, /sys by default)")]
+    RootNotDir(PathBuf),
     /// A file could not be read. (The cause is part of the message, not a `source`: the
     /// command prints the chain of sources, which would say it twice.)
     #[error("cannot read {path}: {cause}")]
@@ -93,8 +96,10 @@ pub struct Sysfs {
 impl Sysfs {
     /// The tree at `root`, which must exist.
     pub fn open(root: &Path) -> Result<Sysfs, SysfsError> {
-        if !root.is_dir() {
-            return Err(SysfsError::NoRoot(root.to_owned()));
+        match std::fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(SysfsError::RootNotDir(root.to_owned())),
+            Err(_) => return Err(SysfsError::NoRoot(root.to_owned())),
         }
         Ok(Sysfs { root: root.to_owned() })
     }
@@ -311,6 +316,8 @@ mod tests {
         let err = sys.read_required("missing", "every state has one").unwrap_err().to_string();
         assert!(err.ends_with("missing is missing: every state has one"), "{err}");
         assert!(matches!(Sysfs::open(&dir.path().join("nope")), Err(SysfsError::NoRoot(_))));
+        let err = Sysfs::open(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(err.contains("/dev/zero is not a directory"), "{err}");
     }
 
     #[test]
