@@ -37,6 +37,14 @@ pub fn run(args: &ManArgs, cmd: Command) -> Result<()> {
         let page = render(&cmd).context("cannot render the man page")?;
         return output::write_stdout(|out| out.write_all(&page));
     };
+    // create_dir_all on a file or device says only "File exists".
+    if dir.exists() && !dir.is_dir() {
+        return Err(crate::Usage(format!(
+            "{} is not a directory: --out takes the directory to write the pages into",
+            dir.display()
+        ))
+        .into());
+    }
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut written = Vec::new();
     write_pages(&cmd, dir, &mut written)?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use haltpoll_linux::change::{self, plan};
+use haltpoll_linux::change::{self, PlanError, plan};
 use haltpoll_linux::module_params::ModuleParams;
 use haltpoll_linux::sysfs::Sysfs;
 use haltpoll_linux::{lock, units};
@@ -47,7 +47,7 @@ pub fn run(args: &SetArgs) -> Result<()> {
     // after the other and each plans against what the one before it left.
     let _lock = if args.dry_run { None } else { Some(lock::acquire(&sys, args.wait)?) };
     let current = ModuleParams::read_each(&sys)?;
-    let (next, changes) = plan(&current, &args.assignments)?;
+    let (next, changes) = plan(&current, &args.assignments).map_err(usage_or_failure)?;
     for warning in next.warnings() {
         output::note(warning);
     }
@@ -74,4 +74,13 @@ pub fn run(args: &SetArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// A plan refused for what the command line says is a usage error (exit code 2); one refused
+/// for what sysfs holds (a parameter that cannot be read) is a failure.
+fn usage_or_failure(e: PlanError) -> anyhow::Error {
+    match e {
+        PlanError::Unreadable { .. } => e.into(),
+        _ => crate::Usage(format!("{:#}", anyhow::Error::from(e))).into(),
+    }
 }
