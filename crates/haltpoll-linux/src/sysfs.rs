@@ -72,6 +72,17 @@ pub enum SysfsError {
         /// The file.
         path: PathBuf,
     },
+    /// Root was refused: sudo would not help.
+    #[error(
+        "cannot write {path}: refused even to root ({cause}): is the file immutable (lsattr), the mount \
+         read-only, or writing locked down?"
+    )]
+    RefusedToRoot {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        cause: io::Error,
+    },
     /// A file could not be written for another reason.
     #[error("cannot write {path}: {cause}")]
     Write {
@@ -273,10 +284,25 @@ fn kind(t: &fs::FileType) -> &'static str {
 
 /// A failed write, with the one cause a user fixes differently singled out.
 fn write_error(path: PathBuf, cause: io::Error) -> SysfsError {
+    write_error_as(path, cause, is_root())
+}
+
+/// [`write_error`] for a process that is root or not: a refusal is a lack of permission to
+/// anyone else, and to root a file that takes no writes (`chattr +i`, lockdown).
+fn write_error_as(path: PathBuf, cause: io::Error, root: bool) -> SysfsError {
     match cause.kind() {
+        io::ErrorKind::PermissionDenied if root => SysfsError::RefusedToRoot { path, cause },
         io::ErrorKind::PermissionDenied => SysfsError::NeedsRoot { path },
         _ => SysfsError::Write { path, cause },
     }
+}
+
+/// Whether this process runs as root (its effective user id is 0).
+fn is_root() -> bool {
+    #[cfg(target_os = "linux")]
+    return rustix::process::geteuid().is_root();
+    #[cfg(not(target_os = "linux"))]
+    return false;
 }
 
 /// A kernel `bool` parameter as sysfs shows it (`Y`/`N`; `1`/`0` from older kernels).
@@ -361,13 +387,15 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.path().join("p")).unwrap(), "123456789\n");
         let err = sys.open_for_write("absent").unwrap_err().to_string();
         assert!(err.starts_with("cannot write") && err.contains("absent"), "{err}");
-        // Tests run as root here, so the kernel never says EACCES: check the message directly.
-        let denied = write_error("/sys/x".into(), io::Error::from_raw_os_error(13)).to_string();
+        // Tests may run as root, when the kernel never says EACCES: check the messages directly.
+        let denied = write_error_as("/sys/x".into(), io::Error::from_raw_os_error(13), false).to_string();
         assert_eq!(
             denied,
             "cannot write /sys/x: permission denied; writing kernel parameters needs root (run it with sudo)"
         );
-        let eperm = write_error("/sys/x".into(), io::Error::from_raw_os_error(1));
+        let eperm = write_error_as("/sys/x".into(), io::Error::from_raw_os_error(1), false);
         assert!(matches!(eperm, SysfsError::NeedsRoot { .. }), "EPERM too");
+        let immutable = write_error_as("/sys/x".into(), io::Error::from_raw_os_error(1), true).to_string();
+        assert!(immutable.contains("refused even to root") && !immutable.contains("sudo"), "{immutable}");
     }
 }
