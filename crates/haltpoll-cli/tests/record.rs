@@ -254,6 +254,49 @@ fn an_empty_directory_gets_tracefs_mounted_for_the_recording_only() {
     assert_eq!(fs::read_dir(&mnt).unwrap().count(), 0);
 }
 
+/// Regression: of two recordings on one empty mount point, the first warned it could not
+/// unmount (EBUSY) and the second never unmounted; a mount a SIGKILL left stayed for good. Now
+/// the last recording on a mount a recording made unmounts it, and a killed one's is adopted.
+#[test]
+fn the_last_recording_on_a_mount_it_made_unmounts_it() {
+    if let Some(why) = cannot_record() {
+        return skip("the_last_recording_on_a_mount_it_made_unmounts_it", &why);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("tracing");
+    fs::create_dir(&mnt).unwrap();
+    let mounted = || fs::read_to_string("/proc/mounts").unwrap().contains(mnt.to_str().unwrap());
+    let record = |duration: &str| {
+        Process::new(binary())
+            .args(["record", "--duration", duration, "--tracefs"])
+            .arg(&mnt)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = record("2s");
+    assert!(wait_for(Duration::from_secs(10), mounted), "the first recording mounted tracefs");
+    let second = record("3s");
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("could not unmount"), "{stderr}");
+    }
+    assert!(!mounted(), "the last one unmounted it");
+    // A killed recording leaves its mount; the next one adopts it and unmounts it.
+    let mut killed = record("60s");
+    assert!(wait_for(Duration::from_secs(10), mounted));
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert!(mounted(), "SIGKILL leaves the mount");
+    let out = record("300ms").wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!mounted(), "the next recording cleaned it up");
+    assert_eq!(fs::read_dir(&mnt).unwrap().count(), 0);
+}
+
 /// Idle periods on every CPU: threads that sleep a few hundred µs to a few ms, then work a
 /// little, until stopped.
 fn idle_load(stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {

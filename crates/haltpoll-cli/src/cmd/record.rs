@@ -40,7 +40,7 @@ pub struct RecordArgs {
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     pub output: PathBuf,
     /// Where tracefs is mounted; if DIR is an empty directory, tracefs is mounted there for the
-    /// recording and unmounted after it.
+    /// recording and unmounted by the last recording on it (a killed one's mount included).
     #[arg(long, value_name = "DIR", default_value = tracefs::DEFAULT_ROOT)]
     pub tracefs: PathBuf,
 }
