@@ -14,7 +14,6 @@ mod plot;
 mod progress;
 #[cfg(target_os = "linux")]
 mod recording;
-#[cfg(target_os = "linux")]
 mod staged_file;
 #[cfg(target_os = "linux")]
 mod table;
