@@ -3,7 +3,7 @@
 //!
 //! - [`sysfs`], [`module_params`], [`cpuidle`]: the cpuidle-haltpoll driver's and the haltpoll
 //!   governor's files under `/sys`, read and checked; [`change`]: the parameters written, all or
-//!   none;
+//!   none; `lock` (Linux): one writer of them at a time;
 //! - [`hypervisor`]: what the hypervisor offers a guest (CPUID), and whether the driver loads;
 //!   [`status`]: all of it read at once, and what it means;
 //! - [`record`] (Linux): every CPU's idle periods through tracefs, as `perf script` text;
