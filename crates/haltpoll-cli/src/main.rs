@@ -14,6 +14,7 @@ mod plot;
 mod progress;
 #[cfg(target_os = "linux")]
 mod recording;
+mod staged_file;
 mod table;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod think_trace;
@@ -79,6 +80,12 @@ enum Command {
     Man(cmd::man::ManArgs),
 }
 
+/// A value on the command line that the command refused after clap parsed it (a file that is
+/// not one, a setting that cannot be): exit code 2, as clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 // The exit codes, all of them, defined here only.
 /// The command did what it was asked.
 const EXIT_SUCCESS: u8 = 0;
@@ -128,5 +135,5 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_INTERRUPTED);
     }
     output::stderr_line(format_args!("haltpoll: error: {err:#}"));
-    ExitCode::from(EXIT_FAILURE)
+    ExitCode::from(if err.downcast_ref::<Usage>().is_some() { EXIT_USAGE } else { EXIT_FAILURE })
 }

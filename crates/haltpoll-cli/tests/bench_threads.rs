@@ -80,7 +80,7 @@ fn bad_options_say_what_to_do() {
     cmd.args(["bench", "threads", "--repetitions", "0"])
         .assert()
         .failure()
-        .stderr(predicate::str::contains("no repetitions to run"));
+        .stderr(predicate::str::contains("0 is not in 1..=10000"));
     let mut cmd = Command::cargo_bin("haltpoll").unwrap();
     cmd.args(["bench", "threads", "--grow-start", "0"])
         .assert()

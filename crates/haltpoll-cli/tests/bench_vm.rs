@@ -150,7 +150,7 @@ fn bad_options_are_refused_before_any_vm_starts() {
         haltpoll().args(["bench", "vm"]).args(args).assert().failure().stderr(predicate::str::contains(says));
     };
     refused(&["--variants", "busy,futex"], "possible values: busy, guest-haltpoll");
-    refused(&["--repetitions", "0"], "no repetitions to run");
+    refused(&["--repetitions", "0"], "0 is not in 1..=10000");
     refused(&["--round-trips", "0"], "--round-trips 0");
     refused(&["--think", "5"], "no unit");
     refused(&["--grow-start", "0"], "grow_start must be at least 1 ns");

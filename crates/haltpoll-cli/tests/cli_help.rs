@@ -322,6 +322,10 @@ fn man_pages_for_every_command_render() {
     assert_eq!(pages, expected, "a page per command");
     // It says what it wrote, a path a line.
     assert_eq!(stdout(&out).lines().count(), pages.len());
+    // Again over the pages: each is replaced whole, and nothing is left beside them.
+    std::fs::write(dir.path().join("haltpoll.1"), "an older page").unwrap();
+    assert!(haltpoll().args(["man", "--out"]).arg(dir.path()).output().unwrap().status.success());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), pages.len());
     for page in &pages {
         let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
         for part in [".TH ", ".SH NAME", ".SH SYNOPSIS", ".SH EXAMPLES"] {

@@ -5,6 +5,8 @@
 use std::fs::OpenOptions;
 use std::process::Stdio;
 
+mod common;
+
 use assert_cmd::Command;
 use predicates::prelude::*;
 
@@ -33,6 +35,47 @@ fn a_usage_error_is_2() {
     haltpoll().arg("--no-such-option").assert().code(2).stderr(predicate::str::contains("unexpected argument"));
     haltpoll().assert().code(2).stderr(predicate::str::contains("Usage:"));
     haltpoll().args(["replay", "x", "--guest-halt-poll-ns", "many"]).assert().code(2);
+}
+
+/// Sizes are checked before anything is allocated for them: a range error, never an abort.
+#[test]
+fn counts_beyond_their_range_are_usage_errors() {
+    for args in [
+        &["bench", "threads", "--repetitions", "1000000000"][..],
+        &["bench", "vm", "--repetitions", "1000000000"],
+        &["vm", "pingpong", "--repeat", "4294967295"],
+    ] {
+        haltpoll().args(args).assert().code(2).stderr(predicate::str::contains("is not in 1..=10000"));
+    }
+}
+
+/// Values clap takes but the command refuses are usage errors as well (exit 2), in our words.
+#[test]
+fn refused_values_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let trace = "../../examples/traces/perf-idle.txt";
+    let cases: [(&[&str], &str); 10] = [
+        (&["set", "--sysfs-root", root, "foo=1"], "foo"),
+        (&["set", "--sysfs-root", root, "ns=-5"], "-5"),
+        (&["set", "--sysfs-root", root, "ns"], "ns"),
+        (&["status", "--watch", "1", "--format", "prometheus"], "a single reading"),
+        (&["compare", trace, "--budgets", "-1%"], "is not a percentage between 0 and 100"),
+        (&["compare", trace, "--budgets", "50%,50%"], "twice"),
+        (&["tune", trace, "--governor", "predictive", "--poll-budget", "2%"], "cannot be used with"),
+        (&["tune", trace, "--poll-budget", "50%"], "--poll-budget is not used"),
+        (&["man", "--out", "/dev/full"], "/dev/full is not a directory"),
+        (&["exporter", "--listen", "localhost"], "is not an address and port"),
+    ];
+    common::haltpoll_guest(dir.path());
+    for (args, says) in cases {
+        haltpoll().args(args).assert().code(2).stderr(predicate::str::contains(says));
+    }
+    haltpoll()
+        .args(["status", "--sysfs-root", "/dev/zero"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("/dev/zero is not a directory"));
 }
 
 #[test]

@@ -108,6 +108,40 @@ fn a_failure_after_the_instance_is_made_removes_it() {
 }
 
 #[test]
+fn a_failure_leaves_an_existing_output_as_it_was() {
+    // Not tracefs (no events/): the recording fails before anything is recorded.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("precious.txt");
+    fs::write(&out, "34 KB of an earlier recording\n").unwrap();
+    haltpoll()
+        .args(["record", "--duration", "1s", "-o"])
+        .arg(&out)
+        .arg("--tracefs")
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is not tracefs"));
+    assert_eq!(fs::read_to_string(&out).unwrap(), "34 KB of an earlier recording\n");
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "nothing is left beside it");
+}
+
+#[test]
+fn a_device_or_directory_is_refused_as_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    for out in [Path::new("/dev/null"), Path::new("/dev/full"), dir.path()] {
+        haltpoll()
+            .args(["record", "--duration", "1s", "-o"])
+            .arg(out)
+            .arg("--tracefs")
+            .arg(dir.path().join("nowhere"))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("is not a regular file"));
+    }
+    assert!(Path::new("/dev/full").exists() && Path::new("/dev/null").exists());
+}
+
+#[test]
 fn durations_are_checked() {
     haltpoll().args(["record", "--duration", "0"]).assert().code(2).stderr(predicate::str::contains("more than 0 s"));
     haltpoll().args(["record", "--duration", "10"]).assert().code(2).stderr(predicate::str::contains("no unit"));
@@ -217,6 +251,49 @@ fn an_empty_directory_gets_tracefs_mounted_for_the_recording_only() {
         .stdout(predicate::str::contains("# nrcpus online : "));
     let mounts = fs::read_to_string("/proc/mounts").unwrap();
     assert!(!mounts.contains(mnt.to_str().unwrap()), "unmounted again: {mounts}");
+    assert_eq!(fs::read_dir(&mnt).unwrap().count(), 0);
+}
+
+/// Regression: of two recordings on one empty mount point, the first warned it could not
+/// unmount (EBUSY) and the second never unmounted; a mount a SIGKILL left stayed for good. Now
+/// the last recording on a mount a recording made unmounts it, and a killed one's is adopted.
+#[test]
+fn the_last_recording_on_a_mount_it_made_unmounts_it() {
+    if let Some(why) = cannot_record() {
+        return skip("the_last_recording_on_a_mount_it_made_unmounts_it", &why);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("tracing");
+    fs::create_dir(&mnt).unwrap();
+    let mounted = || fs::read_to_string("/proc/mounts").unwrap().contains(mnt.to_str().unwrap());
+    let record = |duration: &str| {
+        Process::new(binary())
+            .args(["record", "--duration", duration, "--tracefs"])
+            .arg(&mnt)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = record("2s");
+    assert!(wait_for(Duration::from_secs(10), mounted), "the first recording mounted tracefs");
+    let second = record("3s");
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("could not unmount"), "{stderr}");
+    }
+    assert!(!mounted(), "the last one unmounted it");
+    // A killed recording leaves its mount; the next one adopts it and unmounts it.
+    let mut killed = record("60s");
+    assert!(wait_for(Duration::from_secs(10), mounted));
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert!(mounted(), "SIGKILL leaves the mount");
+    let out = record("300ms").wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!mounted(), "the next recording cleaned it up");
     assert_eq!(fs::read_dir(&mnt).unwrap().count(), 0);
 }
 

@@ -198,3 +198,66 @@ fn a_setting_that_wraps_the_kernels_window_is_noted() {
         .stderr(predicate::str::contains("note: the kernel's window wraps under guest_halt_poll_ns=200000"))
         .stderr(predicate::str::contains("the window becomes 65536 instead of 200000"));
 }
+
+/// Regression: three `set`s of whole settings started together sometimes ended in a mix of
+/// them, or back at the first values although two had succeeded. With the lock they run one
+/// after the other, so the end is always one whole requested setting, the last to succeed.
+#[test]
+fn concurrent_sets_end_in_one_whole_setting() {
+    let settings = [
+        ["ns=100000", "grow=2", "grow_start=10000", "shrink=2", "allow_shrink=Y"],
+        ["ns=200000", "grow=3", "grow_start=20000", "shrink=3", "allow_shrink=N"],
+        ["ns=300000", "grow=4", "grow_start=30000", "shrink=4", "allow_shrink=Y"],
+    ];
+    let names = [
+        "guest_halt_poll_ns",
+        "guest_halt_poll_grow",
+        "guest_halt_poll_grow_start",
+        "guest_halt_poll_shrink",
+        "guest_halt_poll_allow_shrink",
+    ];
+    let binary = assert_cmd::cargo::cargo_bin("haltpoll");
+    for round in 0..100 {
+        let dir = tempfile::tempdir().unwrap();
+        common::haltpoll_guest(dir.path());
+        let children: Vec<_> = settings
+            .iter()
+            .map(|s| {
+                std::process::Command::new(&binary)
+                    .arg("set")
+                    .arg("--sysfs-root")
+                    .arg(dir.path())
+                    .args(["--wait", "60s"])
+                    .args(s)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let end: Vec<String> = names.iter().map(|n| param(dir.path(), n).trim().to_owned()).collect();
+        let whole = settings.iter().any(|s| s.iter().zip(&end).all(|(a, v)| a.split_once('=').unwrap().1 == v));
+        assert!(whole, "round {round}: the parameters end as {end:?}, none of the settings asked for");
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_second_writer_that_cannot_wait_says_who_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    common::haltpoll_guest(dir.path());
+    let lock = fs::File::create(dir.path().join(".haltpoll.lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    set(dir.path())
+        .args(["--wait", "0s", "ns=100000"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("another haltpoll is writing the parameters"));
+    assert_eq!(param(dir.path(), "guest_halt_poll_ns"), "0\n", "nothing written");
+    drop(lock);
+    set(dir.path()).args(["--wait", "0s", "ns=100000"]).assert().success();
+}

@@ -190,7 +190,7 @@ fn a_header_with_0_cpus_is_reported_as_such() {
         .arg(f.path())
         .assert()
         .failure()
-        .stderr(predicate::str::contains(":2: the header says 0 CPUs are online"));
+        .stderr(predicate::str::contains(":2: the header says \"0\" CPUs are online"));
 }
 
 /// A grid whose settings make the kernel's window wrap says so (the replay follows the kernel).

@@ -207,7 +207,13 @@ fn failure_message(f: &Failure, now: Result<Reading, ParamsError>) -> String {
         Err(e) => format!("; the parameters cannot be read back: {e}"),
     };
     if f.not_restored.is_empty() {
-        msg += &format!(" ({param} was not written: nothing changed)");
+        // The failed parameter is among the restored when the kernel took its write and held
+        // another value; otherwise its write never happened.
+        if f.restored.contains(param) {
+            msg += " (nothing changed)";
+        } else {
+            msg += &format!(" ({param} was not written: nothing changed)");
+        }
     }
     msg
 }
@@ -294,6 +300,18 @@ mod tests {
             self.values.iter_mut().find(|(q, _)| *q == p).unwrap().1 = v.to_owned();
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_value_the_kernel_did_not_hold_is_not_called_unwritten() {
+        let current = read(ModuleParams::default());
+        let (_, changes) = plan(&current, &args(&["ns=400us"])).unwrap();
+        let to_write: Vec<&Change> = changes.iter().collect();
+        let cause = SysfsError::Write { path: "guest_halt_poll_ns".into(), cause: io::Error::other("reads 7") };
+        let failure = undo(&to_write, (Param::PollNs, cause), &mut |_, _| Ok(()));
+        let msg = failure_message(&failure, Ok(read(current.known)));
+        assert!(msg.contains("; wrote back the old value of guest_halt_poll_ns;"), "{msg}");
+        assert!(msg.ends_with(" (nothing changed)") && !msg.contains("was not written"), "{msg}");
     }
 
     #[test]

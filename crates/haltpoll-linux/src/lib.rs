@@ -3,7 +3,7 @@
 //!
 //! - [`sysfs`], [`module_params`], [`cpuidle`]: the cpuidle-haltpoll driver's and the haltpoll
 //!   governor's files under `/sys`, read and checked; [`change`]: the parameters written, all or
-//!   none;
+//!   none; `lock` (Linux): one writer of them at a time;
 //! - [`hypervisor`]: what the hypervisor offers a guest (CPUID), and whether the driver loads;
 //!   [`status`]: all of it read at once, and what it means;
 //! - [`record`] (Linux): every CPU's idle periods through tracefs, as `perf script` text;
@@ -31,6 +31,8 @@ pub mod change;
 pub mod compare;
 pub mod cpuidle;
 pub mod hypervisor;
+#[cfg(target_os = "linux")]
+pub mod lock;
 pub mod metrics;
 pub mod module_params;
 #[cfg(target_os = "linux")]

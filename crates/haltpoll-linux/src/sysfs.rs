@@ -19,6 +19,9 @@ pub enum SysfsError {
     /// The root itself is missing.
     #[error("the sysfs root {0} does not exist (give the directory sysfs is mounted on, /sys by default)")]
     NoRoot(PathBuf),
+    /// The root is there but is a file or a device.
+    #[error("the sysfs root {0} is not a directory (give the directory sysfs is mounted on, /sys by default)")]
+    RootNotDir(PathBuf),
     /// A file could not be read. (The cause is part of the message, not a `source`: the
     /// command prints the chain of sources, which would say it twice.)
     #[error("cannot read {path}: {cause}")]
@@ -69,6 +72,17 @@ pub enum SysfsError {
         /// The file.
         path: PathBuf,
     },
+    /// Root was refused: sudo would not help.
+    #[error(
+        "cannot write {path}: refused even to root ({cause}): is the file immutable (lsattr), the mount \
+         read-only, or writing locked down?"
+    )]
+    RefusedToRoot {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        cause: io::Error,
+    },
     /// A file could not be written for another reason.
     #[error("cannot write {path}: {cause}")]
     Write {
@@ -93,8 +107,10 @@ pub struct Sysfs {
 impl Sysfs {
     /// The tree at `root`, which must exist.
     pub fn open(root: &Path) -> Result<Sysfs, SysfsError> {
-        if !root.is_dir() {
-            return Err(SysfsError::NoRoot(root.to_owned()));
+        match std::fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(SysfsError::RootNotDir(root.to_owned())),
+            Err(_) => return Err(SysfsError::NoRoot(root.to_owned())),
         }
         Ok(Sysfs { root: root.to_owned() })
     }
@@ -268,10 +284,25 @@ fn kind(t: &fs::FileType) -> &'static str {
 
 /// A failed write, with the one cause a user fixes differently singled out.
 fn write_error(path: PathBuf, cause: io::Error) -> SysfsError {
+    write_error_as(path, cause, is_root())
+}
+
+/// [`write_error`] for a process that is root or not: a refusal is a lack of permission to
+/// anyone else, and to root a file that takes no writes (`chattr +i`, lockdown).
+fn write_error_as(path: PathBuf, cause: io::Error, root: bool) -> SysfsError {
     match cause.kind() {
+        io::ErrorKind::PermissionDenied if root => SysfsError::RefusedToRoot { path, cause },
         io::ErrorKind::PermissionDenied => SysfsError::NeedsRoot { path },
         _ => SysfsError::Write { path, cause },
     }
+}
+
+/// Whether this process runs as root (its effective user id is 0).
+fn is_root() -> bool {
+    #[cfg(target_os = "linux")]
+    return rustix::process::geteuid().is_root();
+    #[cfg(not(target_os = "linux"))]
+    return false;
 }
 
 /// A kernel `bool` parameter as sysfs shows it (`Y`/`N`; `1`/`0` from older kernels).
@@ -311,6 +342,8 @@ mod tests {
         let err = sys.read_required("missing", "every state has one").unwrap_err().to_string();
         assert!(err.ends_with("missing is missing: every state has one"), "{err}");
         assert!(matches!(Sysfs::open(&dir.path().join("nope")), Err(SysfsError::NoRoot(_))));
+        let err = Sysfs::open(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(err.contains("/dev/zero is not a directory"), "{err}");
     }
 
     #[test]
@@ -354,13 +387,15 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.path().join("p")).unwrap(), "123456789\n");
         let err = sys.open_for_write("absent").unwrap_err().to_string();
         assert!(err.starts_with("cannot write") && err.contains("absent"), "{err}");
-        // Tests run as root here, so the kernel never says EACCES: check the message directly.
-        let denied = write_error("/sys/x".into(), io::Error::from_raw_os_error(13)).to_string();
+        // Tests may run as root, when the kernel never says EACCES: check the messages directly.
+        let denied = write_error_as("/sys/x".into(), io::Error::from_raw_os_error(13), false).to_string();
         assert_eq!(
             denied,
             "cannot write /sys/x: permission denied; writing kernel parameters needs root (run it with sudo)"
         );
-        let eperm = write_error("/sys/x".into(), io::Error::from_raw_os_error(1));
+        let eperm = write_error_as("/sys/x".into(), io::Error::from_raw_os_error(1), false);
         assert!(matches!(eperm, SysfsError::NeedsRoot { .. }), "EPERM too");
+        let immutable = write_error_as("/sys/x".into(), io::Error::from_raw_os_error(1), true).to_string();
+        assert!(immutable.contains("refused even to root") && !immutable.contains("sudo"), "{immutable}");
     }
 }

@@ -204,6 +204,9 @@ impl Config {
         if self.repetitions == 0 {
             return Err(ThreadsError::Empty("repetitions"));
         }
+        if self.repetitions > MAX_REPETITIONS {
+            return Err(ThreadsError::Repetitions(self.repetitions));
+        }
         if self.min_round_trips == 0 || self.min_round_trips > self.max_round_trips {
             return Err(ThreadsError::RoundTrips { min: self.min_round_trips, max: self.max_round_trips });
         }
@@ -213,9 +216,10 @@ impl Config {
         self.haltpoll.build().map(drop).map_err(ThreadsError::Params)
     }
 
-    /// The number of cells [`run`] measures.
+    /// The number of cells [`run`] measures (saturating: a count too large is refused by
+    /// [`Config::validate`] before anything is allocated for it).
     pub fn cells(&self) -> usize {
-        self.variants.len() * self.think_times.len() * self.repetitions as usize
+        (self.variants.len().saturating_mul(self.think_times.len())).saturating_mul(self.repetitions as usize)
     }
 }
 
@@ -226,6 +230,9 @@ pub enum ThreadsError {
     /// A list that must not be empty is.
     #[error("no {0} to run: give at least one")]
     Empty(&'static str),
+    /// More repetitions than [`MAX_REPETITIONS`].
+    #[error("{0} repetitions: give 1 to {MAX_REPETITIONS}")]
+    Repetitions(u32),
     /// The round-trip bounds are inverted or zero.
     #[error("round trips per cell must be at least 1 and min ({min}) at most max ({max})")]
     RoundTrips {
@@ -279,6 +286,10 @@ pub struct Run {
     pub parker_stats: Option<Stats>,
 }
 
+/// The most repetitions of every cell: 10,000 is days of a default run, and bounds what the
+/// results hold (a `Run` per cell) to megabytes.
+pub const MAX_REPETITIONS: u32 = 10_000;
+
 /// What [`run`] ran: the cells that finished, and the error that stopped the rest, if one did
 /// (the cells before it stand, as after a stop).
 #[derive(Debug)]
@@ -294,7 +305,8 @@ pub struct Ran {
 /// the cells that finished are returned either way.
 pub fn run(config: &Config, progress: &mut dyn FnMut(usize, usize, &Run), stop: &AtomicBool) -> Ran {
     let total = config.cells();
-    let mut runs = Vec::with_capacity(total);
+    // Not more than a valid configuration holds: an invalid one is refused before its first cell.
+    let mut runs = Vec::with_capacity(total.min(MAX_REPETITIONS as usize));
     let error = run_cells(config, progress, stop, &mut runs).err();
     Ran { runs, error }
 }

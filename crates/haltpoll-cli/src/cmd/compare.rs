@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use haltpoll::share;
 use haltpoll::{Params, PredictiveParams};
@@ -15,6 +15,7 @@ use haltpoll_linux::tune::{Basis, Contender, CpuTime};
 use haltpoll_linux::units;
 use serde::Serialize;
 
+use crate::Usage;
 use crate::options::{TraceCpus, TraceFormat};
 use crate::output::{self, count, fmt_ns, percent, percent2};
 use crate::plot::{Panel, PlotFile, Scale, Series};
@@ -46,7 +47,7 @@ pub struct CompareArgs {
     /// CPU budgets to compare at, as shares of the CPUs' time, comma-separated. For the
     /// predictive governor each replaces --poll-budget (spread over the CPUs that idle).
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1%,2%,5%,10%",
-          value_parser = units::parse_percent)]
+          value_parser = units::parse_percent, allow_hyphen_values = true)]
     pub budgets: Vec<f64>,
     #[command(flatten)]
     pub cpus: TraceCpus,
@@ -66,7 +67,10 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     // The picture's file before the work, not after it.
     let plot = args.plot.as_deref().map(PlotFile::create).transpose()?;
     if args.traces.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
-        bail!("standard input ('-') can be read only once: give it as one TRACE at most");
+        return Err(Usage("standard input ('-') can be read only once: give it as one TRACE at most".into()).into());
+    }
+    if let Some(twice) = args.budgets.iter().enumerate().find_map(|(i, b)| args.budgets[..i].contains(b).then_some(b)) {
+        return Err(Usage(format!("--budgets lists {} twice: give each budget once", percent(*twice))).into());
     }
     args.predictive.validate()?;
     let mut all = Vec::new();

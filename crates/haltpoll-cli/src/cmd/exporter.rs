@@ -3,7 +3,7 @@
 
 mod serve;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -35,8 +35,9 @@ Examples:
   haltpoll exporter --listen 0.0.0.0:9864"
 )]
 pub struct ExporterArgs {
-    /// Address and port to listen on (port 0: any free port, printed at start).
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9864")]
+    /// Address (or host name, e.g. localhost) and port to listen on (port 0: any free port,
+    /// printed at start).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9864", value_parser = parse_listen)]
     pub listen: SocketAddr,
     #[command(flatten)]
     pub sysfs: SysfsRoot,
@@ -49,6 +50,13 @@ pub struct ExporterArgs {
 /// Runs `haltpoll exporter` until the process is ended.
 pub fn run(args: &ExporterArgs) -> Result<()> {
     let sys = Sysfs::open(&args.sysfs.sysfs_root)?;
+    if args.listen.ip().is_unspecified() {
+        crate::output::stderr_line(format_args!(
+            "haltpoll: warning: listening on {}, every network interface: the metrics are open to the \
+             network (no TLS, no authentication), so keep the port behind a firewall",
+            args.listen
+        ));
+    }
     let listener = TcpListener::bind(args.listen).with_context(|| {
         format!("cannot listen on {}: is the port in use, or the address not this machine's?", args.listen)
     })?;
@@ -70,6 +78,18 @@ pub fn run(args: &ExporterArgs) -> Result<()> {
     serve::serve(listener, usize::from(args.workers), Arc::new(handler)).context("serving the metrics")
 }
 
+/// `--listen`: an address and port, or a host name and port resolved to its first address
+/// (`localhost:9864`, as a browser or Prometheus takes it).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("{text:?} is not an address and port this machine resolves (e.g. 127.0.0.1:9864): {e}"))?;
+    addrs.next().ok_or_else(|| format!("{text:?} resolves to no address: give one, e.g. 127.0.0.1:9864"))
+}
+
 /// Says on stderr what could not be read, when that changes (not at every scrape).
 fn report_problems(last: &Mutex<Vec<String>>, now: Vec<String>) {
     let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -83,5 +103,18 @@ fn report_problems(last: &Mutex<Vec<String>>, now: Vec<String>) {
             crate::output::stderr_line(format_args!("haltpoll: every source reads again"));
         }
         *last = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_addresses_and_host_names() {
+        assert_eq!(parse_listen("127.0.0.1:9864"), Ok(SocketAddr::from(([127, 0, 0, 1], 9864))));
+        assert!(parse_listen("localhost:9864").unwrap().ip().is_loopback());
+        assert!(parse_listen("localhost").unwrap_err().contains("is not an address and port"));
+        assert!(parse_listen("9864").is_err());
     }
 }

@@ -12,6 +12,7 @@ use clap_mangen::Man;
 use clap_mangen::roff::{Roff, roman};
 
 use crate::output;
+use crate::staged_file::StagedFile;
 
 /// Arguments of `haltpoll man`.
 #[derive(Args, Debug)]
@@ -37,6 +38,14 @@ pub fn run(args: &ManArgs, cmd: Command) -> Result<()> {
         let page = render(&cmd).context("cannot render the man page")?;
         return output::write_stdout(|out| out.write_all(&page));
     };
+    // create_dir_all on a file or device says only "File exists".
+    if dir.exists() && !dir.is_dir() {
+        return Err(crate::Usage(format!(
+            "{} is not a directory: --out takes the directory to write the pages into",
+            dir.display()
+        ))
+        .into());
+    }
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut written = Vec::new();
     write_pages(&cmd, dir, &mut written)?;
@@ -52,7 +61,10 @@ pub fn run(args: &ManArgs, cmd: Command) -> Result<()> {
 fn write_pages(cmd: &Command, dir: &Path, written: &mut Vec<PathBuf>) -> Result<()> {
     let path = dir.join(format!("{}.1", page_name(cmd)));
     let page = render(cmd).with_context(|| format!("cannot render {}", path.display()))?;
-    fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
+    // Beside the page and renamed onto it: a full disk leaves an older page whole.
+    let mut staged = StagedFile::create(&path)?;
+    staged.writer().write_all(&page).with_context(|| format!("cannot write {}", path.display()))?;
+    staged.commit()?;
     written.push(path);
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         write_pages(sub, dir, written)?;

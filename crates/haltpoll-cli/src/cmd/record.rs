@@ -1,17 +1,18 @@
 //! `haltpoll record`: every CPU's idle periods, recorded through tracefs without the perf
 //! tool, written as the `perf script` text `replay` and `tune` read.
 
-use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use haltpoll_linux::record::{Options, parse_duration, tracefs};
+use haltpoll_linux::record::{Options, Recorded, parse_duration, tracefs};
 use haltpoll_linux::sysfs;
 
+use crate::Usage;
 use crate::recording::{Interrupted, record_with_signals, report};
+use crate::staged_file::{StagedError, StagedFile};
 
 /// Arguments of `haltpoll record`.
 #[derive(Args, Debug)]
@@ -39,7 +40,7 @@ pub struct RecordArgs {
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     pub output: PathBuf,
     /// Where tracefs is mounted; if DIR is an empty directory, tracefs is mounted there for the
-    /// recording and unmounted after it.
+    /// recording and unmounted by the last recording on it (a killed one's mount included).
     #[arg(long, value_name = "DIR", default_value = tracefs::DEFAULT_ROOT)]
     pub tracefs: PathBuf,
 }
@@ -53,17 +54,7 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         let mut out = BufWriter::new(stdout.lock());
         record_with_signals(&opts, &mut out)?
     } else {
-        // Created before anything is recorded, so a path that cannot be written fails first.
-        let file = File::create(&args.output)
-            .with_context(|| format!("cannot create {}: give a writable path with -o", args.output.display()))?;
-        let mut out = BufWriter::new(file);
-        let result = record_with_signals(&opts, &mut out);
-        if result.is_err() {
-            drop(out);
-            // Nothing worth keeping was recorded: leave no half-made trace behind.
-            std::fs::remove_file(&args.output).ok();
-        }
-        result?
+        record_to_file(&opts, &args.output)?
     };
     let to = if to_stdout { "standard output".to_owned() } else { args.output.display().to_string() };
     report(&recorded, &to);
@@ -71,4 +62,28 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         return Err(Interrupted(recorded.elapsed.as_secs_f64()).into());
     }
     Ok(())
+}
+
+/// Records into a file beside `path`, renamed onto it once whole: a failure leaves what `path`
+/// held as it was, and keeps what was recorded under a name the message gives.
+fn record_to_file(opts: &Options, path: &Path) -> Result<Recorded> {
+    // Created before anything is recorded, so a path that cannot be written fails first.
+    let mut staged = match StagedFile::create(path) {
+        Err(e @ StagedError::NotAFile(_)) => return Err(Usage(e.to_string()).into()),
+        other => other?,
+    };
+    match record_with_signals(opts, staged.writer()) {
+        Ok(recorded) => {
+            staged.commit()?;
+            Ok(recorded)
+        }
+        Err(e) => Err(match staged.keep() {
+            Some(kept) => anyhow::anyhow!(
+                "{e:#}; {} is left as it was, and what was recorded is kept in {}",
+                path.display(),
+                kept.display()
+            ),
+            None => e,
+        }),
+    }
 }

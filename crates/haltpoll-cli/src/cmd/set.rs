@@ -1,11 +1,14 @@
 //! `haltpoll set PARAM=VALUE...`: writes the haltpoll governor's module parameters, after
 //! checking that the whole resulting set works.
 
+use std::time::Duration;
+
 use anyhow::Result;
 use clap::Args;
-use haltpoll_linux::change::{self, plan};
+use haltpoll_linux::change::{self, PlanError, plan};
 use haltpoll_linux::module_params::ModuleParams;
 use haltpoll_linux::sysfs::Sysfs;
+use haltpoll_linux::{lock, units};
 
 use crate::options::SysfsRoot;
 use crate::output;
@@ -31,13 +34,20 @@ pub struct SetArgs {
     /// Print what would be written, and write nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    /// How long to wait for another `haltpoll set` to finish (one writer at a time: it holds
+    /// /run/haltpoll.lock, or .haltpoll.lock inside a --sysfs-root other than /sys).
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = units::parse_duration)]
+    pub wait: Duration,
 }
 
 /// Runs `haltpoll set`.
 pub fn run(args: &SetArgs) -> Result<()> {
     let sys = Sysfs::open(&args.sysfs.sysfs_root)?;
+    // Held from the read to the read-back and any rollback, so that concurrent writers run one
+    // after the other and each plans against what the one before it left.
+    let _lock = if args.dry_run { None } else { Some(lock::acquire(&sys, args.wait)?) };
     let current = ModuleParams::read_each(&sys)?;
-    let (next, changes) = plan(&current, &args.assignments)?;
+    let (next, changes) = plan(&current, &args.assignments).map_err(usage_or_failure)?;
     for warning in next.warnings() {
         output::note(warning);
     }
@@ -64,4 +74,13 @@ pub fn run(args: &SetArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// A plan refused for what the command line says is a usage error (exit code 2); one refused
+/// for what sysfs holds (a parameter that cannot be read) is a failure.
+fn usage_or_failure(e: PlanError) -> anyhow::Error {
+    match e {
+        PlanError::Unreadable { .. } => e.into(),
+        _ => crate::Usage(format!("{:#}", anyhow::Error::from(e))).into(),
+    }
 }

@@ -90,7 +90,10 @@ fn write_prometheus(out: &mut dyn Write, sys: &Sysfs) -> io::Result<()> {
 pub fn run(args: &StatusArgs) -> Result<()> {
     if args.format == StatusFormat::Prometheus {
         if args.watch.is_some() {
-            bail!("--format prometheus is a single reading: scrape `haltpoll exporter` for a series");
+            return Err(crate::Usage(
+                "--format prometheus is a single reading: scrape `haltpoll exporter` for a series".into(),
+            )
+            .into());
         }
         let sys = Sysfs::open(&args.sysfs.sysfs_root)?;
         return output::write_stdout(|out| write_prometheus(out, &sys));

@@ -44,6 +44,10 @@ Examples:
   haltpoll tune examples/traces/perf-idle.txt --ceilings 50us,100us,200us --json
   # record this machine's idle periods for a minute and tune on them (root, Linux)
   sudo haltpoll tune --record 60s")]
+#[command(mut_arg("poll_budget_ppm", |a| a
+    .help("Not used by tune, which replays the predictive governor at --max-poll-share: refused with \
+           --governor, or other than 5%")
+    .conflicts_with("governor")))]
 pub struct TuneArgs {
     /// Trace file ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
@@ -160,6 +164,14 @@ struct Tuned<'a> {
 
 /// Runs `haltpoll tune`.
 pub fn run(args: &TuneArgs) -> Result<()> {
+    if args.predictive.poll_budget_ppm != PredictiveParams::DEFAULT.poll_budget_ppm {
+        return Err(crate::Usage(
+            "tune replays the predictive governor at --max-poll-share, spread over the CPUs that idle; \
+             --poll-budget is not used: give the budget with --max-poll-share"
+                .into(),
+        )
+        .into());
+    }
     // The picture's file before the work, not after it.
     let plot = args.plot.as_deref().map(PlotFile::create).transpose()?;
     let (grid, settings) = args.grid()?;

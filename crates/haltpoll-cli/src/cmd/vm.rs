@@ -75,8 +75,8 @@ pub struct PingpongArgs {
     /// vCPUs; pairs ping-pong (0 with 1, 2 with 3...), so an even number.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub vcpus: usize,
-    /// Repetitions, each in a new VM; the round trip reported is their median.
-    #[arg(short = 'r', long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Repetitions, each in a new VM; the round trip reported is their median. 1 to 10000.
+    #[arg(short = 'r', long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub repeat: u32,
     /// Show the guest KVM_HINTS_REALTIME (dedicated host CPUs).
     #[arg(long, value_enum, default_value_t = RealtimeHint::Auto)]

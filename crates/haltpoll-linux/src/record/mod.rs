@@ -83,16 +83,17 @@ pub enum RecordError {
     /// tracefs or the event cannot be used.
     #[error(transparent)]
     Tracefs(#[from] TracefsError),
-    /// The trace could not be written.
+    /// The trace could not be written (a full disk, a closed stdout). The cause is part of the
+    /// message, not a `source`, so that a report of the chain says it once.
     #[error("cannot write the trace: {0}")]
-    Write(#[source] io::Error),
+    Write(io::Error),
     /// The trace pipe could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The pipe.
         path: PathBuf,
         /// What the system said.
-        source: io::Error,
+        error: io::Error,
     },
     /// Cleaning up failed: the machine may keep a change.
     #[error("the recording ended, but cleaning up failed: {0}")]
@@ -122,7 +123,6 @@ pub fn record(opts: &Options, stop: &AtomicBool, out: &mut dyn Write) -> Result<
     let start = Instant::now();
     let mut reader = PipeReader::new(out);
     let mut buf = vec![0u8; 64 * 1024];
-    let read_err = |source| RecordError::Read { path: pipe_path.clone(), source };
     let interrupted = loop {
         if stop.load(Ordering::Relaxed) {
             break true;
@@ -131,7 +131,7 @@ pub fn record(opts: &Options, stop: &AtomicBool, out: &mut dyn Write) -> Result<
         if left.is_zero() {
             break false;
         }
-        if reader.drain(&mut pipe, &mut buf).map_err(read_err)? == 0 {
+        if reader.drain(&mut pipe, &pipe_path, &mut buf)? == 0 {
             std::thread::sleep(left.min(POLL_INTERVAL));
         }
     };
@@ -139,7 +139,7 @@ pub fn record(opts: &Options, stop: &AtomicBool, out: &mut dyn Write) -> Result<
     instance.set_enabled(false)?;
     // What the buffer still holds, then the pipe is closed: the kernel removes an instance
     // only when none of its files is open.
-    reader.drain(&mut pipe, &mut buf).map_err(read_err)?;
+    reader.drain(&mut pipe, &pipe_path, &mut buf)?;
     drop(pipe);
     instance.close().map_err(RecordError::Cleanup)?;
     let mut recorded = reader.finish().map_err(RecordError::Write)?;
@@ -153,7 +153,7 @@ pub fn record(opts: &Options, stop: &AtomicBool, out: &mut dyn Write) -> Result<
 fn open_nonblocking(path: &std::path::Path) -> Result<File, RecordError> {
     use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| RecordError::Read { path: path.to_owned(), source: e.into() })?;
+        .map_err(|e| RecordError::Read { path: path.to_owned(), error: e.into() })?;
     Ok(File::from(fd))
 }
 
@@ -179,19 +179,20 @@ impl<'a> PipeReader<'a> {
         PipeReader { out, partial: Vec::new(), recorded }
     }
 
-    /// Reads what the pipe holds now; returns the bytes read (0: it was empty).
-    fn drain(&mut self, pipe: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads what the pipe (at `path`) holds now; returns the bytes read (0: it was empty). A
+    /// failure says which side failed: reading the pipe, or writing the trace.
+    fn drain(&mut self, pipe: &mut File, path: &std::path::Path, buf: &mut [u8]) -> Result<usize, RecordError> {
         let mut total = 0;
         loop {
             match pipe.read(buf) {
                 Ok(0) => return Ok(total),
                 Ok(n) => {
                     total += n;
-                    self.feed(&buf[..n])?;
+                    self.feed(&buf[..n]).map_err(RecordError::Write)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(error) => return Err(RecordError::Read { path: path.to_owned(), error }),
             }
         }
     }
@@ -260,5 +261,41 @@ mod tests {
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(text.contains("[000]         1.000001: power:cpu_idle: state=1 cpu_id=0"), "{text}");
         assert!(text.contains("# cpu 0 lost 3 events"), "{text}");
+    }
+
+    /// A writer as a full disk is.
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_is_named_as_the_write_and_its_cause_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipe_path = dir.path().join("trace_pipe");
+        fs::write(&pipe_path, "<idle>-0 [000] d..1. 1.000001: cpu_idle: state=1 cpu_id=0\n").unwrap();
+        let mut pipe = File::open(&pipe_path).unwrap();
+        let mut full = Full;
+        let err = PipeReader::new(&mut full).drain(&mut pipe, &pipe_path, &mut [0; 64]).unwrap_err();
+        assert!(matches!(err, RecordError::Write(_)), "{err:?}");
+        let chain = format!("{:#}", anyhow_like(&err));
+        assert!(chain.starts_with("cannot write the trace: "), "{chain}");
+        assert_eq!(chain.matches("os error 28").count(), 1, "{chain}");
+    }
+
+    /// The message with every source appended, as the command prints an error chain.
+    fn anyhow_like(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut cause = err.source();
+        while let Some(c) = cause {
+            text = format!("{text}: {c}");
+            cause = c.source();
+        }
+        text
     }
 }

@@ -37,12 +37,12 @@ pub enum TracefsError {
         path: PathBuf,
     },
     /// The kernel cannot mount tracefs.
-    #[error("cannot mount tracefs on {path}: {source} (a kernel without CONFIG_TRACING?)")]
+    #[error("cannot mount tracefs on {path}: {error} (a kernel without CONFIG_TRACING?)")]
     Mount {
         /// Where.
         path: PathBuf,
-        /// What the kernel said.
-        source: io::Error,
+        /// What the kernel said (in the message, not a `source`, so a chain says it once).
+        error: io::Error,
     },
     /// The directory is something else than tracefs.
     #[error(
@@ -66,30 +66,86 @@ pub enum TracefsError {
     )]
     InstanceExists(PathBuf),
     /// Something else went wrong with a file.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {error}")]
     Io {
         /// What was tried.
         what: &'static str,
         /// Where.
         path: PathBuf,
-        /// What the system said.
-        source: io::Error,
+        /// What the system said (in the message, not a `source`, so a chain says it once).
+        error: io::Error,
     },
 }
 
 fn io_error(what: &'static str, path: &Path, source: io::Error) -> TracefsError {
     match source.kind() {
         io::ErrorKind::PermissionDenied => TracefsError::NeedsRoot { what, path: path.to_owned() },
-        _ => TracefsError::Io { what, path: path.to_owned(), source },
+        _ => TracefsError::Io { what, path: path.to_owned(), error: source },
     }
 }
 
-/// tracefs at a root, mounted by us if it was not.
+/// Where a recording that mounts tracefs leaves a marker for the mount point (a file named by
+/// the mount point's hash, holding its path): every recording on that mount holds a shared
+/// `flock(2)` on it, and the one that finds itself the last (an exclusive lock succeeds)
+/// unmounts it. A mount a killed recording left has a marker nobody holds: the next recording
+/// on it adopts it, and unmounts it when it ends.
+pub const MOUNT_MARKERS: &str = "/run/haltpoll-tracefs";
+
+/// tracefs at a root, mounted by a recording (this one, or one before it) if it was not.
 #[derive(Debug)]
 pub struct Tracefs {
     root: PathBuf,
-    /// We mounted it, and unmount it on drop.
-    mounted_here: bool,
+    /// A recording mounted it: the marker we hold a shared lock on, to unmount it if we are
+    /// the last on it.
+    mounted: Option<MountMarker>,
+}
+
+/// The marker of a mount a recording made, locked shared while held.
+#[derive(Debug)]
+struct MountMarker {
+    path: PathBuf,
+    file: fs::File,
+}
+
+impl MountMarker {
+    /// The marker's path for the mount point `root`, in `markers`.
+    fn path(markers: &Path, root: &Path) -> PathBuf {
+        use std::hash::{Hash, Hasher};
+        // One marker whichever way the mount point is written (relative, with `..`).
+        let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        root.hash(&mut h);
+        markers.join(format!("{:016x}", h.finish()))
+    }
+
+    /// Takes a shared lock on the marker of `root`: created if `create` (we just mounted it),
+    /// else only if a recording made it before (`None`: tracefs was mounted by someone else).
+    fn hold(markers: &Path, root: &Path, create: bool) -> Result<Option<MountMarker>, TracefsError> {
+        use rustix::fs::{FlockOperation, flock};
+        let path = Self::path(markers, root);
+        let opened = if create {
+            fs::create_dir_all(markers)
+                .and_then(|()| fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path))
+        } else {
+            match fs::OpenOptions::new().write(true).open(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                other => other,
+            }
+        };
+        let mut file = opened.map_err(|e| io_error("cannot open the mount marker", &path, e))?;
+        flock(&file, FlockOperation::LockShared).map_err(|e| io_error("cannot lock", &path, e.into()))?;
+        if create {
+            use std::io::Write;
+            let _ = writeln!(file, "{}", root.display());
+        }
+        Ok(Some(MountMarker { path, file }))
+    }
+
+    /// Whether no other recording holds the marker (the lock becomes exclusive).
+    fn last(&self) -> bool {
+        use rustix::fs::{FlockOperation, flock};
+        flock(&self.file, FlockOperation::NonBlockingLockExclusive).is_ok()
+    }
 }
 
 impl Tracefs {
@@ -101,13 +157,19 @@ impl Tracefs {
         }
         let mut entries = fs::read_dir(root).map_err(|e| io_error("cannot read", root, e))?;
         let empty = entries.next().is_none();
-        let mounted_here = if empty {
+        if empty {
             mount(root)?;
-            true
-        } else {
-            false
+        }
+        // A tracefs mounted by another recording (running, or killed) has a marker.
+        let mounted = match MountMarker::hold(Path::new(MOUNT_MARKERS), root, empty) {
+            Ok(marker) => marker,
+            Err(e) if empty => {
+                let _ = rustix::mount::unmount(root, rustix::mount::UnmountFlags::empty());
+                return Err(e);
+            }
+            Err(_) => None,
         };
-        let fs = Tracefs { root: root.to_owned(), mounted_here };
+        let fs = Tracefs { root: root.to_owned(), mounted };
         if !fs.path("events").is_dir() {
             return Err(TracefsError::NotTracefs(root.to_owned()));
         }
@@ -152,9 +214,10 @@ impl Tracefs {
 
 impl Drop for Tracefs {
     fn drop(&mut self) {
-        if self.mounted_here
-            && let Err(e) = rustix::mount::unmount(&self.root, rustix::mount::UnmountFlags::empty())
-        {
+        // Another recording on the mount unmounts it when it ends.
+        let Some(marker) = self.mounted.take().filter(MountMarker::last) else { return };
+        let _ = fs::remove_file(&marker.path);
+        if let Err(e) = rustix::mount::unmount(&self.root, rustix::mount::UnmountFlags::empty()) {
             warn(format_args!(
                 "haltpoll: warning: could not unmount the tracefs mounted on {} for the recording: {e} \
                  (unmount it with `umount {}`)",
@@ -174,7 +237,7 @@ fn mount(root: &Path) -> Result<(), TracefsError> {
             rustix::io::Errno::PERM | rustix::io::Errno::ACCESS => {
                 TracefsError::NeedsRoot { what: "cannot mount tracefs on", path: root.to_owned() }
             }
-            _ => TracefsError::Mount { path: root.to_owned(), source },
+            _ => TracefsError::Mount { path: root.to_owned(), error: source },
         }
     })
 }
@@ -308,12 +371,31 @@ mod tests {
     }
 
     #[test]
+    fn the_last_holder_of_a_mount_marker_knows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (markers, root) = (dir.path().join("markers"), dir.path().join("mnt"));
+        fs::create_dir(&root).unwrap();
+        assert!(MountMarker::hold(&markers, &root, false).unwrap().is_none(), "not mounted by a recording");
+        let first = MountMarker::hold(&markers, &root, true).unwrap().unwrap();
+        // Another recording on it, named by another path to the same directory.
+        let second = MountMarker::hold(&markers, &dir.path().join("mnt/../mnt"), false).unwrap().unwrap();
+        assert_eq!(first.path, second.path);
+        assert!(!first.last(), "the second still records");
+        drop(first);
+        assert!(second.last());
+        // A marker nobody holds (a killed recording's) is adopted.
+        drop(second);
+        let adopted = MountMarker::hold(&markers, &root, false).unwrap().unwrap();
+        assert!(adopted.last());
+    }
+
+    #[test]
     fn a_fixture_without_the_tracepoint() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("events/sched")).unwrap();
         fs::create_dir_all(dir.path().join("instances")).unwrap();
         let fs = Tracefs::open(dir.path()).unwrap();
-        assert!(!fs.mounted_here);
+        assert!(fs.mounted.is_none());
         let err = fs.check_event().unwrap_err().to_string();
         assert!(err.contains("events/power/cpu_idle does not exist: this kernel has no power:cpu_idle"), "{err}");
     }

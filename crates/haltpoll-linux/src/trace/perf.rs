@@ -258,6 +258,16 @@ impl Reader {
                 ),
             });
         };
+        let with_events = self.cpus.iter().filter(|c| c.last_ns.is_some()).count();
+        if let Some(online) = self.cpus_online.filter(|&n| (n as usize) < with_events) {
+            return Err(TraceError::Unusable {
+                path: path.to_owned(),
+                reason: format!(
+                    "the header says {online} CPUs are online, but {with_events} CPUs have idle events: is the \
+                     header damaged? (delete its `nrcpus online` line to go without it)"
+                ),
+            });
+        }
         let span = Span { wall_ns: self.last_ns - first_ns, cpus_online: self.cpus_online };
         Ok((tail, span, notes(&self.skipped, path)))
     }
@@ -285,18 +295,21 @@ fn notes(skipped: &Skipped, path: &Path) -> Vec<String> {
 }
 
 /// `nrcpus online : 2` from `perf script --header`: the number, `None` for another header
-/// line, an error for a count no recording can have.
+/// line, an error for a count no recording can have. One rule: a whole number from 1 to
+/// [`MAX_CPU`] (the most CPUs the readers allow); [`Reader::finish`] checks it is at least the
+/// CPUs that have events.
 fn header_cpus_online(header: &str) -> Result<Option<u32>, String> {
     let Some((key, value)) = header.split_once(':') else { return Ok(None) };
     if key.trim() != "nrcpus online" {
         return Ok(None);
     }
-    match value.trim().parse() {
-        Ok(0) => Err("the header says 0 CPUs are online, which no recording can have: is the header damaged? \
-                      (delete the line to go without it)"
-            .to_owned()),
-        Ok(n) => Ok(Some(n)),
-        Err(_) => Ok(None),
+    match value.trim().parse::<u32>() {
+        Ok(n @ 1..=MAX_CPU) => Ok(Some(n)),
+        _ => Err(format!(
+            "the header says {} CPUs are online, which no recording can have (1 to {MAX_CPU}): is the header \
+             damaged? (delete the line to go without it)",
+            crate::quote(value.trim())
+        )),
     }
 }
 
@@ -451,6 +464,15 @@ mod tests {
     }
 
     #[test]
+    fn a_header_with_fewer_cpus_than_have_events_is_an_error() {
+        let events =
+            [ev(0, "1.000000", 1), ev(0, "1.000010", -1), ev(3, "1.000000", 1), ev(3, "1.000020", -1)].concat();
+        let err = p(&format!("# nrcpus online : 1\n{events}")).unwrap_err().to_string();
+        assert!(err.contains("the header says 1 CPUs are online, but 2 CPUs have idle events"), "{err}");
+        assert_eq!(p(&format!("# nrcpus online : 2\n{events}")).unwrap().span.unwrap().cpus_online, Some(2));
+    }
+
+    #[test]
     fn time_going_backwards_is_an_error() {
         let err = p(&[ev(0, "2.000000", 1), ev(0, "1.000000", -1)].concat()).unwrap_err().to_string();
         assert!(err.starts_with("idle.txt:2: time goes backwards on cpu 0"), "{err}");
@@ -468,7 +490,11 @@ mod tests {
     #[test]
     fn a_header_with_0_cpus_is_named() {
         let err = p("# ========\n# nrcpus online : 0\n").unwrap_err().to_string();
-        assert!(err.starts_with("idle.txt:2: the header says 0 CPUs are online"), "{err}");
+        assert!(err.starts_with("idle.txt:2: the header says \"0\" CPUs are online"), "{err}");
+        for bad in ["-1", "18446744073709551615", "1000000", "65536", "two"] {
+            let err = p(&format!("# nrcpus online : {bad}\n")).unwrap_err().to_string();
+            assert!(err.contains("which no recording can have (1 to 65535)"), "{bad}: {err}");
+        }
     }
 
     #[test]

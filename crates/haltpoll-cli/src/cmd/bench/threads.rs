@@ -55,8 +55,9 @@ pub struct ThreadsArgs {
         default_value = "spin,haltpoll,haltpoll-wait-until,haltpoll-guest-rule,std,crossbeam,parking-lot,spin-then-park"
     )]
     pub variants: Vec<Variant>,
-    /// Repetitions of every cell (variant x think time).
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    /// Repetitions of every cell (variant x think time), 1 to 10000.
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(haltpoll_bench::threads::MAX_REPETITIONS)))]
     pub repetitions: u32,
     /// Measured round trips per cell, at least.
     #[arg(long, value_name = "N", default_value_t = 100)]

@@ -154,8 +154,9 @@ pub struct VmArgs {
         default_value = "busy,guest-haltpoll,guest-predictive,guest-haltpoll-poll-and-halt,host-halt-poll,no-polling,overcommit-gated,overcommit-forced"
     )]
     pub variants: Vec<Variant>,
-    /// Repetitions of every cell (variant x think time), each a new VM; the table shows medians.
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    /// Repetitions of every cell (variant x think time), each a new VM; the table shows
+    /// medians. 1 to 10000.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub repetitions: u32,
     /// Round trips per pair in every run (default: enough for about --cell-time of the
     /// slowest variant, between 200 and 20000).
