@@ -29,7 +29,7 @@
 //!
 //! [`Params`] declares the governor's parameters once; [`Params::validate`] checks them once
 //! into the [`ValidParams`] a [`Governor`] takes. Optional features derive the rest from it:
-//! `clap` (command-line options with the kernel's names, [`params::cli`]), `serde` (JSON with
+//! `clap` (command-line options with the kernel's names, `params::cli`), `serde` (JSON with
 //! the kernel's names) and `zerocopy` (the byte layout [`params::RawParams`] a VMM hands its
 //! guest, [`params::wire`]). `clap` brings
 //! in `std`; the others keep the crate `no_std`.

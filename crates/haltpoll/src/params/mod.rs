@@ -8,8 +8,8 @@
 //! zerocopy's traits under feature `zerocopy`). [`Params::validate`] is the one check; its
 //! result, [`ValidParams`], is what [`Governor::new`](crate::Governor::new) takes.
 //!
-//! This module holds the declaration and the check; [`cli`] the command-line helpers (the one
-//! duration parser, [`parse_ns`]), and [`wire`] the layout a VMM hands its guest.
+//! This module holds the declaration and the check; `cli` (feature `clap`) the command-line
+//! helpers (the one duration parser, `parse_ns`), and [`wire`] the layout a VMM hands its guest.
 
 use core::fmt;
 
