@@ -19,9 +19,6 @@ mod table;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod think_trace;
 
-// The library's trace readers and units, by the names the benchmarks' modules use.
-use haltpoll_linux::{trace, units};
-
 /// Guest-side halt polling: replay idle traces through the haltpoll governor, run the
 /// benchmarks, tune and observe.
 #[derive(Parser, Debug)]

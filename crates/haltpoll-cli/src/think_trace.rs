@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::trace::{self as traces, IdlePeriod};
+use haltpoll_linux::trace::{self as traces, IdlePeriod};
 
 /// The longest think time a think trace gives, ns: longer idle periods are all "long" to
 /// either governor (above any ceiling and the predictive histogram's last edge), and the cut

@@ -20,8 +20,8 @@ use crate::output::{self, OutputFile, fmt_ns, percent};
 use crate::progress::{end_progress, partial, progress_bar};
 use crate::table::{self, Column};
 use crate::think_trace::read_think_trace;
-use crate::trace::text::{self, Section};
-use crate::units::parse_ns;
+use haltpoll_linux::trace::text::{self, Section};
+use haltpoll_linux::units::parse_ns;
 
 /// Arguments of `haltpoll vm`.
 #[derive(Args, Debug)]

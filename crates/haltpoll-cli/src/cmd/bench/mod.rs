@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use crate::interrupt::Partial;
 use crate::output;
 use crate::plot::{PlotFile, Series};
-use crate::units::parse_duration;
+use haltpoll_linux::units::parse_duration;
 
 pub mod threads;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

@@ -15,8 +15,8 @@ use crate::interrupt::{Interrupt, Partial};
 use crate::output::{self, fmt_ns, percent};
 use crate::progress::{end_progress, partial, progress_bar};
 use crate::table::{self, Column};
-use crate::units::parse_duration;
 use haltpoll_bench::threads::{self as harness, Config, Row, Run, Target, Think, Variant};
+use haltpoll_linux::units::parse_duration;
 
 /// Arguments of `haltpoll bench threads`.
 #[derive(Args, Debug)]

@@ -25,8 +25,8 @@ use crate::output::{self, fmt_ns, percent};
 use crate::progress::{end_progress, partial, progress_bar};
 use crate::table::{self, Column};
 use crate::think_trace::read_think_trace;
-use crate::units::parse_duration;
 use haltpoll_bench::summary::Unit;
+use haltpoll_linux::units::parse_duration;
 
 /// How the waiting vCPUs idle, and on what host set-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum, Serialize)]
