@@ -132,5 +132,12 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_INTERRUPTED);
     }
     output::stderr_line(format_args!("haltpoll: error: {err:#}"));
-    ExitCode::from(if err.downcast_ref::<Usage>().is_some() { EXIT_USAGE } else { EXIT_FAILURE })
+    ExitCode::from(if is_usage(&err) { EXIT_USAGE } else { EXIT_FAILURE })
+}
+
+/// Whether `err` is a usage error: [`Usage`], or an output path refused before anything ran.
+fn is_usage(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<Usage>().is_some()
+        || err.downcast_ref::<output::OutputError>().is_some_and(output::OutputError::is_usage)
+        || err.downcast_ref::<plot::PlotError>().is_some_and(plot::PlotError::is_usage)
 }

@@ -1,13 +1,14 @@
 //! Writing reports: human units, stdout that tolerates a closed pipe (`| head`), the JSON and
 //! CSV every command writes the same way, stderr lines that never end the program, and the
-//! files a command writes after its work, opened before it.
+//! files a command writes after its work, checked and created beside their target before it.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use crate::staged_file::{StagedError, StagedFile, kept_note};
 
 /// The version of the shape of every `--json` document, written as its top-level
 /// `schema_version` (the shapes are in docs/json.md). Renaming or removing a field, or changing
@@ -82,23 +83,22 @@ pub fn print_notes(notes: &[String]) {
     notes.iter().for_each(note);
 }
 
-/// A file a command writes once its work is done (a plot, a trace), opened for writing before
-/// the work starts, so that a path that cannot be written fails at once rather than after a
-/// long run. A file this created and never wrote is removed again.
+/// A file a command writes once its work is done (a plot, a trace). It is checked and created
+/// beside its target before the work starts, so that a path that cannot be written fails at
+/// once rather than after a long run, and renamed onto the target once written whole
+/// ([`StagedFile`]): a failure leaves what the target held as it was. Never standard output
+/// (`-`): the command's report goes there.
 #[derive(Debug)]
 pub struct OutputFile {
     what: &'static str,
     path: PathBuf,
-    file: File,
-    /// Whether opening it created it (and dropping it unwritten should remove it).
-    created: bool,
-    written: bool,
+    staged: StagedFile,
 }
 
 /// Why an output file cannot be opened or written, in one sentence.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    /// It cannot be opened for writing.
+    /// It cannot be created.
     #[error(
         "cannot write the {what} to {path}: {error}; give a path in a directory that exists and that you may \
          write to"
@@ -111,8 +111,16 @@ pub enum OutputError {
         /// Why.
         error: io::Error,
     },
-    /// Writing it failed (a full disk, say).
-    #[error("cannot write the {what} to {path}: {error}")]
+    /// The path is refused as it is (a device, a directory, standard output): a usage error.
+    #[error("cannot write the {what}: {reason}")]
+    Refused {
+        /// What it was to hold.
+        what: &'static str,
+        /// Why, naming the path.
+        reason: String,
+    },
+    /// Writing it failed (a full disk, say); the target is as it was.
+    #[error("cannot write the {what} to {path}: {error}{}", kept_note(path, kept.as_deref()))]
     Write {
         /// What it was to hold.
         what: &'static str,
@@ -120,22 +128,31 @@ pub enum OutputError {
         path: PathBuf,
         /// Why.
         error: io::Error,
+        /// Where what was written before the failure is kept, if anything was.
+        kept: Option<PathBuf>,
     },
 }
 
+impl OutputError {
+    /// Whether the path was refused before anything ran: exit code 2.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, OutputError::Refused { .. })
+    }
+}
+
 impl OutputFile {
-    /// Opens `path` for writing `what` ("plot", "trace"), creating it if need be, without
-    /// truncating it yet (a run that fails leaves an existing file as it was).
+    /// Checks `path` for writing `what` ("plot", "trace") and creates the file beside it that
+    /// [`OutputFile::write`] fills; `path` itself is not touched yet.
     pub fn create(path: &Path, what: &'static str) -> Result<OutputFile, OutputError> {
-        let open = |create_new| OpenOptions::new().write(true).create_new(create_new).open(path);
-        // Try to create it first, to know whether it is ours to remove if nothing is written.
-        let opened = match open(true) {
-            Ok(file) => Ok((file, true)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => open(false).map(|file| (file, false)),
-            Err(e) => Err(e),
-        };
-        let (file, created) = opened.map_err(|error| OutputError::Open { what, path: path.to_owned(), error })?;
-        Ok(OutputFile { what, path: path.to_owned(), file, created, written: false })
+        if path == Path::new("-") {
+            let reason = "standard output (-) carries the command's report: give the path of a file".to_owned();
+            return Err(OutputError::Refused { what, reason });
+        }
+        let staged = StagedFile::create(path).map_err(|e| match e {
+            StagedError::Create { error, .. } => OutputError::Open { what, path: path.to_owned(), error },
+            refused => OutputError::Refused { what, reason: refused.to_string() },
+        })?;
+        Ok(OutputFile { what, path: path.to_owned(), staged })
     }
 
     /// The file's path.
@@ -143,27 +160,10 @@ impl OutputFile {
         &self.path
     }
 
-    /// Replaces the file's content with what `f` writes.
+    /// Writes what `f` writes to the file beside the target and renames it onto the target.
     pub fn write(mut self, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<(), OutputError> {
-        self.written = true;
-        let result = (|| {
-            // A regular file loses its old content; a device (/dev/stdout, a pipe) has none.
-            if self.file.metadata()?.is_file() {
-                self.file.set_len(0)?;
-            }
-            let mut out = BufWriter::new(&self.file);
-            f(&mut out)?;
-            out.flush()
-        })();
-        result.map_err(|error| OutputError::Write { what: self.what, path: self.path.clone(), error })
-    }
-}
-
-impl Drop for OutputFile {
-    fn drop(&mut self) {
-        if self.created && !self.written {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        let result = f(self.staged.writer()).and_then(|()| self.staged.finish());
+        result.map_err(|error| OutputError::Write { what: self.what, path: self.path, error, kept: self.staged.keep() })
     }
 }
 
@@ -232,21 +232,46 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.txt");
         let file = OutputFile::create(&path, "trace").unwrap();
-        assert!(path.exists(), "opened, so created, before the work");
+        assert!(!path.exists(), "nothing at the target before the write");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the file beside it is created before the work");
         file.write(|out| out.write_all(b"new\n")).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
 
         std::fs::write(&path, "an older and longer content\n").unwrap();
-        let file = OutputFile::create(&path, "trace").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap().len(), 28, "not truncated before the write");
-        drop(file);
-        assert!(path.exists(), "a file that was there stays when nothing is written");
+        drop(OutputFile::create(&path, "trace").unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap().len(), 28, "untouched when nothing is written");
         OutputFile::create(&path, "trace").unwrap().write(|out| out.write_all(b"short\n")).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "short\n", "the old content is replaced");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing is left beside it");
+    }
 
-        let fresh = dir.path().join("fresh.svg");
-        drop(OutputFile::create(&fresh, "plot").unwrap());
-        assert!(!fresh.exists(), "a file it created and never wrote is removed");
+    #[test]
+    fn a_failed_write_leaves_the_target_and_keeps_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("front.svg");
+        std::fs::write(&path, "an older picture").unwrap();
+        let file = OutputFile::create(&path, "plot").unwrap();
+        // A full disk halfway through, as the writer sees it.
+        let err = file
+            .write(|out| {
+                out.write_all(b"<svg")?;
+                out.flush()?;
+                Err(io::Error::from(io::ErrorKind::StorageFull))
+            })
+            .unwrap_err();
+        let OutputError::Write { kept: Some(kept), .. } = &err else { panic!("{err}") };
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "an older picture");
+        assert_eq!(std::fs::read_to_string(kept).unwrap(), "<svg");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot write the plot to {}: no storage space; {} is left as it was, and what was written is kept in {}",
+                path.display(),
+                path.display(),
+                kept.display()
+            )
+        );
+        assert!(!err.is_usage());
     }
 
     #[test]
@@ -258,8 +283,22 @@ mod tests {
              directory that exists and that you may write to"
         );
         assert!(std::error::Error::source(&err).is_none(), "the cause is said once");
-        let full = OutputFile::create(Path::new("/dev/full"), "trace").unwrap();
-        let err = full.write(|out| out.write_all(&[b'x'; 100_000])).unwrap_err();
-        assert!(err.to_string().starts_with("cannot write the trace to /dev/full: No space left on device"), "{err}");
+        assert!(!err.is_usage());
+    }
+
+    #[test]
+    fn devices_directories_and_standard_output_are_refused_as_usage_errors() {
+        for path in ["/dev/full", "/dev/null", "/tmp", "-"] {
+            let err = OutputFile::create(Path::new(path), "trace").unwrap_err();
+            assert!(err.is_usage(), "{path}: {err}");
+            assert!(err.to_string().starts_with("cannot write the trace: "), "{err}");
+        }
+        let err = OutputFile::create(Path::new("/dev/full"), "trace").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "cannot write the trace: /dev/full is not a regular file (a device, a FIFO or a directory): give the path \
+             of a file"
+        );
+        assert!(Path::new("/dev/full").exists());
     }
 }

@@ -3,24 +3,39 @@
 
 #![cfg(target_os = "linux")]
 
+mod full_disk;
 mod signals;
 
+use std::ffi::OsStr;
+use std::path::Path;
 use std::time::Duration;
 
 use assert_cmd::Command;
+use full_disk::{LIMIT_BYTES, haltpoll_on_a_full_disk, partial_beside};
 use predicates::prelude::*;
 use rustix::process::Signal;
 
+/// `bench threads` kept tiny: 12 cells of 20 round trips.
+const QUICK: &[&str] = &[
+    "bench",
+    "threads",
+    "--repetitions",
+    "2",
+    "--min-round-trips",
+    "20",
+    "--max-round-trips",
+    "20",
+    "--warmup",
+    "5",
+    "--think",
+    "0,20us",
+    "--variants",
+    "spin,haltpoll,std",
+];
+
 fn quick() -> Command {
     let mut cmd = Command::cargo_bin("haltpoll").unwrap();
-    cmd.args(["bench", "threads", "--repetitions", "2", "--min-round-trips", "20", "--max-round-trips", "20"]).args([
-        "--warmup",
-        "5",
-        "--think",
-        "0,20us",
-        "--variants",
-        "spin,haltpoll,std",
-    ]);
+    cmd.args(QUICK);
     cmd
 }
 
@@ -133,18 +148,59 @@ fn a_plot_path_that_cannot_be_written_fails_before_any_thread_runs() {
 
 #[test]
 fn a_plot_that_cannot_be_written_after_the_run_loses_no_result() {
+    // An older picture at the path, and a disk that fills while the new one is written.
     let dir = tempfile::tempdir().unwrap();
-    let full = dir.path().join("full.svg");
-    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
-    let out = quick().arg("--plot").arg(&full).output().unwrap();
+    let plot = dir.path().join("sweep.svg");
+    std::fs::write(&plot, "an older picture").unwrap();
+    let mut args: Vec<&OsStr> = QUICK.iter().map(OsStr::new).collect();
+    args.extend([OsStr::new("--plot"), plot.as_os_str()]);
+    let out = haltpoll_on_a_full_disk(&args);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stdout.contains("targets: ratios within each repetition"), "the table is printed: {stdout}");
+    assert_eq!(std::fs::read_to_string(&plot).unwrap(), "an older picture", "the older picture is left as it was");
+    let partial = partial_beside(&plot);
+    assert!(std::fs::metadata(&partial).unwrap().len() <= LIMIT_BYTES);
     let error = format!(
-        "haltpoll: error: cannot write the plot to {}: No space left on device (os error 28)\n",
-        full.display()
+        "haltpoll: error: cannot write the plot to {}: File too large (os error 27); {} is left as it was, and \
+         what was written is kept in {}\n",
+        plot.display(),
+        plot.display(),
+        partial.display()
     );
     assert!(stderr.ends_with(&error), "one sentence, no debug text: {stderr}");
+}
+
+#[test]
+fn a_device_or_the_report_s_own_file_is_refused_as_the_plot_before_any_thread_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("full.svg");
+    std::os::unix::fs::symlink("/dev/full", &link).unwrap();
+    // (`--plot -` and `--plot /dev/full` are refused for their name: a plot ends in .svg or .png.)
+    Command::cargo_bin("haltpoll")
+        .unwrap()
+        .args(["bench", "threads", "--variants", "spin", "--think", "1s", "--plot"])
+        .arg(&link)
+        .timeout(AT_ONCE)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(
+            predicate::str::starts_with("haltpoll: error: cannot write the plot: ")
+                .and(predicate::str::contains("full.svg is not a regular file (a device, a FIFO or a directory)")),
+        );
+    assert!(Path::new("/dev/full").exists());
+    // The file the report goes to (`--plot r.svg > r.svg`): replacing it would lose the report.
+    let report = dir.path().join("report.svg");
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("haltpoll"))
+        .args(["bench", "threads", "--variants", "spin", "--think", "1s", "--plot"])
+        .arg(&report)
+        .stdout(std::fs::File::create(&report).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is where this command's standard output goes: give another file"), "{stderr}");
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! `haltpoll tune` as a user runs it.
 
+mod full_disk;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use full_disk::{haltpoll_on_a_full_disk, partial_beside};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -218,15 +221,18 @@ fn a_plot_path_is_checked_before_the_work_and_drawn_after_the_report() {
         .stderr(predicate::str::contains("cannot write the plot to /nonexistent/front.svg: No such file or directory"));
     // A full disk: the report is out before the picture fails, in one sentence.
     let dir = tempfile::tempdir().unwrap();
-    let full = dir.path().join("front.png");
-    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
-    let out = haltpoll().arg("tune").arg(t.path()).arg("--plot").arg(&full).output().unwrap();
+    let plot = dir.path().join("front.png");
+    let out = haltpoll_on_a_full_disk(&["tune".as_ref(), t.path().as_ref(), "--plot".as_ref(), plot.as_ref()]);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stdout.contains("recommendation"), "the report is printed: {stdout}");
     let error = format!(
-        "haltpoll: error: cannot write the plot to {}: No space left on device (os error 28)\n",
-        full.display()
+        "haltpoll: error: cannot write the plot to {}: File too large (os error 27); {} is left as it was, and \
+         what was written is kept in {}\n",
+        plot.display(),
+        plot.display(),
+        partial_beside(&plot).display()
     );
     assert!(stderr.ends_with(&error), "{stderr}");
+    assert!(!plot.exists(), "nothing is renamed onto the target");
 }

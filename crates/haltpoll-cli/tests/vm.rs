@@ -3,11 +3,14 @@
 
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
+mod full_disk;
 mod signals;
 
+use std::ffi::OsStr;
 use std::time::Duration;
 
 use assert_cmd::Command;
+use full_disk::{haltpoll_on_a_full_disk, partial_beside};
 use haltpoll_vmm::testing::kvm_or_skip;
 use predicates::prelude::*;
 use rustix::process::Signal;
@@ -136,11 +139,31 @@ fn time_limits_take_seconds_or_a_unit() {
 #[test]
 fn a_trace_that_cannot_be_written_loses_no_result() {
     let Some(_vm) = kvm_or_skip("a_trace_that_cannot_be_written_loses_no_result") else { return };
-    let out = haltpoll().args(["vm", "pingpong", "-n", "50", "-r", "2", "--trace", "/dev/full"]).output().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.txt");
+    let args = ["vm", "pingpong", "-n", "2000", "-r", "2", "--trace"].map(OsStr::new);
+    let out = haltpoll_on_a_full_disk(&[&args[..], &[trace.as_os_str()]].concat());
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stdout.contains("round trip ") && stdout.contains("(median of 2;"), "the results are printed: {stdout}");
-    assert_eq!(stderr, "haltpoll: error: cannot write the trace to /dev/full: No space left on device (os error 28)\n");
+    let partial = partial_beside(&trace);
+    assert_eq!(
+        stderr,
+        format!(
+            "haltpoll: error: cannot write the trace to {}: File too large (os error 27); {} is left as it was, and \
+             what was written is kept in {}\n",
+            trace.display(),
+            trace.display(),
+            partial.display()
+        )
+    );
+    // A device is refused before the first VM.
+    haltpoll()
+        .args(["vm", "pingpong", "-n", "50", "-r", "2", "--trace", "/dev/full"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("/dev/full is not a regular file"));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use haltpoll_linux::sysfs;
 
 use crate::Usage;
 use crate::recording::{Interrupted, record_with_signals, report};
-use crate::staged_file::{StagedError, StagedFile};
+use crate::staged_file::{StagedFile, kept_note};
 
 /// Arguments of `haltpoll record`.
 #[derive(Args, Debug)]
@@ -69,7 +69,7 @@ pub fn run(args: &RecordArgs) -> Result<()> {
 fn record_to_file(opts: &Options, path: &Path) -> Result<Recorded> {
     // Created before anything is recorded, so a path that cannot be written fails first.
     let mut staged = match StagedFile::create(path) {
-        Err(e @ StagedError::NotAFile(_)) => return Err(Usage(e.to_string()).into()),
+        Err(e) if e.is_refusal() => return Err(Usage(format!("{e}, or - for standard output")).into()),
         other => other?,
     };
     match record_with_signals(opts, staged.writer()) {
@@ -77,13 +77,6 @@ fn record_to_file(opts: &Options, path: &Path) -> Result<Recorded> {
             staged.commit()?;
             Ok(recorded)
         }
-        Err(e) => Err(match staged.keep() {
-            Some(kept) => anyhow::anyhow!(
-                "{e:#}; {} is left as it was, and what was recorded is kept in {}",
-                path.display(),
-                kept.display()
-            ),
-            None => e,
-        }),
+        Err(e) => Err(anyhow::anyhow!("{e:#}{}", kept_note(path, staged.keep().as_deref()))),
     }
 }

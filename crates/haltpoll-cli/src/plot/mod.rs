@@ -120,6 +120,13 @@ pub enum Format {
     Png,
 }
 
+impl PlotError {
+    /// Whether the plot's path was refused before anything ran (a device, standard output).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, PlotError::Output(e) if e.is_usage())
+    }
+}
+
 impl Format {
     /// The format of `path`, from its extension.
     pub fn of(path: &Path) -> Result<Format, PlotError> {
@@ -293,13 +300,21 @@ mod tests {
 
     #[cfg(feature = "plot")]
     #[test]
-    fn a_png_that_cannot_be_written_is_one_sentence() {
-        // A full disk: /dev/full, under a name with the extension.
+    fn a_device_is_refused_before_any_drawing() {
+        // A link to /dev/full under a name with the extension: refused, not written through.
         let dir = tempfile::tempdir().unwrap();
         let full = dir.path().join("full.png");
         std::os::unix::fs::symlink("/dev/full", &full).unwrap();
-        let text = sweep(&full, "x", sweep_series().0, vec![]).unwrap_err().to_string();
-        assert_eq!(text, format!("cannot write the plot to {}: No space left on device (os error 28)", full.display()));
+        let err = PlotFile::create(&full).unwrap_err();
+        assert!(err.is_usage(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot write the plot: {} is not a regular file (a device, a FIFO or a directory): give the path of \
+                 a file",
+                full.display()
+            )
+        );
     }
 
     #[cfg(feature = "plot")]
