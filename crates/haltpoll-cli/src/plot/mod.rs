@@ -141,7 +141,7 @@ impl Format {
     }
 }
 
-/// A `--plot` file: its name checked and the file opened for writing when the command starts,
+/// A `--plot` file: its name checked and the file beside it created when the command starts,
 /// the picture drawn (in memory) and written when its results are in. A picture that cannot be
 /// drawn or written is an error of its own, after the results have been printed.
 #[derive(Debug)]

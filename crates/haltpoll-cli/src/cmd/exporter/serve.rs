@@ -1,7 +1,8 @@
 //! A small HTTP/1.1 server for scrapes, bounded in every dimension a client controls: a fixed
 //! number of worker threads, a fixed number of connections held, a request head of at most
 //! [`MAX_HEAD`] bytes whose first byte must come within [`FIRST_BYTE_DEADLINE`] of the accept and
-//! the whole within [`HEAD_DEADLINE`] of it however slowly it trickles, and writes that time out.
+//! the whole within [`HEAD_DEADLINE`] of it however slowly it trickles, and a response written
+//! within [`WRITE_DEADLINE`] however slowly it is read.
 //! One request per connection (`Connection: close`), GET and HEAD only. The request head is
 //! parsed by `httparse`.
 //!
@@ -26,8 +27,9 @@ pub const MAX_HEAD: usize = 8 * 1024;
 pub const FIRST_BYTE_DEADLINE: Duration = Duration::from_secs(1);
 /// The time a client has to send its whole request head.
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
-/// The time a write may block on a client that does not read.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The time a response may take to write, first byte to last: a client that reads a byte at
+/// a time cannot hold a worker longer, however steadily it reads.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// Connections whose request head is being read, per worker.
 pub const READING_PER_WORKER: usize = 4;
 /// File descriptors kept free for the rest of the process: stdio, the listener, and per
@@ -286,9 +288,9 @@ impl Queue {
     }
 }
 
-/// Answers one request, on a blocking socket whose writes time out.
+/// Answers one request, on a blocking socket, within [`WRITE_DEADLINE`] of the first byte.
 fn answer(mut stream: TcpStream, head: Head, handler: &Handler) {
-    if stream.set_nonblocking(false).is_err() || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
+    if stream.set_nonblocking(false).is_err() {
         return;
     }
     let (response, head_only) = match head {
@@ -296,7 +298,8 @@ fn answer(mut stream: TcpStream, head: Head, handler: &Handler) {
         Head::Refused(r) => (r, false),
         Head::Gone => return,
     };
-    write_response(&mut stream, &response, head_only);
+    // A client that went away or reads too slowly gets nothing more; the server goes on.
+    let _ = write_response(&mut stream, &response, head_only, Instant::now() + WRITE_DEADLINE);
 }
 
 enum Head {
@@ -344,7 +347,8 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn write_response(stream: &mut TcpStream, r: &Response, head_only: bool) {
+/// Writes `r` by `deadline`, then closes the writing side.
+fn write_response(stream: &mut TcpStream, r: &Response, head_only: bool, deadline: Instant) -> io::Result<()> {
     let allow = if r.status == 405 { "Allow: GET, HEAD\r\n" } else { "" };
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
@@ -354,8 +358,87 @@ fn write_response(stream: &mut TcpStream, r: &Response, head_only: bool) {
         r.body.len()
     );
     let body = if head_only { "" } else { r.body.as_str() };
-    // A client that went away or stopped reading gets nothing more; the server goes on.
-    let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body.as_bytes()));
-    let _ = stream.flush();
-    let _ = stream.shutdown(Shutdown::Write);
+    write_all_by(stream, head.as_bytes(), deadline)?;
+    write_all_by(stream, body.as_bytes(), deadline)?;
+    stream.shutdown(Shutdown::Write)
+}
+
+/// Writes all of `bytes` by `deadline`. Each write may block only for the time left: a socket
+/// write timeout alone restarts with every write that makes progress, so a reader taking a
+/// byte at a time would extend it forever.
+fn write_all_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn a_reader_that_trickles_cannot_hold_a_worker_past_the_write_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        // A client that reads 256 KiB at most every 10 ms: the 64 MiB take it at least 2.5 s,
+        // and each of the server's writes makes progress (the kernel wakes a blocked writer
+        // only once a good part of its buffer is free, so a reader of a few bytes at a time
+        // would make a per-write timeout fire as well).
+        let reader = std::thread::spawn({
+            let stop = Arc::clone(&stop);
+            move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                let (mut got, mut chunk) = (0, vec![0u8; 256 << 10]);
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got += n,
+                    }
+                }
+                got
+            }
+        });
+        let (mut stream, _) = listener.accept().unwrap();
+        // More than any socket buffers hold, so the writes must wait for the reader.
+        let response = Response::text(200, "x".repeat(64 << 20));
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let err = write_response(&mut stream, &response, false, deadline).unwrap_err();
+        assert!(matches!(err.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock), "{err}");
+        stop.store(true, Ordering::Relaxed);
+        drop(stream);
+        assert!(reader.join().unwrap() < response.body.len(), "the response was cut off, not written whole");
+    }
+
+    #[test]
+    fn a_reader_that_reads_gets_the_whole_response() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            TcpStream::connect(addr).unwrap().read_to_string(&mut text).unwrap();
+            text
+        });
+        let (mut stream, _) = listener.accept().unwrap();
+        let body = "y".repeat(1 << 20);
+        write_response(&mut stream, &Response::text(200, body.clone()), false, Instant::now() + WRITE_DEADLINE)
+            .unwrap();
+        drop(stream);
+        let text = reader.join().unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with(&body), "{}", &text[..80]);
+    }
 }
