@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 use std::sync::Arc;
@@ -130,6 +131,36 @@ fn a_failure_leaves_an_existing_output_as_it_was() {
         .stderr(predicate::str::contains("is not tracefs"));
     assert_eq!(fs::read_to_string(&out).unwrap(), "34 KB of an earlier recording\n");
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "nothing is left beside it");
+}
+
+/// Regression: forgetting sudo (`runuser -u nobody -- haltpoll record -o idle.txt`) deleted the
+/// user's existing idle.txt. Run as a user that cannot record (nobody, when the tests run as
+/// root; the user itself otherwise), the recording fails and the file is as it was.
+#[test]
+fn a_recording_without_root_leaves_an_existing_output_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("idle.txt");
+    fs::write(&out, "34 KB of an earlier recording\n").unwrap();
+    let mut cmd = if cannot_record().as_deref() == Some("not root") {
+        Process::new(binary())
+    } else {
+        // nobody may write in the directory (as the user could in their own), and nothing else.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let mut cmd = Process::new("runuser");
+        cmd.args(["-u", "nobody", "--"]).arg(binary());
+        cmd
+    };
+    let result = cmd.args(["record", "--duration", "1s", "-o"]).arg(&out).output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    if result.status.code() == Some(126) || result.status.code() == Some(127) || stderr.contains("runuser:") {
+        return skip(
+            "a_recording_without_root_leaves_an_existing_output_as_it_was",
+            &format!("cannot run as nobody: {stderr}"),
+        );
+    }
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert_eq!(fs::read_to_string(&out).unwrap(), "34 KB of an earlier recording\n", "{stderr}");
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "nothing is left beside it: {stderr}");
 }
 
 #[test]

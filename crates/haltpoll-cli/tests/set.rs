@@ -201,7 +201,9 @@ fn a_setting_that_wraps_the_kernels_window_is_noted() {
 
 /// Regression: three `set`s of whole settings started together sometimes ended in a mix of
 /// them, or back at the first values although two had succeeded. With the lock they run one
-/// after the other, so the end is always one whole requested setting, the last to succeed.
+/// after the other: each reads (and prints as the old values) the whole setting the one before
+/// it wrote, and the end is the setting of the last to succeed. 100 rounds, or
+/// `HALTPOLL_CONCURRENT_SET_ROUNDS` (`.ci/reliability` runs 300).
 #[test]
 fn concurrent_sets_end_in_one_whole_setting() {
     let settings = [
@@ -209,17 +211,14 @@ fn concurrent_sets_end_in_one_whole_setting() {
         ["ns=200000", "grow=3", "grow_start=20000", "shrink=3", "allow_shrink=N"],
         ["ns=300000", "grow=4", "grow_start=30000", "shrink=4", "allow_shrink=Y"],
     ];
-    let names = [
-        "guest_halt_poll_ns",
-        "guest_halt_poll_grow",
-        "guest_halt_poll_grow_start",
-        "guest_halt_poll_shrink",
-        "guest_halt_poll_allow_shrink",
-    ];
+    let wanted: Vec<Vec<String>> =
+        settings.iter().map(|s| s.iter().map(|a| a.split_once('=').unwrap().1.to_owned()).collect()).collect();
+    let rounds: usize = std::env::var("HALTPOLL_CONCURRENT_SET_ROUNDS").map_or(100, |n| n.parse().expect("a count"));
     let binary = assert_cmd::cargo::cargo_bin("haltpoll");
-    for round in 0..100 {
+    for round in 0..rounds {
         let dir = tempfile::tempdir().unwrap();
         common::haltpoll_guest(dir.path());
+        let start = params_now(dir.path());
         let children: Vec<_> = settings
             .iter()
             .map(|s| {
@@ -229,20 +228,62 @@ fn concurrent_sets_end_in_one_whole_setting() {
                     .arg(dir.path())
                     .args(["--wait", "60s"])
                     .args(s)
-                    .stdout(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
                     .spawn()
                     .unwrap()
             })
             .collect();
+        let mut olds = Vec::new();
         for child in children {
             let out = child.wait_with_output().unwrap();
             assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+            olds.push(old_values(&String::from_utf8_lossy(&out.stdout)));
         }
-        let end: Vec<String> = names.iter().map(|n| param(dir.path(), n).trim().to_owned()).collect();
-        let whole = settings.iter().any(|s| s.iter().zip(&end).all(|(a, v)| a.split_once('=').unwrap().1 == v));
-        assert!(whole, "round {round}: the parameters end as {end:?}, none of the settings asked for");
+        // The order they ran in: the first read the start, each next one what the one before
+        // it wrote; the last one's setting is the end.
+        let mut order = vec![];
+        let mut seen = start;
+        while let Some(next) = (0..3).find(|i| !order.contains(i) && olds[*i] == seen) {
+            order.push(next);
+            seen = wanted[next].clone();
+        }
+        assert_eq!(
+            order.len(),
+            3,
+            "round {round}: no order of the three reads {olds:?} from {:?}",
+            params_now(dir.path())
+        );
+        let end = params_now(dir.path());
+        assert_eq!(end, wanted[order[2]], "round {round}: the end is not the setting of the last to succeed");
     }
+}
+
+const PARAMS: [&str; 5] = ["ns", "grow", "grow_start", "shrink", "allow_shrink"];
+
+/// The five parameters, as a fixture holds them now.
+fn params_now(root: &Path) -> Vec<String> {
+    PARAMS.iter().map(|n| param(root, &format!("guest_halt_poll_{n}")).trim().to_owned()).collect()
+}
+
+/// The old values a `set` of all five parameters printed (`guest_halt_poll_NAME: OLD -> NEW`
+/// or `guest_halt_poll_NAME: already V`), in the order of [`PARAMS`].
+fn old_values(stdout: &str) -> Vec<String> {
+    let olds: Vec<(&str, &str)> = stdout
+        .lines()
+        .map(|line| {
+            let (name, change) = line.split_once(": ").unwrap();
+            let old = change.strip_prefix("already ").or_else(|| change.split_once(" -> ").map(|(old, _)| old));
+            (name, old.unwrap())
+        })
+        .collect();
+    PARAMS
+        .iter()
+        .map(|p| {
+            let name = format!("guest_halt_poll_{p}");
+            olds.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("{name} in {stdout}")).1.to_owned()
+        })
+        .collect()
 }
 
 #[cfg(target_os = "linux")]
