@@ -56,13 +56,36 @@ fn csv_error(e: csv::Error) -> io::Error {
     io::Error::new(kind, e)
 }
 
-/// Runs `f` on a buffered stdout. A closed pipe ends the output quietly, as `head` expects.
+/// Runs `f` on a buffered stdout. A closed pipe ends the output quietly, as `head` expects; a
+/// write that fails otherwise (a full disk) is named as a write to standard output.
 pub fn write_stdout(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> anyhow::Result<()> {
     let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = BufWriter::new(Watched { inner: stdout.lock(), failed: false });
     match f(&mut out).and_then(|()| out.flush()) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) if out.get_ref().failed => Err(anyhow::anyhow!("cannot write to standard output: {e}")),
         other => Ok(other?),
+    }
+}
+
+/// A writer that remembers whether one of its own writes failed: an error `f` returns may be
+/// another of its own (a sysfs read between two reports), which is not a write's.
+struct Watched<W> {
+    inner: W,
+    failed: bool,
+}
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf);
+        self.failed |= written.as_ref().is_err_and(|e| e.kind() != io::ErrorKind::Interrupted);
+        written
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let flushed = self.inner.flush();
+        self.failed |= flushed.is_err();
+        flushed
     }
 }
 

@@ -2,7 +2,7 @@
 //! 130 interrupted (the benchmarks' and `vm pingpong`'s own tests send the signals). A stderr
 //! that cannot be written changes none of them.
 
-use std::fs::OpenOptions;
+use std::fs::{self, OpenOptions};
 use std::process::Stdio;
 
 mod common;
@@ -97,4 +97,28 @@ fn a_full_stderr_changes_no_exit_code() {
     let mut trace = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut trace, b"1000\n2000\n").unwrap();
     assert_eq!(code(&["tune", trace.path().to_str().unwrap(), "--cpus", "1"]), Some(0));
+}
+
+/// Regression: a report that could not be written said only "No space left on device (os error
+/// 28)", naming no operation. A full stdout is named as such, once, exit code 1.
+#[test]
+fn a_full_stdout_is_named_as_a_write_to_standard_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.txt");
+    fs::write(&trace, "300000\n200000\n").unwrap();
+    for args in [&["replay"][..], &["replay", "--json"], &["tune"]] {
+        let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_haltpoll"))
+            .args(args)
+            .arg(&trace)
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "haltpoll: error: cannot write to standard output: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+    }
 }
