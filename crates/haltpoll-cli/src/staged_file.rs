@@ -146,15 +146,13 @@ fn destination(target: &Path) -> Result<PathBuf, StagedError> {
     if let Some((_, stream)) = streams.into_iter().find(|(same, _)| *same) {
         return Err(StagedError::OwnStream { path: target.to_owned(), stream });
     }
+    let cannot = |error| StagedError::Create { path: target.to_owned(), target: target.to_owned(), error };
     let is_link = fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink());
-    if !is_link {
-        return Ok(target.to_owned());
-    }
-    fs::canonicalize(target).map_err(|error| StagedError::Create {
-        path: target.to_owned(),
-        target: target.to_owned(),
-        error,
-    })
+    let dest = if is_link { fs::canonicalize(target).map_err(cannot)? } else { target.to_owned() };
+    // A file the user may not write (read-only) is not replaced behind its back, as a rename
+    // in a writable directory would: opening it for writing, without truncating, asks.
+    OpenOptions::new().write(true).open(&dest).map_err(cannot)?;
+    Ok(dest)
 }
 
 /// Whether `fd` is open on the file `meta` describes.
@@ -226,6 +224,26 @@ mod tests {
             assert!(matches!(err, StagedError::NotAFile(_)) && err.is_refusal(), "{path:?}: {err}");
         }
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "nothing is created beside a refused path");
+    }
+
+    #[test]
+    fn a_file_the_user_may_not_write_is_not_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("read-only.txt");
+        fs::write(&target, "kept").unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o444)).unwrap();
+        match StagedFile::create(&target) {
+            // Root may write any file, as it could before.
+            Ok(staged) => assert!(rustix::process::geteuid().is_root(), "a read-only file was taken: {staged:?}"),
+            Err(err) => {
+                assert!(
+                    matches!(&err, StagedError::Create { error, .. } if error.kind() == io::ErrorKind::PermissionDenied)
+                );
+                assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "nothing is created beside it");
+            }
+        }
+        assert_eq!(fs::read_to_string(&target).unwrap(), "kept");
     }
 
     #[test]
