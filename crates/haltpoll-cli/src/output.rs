@@ -172,7 +172,9 @@ impl OutputFile {
             return Err(OutputError::Refused { what, reason });
         }
         let staged = StagedFile::create(path).map_err(|e| match e {
-            StagedError::Create { error, .. } => OutputError::Open { what, path: path.to_owned(), error },
+            StagedError::Create { error, .. } | StagedError::Unwritable { error, .. } => {
+                OutputError::Open { what, path: path.to_owned(), error }
+            }
             refused => OutputError::Refused { what, reason: refused.to_string() },
         })?;
         Ok(OutputFile { what, path: path.to_owned(), staged })

@@ -24,6 +24,14 @@ pub enum StagedError {
         /// "standard output" or "standard error".
         stream: &'static str,
     },
+    /// The target exists and cannot be written (read-only, or a link that cannot be followed).
+    #[error("cannot write {target}: {error}")]
+    Unwritable {
+        /// The target.
+        target: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
     /// The file beside the target cannot be created.
     #[error("cannot create {path} (written there, then renamed onto {target}): {error}")]
     Create {
@@ -146,7 +154,7 @@ fn destination(target: &Path) -> Result<PathBuf, StagedError> {
     if let Some((_, stream)) = streams.into_iter().find(|(same, _)| *same) {
         return Err(StagedError::OwnStream { path: target.to_owned(), stream });
     }
-    let cannot = |error| StagedError::Create { path: target.to_owned(), target: target.to_owned(), error };
+    let cannot = |error| StagedError::Unwritable { target: target.to_owned(), error };
     let is_link = fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink());
     let dest = if is_link { fs::canonicalize(target).map_err(cannot)? } else { target.to_owned() };
     // A file the user may not write (read-only) is not replaced behind its back, as a rename
@@ -238,7 +246,7 @@ mod tests {
             Ok(staged) => assert!(rustix::process::geteuid().is_root(), "a read-only file was taken: {staged:?}"),
             Err(err) => {
                 assert!(
-                    matches!(&err, StagedError::Create { error, .. } if error.kind() == io::ErrorKind::PermissionDenied)
+                    matches!(&err, StagedError::Unwritable { error, .. } if error.kind() == io::ErrorKind::PermissionDenied)
                 );
                 assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "nothing is created beside it");
             }
