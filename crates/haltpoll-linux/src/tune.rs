@@ -21,6 +21,10 @@ use haltpoll::{ParamError, Params, PredictiveParams, ValidParams};
 use crate::trace::{Format, Trace};
 use haltpoll::share;
 
+mod idle_guest;
+
+pub use idle_guest::{IdleGuest, TICKS_HZ, check_idle_guest, idle_guest_poll_share};
+
 /// The grid: every combination of ceiling, start and shrink on/off, with the other parameters
 /// from `base`.
 #[derive(Clone, Debug, PartialEq, Eq)]
