@@ -21,8 +21,12 @@ use haltpoll::{ParamError, Params, PredictiveParams, ValidParams};
 use crate::trace::{Format, Trace};
 use haltpoll::share;
 
+mod advice;
 mod idle_guest;
 
+pub use advice::{
+    Advice, Axis, Edge, EdgeWhy, Judged, KNEE_POINTS, MAX_EXTENSIONS, PassedOver, Policy, Verdict, advise, is_worth_it,
+};
 pub use idle_guest::{IdleGuest, TICKS_HZ, check_idle_guest, idle_guest_poll_share};
 
 /// The grid: every combination of ceiling, start and shrink on/off, with the other parameters
@@ -79,6 +83,12 @@ impl Grid {
     pub fn linux_defaults(&self) -> Params {
         Params { shrink_rule: self.base.shrink_rule, ..Params::DEFAULT }
     }
+}
+
+/// The share of `cpu` the trace's CPUs spent idle: 1 for a trace without timestamps, whose
+/// CPU time is its idle time.
+pub fn idle_share(trace: &Trace, cpu: CpuTime) -> f64 {
+    share(trace.periods.iter().fold(0u64, |sum, p| sum.saturating_add(p.idle_ns)), cpu.ns)
 }
 
 /// The CPU time a trace covers: the base of "share of CPU time".
