@@ -399,8 +399,12 @@ impl Tuned<'_> {
                     percent2(o.poll_share(self.cpu)),
                     percent2(o.wasted_share(self.cpu)),
                 )?;
-                if let Some(g) = a.judged[a.pick].idle_guest {
-                    writeln!(out, "  once the guest is idle it polls {}", idle_guest_text(&g))?;
+                match a.judged[a.pick].idle_guest {
+                    Some(g) if g.poll_share > 0.0 => {
+                        writeln!(out, "  once the guest is idle it polls {}", idle_guest_text(&g))?
+                    }
+                    Some(_) => writeln!(out, "  once the guest is idle it does not poll: its window shrinks to 0")?,
+                    None => {}
                 }
             }
             verdict => writeln!(out, "  keep guest polling off (guest_halt_poll_ns=0): {}", off_reason(verdict))?,
