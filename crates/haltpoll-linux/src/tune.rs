@@ -1,5 +1,8 @@
 //! Tuning: the governor over a grid of parameter settings, the Pareto front of "wakeups that
-//! needed no exit" against "CPU time spent polling", and the best setting within a CPU budget.
+//! needed no exit" against "CPU time spent polling", the best setting within a CPU budget
+//! ([`recommend`], what `compare` reports), and the advice an operator can apply ([`advise`]):
+//! the knee among the settings that fit the budget, are worth their polling and stay within it
+//! on the guest gone idle ([`check_idle_guest`]), with a grid that extends past its edge.
 //!
 //! This lives in the command, not the core crate: it needs a heap (a list per setting) and
 //! floating point, and a kernel never tunes itself; the core's [`Replay`](haltpoll::replay::Replay)

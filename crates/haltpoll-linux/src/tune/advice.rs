@@ -57,7 +57,7 @@ pub struct Judged {
 }
 
 impl Judged {
-    /// `outcome` of the trace of `cpu`, and its idle guest, against `policy`.
+    /// `outcome` over a trace of `cpu`, and its idle guest, against `budget`.
     pub fn new(outcome: &Outcome, idle_guest: Option<IdleGuest>, cpu: CpuTime, budget: f64) -> Judged {
         Judged {
             fits_budget: outcome.poll_share(cpu) <= budget,
@@ -192,13 +192,11 @@ pub fn advise(
     loop {
         let settings = grid.valid_settings()?;
         let new: Vec<ValidParams> = settings.iter().copied().filter(|p| !seen.contains_key(p.params())).collect();
-        let mut done = 0;
-        for o in evaluate(trace, &new, || {}) {
-            let valid = o.params.validate()?;
-            let judged = Judged::new(&o, check_idle_guest(&valid, &policy.ticks_hz), cpu, policy.budget);
+        for (done, valid) in new.iter().enumerate() {
+            let o = evaluate(trace, std::slice::from_ref(valid), || {})[0];
+            let judged = Judged::new(&o, check_idle_guest(valid, &policy.ticks_hz), cpu, policy.budget);
             seen.insert(o.params, (o, judged));
-            done += 1;
-            progress(done, new.len());
+            progress(done + 1, new.len());
         }
         let (outcomes, judged): (Vec<Outcome>, Vec<Judged>) = settings.iter().map(|p| seen[p.params()]).unzip();
         let (pick, best) = choose(&outcomes, &judged);
@@ -211,10 +209,13 @@ pub fn advise(
             }
         }
         if extended.len() == before {
-            // Nothing added: no edge, or one the grid cannot pass (a start is never an edge
-            // the grid cannot pass while it may extend: it is below a ceiling of the grid).
-            let why = if may_extend { EdgeWhy::KernelLimit } else { EdgeWhy::Extensions };
-            let edge = edges.first().map(|&(axis, value_ns)| Edge { axis, value_ns, why });
+            // Nothing added: no edge, or only edges the grid cannot pass. While it may extend,
+            // that is a ceiling at the kernel's limit (a start at an edge is below a ceiling of
+            // the grid, so it can always double toward it).
+            let edge = edges.first().map(|&(axis, value_ns)| {
+                let at_limit = axis == Axis::Ceiling && value_ns >= KERNEL_MAX;
+                Edge { axis, value_ns, why: if at_limit { EdgeWhy::KernelLimit } else { EdgeWhy::Extensions } }
+            });
             let front = front(&outcomes);
             let (verdict, passed_over) = verdict(&outcomes, &judged, pick, cpu, policy.budget);
             return Ok(Advice { grid, outcomes, judged, front, pick, verdict, passed_over, extended, edge });
