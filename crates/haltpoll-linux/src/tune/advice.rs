@@ -201,10 +201,9 @@ pub fn advise(
         let (outcomes, judged): (Vec<Outcome>, Vec<Judged>) = settings.iter().map(|p| seen[p.params()]).unzip();
         let (pick, best) = choose(&outcomes, &judged);
         let edges = edges(&grid, &[&outcomes[pick].params, &outcomes[best].params]);
-        let may_extend = extended.len() < MAX_EXTENSIONS;
         let before = extended.len();
-        if may_extend {
-            for &(axis, _) in &edges {
+        for &(axis, _) in &edges {
+            if extended.len() < MAX_EXTENSIONS {
                 extended.extend(grid.extend(axis).map(|v| (axis, v)));
             }
         }
