@@ -40,14 +40,12 @@ pub enum AllowShrink {
 Examples:
   # a setting for the example perf trace that polls within 5% of the CPUs' time
   haltpoll tune examples/traces/perf-idle.txt
-  # a budget of 1%, every setting listed, not only the Pareto front
-  haltpoll tune examples/traces/perf-idle.txt --max-poll-share 1% --all
+  # a budget of 1% on a guest whose tick is 250 Hz (CONFIG_HZ=250), every setting listed
+  haltpoll tune examples/traces/perf-idle.txt --max-poll-share 1% --tick-hz 250 --all
   # your own grid, as JSON
   haltpoll tune examples/traces/perf-idle.txt --ceilings 50us,100us,200us --json
   # record this machine's idle periods for a minute and tune on them (root, Linux)
-  sudo haltpoll tune --record 60s
-  # a guest known to tick at 250 Hz (CONFIG_HZ=250) when idle
-  haltpoll tune examples/traces/perf-idle.txt --tick-hz 250")]
+  sudo haltpoll tune --record 60s")]
 pub struct TuneArgs {
     /// Trace file ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
