@@ -9,8 +9,8 @@
 //! - [`record`] (Linux): every CPU's idle periods through tracefs, as `perf script` text;
 //! - [`trace`]: the two trace formats read, and the governor replayed over them per CPU;
 //! - [`tune`]: the governor over a grid of settings, the Pareto front and the setting for a
-//!   CPU budget; [`compare`]: Linux's best setting, the predictive governor and the
-//!   clairvoyant bound at several budgets;
+//!   CPU budget, checked on the guest gone idle; [`compare`]: Linux's best setting, the
+//!   predictive governor and the clairvoyant bound at several budgets;
 //! - [`metrics`]: the cpuidle and haltpoll metrics in Prometheus's text format;
 //! - [`units`]: the durations, shares and counts a person types and reads.
 //!
