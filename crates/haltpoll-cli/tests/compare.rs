@@ -106,18 +106,19 @@ fn check_fails_on_a_shortfall_and_names_it() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let text = String::from_utf8(ok.stdout).unwrap();
     assert_eq!(text.matches("on/above frontier: 4 of 4 points").count(), 2, "{text}");
-    let args = ["compare", "--frontier", "--check", "--budgets", "100%", "--halt-cost", "0", "--poll-ceiling", "1000"];
+    let args =
+        ["compare", "--frontier", "--check", "--budgets", "100%", "--halt-cost", "20us", "--poll-ceiling", "1000"];
     let short = haltpoll(&[&args[..], &["steady.txt"]].concat(), dir.path());
     assert_eq!(short.status.code(), Some(1));
     let text = String::from_utf8(short.stdout).unwrap();
-    assert!(text.contains("on/above frontier: 0 of 2 points") && text.contains("BELOW"), "{text}");
-    assert!(!text.contains("polling less"), "a halt cost of 0 leaves one plane: {text}");
+    assert_eq!(text.matches("on/above frontier: 0 of 2 points").count(), 2, "{text}");
+    assert!(text.contains("plane: polling less 20.0 us per catch"), "--halt-cost sets the second plane: {text}");
     let err = String::from_utf8(short.stderr).unwrap();
-    assert!(err.contains("2 points short of Linux's frontier"), "{err}");
-    assert!(
-        err.contains("steady.txt: budget 100.00%, timer-first off, plane all polling: below Linux's frontier"),
-        "{err}"
-    );
+    assert!(err.contains("4 points short of Linux's frontier"), "{err}");
+    for plane in ["all polling", "polling less 20.0 us per catch"] {
+        let line = format!("steady.txt: budget 100.00%, timer-first off, plane {plane}: below Linux's frontier");
+        assert!(err.contains(&line), "{err}");
+    }
     // Without --check the same shortfall is a report, not a failure; --check needs --frontier.
     let report = haltpoll(&[&args[..2], &args[3..], &["steady.txt"]].concat(), dir.path());
     assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));

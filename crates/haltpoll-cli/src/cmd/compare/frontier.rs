@@ -27,7 +27,7 @@ pub(super) fn run(
 ) -> Result<()> {
     let how = Sweep {
         budgets,
-        halt_cost_ns: args.halt_cost.unwrap_or(frontier::HALT_COST_NS),
+        halt_cost_ns: second_plane_halt_cost(args),
         cpus: args.cpus.cpus,
         predictive: args.predictive,
     };
@@ -51,6 +51,15 @@ pub(super) fn run(
         ));
     }
     Ok(())
+}
+
+/// The second plane's halt cost: `--halt-cost`, or [`frontier::HALT_COST_NS`] for its default
+/// of 0 (the plane of all polling is the first).
+fn second_plane_halt_cost(args: &CompareArgs) -> u64 {
+    match args.halt_cost {
+        0 => frontier::HALT_COST_NS,
+        h => h,
+    }
 }
 
 /// A plane's name: what its x counts.
