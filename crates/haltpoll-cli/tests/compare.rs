@@ -90,6 +90,24 @@ fn the_frontier_holds_each_point_to_linux_within_its_x() {
             on += usize::from(verdict == "on or above");
         }
         assert_eq!(plane["on_or_above"].as_u64().unwrap() as usize, on);
+        // Big wins: over the points where the bound catches 10 points more than Linux's best.
+        let hits = |p: &Value, who: &str| p[who]["result"]["poll_hits"].as_u64().unwrap();
+        let room: Vec<&Value> = points
+            .iter()
+            .filter(|p| {
+                let periods = p["predictive"]["result"]["periods"].as_u64().unwrap();
+                hits(p, "clairvoyant").saturating_sub(hits(p, "linux_best")) * 10 >= periods
+            })
+            .collect();
+        let wins = room
+            .iter()
+            .filter(|p| match hits(p, "linux_best") {
+                0 => hits(p, "predictive") > 0,
+                l => hits(p, "predictive") as f64 / l as f64 >= 1.5,
+            })
+            .count();
+        assert_eq!(plane["big_wins"]["points"].as_u64().unwrap() as usize, room.len(), "{plane}");
+        assert_eq!(plane["big_wins"]["at_ratio"].as_u64().unwrap() as usize, wins, "{plane}");
     }
 }
 

@@ -30,16 +30,26 @@ impl AtBudget {
     /// How much of the distance from Linux's best to the bound the predictive governor covers
     /// (negative if it catches fewer than Linux's best), `None` when there is no distance.
     pub fn gap_closed(&self) -> Option<f64> {
-        let (l, p, c) = (self.linux.summary.poll_hits, self.predictive.poll_hits, self.clairvoyant.poll_hits);
-        (c > l).then(|| (p as f64 - l as f64) / (c - l) as f64)
+        gap_closed(&self.linux.summary, &self.predictive, &self.clairvoyant)
     }
 
     /// The predictive governor's wakeups without an exit over Linux's best's, `None` if Linux's
     /// best caught none.
     pub fn ratio_to_linux(&self) -> Option<f64> {
-        let l = self.linux.summary.poll_hits;
-        (l > 0).then(|| self.predictive.poll_hits as f64 / l as f64)
+        ratio_to_linux(&self.linux.summary, &self.predictive)
     }
+}
+
+/// How much of the distance from `linux`'s catches to the `bound`'s `predictive` covers
+/// (negative if it catches fewer than `linux`), `None` when there is no distance.
+pub fn gap_closed(linux: &Summary, predictive: &Summary, bound: &Summary) -> Option<f64> {
+    let (l, p, c) = (linux.poll_hits, predictive.poll_hits, bound.poll_hits);
+    (c > l).then(|| (p as f64 - l as f64) / (c - l) as f64)
+}
+
+/// `predictive`'s catches over `linux`'s, `None` if `linux` caught none.
+pub fn ratio_to_linux(linux: &Summary, predictive: &Summary) -> Option<f64> {
+    (linux.poll_hits > 0).then(|| predictive.poll_hits as f64 / linux.poll_hits as f64)
 }
 
 /// One trace's comparison.

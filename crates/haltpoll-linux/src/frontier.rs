@@ -40,6 +40,14 @@ pub const HALT_COST_NS: u64 = 50_000;
 /// fewer than the best Linux setting within its x (half a point).
 pub const TOLERANCE_PER_MILLE: u64 = 5;
 
+/// Where the bound catches at least this many per mille of the wakeups more than Linux's best
+/// (10 points), the predictive governor should catch [`BIG_WIN_RATIO`] times as many as Linux
+/// and close half the distance to the bound ([`BigWins`]).
+pub const ROOM_PER_MILLE: u64 = 100;
+
+/// A big win: at least 1.5 times Linux's catches.
+pub const BIG_WIN_RATIO: f64 = 1.5;
+
 /// Saturation: where Linux catches at least this many per mille of the wakeups (99.9%), the
 /// predictive governor must too.
 pub const SATURATED_PER_MILLE: u64 = 999;
@@ -131,6 +139,47 @@ impl Point {
     pub fn shortfall(&self) -> f64 {
         self.linux.map_or(0.0, |l| l.summary.no_exit_share() - self.summary.no_exit_share())
     }
+
+    /// The point's catches over Linux's best's, `None` if Linux's best caught none (or there is
+    /// none).
+    pub fn ratio_to_linux(&self) -> Option<f64> {
+        compare::ratio_to_linux(&self.linux?.summary, &self.summary)
+    }
+
+    /// The share of the distance from Linux's best to the bound the point covers, `None` when
+    /// the bound catches no more than Linux's best.
+    pub fn gap_closed(&self) -> Option<f64> {
+        compare::gap_closed(&self.linux?.summary, &self.summary, &self.clairvoyant)
+    }
+
+    /// Whether the bound catches at least 10 points more than Linux's best: where the point
+    /// should be a big win.
+    pub fn has_room(&self) -> bool {
+        self.linux.is_some_and(|l| {
+            let more = self.clairvoyant.poll_hits.saturating_sub(l.summary.poll_hits);
+            u128::from(more) * 1000 >= u128::from(ROOM_PER_MILLE) * u128::from(self.summary.periods.max(1))
+        })
+    }
+
+    /// Whether it catches at least [`BIG_WIN_RATIO`] times Linux's best (any catch counts when
+    /// Linux's best catches none).
+    pub fn is_big_win(&self) -> bool {
+        self.ratio_to_linux().map_or(self.summary.poll_hits > 0, |r| r >= BIG_WIN_RATIO)
+    }
+}
+
+/// The big wins of a plane: over the points where the bound leaves room above Linux's best
+/// ([`Point::has_room`]), how many catch 1.5 times Linux's best, and the median share of the
+/// distance to the bound closed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BigWins {
+    /// Points with room.
+    pub points: usize,
+    /// Of those, the big wins.
+    pub at_ratio: usize,
+    /// The median of their [`Point::gap_closed`] (the lower middle of an even count), `None`
+    /// without points.
+    pub median_gap_closed: Option<f64>,
 }
 
 /// One plane of a trace's sweep.
@@ -148,6 +197,18 @@ impl PlaneSweep {
     /// The points on or above the frontier.
     pub fn on_or_above(&self) -> usize {
         self.points.iter().filter(|p| !p.verdict.is_shortfall()).count()
+    }
+
+    /// The big wins among the points with room.
+    pub fn big_wins(&self) -> BigWins {
+        let room: Vec<&Point> = self.points.iter().filter(|p| p.has_room()).collect();
+        let mut closed: Vec<f64> = room.iter().filter_map(|p| p.gap_closed()).collect();
+        closed.sort_by(f64::total_cmp);
+        BigWins {
+            points: room.len(),
+            at_ratio: room.iter().filter(|p| p.is_big_win()).count(),
+            median_gap_closed: closed.get(closed.len().saturating_sub(1) / 2).copied(),
+        }
     }
 }
 
@@ -382,6 +443,33 @@ mod tests {
         assert_eq!((hits(0), hits(24), hits(25)), (4, 4, 5));
         let s = clairvoyant(&trace, net, 0);
         assert_eq!((s.poll_ns, s.halts, s.halt_ns, s.idle_ns), (100, 1, 50, 150));
+    }
+
+    fn point(linux: u64, mine: u64, bound: u64) -> Point {
+        Point {
+            budget: 0.02,
+            timer_first: true,
+            params: PredictiveParams::DEFAULT,
+            summary: caught(mine),
+            linux: Some(outcome(1, 0, linux)),
+            clairvoyant: caught(bound),
+            verdict: verdict(&caught(mine), Some(&caught(linux))),
+        }
+    }
+
+    #[test]
+    fn big_wins_count_where_the_bound_leaves_ten_points() {
+        let (a, b, c, d) = (point(0, 50, 200), point(100, 149, 200), point(100, 150, 300), point(500, 500, 599));
+        assert!(a.has_room() && a.is_big_win() && a.ratio_to_linux().is_none(), "any catch beats none");
+        assert_eq!((b.ratio_to_linux(), b.gap_closed()), (Some(1.49), Some(0.49)));
+        assert!(b.has_room() && !b.is_big_win());
+        assert!(c.is_big_win() && c.gap_closed() == Some(0.25));
+        assert!(!d.has_room(), "9.9 points of room is not room");
+        let plane = PlaneSweep { plane: Plane::POLLING, frontier: vec![], points: vec![a, b, c, d] };
+        // Gaps closed: a 0.25, b 0.49, c 0.25; the median is 0.25.
+        assert_eq!(plane.big_wins(), BigWins { points: 3, at_ratio: 2, median_gap_closed: Some(0.25) });
+        let none = PlaneSweep { points: vec![d], ..plane };
+        assert_eq!(none.big_wins(), BigWins { points: 0, at_ratio: 0, median_gap_closed: None });
     }
 
     fn tiny() -> Trace {

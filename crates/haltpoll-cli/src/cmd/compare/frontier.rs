@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow};
 use haltpoll::replay::Summary;
 use haltpoll::{Params, PredictiveParams};
-use haltpoll_linux::frontier::{self, Plane, PlaneSweep, Point, Sweep, TraceFrontier, Verdict};
+use haltpoll_linux::frontier::{self, BigWins, Plane, PlaneSweep, Point, Sweep, TraceFrontier, Verdict};
 use haltpoll_linux::trace::Trace;
 use haltpoll_linux::tune::{Contender, CpuTime};
 use serde::Serialize;
@@ -143,6 +143,15 @@ const LEGEND: [&str; 4] = [
     "BELOW: more than 0.5 point below Linux; <99.9%: Linux reaches 99.9% there and the predictive governor does not",
 ];
 
+/// The summary of [`BigWins`].
+fn big_wins(w: BigWins) -> String {
+    let median = w.median_gap_closed.map_or_else(|| "-".to_owned(), percent);
+    format!(
+        "where the bound leaves 10 points or more: {} of {} at 1.5x Linux or more; median gap to the bound closed {median}",
+        w.at_ratio, w.points
+    )
+}
+
 fn write_human(out: &mut dyn Write, all: &[TraceFrontier]) -> io::Result<()> {
     for t in all {
         write_trace_header(out, &t.path, &t.trace, t.cpu)?;
@@ -154,6 +163,7 @@ fn write_human(out: &mut dyn Write, all: &[TraceFrontier]) -> io::Result<()> {
                 table::write_row(out, &COLUMNS, &Row { cpu: t.cpu, plane: plane.plane, point })?;
             }
             writeln!(out, "  on/above frontier: {} of {} points", plane.on_or_above(), plane.points.len())?;
+            writeln!(out, "  {}", big_wins(plane.big_wins()))?;
         }
         writeln!(out)?;
     }
@@ -179,6 +189,14 @@ struct PlaneJson {
     linux_frontier: Vec<InPlane<Params>>,
     points: Vec<PointJson>,
     on_or_above: usize,
+    big_wins: BigWinsJson,
+}
+
+#[derive(Serialize)]
+struct BigWinsJson {
+    points: usize,
+    at_ratio: usize,
+    median_gap_closed: Option<f64>,
 }
 
 /// A contender with its x in the plane.
@@ -203,6 +221,8 @@ struct PointJson {
     clairvoyant: InPlane<()>,
     shortfall: f64,
     verdict: &'static str,
+    ratio_to_linux: Option<f64>,
+    gap_closed: Option<f64>,
 }
 
 impl PointJson {
@@ -214,6 +234,8 @@ impl PointJson {
             linux_best: p.linux.map(|l| InPlane::new(Some(l.params), &l.summary, plane, cpu)),
             clairvoyant: InPlane::new(None, &p.clairvoyant, plane, cpu),
             shortfall: p.shortfall(),
+            ratio_to_linux: p.ratio_to_linux(),
+            gap_closed: p.gap_closed(),
             verdict: match p.verdict {
                 Verdict::OnOrAbove => "on or above",
                 Verdict::Below => "below",
@@ -229,6 +251,10 @@ fn plane_json(p: &PlaneSweep, cpu: CpuTime) -> PlaneJson {
         linux_frontier: p.frontier.iter().map(|o| InPlane::new(Some(o.params), &o.summary, p.plane, cpu)).collect(),
         points: p.points.iter().map(|point| PointJson::new(point, p.plane, cpu)).collect(),
         on_or_above: p.on_or_above(),
+        big_wins: {
+            let w = p.big_wins();
+            BigWinsJson { points: w.points, at_ratio: w.at_ratio, median_gap_closed: w.median_gap_closed }
+        },
     }
 }
 
