@@ -207,6 +207,7 @@ fn every_documented_command_is_checked() {
         "haltpoll replay --json",
         "haltpoll tune --json",
         "haltpoll compare --json",
+        "haltpoll compare --frontier --json",
         "haltpoll bench threads --json",
     ];
     if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
@@ -282,6 +283,15 @@ fn compare() {
         "examples/traces/mixed.txt",
     ]);
     check("haltpoll compare --json", &docs);
+}
+
+#[test]
+fn compare_frontier() {
+    // A perf trace and a text trace.
+    let mut docs =
+        documents(&["compare", "--frontier", "--json", "--budgets", "1%,50%", "examples/traces/perf-idle.txt"]);
+    docs.extend(documents(&["compare", "--frontier", "--json", "--halt-cost", "20us", "examples/traces/mixed.txt"]));
+    check("haltpoll compare --frontier --json", &docs);
 }
 
 /// A quick `bench threads`: two repetitions of three variants without think time.

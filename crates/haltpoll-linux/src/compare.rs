@@ -2,7 +2,7 @@
 //! [`tune`]'s grid within the budget, the predictive governor given that budget,
 //! and the clairvoyant bound.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use haltpoll::predictive::PredictiveParamError;
 use haltpoll::replay::Summary;
@@ -30,16 +30,26 @@ impl AtBudget {
     /// How much of the distance from Linux's best to the bound the predictive governor covers
     /// (negative if it catches fewer than Linux's best), `None` when there is no distance.
     pub fn gap_closed(&self) -> Option<f64> {
-        let (l, p, c) = (self.linux.summary.poll_hits, self.predictive.poll_hits, self.clairvoyant.poll_hits);
-        (c > l).then(|| (p as f64 - l as f64) / (c - l) as f64)
+        gap_closed(&self.linux.summary, &self.predictive, &self.clairvoyant)
     }
 
     /// The predictive governor's wakeups without an exit over Linux's best's, `None` if Linux's
     /// best caught none.
     pub fn ratio_to_linux(&self) -> Option<f64> {
-        let l = self.linux.summary.poll_hits;
-        (l > 0).then(|| self.predictive.poll_hits as f64 / l as f64)
+        ratio_to_linux(&self.linux.summary, &self.predictive)
     }
+}
+
+/// How much of the distance from `linux`'s catches to the `bound`'s `predictive` covers
+/// (negative if it catches fewer than `linux`), `None` when there is no distance.
+pub fn gap_closed(linux: &Summary, predictive: &Summary, bound: &Summary) -> Option<f64> {
+    let (l, p, c) = (linux.poll_hits, predictive.poll_hits, bound.poll_hits);
+    (c > l).then(|| (p as f64 - l as f64) / (c - l) as f64)
+}
+
+/// `predictive`'s catches over `linux`'s, `None` if `linux` caught none.
+pub fn ratio_to_linux(linux: &Summary, predictive: &Summary) -> Option<f64> {
+    (linux.poll_hits > 0).then(|| predictive.poll_hits as f64 / linux.poll_hits as f64)
 }
 
 /// One trace's comparison.
@@ -78,6 +88,30 @@ pub enum CompareError {
     Predictive(#[from] PredictiveParamError),
 }
 
+/// Linux's settings a comparison replays: `tune`'s default grid (every ceiling and start, shrink
+/// on and off), polling off and Linux's defaults.
+pub fn linux_grid() -> Grid {
+    Grid {
+        ceilings_ns: Grid::CEILINGS_NS.to_vec(),
+        grow_starts_ns: Grid::GROW_STARTS_NS.to_vec(),
+        allow_shrink: vec![true, false],
+        base: Params::DEFAULT,
+    }
+}
+
+/// The CPU time `trace` (read from `path`) covers, the base of every share a comparison gives;
+/// an error if the trace has no periods or covers no time.
+pub fn cpu_time(path: &Path, trace: &Trace, cpus: Option<u32>) -> Result<CpuTime, CompareError> {
+    if trace.periods.is_empty() {
+        return Err(CompareError::NoPeriods { path: path.to_owned() });
+    }
+    let cpu = tune::cpu_time(trace, cpus);
+    if cpu.ns == 0 {
+        return Err(CompareError::NoTime { path: path.to_owned() });
+    }
+    Ok(cpu)
+}
+
 /// Compares the three on `trace` (read from `path`) at each of `budgets`; `cpus` overrides the
 /// CPUs a perf trace covers, and `predictive` gives the predictive governor's parameters but
 /// its budget.
@@ -88,20 +122,8 @@ pub fn compare(
     cpus: Option<u32>,
     predictive: PredictiveParams,
 ) -> Result<Compared, CompareError> {
-    if trace.periods.is_empty() {
-        return Err(CompareError::NoPeriods { path });
-    }
-    let cpu = tune::cpu_time(&trace, cpus);
-    if cpu.ns == 0 {
-        return Err(CompareError::NoTime { path });
-    }
-    let grid = Grid {
-        ceilings_ns: Grid::CEILINGS_NS.to_vec(),
-        grow_starts_ns: Grid::GROW_STARTS_NS.to_vec(),
-        allow_shrink: vec![true, false],
-        base: Params::DEFAULT,
-    };
-    let outcomes = tune::evaluate(&trace, &grid.valid_settings()?, || {});
+    let cpu = cpu_time(&path, &trace, cpus)?;
+    let outcomes = tune::evaluate(&trace, &linux_grid().valid_settings()?, || {});
     let front = tune::front(&outcomes);
     let mut rows = Vec::new();
     for &budget in budgets {

@@ -10,7 +10,9 @@
 //! - [`trace`]: the two trace formats read, and the governor replayed over them per CPU;
 //! - [`tune`]: the governor over a grid of settings, the Pareto front and the setting for a
 //!   CPU budget, checked on the guest gone idle; [`compare`]: Linux's best setting, the
-//!   predictive governor and the clairvoyant bound at several budgets;
+//!   predictive governor and the clairvoyant bound at several budgets; [`frontier`]: Linux's
+//!   frontier against the predictive governor's budget sweep, in the planes of all polling and
+//!   of polling net of halts;
 //! - [`metrics`]: the cpuidle and haltpoll metrics in Prometheus's text format;
 //! - [`units`]: the durations, shares and counts a person types and reads.
 //!
@@ -30,6 +32,7 @@
 pub mod change;
 pub mod compare;
 pub mod cpuidle;
+pub mod frontier;
 pub mod hypervisor;
 #[cfg(target_os = "linux")]
 pub mod lock;

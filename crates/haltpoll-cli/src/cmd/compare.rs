@@ -1,16 +1,19 @@
 //! `haltpoll compare TRACE... --budgets 1%,2%,5%,10%`: per trace and CPU budget, Linux's best
 //! setting of `tune`'s grid within the budget, the predictive governor at that budget, and the
-//! clairvoyant bound.
+//! clairvoyant bound. With `--frontier` ([`frontier`]), Linux's frontier against the predictive
+//! governor's budget sweep.
+
+mod frontier;
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
 use haltpoll::share;
 use haltpoll::{Params, PredictiveParams};
 use haltpoll_linux::compare::{AtBudget, Compared, compare};
-use haltpoll_linux::trace;
+use haltpoll_linux::trace::{self, Trace};
 use haltpoll_linux::tune::{Basis, Contender, CpuTime};
 use haltpoll_linux::units;
 use serde::Serialize;
@@ -30,7 +33,9 @@ Examples:
   # two budgets, as JSON
   haltpoll compare examples/traces/mixed.txt --budgets 2%,5% --json
   # the predictive governor without timers and with a 1 ms ceiling
-  haltpoll compare examples/traces/mixed.txt --no-timer-first --poll-ceiling 1000000")]
+  haltpoll compare examples/traces/mixed.txt --no-timer-first --poll-ceiling 1000000
+  # Linux's frontier against the predictive governor at 0.5-100%, timer-first on and off, drawn
+  haltpoll compare examples/traces/perf-idle.txt --frontier --plot frontier.svg")]
 #[command(
     mut_arg("format", |a| a.help("The traces' format (default: detected from each one's first line)")),
     mut_arg("cpus", |a| a.help(
@@ -44,22 +49,37 @@ pub struct CompareArgs {
     pub traces: Vec<PathBuf>,
     #[command(flatten)]
     pub format: TraceFormat,
-    /// CPU budgets to compare at, as shares of the CPUs' time, comma-separated. For the
-    /// predictive governor each replaces --poll-budget (spread over the CPUs that idle).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1%,2%,5%,10%",
-          value_parser = units::parse_percent, allow_hyphen_values = true)]
-    pub budgets: Vec<f64>,
+    /// CPU budgets to compare at, as shares of the CPUs' time, comma-separated (default:
+    /// 1%,2%,5%,10%; with --frontier 0.5%,1%,2%,5%,10%,20%,50%,100%). For the predictive
+    /// governor each replaces --poll-budget (spread over the CPUs that idle).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = units::parse_percent,
+          allow_hyphen_values = true)]
+    pub budgets: Option<Vec<f64>>,
     #[command(flatten)]
     pub cpus: TraceCpus,
     #[command(flatten)]
     pub predictive: PredictiveParams,
-    /// Draw no-exit share against budget, one panel per trace, into FILE (.svg or .png).
+    /// Draw no-exit share against budget, one panel per trace, into FILE (.svg or .png); with
+    /// --frontier, Linux's frontier and the predictive governor, a panel per trace and plane.
     /// Needs the `plot` feature (on by default).
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Sweep the predictive governor over the budgets, timer-first on and off, against Linux's
+    /// frontier (its best setting at each CPU share), in the planes of all polling and of
+    /// polling less --halt-cost per catch.
+    #[arg(long)]
+    pub frontier: bool,
+    /// With --frontier: what one halt costs (exit, IPI, wake), the second plane's charge per
+    /// catch (e.g. 20us; 0, the default, charges 50us).
+    #[arg(long, value_name = "NS", default_value_t = 0, value_parser = units::parse_ns, requires = "frontier")]
+    pub halt_cost: u64,
+    /// With --frontier: exit with status 1, naming each trace, budget and plane, if a point
+    /// falls short of Linux's frontier.
+    #[arg(long, requires = "frontier")]
+    pub check: bool,
 }
 
 /// Runs `haltpoll compare`.
@@ -69,22 +89,37 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     if args.traces.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
         return Err(Usage("standard input ('-') can be read only once: give it as one TRACE at most".into()).into());
     }
-    if let Some(twice) = args.budgets.iter().enumerate().find_map(|(i, b)| args.budgets[..i].contains(b).then_some(b)) {
+    let budgets = match &args.budgets {
+        Some(budgets) => budgets.clone(),
+        None if args.frontier => haltpoll_linux::frontier::BUDGETS.to_vec(),
+        None => DEFAULT_BUDGETS.to_vec(),
+    };
+    if let Some(twice) = budgets.iter().enumerate().find_map(|(i, b)| budgets[..i].contains(b).then_some(b)) {
         return Err(Usage(format!("--budgets lists {} twice: give each budget once", percent(*twice))).into());
     }
     args.predictive.validate()?;
-    let mut all = Vec::new();
+    let mut traces = Vec::new();
     for path in &args.traces {
         let trace = trace::read(path, args.format.format)?;
         output::print_notes(&trace.notes);
-        all.push(compare(path.clone(), trace, &args.budgets, args.cpus.cpus, args.predictive)?);
+        traces.push((path.clone(), trace));
     }
+    if args.frontier {
+        return frontier::run(args, budgets, traces, plot);
+    }
+    let all = traces
+        .into_iter()
+        .map(|(path, trace)| compare(path, trace, &budgets, args.cpus.cpus, args.predictive))
+        .collect::<Result<Vec<_>, _>>()?;
     output::write_stdout(|out| if args.json { write_json(out, &all) } else { write_human(out, &all) })?;
     if let Some(plot) = plot {
         plot.panels(&all.iter().map(panel).collect::<Vec<_>>())?;
     }
     Ok(())
 }
+
+/// The budgets compared at without `--budgets` (or `--frontier`).
+const DEFAULT_BUDGETS: [f64; 4] = [0.01, 0.02, 0.05, 0.10];
 
 /// A row of the table: one budget of one trace.
 struct Row {
@@ -135,14 +170,7 @@ const LEGEND: [&str; 3] = [
 
 fn write_human(out: &mut dyn Write, all: &[Compared]) -> io::Result<()> {
     for c in all {
-        let t = &c.trace;
-        let (periods, cpus) = (count(t.periods.len(), "idle period"), count(t.cpus.len(), "CPU"));
-        writeln!(out, "trace  {}: {}, {periods} on {cpus}", c.path.display(), t.format.name())?;
-        let basis = match c.cpu.basis {
-            Basis::Wall { wall_ns, cpus, .. } => format!("{} x {}", fmt_ns(wall_ns), count(cpus as usize, "CPU")),
-            Basis::IdleTime => "its idle time (no timestamps)".to_owned(),
-        };
-        writeln!(out, "CPU time {} = {basis}: the base of every share below", fmt_ns(c.cpu.ns))?;
+        write_trace_header(out, &c.path, &c.trace, c.cpu)?;
         table::write_header(out, &COLUMNS)?;
         for at in &c.budgets {
             table::write_row(out, &COLUMNS, &Row { cpu: c.cpu, at: *at })?;
@@ -152,6 +180,41 @@ fn write_human(out: &mut dyn Write, all: &[Compared]) -> io::Result<()> {
     LEGEND.iter().try_for_each(|line| writeln!(out, "{line}"))
 }
 
+/// The two lines that introduce a trace: what it holds and the CPU time its shares are of.
+fn write_trace_header(out: &mut dyn Write, path: &Path, t: &Trace, cpu: CpuTime) -> io::Result<()> {
+    let (periods, cpus) = (count(t.periods.len(), "idle period"), count(t.cpus.len(), "CPU"));
+    writeln!(out, "trace  {}: {}, {periods} on {cpus}", path.display(), t.format.name())?;
+    let basis = match cpu.basis {
+        Basis::Wall { wall_ns, cpus, .. } => format!("{} x {}", fmt_ns(wall_ns), count(cpus as usize, "CPU")),
+        Basis::IdleTime => "its idle time (no timestamps)".to_owned(),
+    };
+    writeln!(out, "CPU time {} = {basis}: the base of every share below", fmt_ns(cpu.ns))
+}
+
+/// A trace as the JSON documents introduce it.
+#[derive(Serialize)]
+struct TraceInfo {
+    path: String,
+    format: &'static str,
+    periods: usize,
+    cpus_with_periods: usize,
+    cpu_time_ns: u64,
+    cpu_time_basis: &'static str,
+}
+
+impl TraceInfo {
+    fn new(path: &Path, t: &Trace, cpu: CpuTime) -> Self {
+        TraceInfo {
+            path: path.display().to_string(),
+            format: t.format.name(),
+            periods: t.periods.len(),
+            cpus_with_periods: t.cpus.len(),
+            cpu_time_ns: cpu.ns,
+            cpu_time_basis: cpu.basis.name(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct CompareJson<'a> {
     traces: Vec<TraceJson<'a>>,
@@ -159,12 +222,8 @@ struct CompareJson<'a> {
 
 #[derive(Serialize)]
 struct TraceJson<'a> {
-    path: String,
-    format: &'static str,
-    periods: usize,
-    cpus_with_periods: usize,
-    cpu_time_ns: u64,
-    cpu_time_basis: &'static str,
+    #[serde(flatten)]
+    trace: TraceInfo,
     budgets: Vec<BudgetJson<'a>>,
 }
 
@@ -197,12 +256,7 @@ fn write_json(out: &mut dyn Write, all: &[Compared]) -> io::Result<()> {
     let traces = all
         .iter()
         .map(|c| TraceJson {
-            path: c.path.display().to_string(),
-            format: c.trace.format.name(),
-            periods: c.trace.periods.len(),
-            cpus_with_periods: c.trace.cpus.len(),
-            cpu_time_ns: c.cpu.ns,
-            cpu_time_basis: c.cpu.basis.name(),
+            trace: TraceInfo::new(&c.path, &c.trace, c.cpu),
             budgets: c.budgets.iter().map(|at| BudgetJson::new(at, c.cpu)).collect(),
         })
         .collect();
