@@ -76,8 +76,10 @@ pub mod names {
     pub const USAGE: &str = "haltpoll_cpuidle_state_usage_total";
     /// Time in an idle state.
     pub const TIME: &str = "haltpoll_cpuidle_state_time_seconds_total";
-    /// The ceiling of the poll window.
-    pub const POLL_SECONDS: &str = "haltpoll_guest_halt_poll_seconds";
+    /// The ceiling of the poll window (`guest_halt_poll_ns`): a setting, not time spent polling.
+    pub const POLL_CEILING: &str = "haltpoll_guest_halt_poll_ceiling_seconds";
+    /// The version of haltpoll that wrote the metrics.
+    pub const BUILD_INFO: &str = "haltpoll_build_info";
     /// The driver and governor.
     pub const CPUIDLE_INFO: &str = "haltpoll_cpuidle_info";
     /// Which sources were read.
@@ -116,6 +118,8 @@ pub fn render(facts: &Facts) -> String {
         ])
         .set(1);
     }
+    let build = gauge_vec(&registry, names::BUILD_INFO, BUILD_HELP, &["version"]);
+    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
     let read = gauge_vec(&registry, names::READ_SUCCESS, READ_HELP, &["source"]);
     for (source, error) in facts.sources() {
         read.with_label_values(&[source]).set(i64::from(error.is_none()));
@@ -125,6 +129,7 @@ pub fn render(facts: &Facts) -> String {
     out
 }
 
+const BUILD_HELP: &str = "The version of haltpoll that wrote these metrics (value 1).";
 const FORCE_HELP: &str = "cpuidle_haltpoll.force: 1 if the driver loads without KVM's REALTIME hint.";
 const HYPERVISOR_HELP: &str =
     "The hypervisor as CPUID shows it to the CPU this runs on, and whether the cpuidle-haltpoll driver would load.";
@@ -213,7 +218,7 @@ fn us_to_s(us: u64) -> f64 {
 const PARAM_METRICS: [(Param, &str, &str, f64); 5] = [
     (
         Param::PollNs,
-        names::POLL_SECONDS,
+        names::POLL_CEILING,
         "guest_halt_poll_ns: the ceiling of each CPU's poll window, seconds (0: guest polling off).",
         1e-9,
     ),
@@ -320,12 +325,13 @@ mod tests {
             "haltpoll_cpuidle_state_usage_total{cpu=\"3\",index=\"1\",state=\"haltpoll \\\"idle\\\\\"} 18446744073709552000",
             "haltpoll_cpuidle_state_exit_latency_seconds{cpu=\"3\",index=\"0\",state=\"POLL\"} 0.000002",
             "haltpoll_cpuidle_info{driver=\"haltpoll\",governor=\"haltpoll\"} 1",
-            "haltpoll_guest_halt_poll_seconds 0.0002",
+            "haltpoll_guest_halt_poll_ceiling_seconds 0.0002",
             "haltpoll_guest_halt_poll_grow_start_seconds 0.00005",
             "haltpoll_guest_halt_poll_grow 2",
             "haltpoll_guest_halt_poll_allow_shrink 1",
             "haltpoll_cpuidle_haltpoll_force 1",
             "haltpoll_read_success{source=\"cpuidle\"} 1",
+            concat!("haltpoll_build_info{version=\"", env!("CARGO_PKG_VERSION"), "\"} 1"),
         ] {
             assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
         }
@@ -339,7 +345,7 @@ mod tests {
         let text = render(&f);
         assert!(!text.contains("haltpoll_cpuidle_state_usage_total{"), "{text}");
         assert!(text.contains("haltpoll_read_success{source=\"cpuidle\"} 0"), "{text}");
-        assert!(text.contains("haltpoll_guest_halt_poll_seconds 0.0002"), "{text}");
+        assert!(text.contains("haltpoll_guest_halt_poll_ceiling_seconds 0.0002"), "{text}");
         assert_eq!(f.problems(), vec!["cannot read x".to_owned()]);
     }
 }
