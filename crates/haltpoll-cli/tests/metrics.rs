@@ -89,3 +89,23 @@ fn format_choices() {
     both.arg("status").args(["--json", "--format", "prometheus"]).assert().code(2);
     status(&dir.path().join("nope")).assert().failure().stderr(predicate::str::contains("does not exist"));
 }
+
+#[test]
+fn findings_by_code_and_the_latency_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    common::haltpoll_guest(dir.path());
+    let system = common::system(dir.path(), 0, &[0, 0]);
+    let out = status(dir.path()).args(&system).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let scrape = parse(&text);
+    let finding =
+        |code: &str, severity: &str| value(&scrape, "haltpoll_finding", &[("code", code), ("severity", severity)]);
+    assert_eq!(finding("HP014", "warning"), Some(1.0), "a latency limit of 0: every idle period polls");
+    assert_eq!(finding("HP005", "warning"), Some(1.0), "guest_halt_poll_ns=0");
+    assert_eq!(finding("HP017", "info"), Some(1.0), "set on the command line");
+    assert_eq!(finding("HP016", "warning"), Some(0.0), "every MSR says the host does not poll");
+    assert_eq!(value(&scrape, "haltpoll_cpu_latency_limit_seconds", &[]), Some(0.0));
+    assert_eq!(value(&scrape, "haltpoll_host_polling_info", &[("state", "off"), ("source", "msr")]), Some(1.0));
+    conventions(&text);
+}

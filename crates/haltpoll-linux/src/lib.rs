@@ -30,11 +30,14 @@
 pub mod change;
 pub mod compare;
 pub mod cpuidle;
+pub mod finding;
 pub mod hypervisor;
 #[cfg(target_os = "linux")]
 pub mod lock;
 pub mod metrics;
 pub mod module_params;
+pub mod pm_qos;
+pub mod procfs;
 #[cfg(target_os = "linux")]
 pub mod record;
 pub mod status;
