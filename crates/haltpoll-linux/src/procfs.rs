@@ -162,4 +162,19 @@ mod tests {
         assert_eq!(Steal::parse("cpu  1 2 3 4 5 6 7\n"), None, "a kernel without the column");
         assert_eq!(Steal::parse("intr 5\n"), None);
     }
+
+    proptest::proptest! {
+        /// Whatever /proc holds (a fixture, a copy cut short), reading it never panics, and a
+        /// share stays a share.
+        #[test]
+        fn any_text_reads_without_panic(text in "[ -~\n\"=.\\-]{0,200}", first in "cpu [0-9 ]{0,80}") {
+            let c = KernelCmdline::parse(&text);
+            let _ = c.get("haltpoll", "guest_halt_poll_ns");
+            for stat in [&text, &first] {
+                if let Some(s) = Steal::parse(stat) {
+                    proptest::prop_assert!((0.0..=1.0).contains(&s.share_since_boot));
+                }
+            }
+        }
+    }
 }
