@@ -258,9 +258,9 @@ fn what_cannot_be_read_is_unknown_with_a_reason() {
         .assert()
         .success()
         .stdout(predicate::str::contains("  steal           unknown: no steal column in /proc/stat (or no /proc)\n"))
-        .stdout(predicate::str::contains(
-            "cpu_dma_latency does not exist (not Linux, or no /dev)) (/dev/cpu_dma_latency)",
-        ))
+        .stdout(predicate::str::contains("  PM QoS latency  unknown: "))
+        .stdout(predicate::str::contains("cpu_dma_latency does not exist (not Linux, or no /dev)\n"))
         .stdout(predicate::str::contains("  guest_halt_poll_grow          2\n"))
+        .stdout(predicate::str::contains("; the MSR was not read: "))
         .stdout(predicate::str::contains("cpu does not exist: not Linux, or no /dev"));
 }

@@ -213,7 +213,7 @@ fn host_polling_view(s: &Status) -> HostPollingView {
     } else {
         (HostPollState::On, "without the haltpoll driver MSR_KVM_POLL_CONTROL keeps its default, 1")
     };
-    view(state, "driver", format!("inferred: {what} (not read: {why_unread})"))
+    view(state, "driver", format!("inferred: {what}; the MSR was not read: {why_unread}"))
 }
 
 /// What the state means for guest halt polling, most important first.

@@ -169,13 +169,13 @@ fn write_host_and_limits(out: &mut dyn Write, s: &Status) -> io::Result<()> {
         None => "unknown: the CPUs' power/pm_qos_resume_latency_us cannot be read".to_owned(),
         Some((global, cpus)) => {
             let global = match global {
-                GlobalLimit::None => "no limit".to_owned(),
-                GlobalLimit::Us(us) => format!("{us} us"),
-                GlobalLimit::Unknown(why) => format!("unknown ({why})"),
+                GlobalLimit::None => "no limit (/dev/cpu_dma_latency)".to_owned(),
+                GlobalLimit::Us(us) => format!("{us} us (/dev/cpu_dma_latency)"),
+                GlobalLimit::Unknown(why) => format!("unknown: {why}"),
             };
             let per_cpu: Vec<String> = cpus.iter().map(|c| format!("cpu {} {} us", c.cpu, c.limit_us)).collect();
             let per_cpu = if per_cpu.is_empty() { String::new() } else { format!("; per CPU: {}", per_cpu.join(", ")) };
-            format!("{global} (/dev/cpu_dma_latency){per_cpu}")
+            format!("{global}{per_cpu}")
         }
     };
     let fields = [
