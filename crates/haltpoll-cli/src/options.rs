@@ -16,6 +16,24 @@ pub struct SysfsRoot {
     pub sysfs_root: PathBuf,
 }
 
+/// Where /proc and /dev are, beside sysfs, for what they add to `status` and the metrics.
+#[derive(Args, Clone, Debug)]
+pub struct SystemRoots {
+    /// Where procfs is mounted (the kernel command line, steal time); a fixture tree works too.
+    #[arg(long = "proc-root", value_name = "DIR", default_value = "/proc")]
+    pub proc_root: PathBuf,
+    /// Where /dev is (cpu_dma_latency, cpu/N/msr); a fixture tree works too.
+    #[arg(long = "dev-root", value_name = "DIR", default_value = "/dev")]
+    pub dev_root: PathBuf,
+}
+
+impl SystemRoots {
+    /// As the library takes them.
+    pub fn roots(&self) -> haltpoll_linux::status::Roots {
+        haltpoll_linux::status::Roots { proc: self.proc_root.clone(), dev: self.dev_root.clone() }
+    }
+}
+
 /// How a trace is read.
 #[derive(Args, Clone, Copy, Debug)]
 pub struct TraceFormat {

@@ -313,7 +313,7 @@ fn survives_a_tree_that_changes_under_it() {
     for source in ["cpuidle", "params", "force"] {
         assert_eq!(metrics::value(&scrape, "haltpoll_read_success", &[("source", source)]), Some(1.0));
     }
-    assert_eq!(metrics::value(&scrape, "haltpoll_guest_halt_poll_seconds", &[]), Some(0.0002));
+    assert_eq!(metrics::value(&scrape, "haltpoll_guest_halt_poll_ceiling_seconds", &[]), Some(0.0002));
 }
 
 #[test]

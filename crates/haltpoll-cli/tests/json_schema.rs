@@ -227,9 +227,17 @@ fn status() {
     common::polling_guest(&trees[1]);
     common::bare_metal(&trees[2]);
     std::fs::create_dir_all(&trees[3]).unwrap();
+    // /proc and /dev beside the first two: read MSRs, a latency limit, a CPU's own limit.
+    let system = [common::system(&trees[0], 0, &[0, 1]), common::system(&trees[1], 2_000_000_000, &[])];
+    common::put(&trees[0], "devices/system/cpu/cpu1/power/pm_qos_resume_latency_us", "n/a");
     let docs: Vec<Value> = trees
         .iter()
-        .flat_map(|root| documents(&["status", "--json", "--sysfs-root", root.to_str().unwrap()]))
+        .enumerate()
+        .flat_map(|(i, root)| {
+            let mut args = vec!["status", "--json", "--sysfs-root", root.to_str().unwrap()];
+            args.extend(system.get(i).into_iter().flatten().map(String::as_str));
+            documents(&args)
+        })
         .collect();
     check("haltpoll status --json", &docs);
 }

@@ -5,9 +5,13 @@ mod common;
 use assert_cmd::Command;
 use predicates::prelude::*;
 
+/// `haltpoll status` on the fixture at `root`, its /proc and /dev at `root/proc` and
+/// `root/dev` (absent unless a test makes them with `common::system`), so that no test reads
+/// this machine's.
 fn status(root: &std::path::Path) -> Command {
     let mut cmd = Command::cargo_bin("haltpoll").unwrap();
     cmd.arg("status").arg("--sysfs-root").arg(root);
+    cmd.arg("--proc-root").arg(root.join("proc")).arg("--dev-root").arg(root.join("dev"));
     cmd
 }
 
@@ -208,4 +212,55 @@ fn watch_needs_something_to_watch() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("is not an interval above 0"));
+}
+
+#[test]
+fn where_values_came_from_steal_latency_and_host_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    common::haltpoll_guest(dir.path());
+    common::system(dir.path(), 0, &[0, 1]);
+    status(dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "  guest_halt_poll_ns            0  (Linux default 200000; from the kernel command line)\n",
+        ))
+        .stdout(predicate::str::contains("  guest_halt_poll_grow          2  (the default)\n"))
+        .stdout(predicate::str::contains("  cpuidle_haltpoll.force        Y  (from the kernel command line)\n"))
+        .stdout(predicate::str::contains("  host polling    mixed: MSR_KVM_POLL_CONTROL read on each CPU"))
+        .stdout(predicate::str::contains("  steal           5.0% of the CPUs' time since boot (/proc/stat)\n"))
+        .stdout(predicate::str::contains("  PM QoS latency  0 us (/dev/cpu_dma_latency)\n"))
+        .stdout(predicate::str::contains("  - HP014 a PM QoS request holds every CPU's wakeup latency at 0 µs"))
+        .stdout(predicate::str::contains("  - HP015 the vCPUs waited 5.0% of their time since boot"))
+        .stdout(predicate::str::contains("  - HP017 guest_halt_poll_ns=0 comes from the kernel command line"));
+
+    let out = status(dir.path()).arg("--json").output().unwrap();
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["param_origins"][0]["param"], "guest_halt_poll_ns");
+    assert_eq!(json["param_origins"][0]["source"], "command_line");
+    assert_eq!(json["param_origins"][5]["param"], "cpuidle_haltpoll.force");
+    assert_eq!(json["host_polling"]["state"], "mixed");
+    assert_eq!(json["host_polling"]["cpus_polled_by_host"], serde_json::json!([1]));
+    assert_eq!(json["steal"]["steal_ticks"], 50);
+    assert_eq!(json["pm_qos"]["cpu_latency_limit_us"], 0);
+    let codes: Vec<&str> =
+        json["coded_findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["HP014", "HP005", "HP013", "HP015", "HP017"]);
+    assert_eq!(json["coded_findings"][1]["text"], json["findings"][1]);
+}
+
+#[test]
+fn what_cannot_be_read_is_unknown_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    common::haltpoll_guest(dir.path());
+    status(dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("  steal           unknown: no steal column in /proc/stat (or no /proc)\n"))
+        .stdout(predicate::str::contains("  PM QoS latency  unknown: "))
+        .stdout(predicate::str::contains("cpu_dma_latency does not exist (not Linux, or no /dev)\n"))
+        .stdout(predicate::str::contains("  guest_halt_poll_grow          2\n"))
+        .stdout(predicate::str::contains("; the MSR was not read: "))
+        .stdout(predicate::str::contains("cpu does not exist: not Linux, or no /dev"));
 }

@@ -1,6 +1,11 @@
 //! What the hypervisor offers this CPU, from CPUID: executed here, decoded by the core crate's
 //! [`haltpoll::driver`] exactly as the driver decides whether to load.
 
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
 use haltpoll::driver::{self, CpuidRegs, KvmInfo, LoadOptions, Loaded, Refusal};
 
 /// What CPUID says about the hypervisor.
@@ -72,6 +77,58 @@ pub fn would_load(kvm: Option<KvmInfo>, force: bool) -> Result<Loaded, Refusal> 
     driver::decide_load(kvm, LoadOptions { force })
 }
 
+/// Each vCPU's `MSR_KVM_POLL_CONTROL` as the msr driver reads it (`/dev/cpu/N/msr`): whether
+/// the host may halt-poll for it. The cpuidle-haltpoll driver writes 0 (host polling off) on
+/// each CPU it brings online and 1 when it goes away; nothing else in Linux writes it, and no
+/// sysfs file shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostPolling {
+    /// Read on each CPU: its number, and whether the host may poll for it (bit 0).
+    Read(Vec<(u32, bool)>),
+    /// Not read, and why.
+    Unread(String),
+}
+
+/// Reads `MSR_KVM_POLL_CONTROL` of every CPU under `dev` (`/dev`). Reading an MSR changes
+/// nothing; it needs root and the msr driver.
+pub fn read_host_polling(dev: &Path) -> HostPolling {
+    let cpu_dir = dev.join("cpu");
+    let mut cpus: Vec<u32> = match std::fs::read_dir(&cpu_dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        Err(_) => return HostPolling::Unread(format!("{} does not exist: not Linux, or no /dev", cpu_dir.display())),
+    };
+    cpus.sort_unstable();
+    let mut read = Vec::new();
+    for cpu in cpus {
+        let path = cpu_dir.join(cpu.to_string()).join("msr");
+        let mut bytes = [0u8; 8];
+        let result =
+            File::open(&path).and_then(|f| f.read_exact_at(&mut bytes, u64::from(driver::MSR_KVM_POLL_CONTROL)));
+        match result {
+            Ok(()) => read.push((cpu, u64::from_le_bytes(bytes) & 1 == 1)),
+            Err(e) => return HostPolling::Unread(msr_error(&path, &e)),
+        }
+    }
+    if read.is_empty() {
+        return HostPolling::Unread(format!("{} lists no CPU", cpu_dir.display()));
+    }
+    HostPolling::Read(read)
+}
+
+fn msr_error(path: &Path, e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => {
+            format!("{} does not exist: the msr driver is not loaded (`modprobe msr` adds it)", path.display())
+        }
+        io::ErrorKind::PermissionDenied => format!("reading {} needs root (CAP_SYS_RAWIO)", path.display()),
+        // The msr driver answers EIO when the CPU faults on the read: no such MSR here.
+        _ if e.raw_os_error() == Some(5) => {
+            format!("the CPU refused to read MSR_KVM_POLL_CONTROL ({}): the host does not offer it", path.display())
+        }
+        _ => format!("{}: {e}", path.display()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +172,25 @@ mod tests {
         assert_eq!(hv.signature_text().as_deref(), Some("Microsoft Hv"));
         assert_eq!(hv.kvm, None);
         assert_eq!(would_load(hv.kvm, true), Err(Refusal::NotKvm));
+    }
+
+    #[test]
+    fn host_polling_from_each_cpus_msr() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(read_host_polling(dir.path()), HostPolling::Unread(why) if why.contains("no /dev")));
+        for (cpu, value) in [(0, 0u64), (1, 1)] {
+            std::fs::create_dir_all(dir.path().join(format!("cpu/{cpu}"))).unwrap();
+            // A sparse file with the MSR's 8 bytes at its number, as the msr driver reads.
+            let file = File::create(dir.path().join(format!("cpu/{cpu}/msr"))).unwrap();
+            file.write_all_at(&value.to_le_bytes(), u64::from(driver::MSR_KVM_POLL_CONTROL)).unwrap();
+        }
+        assert_eq!(read_host_polling(dir.path()), HostPolling::Read(vec![(0, false), (1, true)]));
+        std::fs::create_dir_all(dir.path().join("cpu/2")).unwrap();
+        let HostPolling::Unread(why) = read_host_polling(dir.path()) else { panic!() };
+        assert!(
+            why.ends_with("cpu/2/msr does not exist: the msr driver is not loaded (`modprobe msr` adds it)"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! - [`sysfs`], [`module_params`], [`cpuidle`]: the cpuidle-haltpoll driver's and the haltpoll
 //!   governor's files under `/sys`, read and checked; [`change`]: the parameters written, all or
 //!   none; `lock` (Linux): one writer of them at a time;
-//! - [`hypervisor`]: what the hypervisor offers a guest (CPUID), and whether the driver loads;
-//!   [`status`]: all of it read at once, and what it means;
+//! - [`hypervisor`]: what the hypervisor offers a guest (CPUID), whether the driver loads, and
+//!   each vCPU's poll-control MSR; [`procfs`]: the kernel command line and steal time;
+//!   [`pm_qos`]: the CPU latency limits; [`status`]: all of it read at once, and what it means,
+//!   each [`finding`] under a stable code;
 //! - [`record`] (Linux): every CPU's idle periods through tracefs, as `perf script` text;
 //! - [`trace`]: the two trace formats read, and the governor replayed over them per CPU;
 //! - [`tune`]: the governor over a grid of settings, the Pareto front and the setting for a
@@ -32,12 +34,15 @@
 pub mod change;
 pub mod compare;
 pub mod cpuidle;
+pub mod finding;
 pub mod frontier;
 pub mod hypervisor;
 #[cfg(target_os = "linux")]
 pub mod lock;
 pub mod metrics;
 pub mod module_params;
+pub mod pm_qos;
+pub mod procfs;
 #[cfg(target_os = "linux")]
 pub mod record;
 pub mod status;

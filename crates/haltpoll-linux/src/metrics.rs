@@ -12,9 +12,15 @@
 use prometheus::core::{Collector, GenericCounterVec, GenericGaugeVec};
 use prometheus::{CounterVec, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
+use std::path::PathBuf;
+
 use crate::cpuidle::Cpuidle;
-use crate::hypervisor::{self, Cpuid};
+use crate::finding::Code;
+use crate::hypervisor::{self, Cpuid, HostPolling};
 use crate::module_params::{self, ModuleParams, Param, ParamsError};
+use crate::pm_qos::{GlobalLimit, PmQos};
+use crate::procfs::{KernelCmdline, Procfs, Steal};
+use crate::status::{Roots, Status};
 use crate::sysfs::Sysfs;
 
 /// The media type of the text exposition format.
@@ -23,9 +29,11 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// A source read, or why it could not be.
 pub type Source<T> = Result<T, String>;
 
-/// What the metrics are made of: one reading of sysfs and CPUID.
+/// What the metrics are made of: one reading of sysfs, /proc, /dev and CPUID.
 #[derive(Clone, Debug)]
 pub struct Facts {
+    /// Where sysfs is.
+    pub root: PathBuf,
     /// cpuidle (`None`: this sysfs has none).
     pub cpuidle: Source<Option<Cpuidle>>,
     /// The governor's parameters (`None`: no haltpoll governor).
@@ -34,11 +42,27 @@ pub struct Facts {
     pub force: Source<Option<bool>>,
     /// CPUID of the CPU this runs on.
     pub cpuid: Cpuid,
+    /// What /proc and /dev add (the kernel command line, steal time, the PM QoS limits, the
+    /// poll-control MSRs), as `status` reads them.
+    pub system: System,
+}
+
+/// What /proc and /dev say, as [`Status`] holds it.
+#[derive(Clone, Debug)]
+pub struct System {
+    /// The kernel command line.
+    pub cmdline: Option<KernelCmdline>,
+    /// Steal time since boot.
+    pub steal: Option<Steal>,
+    /// The PM QoS latency limits.
+    pub pm_qos: Option<PmQos>,
+    /// Each CPU's `MSR_KVM_POLL_CONTROL`, or why it was not read.
+    pub host_polling: HostPolling,
 }
 
 impl Facts {
     /// Reads every source, each on its own.
-    pub fn read(sys: &Sysfs) -> Facts {
+    pub fn read(sys: &Sysfs, roots: &Roots) -> Facts {
         // A parameter that cannot be read would show Linux's default in `known`: rather than
         // export a value nobody holds, the parameters' source counts as unreadable then.
         let params = match ModuleParams::read_each(sys) {
@@ -47,7 +71,16 @@ impl Facts {
             Err(ParamsError::NotLoaded(_)) => Ok(None),
             Err(e) => Err(e.to_string()),
         };
+        let proc = Procfs::open(&roots.proc).ok();
+        let system = System {
+            cmdline: proc.as_ref().and_then(|p| p.cmdline().ok().flatten()),
+            steal: proc.as_ref().and_then(|p| p.steal().ok().flatten()),
+            pm_qos: PmQos::read(&roots.dev, sys).ok(),
+            host_polling: hypervisor::read_host_polling(&roots.dev),
+        };
         Facts {
+            root: sys.root().to_owned(),
+            system,
             cpuidle: Cpuidle::read(sys).map_err(|e| e.to_string()),
             params,
             force: sys.read_bool(module_params::FORCE).map_err(|e| e.to_string()),
@@ -64,6 +97,23 @@ impl Facts {
         ]
     }
 
+    /// The state as `status` sees it, when cpuidle, the parameters and `force` were read.
+    pub fn status(&self) -> Option<Status> {
+        let (Ok(cpuidle), Ok(params), Ok(force)) = (&self.cpuidle, &self.params, &self.force) else { return None };
+        Some(Status {
+            root: self.root.clone(),
+            cpuidle: cpuidle.clone(),
+            params: *params,
+            unreadable: Vec::new(),
+            force: *force,
+            cpuid: self.cpuid,
+            cmdline: self.system.cmdline.clone(),
+            steal: self.system.steal,
+            pm_qos: self.system.pm_qos.clone(),
+            host_polling: self.system.host_polling.clone(),
+        })
+    }
+
     /// What could not be read, one sentence each.
     pub fn problems(&self) -> Vec<String> {
         self.sources().into_iter().filter_map(|(_, e)| e.cloned()).collect()
@@ -76,8 +126,12 @@ pub mod names {
     pub const USAGE: &str = "haltpoll_cpuidle_state_usage_total";
     /// Time in an idle state.
     pub const TIME: &str = "haltpoll_cpuidle_state_time_seconds_total";
-    /// The ceiling of the poll window.
-    pub const POLL_SECONDS: &str = "haltpoll_guest_halt_poll_seconds";
+    /// The ceiling of the poll window (`guest_halt_poll_ns`): a setting, not time spent polling.
+    pub const POLL_CEILING: &str = "haltpoll_guest_halt_poll_ceiling_seconds";
+    /// The version of haltpoll that wrote the metrics.
+    pub const BUILD_INFO: &str = "haltpoll_build_info";
+    /// Each finding's code: 1 if `status` finds it now.
+    pub const FINDING: &str = "haltpoll_finding";
     /// The driver and governor.
     pub const CPUIDLE_INFO: &str = "haltpoll_cpuidle_info";
     /// Which sources were read.
@@ -116,6 +170,11 @@ pub fn render(facts: &Facts) -> String {
         ])
         .set(1);
     }
+    if let Some(status) = facts.status() {
+        findings(&registry, &status);
+    }
+    let build = gauge_vec(&registry, names::BUILD_INFO, BUILD_HELP, &["version"]);
+    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
     let read = gauge_vec(&registry, names::READ_SUCCESS, READ_HELP, &["source"]);
     for (source, error) in facts.sources() {
         read.with_label_values(&[source]).set(i64::from(error.is_none()));
@@ -125,6 +184,31 @@ pub fn render(facts: &Facts) -> String {
     out
 }
 
+const FINDING_HELP: &str = "1 if haltpoll status finds this (code, severity) now, 0 if not; \
+    absent when cpuidle or the parameters could not be read. The codes: docs/operators.md.";
+const HOST_POLLING_HELP: &str = "Host-side halt polling as the driver left it (state on, off, mixed or unknown), \
+    and how that is known (source msr, driver, cpuid or none).";
+const LATENCY_HELP: &str = "The PM QoS CPU wakeup latency limit from /dev/cpu_dma_latency, seconds \
+    (absent when no request limits it or it cannot be read: reading needs root).";
+
+/// Every finding's code, 1 if found; the host's polling; the latency limit.
+fn findings(registry: &Registry, status: &Status) {
+    let found: Vec<Code> = status.findings().iter().map(|f| f.code).collect();
+    let g = gauge_vec(registry, names::FINDING, FINDING_HELP, &["code", "severity"]);
+    for code in Code::ALL {
+        g.with_label_values(&[code.id().as_str(), code.severity().name()]).set(i64::from(found.contains(&code)));
+    }
+    let host = status.host_polling();
+    let info = gauge_vec(registry, "haltpoll_host_polling_info", HOST_POLLING_HELP, &["state", "source"]);
+    info.with_label_values(&[host.state.name(), host.source]).set(1);
+    if let Some(GlobalLimit::Us(us)) = status.pm_qos.as_ref().map(|q| &q.global) {
+        let limit =
+            registry_add(registry, GaugeVec::new(Opts::new("haltpoll_cpu_latency_limit_seconds", LATENCY_HELP), &[]));
+        limit.with_label_values::<&str>(&[]).set(f64::from(*us) / 1e6);
+    }
+}
+
+const BUILD_HELP: &str = "The version of haltpoll that wrote these metrics (value 1).";
 const FORCE_HELP: &str = "cpuidle_haltpoll.force: 1 if the driver loads without KVM's REALTIME hint.";
 const HYPERVISOR_HELP: &str =
     "The hypervisor as CPUID shows it to the CPU this runs on, and whether the cpuidle-haltpoll driver would load.";
@@ -213,7 +297,7 @@ fn us_to_s(us: u64) -> f64 {
 const PARAM_METRICS: [(Param, &str, &str, f64); 5] = [
     (
         Param::PollNs,
-        names::POLL_SECONDS,
+        names::POLL_CEILING,
         "guest_halt_poll_ns: the ceiling of each CPU's poll window, seconds (0: guest polling off).",
         1e-9,
     ),
@@ -304,7 +388,12 @@ mod tests {
             put(&Param::ALL[p].path(), v);
         }
         put(module_params::FORCE, "Y");
-        let facts = Facts::read(&Sysfs::open(dir.path()).unwrap());
+        put("proc/cmdline", "quiet cpuidle_haltpoll.force=1");
+        put("proc/stat", "cpu  100 0 0 0 0 0 0 0 0 0");
+        fs::create_dir_all(dir.path().join("dev")).unwrap();
+        fs::write(dir.path().join("dev/cpu_dma_latency"), 0i32.to_ne_bytes()).unwrap();
+        let roots = Roots { proc: dir.path().join("proc"), dev: dir.path().join("dev") };
+        let facts = Facts::read(&Sysfs::open(dir.path()).unwrap(), &roots);
         (dir, facts)
     }
 
@@ -320,16 +409,24 @@ mod tests {
             "haltpoll_cpuidle_state_usage_total{cpu=\"3\",index=\"1\",state=\"haltpoll \\\"idle\\\\\"} 18446744073709552000",
             "haltpoll_cpuidle_state_exit_latency_seconds{cpu=\"3\",index=\"0\",state=\"POLL\"} 0.000002",
             "haltpoll_cpuidle_info{driver=\"haltpoll\",governor=\"haltpoll\"} 1",
-            "haltpoll_guest_halt_poll_seconds 0.0002",
+            "haltpoll_guest_halt_poll_ceiling_seconds 0.0002",
             "haltpoll_guest_halt_poll_grow_start_seconds 0.00005",
             "haltpoll_guest_halt_poll_grow 2",
             "haltpoll_guest_halt_poll_allow_shrink 1",
             "haltpoll_cpuidle_haltpoll_force 1",
             "haltpoll_read_success{source=\"cpuidle\"} 1",
+            concat!("haltpoll_build_info{version=\"", env!("CARGO_PKG_VERSION"), "\"} 1"),
+            // cpu_dma_latency holds 0: every idle period polls
+            "haltpoll_finding{code=\"HP014\",severity=\"warning\"} 1",
+            "haltpoll_finding{code=\"HP005\",severity=\"warning\"} 0",
+            "haltpoll_cpu_latency_limit_seconds 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
         }
         assert!(!text.contains("below_total{"), "a counter the kernel does not have is left out:\n{text}");
+        // What it says depends on this machine's CPUID; that it says something does not.
+        assert_eq!(text.lines().filter(|l| l.starts_with("haltpoll_host_polling_info{")).count(), 1, "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("haltpoll_finding{")).count(), Code::ALL.len());
     }
 
     #[test]
@@ -339,7 +436,8 @@ mod tests {
         let text = render(&f);
         assert!(!text.contains("haltpoll_cpuidle_state_usage_total{"), "{text}");
         assert!(text.contains("haltpoll_read_success{source=\"cpuidle\"} 0"), "{text}");
-        assert!(text.contains("haltpoll_guest_halt_poll_seconds 0.0002"), "{text}");
+        assert!(!text.contains("haltpoll_finding{"), "no findings from half a state:\n{text}");
+        assert!(text.contains("haltpoll_guest_halt_poll_ceiling_seconds 0.0002"), "{text}");
         assert_eq!(f.problems(), vec!["cannot read x".to_owned()]);
     }
 }

@@ -8,6 +8,8 @@ use std::fmt;
 
 use haltpoll::{Params, WindowArithmetic};
 
+use crate::finding::{Code, Finding};
+use crate::procfs::KernelCmdline;
 use crate::sysfs::{Sysfs, SysfsError};
 use crate::units;
 use crate::units::fmt_ns;
@@ -18,6 +20,8 @@ pub const DIR: &str = "module/haltpoll/parameters";
 pub const FORCE: &str = "module/cpuidle_haltpoll/parameters/force";
 /// The module the parameters belong to, as the kernel command line names it.
 pub const MODULE: &str = "haltpoll";
+/// The driver's module, as the kernel command line names it.
+pub const DRIVER_MODULE: &str = "cpuidle_haltpoll";
 
 /// One parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -235,39 +239,53 @@ impl ModuleParams {
 
     /// What is odd or risky about these values, one sentence each (empty for sane ones).
     pub fn warnings(&self) -> Vec<String> {
+        self.findings().into_iter().map(|f| f.text).collect()
+    }
+
+    /// [`ModuleParams::warnings`], each under its code.
+    pub fn findings(&self) -> Vec<Finding> {
         let mut out = Vec::new();
         let params = self.params();
         if let Err(e) = params.validate() {
-            out.push(format!("these parameters cannot work: {e}"));
+            out.push(Finding::new(Code::ParamsInvalid, format!("these parameters cannot work: {e}")));
         }
         if self.guest_halt_poll_ns == 0 {
-            out.push(
+            out.push(Finding::new(
+                Code::PollingOff,
                 "guest polling is off: guest_halt_poll_ns=0 holds every CPU's window at 0, so every idle entry halts \
                  (a VM exit, and an IPI for whoever wakes it); `haltpoll tune` on a perf trace of this guest \
-                 suggests a value"
-                    .to_owned(),
-            );
+                 suggests a value",
+            ));
             return out;
         }
         if params.is_on_off() {
-            out.push(format!(
-                "grow_start ({}) exceeds guest_halt_poll_ns ({}): the window is on/off, either 0 or {}",
-                self.grow_start,
-                self.guest_halt_poll_ns,
-                fmt_ns(self.guest_halt_poll_ns.into())
+            out.push(Finding::new(
+                Code::OnOffWindow,
+                format!(
+                    "grow_start ({}) exceeds guest_halt_poll_ns ({}): the window is on/off, either 0 or {}",
+                    self.grow_start,
+                    self.guest_halt_poll_ns,
+                    fmt_ns(self.guest_halt_poll_ns.into())
+                ),
             ));
         }
         if !self.allow_shrink {
-            out.push(format!(
-                "the window never shrinks: once grown, a CPU polls up to {} before every halt, however long it sleeps",
-                fmt_ns(self.guest_halt_poll_ns.into())
+            out.push(Finding::new(
+                Code::NeverShrinks,
+                format!(
+                    "the window never shrinks: once grown, a CPU polls up to {} before every halt, however long it sleeps",
+                    fmt_ns(self.guest_halt_poll_ns.into())
+                ),
             ));
         }
-        out.extend(wrap_warning(&params));
+        out.extend(wrap_warning(&params).map(|w| Finding::new(Code::WindowWraps, w)));
         if u64::from(self.guest_halt_poll_ns) > 1_000_000 {
-            out.push(format!(
-                "a ceiling of {} can keep CPUs busy polling on an otherwise idle guest: mind the host's other tenants",
-                fmt_ns(self.guest_halt_poll_ns.into())
+            out.push(Finding::new(
+                Code::LargeCeiling,
+                format!(
+                    "a ceiling of {} can keep CPUs busy polling on an otherwise idle guest: mind the host's other tenants",
+                    fmt_ns(self.guest_halt_poll_ns.into())
+                ),
             ));
         }
         out
@@ -288,6 +306,90 @@ impl Default for ModuleParams {
     /// Linux's defaults.
     fn default() -> Self {
         ModuleParams::from_params(&Params::DEFAULT).expect("the defaults fit the kernel's types")
+    }
+}
+
+/// Where a parameter's value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The kernel command line set it (`haltpoll.guest_halt_poll_ns=...`), and it still holds
+    /// that value.
+    CommandLine,
+    /// Linux's default: the command line does not set it, and nothing changed it.
+    Default,
+    /// Changed since boot (`haltpoll set`, a write to sysfs); `command_line` is what the
+    /// command line said, if it said anything.
+    Runtime {
+        /// The command line's value, as written there.
+        command_line: Option<String>,
+    },
+    /// Given as the module loaded (modprobe's options): `cpuidle_haltpoll.force`, which cannot
+    /// change afterwards.
+    LoadOption,
+}
+
+impl Origin {
+    /// The name in JSON and in `status`.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Origin::CommandLine => "command_line",
+            Origin::Default => "default",
+            Origin::Runtime { .. } => "runtime",
+            Origin::LoadOption => "load_option",
+        }
+    }
+}
+
+impl ModuleParams {
+    /// Where the value of `p` came from, given the kernel's command line.
+    pub fn origin(&self, p: Param, cmdline: &KernelCmdline) -> Origin {
+        let current = self.value(p);
+        let given = cmdline.get(MODULE, p.name());
+        let parsed = given.map(|text| match p {
+            Param::AllowShrink => kernel_bool(text).map(|b| ModuleParams { allow_shrink: b, ..*self }.value(p)),
+            _ => text.and_then(kernel_uint).map(|v| v.to_string()),
+        });
+        match (given, parsed) {
+            (Some(_), Some(Some(v))) if v == current => Origin::CommandLine,
+            (Some(text), _) => Origin::Runtime { command_line: Some(text.unwrap_or("").to_owned()) },
+            (None, _) if current == ModuleParams::default().value(p) => Origin::Default,
+            (None, _) => Origin::Runtime { command_line: None },
+        }
+    }
+}
+
+/// Where `cpuidle_haltpoll.force`'s value `force` came from, given the kernel's command line.
+pub fn force_origin(force: bool, cmdline: &KernelCmdline) -> Origin {
+    match cmdline.get(DRIVER_MODULE, "force") {
+        Some(text) if kernel_bool(text) == Some(force) => Origin::CommandLine,
+        _ if !force => Origin::Default,
+        _ => Origin::LoadOption,
+    }
+}
+
+/// A `uint` parameter as the kernel parses it (`kstrtouint`, base 0: `0x` hex, a leading `0`
+/// octal, else decimal).
+fn kernel_uint(text: &str) -> Option<u32> {
+    let text = text.strip_prefix('+').unwrap_or(text);
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        u32::from_str_radix(hex, 16).ok()
+    } else if text.len() > 1 && text.starts_with('0') {
+        u32::from_str_radix(&text[1..], 8).ok()
+    } else {
+        text.parse().ok()
+    }
+}
+
+/// A `bool` parameter as the kernel parses it (`kstrtobool`; a bare name without `=` is true).
+fn kernel_bool(text: Option<&str>) -> Option<bool> {
+    let Some(text) = text else { return Some(true) };
+    let lower = text.to_ascii_lowercase();
+    match lower.as_bytes() {
+        [b'y' | b'1', ..] => Some(true),
+        [b'n' | b'0', ..] => Some(false),
+        [b'o', b'n', ..] => Some(true),
+        [b'o', b'f', ..] => Some(false),
+        _ => None,
     }
 }
 
@@ -429,6 +531,30 @@ mod tests {
         assert!(p.set(Param::Shrink, "4294967296").unwrap_err().contains("32-bit"));
         assert!(p.set(Param::AllowShrink, "perhaps").unwrap_err().contains("not a bool"));
         assert!(p.set(Param::GrowStart, "1.5ns").unwrap_err().starts_with("guest_halt_poll_grow_start: "));
+    }
+
+    #[test]
+    fn where_each_value_came_from() {
+        let cmdline = KernelCmdline::parse(
+            "cpuidle_haltpoll.force=1 haltpoll.guest_halt_poll_ns=0 haltpoll.guest_halt_poll_grow=0x4 \
+             haltpoll.guest_halt_poll_shrink=3 haltpoll.guest_halt_poll_allow_shrink=off",
+        );
+        let p =
+            ModuleParams { guest_halt_poll_ns: 0, grow: 4, grow_start: 100, allow_shrink: false, ..Default::default() };
+        assert_eq!(p.origin(Param::PollNs, &cmdline), Origin::CommandLine);
+        assert_eq!(p.origin(Param::Grow, &cmdline), Origin::CommandLine, "0x4 is 4 to the kernel");
+        assert_eq!(p.origin(Param::GrowStart, &cmdline), Origin::Runtime { command_line: None });
+        assert_eq!(p.origin(Param::Shrink, &cmdline), Origin::Runtime { command_line: Some("3".into()) });
+        assert_eq!(p.origin(Param::AllowShrink, &cmdline), Origin::CommandLine);
+        let none = KernelCmdline::parse("console=ttyS0");
+        assert_eq!(ModuleParams::default().origin(Param::PollNs, &none), Origin::Default);
+        assert_eq!(force_origin(true, &cmdline), Origin::CommandLine);
+        assert_eq!(force_origin(false, &none), Origin::Default);
+        assert_eq!(force_origin(true, &none), Origin::LoadOption);
+        assert_eq!(kernel_uint("010"), Some(8));
+        assert_eq!(kernel_uint("12x"), None);
+        assert_eq!(kernel_bool(None), Some(true));
+        assert_eq!(kernel_bool(Some("maybe")), None);
     }
 
     #[test]

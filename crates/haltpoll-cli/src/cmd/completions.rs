@@ -13,7 +13,7 @@ use crate::output;
 Examples:
   # bash, in this shell (the same line in ~/.bashrc keeps it)
   source <(haltpoll completions bash)
-  # fish: write haltpoll.fish, then move it into ~/.config/fish/completions/
+  # fish: write haltpoll.fish, then move it into ~/.config/fish/completions/ (mkdir -p it)
   haltpoll completions fish > haltpoll.fish
   # zsh: write _haltpoll, then move it into a directory of your $fpath
   haltpoll completions zsh > _haltpoll")]

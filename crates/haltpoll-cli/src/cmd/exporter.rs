@@ -12,7 +12,7 @@ use haltpoll_linux::metrics::{self, Facts};
 use haltpoll_linux::sysfs::Sysfs;
 use serve::Response;
 
-use crate::options::SysfsRoot;
+use crate::options::{SysfsRoot, SystemRoots};
 
 /// Arguments of `haltpoll exporter`.
 #[derive(Args, Debug)]
@@ -41,6 +41,8 @@ pub struct ExporterArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub sysfs: SysfsRoot,
+    #[command(flatten)]
+    pub system: SystemRoots,
     /// Scrapes answered at once. One more thread reads the request heads, of up to 4
     /// connections per worker at once (beyond that the oldest is closed).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -50,6 +52,7 @@ pub struct ExporterArgs {
 /// Runs `haltpoll exporter` until the process is ended.
 pub fn run(args: &ExporterArgs) -> Result<()> {
     let sys = Sysfs::open(&args.sysfs.sysfs_root)?;
+    let roots = args.system.roots();
     if args.listen.ip().is_unspecified() {
         crate::output::stderr_line(format_args!(
             "haltpoll: warning: listening on {}, every network interface: the metrics are open to the \
@@ -68,7 +71,7 @@ pub fn run(args: &ExporterArgs) -> Result<()> {
     let last_problems = Mutex::new(Vec::new());
     let handler = move |path: &str| match path {
         "/metrics" => {
-            let facts = Facts::read(&sys);
+            let facts = Facts::read(&sys, &roots);
             report_problems(&last_problems, facts.problems());
             Response { status: 200, content_type: metrics::CONTENT_TYPE, body: metrics::render(&facts) }
         }

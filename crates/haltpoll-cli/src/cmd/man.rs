@@ -18,7 +18,8 @@ use crate::staged_file::StagedFile;
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Examples:
-  # every page into your own manual, where man finds it: then `man haltpoll-tune` works
+  # every page into your own manual; man finds it there when ~/.local/bin is on PATH,
+  # or with MANPATH=\"$HOME/.local/share/man:\": then `man haltpoll-tune` works
   haltpoll man --out ~/.local/share/man/man1
   # the top page, read at once
   haltpoll man | man -l -")]

@@ -8,14 +8,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use haltpoll_linux::cpuidle::{Cpuidle, Delta, Rates, StateStats};
+use haltpoll_linux::finding::Finding;
 use haltpoll_linux::hypervisor::{self, Cpuid, Hypervisor};
+use haltpoll_linux::module_params::Origin;
 use haltpoll_linux::module_params::{self, ModuleParams, Param};
-use haltpoll_linux::status::Status;
+use haltpoll_linux::pm_qos::{CpuLimit, GlobalLimit};
+use haltpoll_linux::procfs::Steal;
+use haltpoll_linux::status::{Roots, Status};
 use haltpoll_linux::sysfs::{self, Sysfs, SysfsError};
 use haltpoll_linux::{metrics, units};
 use serde::Serialize;
 
-use crate::options::SysfsRoot;
+use crate::options::{SysfsRoot, SystemRoots};
 use crate::output::{self, fmt_ns, percent};
 use crate::table::{self, Column};
 
@@ -45,6 +49,8 @@ Examples:
 pub struct StatusArgs {
     #[command(flatten)]
     pub sysfs: SysfsRoot,
+    #[command(flatten)]
+    pub system: SystemRoots,
     /// Print rates over intervals of SECONDS instead: idle entries per second, share of idle
     /// time polling, how many polls ended in a halt.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
@@ -75,8 +81,8 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
 }
 
 /// Writes the metrics of `sys` to `out`, and what could not be read to stderr.
-fn write_prometheus(out: &mut dyn Write, sys: &Sysfs) -> io::Result<()> {
-    let facts = metrics::Facts::read(sys);
+fn write_prometheus(out: &mut dyn Write, sys: &Sysfs, roots: &Roots) -> io::Result<()> {
+    let facts = metrics::Facts::read(sys, roots);
     for problem in facts.problems() {
         output::stderr_line(format_args!(
             "haltpoll: warning: {problem} (its metrics are left out; {} says so)",
@@ -96,7 +102,7 @@ pub fn run(args: &StatusArgs) -> Result<()> {
             .into());
         }
         let sys = Sysfs::open(&args.sysfs.sysfs_root)?;
-        return output::write_stdout(|out| write_prometheus(out, &sys));
+        return output::write_stdout(|out| write_prometheus(out, &sys, &args.system.roots()));
     }
     let args = &StatusArgs { json: args.json || args.format == StatusFormat::Json, ..args.clone() };
     let status = match Sysfs::open(&args.sysfs.sysfs_root) {
@@ -104,7 +110,7 @@ pub fn run(args: &StatusArgs) -> Result<()> {
             if let Some(seconds) = args.watch {
                 return watch(&sys, seconds, args);
             }
-            Status::read(&sys)?
+            Status::read(&sys, &args.system.roots())?
         }
         // No /sys at all (not Linux, or sysfs not mounted) is a state to explain; a root the
         // user named that does not exist is a mistake to report.
@@ -119,7 +125,7 @@ pub fn run(args: &StatusArgs) -> Result<()> {
     })
 }
 
-fn write_human(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Result<()> {
+fn write_human(out: &mut dyn Write, s: &Status, findings: &[Finding]) -> io::Result<()> {
     if let Some(idle) = &s.cpuidle {
         writeln!(out, "cpuidle ({})", s.root.join(haltpoll_linux::cpuidle::CPUIDLE_DIR).display())?;
         let available = idle.available_governors.as_deref().map(|a| format!(" (available: {a})")).unwrap_or_default();
@@ -136,6 +142,7 @@ fn write_human(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Resu
         writeln!(out)?;
     }
     write_hypervisor(out, s)?;
+    write_host_and_limits(out, s)?;
     if let Some(idle) = s.cpuidle.as_ref().filter(|i| !i.cpus.is_empty()) {
         writeln!(out, "idle states since boot")?;
         let columns = state_columns();
@@ -149,9 +156,41 @@ fn write_human(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Resu
     findings.iter().try_for_each(|f| writeln!(out, "  - {f}"))
 }
 
+/// Host polling, steal time and the PM QoS limit: what outside the governor decides how
+/// much polling there is.
+fn write_host_and_limits(out: &mut dyn Write, s: &Status) -> io::Result<()> {
+    writeln!(out, "host and limits")?;
+    let host = s.host_polling();
+    let steal = match s.steal {
+        Some(st) => format!("{} of the CPUs' time since boot (/proc/stat)", percent(st.share_since_boot)),
+        None => "unknown: no steal column in /proc/stat (or no /proc)".to_owned(),
+    };
+    let latency = match s.pm_qos.as_ref().map(|q| (&q.global, &q.cpus)) {
+        None => "unknown: the CPUs' power/pm_qos_resume_latency_us cannot be read".to_owned(),
+        Some((global, cpus)) => {
+            let global = match global {
+                GlobalLimit::None => "no limit (/dev/cpu_dma_latency)".to_owned(),
+                GlobalLimit::Us(us) => format!("{us} us (/dev/cpu_dma_latency)"),
+                GlobalLimit::Unknown(why) => format!("unknown: {why}"),
+            };
+            let per_cpu: Vec<String> = cpus.iter().map(|c| format!("cpu {} {} us", c.cpu, c.limit_us)).collect();
+            let per_cpu = if per_cpu.is_empty() { String::new() } else { format!("; per CPU: {}", per_cpu.join(", ")) };
+            format!("{global}{per_cpu}")
+        }
+    };
+    let fields = [
+        ("host polling", format!("{}: {}", host.state.name(), host.detail)),
+        ("steal", steal),
+        ("PM QoS latency", latency),
+    ];
+    output::write_fields(out, "  ", 16, &fields)?;
+    writeln!(out)
+}
+
 /// The parameters' lines: each value, and Linux's default where it differs.
 fn param_fields(s: &Status, p: &ModuleParams) -> Vec<(&'static str, String)> {
     let defaults = ModuleParams::default();
+    let origins = s.origins();
     let mut fields: Vec<(&str, String)> = Param::ALL
         .into_iter()
         .map(|param| {
@@ -159,14 +198,35 @@ fn param_fields(s: &Status, p: &ModuleParams) -> Vec<(&'static str, String)> {
                 return (param.name(), "(unreadable)".to_owned());
             }
             let (value, default) = (p.value(param), defaults.value(param));
-            let note = if value == default { String::new() } else { format!("  (Linux default {default})") };
-            (param.name(), format!("{value}{note}"))
+            let mut notes = Vec::new();
+            if value != default {
+                notes.push(format!("Linux default {default}"));
+            }
+            notes.extend(origins.iter().find(|(q, _)| *q == param).map(|(_, o)| origin_words(o)));
+            (param.name(), format!("{value}{}", parenthesized(&notes)))
         })
         .collect();
     if let Some(force) = s.force {
-        fields.push(("cpuidle_haltpoll.force", if force { "Y" } else { "N" }.to_owned()));
+        let notes: Vec<String> = s.force_origin().iter().map(origin_words).collect();
+        fields.push(("cpuidle_haltpoll.force", format!("{}{}", if force { "Y" } else { "N" }, parenthesized(&notes))));
     }
     fields
+}
+
+/// `notes` as `  (a; b)`, or nothing.
+fn parenthesized(notes: &[String]) -> String {
+    if notes.is_empty() { String::new() } else { format!("  ({})", notes.join("; ")) }
+}
+
+/// Where a value came from, in words.
+fn origin_words(o: &Origin) -> String {
+    match o {
+        Origin::CommandLine => "from the kernel command line".to_owned(),
+        Origin::Default => "the default".to_owned(),
+        Origin::Runtime { command_line: Some(c) } => format!("changed since boot; the command line says {c}"),
+        Origin::Runtime { command_line: None } => "changed since boot".to_owned(),
+        Origin::LoadOption => "given as the module loaded".to_owned(),
+    }
 }
 
 /// The columns of the idle states' table, a row per CPU and state.
@@ -254,7 +314,71 @@ struct StatusJson<'a> {
     unreadable_params: Vec<(&'static str, &'a str)>,
     cpuidle_haltpoll_force: Option<bool>,
     hypervisor: HypervisorJson,
-    findings: &'a [String],
+    param_origins: Vec<OriginJson>,
+    host_polling: HostPollingJson,
+    steal: Option<Steal>,
+    pm_qos: Option<PmQosJson<'a>>,
+    /// The findings' sentences, as before codes were added.
+    findings: Vec<&'a str>,
+    coded_findings: Vec<FindingJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct OriginJson {
+    param: &'static str,
+    source: &'static str,
+    command_line: Option<String>,
+}
+
+#[derive(Serialize)]
+struct HostPollingJson {
+    state: &'static str,
+    source: &'static str,
+    cpus_polled_by_host: Vec<u32>,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct PmQosJson<'a> {
+    cpu_latency: &'static str,
+    cpu_latency_limit_us: Option<u32>,
+    why_unknown: Option<&'a str>,
+    resume_latency_limits: &'a [CpuLimit],
+}
+
+#[derive(Serialize)]
+struct FindingJson<'a> {
+    code: String,
+    severity: &'static str,
+    text: &'a str,
+}
+
+/// The parameters' origins, `cpuidle_haltpoll.force`'s last.
+fn origins_json(s: &Status) -> Vec<OriginJson> {
+    let force = s.force_origin().map(|o| ("cpuidle_haltpoll.force", o));
+    s.origins()
+        .into_iter()
+        .map(|(p, o)| (p.name(), o))
+        .chain(force)
+        .map(|(param, o)| OriginJson {
+            param,
+            source: o.name(),
+            command_line: match o {
+                Origin::Runtime { command_line } => command_line,
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+fn pm_qos_json(s: &Status) -> Option<PmQosJson<'_>> {
+    let q = s.pm_qos.as_ref()?;
+    let (cpu_latency, limit, why) = match &q.global {
+        GlobalLimit::None => ("none", None, None),
+        GlobalLimit::Us(us) => ("limited", Some(*us), None),
+        GlobalLimit::Unknown(why) => ("unknown", None, Some(why.as_str())),
+    };
+    Some(PmQosJson { cpu_latency, cpu_latency_limit_us: limit, why_unknown: why, resume_latency_limits: &q.cpus })
 }
 
 #[derive(Serialize)]
@@ -270,7 +394,7 @@ struct HypervisorJson {
     driver_refusal: Option<String>,
 }
 
-fn write_json(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Result<()> {
+fn write_json(out: &mut dyn Write, s: &Status, findings: &[Finding]) -> io::Result<()> {
     let (hv, available) = match s.cpuid {
         Cpuid::Answered(hv) => (hv, true),
         Cpuid::Unavailable { .. } => (Hypervisor { present: false, signature: None, kvm: None }, false),
@@ -294,7 +418,23 @@ fn write_json(out: &mut dyn Write, s: &Status, findings: &[String]) -> io::Resul
             driver_would_load: available && load.is_ok(),
             driver_refusal: load.err().filter(|_| available).map(|r| r.to_string()),
         },
-        findings,
+        param_origins: origins_json(s),
+        host_polling: {
+            let h = s.host_polling();
+            HostPollingJson {
+                state: h.state.name(),
+                source: h.source,
+                cpus_polled_by_host: h.cpus_polled_by_host,
+                detail: h.detail,
+            }
+        },
+        steal: s.steal,
+        pm_qos: pm_qos_json(s),
+        findings: findings.iter().map(|f| f.text.as_str()).collect(),
+        coded_findings: findings
+            .iter()
+            .map(|f| FindingJson { code: f.code.id(), severity: f.code.severity().name(), text: &f.text })
+            .collect(),
     };
     output::write_json(out, &json)
 }
@@ -305,7 +445,8 @@ fn watch(sys: &Sysfs, seconds: f64, args: &StatusArgs) -> Result<()> {
             Some(idle) if !idle.cpus.is_empty() => Ok(idle),
             _ => {
                 let status = Status::cpuid_only(sys.root().to_owned());
-                bail!("nothing to watch: {}", status.findings().join("; "))
+                let findings: Vec<String> = status.findings().iter().map(|f| f.text.clone()).collect();
+                bail!("nothing to watch: {}", findings.join("; "))
             }
         }
     };

@@ -93,3 +93,23 @@ pub fn bare_metal(root: &Path) {
         ],
     );
 }
+
+/// /proc and /dev for a guest, under `root/proc` and `root/dev`: a command line that sets
+/// `haltpoll.guest_halt_poll_ns=0`, 5% steal, a PM QoS latency limit of `latency_us` (held
+/// open by someone), and each of `msrs` CPUs' MSR_KVM_POLL_CONTROL. Returns the options that
+/// point `status` or `exporter` at them.
+pub fn system(root: &Path, latency_us: i32, msrs: &[u64]) -> [String; 4] {
+    use std::os::unix::fs::FileExt;
+    put(root, "proc/cmdline", "console=ttyS0 cpuidle_haltpoll.force=1 haltpoll.guest_halt_poll_ns=0 -- init");
+    put(root, "proc/stat", "cpu  900 0 50 0 0 0 0 50 0 0\ncpu0 450 0 25 0 0 0 0 25 0 0\nintr 1 2 3");
+    fs::create_dir_all(root.join("dev")).unwrap();
+    fs::write(root.join("dev/cpu_dma_latency"), latency_us.to_ne_bytes()).unwrap();
+    for (cpu, value) in msrs.iter().enumerate() {
+        fs::create_dir_all(root.join(format!("dev/cpu/{cpu}"))).unwrap();
+        // Sparse: the MSR's 8 bytes at its number, where the msr driver reads them.
+        let file = fs::File::create(root.join(format!("dev/cpu/{cpu}/msr"))).unwrap();
+        file.write_all_at(&value.to_le_bytes(), 0x4b56_4d05).unwrap();
+    }
+    let path = |p: &str| root.join(p).to_str().unwrap().to_owned();
+    ["--proc-root".into(), path("proc"), "--dev-root".into(), path("dev")]
+}
