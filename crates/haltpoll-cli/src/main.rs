@@ -93,6 +93,7 @@ pub struct Usage(pub String);
 
 /// A subcommand this build leaves out (its cargo feature was off): it takes whatever follows and
 /// stops with a message naming the feature, where clap would only say "unrecognized subcommand".
+#[cfg(all(target_os = "linux", any(not(feature = "bench"), all(not(feature = "vm"), target_arch = "x86_64"))))]
 #[derive(clap::Args, Debug)]
 #[command(disable_help_flag = true)]
 pub struct LeftOut {
@@ -100,7 +101,7 @@ pub struct LeftOut {
     rest: Vec<std::ffi::OsString>,
 }
 
-#[cfg_attr(all(feature = "vm", feature = "bench"), allow(dead_code))]
+#[cfg(all(target_os = "linux", any(not(feature = "bench"), all(not(feature = "vm"), target_arch = "x86_64"))))]
 impl LeftOut {
     /// The usage error of `haltpoll COMMAND` in a build without `feature`.
     pub fn refuse(command: &str, feature: &str) -> anyhow::Error {
