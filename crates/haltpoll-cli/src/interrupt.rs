@@ -32,7 +32,10 @@ impl Interrupt {
     }
 
     /// Whether a signal asked the run to stop.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "the VM commands ask it, x86_64 only"))]
+    #[cfg_attr(
+        not(all(feature = "vm", target_arch = "x86_64")),
+        allow(dead_code, reason = "the VM commands ask it, x86_64 only")
+    )]
     pub fn requested(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }

@@ -5,18 +5,18 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
-#[cfg(target_os = "linux")]
+#[cfg(all(feature = "bench", target_os = "linux"))]
 mod interrupt;
 mod options;
 mod output;
 mod plot;
-#[cfg(target_os = "linux")]
+#[cfg(all(feature = "bench", target_os = "linux"))]
 mod progress;
 #[cfg(target_os = "linux")]
 mod recording;
 mod staged_file;
 mod table;
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
 mod think_trace;
 
 /// Guest-side halt polling: replay idle traces through the haltpoll governor, run the
@@ -66,11 +66,19 @@ enum Command {
     /// Serve the cpuidle and haltpoll metrics over HTTP for Prometheus.
     Exporter(cmd::exporter::ExporterArgs),
     /// Run a benchmark.
-    #[cfg(target_os = "linux")]
+    #[cfg(all(feature = "bench", target_os = "linux"))]
     Bench(cmd::bench::BenchArgs),
+    /// The benchmarks, left out of this build.
+    #[cfg(all(not(feature = "bench"), target_os = "linux"))]
+    #[command(hide = true)]
+    Bench(LeftOut),
     /// Run haltpoll's own guest on KVM and measure what idling costs.
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
     Vm(cmd::vm::VmArgs),
+    /// The VM commands, left out of this build.
+    #[cfg(all(not(feature = "vm"), target_os = "linux", target_arch = "x86_64"))]
+    #[command(hide = true)]
+    Vm(LeftOut),
     /// Print the completion script of a shell for haltpoll.
     Completions(cmd::completions::CompletionsArgs),
     /// Write haltpoll's man pages.
@@ -82,6 +90,29 @@ enum Command {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Usage(pub String);
+
+/// A subcommand this build leaves out (its cargo feature was off): it takes whatever follows and
+/// stops with a message naming the feature, where clap would only say "unrecognized subcommand".
+#[cfg(all(target_os = "linux", any(not(feature = "bench"), all(not(feature = "vm"), target_arch = "x86_64"))))]
+#[derive(clap::Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct LeftOut {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<std::ffi::OsString>,
+}
+
+#[cfg(all(target_os = "linux", any(not(feature = "bench"), all(not(feature = "vm"), target_arch = "x86_64"))))]
+impl LeftOut {
+    /// The usage error of `haltpoll COMMAND` in a build without `feature`.
+    pub fn refuse(command: &str, feature: &str) -> anyhow::Error {
+        Usage(format!(
+            "`haltpoll {command}` is not in this build: it was built without the cargo feature `{feature}`; \
+             rebuild it with the feature, which is on by default (e.g. `cargo install haltpoll-cli`, \
+             without --no-default-features)"
+        ))
+        .into()
+    }
+}
 
 // The exit codes, all of them, defined here only.
 /// The command did what it was asked.
@@ -112,10 +143,14 @@ fn main() -> ExitCode {
         #[cfg(target_os = "linux")]
         Command::Record(args) => cmd::record::run(&args),
         Command::Exporter(args) => cmd::exporter::run(&args),
-        #[cfg(target_os = "linux")]
+        #[cfg(all(feature = "bench", target_os = "linux"))]
         Command::Bench(args) => cmd::bench::run(&args),
-        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        #[cfg(all(not(feature = "bench"), target_os = "linux"))]
+        Command::Bench(_) => Err(LeftOut::refuse("bench", "bench")),
+        #[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
         Command::Vm(args) => cmd::vm::run(&args),
+        #[cfg(all(not(feature = "vm"), target_os = "linux", target_arch = "x86_64"))]
+        Command::Vm(_) => Err(LeftOut::refuse("vm", "vm")),
         Command::Completions(args) => cmd::completions::run(&args, Cli::command()),
         Command::Man(args) => cmd::man::run(&args, Cli::command()),
     };
@@ -123,11 +158,7 @@ fn main() -> ExitCode {
     // Both ways a signal ends a command (a bench's partial results, a recording that cleaned up)
     // say so in their own words and exit 130.
     #[cfg(target_os = "linux")]
-    if let Some(interrupted) = err
-        .downcast_ref::<interrupt::Interrupted>()
-        .map(|i| i as &dyn std::fmt::Display)
-        .or_else(|| err.downcast_ref::<recording::Interrupted>().map(|i| i as &dyn std::fmt::Display))
-    {
+    if let Some(interrupted) = interrupted(&err) {
         output::stderr_line(format_args!("haltpoll: {interrupted}"));
         return ExitCode::from(EXIT_INTERRUPTED);
     }
@@ -140,4 +171,15 @@ fn is_usage(err: &anyhow::Error) -> bool {
     err.downcast_ref::<Usage>().is_some()
         || err.downcast_ref::<output::OutputError>().is_some_and(output::OutputError::is_usage)
         || err.downcast_ref::<plot::PlotError>().is_some_and(plot::PlotError::is_usage)
+}
+
+/// What a signal left of the command, if a signal ended it: a benchmark's partial results or a
+/// recording that cleaned up.
+#[cfg(target_os = "linux")]
+fn interrupted(err: &anyhow::Error) -> Option<&dyn std::fmt::Display> {
+    #[cfg(feature = "bench")]
+    if let Some(bench) = err.downcast_ref::<interrupt::Interrupted>() {
+        return Some(bench);
+    }
+    err.downcast_ref::<recording::Interrupted>().map(|i| i as &dyn std::fmt::Display)
 }

@@ -51,11 +51,11 @@ pub struct TraceCpus {
     pub cpus: Option<u32>,
 }
 
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
 pub use guest::GuestGovernors;
 
 /// The VM commands' governor options (they exist where the VMM does).
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
 mod guest {
     use anyhow::{Context, Result};
     use clap::Args;

@@ -39,6 +39,7 @@ pub fn write_json_line<T: Serialize + ?Sized>(out: &mut dyn Write, doc: &T) -> i
 
 /// Writes `rows` as CSV with a header line taken from the first row's field names. Fields are
 /// quoted where they need it (a comma, a quote, a line break); `None` is an empty field.
+#[cfg(feature = "bench")]
 pub fn write_csv<T: Serialize>(out: &mut dyn Write, rows: impl IntoIterator<Item = T>) -> io::Result<()> {
     let mut csv = csv::Writer::from_writer(out);
     for row in rows {
@@ -48,6 +49,7 @@ pub fn write_csv<T: Serialize>(out: &mut dyn Write, rows: impl IntoIterator<Item
 }
 
 /// A CSV error as an I/O error of the same kind (a closed pipe stays a closed pipe).
+#[cfg(feature = "bench")]
 fn csv_error(e: csv::Error) -> io::Error {
     let kind = match e.kind() {
         csv::ErrorKind::Io(io) => io.kind(),
@@ -223,6 +225,7 @@ mod tests {
         assert!(pretty.ends_with(b"}\n"));
     }
 
+    #[cfg(feature = "bench")]
     #[derive(Serialize)]
     struct Row {
         variant: &'static str,
@@ -230,6 +233,7 @@ mod tests {
         note: &'static str,
     }
 
+    #[cfg(feature = "bench")]
     #[test]
     fn csv_quotes_what_needs_it() {
         let rows = [

@@ -67,6 +67,7 @@ pub fn write_row<R: ?Sized>(out: &mut dyn Write, columns: &[Column<R>], row: &R)
 
 /// Writes the header, then one line per row, with a blank line wherever `group` changes between
 /// two rows (the think time of the benchmarks' tables).
+#[cfg(feature = "bench")]
 pub fn write_grouped<'r, R: 'r, C: ?Sized, K: PartialEq>(
     out: &mut dyn Write,
     columns: &[Column<R, C>],
@@ -91,12 +92,14 @@ pub fn write_grouped<'r, R: 'r, C: ?Sized, K: PartialEq>(
 mod tests {
     use super::*;
 
+    #[cfg(feature = "bench")]
     const COLUMNS: [Column<(u64, &str), str>; 3] = [
         Column::right("n", 0, 4, |_, r| r.0.to_string()),
         Column::left("name", 2, 6, |unit, r| format!("{}{unit}", r.1)),
         Column::left("rest", 1, 0, |_, _| "…".to_owned()),
     ];
 
+    #[cfg(feature = "bench")]
     #[test]
     fn columns_are_padded_separated_and_grouped() {
         let mut out = Vec::new();

@@ -81,7 +81,7 @@ fn every_help_ends_with_examples() {
     for expected in ["", "replay", "tune", "status", "set", "completions", "man"] {
         assert!(paths.iter().any(|p| p == expected), "`haltpoll {expected}` was not found: {paths:?}");
     }
-    #[cfg(target_os = "linux")]
+    #[cfg(all(feature = "bench", target_os = "linux"))]
     assert!(paths.iter().any(|p| p == "bench threads"), "{paths:?}");
     for (path, help) in &all {
         let name = format!("haltpoll {}", path.join(" "));

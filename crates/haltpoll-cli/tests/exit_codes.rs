@@ -18,6 +18,7 @@ fn haltpoll() -> Command {
 fn success_is_0_and_help_is_a_success() {
     haltpoll().args(["replay", "../../examples/traces/mixed.txt"]).assert().code(0);
     haltpoll().arg("--version").assert().code(0).stdout(predicate::str::starts_with("haltpoll "));
+    #[cfg(feature = "bench")]
     haltpoll().args(["bench", "--help"]).assert().code(0);
 }
 
@@ -38,6 +39,7 @@ fn a_usage_error_is_2() {
 }
 
 /// Sizes are checked before anything is allocated for them: a range error, never an abort.
+#[cfg(feature = "vm")]
 #[test]
 fn counts_beyond_their_range_are_usage_errors() {
     for args in [

@@ -303,19 +303,19 @@ fn compare_frontier() {
 }
 
 /// A quick `bench threads`: two repetitions of three variants without think time.
-#[cfg(target_os = "linux")]
+#[cfg(all(feature = "bench", target_os = "linux"))]
 fn quick_threads(format: &str) -> Vec<&str> {
     let options = "bench threads --repetitions 2 --min-round-trips 20 --max-round-trips 20 --warmup 5 --think 0";
     options.split_whitespace().chain(["--variants", "spin,haltpoll,std", format]).collect()
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(feature = "bench", target_os = "linux"))]
 #[test]
 fn bench_threads() {
     check("haltpoll bench threads --json", &documents(&quick_threads("--json")));
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(feature = "bench", target_os = "linux"))]
 #[test]
 fn bench_threads_csv_reads_back() {
     let out = Command::cargo_bin("haltpoll").unwrap().args(quick_threads("--csv")).output().unwrap();
@@ -333,7 +333,7 @@ fn bench_threads_csv_reads_back() {
     assert!(records.iter().any(|r| &r[column("variant")] == "spin" && &r[column("wake_vs_spin")] == "1.0"));
 }
 
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
 mod kvm {
     use super::*;
     use haltpoll_vmm::testing::kvm_or_skip;

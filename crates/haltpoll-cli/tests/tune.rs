@@ -209,6 +209,7 @@ fn perf_traces_count_wall_time_times_cpus() {
     assert_eq!(d["poll_share"].as_f64().unwrap(), 130_000.0 / (8.0 * 1_160_000.0));
 }
 
+#[cfg(feature = "plot")]
 #[test]
 fn plots_in_either_format() {
     let t = trace();
@@ -284,6 +285,7 @@ fn a_grid_that_wraps_the_kernels_window_is_noted() {
         .stderr(predicate::str::contains("note: the kernel's window wraps under guest_halt_poll_ns=200000"));
 }
 
+#[cfg(feature = "plot")]
 #[test]
 fn a_plot_path_is_checked_before_the_work_and_drawn_after_the_report() {
     let t = trace();

@@ -1,6 +1,6 @@
 //! One module per subcommand.
 
-#[cfg(target_os = "linux")]
+#[cfg(all(feature = "bench", target_os = "linux"))]
 pub mod bench;
 pub mod compare;
 pub mod completions;
@@ -12,5 +12,5 @@ pub mod replay;
 pub mod set;
 pub mod status;
 pub mod tune;
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
 pub mod vm;

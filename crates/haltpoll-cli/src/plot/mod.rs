@@ -170,6 +170,7 @@ impl PlotFile {
     /// let cpu = vec![Series { label: "guest polling".into(), points: vec![(0.0, 12.0), (10.0, 14.0), (100.0, 15.0)] }];
     /// PlotFile::create(Path::new("sweep.svg"))?.think_time_sweep("bench vm", rtt, cpu)?;
     /// ```
+    #[cfg(feature = "bench")]
     pub fn think_time_sweep(
         self,
         title: &str,

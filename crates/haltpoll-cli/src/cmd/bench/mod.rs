@@ -14,7 +14,7 @@ use crate::plot::{PlotFile, Series};
 use haltpoll_linux::units::parse_duration;
 
 pub mod threads;
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
 pub mod vm;
 
 /// Arguments of `haltpoll bench`.
@@ -38,7 +38,7 @@ pub enum BenchCommand {
     Threads(threads::ThreadsArgs),
     /// The comparison of the patch series that brought cpuidle-haltpoll into Linux 5.4, on a real KVM: our guest's vCPUs ping-pong while waiting busy, with
     /// guest haltpoll, with host halt polling, or with no polling; plus an overcommitted run.
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
     Vm(vm::VmArgs),
 }
 
@@ -62,7 +62,7 @@ pub struct BenchOutput {
 pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.command {
         BenchCommand::Threads(a) => threads::run(a),
-        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        #[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
         BenchCommand::Vm(a) => vm::run(a),
     }
 }
