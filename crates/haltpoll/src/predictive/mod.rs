@@ -54,6 +54,11 @@ use budget::Budget;
 use histogram::Histograms;
 use periodic::{MIN_TIMER_HALT_NS, Periodic};
 
+/// The ski-rental floor: with a halt cost `H`, a poll from idle entry lasts at least
+/// `H / SKI_RENTAL_FLOOR_DIV` when the credit allows (lambda = 1/2 in Purohit, Svitkina and
+/// Kumar's terms: a period whose poll times out costs at most `(1 + 2) x` the clairvoyant's).
+pub const SKI_RENTAL_FLOOR_DIV: u64 = 2;
+
 /// The predictive governor of one CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Predictive {
@@ -172,7 +177,24 @@ impl Predictive {
                 }
             }
         }
-        best.1
+        self.floored(best.1, limit)
+    }
+
+    /// `decision`, or a poll of half a halt's cost instead of a shorter one or a halt, when the
+    /// credit allows it: the ski-rental floor. A poll that short never costs more than half a
+    /// halt in vain, and a halt in place of it could cost a halt where a few ns of polling would
+    /// have done; with it, every period the credit affords costs at most 3x the clairvoyant's
+    /// (docs/predictive.md, "A worst-case guarantee").
+    fn floored(&self, decision: Decision, limit: u64) -> Decision {
+        let floor = self.budget.halt_cost_ns() / SKI_RENTAL_FLOOR_DIV;
+        match decision {
+            Decision::Halt | Decision::Poll { .. }
+                if floor > 0 && decision.window_ns() < floor && floor <= limit && self.budget.is_plentiful() =>
+            {
+                Decision::Poll { window_ns: floor }
+            }
+            _ => decision,
+        }
     }
 }
 
