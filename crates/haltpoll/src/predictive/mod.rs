@@ -82,15 +82,19 @@ impl Predictive {
     /// A governor with no history and no credit, as every CPU starts.
     pub const fn new(params: ValidPredictiveParams) -> Predictive {
         let p = params.into_inner();
+        let budget = Budget::new(&params);
+        let limit = budget.limit_ns();
+        let limit = if limit < p.poll_ceiling_ns { limit } else { p.poll_ceiling_ns };
         Predictive {
             // validate() keeps the ceiling at or below 1 s.
             ceiling_ns: p.poll_ceiling_ns as u32,
             timer_first: p.timer_first,
-            budget: Budget::new(&params),
+            budget,
             histograms: Histograms::new(),
             periodic: Periodic::new(),
             halt_wake_ns: 0,
-            next: Decision::Halt,
+            // Nothing learnt: halt, or poll the floor while the budget does not bind.
+            next: floored(&budget, Decision::Halt, limit),
         }
     }
 
@@ -177,25 +181,19 @@ impl Predictive {
                 }
             }
         }
-        self.floored(best.1, limit)
+        floored(&self.budget, best.1, limit)
     }
+}
 
-    /// `decision`, or a poll of half a halt's cost instead of a shorter one or a halt, when the
-    /// credit allows it: the ski-rental floor. A poll that short never costs more than half a
-    /// halt in vain, and a halt in place of it could cost a halt where a few ns of polling would
-    /// have done; with it, every period the credit affords costs at most 3x the clairvoyant's
-    /// (docs/predictive.md, "A worst-case guarantee").
-    fn floored(&self, decision: Decision, limit: u64) -> Decision {
-        let floor = self.budget.halt_cost_ns() / SKI_RENTAL_FLOOR_DIV;
-        match decision {
-            Decision::Halt | Decision::Poll { .. }
-                if floor > 0 && decision.window_ns() < floor && floor <= limit && self.budget.is_plentiful() =>
-            {
-                Decision::Poll { window_ns: floor }
-            }
-            _ => decision,
-        }
-    }
+/// `decision`, or a poll of half a halt's cost instead of a shorter one or a halt, when the
+/// credit allows it: the ski-rental floor. A poll that short never costs more than half a
+/// halt in vain, and a halt in place of it could cost a halt where a few ns of polling would
+/// have done; with it, every period the credit affords costs at most 3x the clairvoyant's
+/// (docs/predictive.md, "A worst-case guarantee").
+const fn floored(budget: &Budget, decision: Decision, limit: u64) -> Decision {
+    let floor = budget.halt_cost_ns() / SKI_RENTAL_FLOOR_DIV;
+    let short = matches!(decision, Decision::Halt | Decision::Poll { .. }) && decision.window_ns() < floor;
+    if short && floor <= limit && budget.is_plentiful() { Decision::Poll { window_ns: floor } } else { decision }
 }
 
 impl IdleGovernor for Predictive {
@@ -338,6 +336,21 @@ mod tests {
             ..Outcome::default()
         });
         assert_eq!(gov.credit_ns(), 0);
+    }
+
+    #[test]
+    fn a_halt_cost_raises_the_price_and_polls_what_pays_for_itself() {
+        // 40 us periods, 1% of the time: 8 us of polling a period, too little to poll 40 us
+        // when all polling counts. With a halt costing 60 us each catch pays for itself.
+        let periods = || (0..3_000).map(|_| (760_000, 40_000));
+        let no_timer = PredictiveParams { timer_first: false, ..*params(10_000, 1_000_000) };
+        let mut gov = Predictive::new(no_timer.validate().unwrap());
+        let free = run(&mut gov, periods(), 0)[2_000..].iter().filter(|(_, c)| *c).count();
+        let before = gov.price_ns();
+        gov.set_halt_cost_ns(60_000);
+        assert_eq!((gov.halt_cost_ns(), gov.price_ns()), (60_000, before + 60_000));
+        let paid = run(&mut gov, periods(), 0)[2_000..].iter().filter(|(_, c)| *c).count();
+        assert!(free < 500 && paid > 990, "caught {free}, then {paid} of 1000");
     }
 
     #[test]
