@@ -72,7 +72,37 @@ pub struct Predictive {
     halt_wake_ns: u32,
     /// What the next select returns (unless a latency requirement forces a poll): planned when
     /// the last period was reflected, so that select costs next to nothing.
-    next: Decision,
+    next: Planned,
+}
+
+/// A planned [`Decision`] in 8 bytes (windows and timers are below 2^32 ns: the ceiling is at
+/// most 1 s, a timer at most a period the 32-bit moving average holds): a window of 0 is a
+/// halt, a timer of 0 a poll from idle entry (a timer is never set that early).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Planned {
+    timer_ns: u32,
+    window_ns: u32,
+}
+
+impl Planned {
+    const fn of(decision: Decision) -> Planned {
+        // Both fit (above); a window up to u64::MAX (a forced poll) is never planned.
+        let (timer_ns, window_ns) = match decision {
+            Decision::Halt => (0, 0),
+            Decision::Poll { window_ns } => (0, window_ns),
+            Decision::TimerThenPoll { timer_ns, window_ns } => (timer_ns, window_ns),
+        };
+        Planned { timer_ns: timer_ns as u32, window_ns: window_ns as u32 }
+    }
+
+    const fn decision(self) -> Decision {
+        let (timer_ns, window_ns) = (self.timer_ns as u64, self.window_ns as u64);
+        match (timer_ns, window_ns) {
+            (_, 0) => Decision::Halt,
+            (0, _) => Decision::Poll { window_ns },
+            _ => Decision::TimerThenPoll { timer_ns, window_ns },
+        }
+    }
 }
 
 // A governor's per-CPU state stays within 256 bytes (a few cache lines next to Linux's).
@@ -94,7 +124,7 @@ impl Predictive {
             periodic: Periodic::new(),
             halt_wake_ns: 0,
             // Nothing learnt: halt, or poll the floor while the budget does not bind.
-            next: floored(&budget, Decision::Halt, limit),
+            next: Planned::of(floored(&budget, Decision::Halt, limit)),
         }
     }
 
@@ -108,7 +138,7 @@ impl Predictive {
         if latency_req < HALT.exit_latency_ns {
             return Decision::Poll { window_ns: u64::MAX };
         }
-        self.next
+        self.next.decision()
     }
 
     /// Learns from the idle period the last [`Predictive::select`] began, and plans the next
@@ -124,12 +154,12 @@ impl Predictive {
         let wakeup_ns = outcome.wakeup_ns();
         self.histograms.add(wakeup_ns);
         self.periodic.add(wakeup_ns);
-        self.next = self.plan();
+        self.next = Planned::of(self.plan());
     }
 
     /// What the next select will return (without a latency requirement).
     pub const fn planned(&self) -> Decision {
-        self.next
+        self.next.decision()
     }
 
     /// Polling time the budget has left, ns.
