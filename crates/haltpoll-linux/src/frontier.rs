@@ -231,9 +231,8 @@ pub struct TraceFrontier {
 /// spread over the CPUs that idle (as [`tune::predictive_at`]) and timer-first as given. Every
 /// predictive replay of the sweep takes its parameters from here.
 ///
-/// `halt_cost_ns` is the plane's: the governor budgets polling net of that cost per catch once
-/// its parameters carry one. Until then it budgets all polling in every plane, and the net
-/// plane places the same replay at its net x.
+/// `halt_cost_ns` is the plane's: in the plane net of halts the governor budgets polling net of
+/// that cost per catch, as the plane counts it.
 pub fn predictive_params(
     base: PredictiveParams,
     trace: &Trace,
@@ -242,8 +241,7 @@ pub fn predictive_params(
     timer_first: bool,
     halt_cost_ns: u64,
 ) -> PredictiveParams {
-    let _not_yet_a_parameter = halt_cost_ns;
-    PredictiveParams { timer_first, ..tune::predictive_at(base, trace, cpu, budget) }
+    PredictiveParams { timer_first, halt_cost_ns, ..tune::predictive_at(base, trace, cpu, budget) }
 }
 
 /// Linux's frontier in `plane`: the outcomes no other catches more wakeups than at an x as

@@ -72,10 +72,6 @@ pub struct CompareArgs {
     /// polling less --halt-cost per catch.
     #[arg(long)]
     pub frontier: bool,
-    /// With --frontier: what one halt costs (exit, IPI, wake), the second plane's charge per
-    /// catch (e.g. 20us; 0, the default, charges 50us).
-    #[arg(long, value_name = "NS", default_value_t = 0, value_parser = units::parse_ns, requires = "frontier")]
-    pub halt_cost: u64,
     /// With --frontier: exit with status 1, naming each trace, budget and plane, if a point
     /// falls short of Linux's frontier.
     #[arg(long, requires = "frontier")]

@@ -1,9 +1,16 @@
 //! The polling budget: a credit of polling time the CPU earns as time passes and spends by
 //! polling, and the price of a poll that keeps spending at the rate earned.
 //!
-//! The credit is the hard limit: a window never exceeds it, so from the start polling takes at
-//! most `budget x (time run + time idle)` (only a caller's forced poll, for a latency
-//! requirement of 0, can overdraw it). Unspent credit is kept up to `budget x horizon`.
+//! The credit is the hard limit. It counts polling net of the halts caught wakeups saved
+//! (`poll time - halt_cost x catches`; with a halt cost of 0, all polling). A window never
+//! exceeds the credit plus one halt's cost (a poll that long, caught, has paid for itself; one
+//! that is not leaves the credit at worst one halt cost in debt), so net polling takes at most
+//! `budget x (time run + time idle)` plus the credit it started with plus one halt cost (only a
+//! caller's forced poll, for a latency requirement of 0, can overdraw it further). Credit
+//! earned is kept up to `budget x horizon`, and a CPU starts with that much, as if it had idled
+//! a horizon without polling: a credit that started empty missed most of a busy server's first
+//! second. What catches give back is kept up to 64 times that: a run of cheap catches pays for
+//! the next long poll, as polling everything does for Linux's governor.
 //!
 //! The price is the soft control: what a caught wakeup is worth in ns of polling. The window
 //! chosen is the one with the most `price x catches - ns polled` ([`super::histogram`]), so a
@@ -14,7 +21,7 @@
 //! reserve is a few ceilings' worth (or the cap, if smaller): enough for several of the longest
 //! windows in a row, little enough that the price reacts within a few periods.
 
-use super::params::{MAX_HORIZON_NS, PPM, ValidPredictiveParams};
+use super::params::{MAX_HALT_COST_NS, MAX_HORIZON_NS, PPM, ValidPredictiveParams};
 
 /// The price's range as powers of two of ns: from 4 us to 2^28 ns (268 ms).
 const MIN_PRICE_SHIFT: u32 = 12;
@@ -23,6 +30,9 @@ const MAX_PRICE_SHIFT: u32 = 28;
 
 /// The highest price, in ceilings.
 const MAX_PRICE_CEILINGS: u64 = 4;
+
+/// What catches give back is kept up to this many caps.
+const SAVED_CAPS: i64 = 64;
 
 /// The reserve at which the price is highest, in ceilings.
 const RESERVE_CEILINGS: u64 = 8;
@@ -34,8 +44,11 @@ pub struct Budget {
     ppm: u32,
     /// What `time x ppm` earned beyond the whole ns already credited, in ns x ppm (< [`PPM`]).
     remainder: u32,
-    /// Polling time available, ns.
-    credit_ns: u64,
+    /// Polling time available, ns, net of halts saved: from minus one halt cost (a poll that
+    /// did not catch what it hoped to) to [`SAVED_CAPS`] caps.
+    credit_ns: i64,
+    /// What a halt costs, ns (at most [`MAX_HALT_COST_NS`]): a caught wakeup gives it back.
+    halt_cost_ns: u32,
     /// The most credit kept: `ppm x horizon`.
     cap_ns: u64,
     /// The credit at which the price is highest: [`RESERVE_CEILINGS`] ceilings, at most half
@@ -43,15 +56,15 @@ pub struct Budget {
     reserve_ns: u64,
     /// The highest price: [`MAX_PRICE_CEILINGS`] ceilings (within the price's range). No catch is
     /// worth more: a poll that catches less than one wakeup in that many is not worth its
-    /// ceiling, however much credit is left.
-    max_price_ns: u64,
+    /// ceiling, however much credit is left. At most 2^28, so 32 bits hold it.
+    max_price_ns: u32,
     /// `2^40 / reserve`, rounded up: the fill in 1/256 is `credit x fill_scale >> 32`, without a division on
     /// the idle path.
     fill_scale: u64,
 }
 
 impl Budget {
-    /// No credit yet: a CPU earns before it spends.
+    /// A full credit (a horizon's worth), as after a quiet horizon.
     pub const fn new(params: &ValidPredictiveParams) -> Budget {
         let p = params.into_inner();
         // horizon <= 10^12 and ppm <= 10^6: the product fits; so does 8 x a ceiling <= 1 s.
@@ -65,12 +78,34 @@ impl Budget {
             Some(q) => q + 1, // rounded up
             None => 0,
         };
-        Budget { ppm: p.poll_budget_ppm, remainder: 0, credit_ns: 0, cap_ns, reserve_ns, max_price_ns, fill_scale }
+        Budget {
+            ppm: p.poll_budget_ppm,
+            remainder: 0,
+            // cap <= 10^12: it fits.
+            credit_ns: cap_ns as i64,
+            // validate() keeps it at or below MAX_HALT_COST_NS, which fits.
+            halt_cost_ns: p.halt_cost_ns as u32,
+            cap_ns,
+            reserve_ns,
+            max_price_ns: max_price_ns as u32,
+            fill_scale,
+        }
     }
 
-    /// Credit available, ns.
+    /// Credit available, ns (0 while in debt).
     pub const fn credit_ns(&self) -> u64 {
-        self.credit_ns
+        if self.credit_ns > 0 { self.credit_ns as u64 } else { 0 }
+    }
+
+    /// Whether the credit is at least the reserve: the budget does not bind now.
+    pub const fn is_plentiful(&self) -> bool {
+        self.credit_ns >= self.reserve_ns as i64
+    }
+
+    /// The longest window the credit allows: the credit plus one halt cost, ns.
+    pub const fn limit_ns(&self) -> u64 {
+        let limit = self.credit_ns + self.halt_cost_ns as i64;
+        if limit > 0 { limit as u64 } else { 0 }
     }
 
     /// The price, ns: 2^(12 + 16 x credit / reserve), interpolated linearly between powers of
@@ -79,11 +114,12 @@ impl Budget {
         let range = MAX_PRICE_SHIFT - MIN_PRICE_SHIFT;
         // The fill in 1/256, by the reciprocal kept (credit < reserve here, so the product is
         // below 2^40).
-        let fill = if self.credit_ns >= self.reserve_ns { 256 } else { (self.credit_ns * self.fill_scale) >> 32 };
+        let credit = self.credit_ns();
+        let fill = if credit >= self.reserve_ns { 256 } else { (credit * self.fill_scale) >> 32 };
         let exponent = (MIN_PRICE_SHIFT as u64) * 256 + range as u64 * fill; // in 1/256
         let (whole, frac) = (exponent >> 8, exponent & 255);
         let price = ((1u64 << whole) * (256 + frac)) >> 8;
-        if price < self.max_price_ns { price } else { self.max_price_ns }
+        if price < self.max_price_ns as u64 { price } else { self.max_price_ns as u64 }
     }
 
     /// Earns the budget's share of `elapsed_ns`, up to the cap.
@@ -92,12 +128,32 @@ impl Budget {
         let elapsed = if elapsed_ns < MAX_HORIZON_NS { elapsed_ns } else { MAX_HORIZON_NS };
         let earned = elapsed * u64::from(self.ppm) + u64::from(self.remainder);
         self.remainder = (earned % u64::from(PPM)) as u32;
-        self.credit_ns = self.credit_ns.saturating_add(earned / u64::from(PPM)).min(self.cap_ns);
+        // Both below 2^41 (earned: 10^12 x 10^6 / 10^6): the sum fits.
+        let earned = (earned / u64::from(PPM)) as i64;
+        let cap = self.cap_ns as i64;
+        if self.credit_ns < cap {
+            self.credit_ns = if self.credit_ns + earned < cap { self.credit_ns + earned } else { cap };
+        }
     }
 
-    /// Spends `poll_ns` of polling.
-    pub fn spend(&mut self, poll_ns: u64) {
-        self.credit_ns = self.credit_ns.saturating_sub(poll_ns);
+    /// What a halt costs, ns: what a caught wakeup gives back.
+    pub const fn halt_cost_ns(&self) -> u64 {
+        self.halt_cost_ns as u64
+    }
+
+    /// Sets what a halt costs, ns (at most [`MAX_HALT_COST_NS`]; more counts as that).
+    pub fn set_halt_cost_ns(&mut self, ns: u64) {
+        self.halt_cost_ns = ns.min(MAX_HALT_COST_NS) as u32;
+    }
+
+    /// Spends `poll_ns` of polling, net of the halt a caught wakeup saved.
+    pub fn spend(&mut self, poll_ns: u64, caught: bool) {
+        let saved = if caught { i64::from(self.halt_cost_ns) } else { 0 };
+        let poll = i64::try_from(poll_ns).unwrap_or(i64::MAX);
+        let credit = self.credit_ns.saturating_add(saved).saturating_sub(poll);
+        // A forced poll can overdraw more than one halt cost; the debt stops there, as the
+        // credit stopped at 0 before there was a halt cost.
+        self.credit_ns = credit.clamp(-i64::from(self.halt_cost_ns), SAVED_CAPS * self.cap_ns as i64);
     }
 }
 
@@ -114,15 +170,44 @@ mod tests {
     #[test]
     fn earns_its_share_exactly_and_caps() {
         let mut b = budget(50_000, 1_000_000); // 5%, cap 50 us
-        assert_eq!(b.credit_ns(), 0);
+        assert_eq!(b.credit_ns(), 50_000, "a CPU starts with a full credit");
+        b.spend(50_000, false);
         for _ in 0..1_000 {
             b.earn(333); // 16.65 ns each
         }
         assert_eq!(b.credit_ns(), 16_650);
         b.earn(u64::MAX);
         assert_eq!(b.credit_ns(), 50_000);
-        b.spend(60_000);
+        b.spend(60_000, true);
         assert_eq!(b.credit_ns(), 0);
+    }
+
+    #[test]
+    fn a_catch_gives_the_halt_cost_back() {
+        let p = PredictiveParams { poll_budget_ppm: 50_000, halt_cost_ns: 20_000, ..PredictiveParams::DEFAULT };
+        let mut b = Budget::new(&p.validate().unwrap());
+        b.spend(b.credit_ns(), false);
+        b.earn(1_000_000); // 50 us
+        b.spend(30_000, true); // 10 us net
+        assert_eq!(b.credit_ns(), 40_000);
+        b.spend(5_000, true); // 15 us back
+        assert_eq!(b.credit_ns(), 55_000);
+        b.spend(30_000, false);
+        assert_eq!(b.credit_ns(), 25_000);
+        b.set_halt_cost_ns(0);
+        b.spend(5_000, true);
+        assert_eq!(b.credit_ns(), 20_000);
+        b.set_halt_cost_ns(u64::MAX);
+        assert_eq!(b.halt_cost_ns(), MAX_HALT_COST_NS);
+        for _ in 0..400 {
+            b.spend(0, true);
+        }
+        let saved_cap = SAVED_CAPS as u64 * b.cap_ns;
+        assert_eq!(b.credit_ns(), saved_cap, "what catches give back stays within its cap");
+        b.earn(1_000_000_000);
+        assert_eq!(b.credit_ns(), saved_cap, "earning does not lower it");
+        b.spend(u64::MAX, false);
+        assert_eq!((b.credit_ns(), b.limit_ns()), (0, 0), "in debt by one halt cost at most");
     }
 
     #[test]
@@ -130,6 +215,7 @@ mod tests {
         // 5% of 1 s: a cap of 50 ms; a reserve of 8 ceilings of 100 us, 800 us.
         let p = PredictiveParams { poll_budget_ppm: 50_000, poll_ceiling_ns: 100_000, ..PredictiveParams::DEFAULT };
         let mut b = Budget::new(&p.validate().unwrap());
+        b.spend(u64::MAX, false);
         assert_eq!((b.credit_ns(), b.price_ns()), (0, 1 << MIN_PRICE_SHIFT));
         let mut last = b.price_ns();
         for _ in 0..80 {
@@ -138,7 +224,7 @@ mod tests {
             last = b.price_ns();
         }
         assert_eq!(b.price_ns(), 400_000, "at most 4 ceilings");
-        b.spend(600_000);
+        b.spend(600_000, false);
         assert_eq!(b.price_ns(), 1 << 16, "at 1/4 of the reserve: 2^(12 + 16 x 1/4)");
     }
 

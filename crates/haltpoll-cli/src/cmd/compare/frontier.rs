@@ -56,7 +56,7 @@ pub(super) fn run(
 /// The second plane's halt cost: `--halt-cost`, or [`frontier::HALT_COST_NS`] for its default
 /// of 0 (the plane of all polling is the first).
 fn second_plane_halt_cost(args: &CompareArgs) -> u64 {
-    match args.halt_cost {
+    match args.predictive.halt_cost_ns {
         0 => frontier::HALT_COST_NS,
         h => h,
     }
