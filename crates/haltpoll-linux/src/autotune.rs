@@ -1,0 +1,526 @@
+//! The tuner that follows the load (`haltpoll autotune`), as a pure policy: the idle periods of
+//! the last few intervals and the setting in force go in, a decision comes out. The command
+//! records, applies and restores; everything here is numbers, so the same policy runs offline
+//! over a recorded trace ([`simulate`]) exactly as it runs on a guest.
+//!
+//! Each interval the policy replays Linux's governor over the recent [`Window`] for every
+//! setting of the tune grid, keeps the settings an idle guest can afford
+//! ([`idle_guest_poll_share`]), and takes the one that saves the most CPU time within the
+//! budget, each wakeup caught worth [`Policy::worth_ns`] of it (so that it never polls
+//! milliseconds for a few wakeups). It changes the setting in force only when that one is over
+//! the budget, or when the new one saves more than [`Policy::margin`] more: a load that sits
+//! between two settings does not make it flip every interval.
+//!
+//! ```
+//! use haltpoll::Params;
+//! use haltpoll_linux::autotune::{Policy, Why, decide};
+//! use haltpoll_linux::trace::{Format, IdlePeriod, Span, Trace};
+//!
+//! // 20 us waits on one CPU: polling catches them, for less than the exits it spares.
+//! let periods = (0..2000).map(|i| IdlePeriod { cpu: 0, idle_ns: 20_000, start_ns: Some(i * 100_000) });
+//! let mut window = Trace::of_periods(Format::Perf, periods.collect());
+//! window.span = Some(Span { wall_ns: 200_000_000, cpus_online: Some(1) });
+//! let off = Params { guest_halt_poll_ns: 0, ..Params::DEFAULT };
+//! let d = decide(&Policy::new(0.5, 0.01).unwrap(), &window, off);
+//! assert_eq!(d.why, Why::Saves);
+//! assert!(d.best.no_exit_share > 0.9 && d.best.poll_share <= 0.5);
+//! ```
+
+use std::collections::VecDeque;
+
+use haltpoll::replay::{Replay, Summary};
+use haltpoll::{Governor, Params, ValidParams, share};
+
+use crate::trace::{Format, IdlePeriod, Span, Trace};
+use crate::tune::{self, Grid};
+
+/// The tick of an idle guest: Linux's common `HZ=250` wakes an idle CPU every 4 ms.
+pub const IDLE_TICK_NS: u64 = 4_000_000;
+
+/// How long the idle guest of [`idle_guest_poll_share`] idles, per CPU: a second of ticks.
+const IDLE_TICKS: u64 = 250;
+
+/// What the tuner aims at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    /// The most CPU time polling may take, as a share of the CPU time (0.02 = 2%).
+    pub budget: f64,
+    /// How much more CPU time a new setting must save than the one in force to replace it, as
+    /// a share of the CPU time (0.002 = 0.2%): the hysteresis.
+    pub margin: f64,
+    /// What one wakeup caught by polling is worth, in CPU time, ns: the exit, the wakeup IPI
+    /// and the return to the guest it spares ([`Policy::WORTH_NS`]).
+    pub worth_ns: u64,
+    /// The settings it chooses from: the tune grid.
+    pub grid: Grid,
+}
+
+/// A policy that cannot work.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    /// A share outside 0..=1.
+    #[error("the {what} is {value}: it is a share of {of}, from 0 to 100%")]
+    Share {
+        /// Which one.
+        what: &'static str,
+        /// Its value.
+        value: f64,
+        /// What it is a share of.
+        of: &'static str,
+    },
+}
+
+impl Policy {
+    /// What a wakeup caught is worth by default: 50 us, about what a halted vCPU's wakeup costs
+    /// on the machines of docs/measurements.md (32 to 65 us one way).
+    pub const WORTH_NS: u64 = 50_000;
+
+    /// The tune grid's default settings, with Linux's other parameters, for `budget` (of the
+    /// CPU time) and `margin` (of the CPU time).
+    pub fn new(budget: f64, margin: f64) -> Result<Policy, PolicyError> {
+        if !(0.0..=1.0).contains(&budget) {
+            return Err(PolicyError::Share { what: "poll budget", value: budget, of: "the CPU time" });
+        }
+        if !(0.0..=1.0).contains(&margin) {
+            return Err(PolicyError::Share { what: "margin", value: margin, of: "the CPU time" });
+        }
+        let grid = Grid {
+            ceilings_ns: Grid::CEILINGS_NS.to_vec(),
+            grow_starts_ns: Grid::GROW_STARTS_NS.to_vec(),
+            allow_shrink: vec![true, false],
+            base: Params::DEFAULT,
+        };
+        Ok(Policy { budget, margin, worth_ns: Policy::WORTH_NS, grid })
+    }
+}
+
+/// What a setting did over the window, and would do on the guest gone idle.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Expected {
+    /// The setting.
+    pub params: Params,
+    /// Share of the window's wakeups that found the CPU polling.
+    pub no_exit_share: f64,
+    /// Time spent polling over the window, as a share of its CPU time.
+    pub poll_share: f64,
+    /// Time spent polling by an idle guest after the window, as a share of its time.
+    pub idle_poll_share: f64,
+    /// CPU time saved over the window, as a share of its CPU time: [`Policy::worth_ns`] for
+    /// each wakeup caught, less the time spent polling (negative when polling costs more).
+    pub saved_share: f64,
+}
+
+/// Why the tuner keeps or changes the setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// The window has no idle periods: nothing to judge by, so nothing changes.
+    NoData,
+    /// The best setting is the one in force.
+    Best,
+    /// The best setting saves no more than the margin more: keep the one in force.
+    WithinMargin,
+    /// The setting in force polls more than the budget (over the window, or on an idle guest).
+    OverBudget,
+    /// The best setting saves more than the margin more.
+    Saves,
+}
+
+impl Why {
+    /// Whether the tuner changes the setting for this reason.
+    pub const fn changes(self) -> bool {
+        matches!(self, Why::OverBudget | Why::Saves)
+    }
+
+    /// The reason as the log and the metrics say it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Why::NoData => "no-data",
+            Why::Best => "best",
+            Why::WithinMargin => "within-margin",
+            Why::OverBudget => "over-budget",
+            Why::Saves => "saves",
+        }
+    }
+}
+
+/// One interval's decision.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decision {
+    /// The setting in force, over the window.
+    pub current: Expected,
+    /// The best setting within the budget over the window: the one that saves the most CPU
+    /// time.
+    pub best: Expected,
+    /// Whether to apply `best`, and why.
+    pub why: Why,
+    /// Idle periods in the window.
+    pub periods: u64,
+}
+
+impl Decision {
+    /// The setting to be in force after this decision.
+    pub fn next(&self) -> Params {
+        if self.why.changes() { self.best.params } else { self.current.params }
+    }
+}
+
+/// Decides, over the idle periods of `window`, whether to replace `current` and with what.
+pub fn decide(policy: &Policy, window: &Trace, current: Params) -> Decision {
+    let cpu = tune::cpu_time(window, None);
+    let periods = window.periods.len() as u64;
+    let best = worth_most(policy, window, cpu);
+    let expect = |params: Params| expect(params, window, cpu, policy.worth_ns);
+    let (current, best) = (expect(current), expect(best));
+    let why = if periods == 0 {
+        Why::NoData
+    } else if current.params == best.params {
+        Why::Best
+    } else if current.poll_share > policy.budget || current.idle_poll_share > policy.budget {
+        Why::OverBudget
+    } else if best.saved_share - current.saved_share > policy.margin {
+        Why::Saves
+    } else {
+        Why::WithinMargin
+    };
+    Decision { current, best, why, periods }
+}
+
+/// The setting an idle guest can afford that, within the budget, saves the most CPU time:
+/// [`Policy::worth_ns`] for each wakeup caught, less the time spent polling. With a worth
+/// large enough this is the one that catches the most; with a real one, a setting that polls
+/// milliseconds for a few wakeups (an idle guest's ticks) is not worth its polling.
+fn worth_most(policy: &Policy, window: &Trace, cpu: tune::CpuTime) -> Params {
+    let outcomes = tune::evaluate(window, &admissible(policy, window), || {});
+    let front = tune::front(&outcomes);
+    let net = |i: usize| saved_ns(&outcomes[i].summary, policy.worth_ns);
+    // The front runs from the cheapest up; the first of equals is the cheapest. Polling off
+    // (net 0) is always on it and fits every budget.
+    let within = front.iter().copied().filter(|&i| outcomes[i].poll_share(cpu) <= policy.budget);
+    within
+        .fold(None, |best: Option<usize>, i| if best.is_none_or(|b| net(i) > net(b)) { Some(i) } else { best })
+        .map_or(off(policy), |i| outcomes[i].params)
+}
+
+/// The CPU time polling saved: `worth_ns` for each wakeup caught, less the time spent polling.
+fn saved_ns(s: &Summary, worth_ns: u64) -> i128 {
+    i128::from(s.poll_hits) * i128::from(worth_ns) - i128::from(s.poll_ns)
+}
+
+/// What `params` does over `window` and on the guest gone idle after it.
+fn expect(params: Params, window: &Trace, cpu: tune::CpuTime, worth_ns: u64) -> Expected {
+    let Ok(valid) = params.validate() else {
+        // A setting that cannot work (read from sysfs) is judged as over any budget.
+        return Expected { params, no_exit_share: 0.0, poll_share: 1.0, idle_poll_share: 1.0, saved_share: -1.0 };
+    };
+    let s = window.replay(valid, |_, _| {}).summary;
+    Expected {
+        params,
+        no_exit_share: s.no_exit_share(),
+        poll_share: share(s.poll_ns, cpu.ns),
+        idle_poll_share: idle_guest_poll_share(valid, window),
+        saved_share: saved_ns(&s, worth_ns) as f64 / cpu.ns.max(1) as f64,
+    }
+}
+
+/// Polling off, with Linux's other parameters.
+fn off(policy: &Policy) -> Params {
+    policy.grid.polling_off()
+}
+
+/// The grid's settings an idle guest can afford after `window`: polling off always.
+fn admissible(policy: &Policy, window: &Trace) -> Vec<ValidParams> {
+    let mut settings: Vec<ValidParams> = policy.grid.settings().into_iter().filter_map(|p| p.validate().ok()).collect();
+    settings.retain(|&p| p.guest_halt_poll_ns == 0 || idle_guest_poll_share(p, window) <= policy.budget);
+    settings
+}
+
+/// How much of an idle guest's time `params` polls, when the guest goes idle right after
+/// `before`: each CPU's governor is replayed over its periods of `before` (so its window is
+/// where that load left it), then over a second of ticks ([`IDLE_TICK_NS`] apart). A ceiling
+/// near the tick keeps polling what a busy phase grew, shrinking or not; this says so.
+pub fn idle_guest_poll_share(params: ValidParams, before: &Trace) -> f64 {
+    let mut cpus = Timeline::new(params);
+    for p in &before.periods {
+        cpus.period(p);
+    }
+    let mut idle = Summary::default();
+    let seen: Vec<u32> = if before.cpus.is_empty() { vec![0] } else { before.cpus.clone() };
+    for &cpu in &seen {
+        for _ in 0..IDLE_TICKS {
+            idle.add(&cpus.replay(cpu).period(IDLE_TICK_NS));
+        }
+    }
+    share(idle.poll_ns, idle.idle_ns)
+}
+
+/// Linux's governor on every CPU, with a setting that can change between periods, as writing
+/// the module parameters changes it: each CPU keeps its window.
+#[derive(Clone, Debug)]
+pub struct Timeline {
+    params: ValidParams,
+    cpus: Vec<Option<Replay<Governor>>>,
+}
+
+impl Timeline {
+    /// No CPU seen yet; `params` in force.
+    pub fn new(params: ValidParams) -> Timeline {
+        Timeline { params, cpus: Vec::new() }
+    }
+
+    /// Puts `params` in force on every CPU, each keeping its window.
+    pub fn set_params(&mut self, params: ValidParams) {
+        self.params = params;
+        for replay in self.cpus.iter_mut().flatten() {
+            let mut governor = *replay.governor();
+            governor.set_params(params);
+            *replay = Replay::of(governor);
+        }
+    }
+
+    /// Runs one idle period through its CPU's governor.
+    pub fn period(&mut self, idle: &IdlePeriod) -> haltpoll::replay::Period {
+        self.replay(idle.cpu).period(idle.idle_ns)
+    }
+
+    fn replay(&mut self, cpu: u32) -> &mut Replay<Governor> {
+        let slot = cpu as usize;
+        if self.cpus.len() <= slot {
+            self.cpus.resize(slot + 1, None);
+        }
+        let params = self.params;
+        self.cpus[slot].get_or_insert_with(|| Replay::new(params))
+    }
+}
+
+/// The recordings of the last few intervals, newest last.
+#[derive(Clone, Debug)]
+pub struct Window {
+    intervals: VecDeque<Trace>,
+    capacity: usize,
+}
+
+impl Window {
+    /// A window of the last `capacity` intervals (at least one).
+    pub fn new(capacity: usize) -> Window {
+        Window { intervals: VecDeque::new(), capacity: capacity.max(1) }
+    }
+
+    /// Adds the newest interval's recording, dropping the oldest beyond the capacity.
+    pub fn push(&mut self, interval: Trace) {
+        if self.intervals.len() == self.capacity {
+            self.intervals.pop_front();
+        }
+        self.intervals.push_back(interval);
+    }
+
+    /// The intervals as one trace: their periods in order, their wall times summed (the gaps
+    /// between recordings are not part of it).
+    pub fn trace(&self) -> Trace {
+        let periods = self.intervals.iter().flat_map(|t| t.periods.iter().copied()).collect();
+        let mut trace = Trace::of_periods(Format::Perf, periods);
+        trace.span = self.intervals.iter().try_fold(Span { wall_ns: 0, cpus_online: None }, |sum, t| {
+            let span = t.span?;
+            Some(Span {
+                wall_ns: sum.wall_ns.saturating_add(span.wall_ns),
+                cpus_online: span.cpus_online.or(sum.cpus_online),
+            })
+        });
+        trace
+    }
+}
+
+/// What the tuner did over a trace, offline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Simulated {
+    /// The governor's totals over the whole trace, each interval under the setting then in
+    /// force.
+    pub summary: Summary,
+    /// Time spent polling, as a share of the trace's CPU time.
+    pub poll_share: f64,
+    /// Each interval's totals, under the setting then in force.
+    pub intervals: Vec<Summary>,
+    /// Each interval's decision, made at its end.
+    pub decisions: Vec<Decision>,
+}
+
+/// Runs the tuner over a recorded `trace` (with timestamps) as it would have run live: the
+/// trace is cut into intervals of `interval_ns` by when each period ended; each interval runs
+/// under the setting in force (starting with `start`), then the policy decides over the last
+/// `window` intervals, and its choice is in force for the next one.
+pub fn simulate(policy: &Policy, trace: &Trace, start: ValidParams, interval_ns: u64, window: usize) -> Simulated {
+    let mut timeline = Timeline::new(start);
+    let mut current = start.into_inner();
+    let mut recent = Window::new(window);
+    let mut summary = Summary::default();
+    let (mut totals, mut decisions) = (Vec::new(), Vec::new());
+    for interval in intervals(trace, interval_ns.max(1)) {
+        let mut total = Summary::default();
+        for p in &interval.periods {
+            let period = timeline.period(p);
+            total.add(&period);
+            summary.add(&period);
+        }
+        totals.push(total);
+        recent.push(interval);
+        let decision = decide(policy, &recent.trace(), current);
+        if decision.why.changes() {
+            current = decision.next();
+            if let Ok(valid) = current.validate() {
+                timeline.set_params(valid);
+            }
+        }
+        decisions.push(decision);
+    }
+    let poll_share = share(summary.poll_ns, tune::cpu_time(trace, None).ns);
+    Simulated { summary, poll_share, intervals: totals, decisions }
+}
+
+/// `trace` cut into intervals of `interval_ns` by when each period ended (periods without a
+/// timestamp fall in the first), each with the wall time it covers.
+fn intervals(trace: &Trace, interval_ns: u64) -> Vec<Trace> {
+    let end = |p: &IdlePeriod| p.start_ns.map(|s| s.saturating_add(p.idle_ns));
+    let Some(first) = trace.periods.iter().filter_map(|p| p.start_ns).min() else {
+        return vec![trace.clone()];
+    };
+    let cpus_online = trace.span.and_then(|s| s.cpus_online).or(Some(trace.cpus.len() as u32));
+    let mut out: Vec<Trace> = Vec::new();
+    let mut current: Vec<IdlePeriod> = Vec::new();
+    let mut index = 0;
+    for p in &trace.periods {
+        let i = end(p).map_or(0, |e| e.saturating_sub(first) / interval_ns);
+        // The trace is in order of ending, so the intervals come one after another.
+        while i > index {
+            out.push(interval_trace(std::mem::take(&mut current), interval_ns, cpus_online));
+            index += 1;
+        }
+        current.push(*p);
+    }
+    out.push(interval_trace(current, interval_ns, cpus_online));
+    out
+}
+
+fn interval_trace(periods: Vec<IdlePeriod>, wall_ns: u64, cpus_online: Option<u32>) -> Trace {
+    let mut t = Trace::of_periods(Format::Perf, periods);
+    t.span = Some(Span { wall_ns, cpus_online });
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn periods(cpu: u32, from_ns: u64, count: u64, every_ns: u64, idle_ns: u64) -> Vec<IdlePeriod> {
+        (0..count).map(|i| IdlePeriod { cpu, idle_ns, start_ns: Some(from_ns + i * every_ns) }).collect()
+    }
+
+    fn trace(periods: Vec<IdlePeriod>, wall_ns: u64) -> Trace {
+        let mut t = Trace::of_periods(Format::Perf, periods);
+        t.span = Some(Span { wall_ns, cpus_online: Some(1) });
+        t
+    }
+
+    fn off() -> Params {
+        Params { guest_halt_poll_ns: 0, ..Params::DEFAULT }
+    }
+
+    #[test]
+    fn bad_shares_are_refused() {
+        assert!(Policy::new(1.5, 0.01).unwrap_err().to_string().contains("from 0 to 100%"));
+        assert!(Policy::new(0.02, -0.1).is_err());
+        assert!(Policy::new(f64::NAN, 0.0).is_err());
+    }
+
+    #[test]
+    fn an_empty_window_changes_nothing() {
+        let d = decide(&Policy::new(0.1, 0.01).unwrap(), &trace(vec![], 1_000_000), Params::DEFAULT);
+        assert_eq!((d.why, d.next()), (Why::NoData, Params::DEFAULT));
+    }
+
+    #[test]
+    fn short_waits_turn_polling_on_and_long_ones_turn_it_off() {
+        let policy = Policy::new(0.3, 0.01).unwrap();
+        // 30 us waits every 100 us: polling them costs 30% of the time at most.
+        let busy = trace(periods(0, 0, 10_000, 100_000, 30_000), 1_000_000_000);
+        let d = decide(&policy, &busy, off());
+        assert_eq!(d.why, Why::Saves);
+        assert!(d.best.no_exit_share > 0.99 && d.best.poll_share <= 0.3, "{d:?}");
+        // Then the guest idles on its tick: whatever polls, polls in vain.
+        let idle = trace(periods(0, 0, 250, IDLE_TICK_NS, IDLE_TICK_NS), 1_000_000_000);
+        let d = decide(&policy, &idle, d.next());
+        assert_eq!(d.best.no_exit_share, 0.0);
+        assert!(d.best.idle_poll_share <= 0.3);
+    }
+
+    #[test]
+    fn a_gain_within_the_margin_keeps_the_setting() {
+        let busy = trace(periods(0, 0, 10_000, 100_000, 30_000), 1_000_000_000);
+        let best = decide(&Policy::new(0.3, 0.0).unwrap(), &busy, off()).best;
+        // The defaults catch these as well, or almost: a margin of 5 points keeps them.
+        let d = decide(&Policy::new(0.3, 0.05).unwrap(), &busy, Params::DEFAULT);
+        assert!(matches!(d.why, Why::WithinMargin | Why::Best), "{d:?} (best {best:?})");
+        assert_eq!(d.next(), Params::DEFAULT);
+    }
+
+    #[test]
+    fn a_setting_over_the_budget_is_replaced_whatever_the_margin() {
+        let busy = trace(periods(0, 0, 10_000, 100_000, 30_000), 1_000_000_000);
+        // The defaults poll 30% here; a budget of 10% cannot keep them, even with a margin of
+        // all the wakeups.
+        let d = decide(&Policy::new(0.1, 1.0).unwrap(), &busy, Params::DEFAULT);
+        assert_eq!(d.why, Why::OverBudget, "{d:?}");
+        assert!(d.best.poll_share <= 0.1);
+    }
+
+    #[test]
+    fn a_ceiling_near_the_tick_fails_the_idle_check() {
+        // 1 ms waits grow a 3.2 ms ceiling's window. On the guest gone idle, a halt of a
+        // tick's 4 ms shrinks it, and the next tick's halt, what is left after a timed-out
+        // poll, lies under the ceiling and grows it again: it keeps polling, shrinking or not.
+        let busy = trace(periods(0, 0, 2_000, 1_500_000, 1_000_000), 3_000_000_000);
+        let big = Params { guest_halt_poll_ns: 3_200_000, grow_start: 400_000, ..Params::DEFAULT };
+        for allow_shrink in [true, false] {
+            let share = idle_guest_poll_share(Params { allow_shrink, ..big }.validate().unwrap(), &busy);
+            assert!(share > 0.3, "allow_shrink={allow_shrink}: {share}");
+        }
+        let defaults = idle_guest_poll_share(ValidParams::DEFAULT, &busy);
+        assert!(defaults < 0.01, "{defaults}");
+    }
+
+    #[test]
+    fn the_window_keeps_the_last_intervals() {
+        let mut w = Window::new(2);
+        for i in 0..3 {
+            w.push(trace(periods(0, i * 1000, 1, 1, 10 + i), 1000));
+        }
+        let t = w.trace();
+        assert_eq!(t.periods.iter().map(|p| p.idle_ns).collect::<Vec<_>>(), vec![11, 12]);
+        assert_eq!(t.span, Some(Span { wall_ns: 2000, cpus_online: Some(1) }));
+    }
+
+    #[test]
+    fn intervals_cut_by_the_end_of_each_period() {
+        let t = trace(periods(0, 0, 10, 100, 10), 1000);
+        let cut = intervals(&t, 300);
+        // Ends at 10, 110, ..., 910: three in each of the first three intervals, one in the last.
+        assert_eq!(cut.iter().map(|t| t.periods.len()).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
+        // A gap of intervals without periods gives empty ones, which change nothing.
+        let gap = trace(vec![periods(0, 0, 1, 1, 10)[0], periods(0, 1000, 1, 1, 10)[0]], 1100);
+        assert_eq!(intervals(&gap, 300).iter().map(|t| t.periods.len()).collect::<Vec<_>>(), vec![1, 0, 0, 1]);
+    }
+
+    #[test]
+    fn the_simulation_follows_a_phase_change() {
+        // Short waits for 1 s, then ticks for 1 s: polling comes on, then goes off again.
+        let mut p = periods(0, 0, 10_000, 100_000, 30_000);
+        p.extend(periods(0, 1_000_000_000, 250, IDLE_TICK_NS, IDLE_TICK_NS));
+        let t = trace(p, 2_000_000_000);
+        let policy = Policy::new(0.3, 0.01).unwrap();
+        let off = off().validate().unwrap();
+        let s = simulate(&policy, &t, off, 250_000_000, 1);
+        assert!(s.decisions[0].why.changes(), "{:?}", s.decisions[0]);
+        // The first interval runs with polling off: a quarter of the busy phase halts.
+        assert!(s.summary.poll_hits > 7_000, "{:?}", s.summary);
+        assert!(s.decisions.last().unwrap().next().guest_halt_poll_ns > 0 || s.summary.shrinks > 0);
+        assert!(s.poll_share <= 0.3, "{}", s.poll_share);
+    }
+}
