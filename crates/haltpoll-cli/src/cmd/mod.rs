@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 #[cfg(target_os = "linux")]
+pub mod autotune;
+#[cfg(target_os = "linux")]
 pub mod bench;
 pub mod compare;
 pub mod completions;
