@@ -2,13 +2,15 @@
 //! (Redis, then PostgreSQL, then the guest idling), with the policy deciding every interval
 //! over the last few, as `haltpoll autotune` does live, starting from Linux's defaults.
 //!
-//! What holds, and is asserted: the tuner keeps its budget over the sequence at every budget
-//! tried; and at 5% it catches more wakeups than the best one setting, chosen with hindsight,
-//! that keeps every interval within the budget (a budget is a ceiling at every moment, not an
-//! average that an idle phase pays for). What does not hold, and is only printed: one setting
-//! judged by its average over the sequence catches more (it spends an idle phase's budget on
-//! the busy ones), and at larger budgets the per-interval one catches more too; Linux's
-//! defaults catch about as many as the tuner for about the same CPU time.
+//! What holds, and is asserted, at budgets of 1, 2, 5 and 10%: the tuner keeps its budget over
+//! the sequence, and every interval run under its own choices (all but the first) keeps it too;
+//! at 5% it catches more wakeups than the best one setting, chosen with hindsight, that keeps
+//! every interval within the budget. What does not hold, and is only printed: one setting
+//! judged by its average over the sequence catches more (it spends the idle phase's budget on
+//! the busy ones, and polls several times what the tuner does); at 10% the best one setting
+//! within every interval catches more; and at the CPU time Linux's defaults poll, the tuner
+//! catches as many as they do, not more. The tuner gives up wakeups that cost more polling than
+//! they are worth (`Policy::worth_ns`); the settings chosen with hindsight do not.
 //!
 //! Run with `--nocapture` for the numbers (docs/autotune.md quotes them).
 
@@ -16,7 +18,7 @@ use std::path::Path;
 
 use haltpoll::replay::Summary;
 use haltpoll::{ValidParams, share};
-use haltpoll_linux::autotune::{Policy, Simulated, simulate};
+use haltpoll_linux::autotune::{IDLE_TICK_NS, Policy, Simulated, simulate};
 use haltpoll_linux::trace::{self, Format, IdlePeriod, Span, Trace};
 use haltpoll_linux::tune;
 
@@ -48,14 +50,22 @@ fn concat(parts: &[Trace]) -> Trace {
     t
 }
 
+/// The guest idle for `seconds`, as the tuner's idle check models it: CPU 0 woken by its
+/// 250 Hz tick alone (no corpus trace is of an idle guest).
+fn idle(seconds: u64) -> Trace {
+    let ticks = seconds * 1_000_000_000 / IDLE_TICK_NS;
+    let periods = (0..ticks).map(|i| IdlePeriod { cpu: 0, idle_ns: IDLE_TICK_NS, start_ns: Some(i * IDLE_TICK_NS) });
+    let mut t = Trace::of_periods(Format::Perf, periods.collect());
+    t.span = Some(Span { wall_ns: seconds * 1_000_000_000, cpus_online: Some(2) });
+    t
+}
+
 /// The phases: 10 s of Redis with 8 clients, 10 s of pgbench at 300 tx/s, 10 s of the guest
-/// idle (the example's second of an idle machine, ten times).
+/// idle.
 fn phases() -> Trace {
-    let idle = read("examples/traces/perf-idle.txt");
-    let mut parts =
-        vec![read("traces/corpus/redis-8-clients.perf.txt.gz"), read("traces/corpus/pgbench-select-300.perf.txt.gz")];
-    parts.extend(std::iter::repeat_n(idle, 10));
-    concat(&parts)
+    let redis = read("traces/corpus/redis-8-clients.perf.txt.gz");
+    let pgbench = read("traces/corpus/pgbench-select-300.perf.txt.gz");
+    concat(&[redis, pgbench, idle(10)])
 }
 
 /// Each interval's totals under `params`, cut as the simulation cuts them.
@@ -92,24 +102,31 @@ fn changes(s: &Simulated) -> usize {
     s.decisions.iter().filter(|d| d.why.changes()).count()
 }
 
+/// Each setting's intervals, summed: the whole and the busiest interval.
+struct OneSetting {
+    whole: Summary,
+    busiest: f64,
+}
+
+fn one_setting(trace: &Trace, params: ValidParams, cpus: u64) -> OneSetting {
+    let intervals = per_interval(trace, params);
+    let mut whole = Summary::default();
+    for i in &intervals {
+        whole.periods += i.periods;
+        whole.poll_hits += i.poll_hits;
+        whole.poll_ns += i.poll_ns;
+    }
+    OneSetting { whole, busiest: busiest(&intervals, cpus) }
+}
+
 /// One setting with hindsight: the best by its average over the sequence, and the best that
 /// keeps every interval within the budget.
-fn hindsight(trace: &Trace, settings: &[ValidParams], budget: f64) -> (Option<Summary>, Option<Summary>) {
-    let cpu = tune::cpu_time(trace, None);
-    let cpus = u64::from(trace.span.unwrap().cpus_online.unwrap());
-    let (mut average, mut everywhere): (Option<Summary>, Option<Summary>) = (None, None);
-    for &p in settings {
-        let intervals = per_interval(trace, p);
-        let s = trace.replay(p, |_, _| {}).summary;
-        let more = |b: &Option<Summary>| b.is_none_or(|b| s.poll_hits > b.poll_hits);
-        if share(s.poll_ns, cpu.ns) <= budget && more(&average) {
-            average = Some(s);
-        }
-        if busiest(&intervals, cpus) <= budget && more(&everywhere) {
-            everywhere = Some(s);
-        }
-    }
-    (average, everywhere)
+fn hindsight<'a>(all: &'a [OneSetting], cpu_ns: u64, budget: f64) -> (&'a Summary, &'a Summary) {
+    let best = |fits: &dyn Fn(&OneSetting) -> bool| {
+        let within = all.iter().filter(|s| fits(s));
+        &within.max_by_key(|s| (s.whole.poll_hits, std::cmp::Reverse(s.whole.poll_ns))).expect("polling off fits").whole
+    };
+    (best(&|s| share(s.whole.poll_ns, cpu_ns) <= budget), best(&|s| s.busiest <= budget))
 }
 
 #[test]
@@ -118,19 +135,22 @@ fn the_tuner_keeps_its_budget_and_beats_one_setting_that_keeps_it_everywhere() {
     let cpu = tune::cpu_time(&trace, None);
     let cpus = u64::from(trace.span.unwrap().cpus_online.unwrap());
     let settings = Policy::new(0.0, 0.0).unwrap().grid.valid_settings().unwrap();
+    let all: Vec<OneSetting> = settings.iter().map(|&p| one_setting(&trace, p, cpus)).collect();
     for budget in [0.01, 0.02, 0.05, 0.1] {
         let policy = Policy::new(budget, 0.002).unwrap();
         let tuned = simulate(&policy, &trace, ValidParams::DEFAULT, INTERVAL_NS, WINDOW);
-        let (average, everywhere) = hindsight(&trace, &settings, budget);
-        let (average, everywhere) = (average.unwrap(), everywhere.unwrap());
+        let (average, everywhere) = hindsight(&all, cpu.ns, budget);
+        // The first interval runs under the setting it found; the rest under its choices.
+        let its_own = busiest(&tuned.intervals[1..], cpus);
         eprintln!("budget {:.0}%:", 100.0 * budget);
-        let name = format!("  autotune ({} changes)", changes(&tuned));
-        eprintln!("{}", line(&name, &tuned.summary, tuned.poll_share, Some(busiest(&tuned.intervals, cpus))));
+        let name = format!("  autotune ({} changes; from interval 2)", changes(&tuned));
+        eprintln!("{}", line(&name, &tuned.summary, tuned.poll_share, Some(its_own)));
         let avg_share = share(average.poll_ns, cpu.ns);
-        eprintln!("{}", line("  one setting, within it on average", &average, avg_share, None));
+        eprintln!("{}", line("  one setting, within it on average", average, avg_share, None));
         let every_share = share(everywhere.poll_ns, cpu.ns);
-        eprintln!("{}", line("  one setting, within it in every interval", &everywhere, every_share, None));
+        eprintln!("{}", line("  one setting, within it in every interval", everywhere, every_share, None));
         assert!(tuned.poll_share <= budget, "the tuner polls {} of the CPU time, over {budget}", tuned.poll_share);
+        assert!(its_own <= budget, "an interval under the tuner's choice polls {its_own}, over {budget}");
         if budget == 0.05 {
             assert!(tuned.summary.poll_hits > everywhere.poll_hits, "{:?} vs {everywhere:?}", tuned.summary);
         }
