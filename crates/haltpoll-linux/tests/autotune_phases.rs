@@ -121,7 +121,7 @@ fn one_setting(trace: &Trace, params: ValidParams, cpus: u64) -> OneSetting {
 
 /// One setting with hindsight: the best by its average over the sequence, and the best that
 /// keeps every interval within the budget.
-fn hindsight<'a>(all: &'a [OneSetting], cpu_ns: u64, budget: f64) -> (&'a Summary, &'a Summary) {
+fn hindsight(all: &[OneSetting], cpu_ns: u64, budget: f64) -> (&Summary, &Summary) {
     let best = |fits: &dyn Fn(&OneSetting) -> bool| {
         let within = all.iter().filter(|s| fits(s));
         &within.max_by_key(|s| (s.whole.poll_hits, std::cmp::Reverse(s.whole.poll_ns))).expect("polling off fits").whole
