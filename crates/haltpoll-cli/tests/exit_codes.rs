@@ -62,8 +62,8 @@ fn refused_values_are_usage_errors() {
         (&["status", "--watch", "1", "--format", "prometheus"], "a single reading"),
         (&["compare", trace, "--budgets", "-1%"], "is not a percentage between 0 and 100"),
         (&["compare", trace, "--budgets", "50%,50%"], "twice"),
-        (&["tune", trace, "--governor", "predictive", "--poll-budget", "2%"], "cannot be used with"),
-        (&["tune", trace, "--poll-budget", "50%"], "--poll-budget is not used"),
+        (&["tune", trace, "--governor", "predictive"], "`haltpoll compare TRACE --budgets 5%` replays it"),
+        (&["tune", trace, "--tick-hz", "0"], "--tick-hz"),
         (&["man", "--out", "/dev/full"], "/dev/full is not a directory"),
         (&["exporter", "--listen", "localhost"], "is not an address and port"),
     ];

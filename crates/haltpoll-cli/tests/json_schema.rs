@@ -257,7 +257,16 @@ fn tune() {
     // A perf trace (wall time, CPUs) and a text trace (idle time only).
     let mut docs = documents(&["tune", "--json", "examples/traces/perf-idle.txt"]);
     docs.extend(documents(&["tune", "--json", "examples/traces/mixed.txt", "--ceilings", "0,100us"]));
-    docs.extend(documents(&["tune", "--json", "examples/traces/perf-idle.txt", "--governor", "predictive"]));
+    // Waits of 3 s, then two of 4.2 s: a 3.5 s ceiling (an on/off window) catches the first,
+    // so the grid extends to the kernel's largest, which catches the others, and stops there
+    // (a grid extension, and an edge).
+    let mut long = tempfile::NamedTempFile::new().unwrap();
+    let waits = "3000000000\n".repeat(20) + &"4200000000\n".repeat(2);
+    std::io::Write::write_all(&mut long, waits.as_bytes()).unwrap();
+    let path = long.path().to_str().unwrap();
+    let at_the_limit = ["--ceilings", "3500000000", "--grow-starts", "4294967295", "--max-poll-share", "100%"];
+    docs.extend(documents(&[&["tune", "--json", path][..], &at_the_limit].concat()));
+    assert!(docs.last().unwrap()["edge"].is_object(), "{}", docs.last().unwrap());
     check("haltpoll tune --json", &docs);
 }
 

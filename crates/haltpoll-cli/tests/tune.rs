@@ -32,7 +32,7 @@ fn metrics(s: &Value) -> (u64, u64, f64) {
 }
 
 #[test]
-fn the_front_is_non_dominated_and_the_recommendation_fits_the_budget() {
+fn the_front_is_non_dominated_and_the_recommendation_keeps_the_rules() {
     let t = trace();
     for budget in ["1%", "5%", "20%", "60%"] {
         let json = tune_json(t.path(), &["--max-poll-share", budget]);
@@ -48,10 +48,17 @@ fn the_front_is_non_dominated_and_the_recommendation_fits_the_budget() {
         }
         let budget = json["max_poll_share"].as_f64().unwrap();
         let r = &json["recommendation"];
-        let (rh, _, rp) = metrics(r);
-        assert!(rp <= budget, "recommended {rp} exceeds budget {budget}");
-        let best_within = settings.iter().map(metrics).filter(|m| m.2 <= budget).map(|m| m.0).max().unwrap();
-        assert_eq!(rh, best_within, "budget {budget}: a setting within it catches more");
+        let (rh, rp, rs) = metrics(r);
+        assert!(rs <= budget, "recommended {rs} exceeds budget {budget}");
+        assert!(r["eligible"].as_bool().unwrap(), "{r}");
+        assert!(r["idle_guest"]["poll_share"].as_f64().unwrap() <= budget, "{r}");
+        // The knee: within a point of the best that keeps the rules, and none of those that
+        // are as near polls less.
+        let eligible: Vec<_> = settings.iter().filter(|s| s["eligible"].as_bool().unwrap()).map(metrics).collect();
+        let best = eligible.iter().map(|m| m.0).max().unwrap();
+        let periods = r["periods"].as_u64().unwrap();
+        assert!((best - rh) * 100 <= periods, "budget {budget}: {best} caught by another, {rh} by the advice");
+        assert!(!eligible.iter().any(|m| (best - m.0) * 100 <= periods && m.1 < rp), "budget {budget}: a cheaper knee");
         assert!(r["set_command"].as_str().unwrap().starts_with("haltpoll set guest_halt_poll_ns="));
         assert!(r["kernel_cmdline"].as_str().unwrap().starts_with("haltpoll.guest_halt_poll_ns="));
     }
@@ -88,7 +95,12 @@ fn human_output_gives_the_commands() {
         ])
         .assert()
         .success()
-        .stdout(predicate::str::contains("grid      5 settings: 3 ceilings x 2 starts x shrink on, grow 2, shrink 2"))
+        // The advice sits at the largest ceiling given: the grid extends past it.
+        .stdout(predicate::str::contains(
+            "grid      7 settings: 4 ceilings x 2 starts x shrink on, grow 2, shrink 2; \
+             extended where the advice sat at its edge: ceiling 800000",
+        ))
+        .stdout(predicate::str::contains("idle      all of the CPU time"))
         .stdout(predicate::str::contains("recommendation for a budget of 50.00% of CPU time"))
         // A start of 50 us leaves 300 us periods in the blind spot (the window settles at
         // 200 us, and a 100 us halt after it is too short to grow it); 400 us catches them.
@@ -111,6 +123,70 @@ fn a_tight_budget_keeps_polling_off() {
         .success()
         .stdout(predicate::str::contains("keep guest polling off"))
         .stdout(predicate::str::contains("sudo haltpoll set guest_halt_poll_ns=0 "));
+}
+
+#[test]
+fn polling_on_the_example_trace_is_not_worth_two_percent() {
+    let trace = "../../examples/traces/perf-idle.txt";
+    haltpoll()
+        .args(["tune", trace, "--max-poll-share", "2%"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("idle      35.62% of the CPU time"))
+        .stdout(predicate::str::contains("keep guest polling off (guest_halt_poll_ns=0): not worth it"))
+        .stdout(predicate::str::contains("passed over: ns=100000 grow_start=100000 allow_shrink=N catches 3.1%"));
+    let json = tune_json(trace.as_ref(), &["--max-poll-share", "2%"]);
+    assert_eq!(json["recommendation"]["verdict"], "not-worth-it");
+    assert_eq!(json["recommendation"]["guest_halt_poll_ns"], 0);
+    assert_eq!(json["recommendation"]["passed_over"]["worth_it"], false);
+}
+
+/// The busy guest of the corpus: the setting that catches most within the budget polls all of
+/// an idle guest's time on a 1000 Hz tick; the advice does not.
+#[test]
+fn a_busy_guests_advice_is_checked_on_the_guest_gone_idle() {
+    let trace = "../../traces/corpus/redis-8-clients.perf.txt.gz";
+    let json = tune_json(trace.as_ref(), &[]);
+    let r = &json["recommendation"];
+    assert_eq!(r["verdict"], "poll");
+    assert!(r["idle_guest"]["poll_share"].as_f64().unwrap() <= 0.05, "{r}");
+    let passed = &r["passed_over"];
+    assert!(passed["idle_guest"]["poll_share"].as_f64().unwrap() > 0.05, "{passed}");
+    assert!(passed["poll_hits"].as_u64() > r["poll_hits"].as_u64());
+    assert_eq!(json["tick_hz"], serde_json::json!([250, 1000]));
+    let json = tune_json(trace.as_ref(), &["--tick-hz", "250"]);
+    assert_eq!(json["tick_hz"], serde_json::json!([250]));
+    assert_eq!(json["recommendation"]["idle_guest"]["tick_hz"], 250);
+}
+
+#[test]
+fn the_advice_carries_the_warnings_of_set() {
+    let t = trace();
+    let args = ["--max-poll-share", "50%", "--allow-shrink", "off", "--tick-hz", "250"];
+    haltpoll()
+        .arg("tune")
+        .arg(t.path())
+        .args(args)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("  once the guest is idle it polls 10.00% of its time (on a 250 Hz tick)"))
+        .stdout(predicate::str::contains("`haltpoll set` warns:\n  - the window never shrinks"));
+    let json = tune_json(t.path(), &args);
+    let warnings = json["recommendation"]["warnings"].as_array().unwrap();
+    assert!(warnings[0].as_str().unwrap().starts_with("the window never shrinks"), "{warnings:?}");
+}
+
+#[test]
+fn the_predictive_governor_is_left_to_compare() {
+    let t = trace();
+    haltpoll()
+        .arg("tune")
+        .arg(t.path())
+        .args(["--governor", "predictive"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no kernel ships the predictive governor"))
+        .stderr(predicate::str::contains("haltpoll compare"));
 }
 
 fn fixture(name: &str) -> PathBuf {

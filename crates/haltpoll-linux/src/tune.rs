@@ -1,5 +1,8 @@
 //! Tuning: the governor over a grid of parameter settings, the Pareto front of "wakeups that
-//! needed no exit" against "CPU time spent polling", and the best setting within a CPU budget.
+//! needed no exit" against "CPU time spent polling", the best setting within a CPU budget
+//! ([`recommend`], what `compare` reports), and the advice an operator can apply ([`advise`]):
+//! the knee among the settings that fit the budget, are worth their polling and stay within it
+//! on the guest gone idle ([`check_idle_guest`]), with a grid that extends past its edge.
 //!
 //! This lives in the command, not the core crate: it needs a heap (a list per setting) and
 //! floating point, and a kernel never tunes itself; the core's [`Replay`](haltpoll::replay::Replay)
@@ -20,6 +23,14 @@ use haltpoll::{ParamError, Params, PredictiveParams, ValidParams};
 
 use crate::trace::{Format, Trace};
 use haltpoll::share;
+
+mod advice;
+mod idle_guest;
+
+pub use advice::{
+    Advice, Axis, Edge, EdgeWhy, Judged, KNEE_POINTS, MAX_EXTENSIONS, PassedOver, Policy, Verdict, advise, is_worth_it,
+};
+pub use idle_guest::{IdleGuest, TICKS_HZ, check_idle_guest, idle_guest_poll_share};
 
 /// The grid: every combination of ceiling, start and shrink on/off, with the other parameters
 /// from `base`.
@@ -75,6 +86,12 @@ impl Grid {
     pub fn linux_defaults(&self) -> Params {
         Params { shrink_rule: self.base.shrink_rule, ..Params::DEFAULT }
     }
+}
+
+/// The share of `cpu` the trace's CPUs spent idle: 1 for a trace without timestamps, whose
+/// CPU time is its idle time.
+pub fn idle_share(trace: &Trace, cpu: CpuTime) -> f64 {
+    share(trace.periods.iter().fold(0u64, |sum, p| sum.saturating_add(p.idle_ns)), cpu.ns)
 }
 
 /// The CPU time a trace covers: the base of "share of CPU time".

@@ -4,14 +4,16 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
+use std::num::NonZeroU32;
+
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use haltpoll::replay::Summary;
-use haltpoll::share;
-use haltpoll::{GovernorKind, Params, PredictiveParams, ShrinkRule, ValidParams};
+use haltpoll::{GovernorKind, Params, ShrinkRule, ValidParams};
 use haltpoll_linux::module_params::{self, ModuleParams};
 use haltpoll_linux::trace::{self, Format, Trace};
-use haltpoll_linux::tune::{self, Basis, Contender, CpuTime, CpusFrom, Grid, Outcome};
+use haltpoll_linux::tune::{
+    self, Advice, Axis, Basis, CpuTime, CpusFrom, EdgeWhy, Grid, IdleGuest, Judged, Outcome, Policy, Verdict,
+};
 use haltpoll_linux::units;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -38,16 +40,12 @@ pub enum AllowShrink {
 Examples:
   # a setting for the example perf trace that polls within 5% of the CPUs' time
   haltpoll tune examples/traces/perf-idle.txt
-  # a budget of 1%, every setting listed, not only the Pareto front
-  haltpoll tune examples/traces/perf-idle.txt --max-poll-share 1% --all
+  # a budget of 1% on a guest whose tick is 250 Hz (CONFIG_HZ=250), every setting listed
+  haltpoll tune examples/traces/perf-idle.txt --max-poll-share 1% --tick-hz 250 --all
   # your own grid, as JSON
   haltpoll tune examples/traces/perf-idle.txt --ceilings 50us,100us,200us --json
   # record this machine's idle periods for a minute and tune on them (root, Linux)
   sudo haltpoll tune --record 60s")]
-#[command(mut_arg("poll_budget_ppm", |a| a
-    .help("Not used by tune, which replays the predictive governor at --max-poll-share: refused with \
-           --governor, or other than 5%")
-    .conflicts_with("governor")))]
 pub struct TuneArgs {
     /// Trace file ('-' for stdin): one idle period per line in ns, or `perf script` output of
     /// power:cpu_idle.
@@ -97,12 +95,14 @@ pub struct TuneArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-    /// With `predictive`: also replay the predictive governor at the budget (--max-poll-share,
-    /// spread over the CPUs that idle), next to Linux's grid.
+    /// The idle guest's tick rates (its CONFIG_HZ) each setting is checked against: a
+    /// recommendation never polls more than --max-poll-share of an idle guest's time.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "250,1000")]
+    pub tick_hz: Vec<NonZeroU32>,
+    /// Only `linux`: tune advises on the kernel's parameters. `haltpoll compare` replays the
+    /// predictive governor, which no kernel ships, next to Linux's best setting.
     #[arg(long, value_enum, default_value_t = GovernorKind::Linux)]
     pub governor: GovernorKind,
-    #[command(flatten)]
-    pub predictive: PredictiveParams,
 }
 
 impl TuneArgs {
@@ -152,22 +152,18 @@ impl TuneArgs {
 struct Tuned<'a> {
     args: &'a TuneArgs,
     trace: &'a Trace,
-    grid: Grid,
     cpu: CpuTime,
-    outcomes: Vec<Outcome>,
-    front: Vec<usize>,
+    advice: Advice,
+    /// Linux's defaults: an index into the advice's outcomes.
     defaults: usize,
-    recommended: Option<usize>,
-    /// The predictive governor at the budget, if asked for.
-    predictive: Option<(PredictiveParams, Summary)>,
 }
 
 /// Runs `haltpoll tune`.
 pub fn run(args: &TuneArgs) -> Result<()> {
-    if args.predictive.poll_budget_ppm != PredictiveParams::DEFAULT.poll_budget_ppm {
+    if args.governor == GovernorKind::Predictive {
         return Err(crate::Usage(
-            "tune replays the predictive governor at --max-poll-share, spread over the CPUs that idle; \
-             --poll-budget is not used: give the budget with --max-poll-share"
+            "tune advises on Linux's parameters, and no kernel ships the predictive governor: \
+             `haltpoll compare TRACE --budgets 5%` replays it next to Linux's best setting"
                 .into(),
         )
         .into());
@@ -193,20 +189,16 @@ pub fn run(args: &TuneArgs) -> Result<()> {
         ProgressStyle::with_template("{spinner} [{elapsed}] {wide_bar} {pos}/{len} {msg} (eta {eta})")
             .expect("a valid template"),
     );
-    let outcomes = tune::evaluate(&trace, &settings, || bar.inc(1));
+    let policy = Policy { budget: args.max_poll_share, ticks_hz: args.tick_hz.clone() };
+    let advice = tune::advise(&trace, cpu, grid, &policy, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .context("invalid grid")?;
     bar.finish_and_clear();
-    let front = tune::front(&outcomes);
-    let defaults = outcomes.iter().position(|o| o.params == grid.linux_defaults()).expect("always evaluated");
-    let recommended = tune::recommend(&outcomes, &front, cpu, args.max_poll_share);
-    let predictive = match args.governor {
-        GovernorKind::Linux => None,
-        GovernorKind::Predictive => {
-            let params = tune::predictive_at(args.predictive, &trace, cpu, args.max_poll_share);
-            let valid = params.validate().context("invalid predictive governor parameters")?;
-            Some((params, trace.replay(valid, |_, _| {}).summary))
-        }
-    };
-    let tuned = Tuned { args, trace: &trace, grid, cpu, outcomes, front, defaults, recommended, predictive };
+    let defaults = advice.grid.linux_defaults();
+    let defaults = advice.outcomes.iter().position(|o| o.params == defaults).expect("always evaluated");
+    let tuned = Tuned { args, trace: &trace, cpu, advice, defaults };
     output::write_stdout(|out| if args.json { tuned.write_json(out) } else { tuned.write_human(out) })?;
     // The recommendation first, then the picture: a picture that fails loses nothing.
     plot.map_or(Ok(()), |plot| Ok(plot.front(&tuned.front_plot())?))
@@ -221,12 +213,13 @@ struct Line {
     no_exit: String,
     poll: String,
     wasted: String,
-    /// After the last column: how many settings tie with it, or what it is.
+    idle_guest: String,
+    /// After the last column: how many settings tie with it, and why it is not advised.
     note: String,
 }
 
 /// The settings tables' columns.
-const COLUMNS: [Column<Line>; 8] = [
+const COLUMNS: [Column<Line>; 9] = [
     Column::left("", 2, 14, |_, l| l.label.to_owned()),
     Column::right("ceiling_ns", 0, 12, |_, l| l.ceiling.clone()),
     Column::right("start_ns", 1, 11, |_, l| l.start.clone()),
@@ -234,20 +227,48 @@ const COLUMNS: [Column<Line>; 8] = [
     Column::right("no exit", 1, 9, |_, l| l.no_exit.clone()),
     Column::right("poll CPU", 1, 10, |_, l| l.poll.clone()),
     Column::right("wasted CPU", 1, 11, |_, l| l.wasted.clone()),
+    Column::right("idle guest", 1, 11, |_, l| l.idle_guest.clone()),
     Column::left("", 0, 0, |_, l| l.note.clone()),
 ];
+
+/// `p` as `haltpoll set` arguments, short: the three the grid varies.
+fn short_setting(p: &Params) -> String {
+    if p.guest_halt_poll_ns == 0 {
+        return "ns=0 (polling off)".to_owned();
+    }
+    let shrink = if p.allow_shrink { "Y" } else { "N" };
+    format!("ns={} grow_start={} allow_shrink={shrink}", p.guest_halt_poll_ns, p.grow_start)
+}
+
+/// The worst idle guest, in words: "80.00% of its time (on a 250 Hz tick)".
+fn idle_guest_text(g: &IdleGuest) -> String {
+    format!("{} of its time (on a {} Hz tick)", percent2(g.poll_share), g.tick_hz)
+}
 
 impl Tuned<'_> {
     /// The line of setting `i`.
     fn line(&self, label: &'static str, i: usize) -> Line {
-        let o = &self.outcomes[i];
-        let alike = self.outcomes.iter().filter(|x| x.ties(o)).count() - 1;
+        let (o, j) = (&self.advice.outcomes[i], &self.advice.judged[i]);
+        let alike = self.advice.outcomes.iter().filter(|x| x.ties(o)).count() - 1;
         let p = &o.params;
         let (start, shrink) = if p.guest_halt_poll_ns == 0 {
             ("-".to_owned(), "-")
         } else {
             (p.grow_start.to_string(), if p.allow_shrink { "Y" } else { "N" })
         };
+        let mut notes = Vec::new();
+        if alike > 0 {
+            notes.push(format!("+{alike} alike"));
+        }
+        // Why a setting within the budget is not advised; beyond the budget it goes without saying.
+        if j.fits_budget && p.guest_halt_poll_ns != 0 {
+            if !j.idle_guest_ok {
+                notes.push("polls an idle guest beyond the budget".to_owned());
+            }
+            if !j.worth_it {
+                notes.push("not worth it".to_owned());
+            }
+        }
         Line {
             label,
             ceiling: p.guest_halt_poll_ns.to_string(),
@@ -256,23 +277,9 @@ impl Tuned<'_> {
             no_exit: percent(o.no_exit_share()),
             poll: percent2(o.poll_share(self.cpu)),
             wasted: percent2(o.wasted_share(self.cpu)),
-            note: if alike > 0 { format!("  (+{alike} alike)") } else { String::new() },
+            idle_guest: j.idle_guest.map_or_else(|| "-".to_owned(), |g| percent2(g.poll_share)),
+            note: if notes.is_empty() { String::new() } else { format!("  ({})", notes.join("; ")) },
         }
-    }
-
-    /// The predictive governor's line, if it was replayed.
-    fn predictive_line(&self) -> Option<Line> {
-        let (p, s) = self.predictive.as_ref()?;
-        Some(Line {
-            label: "predictive",
-            ceiling: p.poll_ceiling_ns.to_string(),
-            start: "-".to_owned(),
-            shrink: "-",
-            no_exit: percent(s.no_exit_share()),
-            poll: percent2(share(s.poll_ns, self.cpu.ns)),
-            wasted: percent2(share(s.wasted_poll_ns, self.cpu.ns)),
-            note: format!("  (its budget: {} of each idle CPU's time)", percent2(p.poll_budget())),
-        })
     }
 
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
@@ -281,81 +288,176 @@ impl Tuned<'_> {
         self.write_recommendation(out)
     }
 
-    /// What was tuned on: the trace, its CPU time and the grid.
-    fn write_inputs(&self, out: &mut dyn Write) -> io::Result<()> {
-        let (t, g) = (self.trace, &self.grid);
-        let (periods, cpus) = (count(t.periods.len(), "idle period"), count(t.cpus.len(), "CPU"));
+    /// The grid, in words, with what it was extended by.
+    fn describe_grid(&self) -> String {
+        let g = &self.advice.grid;
         let shrink = match g.allow_shrink.as_slice() {
             [true] => "on",
             [false] => "off",
             _ => "on/off",
         };
         let legacy = if g.base.shrink_rule == ShrinkRule::Legacy { ", shrink rule before Linux 6.9" } else { "" };
-        let grid = format!(
+        let mut grid = format!(
             "{} settings: {} ceilings x {} starts x shrink {shrink}, grow {}, shrink {}{legacy}",
-            self.outcomes.len(),
+            self.advice.outcomes.len(),
             g.ceilings_ns.len(),
             g.grow_starts_ns.len(),
             g.base.grow,
             g.base.shrink,
         );
+        if !self.advice.extended.is_empty() {
+            let added: Vec<String> =
+                self.advice.extended.iter().map(|&(axis, v)| format!("{} {}", axis_name(axis), v)).collect();
+            grid += &format!("; extended where the advice sat at its edge: {}", added.join(", "));
+        }
+        grid
+    }
+
+    /// What was tuned on: the trace, its CPU time, its idle share and the grid.
+    fn write_inputs(&self, out: &mut dyn Write) -> io::Result<()> {
+        let t = self.trace;
+        let (periods, cpus) = (count(t.periods.len(), "idle period"), count(t.cpus.len(), "CPU"));
         let trace = format!("{}: {}, {periods} on {cpus}", self.args.trace_name(), t.format.name());
-        let fields = [("trace", trace), ("CPU time", describe_cpu_time(self.cpu, t)), ("grid", grid)];
+        let idle = match self.cpu.basis {
+            Basis::Wall { .. } => format!("{} of the CPU time", percent2(tune::idle_share(t, self.cpu))),
+            Basis::IdleTime => "all of the CPU time (a text trace has only idle periods)".to_owned(),
+        };
+        let ticks: Vec<String> = self.args.tick_hz.iter().map(|hz| format!("{hz} Hz")).collect();
+        let rules = format!(
+            "within the budget on the trace and on the guest gone idle (its tick: {}, --tick-hz); worth it \
+             (polls that catch take at least as long as polls wasted); the cheapest within {} point of the best",
+            ticks.join(" or "),
+            tune::KNEE_POINTS
+        );
+        let fields = [
+            ("trace", trace),
+            ("CPU time", describe_cpu_time(self.cpu, t)),
+            ("idle", idle),
+            ("grid", self.describe_grid()),
+            ("rules", rules),
+        ];
         output::write_fields(out, "", 10, &fields)?;
         writeln!(out)?;
         writeln!(
             out,
-            "no exit: wakeups a poll caught; poll CPU: CPU time polling; wasted CPU: polls that halted anyway"
+            "no exit: wakeups a poll caught; poll CPU: CPU time polling; wasted CPU: polls that halted anyway;\n\
+             idle guest: its time polling once idle (the worst tick)"
         )?;
         writeln!(out)
     }
 
     /// Every setting (with --all), the Pareto front, and the settings for reference.
     fn write_tables(&self, out: &mut dyn Write) -> io::Result<()> {
+        let a = &self.advice;
         if self.args.all {
             writeln!(out, "every setting")?;
             table::write_header(out, &COLUMNS)?;
-            for i in 0..self.outcomes.len() {
-                table::write_row(out, &COLUMNS, &self.line(if self.front.contains(&i) { "front" } else { "" }, i))?;
+            for i in 0..a.outcomes.len() {
+                let label = if i == a.pick {
+                    "recommended"
+                } else if a.front.contains(&i) {
+                    "front"
+                } else {
+                    ""
+                };
+                table::write_row(out, &COLUMNS, &self.line(label, i))?;
             }
             writeln!(out)?;
         }
         writeln!(out, "Pareto front: no other setting catches more wakeups for as little polling")?;
         table::write_header(out, &COLUMNS)?;
-        for &i in &self.front {
-            let label = if Some(i) == self.recommended { "recommended" } else { "" };
-            table::write_row(out, &COLUMNS, &self.line(label, i))?;
+        for &i in &a.front {
+            table::write_row(out, &COLUMNS, &self.line(if i == a.pick { "recommended" } else { "" }, i))?;
         }
         writeln!(out)?;
         writeln!(out, "for reference")?;
-        let reference = std::iter::once(self.line("Linux default", self.defaults)).chain(self.predictive_line());
-        reference.into_iter().try_for_each(|line| table::write_row(out, &COLUMNS, &line))?;
+        if !a.front.contains(&a.pick) {
+            table::write_row(out, &COLUMNS, &self.line("recommended", a.pick))?;
+        }
+        table::write_row(out, &COLUMNS, &self.line("Linux default", self.defaults))?;
         writeln!(out)
     }
 
-    /// The recommendation for the budget, and how to apply it.
+    /// The recommendation for the budget, why, and how to apply it.
     fn write_recommendation(&self, out: &mut dyn Write) -> io::Result<()> {
-        let budget = percent2(self.args.max_poll_share);
-        let Some(r) = self.recommended else {
-            return writeln!(
-                out,
-                "no setting of the grid keeps polling within {budget} of CPU time: add 0 to --ceilings for the baseline"
-            );
-        };
-        let (o, d) = (&self.outcomes[r], &self.outcomes[self.defaults]);
-        writeln!(out, "recommendation for a budget of {budget} of CPU time (--max-poll-share)")?;
-        if o.params.guest_halt_poll_ns == 0 {
-            writeln!(out, "  keep guest polling off: no setting of the grid catches wakeups within the budget")?;
-        } else {
-            writeln!(
-                out,
-                "  {} of wakeups need no exit (Linux defaults: {}); polling takes {} of CPU time ({} wasted)",
-                percent(o.no_exit_share()),
-                percent(d.no_exit_share()),
-                percent2(o.poll_share(self.cpu)),
-                percent2(o.wasted_share(self.cpu)),
-            )?;
+        let a = &self.advice;
+        let (o, d) = (&a.outcomes[a.pick], &a.outcomes[self.defaults]);
+        writeln!(
+            out,
+            "recommendation for a budget of {} of CPU time (--max-poll-share)",
+            percent2(self.args.max_poll_share)
+        )?;
+        match a.verdict {
+            Verdict::Poll => {
+                writeln!(
+                    out,
+                    "  {} of wakeups need no exit (Linux defaults: {}); polling takes {} of CPU time ({} wasted)",
+                    percent(o.no_exit_share()),
+                    percent(d.no_exit_share()),
+                    percent2(o.poll_share(self.cpu)),
+                    percent2(o.wasted_share(self.cpu)),
+                )?;
+                match a.judged[a.pick].idle_guest {
+                    Some(g) if g.poll_share > 0.0 => {
+                        writeln!(out, "  once the guest is idle it polls {}", idle_guest_text(&g))?
+                    }
+                    Some(_) => writeln!(out, "  once the guest is idle it does not poll: its window shrinks to 0")?,
+                    None => {}
+                }
+            }
+            verdict => writeln!(out, "  keep guest polling off (guest_halt_poll_ns=0): {}", off_reason(verdict))?,
         }
+        self.write_passed_over(out)?;
+        self.write_edge(out)?;
+        self.write_apply(out, o)
+    }
+
+    /// Why the setting that catches most within the budget is not the advice.
+    fn write_passed_over(&self, out: &mut dyn Write) -> io::Result<()> {
+        let a = &self.advice;
+        let Some(p) = a.passed_over else { return Ok(()) };
+        let (o, pick) = (&a.outcomes[p.setting], &a.outcomes[a.pick]);
+        let mut fails = Vec::new();
+        if let Some(g) = p.idle_guest {
+            fails.push(format!("once the guest is idle it polls {}", idle_guest_text(&g)));
+        }
+        if !p.worth_it {
+            fails.push("more of its polling ends in a halt than catches a wakeup".to_owned());
+        }
+        let why = match fails.is_empty() {
+            false => format!("but {}", fails.join(", and ")),
+            true => format!(
+                "only {} points more than the advice, for {} more polling (the knee: within {} point of the best)",
+                points(o.no_exit_share() - pick.no_exit_share()),
+                percent2(o.poll_share(self.cpu) - pick.poll_share(self.cpu)),
+                tune::KNEE_POINTS
+            ),
+        };
+        writeln!(
+            out,
+            "  passed over: {} catches {} of wakeups for {} of CPU time ({} wasted), {why}",
+            short_setting(&o.params),
+            percent(o.no_exit_share()),
+            percent2(o.poll_share(self.cpu)),
+            percent2(o.wasted_share(self.cpu)),
+        )
+    }
+
+    /// The advice at an edge of the grid that did not extend, if it is.
+    fn write_edge(&self, out: &mut dyn Write) -> io::Result<()> {
+        let Some(e) = self.advice.edge else { return Ok(()) };
+        let why = match e.why {
+            EdgeWhy::KernelLimit => "the kernel's largest value (a 32-bit unsigned int)".to_owned(),
+            EdgeWhy::Extensions => format!(
+                "where the grid stopped after extending {} times: larger --ceilings or --grow-starts look further",
+                tune::MAX_EXTENSIONS
+            ),
+        };
+        writeln!(out, "  at the grid's edge: its largest {} ({}) is {why}", axis_name(e.axis), fmt_ns(e.value_ns))
+    }
+
+    /// How to apply the advice, and what `haltpoll set` warns about it.
+    fn write_apply(&self, out: &mut dyn Write, o: &Outcome) -> io::Result<()> {
         let k = ModuleParams::from_params(&o.params).expect("grid settings fit the kernel's types");
         writeln!(out)?;
         writeln!(out, "apply it now, on the guest:")?;
@@ -363,18 +465,24 @@ impl Tuned<'_> {
         writeln!(out, "apply it at boot, on the kernel command line:")?;
         writeln!(out, "  {}", k.cmdline())?;
         writeln!(out, "  (add cpuidle_haltpoll.force=1 if the host gives no REALTIME hint: `haltpoll status` tells)")?;
-        if self.grid.base.shrink_rule == ShrinkRule::Legacy {
+        if self.advice.grid.base.shrink_rule == ShrinkRule::Legacy {
             writeln!(
                 out,
                 "  (modelled with the shrink rule before Linux 6.9; newer kernels floor the window at grow_start)"
             )?;
         }
+        let warnings = set_warnings(&k);
+        if !warnings.is_empty() {
+            writeln!(out, "`haltpoll set` warns:")?;
+            warnings.iter().try_for_each(|w| writeln!(out, "  - {w}"))?;
+        }
         Ok(())
     }
 
     fn front_plot(&self) -> FrontPlot {
+        let a = &self.advice;
         let point = |i: usize| {
-            let o = &self.outcomes[i];
+            let o = &a.outcomes[i];
             (o.poll_share(self.cpu) * 100.0, o.no_exit_share() * 100.0)
         };
         FrontPlot {
@@ -387,10 +495,10 @@ impl Tuned<'_> {
                     .map_or_else(|| "trace".into(), |n| n.to_string_lossy()),
                 count(self.trace.periods.len(), "idle period")
             ),
-            all: (0..self.outcomes.len()).map(point).collect(),
-            front: self.front.iter().map(|&i| point(i)).collect(),
+            all: (0..a.outcomes.len()).map(point).collect(),
+            front: a.front.iter().map(|&i| point(i)).collect(),
             defaults: Some(point(self.defaults)),
-            recommended: self.recommended.map(point),
+            recommended: Some(point(a.pick)),
             budget: Some(self.args.max_poll_share * 100.0),
             x_label: match self.cpu.basis {
                 Basis::Wall { .. } => "CPU time polling (% of all CPUs' time)".to_owned(),
@@ -400,15 +508,17 @@ impl Tuned<'_> {
     }
 
     fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
-        let setting = |i: usize| SettingJson::new(&self.outcomes[i], self.cpu, self.front.contains(&i));
-        let recommendation = self.recommended.map(|r| {
-            let k = ModuleParams::from_params(&self.outcomes[r].params).expect("grid settings fit the kernel's types");
-            RecommendationJson {
-                setting: setting(r),
-                set_command: format!("haltpoll set {}", k.set_args()),
-                kernel_cmdline: k.cmdline(),
-            }
-        });
+        let a = &self.advice;
+        let setting = |i: usize| SettingJson::new(&a.outcomes[i], &a.judged[i], self.cpu, a.front.contains(&i));
+        let k = ModuleParams::from_params(&a.outcomes[a.pick].params).expect("grid settings fit the kernel's types");
+        let recommendation = RecommendationJson {
+            setting: setting(a.pick),
+            verdict: a.verdict.name(),
+            set_command: format!("haltpoll set {}", k.set_args()),
+            kernel_cmdline: k.cmdline(),
+            warnings: set_warnings(&k),
+            passed_over: a.passed_over.map(|p| setting(p.setting)),
+        };
         let (wall_ns, cpus) = match self.cpu.basis {
             Basis::Wall { wall_ns, cpus, .. } => (Some(wall_ns), Some(cpus)),
             Basis::IdleTime => (None, None),
@@ -423,15 +533,73 @@ impl Tuned<'_> {
                 cpus,
                 cpu_time_ns: self.cpu.ns,
                 cpu_time_basis: self.cpu.basis.name(),
+                idle_ns: self.trace.periods.iter().fold(0u64, |sum, p| sum.saturating_add(p.idle_ns)),
+                idle_share: tune::idle_share(self.trace, self.cpu),
             },
             max_poll_share: self.args.max_poll_share,
-            settings: (0..self.outcomes.len()).map(setting).collect(),
-            front: self.front.iter().map(|&i| setting(i)).collect(),
+            tick_hz: self.args.tick_hz.iter().map(|hz| hz.get()).collect(),
+            extended: a
+                .extended
+                .iter()
+                .map(|&(axis, value_ns)| ExtensionJson { parameter: axis_param(axis), value_ns })
+                .collect(),
+            edge: a.edge.map(|e| EdgeJson {
+                parameter: axis_param(e.axis),
+                value_ns: e.value_ns,
+                why: match e.why {
+                    EdgeWhy::KernelLimit => "kernel-limit",
+                    EdgeWhy::Extensions => "extensions",
+                },
+            }),
+            settings: (0..a.outcomes.len()).map(setting).collect(),
+            front: a.front.iter().map(|&i| setting(i)).collect(),
             linux_defaults: setting(self.defaults),
             recommendation,
-            predictive: self.predictive.as_ref().map(|(params, s)| Contender::new(Some(*params), s, self.cpu)),
         };
         output::write_json(out, &json)
+    }
+}
+
+/// What `haltpoll set` warns about the kernel's values `k`, the same sentences; none for polling
+/// off, which the advice itself explains.
+fn set_warnings(k: &ModuleParams) -> Vec<String> {
+    if k.guest_halt_poll_ns == 0 { Vec::new() } else { k.warnings() }
+}
+
+/// Why the advice is to leave polling off.
+fn off_reason(verdict: Verdict) -> String {
+    match verdict {
+        Verdict::Poll => unreachable!("the advice polls"),
+        Verdict::NothingFits => "every setting of the grid that polls takes more than the budget".to_owned(),
+        Verdict::NotWorthIt => format!(
+            "not worth it: no setting within the budget catches more than {} point of wakeups with at least as \
+             much of its polling catching as wasted",
+            tune::KNEE_POINTS
+        ),
+        Verdict::IdleGuest => {
+            "the settings within the budget that are worth it poll an idle guest beyond the budget".to_owned()
+        }
+    }
+}
+
+/// A difference of shares, in points: "0.4".
+fn points(share: f64) -> String {
+    format!("{:.1}", share * 100.0)
+}
+
+/// The grid's axis, as the report names it.
+fn axis_name(axis: Axis) -> &'static str {
+    match axis {
+        Axis::Ceiling => "ceiling",
+        Axis::GrowStart => "grow_start",
+    }
+}
+
+/// The grid's axis, as the kernel names the parameter.
+fn axis_param(axis: Axis) -> &'static str {
+    match axis {
+        Axis::Ceiling => "guest_halt_poll_ns",
+        Axis::GrowStart => "guest_halt_poll_grow_start",
     }
 }
 
@@ -467,12 +635,13 @@ fn describe_cpu_time(cpu: CpuTime, trace: &Trace) -> String {
 struct TuneJson {
     trace: TraceJson,
     max_poll_share: f64,
+    tick_hz: Vec<u32>,
+    extended: Vec<ExtensionJson>,
+    edge: Option<EdgeJson>,
     settings: Vec<SettingJson>,
     front: Vec<SettingJson>,
     linux_defaults: SettingJson,
-    recommendation: Option<RecommendationJson>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    predictive: Option<Contender<PredictiveParams>>,
+    recommendation: RecommendationJson,
 }
 
 #[derive(Serialize)]
@@ -485,6 +654,21 @@ struct TraceJson {
     cpus: Option<u32>,
     cpu_time_ns: u64,
     cpu_time_basis: &'static str,
+    idle_ns: u64,
+    idle_share: f64,
+}
+
+#[derive(Serialize)]
+struct ExtensionJson {
+    parameter: &'static str,
+    value_ns: u64,
+}
+
+#[derive(Serialize)]
+struct EdgeJson {
+    parameter: &'static str,
+    value_ns: u64,
+    why: &'static str,
 }
 
 #[derive(Serialize)]
@@ -499,10 +683,13 @@ struct SettingJson {
     wasted_poll_ns: u64,
     wasted_share: f64,
     on_front: bool,
+    idle_guest: Option<IdleGuest>,
+    worth_it: bool,
+    eligible: bool,
 }
 
 impl SettingJson {
-    fn new(o: &Outcome, cpu: CpuTime, on_front: bool) -> SettingJson {
+    fn new(o: &Outcome, j: &Judged, cpu: CpuTime, on_front: bool) -> SettingJson {
         SettingJson {
             params: o.params,
             periods: o.summary.periods,
@@ -513,6 +700,9 @@ impl SettingJson {
             wasted_poll_ns: o.summary.wasted_poll_ns,
             wasted_share: o.wasted_share(cpu),
             on_front,
+            idle_guest: j.idle_guest,
+            worth_it: j.worth_it,
+            eligible: j.eligible(),
         }
     }
 }
@@ -521,6 +711,9 @@ impl SettingJson {
 struct RecommendationJson {
     #[serde(flatten)]
     setting: SettingJson,
+    verdict: &'static str,
     set_command: String,
     kernel_cmdline: String,
+    warnings: Vec<String>,
+    passed_over: Option<SettingJson>,
 }
