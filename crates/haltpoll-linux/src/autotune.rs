@@ -5,7 +5,7 @@
 //!
 //! Each interval the policy replays Linux's governor over the recent [`Window`] for every
 //! setting of the tune grid, keeps the settings an idle guest can afford
-//! ([`idle_guest_poll_share`]), and takes the one that saves the most CPU time within the
+//! ([`tune::check_idle_guest`], as `tune` checks its advice), and takes the one that saves the most CPU time within the
 //! budget, each wakeup caught worth [`Policy::worth_ns`] of it (so that it never polls
 //! milliseconds for a few wakeups). It changes the setting in force only when that one is over
 //! the budget, or when the new one saves more than [`Policy::margin`] more: a load that sits
@@ -27,18 +27,13 @@
 //! ```
 
 use std::collections::VecDeque;
+use std::num::NonZeroU32;
 
 use haltpoll::replay::{Replay, Summary};
 use haltpoll::{Governor, Params, ValidParams, share};
 
 use crate::trace::{Format, IdlePeriod, Span, Trace};
 use crate::tune::{self, Grid};
-
-/// The tick of an idle guest: Linux's common `HZ=250` wakes an idle CPU every 4 ms.
-pub const IDLE_TICK_NS: u64 = 4_000_000;
-
-/// How long the idle guest of [`idle_guest_poll_share`] idles, per CPU: a second of ticks.
-const IDLE_TICKS: u64 = 250;
 
 /// What the tuner aims at.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +46,8 @@ pub struct Policy {
     /// What one wakeup caught by polling is worth, in CPU time, ns: the exit, the wakeup IPI
     /// and the return to the guest it spares ([`Policy::WORTH_NS`]).
     pub worth_ns: u64,
+    /// The ticks of the idle guest every setting is checked against ([`tune::TICKS_HZ`]).
+    pub ticks_hz: Vec<NonZeroU32>,
     /// The settings it chooses from: the tune grid.
     pub grid: Grid,
 }
@@ -90,7 +87,7 @@ impl Policy {
             allow_shrink: vec![true, false],
             base: Params::DEFAULT,
         };
-        Ok(Policy { budget, margin, worth_ns: Policy::WORTH_NS, grid })
+        Ok(Policy { budget, margin, worth_ns: Policy::WORTH_NS, ticks_hz: tune::TICKS_HZ.to_vec(), grid })
     }
 }
 
@@ -103,7 +100,8 @@ pub struct Expected {
     pub no_exit_share: f64,
     /// Time spent polling over the window, as a share of its CPU time.
     pub poll_share: f64,
-    /// Time spent polling by an idle guest after the window, as a share of its time.
+    /// Time spent polling by the guest gone idle, as a share of its time: the worst over the
+    /// policy's ticks and the windows a busy phase can leave ([`tune::check_idle_guest`]).
     pub idle_poll_share: f64,
     /// CPU time saved over the window, as a share of its CPU time: [`Policy::worth_ns`] for
     /// each wakeup caught, less the time spent polling (negative when polling costs more).
@@ -169,7 +167,7 @@ pub fn decide(policy: &Policy, window: &Trace, current: Params) -> Decision {
     let cpu = tune::cpu_time(window, None);
     let periods = window.periods.len() as u64;
     let best = worth_most(policy, window, cpu);
-    let expect = |params: Params| expect(params, window, cpu, policy.worth_ns);
+    let expect = |params: Params| expect(policy, params, window, cpu);
     let (current, best) = (expect(current), expect(best));
     let why = if periods == 0 {
         Why::NoData
@@ -190,7 +188,7 @@ pub fn decide(policy: &Policy, window: &Trace, current: Params) -> Decision {
 /// large enough this is the one that catches the most; with a real one, a setting that polls
 /// milliseconds for a few wakeups (an idle guest's ticks) is not worth its polling.
 fn worth_most(policy: &Policy, window: &Trace, cpu: tune::CpuTime) -> Params {
-    let outcomes = tune::evaluate(window, &admissible(policy, window), || {});
+    let outcomes = tune::evaluate(window, &admissible(policy), || {});
     let front = tune::front(&outcomes);
     let net = |i: usize| saved_ns(&outcomes[i].summary, policy.worth_ns);
     // The front runs from the cheapest up; the first of equals is the cheapest. Polling off
@@ -207,7 +205,7 @@ fn saved_ns(s: &Summary, worth_ns: u64) -> i128 {
 }
 
 /// What `params` does over `window` and on the guest gone idle after it.
-fn expect(params: Params, window: &Trace, cpu: tune::CpuTime, worth_ns: u64) -> Expected {
+fn expect(policy: &Policy, params: Params, window: &Trace, cpu: tune::CpuTime) -> Expected {
     let Ok(valid) = params.validate() else {
         // A setting that cannot work (read from sysfs) is judged as over any budget.
         return Expected { params, no_exit_share: 0.0, poll_share: 1.0, idle_poll_share: 1.0, saved_share: -1.0 };
@@ -217,8 +215,8 @@ fn expect(params: Params, window: &Trace, cpu: tune::CpuTime, worth_ns: u64) -> 
         params,
         no_exit_share: s.no_exit_share(),
         poll_share: share(s.poll_ns, cpu.ns),
-        idle_poll_share: idle_guest_poll_share(valid, window),
-        saved_share: saved_ns(&s, worth_ns) as f64 / cpu.ns.max(1) as f64,
+        idle_poll_share: idle_poll_share(policy, &valid),
+        saved_share: saved_ns(&s, policy.worth_ns) as f64 / cpu.ns.max(1) as f64,
     }
 }
 
@@ -227,30 +225,17 @@ fn off(policy: &Policy) -> Params {
     policy.grid.polling_off()
 }
 
-/// The grid's settings an idle guest can afford after `window`: polling off always.
-fn admissible(policy: &Policy, window: &Trace) -> Vec<ValidParams> {
+/// The grid's settings an idle guest can afford: polling off always.
+fn admissible(policy: &Policy) -> Vec<ValidParams> {
     let mut settings: Vec<ValidParams> = policy.grid.settings().into_iter().filter_map(|p| p.validate().ok()).collect();
-    settings.retain(|&p| p.guest_halt_poll_ns == 0 || idle_guest_poll_share(p, window) <= policy.budget);
+    settings.retain(|p| p.guest_halt_poll_ns == 0 || idle_poll_share(policy, p) <= policy.budget);
     settings
 }
 
-/// How much of an idle guest's time `params` polls, when the guest goes idle right after
-/// `before`: each CPU's governor is replayed over its periods of `before` (so its window is
-/// where that load left it), then over a second of ticks ([`IDLE_TICK_NS`] apart). A ceiling
-/// near the tick keeps polling what a busy phase grew, shrinking or not; this says so.
-pub fn idle_guest_poll_share(params: ValidParams, before: &Trace) -> f64 {
-    let mut cpus = Timeline::new(params);
-    for p in &before.periods {
-        cpus.period(p);
-    }
-    let mut idle = Summary::default();
-    let seen: Vec<u32> = if before.cpus.is_empty() { vec![0] } else { before.cpus.clone() };
-    for &cpu in &seen {
-        for _ in 0..IDLE_TICKS {
-            idle.add(&cpus.replay(cpu).period(IDLE_TICK_NS));
-        }
-    }
-    share(idle.poll_ns, idle.idle_ns)
+/// The worst share of an idle guest's time `params` polls, on each tick of the policy
+/// ([`tune::check_idle_guest`]).
+fn idle_poll_share(policy: &Policy, params: &ValidParams) -> f64 {
+    tune::check_idle_guest(params, &policy.ticks_hz).map_or(0.0, |g| g.poll_share)
 }
 
 /// Linux's governor on every CPU, with a setting that can change between periods, as writing
@@ -419,6 +404,9 @@ mod tests {
         t
     }
 
+    /// A 250 Hz tick.
+    const TICK_NS: u64 = 4_000_000;
+
     fn off() -> Params {
         Params { guest_halt_poll_ns: 0, ..Params::DEFAULT }
     }
@@ -445,7 +433,7 @@ mod tests {
         assert_eq!(d.why, Why::Saves);
         assert!(d.best.no_exit_share > 0.99 && d.best.poll_share <= 0.3, "{d:?}");
         // Then the guest idles on its tick: whatever polls, polls in vain.
-        let idle = trace(periods(0, 0, 250, IDLE_TICK_NS, IDLE_TICK_NS), 1_000_000_000);
+        let idle = trace(periods(0, 0, 250, TICK_NS, TICK_NS), 1_000_000_000);
         let d = decide(&policy, &idle, d.next());
         assert_eq!(d.best.no_exit_share, 0.0);
         assert!(d.best.idle_poll_share <= 0.3);
@@ -472,18 +460,17 @@ mod tests {
     }
 
     #[test]
-    fn a_ceiling_near_the_tick_fails_the_idle_check() {
-        // 1 ms waits grow a 3.2 ms ceiling's window. On the guest gone idle, a halt of a
-        // tick's 4 ms shrinks it, and the next tick's halt, what is left after a timed-out
-        // poll, lies under the ceiling and grows it again: it keeps polling, shrinking or not.
+    fn a_setting_an_idle_guest_cannot_afford_is_never_chosen() {
+        // 1 ms waits: a 1.6 ms ceiling catches them all, and would go on polling on an idle
+        // guest's tick; the budget there is the same.
         let busy = trace(periods(0, 0, 2_000, 1_500_000, 1_000_000), 3_000_000_000);
-        let big = Params { guest_halt_poll_ns: 3_200_000, grow_start: 400_000, ..Params::DEFAULT };
-        for allow_shrink in [true, false] {
-            let share = idle_guest_poll_share(Params { allow_shrink, ..big }.validate().unwrap(), &busy);
-            assert!(share > 0.3, "allow_shrink={allow_shrink}: {share}");
-        }
-        let defaults = idle_guest_poll_share(ValidParams::DEFAULT, &busy);
-        assert!(defaults < 0.01, "{defaults}");
+        let policy = Policy::new(0.7, 0.0).unwrap();
+        let d = decide(&policy, &busy, off());
+        assert!(d.best.idle_poll_share <= 0.7, "{d:?}");
+        let big = Params { guest_halt_poll_ns: 1_600_000, grow_start: 400_000, ..Params::DEFAULT };
+        let over = decide(&Policy::new(0.05, 1.0).unwrap(), &busy, big);
+        assert!(over.current.idle_poll_share > 0.05, "{over:?}");
+        assert_eq!(over.why, Why::OverBudget, "{over:?}");
     }
 
     #[test]
@@ -512,7 +499,7 @@ mod tests {
     fn the_simulation_follows_a_phase_change() {
         // Short waits for 1 s, then ticks for 1 s: polling comes on, then goes off again.
         let mut p = periods(0, 0, 10_000, 100_000, 30_000);
-        p.extend(periods(0, 1_000_000_000, 250, IDLE_TICK_NS, IDLE_TICK_NS));
+        p.extend(periods(0, 1_000_000_000, 250, TICK_NS, TICK_NS));
         let t = trace(p, 2_000_000_000);
         let policy = Policy::new(0.3, 0.01).unwrap();
         let off = off().validate().unwrap();

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use haltpoll::replay::Summary;
 use haltpoll::{ValidParams, share};
-use haltpoll_linux::autotune::{IDLE_TICK_NS, Policy, Simulated, simulate};
+use haltpoll_linux::autotune::{Policy, Simulated, simulate};
 use haltpoll_linux::trace::{self, Format, IdlePeriod, Span, Trace};
 use haltpoll_linux::tune;
 
@@ -50,8 +50,11 @@ fn concat(parts: &[Trace]) -> Trace {
     t
 }
 
-/// The guest idle for `seconds`, as the tuner's idle check models it: CPU 0 woken by its
-/// 250 Hz tick alone (no corpus trace is of an idle guest).
+/// A 250 Hz tick.
+const IDLE_TICK_NS: u64 = 4_000_000;
+
+/// The guest idle for `seconds`, as the idle check models it: CPU 0 woken by its 250 Hz tick
+/// alone (no corpus trace is of an idle guest).
 fn idle(seconds: u64) -> Trace {
     let ticks = seconds * 1_000_000_000 / IDLE_TICK_NS;
     let periods = (0..ticks).map(|i| IdlePeriod { cpu: 0, idle_ns: IDLE_TICK_NS, start_ns: Some(i * IDLE_TICK_NS) });
