@@ -111,7 +111,8 @@ pub struct Expected {
 /// Why the tuner keeps or changes the setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Why {
-    /// The window has no idle periods: nothing to judge by, so nothing changes.
+    /// The window has no idle periods: nothing to judge by, so nothing changes (unless the
+    /// setting in force fails the idle-guest check).
     NoData,
     /// The best setting is the one in force.
     Best,
@@ -169,12 +170,15 @@ pub fn decide(policy: &Policy, window: &Trace, current: Params) -> Decision {
     let best = worth_most(policy, window, cpu);
     let expect = |params: Params| expect(policy, params, window, cpu);
     let (current, best) = (expect(current), expect(best));
-    let why = if periods == 0 {
-        Why::NoData
-    } else if current.params == best.params {
+    // The idle-guest check needs no idle periods: a setting that fails it is replaced even
+    // when the CPUs were busy all along (they idle some time).
+    let over = current.poll_share > policy.budget || current.idle_poll_share > policy.budget;
+    let why = if current.params == best.params {
         Why::Best
-    } else if current.poll_share > policy.budget || current.idle_poll_share > policy.budget {
+    } else if over {
         Why::OverBudget
+    } else if periods == 0 {
+        Why::NoData
     } else if best.saved_share - current.saved_share > policy.margin {
         Why::Saves
     } else {
@@ -419,9 +423,12 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_window_changes_nothing() {
+    fn an_empty_window_changes_nothing_but_a_setting_an_idle_guest_cannot_afford() {
         let d = decide(&Policy::new(0.1, 0.01).unwrap(), &trace(vec![], 1_000_000), Params::DEFAULT);
         assert_eq!((d.why, d.next()), (Why::NoData, Params::DEFAULT));
+        let big = Params { guest_halt_poll_ns: 3_200_000, grow_start: 400_000, ..Params::DEFAULT };
+        let d = decide(&Policy::new(0.1, 0.01).unwrap(), &trace(vec![], 1_000_000), big);
+        assert_eq!((d.why, d.next()), (Why::OverBudget, off()));
     }
 
     #[test]
