@@ -7,6 +7,7 @@
 //! print why and pass; with `HALTPOLL_REQUIRE_TRACING=1` (CI) they fail instead.
 #![cfg(target_os = "linux")]
 
+mod exposition;
 mod signals;
 
 use std::fs;
@@ -116,8 +117,12 @@ fn a_dry_run_leaves_the_tree_as_it_was() {
     assert!(stderr.contains("would write it (over-budget; dry run)"), "{stderr}");
     assert!(!stderr.contains("wrote back"), "nothing was written, nothing to write back: {stderr}");
     assert!(f.unchanged(), "{:?}", f.params());
-    let text = fs::read_to_string(&metrics).unwrap();
-    assert!(text.contains("haltpoll_autotune_changes_total 0\n"), "{text}");
+    let scrape = exposition::parse(&fs::read_to_string(&metrics).unwrap());
+    assert_eq!(exposition::value(&scrape, "haltpoll_autotune_changes_total", &[]), Some(0.0));
+    assert_eq!(exposition::value(&scrape, "haltpoll_autotune_poll_budget_ratio", &[]), Some(0.0));
+    let ceiling =
+        |setting| exposition::value(&scrape, "haltpoll_autotune_poll_ceiling_seconds", &[("setting", setting)]);
+    assert_eq!((ceiling("in_force"), ceiling("best")), (Some(0.0032), Some(0.0)));
     assert_eq!(fs::read_dir(f.tracefs()).unwrap().count(), 0, "tracefs is unmounted again");
 }
 

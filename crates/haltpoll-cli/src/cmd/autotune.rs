@@ -4,6 +4,7 @@
 //! metrics, and at the end writes back what it found.
 
 use std::fmt::Write as _;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,10 @@ pub struct AutotuneArgs {
     /// How much more CPU time a setting must save than the one in force to replace it.
     #[arg(long, value_name = "PCT", default_value = "0.2%", value_parser = units::parse_percent)]
     pub margin: f64,
+    /// The guest's tick(s), in Hz (CONFIG_HZ), for the idle-guest check: no setting that polls
+    /// more than the budget of an idle guest's time on one of them is written.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "250,1000")]
+    pub tick_hz: Vec<NonZeroU32>,
     /// Run this long, then write back the parameters it found and end (default: until stopped).
     #[arg(long, value_name = "TIME", value_parser = units::parse_duration)]
     pub duration: Option<Duration>,
@@ -102,7 +107,7 @@ pub fn run(args: &AutotuneArgs) -> Result<()> {
         bail!("{e}; `haltpoll set` repairs {p} (there would be nothing whole to write back)");
     }
     let original = found.known;
-    let policy = Policy::new(args.poll_budget, args.margin)?;
+    let policy = Policy { ticks_hz: args.tick_hz.clone(), ..Policy::new(args.poll_budget, args.margin)? };
     let interrupt = Interrupt::watch()?;
     let start = Instant::now();
     let mut tuner = Tuner { args, sys: &sys, policy, window: Window::new(args.window as usize), changes: 0 };
@@ -266,9 +271,9 @@ fn render_metrics(policy: &Policy, d: &Decision, applied: bool, changes: u64) ->
         &[(String::new(), policy.budget)],
     );
     gauge(
-        "guest_halt_poll_ns",
-        "The ceiling of the setting in force and of the best one, at the last decision, ns.",
-        &both(|e| e.params.guest_halt_poll_ns as f64),
+        "poll_ceiling_seconds",
+        "guest_halt_poll_ns of the setting in force and of the best one: the most a CPU polls, not time spent.",
+        &both(|e| e.params.guest_halt_poll_ns as f64 / 1e9),
     );
     gauge(
         "expected_no_exit_ratio",
@@ -320,7 +325,7 @@ mod tests {
         let d = decide(&policy, &window, Params { guest_halt_poll_ns: 0, ..Params::DEFAULT });
         let text = render_metrics(&policy, &d, true, 1);
         assert!(text.contains("haltpoll_autotune_poll_budget_ratio 0.5\n"), "{text}");
-        assert!(text.contains("haltpoll_autotune_guest_halt_poll_ns{setting=\"in_force\"} 0\n"), "{text}");
+        assert!(text.contains("haltpoll_autotune_poll_ceiling_seconds{setting=\"in_force\"} 0\n"), "{text}");
         assert!(text.contains("haltpoll_autotune_decision_info{why=\"saves\",applied=\"true\"} 1\n"), "{text}");
         assert!(text.contains("haltpoll_autotune_changes_total 1\n"), "{text}");
         // Every sample's family has its HELP and TYPE.
