@@ -175,4 +175,20 @@ fn bad_options_are_usage_errors() {
     run(&["autotune", "--poll-budget", "2%", "--interval", "1s"]).stderr(predicate::str::contains("at least 2 s"));
     run(&["autotune", "--poll-budget", "200%"]).stderr(predicate::str::contains("between 0 and 100"));
     run(&["autotune"]).stderr(predicate::str::contains("--poll-budget"));
+    // Refused before anything is recorded or written (the fixture has no tracefs at all).
+    let f = Fixture::new();
+    let sys = path(&f.sys());
+    run(&[
+        "autotune",
+        "--poll-budget",
+        "2%",
+        "--sysfs-root",
+        &sys,
+        "--tracefs",
+        "/nowhere",
+        "--metrics",
+        "/nowhere/a.prom",
+    ])
+    .stderr(predicate::str::contains("/nowhere is not a directory"));
+    assert!(f.unchanged());
 }

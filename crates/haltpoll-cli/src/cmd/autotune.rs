@@ -21,9 +21,9 @@ use haltpoll_linux::{lock, units};
 
 use crate::interrupt::Interrupt;
 use crate::options::SysfsRoot;
-use crate::output;
 use crate::recording::Interrupted;
 use crate::staged_file::StagedFile;
+use crate::{Usage, output};
 
 /// The shortest interval: a recording of a second or two, and the replay of the window.
 const MIN_INTERVAL: Duration = Duration::from_secs(2);
@@ -107,6 +107,9 @@ pub fn run(args: &AutotuneArgs) -> Result<()> {
         bail!("{e}; `haltpoll set` repairs {p} (there would be nothing whole to write back)");
     }
     let original = found.known;
+    if let Some(path) = &args.metrics {
+        check_metrics_path(path)?;
+    }
     let policy = Policy { ticks_hz: args.tick_hz.clone(), ..Policy::new(args.poll_budget, args.margin)? };
     let interrupt = Interrupt::watch()?;
     let start = Instant::now();
@@ -151,7 +154,10 @@ impl Tuner<'_> {
             let decision = decide(&self.policy, &self.window.trace(), current.params());
             let applied = self.act(&decision)?;
             if let Some(path) = &self.args.metrics {
-                write_metrics(path, &self.policy, &decision, applied, self.changes)?;
+                // A full disk must not stop the tuning, nor leave the parameters unrestored.
+                if let Err(e) = write_metrics(path, &self.policy, &decision, applied, self.changes) {
+                    log(format_args!("warning: {e:#}"));
+                }
             }
             let next = (began + self.args.interval).min(end.unwrap_or(began + self.args.interval));
             wait_until(next, interrupt);
@@ -242,6 +248,19 @@ fn wait_until(deadline: Instant, interrupt: &Interrupt) {
         }
         std::thread::sleep(left.min(TICK));
     }
+}
+
+/// Refuses a metrics file that could never be written, before anything else is done.
+fn check_metrics_path(path: &Path) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        let hint = "create it, or give node_exporter's textfile directory (--collector.textfile.directory)";
+        return Err(Usage(format!("--metrics {}: {} is not a directory: {hint}", path.display(), dir.display())).into());
+    }
+    if path.exists() && !path.is_file() {
+        return Err(Usage(format!("--metrics {}: not a regular file", path.display())).into());
+    }
+    Ok(())
 }
 
 /// The decision in Prometheus's text format, written beside `path` and renamed onto it.
