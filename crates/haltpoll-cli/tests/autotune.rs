@@ -1,7 +1,7 @@
 //! `haltpoll autotune` end to end: against a fixture sysfs tree (never this machine's
 //! parameters) and the real tracefs, mounted by the recorder on an empty directory of the
 //! test's own. `--dry-run` leaves the tree as it was; a run writes and, at `--duration`'s end
-//! or on Ctrl-C, writes back what it found.
+//! on Ctrl-C or on SIGTERM, writes back what it found.
 //!
 //! They need root and tracefs with the `power:cpu_idle` tracepoint. Where either is missing they
 //! print why and pass; with `HALTPOLL_REQUIRE_TRACING=1` (CI) they fail instead.
@@ -145,10 +145,16 @@ fn a_run_writes_back_what_it_found_when_its_duration_ends() {
 }
 
 #[test]
-fn ctrl_c_writes_back_what_it_found() {
-    if skipped("ctrl_c_writes_back_what_it_found") {
+fn ctrl_c_and_sigterm_write_back_what_it_found() {
+    if skipped("ctrl_c_and_sigterm_write_back_what_it_found") {
         return;
     }
+    for signal in [Signal::INT, Signal::TERM] {
+        interrupted_by(signal);
+    }
+}
+
+fn interrupted_by(signal: Signal) {
     let f = Fixture::new();
     let (sys, tracefs) = (path(&f.sys()), path(&f.tracefs()));
     // The signal comes once its first decision is written (the fixture's ceiling changes),
@@ -159,13 +165,13 @@ fn ctrl_c_writes_back_what_it_found() {
     while fs::read_to_string(&ceiling).unwrap().trim() == "3200000" && since.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let output = signals::interrupt(child, &[(Duration::ZERO, Signal::INT)]);
+    let output = signals::interrupt(child, &[(Duration::ZERO, signal)]);
     let (_, stderr) = signals::texts(&output);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert_eq!(output.status.code(), Some(130), "{signal:?}: {stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(stderr.contains("writes it (over-budget)"), "{stderr}");
     assert!(stderr.contains("wrote back guest_halt_poll_ns=3200000 "), "{stderr}");
-    assert!(f.unchanged(), "{:?}", f.params());
+    assert!(f.unchanged(), "{signal:?}: {:?}", f.params());
     assert_eq!(fs::read_dir(f.tracefs()).unwrap().count(), 0, "tracefs is unmounted again");
 }
 
