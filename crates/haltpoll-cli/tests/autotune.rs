@@ -1,7 +1,7 @@
 //! `haltpoll autotune` end to end: against a fixture sysfs tree (never this machine's
 //! parameters) and the real tracefs, mounted by the recorder on an empty directory of the
-//! test's own. `--dry-run` leaves the tree as it was; a run writes and, at `--duration`'s end
-//! on Ctrl-C or on SIGTERM, writes back what it found.
+//! test's own. `--dry-run` leaves the tree as it was; a run writes, and at `--duration`'s end
+//! and on Ctrl-C or SIGTERM, writes back what it found.
 //!
 //! They need root and tracefs with the `power:cpu_idle` tracepoint. Where either is missing they
 //! print why and pass; with `HALTPOLL_REQUIRE_TRACING=1` (CI) they fail instead.
