@@ -3,13 +3,14 @@
 //! records, applies and restores; everything here is numbers, so the same policy runs offline
 //! over a recorded trace ([`simulate`]) exactly as it runs on a guest.
 //!
-//! Each interval the policy replays Linux's governor over the recent [`Window`] for every
-//! setting of the tune grid, keeps the settings an idle guest can afford
-//! ([`tune::check_idle_guest`], as `tune` checks its advice), and takes the one that saves the most CPU time within the
-//! budget, each wakeup caught worth [`Policy::worth_ns`] of it (so that it never polls
-//! milliseconds for a few wakeups). It changes the setting in force only when that one is over
-//! the budget, or when the new one saves more than [`Policy::margin`] more: a load that sits
-//! between two settings does not make it flip every interval.
+//! Each interval the policy takes `tune`'s advice over the recent [`Window`]
+//! ([`tune::advise`]: Linux's governor replayed for every setting of the grid; within the
+//! budget, safe on an idle guest, worth it; the knee within a point of the best), so that the
+//! tuner and `tune` never disagree on the same periods. It replaces the setting in force only
+//! when that one breaks one of those rules, when the advice catches more than
+//! [`Policy::margin`] more of the window's wakeups, or when it catches about as many for less
+//! than half the polling: a load that sits between two settings does not make it flip every
+//! interval.
 //!
 //! ```
 //! use haltpoll::Params;
@@ -22,7 +23,7 @@
 //! window.span = Some(Span { wall_ns: 200_000_000, cpus_online: Some(1) });
 //! let off = Params { guest_halt_poll_ns: 0, ..Params::DEFAULT };
 //! let d = decide(&Policy::new(0.5, 0.01).unwrap(), &window, off);
-//! assert_eq!(d.why, Why::Saves);
+//! assert_eq!(d.why, Why::Gains);
 //! assert!(d.best.no_exit_share > 0.9 && d.best.poll_share <= 0.5);
 //! ```
 
@@ -38,17 +39,15 @@ use crate::tune::{self, Grid};
 /// What the tuner aims at.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
-    /// The most CPU time polling may take, as a share of the CPU time (0.02 = 2%).
+    /// The most CPU time polling may take, as a share of the CPU time (0.02 = 2%), over the
+    /// window and on the guest gone idle.
     pub budget: f64,
-    /// How much more CPU time a new setting must save than the one in force to replace it, as
-    /// a share of the CPU time (0.002 = 0.2%): the hysteresis.
+    /// How many more of the window's wakeups (a share: 0.01 = one point) `tune`'s advice must
+    /// catch than the setting in force to replace it: the hysteresis.
     pub margin: f64,
-    /// What one wakeup caught by polling is worth, in CPU time, ns: the exit, the wakeup IPI
-    /// and the return to the guest it spares ([`Policy::WORTH_NS`]).
-    pub worth_ns: u64,
     /// The ticks of the idle guest every setting is checked against ([`tune::TICKS_HZ`]).
     pub ticks_hz: Vec<NonZeroU32>,
-    /// The settings it chooses from: the tune grid.
+    /// The settings it starts from: `tune`'s grid, which its advice extends at an edge.
     pub grid: Grid,
 }
 
@@ -68,18 +67,14 @@ pub enum PolicyError {
 }
 
 impl Policy {
-    /// What a wakeup caught is worth by default: 50 us, about what a halted vCPU's wakeup costs
-    /// on the machines of docs/measurements.md (32 to 65 us one way).
-    pub const WORTH_NS: u64 = 50_000;
-
-    /// The tune grid's default settings, with Linux's other parameters, for `budget` (of the
-    /// CPU time) and `margin` (of the CPU time).
+    /// `tune`'s default grid, with Linux's other parameters and both ticks, for `budget` (of
+    /// the CPU time) and `margin` (of the wakeups).
     pub fn new(budget: f64, margin: f64) -> Result<Policy, PolicyError> {
         if !(0.0..=1.0).contains(&budget) {
             return Err(PolicyError::Share { what: "poll budget", value: budget, of: "the CPU time" });
         }
         if !(0.0..=1.0).contains(&margin) {
-            return Err(PolicyError::Share { what: "margin", value: margin, of: "the CPU time" });
+            return Err(PolicyError::Share { what: "margin", value: margin, of: "the wakeups" });
         }
         let grid = Grid {
             ceilings_ns: Grid::CEILINGS_NS.to_vec(),
@@ -87,57 +82,77 @@ impl Policy {
             allow_shrink: vec![true, false],
             base: Params::DEFAULT,
         };
-        Ok(Policy { budget, margin, worth_ns: Policy::WORTH_NS, ticks_hz: tune::TICKS_HZ.to_vec(), grid })
+        Ok(Policy { budget, margin, ticks_hz: tune::TICKS_HZ.to_vec(), grid })
+    }
+
+    /// The rules of `tune`'s advice for this budget.
+    fn rules(&self) -> tune::Policy {
+        tune::Policy { budget: self.budget, ticks_hz: self.ticks_hz.clone() }
     }
 }
 
-/// What a setting did over the window, and would do on the guest gone idle.
+/// What a setting did over the window, and would do on the guest gone idle, judged by `tune`'s
+/// rules.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Expected {
     /// The setting.
     pub params: Params,
+    /// Wakeups in the window that found the CPU polling.
+    pub poll_hits: u64,
     /// Share of the window's wakeups that found the CPU polling.
     pub no_exit_share: f64,
-    /// Time spent polling over the window, as a share of its CPU time.
+    /// Time spent polling over the window, ns.
+    pub poll_ns: u64,
+    /// That, as a share of the window's CPU time.
     pub poll_share: f64,
     /// Time spent polling by the guest gone idle, as a share of its time: the worst over the
     /// policy's ticks and the windows a busy phase can leave ([`tune::check_idle_guest`]).
     pub idle_poll_share: f64,
-    /// CPU time saved over the window, as a share of its CPU time: [`Policy::worth_ns`] for
-    /// each wakeup caught, less the time spent polling (negative when polling costs more).
-    pub saved_share: f64,
+    /// The setting against `tune`'s rules (budget, idle guest, worth it).
+    pub judged: tune::Judged,
 }
 
 /// Why the tuner keeps or changes the setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Why {
-    /// The window has no idle periods: nothing to judge by, so nothing changes (unless the
-    /// setting in force fails the idle-guest check).
-    NoData,
-    /// The best setting is the one in force.
+    /// `tune`'s advice is the setting in force.
     Best,
-    /// The best setting saves no more than the margin more: keep the one in force.
+    /// The window has no idle periods: nothing to judge by, so nothing changes (unless the
+    /// setting in force fails the budget or the idle-guest check, which need none).
+    NoData,
+    /// The advice catches no more than the margin more, and polls at least half as much: keep
+    /// the setting in force.
     WithinMargin,
-    /// The setting in force polls more than the budget (over the window, or on an idle guest).
+    /// The setting in force polls more than the budget over the window.
     OverBudget,
-    /// The best setting saves more than the margin more.
-    Saves,
+    /// The setting in force would poll more than the budget of an idle guest's time.
+    IdleGuest,
+    /// Most of the polling of the setting in force ends in a halt anyway (`tune`'s rule 3).
+    NotWorthIt,
+    /// The advice catches more than the margin more.
+    Gains,
+    /// The advice catches about as many (it is within a point of the best) for less than half
+    /// the polling.
+    Cheaper,
 }
 
 impl Why {
     /// Whether the tuner changes the setting for this reason.
     pub const fn changes(self) -> bool {
-        matches!(self, Why::OverBudget | Why::Saves)
+        !matches!(self, Why::Best | Why::NoData | Why::WithinMargin)
     }
 
     /// The reason as the log and the metrics say it.
     pub const fn name(self) -> &'static str {
         match self {
-            Why::NoData => "no-data",
             Why::Best => "best",
+            Why::NoData => "no-data",
             Why::WithinMargin => "within-margin",
             Why::OverBudget => "over-budget",
-            Why::Saves => "saves",
+            Why::IdleGuest => "idle-guest",
+            Why::NotWorthIt => "not-worth-it",
+            Why::Gains => "gains",
+            Why::Cheaper => "cheaper",
         }
     }
 }
@@ -147,8 +162,7 @@ impl Why {
 pub struct Decision {
     /// The setting in force, over the window.
     pub current: Expected,
-    /// The best setting within the budget over the window: the one that saves the most CPU
-    /// time.
+    /// `tune`'s advice over the window.
     pub best: Expected,
     /// Whether to apply `best`, and why.
     pub why: Why,
@@ -167,79 +181,75 @@ impl Decision {
 pub fn decide(policy: &Policy, window: &Trace, current: Params) -> Decision {
     let cpu = tune::cpu_time(window, None);
     let periods = window.periods.len() as u64;
-    let best = worth_most(policy, window, cpu);
-    let expect = |params: Params| expect(policy, params, window, cpu);
+    let rules = policy.rules();
+    // The default grid is valid; one that is not leaves only polling off to advise.
+    let advice = tune::advise(window, cpu, policy.grid.clone(), &rules, |_, _| {});
+    let best = advice.map_or(policy.grid.polling_off(), |a| a.outcomes[a.pick].params);
+    let expect = |params: Params| expect(&rules, params, window, cpu);
     let (current, best) = (expect(current), expect(best));
-    // The idle-guest check needs no idle periods: a setting that fails it is replaced even
-    // when the CPUs were busy all along (they idle some time).
-    let over = current.poll_share > policy.budget || current.idle_poll_share > policy.budget;
+    let slack = (policy.margin * periods as f64) as u64;
     let why = if current.params == best.params {
         Why::Best
-    } else if over {
+    } else if !current.judged.fits_budget {
         Why::OverBudget
+    } else if !current.judged.idle_guest_ok {
+        Why::IdleGuest
     } else if periods == 0 {
         Why::NoData
-    } else if best.saved_share - current.saved_share > policy.margin {
-        Why::Saves
+    } else if !current.judged.worth_it {
+        Why::NotWorthIt
+    } else if best.poll_hits > current.poll_hits.saturating_add(slack) {
+        Why::Gains
+    } else if best.poll_ns.saturating_mul(2) < current.poll_ns {
+        Why::Cheaper
     } else {
         Why::WithinMargin
     };
     Decision { current, best, why, periods }
 }
 
-/// The setting an idle guest can afford that, within the budget, saves the most CPU time:
-/// [`Policy::worth_ns`] for each wakeup caught, less the time spent polling. With a worth
-/// large enough this is the one that catches the most; with a real one, a setting that polls
-/// milliseconds for a few wakeups (an idle guest's ticks) is not worth its polling.
-fn worth_most(policy: &Policy, window: &Trace, cpu: tune::CpuTime) -> Params {
-    let outcomes = tune::evaluate(window, &admissible(policy), || {});
-    let front = tune::front(&outcomes);
-    let net = |i: usize| saved_ns(&outcomes[i].summary, policy.worth_ns);
-    // The front runs from the cheapest up; the first of equals is the cheapest. Polling off
-    // (net 0) is always on it and fits every budget.
-    let within = front.iter().copied().filter(|&i| outcomes[i].poll_share(cpu) <= policy.budget);
-    within
-        .fold(None, |best: Option<usize>, i| if best.is_none_or(|b| net(i) > net(b)) { Some(i) } else { best })
-        .map_or(off(policy), |i| outcomes[i].params)
+/// Decides over the recent `window` ([`decide`]), except when the setting in force polls more
+/// than the budget over the newest interval alone: a phase change the older intervals hide,
+/// decided over that interval alone, so that the tuner is over its budget for one interval
+/// at most, not until the window has forgotten the old phase.
+pub fn decide_recent(policy: &Policy, window: &Window, current: Params) -> Decision {
+    if let (Some(newest), Ok(valid)) = (window.newest(), current.validate()) {
+        let over = tune::evaluate(newest, &[valid], || {})[0].poll_share(tune::cpu_time(newest, None)) > policy.budget;
+        if over {
+            return decide(policy, newest, current);
+        }
+    }
+    decide(policy, &window.trace(), current)
 }
 
-/// The CPU time polling saved: `worth_ns` for each wakeup caught, less the time spent polling.
-fn saved_ns(s: &Summary, worth_ns: u64) -> i128 {
-    i128::from(s.poll_hits) * i128::from(worth_ns) - i128::from(s.poll_ns)
-}
-
-/// What `params` does over `window` and on the guest gone idle after it.
-fn expect(policy: &Policy, params: Params, window: &Trace, cpu: tune::CpuTime) -> Expected {
+/// What `params` does over `window`, and on the guest gone idle, judged by `rules`.
+fn expect(rules: &tune::Policy, params: Params, window: &Trace, cpu: tune::CpuTime) -> Expected {
     let Ok(valid) = params.validate() else {
-        // A setting that cannot work (read from sysfs) is judged as over any budget.
-        return Expected { params, no_exit_share: 0.0, poll_share: 1.0, idle_poll_share: 1.0, saved_share: -1.0 };
+        // A setting that cannot work (read from sysfs) fails every rule.
+        let judged = tune::Judged { fits_budget: false, idle_guest: None, idle_guest_ok: false, worth_it: false };
+        let (poll_hits, poll_ns) = (0, 0);
+        return Expected {
+            params,
+            poll_hits,
+            no_exit_share: 0.0,
+            poll_ns,
+            poll_share: 1.0,
+            idle_poll_share: 1.0,
+            judged,
+        };
     };
-    let s = window.replay(valid, |_, _| {}).summary;
+    let outcome = tune::evaluate(window, &[valid], || {})[0];
+    let idle_guest = tune::check_idle_guest(&valid, &rules.ticks_hz);
+    let s = &outcome.summary;
     Expected {
         params,
+        poll_hits: s.poll_hits,
         no_exit_share: s.no_exit_share(),
-        poll_share: share(s.poll_ns, cpu.ns),
-        idle_poll_share: idle_poll_share(policy, &valid),
-        saved_share: saved_ns(&s, policy.worth_ns) as f64 / cpu.ns.max(1) as f64,
+        poll_ns: s.poll_ns,
+        poll_share: outcome.poll_share(cpu),
+        idle_poll_share: idle_guest.map_or(0.0, |g| g.poll_share),
+        judged: tune::Judged::new(&outcome, idle_guest, cpu, rules.budget),
     }
-}
-
-/// Polling off, with Linux's other parameters.
-fn off(policy: &Policy) -> Params {
-    policy.grid.polling_off()
-}
-
-/// The grid's settings an idle guest can afford: polling off always.
-fn admissible(policy: &Policy) -> Vec<ValidParams> {
-    let mut settings: Vec<ValidParams> = policy.grid.settings().into_iter().filter_map(|p| p.validate().ok()).collect();
-    settings.retain(|p| p.guest_halt_poll_ns == 0 || idle_poll_share(policy, p) <= policy.budget);
-    settings
-}
-
-/// The worst share of an idle guest's time `params` polls, on each tick of the policy
-/// ([`tune::check_idle_guest`]).
-fn idle_poll_share(policy: &Policy, params: &ValidParams) -> f64 {
-    tune::check_idle_guest(params, &policy.ticks_hz).map_or(0.0, |g| g.poll_share)
 }
 
 /// Linux's governor on every CPU, with a setting that can change between periods, as writing
@@ -302,6 +312,11 @@ impl Window {
         self.intervals.push_back(interval);
     }
 
+    /// The newest interval's recording.
+    pub fn newest(&self) -> Option<&Trace> {
+        self.intervals.back()
+    }
+
     /// The intervals as one trace: their periods in order, their wall times summed (the gaps
     /// between recordings are not part of it).
     pub fn trace(&self) -> Trace {
@@ -335,7 +350,7 @@ pub struct Simulated {
 /// Runs the tuner over a recorded `trace` (with timestamps) as it would have run live: the
 /// trace is cut into intervals of `interval_ns` by when each period ended; each interval runs
 /// under the setting in force (starting with `start`), then the policy decides over the last
-/// `window` intervals, and its choice is in force for the next one.
+/// `window` intervals ([`decide_recent`]), and its choice is in force for the next one.
 pub fn simulate(policy: &Policy, trace: &Trace, start: ValidParams, interval_ns: u64, window: usize) -> Simulated {
     let mut timeline = Timeline::new(start);
     let mut current = start.into_inner();
@@ -351,7 +366,7 @@ pub fn simulate(policy: &Policy, trace: &Trace, start: ValidParams, interval_ns:
         }
         totals.push(total);
         recent.push(interval);
-        let decision = decide(policy, &recent.trace(), current);
+        let decision = decide_recent(policy, &recent, current);
         if decision.why.changes() {
             current = decision.next();
             if let Ok(valid) = current.validate() {
@@ -428,7 +443,7 @@ mod tests {
         assert_eq!((d.why, d.next()), (Why::NoData, Params::DEFAULT));
         let big = Params { guest_halt_poll_ns: 3_200_000, grow_start: 400_000, ..Params::DEFAULT };
         let d = decide(&Policy::new(0.1, 0.01).unwrap(), &trace(vec![], 1_000_000), big);
-        assert_eq!((d.why, d.next()), (Why::OverBudget, off()));
+        assert_eq!((d.why, d.next()), (Why::IdleGuest, off()));
     }
 
     #[test]
@@ -437,7 +452,7 @@ mod tests {
         // 30 us waits every 100 us: polling them costs 30% of the time at most.
         let busy = trace(periods(0, 0, 10_000, 100_000, 30_000), 1_000_000_000);
         let d = decide(&policy, &busy, off());
-        assert_eq!(d.why, Why::Saves);
+        assert_eq!(d.why, Why::Gains);
         assert!(d.best.no_exit_share > 0.99 && d.best.poll_share <= 0.3, "{d:?}");
         // Then the guest idles on its tick: whatever polls, polls in vain.
         let idle = trace(periods(0, 0, 250, TICK_NS, TICK_NS), 1_000_000_000);
@@ -478,6 +493,24 @@ mod tests {
         let over = decide(&Policy::new(0.05, 1.0).unwrap(), &busy, big);
         assert!(over.current.idle_poll_share > 0.05, "{over:?}");
         assert_eq!(over.why, Why::OverBudget, "{over:?}");
+    }
+
+    #[test]
+    fn a_phase_change_the_window_hides_is_judged_on_the_newest_interval() {
+        // Two intervals of 20 us waits, then one of 1 ms waits: over the three, a 1.6 ms
+        // ceiling polls within 40%; over the newest alone it polls most of the time.
+        let big = Params { guest_halt_poll_ns: 1_600_000, grow_start: 400_000, ..Params::DEFAULT };
+        let policy = Policy { ticks_hz: Vec::new(), ..Policy::new(0.4, 0.01).unwrap() };
+        let mut w = Window::new(3);
+        for i in 0..2 {
+            w.push(trace(periods(0, i * 1_000_000_000, 10_000, 100_000, 20_000), 1_000_000_000));
+        }
+        w.push(trace(periods(0, 2_000_000_000, 600, 1_500_000, 1_000_000), 1_000_000_000));
+        let over_all = decide(&policy, &w.trace(), big);
+        assert!(over_all.current.poll_share <= 0.4, "{over_all:?}");
+        let d = decide_recent(&policy, &w, big);
+        assert_eq!(d.why, Why::OverBudget, "{d:?}");
+        assert!(d.best.poll_share <= 0.4, "{d:?}");
     }
 
     #[test]

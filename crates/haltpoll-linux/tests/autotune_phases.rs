@@ -8,9 +8,11 @@
 //! every interval within the budget. What does not hold, and is only printed: one setting
 //! judged by its average over the sequence catches more (it spends the idle phase's budget on
 //! the busy ones, and polls several times what the tuner does); at 10% the best one setting
-//! within every interval catches more; and at the CPU time Linux's defaults poll, the tuner
-//! catches as many as they do, not more. The tuner gives up wakeups that cost more polling than
-//! they are worth (`Policy::worth_ns`); the settings chosen with hindsight do not.
+//! within every interval catches more; and with the busiest interval of Linux's defaults as
+//! its budget the tuner catches about as many as they do (a few more), for about as much
+//! polling (a little more), not clearly more. The tuner takes `tune`'s advice, the knee: it
+//! gives up the last point of wakeups when they cost much more polling, and every setting it
+//! writes passes the idle-guest check; the settings chosen with hindsight do neither.
 //!
 //! Run with `--nocapture` for the numbers (docs/autotune.md quotes them).
 
@@ -140,7 +142,7 @@ fn the_tuner_keeps_its_budget_and_beats_one_setting_that_keeps_it_everywhere() {
     let settings = Policy::new(0.0, 0.0).unwrap().grid.valid_settings().unwrap();
     let all: Vec<OneSetting> = settings.iter().map(|&p| one_setting(&trace, p, cpus)).collect();
     for budget in [0.01, 0.02, 0.05, 0.1] {
-        let policy = Policy::new(budget, 0.002).unwrap();
+        let policy = Policy::new(budget, 0.01).unwrap();
         let tuned = simulate(&policy, &trace, ValidParams::DEFAULT, INTERVAL_NS, WINDOW);
         let (average, everywhere) = hindsight(&all, cpu.ns, budget);
         // The first interval runs under the setting it found; the rest under its choices.
@@ -167,12 +169,13 @@ fn linux_defaults_and_the_tuner_at_their_busiest_interval() {
     let cpus = u64::from(trace.span.unwrap().cpus_online.unwrap());
     let defaults = trace.replay(ValidParams::DEFAULT, |_, _| {}).summary;
     let their_busiest = busiest(&per_interval(&trace, ValidParams::DEFAULT), cpus);
-    let policy = Policy::new(their_busiest, 0.002).unwrap();
+    let policy = Policy::new(their_busiest, 0.01).unwrap();
     let tuned = simulate(&policy, &trace, ValidParams::DEFAULT, INTERVAL_NS, WINDOW);
     eprintln!("{}", line("Linux's defaults", &defaults, share(defaults.poll_ns, cpu.ns), Some(their_busiest)));
-    let name = format!("autotune, that budget ({} changes)", changes(&tuned));
-    eprintln!("{}", line(&name, &tuned.summary, tuned.poll_share, Some(busiest(&tuned.intervals, cpus))));
-    // Reported, not claimed: the two catch about as many. What the tuner guarantees is its
-    // budget, and it polls no more than the defaults do.
-    assert!(tuned.poll_share <= share(defaults.poll_ns, cpu.ns), "{} > defaults", tuned.poll_share);
+    let its_own = busiest(&tuned.intervals[1..], cpus);
+    let name = format!("autotune, that budget ({} changes; from interval 2)", changes(&tuned));
+    eprintln!("{}", line(&name, &tuned.summary, tuned.poll_share, Some(its_own)));
+    // Reported, not claimed: the two catch about as many for about as much polling. What the
+    // tuner holds to is the budget, in every interval it chose the setting for.
+    assert!(its_own <= their_busiest, "{its_own} > {their_busiest}");
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use haltpoll::Params;
-use haltpoll_linux::autotune::{Decision, Expected, Policy, Window, decide};
+use haltpoll_linux::autotune::{Decision, Expected, Policy, Window, decide_recent};
 use haltpoll_linux::change::{self, Change};
 use haltpoll_linux::module_params::{ModuleParams, Param};
 use haltpoll_linux::record::{self, tracefs};
@@ -35,10 +35,10 @@ const TICK: Duration = Duration::from_millis(100);
 #[derive(Args, Debug)]
 #[command(
     long_about = "Follow the load: each interval, record every CPU's idle periods for a few seconds \
-(through a trace instance of its own, as `haltpoll record` does), replay Linux's governor over \
-the last few intervals for every setting of the tune grid, and write the one that saves the most \
-CPU time within the budget, if it beats the setting in force by the margin. A setting that would \
-poll more than the budget of an idle guest's time is never chosen.
+(through a trace instance of its own, as `haltpoll record` does), take `haltpoll tune`'s advice \
+over the last few intervals (within the budget, safe on an idle guest, worth it, the knee), and \
+write it if the setting in force breaks one of those rules, or if the advice catches more than \
+the margin more wakeups, or as many for less than half the polling.
 
 It needs root (tracefs, and the module parameters). It writes back the parameters it found when \
 it ends: at --duration's end, on an error, and on Ctrl-C or SIGTERM (exit status 130); a second \
@@ -64,8 +64,9 @@ pub struct AutotuneArgs {
     /// How many intervals' recordings it replays: the last N.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub window: u32,
-    /// How much more CPU time a setting must save than the one in force to replace it.
-    #[arg(long, value_name = "PCT", default_value = "0.2%", value_parser = units::parse_percent)]
+    /// How many more of the window's wakeups the advice must catch to replace the setting in
+    /// force (points).
+    #[arg(long, value_name = "PCT", default_value = "1%", value_parser = units::parse_percent)]
     pub margin: f64,
     /// The guest's tick(s), in Hz (CONFIG_HZ), for the idle-guest check: no setting that polls
     /// more than the budget of an idle guest's time on one of them is written.
@@ -151,7 +152,7 @@ impl Tuner<'_> {
             };
             self.window.push(trace);
             let current = ModuleParams::read_each(self.sys)?.known;
-            let decision = decide(&self.policy, &self.window.trace(), current.params());
+            let decision = decide_recent(&self.policy, &self.window, current.params());
             let applied = self.act(&decision)?;
             if let Some(path) = &self.args.metrics {
                 // A full disk must not stop the tuning, nor leave the parameters unrestored.
@@ -327,6 +328,7 @@ fn render_metrics(policy: &Policy, d: &Decision, applied: bool, changes: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use haltpoll_linux::autotune::decide;
     use haltpoll_linux::trace::{IdlePeriod, Span};
 
     #[test]
@@ -345,7 +347,7 @@ mod tests {
         let text = render_metrics(&policy, &d, true, 1);
         assert!(text.contains("haltpoll_autotune_poll_budget_ratio 0.5\n"), "{text}");
         assert!(text.contains("haltpoll_autotune_poll_ceiling_seconds{setting=\"in_force\"} 0\n"), "{text}");
-        assert!(text.contains("haltpoll_autotune_decision_info{why=\"saves\",applied=\"true\"} 1\n"), "{text}");
+        assert!(text.contains("haltpoll_autotune_decision_info{why=\"gains\",applied=\"true\"} 1\n"), "{text}");
         assert!(text.contains("haltpoll_autotune_changes_total 1\n"), "{text}");
         // Every sample's family has its HELP and TYPE.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
