@@ -405,7 +405,9 @@ impl Tuned<'_> {
                     None => {}
                 }
             }
-            verdict => writeln!(out, "  keep guest polling off (guest_halt_poll_ns=0): {}", off_reason(verdict))?,
+            Verdict::NothingFits | Verdict::NotWorthIt | Verdict::IdleGuest => {
+                writeln!(out, "  keep guest polling off (guest_halt_poll_ns=0): {}", off_reason(a.verdict))?
+            }
         }
         self.write_passed_over(out)?;
         self.write_edge(out)?;
@@ -566,10 +568,10 @@ fn set_warnings(k: &ModuleParams) -> Vec<String> {
     if k.guest_halt_poll_ns == 0 { Vec::new() } else { k.warnings() }
 }
 
-/// Why the advice is to leave polling off.
+/// Why the advice is to leave polling off (or, for [`Verdict::Poll`], that it is not).
 fn off_reason(verdict: Verdict) -> String {
     match verdict {
-        Verdict::Poll => unreachable!("the advice polls"),
+        Verdict::Poll => "a setting that polls keeps every rule".to_owned(),
         Verdict::NothingFits => "every setting of the grid that polls takes more than the budget".to_owned(),
         Verdict::NotWorthIt => format!(
             "not worth it: no setting within the budget catches more than {} point of wakeups with at least as \

@@ -382,7 +382,7 @@ mod tests {
     /// `trace` followed by the guest idle on its tick of `tick_ns` for 10 s.
     fn then_idle(trace: &Trace, tick_ns: u64) -> Trace {
         let mut t = trace.clone();
-        let mut at = t.span.unwrap().wall_ns;
+        let mut at = t.periods.iter().filter_map(|p| p.start_ns.map(|s| s + p.idle_ns)).max().unwrap_or(0);
         for _ in 0..10_000_000_000 / tick_ns {
             t.periods.push(IdlePeriod { cpu: 0, idle_ns: tick_ns, start_ns: Some(at) });
             at += tick_ns;
@@ -428,6 +428,23 @@ mod tests {
                 assert!(a.outcomes[a.pick].no_exit_share() > 0.3, "{:?}", a.outcomes[a.pick]);
             }
         }
+    }
+
+    #[test]
+    fn advice_for_the_corpus_redis_server_stays_within_the_budget_once_it_goes_idle() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../traces/corpus/redis-8-clients.perf.txt.gz");
+        let busy = trace::read(&path, None).unwrap();
+        let (cpu, budget) = (cpu_time(&busy, None), 0.05);
+        let a = advise_on(&busy, default_grid(), &policy(budget, &TICKS_HZ));
+        assert_eq!(a.verdict, Verdict::Poll);
+        let outcomes = evaluate(&busy, &default_grid().valid_settings().unwrap(), || {});
+        let old = outcomes[recommend(&outcomes, &front(&outcomes), cpu, budget).unwrap()].params;
+        for tick_ns in [4_000_000, 1_000_000] {
+            let share = idle_phase_share(&busy, tick_ns, a.outcomes[a.pick].params);
+            assert!(share <= budget, "the advice polls {share} of the idle phase at a tick of {tick_ns} ns");
+        }
+        assert!(idle_phase_share(&busy, 1_000_000, old) > 0.5, "{old:?} was safe after all");
     }
 
     #[test]
