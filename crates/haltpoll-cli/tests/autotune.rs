@@ -151,6 +151,25 @@ fn a_run_writes_back_what_it_found_when_its_duration_ends() {
 }
 
 #[test]
+fn a_writer_that_keeps_the_lock_costs_an_interval_not_the_run() {
+    if skipped("a_writer_that_keeps_the_lock_costs_an_interval_not_the_run") {
+        return;
+    }
+    let f = Fixture::new();
+    let (sys, tracefs) = (path(&f.sys()), path(&f.tracefs()));
+    // As `haltpoll set` holds it, for longer than the tuner waits.
+    let lock = fs::File::create(f.sys().join(".haltpoll.lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let args = f.args(&sys, &tracefs, &["--duration", "3s", "--wait", "100ms"]);
+    let out = Command::cargo_bin("haltpoll").unwrap().args(&args).assert();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    out.success();
+    assert!(stderr.contains("another haltpoll is writing the parameters"), "{stderr}");
+    assert!(stderr.contains("nothing written this interval") && !stderr.contains("wrote back"), "{stderr}");
+    assert!(f.unchanged(), "{:?}", f.params());
+}
+
+#[test]
 fn ctrl_c_and_sigterm_write_back_what_it_found() {
     if skipped("ctrl_c_and_sigterm_write_back_what_it_found") {
         return;

@@ -13,11 +13,12 @@ use clap::Args;
 use haltpoll::Params;
 use haltpoll_linux::autotune::{Decision, Expected, Policy, Window, decide_recent};
 use haltpoll_linux::change::{self, Change};
+use haltpoll_linux::lock::{self, LockError};
 use haltpoll_linux::module_params::{ModuleParams, Param};
 use haltpoll_linux::record::{self, tracefs};
 use haltpoll_linux::sysfs::Sysfs;
 use haltpoll_linux::trace::{self, Format, Span, Trace, TraceError};
-use haltpoll_linux::{lock, units};
+use haltpoll_linux::units;
 
 use crate::interrupt::Interrupt;
 use crate::options::SysfsRoot;
@@ -207,7 +208,16 @@ impl Tuner<'_> {
             return Ok(false);
         }
         let target = ModuleParams::from_params(&d.next()).map_err(anyhow::Error::msg)?;
-        let written = self.apply(&target)?;
+        let written = match self.apply(&target) {
+            Ok(written) => written,
+            // Another writer (`haltpoll set`) kept the lock: this interval writes nothing, the
+            // next decides again on what that writer left.
+            Err(e) if matches!(e.downcast_ref::<LockError>(), Some(LockError::Busy { .. })) => {
+                log(format_args!("warning: {e:#}; nothing written this interval"));
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
         self.changes += u64::from(!written.is_empty());
         Ok(!written.is_empty())
     }
