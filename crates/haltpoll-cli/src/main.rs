@@ -63,6 +63,9 @@ enum Command {
     /// Record every CPU's idle periods through tracefs (as root), for `replay` and `tune`.
     #[cfg(target_os = "linux")]
     Record(cmd::record::RecordArgs),
+    /// Follow the load: record, replay and rewrite the parameters every interval (as root).
+    #[cfg(target_os = "linux")]
+    Autotune(cmd::autotune::AutotuneArgs),
     /// Serve the cpuidle and haltpoll metrics over HTTP for Prometheus.
     Exporter(cmd::exporter::ExporterArgs),
     /// Run a benchmark.
@@ -142,6 +145,8 @@ fn main() -> ExitCode {
         Command::Compare(args) => cmd::compare::run(&args),
         #[cfg(target_os = "linux")]
         Command::Record(args) => cmd::record::run(&args),
+        #[cfg(target_os = "linux")]
+        Command::Autotune(args) => cmd::autotune::run(&args),
         Command::Exporter(args) => cmd::exporter::run(&args),
         #[cfg(all(feature = "bench", target_os = "linux"))]
         Command::Bench(args) => cmd::bench::run(&args),

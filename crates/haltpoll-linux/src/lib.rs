@@ -15,6 +15,8 @@
 //!   predictive governor and the clairvoyant bound at several budgets; [`frontier`]: Linux's
 //!   frontier against the predictive governor's budget sweep, in the planes of all polling and
 //!   of polling net of halts;
+//!   [`autotune`]: the tuner that follows the load, as a policy (recent idle periods and the
+//!   setting in force in, a decision out);
 //! - [`metrics`]: the cpuidle and haltpoll metrics in Prometheus's text format;
 //! - [`units`]: the durations, shares and counts a person types and reads.
 //!
@@ -31,6 +33,7 @@
 //! assert_eq!(replayed.summary.periods, 3);
 //! ```
 
+pub mod autotune;
 pub mod change;
 pub mod compare;
 pub mod cpuidle;

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+#[cfg(target_os = "linux")]
+pub mod autotune;
 #[cfg(all(feature = "bench", target_os = "linux"))]
 pub mod bench;
 pub mod compare;
