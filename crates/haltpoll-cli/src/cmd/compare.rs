@@ -158,8 +158,8 @@ const COLUMNS: [Column<Row>; 12] = [
 const LEGEND: [&str; 3] = [
     "no exit: wakeups that found the CPU polling; poll, wasted: CPU time polling, and polling that ended in a \
      halt anyway, as shares of the CPU time",
-    "Linux's best: the setting of tune's grid catching the most within the budget; predict.: the predictive \
-     governor, the budget spread over the CPUs that idle; bound: polls exactly the shortest periods that fit",
+    "Linux's best: the setting of tune's grid catching the most within the budget; predict.: our predictive \
+     governor (no kernel ships it), the budget spread over the CPUs that idle; bound: polls exactly the shortest periods that fit",
     "xLinux: predictive's wakeups without an exit over Linux's best; closed: the share of the distance from \
      Linux's best to the bound it covers",
 ];
