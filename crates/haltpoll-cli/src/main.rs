@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
-#[cfg(all(feature = "bench", target_os = "linux"))]
+#[cfg(target_os = "linux")]
 mod interrupt;
 mod options;
 mod output;

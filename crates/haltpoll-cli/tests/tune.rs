@@ -1,11 +1,13 @@
 //! `haltpoll tune` as a user runs it.
 
+#[cfg(feature = "plot")]
 mod full_disk;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+#[cfg(feature = "plot")]
 use full_disk::{haltpoll_on_a_full_disk, partial_beside};
 use predicates::prelude::*;
 use serde_json::Value;

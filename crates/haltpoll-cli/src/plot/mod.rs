@@ -240,7 +240,7 @@ pub struct FrontPlot {
 mod tests {
     use super::*;
 
-    #[cfg(feature = "plot")]
+    #[cfg(all(feature = "plot", feature = "bench"))]
     fn sweep_series() -> (Vec<Series>, Vec<Series>) {
         let think = [0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0];
         let line = |label: &str, f: &dyn Fn(f64) -> f64| Series {
@@ -260,12 +260,12 @@ mod tests {
         (rtt, cpu)
     }
 
-    #[cfg(feature = "plot")]
+    #[cfg(all(feature = "plot", feature = "bench"))]
     fn sweep(path: &Path, title: &str, rtt: Vec<Series>, cpu: Vec<Series>) -> Result<(), PlotError> {
         PlotFile::create(path)?.think_time_sweep(title, rtt, cpu)
     }
 
-    #[cfg(feature = "plot")]
+    #[cfg(all(feature = "plot", feature = "bench"))]
     #[test]
     fn sweep_svg_and_png_are_written_in_their_format() {
         let dir = tempfile::tempdir().unwrap();
@@ -282,7 +282,7 @@ mod tests {
         assert!(bytes.len() > 10_000, "a two-panel picture with text, not an empty image: {} bytes", bytes.len());
     }
 
-    #[cfg(feature = "plot")]
+    #[cfg(all(feature = "plot", feature = "bench"))]
     #[test]
     fn bad_names_and_no_data_are_errors() {
         let dir = tempfile::tempdir().unwrap();
