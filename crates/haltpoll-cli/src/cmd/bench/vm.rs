@@ -136,7 +136,7 @@ Examples:
 pub struct VmArgs {
     /// Think times before each message, comma-separated (ns, us, ms, s).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_think,
-          default_value = "0,10us,100us,1ms")]
+          default_value = "0,10us,100us,150us,1ms")]
     pub think: Vec<Duration>,
     /// Take the think time before each message from FILE's idle periods, in order, instead of
     /// --think, so that the waiting vCPU idles as a real one did: a trace in any format `replay`
@@ -284,12 +284,7 @@ impl Setup {
 
     /// The ceilings the targets distinguish think times by.
     fn ceilings(&self) -> Ceilings {
-        Ceilings {
-            linux_ns: self.params.guest_halt_poll_ns,
-            predictive_ns: self.predictive.poll_ceiling_ns,
-            budget: self.predictive.poll_budget(),
-            trace: self.think_trace.is_some(),
-        }
+        Ceilings { linux_ns: self.params.guest_halt_poll_ns, trace: self.think_trace.is_some() }
     }
 
     fn runs(&self) -> u64 {
