@@ -9,7 +9,9 @@ use proptest::prelude::*;
 fn any_params() -> impl Strategy<Value = ValidPredictiveParams> {
     (0..=PPM, 0..=haltpoll::predictive::MAX_CEILING_NS, 1..=haltpoll::predictive::MAX_HORIZON_NS, any::<bool>())
         .prop_map(|(poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, timer_first)| {
-            PredictiveParams { poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, timer_first }.validate().unwrap()
+            PredictiveParams { poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, halt_cost_ns: 0, timer_first }
+                .validate()
+                .unwrap()
         })
 }
 
@@ -17,7 +19,9 @@ fn any_params() -> impl Strategy<Value = ValidPredictiveParams> {
 fn small_params() -> impl Strategy<Value = ValidPredictiveParams> {
     (0..200_000u32, 0..2_000_000u64, 1_000_000..2_000_000_000u64, any::<bool>()).prop_map(
         |(poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, timer_first)| {
-            PredictiveParams { poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, timer_first }.validate().unwrap()
+            PredictiveParams { poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, halt_cost_ns: 0, timer_first }
+                .validate()
+                .unwrap()
         },
     )
 }

@@ -14,7 +14,7 @@
 //! reserve is a few ceilings' worth (or the cap, if smaller): enough for several of the longest
 //! windows in a row, little enough that the price reacts within a few periods.
 
-use super::params::{MAX_HORIZON_NS, PPM, ValidPredictiveParams};
+use super::params::{MAX_HALT_COST_NS, MAX_HORIZON_NS, PPM, ValidPredictiveParams};
 
 /// The price's range as powers of two of ns: from 4 us to 2^28 ns (268 ms).
 const MIN_PRICE_SHIFT: u32 = 12;
@@ -36,6 +36,8 @@ pub struct Budget {
     remainder: u32,
     /// Polling time available, ns.
     credit_ns: u64,
+    /// What a halt costs, ns (at most [`MAX_HALT_COST_NS`]): a caught wakeup gives it back.
+    halt_cost_ns: u32,
     /// The most credit kept: `ppm x horizon`.
     cap_ns: u64,
     /// The credit at which the price is highest: [`RESERVE_CEILINGS`] ceilings, at most half
@@ -43,8 +45,8 @@ pub struct Budget {
     reserve_ns: u64,
     /// The highest price: [`MAX_PRICE_CEILINGS`] ceilings (within the price's range). No catch is
     /// worth more: a poll that catches less than one wakeup in that many is not worth its
-    /// ceiling, however much credit is left.
-    max_price_ns: u64,
+    /// ceiling, however much credit is left. At most 2^28, so 32 bits hold it.
+    max_price_ns: u32,
     /// `2^40 / reserve`, rounded up: the fill in 1/256 is `credit x fill_scale >> 32`, without a division on
     /// the idle path.
     fill_scale: u64,
@@ -65,7 +67,17 @@ impl Budget {
             Some(q) => q + 1, // rounded up
             None => 0,
         };
-        Budget { ppm: p.poll_budget_ppm, remainder: 0, credit_ns: 0, cap_ns, reserve_ns, max_price_ns, fill_scale }
+        Budget {
+            ppm: p.poll_budget_ppm,
+            remainder: 0,
+            credit_ns: 0,
+            // validate() keeps it at or below MAX_HALT_COST_NS, which fits.
+            halt_cost_ns: p.halt_cost_ns as u32,
+            cap_ns,
+            reserve_ns,
+            max_price_ns: max_price_ns as u32,
+            fill_scale,
+        }
     }
 
     /// Credit available, ns.
@@ -83,7 +95,7 @@ impl Budget {
         let exponent = (MIN_PRICE_SHIFT as u64) * 256 + range as u64 * fill; // in 1/256
         let (whole, frac) = (exponent >> 8, exponent & 255);
         let price = ((1u64 << whole) * (256 + frac)) >> 8;
-        if price < self.max_price_ns { price } else { self.max_price_ns }
+        if price < self.max_price_ns as u64 { price } else { self.max_price_ns as u64 }
     }
 
     /// Earns the budget's share of `elapsed_ns`, up to the cap.
@@ -95,9 +107,24 @@ impl Budget {
         self.credit_ns = self.credit_ns.saturating_add(earned / u64::from(PPM)).min(self.cap_ns);
     }
 
-    /// Spends `poll_ns` of polling.
-    pub fn spend(&mut self, poll_ns: u64) {
-        self.credit_ns = self.credit_ns.saturating_sub(poll_ns);
+    /// What a halt costs, ns: what a caught wakeup gives back.
+    pub const fn halt_cost_ns(&self) -> u64 {
+        self.halt_cost_ns as u64
+    }
+
+    /// Sets what a halt costs, ns (at most [`MAX_HALT_COST_NS`]; more counts as that).
+    pub fn set_halt_cost_ns(&mut self, ns: u64) {
+        self.halt_cost_ns = ns.min(MAX_HALT_COST_NS) as u32;
+    }
+
+    /// Spends `poll_ns` of polling, net of the halt a caught wakeup saved.
+    pub fn spend(&mut self, poll_ns: u64, caught: bool) {
+        let saved = if caught { self.halt_cost_ns() } else { 0 };
+        self.credit_ns = if saved > poll_ns {
+            self.credit_ns.saturating_add(saved - poll_ns).min(self.cap_ns)
+        } else {
+            self.credit_ns.saturating_sub(poll_ns - saved)
+        };
     }
 }
 
@@ -121,8 +148,30 @@ mod tests {
         assert_eq!(b.credit_ns(), 16_650);
         b.earn(u64::MAX);
         assert_eq!(b.credit_ns(), 50_000);
-        b.spend(60_000);
+        b.spend(60_000, true);
         assert_eq!(b.credit_ns(), 0);
+    }
+
+    #[test]
+    fn a_catch_gives_the_halt_cost_back() {
+        let p = PredictiveParams { poll_budget_ppm: 50_000, halt_cost_ns: 20_000, ..PredictiveParams::DEFAULT };
+        let mut b = Budget::new(&p.validate().unwrap());
+        b.earn(1_000_000); // 50 us
+        b.spend(30_000, true); // 10 us net
+        assert_eq!(b.credit_ns(), 40_000);
+        b.spend(5_000, true); // 15 us back
+        assert_eq!(b.credit_ns(), 55_000);
+        b.spend(30_000, false);
+        assert_eq!(b.credit_ns(), 25_000);
+        b.set_halt_cost_ns(0);
+        b.spend(5_000, true);
+        assert_eq!(b.credit_ns(), 20_000);
+        b.set_halt_cost_ns(u64::MAX);
+        assert_eq!(b.halt_cost_ns(), MAX_HALT_COST_NS);
+        for _ in 0..6 {
+            b.spend(0, true);
+        }
+        assert_eq!(b.credit_ns(), b.cap_ns, "the credit stays within its cap");
     }
 
     #[test]
@@ -138,7 +187,7 @@ mod tests {
             last = b.price_ns();
         }
         assert_eq!(b.price_ns(), 400_000, "at most 4 ceilings");
-        b.spend(600_000);
+        b.spend(600_000, false);
         assert_eq!(b.price_ns(), 1 << 16, "at 1/4 of the reserve: 2^(12 + 16 x 1/4)");
     }
 

@@ -43,8 +43,8 @@ mod params;
 pub mod periodic;
 
 pub use params::{
-    BudgetParseError, MAX_CEILING_NS, MAX_HORIZON_NS, PPM, PredictiveParamError, PredictiveParams, RawPredictiveParams,
-    ValidPredictiveParams, parse_budget,
+    BudgetParseError, MAX_CEILING_NS, MAX_HALT_COST_NS, MAX_HORIZON_NS, PPM, PredictiveParamError, PredictiveParams,
+    RawPredictiveParams, ValidPredictiveParams, parse_budget,
 };
 
 use crate::driver::HALT;
@@ -105,7 +105,7 @@ impl Predictive {
     /// decision.
     pub fn reflect(&mut self, outcome: &Outcome) {
         self.budget.earn(outcome.idle_ns);
-        self.budget.spend(outcome.poll_ns);
+        self.budget.spend(outcome.poll_ns, outcome.caught);
         if !outcome.caught && outcome.halt_wake_ns > 0 {
             let (avg, new) =
                 (i64::from(self.halt_wake_ns), i64::from(u32::try_from(outcome.halt_wake_ns).unwrap_or(u32::MAX)));
@@ -127,9 +127,23 @@ impl Predictive {
         self.budget.credit_ns()
     }
 
-    /// What a caught wakeup is worth now, in ns of polling.
+    /// What a caught wakeup is worth now, in ns of polling: the budget's price, plus the halt
+    /// it saves.
     pub const fn price_ns(&self) -> u64 {
-        self.budget.price_ns()
+        self.budget.price_ns() + self.budget.halt_cost_ns()
+    }
+
+    /// What one halt costs now, ns ([`PredictiveParams::halt_cost_ns`]).
+    pub const fn halt_cost_ns(&self) -> u64 {
+        self.budget.halt_cost_ns()
+    }
+
+    /// Sets what one halt costs (its exit, the waker's IPI, the wake-up), ns, for a caller that
+    /// measures it as it goes: from the next period on, polling is budgeted net of it. A few
+    /// instructions; the next decision is planned with it at the next reflect. At most
+    /// [`MAX_HALT_COST_NS`]; more counts as that.
+    pub fn set_halt_cost_ns(&mut self, ns: u64) {
+        self.budget.set_halt_cost_ns(ns);
     }
 
     /// The best decision for the next period: the best window from idle entry, or, if it is
@@ -137,7 +151,7 @@ impl Predictive {
     /// credit there is now.
     fn plan(&self) -> Decision {
         let limit = u64::from(self.ceiling_ns).min(self.budget.credit_ns());
-        let price = self.budget.price_ns();
+        let price = self.price_ns();
         let row = self.histograms.prediction();
         let poll = histogram::best_window(&row, price, limit);
         let mut best = (

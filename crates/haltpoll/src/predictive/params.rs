@@ -14,6 +14,10 @@ pub const MAX_CEILING_NS: u64 = 1_000_000_000;
 /// The longest budget horizon: 1000 s, which keeps the budget's arithmetic in 64 bits.
 pub const MAX_HORIZON_NS: u64 = 1_000_000_000_000;
 
+/// The largest halt cost: 10 ms. A halt that costs more than that is a machine to fix, not to
+/// budget for; the bound keeps the budget's products in 64 bits.
+pub const MAX_HALT_COST_NS: u64 = 10_000_000;
+
 /// The predictive governor's parameters, with the defaults of [`PredictiveParams::DEFAULT`].
 ///
 /// ```
@@ -24,8 +28,8 @@ pub const MAX_HORIZON_NS: u64 = 1_000_000_000_000;
 /// ```
 ///
 /// With feature `clap` it is a group of options (`#[command(flatten)]`): `--poll-budget 5%`,
-/// `--poll-ceiling NS`, `--budget-horizon NS`, `--no-timer-first`. With feature `serde` it
-/// serializes with these field names.
+/// `--poll-ceiling NS`, `--budget-horizon NS`, `--halt-cost NS`, `--no-timer-first`. With
+/// feature `serde` it serializes with these field names (`halt_cost_ns` may be left out: 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "clap", derive(clap::Args), command(next_help_heading = "Predictive governor parameters"))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -54,6 +58,21 @@ pub struct PredictiveParams {
             help = "Horizon of the budget, ns: unspent budget is saved for at most this long's worth")
     )]
     pub budget_horizon_ns: u64,
+    /// What one halt costs, ns: its exit, the waker's IPI and the wake-up. A caught wakeup saves
+    /// one, so the budget counts polling net of it: `poll time - halt_cost x catches` may take
+    /// at most the budget's share of the time. 0 budgets all polling (a share of the CPU's
+    /// time); a guest that measures its halts updates it ([`Predictive::set_halt_cost_ns`]).
+    ///
+    /// [`Predictive::set_halt_cost_ns`]: super::Predictive::set_halt_cost_ns
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "halt-cost", value_name = "NS", default_value_t = PredictiveParams::DEFAULT.halt_cost_ns,
+            value_parser = crate::params::parse_ns,
+            help = "What one halt costs (exit, IPI, wake), ns or with a unit: 50us; polling is budgeted net of \
+                    the halts it saves (0: all polling counts), predictive governor")
+    )]
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub halt_cost_ns: u64,
     /// Whether periodic wakeups may be met by halting with a timer set just before the predicted
     /// wakeup and polling from there ([`Decision::TimerThenPoll`](crate::select::Decision)).
     #[cfg_attr(
@@ -65,11 +84,12 @@ pub struct PredictiveParams {
 }
 
 impl PredictiveParams {
-    /// 5% budget, 4 ms ceiling, 1 s horizon, timer-first on.
+    /// 5% budget, 4 ms ceiling, 1 s horizon, no halt cost (all polling counts), timer-first on.
     pub const DEFAULT: PredictiveParams = PredictiveParams {
         poll_budget_ppm: 50_000,
         poll_ceiling_ns: 4_000_000,
         budget_horizon_ns: 1_000_000_000,
+        halt_cost_ns: 0,
         timer_first: true,
     };
 
@@ -84,6 +104,9 @@ impl PredictiveParams {
         }
         if self.budget_horizon_ns == 0 || self.budget_horizon_ns > MAX_HORIZON_NS {
             return Err(PredictiveParamError::HorizonOutOfRange);
+        }
+        if self.halt_cost_ns > MAX_HALT_COST_NS {
+            return Err(PredictiveParamError::HaltCostTooLarge);
         }
         Ok(ValidPredictiveParams(self))
     }
@@ -198,6 +221,8 @@ pub struct RawPredictiveParams {
     pub poll_ceiling_ns: u64,
     /// [`PredictiveParams::budget_horizon_ns`].
     pub budget_horizon_ns: u64,
+    /// [`PredictiveParams::halt_cost_ns`].
+    pub halt_cost_ns: u64,
     /// [`PredictiveParams::poll_budget_ppm`].
     pub poll_budget_ppm: u32,
     /// [`PredictiveParams::timer_first`]: 1 or 0.
@@ -207,8 +232,15 @@ pub struct RawPredictiveParams {
 impl RawPredictiveParams {
     /// `params` in the fixed layout.
     pub const fn new(params: &PredictiveParams) -> RawPredictiveParams {
-        let PredictiveParams { poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, timer_first } = *params;
-        RawPredictiveParams { poll_ceiling_ns, budget_horizon_ns, poll_budget_ppm, timer_first: timer_first as u32 }
+        let PredictiveParams { poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, halt_cost_ns, timer_first } =
+            *params;
+        RawPredictiveParams {
+            poll_ceiling_ns,
+            budget_horizon_ns,
+            halt_cost_ns,
+            poll_budget_ppm,
+            timer_first: timer_first as u32,
+        }
     }
 
     /// The parameters, if every field holds a value its type has (not yet
@@ -219,8 +251,8 @@ impl RawPredictiveParams {
             1 => true,
             _ => return None,
         };
-        let RawPredictiveParams { poll_ceiling_ns, budget_horizon_ns, poll_budget_ppm, .. } = *self;
-        Some(PredictiveParams { poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, timer_first })
+        let RawPredictiveParams { poll_ceiling_ns, budget_horizon_ns, halt_cost_ns, poll_budget_ppm, .. } = *self;
+        Some(PredictiveParams { poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, halt_cost_ns, timer_first })
     }
 }
 
@@ -234,6 +266,8 @@ pub enum PredictiveParamError {
     CeilingTooLong,
     /// `budget_horizon_ns` is 0 or above 1000 s.
     HorizonOutOfRange,
+    /// `halt_cost_ns` is above 10 ms.
+    HaltCostTooLarge,
 }
 
 impl fmt::Display for PredictiveParamError {
@@ -246,6 +280,9 @@ impl fmt::Display for PredictiveParamError {
             PredictiveParamError::HorizonOutOfRange => {
                 f.write_str("the budget horizon must be between 1 ns and 1000 s (1000000000000 ns); the default is 1 s")
             }
+            PredictiveParamError::HaltCostTooLarge => f.write_str(
+                "the halt cost must be at most 10 ms (10000000 ns); a few us on hardware KVM, 50-85 us nested",
+            ),
         }
     }
 }
@@ -275,6 +312,7 @@ mod tests {
         assert!(bad(PredictiveParams { poll_budget_ppm: PPM + 1, ..PredictiveParams::DEFAULT }).contains("100%"));
         assert!(bad(PredictiveParams { poll_ceiling_ns: 2_000_000_000, ..PredictiveParams::DEFAULT }).contains("1 s"));
         assert!(bad(PredictiveParams { budget_horizon_ns: 0, ..PredictiveParams::DEFAULT }).contains("horizon"));
+        assert!(bad(PredictiveParams { halt_cost_ns: 20_000_000, ..PredictiveParams::DEFAULT }).contains("10 ms"));
         assert!(PredictiveParams::DEFAULT.validate().is_ok());
     }
 
@@ -288,14 +326,24 @@ mod tests {
             PredictiveParams::from_arg_matches(&m).unwrap()
         };
         assert_eq!(parse(&[]), PredictiveParams::DEFAULT);
-        let all =
-            ["--poll-budget", "2%", "--poll-ceiling", "300000", "--budget-horizon", "5000000", "--no-timer-first"];
+        let all = [
+            "--poll-budget",
+            "2%",
+            "--poll-ceiling",
+            "300000",
+            "--budget-horizon",
+            "5000000",
+            "--halt-cost",
+            "50us",
+            "--no-timer-first",
+        ];
         assert_eq!(
             parse(&all),
             PredictiveParams {
                 poll_budget_ppm: 20_000,
                 poll_ceiling_ns: 300_000,
                 budget_horizon_ns: 5_000_000,
+                halt_cost_ns: 50_000,
                 timer_first: false
             }
         );
