@@ -122,4 +122,10 @@ impl IdleGovernor for AnyGovernor {
             AnyGovernor::Predictive(gov) => gov.window_ns(),
         }
     }
+
+    fn set_halt_cost_ns(&mut self, ns: u64) {
+        if let AnyGovernor::Predictive(gov) = self {
+            gov.set_halt_cost_ns(ns);
+        }
+    }
 }

@@ -139,6 +139,14 @@ pub trait Mechanism {
         0
     }
 
+    /// What one halt costs this CPU, ns (its exit, the waker's IPI, the wake-up), where the
+    /// mechanism measures it as it goes: the loop tells the governor
+    /// ([`IdleGovernor::set_halt_cost_ns`]) before it reflects each period. `None`: the
+    /// governor keeps its own figure.
+    fn halt_cost_ns(&mut self) -> Option<u64> {
+        None
+    }
+
     /// How long one poll lasts when the latency requirement forbids halting, ns: the poll
     /// repeats until the wakeup (or the deadline). `window_ns` is the governor's; a kernel
     /// with a tick polls a tick at a time.
@@ -184,6 +192,9 @@ pub fn enter<G: IdleGovernor, M: Mechanism>(gov: &mut G, mechanism: &mut M, late
         Decision::Halt => period.halt(None),
         Decision::Poll { window_ns } => period.poll_then_halt(window_ns),
         Decision::TimerThenPoll { timer_ns, window_ns } => period.timer_then_poll(timer_ns, window_ns),
+    }
+    if let Some(cost_ns) = period.m.halt_cost_ns() {
+        gov.set_halt_cost_ns(cost_ns);
     }
     let (outcome, exit_ns) = period.finish();
     let adjustment = gov.reflect(&outcome);

@@ -188,6 +188,10 @@ impl IdleGovernor for Predictive {
     fn window_ns(&self) -> u64 {
         self.planned().window_ns()
     }
+
+    fn set_halt_cost_ns(&mut self, ns: u64) {
+        Predictive::set_halt_cost_ns(self, ns);
+    }
 }
 
 #[cfg(test)]

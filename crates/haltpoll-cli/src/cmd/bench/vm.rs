@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use haltpoll::{BlockTime, ValidParams, ValidPredictiveParams};
+use haltpoll_abi::WakeCosts;
 use haltpoll_vmm::{DriverLoad, IdlePolicy, RunOptions, VmmError};
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -436,7 +437,26 @@ fn driver_note(m: &Measurement) -> String {
         format!(", {} timer halts of which {} fired and polled", m.timers_armed, m.timer_fires)
     } else {
         String::new()
+    } + &wake_costs_note(&m.wake_costs)
+}
+
+/// What the drivers learnt their halts cost, each vCPU's: the halt's cost (the IPI's wake-up in
+/// it) and, where a timer woke them, its wake-up and spread.
+fn wake_costs_note(costs: &[WakeCosts]) -> String {
+    let learnt: Vec<&WakeCosts> = costs.iter().filter(|c| c.ipi_wakes > 0 || c.timer_wakes > 0).collect();
+    if learnt.is_empty() {
+        return String::new();
     }
+    let each = |f: fn(&WakeCosts) -> String| learnt.iter().map(|c| f(c)).collect::<Vec<_>>().join(", ");
+    let mut note =
+        format!("; halt cost {} (IPI wake-up {})", each(|c| fmt_ns(c.halt_cost_ns)), each(|c| fmt_ns(c.ipi_wake_ns)));
+    if learnt.iter().any(|c| c.timer_wakes > 0) {
+        note += &format!(
+            "; timer wake-up {}",
+            each(|c| format!("{} +- {}", fmt_ns(c.timer_wake_ns), fmt_ns(c.timer_spread_ns)))
+        );
+    }
+    note
 }
 
 /// What the columns mean.

@@ -3,6 +3,7 @@
 //! and the targets ([`check_targets`]), through the benchmarks'
 //! [`summary`](haltpoll_bench::summary). Pure: no VM here, so it is tested with made-up reports.
 
+use haltpoll_abi::WakeCosts;
 use haltpoll_vmm::RunReport;
 use serde::Serialize;
 
@@ -77,6 +78,8 @@ pub struct Measurement {
     pub timers_armed: u64,
     /// Of those, halts the timer ended (then the vCPU polled).
     pub timer_fires: u64,
+    /// What each vCPU's haltpoll driver learnt its halts and its timer's wake-ups cost.
+    pub wake_costs: Vec<WakeCosts>,
 }
 
 impl Measurement {
@@ -121,6 +124,7 @@ impl Measurement {
             realtime_hint: report.realtime_hint,
             timers_armed: report.sum(|v| v.counters.timers_armed),
             timer_fires: report.sum(|v| v.counters.timer_fires),
+            wake_costs: report.vcpus.iter().map(|v| v.driver.costs).collect(),
         }
     }
 }
@@ -372,6 +376,7 @@ mod tests {
             realtime_hint: true,
             timers_armed: 0,
             timer_fires: 0,
+            wake_costs: vec![],
         }
     }
 
