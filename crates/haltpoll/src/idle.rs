@@ -314,6 +314,7 @@ mod tests {
         halts: u32,
         called_off: u32,
         pending_at_halt: bool,
+        halt_cost: Option<u64>,
     }
 
     impl Mechanism for Script {
@@ -353,6 +354,9 @@ mod tests {
         fn halt_called_off(&mut self) -> u64 {
             self.called_off += 1;
             0
+        }
+        fn halt_cost_ns(&mut self) -> Option<u64> {
+            self.halt_cost
         }
     }
 
@@ -429,6 +433,18 @@ mod tests {
         fn window_ns(&self) -> u64 {
             self.0.window_ns()
         }
+    }
+
+    #[test]
+    fn the_mechanism_s_halt_cost_reaches_the_predictive_governor_before_it_reflects() {
+        let mut gov = crate::Predictive::new(crate::ValidPredictiveParams::DEFAULT);
+        assert_eq!(gov.halt_cost_ns(), 0);
+        let mut cpu = Script { wakeup: 30_000, ..Script::default() };
+        enter(&mut gov, &mut cpu, LATENCY_ANY);
+        assert_eq!(gov.halt_cost_ns(), 0, "a mechanism that measures nothing leaves it");
+        let mut cpu = Script { wakeup: 30_000, halt_cost: Some(75_000), ..Script::default() };
+        enter(&mut gov, &mut cpu, LATENCY_ANY);
+        assert_eq!(gov.halt_cost_ns(), 75_000);
     }
 
     #[test]
