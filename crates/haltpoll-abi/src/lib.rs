@@ -454,7 +454,7 @@ pub struct DriverReport {
 }
 
 /// What the haltpoll driver learnt, as it ran, a halt and a timer's wake-up cost on its vCPU, ns
-/// (moving averages; 0: never measured). The governor is told `halt_cost_ns`, and the timer is
+/// (moving medians; 0: never measured). The governor is told `halt_cost_ns`, and the timer is
 /// aimed `timer_spread_ns` earlier than the governor asks, so that it fires before the wakeup
 /// it is meant to catch more often than not.
 #[repr(C)]
@@ -473,7 +473,7 @@ pub struct WakeCosts {
     pub ipi_wake_ns: u64,
     /// From the timer's due time to the vCPU running again.
     pub timer_wake_ns: u64,
-    /// How far a timer's wake-up strays from `timer_wake_ns` (mean absolute deviation).
+    /// How far a timer's wake-up strays from `timer_wake_ns` (median absolute deviation).
     pub timer_spread_ns: u64,
     /// Samples behind `ipi_wake_ns` and `timer_wake_ns`.
     pub ipi_wakes: u64,
