@@ -1,9 +1,16 @@
 //! The polling budget: a credit of polling time the CPU earns as time passes and spends by
 //! polling, and the price of a poll that keeps spending at the rate earned.
 //!
-//! The credit is the hard limit: a window never exceeds it, so from the start polling takes at
-//! most `budget x (time run + time idle)` (only a caller's forced poll, for a latency
-//! requirement of 0, can overdraw it). Unspent credit is kept up to `budget x horizon`.
+//! The credit is the hard limit. It counts polling net of the halts caught wakeups saved
+//! (`poll time - halt_cost x catches`; with a halt cost of 0, all polling). A window never
+//! exceeds the credit plus one halt's cost (a poll that long, caught, has paid for itself; one
+//! that is not leaves the credit at worst one halt cost in debt), so net polling takes at most
+//! `budget x (time run + time idle)` plus the credit it started with plus one halt cost (only a
+//! caller's forced poll, for a latency requirement of 0, can overdraw it further). Credit
+//! earned is kept up to `budget x horizon`, and a CPU starts with that much, as if it had idled
+//! a horizon without polling: a credit that started empty missed most of a busy server's first
+//! second. What catches give back is kept up to [`SAVED_CAPS`] times that: a run of cheap
+//! catches pays for the next long poll, as polling everything does for Linux's governor.
 //!
 //! The price is the soft control: what a caught wakeup is worth in ns of polling. The window
 //! chosen is the one with the most `price x catches - ns polled` ([`super::histogram`]), so a
@@ -24,6 +31,9 @@ const MAX_PRICE_SHIFT: u32 = 28;
 /// The highest price, in ceilings.
 const MAX_PRICE_CEILINGS: u64 = 4;
 
+/// What catches give back is kept up to this many caps.
+const SAVED_CAPS: i64 = 4;
+
 /// The reserve at which the price is highest, in ceilings.
 const RESERVE_CEILINGS: u64 = 8;
 
@@ -34,8 +44,9 @@ pub struct Budget {
     ppm: u32,
     /// What `time x ppm` earned beyond the whole ns already credited, in ns x ppm (< [`PPM`]).
     remainder: u32,
-    /// Polling time available, ns.
-    credit_ns: u64,
+    /// Polling time available, ns, net of halts saved: from minus one halt cost (a poll that
+    /// did not catch what it hoped to) to [`SAVED_CAPS`] caps.
+    credit_ns: i64,
     /// What a halt costs, ns (at most [`MAX_HALT_COST_NS`]): a caught wakeup gives it back.
     halt_cost_ns: u32,
     /// The most credit kept: `ppm x horizon`.
@@ -53,7 +64,7 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// No credit yet: a CPU earns before it spends.
+    /// A full credit (a horizon's worth), as after a quiet horizon.
     pub const fn new(params: &ValidPredictiveParams) -> Budget {
         let p = params.into_inner();
         // horizon <= 10^12 and ppm <= 10^6: the product fits; so does 8 x a ceiling <= 1 s.
@@ -70,7 +81,8 @@ impl Budget {
         Budget {
             ppm: p.poll_budget_ppm,
             remainder: 0,
-            credit_ns: 0,
+            // cap <= 10^12: it fits.
+            credit_ns: cap_ns as i64,
             // validate() keeps it at or below MAX_HALT_COST_NS, which fits.
             halt_cost_ns: p.halt_cost_ns as u32,
             cap_ns,
@@ -80,9 +92,15 @@ impl Budget {
         }
     }
 
-    /// Credit available, ns.
+    /// Credit available, ns (0 while in debt).
     pub const fn credit_ns(&self) -> u64 {
-        self.credit_ns
+        if self.credit_ns > 0 { self.credit_ns as u64 } else { 0 }
+    }
+
+    /// The longest window the credit allows: the credit plus one halt cost, ns.
+    pub const fn limit_ns(&self) -> u64 {
+        let limit = self.credit_ns + self.halt_cost_ns as i64;
+        if limit > 0 { limit as u64 } else { 0 }
     }
 
     /// The price, ns: 2^(12 + 16 x credit / reserve), interpolated linearly between powers of
@@ -91,7 +109,8 @@ impl Budget {
         let range = MAX_PRICE_SHIFT - MIN_PRICE_SHIFT;
         // The fill in 1/256, by the reciprocal kept (credit < reserve here, so the product is
         // below 2^40).
-        let fill = if self.credit_ns >= self.reserve_ns { 256 } else { (self.credit_ns * self.fill_scale) >> 32 };
+        let credit = self.credit_ns();
+        let fill = if credit >= self.reserve_ns { 256 } else { (credit * self.fill_scale) >> 32 };
         let exponent = (MIN_PRICE_SHIFT as u64) * 256 + range as u64 * fill; // in 1/256
         let (whole, frac) = (exponent >> 8, exponent & 255);
         let price = ((1u64 << whole) * (256 + frac)) >> 8;
@@ -104,7 +123,12 @@ impl Budget {
         let elapsed = if elapsed_ns < MAX_HORIZON_NS { elapsed_ns } else { MAX_HORIZON_NS };
         let earned = elapsed * u64::from(self.ppm) + u64::from(self.remainder);
         self.remainder = (earned % u64::from(PPM)) as u32;
-        self.credit_ns = self.credit_ns.saturating_add(earned / u64::from(PPM)).min(self.cap_ns);
+        // Both below 2^41 (earned: 10^12 x 10^6 / 10^6): the sum fits.
+        let earned = (earned / u64::from(PPM)) as i64;
+        let cap = self.cap_ns as i64;
+        if self.credit_ns < cap {
+            self.credit_ns = if self.credit_ns + earned < cap { self.credit_ns + earned } else { cap };
+        }
     }
 
     /// What a halt costs, ns: what a caught wakeup gives back.
@@ -119,12 +143,12 @@ impl Budget {
 
     /// Spends `poll_ns` of polling, net of the halt a caught wakeup saved.
     pub fn spend(&mut self, poll_ns: u64, caught: bool) {
-        let saved = if caught { self.halt_cost_ns() } else { 0 };
-        self.credit_ns = if saved > poll_ns {
-            self.credit_ns.saturating_add(saved - poll_ns).min(self.cap_ns)
-        } else {
-            self.credit_ns.saturating_sub(poll_ns - saved)
-        };
+        let saved = if caught { i64::from(self.halt_cost_ns) } else { 0 };
+        let poll = i64::try_from(poll_ns).unwrap_or(i64::MAX);
+        let credit = self.credit_ns.saturating_add(saved).saturating_sub(poll);
+        // A forced poll can overdraw more than one halt cost; the debt stops there, as the
+        // credit stopped at 0 before there was a halt cost.
+        self.credit_ns = credit.clamp(-i64::from(self.halt_cost_ns), SAVED_CAPS * self.cap_ns as i64);
     }
 }
 
@@ -141,7 +165,8 @@ mod tests {
     #[test]
     fn earns_its_share_exactly_and_caps() {
         let mut b = budget(50_000, 1_000_000); // 5%, cap 50 us
-        assert_eq!(b.credit_ns(), 0);
+        assert_eq!(b.credit_ns(), 50_000, "a CPU starts with a full credit");
+        b.spend(50_000, false);
         for _ in 0..1_000 {
             b.earn(333); // 16.65 ns each
         }
@@ -156,6 +181,7 @@ mod tests {
     fn a_catch_gives_the_halt_cost_back() {
         let p = PredictiveParams { poll_budget_ppm: 50_000, halt_cost_ns: 20_000, ..PredictiveParams::DEFAULT };
         let mut b = Budget::new(&p.validate().unwrap());
+        b.spend(b.credit_ns(), false);
         b.earn(1_000_000); // 50 us
         b.spend(30_000, true); // 10 us net
         assert_eq!(b.credit_ns(), 40_000);
@@ -168,10 +194,14 @@ mod tests {
         assert_eq!(b.credit_ns(), 20_000);
         b.set_halt_cost_ns(u64::MAX);
         assert_eq!(b.halt_cost_ns(), MAX_HALT_COST_NS);
-        for _ in 0..6 {
+        for _ in 0..30 {
             b.spend(0, true);
         }
-        assert_eq!(b.credit_ns(), b.cap_ns, "the credit stays within its cap");
+        assert_eq!(b.credit_ns(), 4 * b.cap_ns, "what catches give back stays within its cap");
+        b.earn(1_000_000_000);
+        assert_eq!(b.credit_ns(), 4 * b.cap_ns, "earning does not lower it");
+        b.spend(u64::MAX, false);
+        assert_eq!((b.credit_ns(), b.limit_ns()), (0, 0), "in debt by one halt cost at most");
     }
 
     #[test]
@@ -179,6 +209,7 @@ mod tests {
         // 5% of 1 s: a cap of 50 ms; a reserve of 8 ceilings of 100 us, 800 us.
         let p = PredictiveParams { poll_budget_ppm: 50_000, poll_ceiling_ns: 100_000, ..PredictiveParams::DEFAULT };
         let mut b = Budget::new(&p.validate().unwrap());
+        b.spend(u64::MAX, false);
         assert_eq!((b.credit_ns(), b.price_ns()), (0, 1 << MIN_PRICE_SHIFT));
         let mut last = b.price_ns();
         for _ in 0..80 {

@@ -22,6 +22,11 @@ const WEIGHT: u8 = 16;
 /// unconditioned histogram speaks for it.
 const MIN_ROW_TOTAL: u32 = 3 * WEIGHT as u32;
 
+/// Every bucket of a prediction counts this much more than the histograms say: 1/64 of a recent
+/// period, nothing against any bucket seen, but a reason to poll on into buckets not seen lately
+/// when a catch is worth a long poll (the credit is plentiful), as a long fixed window does.
+const PRIOR: u16 = 1;
+
 /// The bucket of an idle period of `ns`.
 pub const fn bucket(ns: u64) -> usize {
     let x = ns >> FIRST_SHIFT;
@@ -75,14 +80,14 @@ impl Histograms {
 
     /// The counts that predict the next period: those that followed the last period's bucket,
     /// weighted 3 to 1 against all of them (which keeps a bucket the row has not seen yet
-    /// possible), or all of them alone while that row is thin.
+    /// possible), or all of them alone while that row is thin; and [`PRIOR`] in every bucket.
     pub fn prediction(&self) -> Counts {
         let row = &self.rows[self.prev as usize];
         let thin = total(row) < MIN_ROW_TOTAL;
         let mut counts = [0u16; BUCKETS];
         for (k, n) in counts.iter_mut().enumerate() {
             let all = u16::from(self.all[k]);
-            *n = if thin { 4 * all } else { 3 * u16::from(row[k]) + all };
+            *n = if thin { 4 * all } else { 3 * u16::from(row[k]) + all } + PRIOR;
         }
         counts
     }
@@ -90,8 +95,11 @@ impl Histograms {
 
 fn add_to(row: &mut Row, k: usize) {
     if row[k] > u8::MAX - WEIGHT {
+        // Rounded up: a bucket once seen keeps a count of 1 however long ago, so a rare long
+        // period stays possible and a poll with credit to spare still reaches it (halving to 0
+        // capped every window at the last bucket still counted, below Linux's 99.9%).
         for n in row.iter_mut() {
-            *n /= 2;
+            *n = n.div_ceil(2);
         }
     }
     row[k] += WEIGHT;
@@ -193,7 +201,7 @@ mod tests {
         h.add(20_000);
         h.add(20_000);
         h.add(2_000_000); // row of the 2 ms bucket is empty
-        assert_eq!(h.prediction().to_vec(), h.all.iter().map(|&n| 4 * u16::from(n)).collect::<Vec<_>>());
+        assert_eq!(h.prediction().to_vec(), h.all.iter().map(|&n| 4 * u16::from(n) + PRIOR).collect::<Vec<_>>());
     }
 
     #[test]

@@ -33,8 +33,9 @@
 //!     let poll_ns = decision.window_ns().min(20_000);
 //!     gov.reflect(&Outcome { idle_ns: 20_000, poll_ns, caught, halt_wake_ns: 0, ..Outcome::default() });
 //! }
-//! // It polls to the end of the 16-33 us bucket: 2.5% of the time, within the 5% budget.
-//! assert_eq!(gov.select(LATENCY_ANY, 780_000), Decision::Poll { window_ns: 32_768 });
+//! // It polls, and the wakeup ends each poll at 20 us: 2.5% of the time, within the 5% budget.
+//! // (With credit to spare, the window reaches on toward the ceiling for a rare long period.)
+//! assert!(matches!(gov.select(LATENCY_ANY, 780_000), Decision::Poll { window_ns } if window_ns >= 20_000));
 //! ```
 
 pub mod budget;
@@ -150,7 +151,7 @@ impl Predictive {
     /// worth more, a timer and a window around the predicted wakeup; within the ceiling and the
     /// credit there is now.
     fn plan(&self) -> Decision {
-        let limit = u64::from(self.ceiling_ns).min(self.budget.credit_ns());
+        let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
         let price = self.price_ns();
         let row = self.histograms.prediction();
         let poll = histogram::best_window(&row, price, limit);
@@ -253,6 +254,8 @@ mod tests {
     fn the_budget_is_never_overspent() {
         // Periods all worth polling, but 1% of the time allows few of them.
         let mut gov = Predictive::new(params(10_000, 1_000_000));
+        let start_credit = gov.credit_ns(); // a horizon's worth: 1% of 1 s
+        assert_eq!(start_credit, 10_000_000);
         let (mut polled, mut time) = (0u64, 0u64);
         let trace: Vec<(u64, u64)> = (0..20_000).map(|i| (5_000, 40_000 + (i % 7) * 3_000)).collect();
         for &(busy, d) in &trace {
@@ -264,7 +267,7 @@ mod tests {
                 _ => (0, false),
             };
             polled += poll_ns;
-            assert!(polled <= time / 100, "{polled} ns polled of {time} ns");
+            assert!(polled <= time / 100 + start_credit, "{polled} ns polled of {time} ns");
             gov.reflect(&Outcome { idle_ns: d, poll_ns, caught, halt_wake_ns: 0, ..Outcome::default() });
         }
         assert!(polled > time / 200, "the budget is used: {polled} of {time}");
