@@ -454,7 +454,7 @@ pub struct DriverReport {
 }
 
 /// What the haltpoll driver learnt, as it ran, a halt and a timer's wake-up cost on its vCPU, ns
-/// (moving medians; 0: never measured). The governor is told `halt_cost_ns`, and the timer is
+/// (moving quantiles; 0: never measured). The governor is told `halt_cost_ns`, and the timer is
 /// aimed `timer_spread_ns` earlier than the governor asks, so that it fires before the wakeup
 /// it is meant to catch more often than not.
 #[repr(C)]
@@ -469,7 +469,8 @@ pub struct WakeCosts {
     pub halt_entry_ns: u64,
     /// The waker's side: its IPI's send (the ICR write).
     pub ipi_send_ns: u64,
-    /// From the waker's stamp, just before its IPI, to the woken vCPU running again.
+    /// From the waker's stamp, just before its IPI, to the woken vCPU running again: the lower
+    /// quartile (a wake-up late because the host ran something else costs the host no more).
     pub ipi_wake_ns: u64,
     /// From the timer's due time to the vCPU running again.
     pub timer_wake_ns: u64,

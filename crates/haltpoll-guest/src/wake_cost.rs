@@ -3,12 +3,14 @@
 //! governor the halt's cost (a caught wakeup saves one, so polling is budgeted net of it) and
 //! aims its timer early by the spread.
 //!
-//! Integers only (the guest has no FPU state to save): moving medians in ns, each new sample
-//! moving the estimate 1/16 of its value towards it (never past it). A median, not a mean: on a
+//! Integers only (the guest has no FPU state to save): moving quantiles in ns, each new sample
+//! moving the estimate 1/16 of its value towards it (never past it). Quantiles, not means: on a
 //! busy host a vCPU thread that waits for its CPU wakes milliseconds late, which is the host's
-//! scheduling, not what a halt costs (a polling vCPU preempted then is as late); a mean takes
-//! those in whole, a median ignores them as long as they are under half. The step is a share
-//! of the estimate, so it settles within a few dozen halts whatever the scale.
+//! scheduling, not what a halt costs the host (a waiting thread burns no CPU, and a polling vCPU
+//! preempted then is as late); a mean takes those in whole. The IPI's wake-up, which the halt
+//! cost is made of, is its lower quartile, which ignores up to three in four such late wake-ups;
+//! the timer's wake-up, which aims a timer, its median. The step is a share of the estimate, so
+//! it settles within a few dozen halts whatever the scale.
 //!
 //! ```
 //! use haltpoll_guest::wake_cost::WakeCostMeter;
@@ -21,11 +23,12 @@
 
 use haltpoll_abi::WakeCosts;
 
-/// Moving medians of the costs of one vCPU's halts, ns.
+/// Moving quantiles of the costs of one vCPU's halts, ns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WakeCostMeter {
     halt_entry_ns: u64,
     ipi_send: Average,
+    /// The lower quartile.
     ipi_wake: Average,
     timer_wake: Average,
     /// Median distance of the timer's wake-ups from `timer_wake`.
@@ -47,13 +50,20 @@ impl Average {
     /// settles where as many samples fall above as below (the median), however far off the
     /// outliers are.
     fn add(&mut self, sample_ns: u64) {
+        self.step(sample_ns, 1);
+    }
+
+    /// As [`add`](Self::add), with steps down `down` times as long as steps up: the estimate
+    /// settles where `down` samples fall above it for every one below, the `1 / (down + 1)`
+    /// quantile.
+    fn step(&mut self, sample_ns: u64, down: u64) {
         let step = (self.ns / 16).max(MIN_STEP_NS);
         self.ns = if self.samples == 0 {
             sample_ns
         } else if sample_ns > self.ns {
             self.ns + step.min(sample_ns - self.ns)
         } else {
-            self.ns - step.min(self.ns - sample_ns)
+            self.ns - step.saturating_mul(down).min(self.ns - sample_ns)
         };
         self.samples += 1;
     }
@@ -73,7 +83,7 @@ impl WakeCostMeter {
 
     /// An IPI woke this vCPU from a halt `ns` after its waker's stamp.
     pub fn ipi_woke(&mut self, ns: u64) {
-        self.ipi_wake.add(ns);
+        self.ipi_wake.step(ns, 3);
     }
 
     /// The timer woke this vCPU from a halt `ns` after it was due.
@@ -118,23 +128,34 @@ mod tests {
     #[test]
     fn medians_start_at_the_first_sample_and_step_a_sixteenth() {
         let mut meter = WakeCostMeter::new(0);
+        meter.timer_woke(80_000);
+        meter.timer_woke(0);
+        assert_eq!(meter.report().timer_wake_ns, 75_000);
+        assert_eq!(meter.report().timer_wakes, 2);
+        // Never past the sample, and no overflow at the top of the range.
+        meter.timer_woke(75_100);
+        assert_eq!(meter.report().timer_wake_ns, 75_100);
+        meter.timer_woke(u64::MAX);
+        assert!(meter.report().timer_wake_ns > 75_100);
+        // The IPI's wake-up steps down three times as far as up.
         meter.ipi_woke(80_000);
         meter.ipi_woke(0);
-        assert_eq!(meter.report().ipi_wake_ns, 75_000);
-        assert_eq!(meter.report().ipi_wakes, 2);
-        // Never past the sample, and no overflow at the top of the range.
-        meter.ipi_woke(75_100);
-        assert_eq!(meter.report().ipi_wake_ns, 75_100);
-        meter.ipi_woke(u64::MAX);
-        assert!(meter.report().ipi_wake_ns > 75_100);
+        assert_eq!(meter.report().ipi_wake_ns, 80_000 - 3 * 5_000);
     }
 
     #[test]
-    fn preempted_wake_ups_do_not_move_the_median_far() {
+    fn preempted_wake_ups_do_not_move_the_quantiles_far() {
         // 60 us wake-ups, one in three 3 ms late (the vCPU thread waited for its host CPU).
         let mut meter = WakeCostMeter::new(0);
         for i in 0..600 {
-            meter.ipi_woke(if i % 3 == 0 { 3_000_000 } else { 60_000 });
+            meter.timer_woke(if i % 3 == 0 { 3_000_000 } else { 60_000 });
+        }
+        let wake = meter.report().timer_wake_ns;
+        assert!((60_000..70_000).contains(&wake), "{wake}");
+        // Two in three late: the median goes with them, the IPI's lower quartile does not.
+        let mut meter = WakeCostMeter::new(0);
+        for i in 0..600 {
+            meter.ipi_woke(if i % 3 == 0 { 60_000 } else { 3_000_000 });
         }
         let wake = meter.report().ipi_wake_ns;
         assert!((60_000..70_000).contains(&wake), "{wake}");
