@@ -118,3 +118,108 @@ fn a_zero_latency_requirement_polls() {
     assert_eq!(gov.select(0, 0), Decision::Poll { window_ns: u64::MAX });
     assert_eq!(gov.select(LATENCY_ANY, 0), Decision::Halt);
 }
+
+/// Parameters with a halt cost and no timer: the setting of the worst-case guarantee.
+fn costed_params() -> impl Strategy<Value = ValidPredictiveParams> {
+    (0..=PPM, 0..2_000_000u64, 1_000_000..2_000_000_000u64, 1u64..200_000).prop_map(
+        |(poll_budget_ppm, poll_ceiling_ns, budget_horizon_ns, halt_cost_ns)| {
+            let p = PredictiveParams {
+                poll_budget_ppm,
+                poll_ceiling_ns,
+                budget_horizon_ns,
+                halt_cost_ns,
+                timer_first: false,
+            };
+            p.validate().unwrap()
+        },
+    )
+}
+
+/// How the adversary picks each period against what the governor planned: just past its
+/// window (every poll times out, the most polling wasted), a period of 1 ns when it halts (the
+/// halt costs `H` where the clairvoyant polls 1 ns), or a period from a fixed list.
+#[derive(Clone, Copy, Debug)]
+enum Adversary {
+    PastTheWindow,
+    ShortWhenHalting,
+    Fixed(u64),
+}
+
+fn adversaries() -> impl Strategy<Value = Vec<(u64, Adversary)>> {
+    let step = prop_oneof![
+        3 => Just(Adversary::PastTheWindow),
+        2 => Just(Adversary::ShortWhenHalting),
+        2 => (0u64..3_000_000).prop_map(Adversary::Fixed),
+    ];
+    prop::collection::vec((0u64..200_000, step), 0..600)
+}
+
+/// The costs of a replay with halt cost `H`, in ns: the governor's (polling + `H` per halt), the
+/// clairvoyant's (`min(d, H)` a period: it polls a period shorter than a halt's cost and halts at
+/// once otherwise), the polling beyond `H` in a period (what the budget pays for), the short
+/// misses (halts of periods below `H / 2` that a window below `H / 2` did not reach: what the
+/// budget rationed), and what catches shorter than `H` saved against halting.
+#[derive(Debug, Default)]
+struct Costs {
+    governor: u128,
+    clairvoyant: u128,
+    beyond_halt: u128,
+    short_misses: u128,
+    saved: u128,
+    elapsed: u128,
+}
+
+/// Replays the adversary's periods, each chosen against the plan, and totals the costs; also
+/// returns the credit the governor started with.
+fn costs(params: ValidPredictiveParams, steps: &[(u64, Adversary)]) -> (Costs, u64) {
+    let h = params.halt_cost_ns;
+    let mut replay = Replay::of(Predictive::new(params));
+    let start_credit = replay.governor().credit_ns();
+    let mut c = Costs::default();
+    for &(busy, adversary) in steps {
+        let w = replay.governor().planned().window_ns();
+        let d = match adversary {
+            Adversary::ShortWhenHalting if w == 0 => 1,
+            Adversary::PastTheWindow | Adversary::ShortWhenHalting => w.saturating_add(1),
+            Adversary::Fixed(d) => d,
+        };
+        let p = replay.period_after(busy, d);
+        let (poll, halted) = (u128::from(p.poll_ns), p.halted);
+        c.governor += poll + if halted { u128::from(h) } else { 0 };
+        c.clairvoyant += u128::from(d.min(h));
+        c.beyond_halt += poll.saturating_sub(u128::from(h));
+        c.short_misses += u128::from(halted && 2 * d < h && 2 * w < h);
+        c.saved += if halted || d >= h { 0 } else { u128::from(h - d) };
+        c.elapsed += u128::from(busy) + u128::from(d);
+    }
+    (c, start_credit)
+}
+
+proptest! {
+    /// The worst-case guarantee (docs/predictive.md): with a halt cost `H`, on any trace, even
+    /// one built period by period against the governor's plan, its cost is at most 3x the
+    /// clairvoyant's, plus the polling beyond a halt's cost in a period, plus 1.5 `H` for each
+    /// short miss; and the polling beyond a halt's cost is what the budget allows (its share of
+    /// the time elapsed, the credit it started with, one halt cost of debt) plus what catches
+    /// shorter than a halt saved.
+    #[test]
+    fn cost_is_within_3x_the_clairvoyant_plus_what_the_budget_pays(params in costed_params(), steps in adversaries()) {
+        let (c, start_credit) = costs(params, &steps);
+        let h = u128::from(params.halt_cost_ns);
+        prop_assert!(2 * c.governor <= 6 * c.clairvoyant + 2 * c.beyond_halt + 3 * h * c.short_misses, "{c:?}");
+        let budget = c.elapsed * u128::from(params.poll_budget_ppm) / u128::from(PPM);
+        prop_assert!(c.beyond_halt <= budget + u128::from(start_credit) + h + c.saved + 1, "{c:?}");
+    }
+
+    /// While the budget does not bind (100%), no period is a short miss: the ski-rental floor
+    /// polls at least half a halt's cost, so the cost is within 3x the clairvoyant's plus the
+    /// polling beyond a halt's cost.
+    #[test]
+    fn with_budget_to_spare_every_period_is_within_3x(params in costed_params(), steps in adversaries()) {
+        let ceiling = params.poll_ceiling_ns.max(params.halt_cost_ns);
+        let p = PredictiveParams { poll_budget_ppm: PPM, poll_ceiling_ns: ceiling, budget_horizon_ns: 1_000_000_000, ..*params };
+        let (c, _) = costs(p.validate().unwrap(), &steps);
+        prop_assert_eq!(c.short_misses, 0, "{:?}", c);
+        prop_assert!(c.governor <= 3 * c.clairvoyant + c.beyond_halt, "{c:?}");
+    }
+}

@@ -32,7 +32,7 @@ const MAX_PRICE_SHIFT: u32 = 28;
 const MAX_PRICE_CEILINGS: u64 = 4;
 
 /// What catches give back is kept up to this many caps.
-const SAVED_CAPS: i64 = 4;
+const SAVED_CAPS: i64 = 64;
 
 /// The reserve at which the price is highest, in ceilings.
 const RESERVE_CEILINGS: u64 = 8;
@@ -95,6 +95,11 @@ impl Budget {
     /// Credit available, ns (0 while in debt).
     pub const fn credit_ns(&self) -> u64 {
         if self.credit_ns > 0 { self.credit_ns as u64 } else { 0 }
+    }
+
+    /// Whether the credit is at least the reserve: the budget does not bind now.
+    pub const fn is_plentiful(&self) -> bool {
+        self.credit_ns >= self.reserve_ns as i64
     }
 
     /// The longest window the credit allows: the credit plus one halt cost, ns.
@@ -194,12 +199,13 @@ mod tests {
         assert_eq!(b.credit_ns(), 20_000);
         b.set_halt_cost_ns(u64::MAX);
         assert_eq!(b.halt_cost_ns(), MAX_HALT_COST_NS);
-        for _ in 0..30 {
+        for _ in 0..400 {
             b.spend(0, true);
         }
-        assert_eq!(b.credit_ns(), 4 * b.cap_ns, "what catches give back stays within its cap");
+        let saved_cap = SAVED_CAPS as u64 * b.cap_ns;
+        assert_eq!(b.credit_ns(), saved_cap, "what catches give back stays within its cap");
         b.earn(1_000_000_000);
-        assert_eq!(b.credit_ns(), 4 * b.cap_ns, "earning does not lower it");
+        assert_eq!(b.credit_ns(), saved_cap, "earning does not lower it");
         b.spend(u64::MAX, false);
         assert_eq!((b.credit_ns(), b.limit_ns()), (0, 0), "in debt by one halt cost at most");
     }

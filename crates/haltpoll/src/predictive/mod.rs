@@ -54,6 +54,11 @@ use budget::Budget;
 use histogram::Histograms;
 use periodic::{MIN_TIMER_HALT_NS, Periodic};
 
+/// The ski-rental floor: with a halt cost `H`, a poll from idle entry lasts at least
+/// `H / SKI_RENTAL_FLOOR_DIV` when the credit allows (lambda = 1/2 in Purohit, Svitkina and
+/// Kumar's terms: a period whose poll times out costs at most `(1 + 2) x` the clairvoyant's).
+pub const SKI_RENTAL_FLOOR_DIV: u64 = 2;
+
 /// The predictive governor of one CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Predictive {
@@ -67,7 +72,37 @@ pub struct Predictive {
     halt_wake_ns: u32,
     /// What the next select returns (unless a latency requirement forces a poll): planned when
     /// the last period was reflected, so that select costs next to nothing.
-    next: Decision,
+    next: Planned,
+}
+
+/// A planned [`Decision`] in 8 bytes (windows and timers are below 2^32 ns: the ceiling is at
+/// most 1 s, a timer at most a period the 32-bit moving average holds): a window of 0 is a
+/// halt, a timer of 0 a poll from idle entry (a timer is never set that early).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Planned {
+    timer_ns: u32,
+    window_ns: u32,
+}
+
+impl Planned {
+    const fn of(decision: Decision) -> Planned {
+        // Both fit (above); a window up to u64::MAX (a forced poll) is never planned.
+        let (timer_ns, window_ns) = match decision {
+            Decision::Halt => (0, 0),
+            Decision::Poll { window_ns } => (0, window_ns),
+            Decision::TimerThenPoll { timer_ns, window_ns } => (timer_ns, window_ns),
+        };
+        Planned { timer_ns: timer_ns as u32, window_ns: window_ns as u32 }
+    }
+
+    const fn decision(self) -> Decision {
+        let (timer_ns, window_ns) = (self.timer_ns as u64, self.window_ns as u64);
+        match (timer_ns, window_ns) {
+            (_, 0) => Decision::Halt,
+            (0, _) => Decision::Poll { window_ns },
+            _ => Decision::TimerThenPoll { timer_ns, window_ns },
+        }
+    }
 }
 
 // A governor's per-CPU state stays within 256 bytes (a few cache lines next to Linux's).
@@ -77,15 +112,19 @@ impl Predictive {
     /// A governor with no history and no credit, as every CPU starts.
     pub const fn new(params: ValidPredictiveParams) -> Predictive {
         let p = params.into_inner();
+        let budget = Budget::new(&params);
+        let limit = budget.limit_ns();
+        let limit = if limit < p.poll_ceiling_ns { limit } else { p.poll_ceiling_ns };
         Predictive {
             // validate() keeps the ceiling at or below 1 s.
             ceiling_ns: p.poll_ceiling_ns as u32,
             timer_first: p.timer_first,
-            budget: Budget::new(&params),
+            budget,
             histograms: Histograms::new(),
             periodic: Periodic::new(),
             halt_wake_ns: 0,
-            next: Decision::Halt,
+            // Nothing learnt: halt, or poll the floor while the budget does not bind.
+            next: Planned::of(floored(&budget, Decision::Halt, limit)),
         }
     }
 
@@ -99,7 +138,7 @@ impl Predictive {
         if latency_req < HALT.exit_latency_ns {
             return Decision::Poll { window_ns: u64::MAX };
         }
-        self.next
+        self.next.decision()
     }
 
     /// Learns from the idle period the last [`Predictive::select`] began, and plans the next
@@ -115,12 +154,12 @@ impl Predictive {
         let wakeup_ns = outcome.wakeup_ns();
         self.histograms.add(wakeup_ns);
         self.periodic.add(wakeup_ns);
-        self.next = self.plan();
+        self.next = Planned::of(self.plan());
     }
 
     /// What the next select will return (without a latency requirement).
     pub const fn planned(&self) -> Decision {
-        self.next
+        self.next.decision()
     }
 
     /// Polling time the budget has left, ns.
@@ -172,8 +211,19 @@ impl Predictive {
                 }
             }
         }
-        best.1
+        floored(&self.budget, best.1, limit)
     }
+}
+
+/// `decision`, or a poll of half a halt's cost instead of a shorter one or a halt, when the
+/// credit allows it: the ski-rental floor. A poll that short never costs more than half a
+/// halt in vain, and a halt in place of it could cost a halt where a few ns of polling would
+/// have done; with it, every period the credit affords costs at most 3x the clairvoyant's
+/// (docs/predictive.md, "A worst-case guarantee").
+const fn floored(budget: &Budget, decision: Decision, limit: u64) -> Decision {
+    let floor = budget.halt_cost_ns() / SKI_RENTAL_FLOOR_DIV;
+    let short = matches!(decision, Decision::Halt | Decision::Poll { .. }) && decision.window_ns() < floor;
+    if short && floor <= limit && budget.is_plentiful() { Decision::Poll { window_ns: floor } } else { decision }
 }
 
 impl IdleGovernor for Predictive {
@@ -320,6 +370,21 @@ mod tests {
             ..Outcome::default()
         });
         assert_eq!(gov.credit_ns(), 0);
+    }
+
+    #[test]
+    fn a_halt_cost_raises_the_price_and_polls_what_pays_for_itself() {
+        // 40 us periods, 1% of the time: 8 us of polling a period, too little to poll 40 us
+        // when all polling counts. With a halt costing 60 us each catch pays for itself.
+        let periods = || (0..3_000).map(|_| (760_000, 40_000));
+        let no_timer = PredictiveParams { timer_first: false, ..*params(10_000, 1_000_000) };
+        let mut gov = Predictive::new(no_timer.validate().unwrap());
+        let free = run(&mut gov, periods(), 0)[2_000..].iter().filter(|(_, c)| *c).count();
+        let before = gov.price_ns();
+        gov.set_halt_cost_ns(60_000);
+        assert_eq!((gov.halt_cost_ns(), gov.price_ns()), (60_000, before + 60_000));
+        let paid = run(&mut gov, periods(), 0)[2_000..].iter().filter(|(_, c)| *c).count();
+        assert!(free < 500 && paid > 990, "caught {free}, then {paid} of 1000");
     }
 
     #[test]
