@@ -558,7 +558,7 @@ mod tests {
     use haltpoll::driver::{CpuidRegs, KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME, MSR_KVM_POLL_CONTROL};
     use haltpoll::predictive::PPM as PPM_WHOLE;
     use haltpoll::wake::POLLING;
-    use haltpoll::{Governor, IdleState, Params, PredictiveParams, ValidParams};
+    use haltpoll::{Decision, Governor, IdleState, Params, PredictiveParams, ValidParams};
     use std::cell::Cell;
     use std::rc::Rc;
 
@@ -578,6 +578,8 @@ mod tests {
         wake_at: Rc<Cell<Option<u64>>>,
         wake_cost: u64,
         timer_due: Option<u64>,
+        /// When the last timer armed was due.
+        armed_due: Option<u64>,
         timers: u64,
     }
 
@@ -593,6 +595,7 @@ mod tests {
                 wake_at: Rc::default(),
                 wake_cost: 2_000,
                 timer_due: None,
+                armed_due: None,
                 timers: 0,
             }
         }
@@ -639,6 +642,7 @@ mod tests {
         fn send_ipi(&mut self, _: usize) {}
         fn arm_timer(&mut self, after_ns: u64) {
             self.timer_due = Some(self.now.get() + after_ns);
+            self.armed_due = self.timer_due;
         }
         fn cancel_timer(&mut self) {
             self.timer_due = None;
@@ -955,6 +959,25 @@ mod tests {
         assert_eq!(counters.timers_armed, before.timers_armed + 1);
         assert_eq!((counters.timer_fires, counters.poll_hits), (before.timer_fires, before.poll_hits));
         assert_eq!(cpu.timer_due, None, "cancelled");
+    }
+
+    #[test]
+    fn the_timer_is_aimed_early_by_its_wake_ups_spread() {
+        let (mut cpu, mut driver, me, mut counters) =
+            settled(predictive(20_000, 1_000_000), (2_000, 600_000, 20_000), 1_000, 0);
+        // Timer wake-ups of 10 and 30 us in turn: a spread of about 10 us.
+        for i in 0..200 {
+            let wake_ns = if i % 2 == 0 { 10_000 } else { 30_000 };
+            message(&mut cpu, &mut driver, &me, &mut counters, (2_000, 600_000, wake_ns));
+        }
+        let costs = driver.costs();
+        assert!(costs.timer_wakes >= 1_000 && (5_000..=15_000).contains(&costs.timer_spread_ns), "{costs:?}");
+        let AnyGovernor::Predictive(gov) = driver.governor() else { panic!("not the predictive governor") };
+        let Decision::TimerThenPoll { timer_ns, .. } = gov.planned() else { panic!("{:?}", gov.planned()) };
+        // The next idle period begins after 2 us of work; its timer is due one spread early.
+        let entry = cpu.now.get() + 2_000;
+        message(&mut cpu, &mut driver, &me, &mut counters, (2_000, 600_000, 20_000));
+        assert_eq!(cpu.armed_due, Some(entry + timer_ns - costs.timer_spread_ns));
     }
 
     #[test]
