@@ -441,19 +441,29 @@ fn driver_note(m: &Measurement) -> String {
 }
 
 /// What the drivers learnt their halts cost, each vCPU's: the halt's cost (the IPI's wake-up in
-/// it) and, where a timer woke them, its wake-up and spread.
+/// it) and, where a timer woke them, its wake-up and spread; "-" for a vCPU that never measured
+/// one.
 fn wake_costs_note(costs: &[WakeCosts]) -> String {
     let learnt: Vec<&WakeCosts> = costs.iter().filter(|c| c.ipi_wakes > 0 || c.timer_wakes > 0).collect();
     if learnt.is_empty() {
         return String::new();
     }
     let each = |f: fn(&WakeCosts) -> String| learnt.iter().map(|c| f(c)).collect::<Vec<_>>().join(", ");
-    let mut note =
-        format!("; halt cost {} (IPI wake-up {})", each(|c| fmt_ns(c.halt_cost_ns)), each(|c| fmt_ns(c.ipi_wake_ns)));
+    let mut note = format!(
+        "; halt cost {} (IPI wake-up {})",
+        each(|c| if c.ipi_wakes == 0 { "-".to_owned() } else { fmt_ns(c.halt_cost_ns) }),
+        each(|c| if c.ipi_wakes == 0 { "-".to_owned() } else { fmt_ns(c.ipi_wake_ns) })
+    );
     if learnt.iter().any(|c| c.timer_wakes > 0) {
         note += &format!(
             "; timer wake-up {}",
-            each(|c| format!("{} +- {}", fmt_ns(c.timer_wake_ns), fmt_ns(c.timer_spread_ns)))
+            each(|c| {
+                if c.timer_wakes == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{} +- {}", fmt_ns(c.timer_wake_ns), fmt_ns(c.timer_spread_ns))
+                }
+            })
         );
     }
     note
@@ -624,4 +634,20 @@ fn write_csv(out: &mut dyn Write, runs: &[Measurement]) -> io::Result<()> {
         driver: m.driver.as_deref(),
     });
     output::write_csv(out, lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wake_costs_note_names_what_each_vcpu_measured() {
+        assert_eq!(wake_costs_note(&[WakeCosts::default(), WakeCosts::default()]), "", "nothing measured");
+        let halted = WakeCosts { halt_cost_ns: 75_000, ipi_wake_ns: 60_000, ipi_wakes: 9, ..WakeCosts::default() };
+        let timed = WakeCosts { timer_wake_ns: 80_000, timer_spread_ns: 5_000, timer_wakes: 3, ..WakeCosts::default() };
+        assert_eq!(
+            wake_costs_note(&[halted, timed]),
+            "; halt cost 75.0 us, - (IPI wake-up 60.0 us, -); timer wake-up -, 80.0 us +- 5.0 us"
+        );
+    }
 }
