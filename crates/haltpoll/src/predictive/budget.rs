@@ -9,8 +9,8 @@
 //! caller's forced poll, for a latency requirement of 0, can overdraw it further). Credit
 //! earned is kept up to `budget x horizon`, and a CPU starts with that much, as if it had idled
 //! a horizon without polling: a credit that started empty missed most of a busy server's first
-//! second. What catches give back is kept up to [`SAVED_CAPS`] times that: a run of cheap
-//! catches pays for the next long poll, as polling everything does for Linux's governor.
+//! second. What catches give back is kept up to 64 times that: a run of cheap catches pays for
+//! the next long poll, as polling everything does for Linux's governor.
 //!
 //! The price is the soft control: what a caught wakeup is worth in ns of polling. The window
 //! chosen is the one with the most `price x catches - ns polled` ([`super::histogram`]), so a

@@ -80,7 +80,8 @@ impl Histograms {
 
     /// The counts that predict the next period: those that followed the last period's bucket,
     /// weighted 3 to 1 against all of them (which keeps a bucket the row has not seen yet
-    /// possible), or all of them alone while that row is thin; and [`PRIOR`] in every bucket.
+    /// possible), or all of them alone while that row is thin; plus a small prior (1/64 of a
+    /// period) in every bucket.
     pub fn prediction(&self) -> Counts {
         let row = &self.rows[self.prev as usize];
         let thin = total(row) < MIN_ROW_TOTAL;
