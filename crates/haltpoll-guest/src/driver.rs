@@ -477,6 +477,10 @@ impl<C: Cpu, R: FnMut() -> bool> Mechanism for Vcpu<'_, C, R> {
         self.costs.halt_cost_ns()
     }
 
+    fn timer_wake_ns(&mut self) -> Option<u64> {
+        self.costs.timer_wake_ns()
+    }
+
     fn busy_ns(&mut self, _entry_ns: u64) -> u64 {
         let entry = self.entry();
         self.last_exit_tsc.map_or(0, |exit| self.clock.ns(entry.saturating_sub(exit)))

@@ -100,6 +100,17 @@ impl WakeCostMeter {
         (self.ipi_wake.samples > 0).then(|| self.halt_entry_ns + self.ipi_send.ns + self.ipi_wake.ns)
     }
 
+    /// How long after it is due the timer gets the vCPU running, ns: its median wake-up, or,
+    /// before a timer has fired, the IPI's (the host wakes a halted vCPU either way); `None`
+    /// until either was measured.
+    pub fn timer_wake_ns(&self) -> Option<u64> {
+        if self.timer_wake.samples > 0 {
+            Some(self.timer_wake.ns)
+        } else {
+            (self.ipi_wake.samples > 0).then_some(self.ipi_wake.ns)
+        }
+    }
+
     /// How much earlier than asked the timer is armed, ns: its wake-up's spread, so that the
     /// timer's wake-up ends before the wakeup it aims at more often than not.
     pub const fn timer_lead_ns(&self) -> u64 {
@@ -180,6 +191,16 @@ mod tests {
             steady.timer_woke(60_000);
         }
         assert_eq!(steady.timer_lead_ns(), 0);
+    }
+
+    #[test]
+    fn the_timer_wake_falls_back_on_the_ipi_s_until_a_timer_fires() {
+        let mut meter = WakeCostMeter::new(0);
+        assert_eq!(meter.timer_wake_ns(), None);
+        meter.ipi_woke(60_000);
+        assert_eq!(meter.timer_wake_ns(), Some(60_000));
+        meter.timer_woke(90_000);
+        assert_eq!(meter.timer_wake_ns(), Some(90_000));
     }
 
     #[test]

@@ -128,4 +128,10 @@ impl IdleGovernor for AnyGovernor {
             gov.set_halt_cost_ns(ns);
         }
     }
+
+    fn set_timer_wake_ns(&mut self, ns: u64) {
+        if let AnyGovernor::Predictive(gov) = self {
+            gov.set_timer_wake_ns(ns);
+        }
+    }
 }

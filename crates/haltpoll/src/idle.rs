@@ -147,6 +147,13 @@ pub trait Mechanism {
         None
     }
 
+    /// How long after it is due the governor's timer gets the CPU running, ns, where the
+    /// mechanism measures it: the loop tells the governor
+    /// ([`IdleGovernor::set_timer_wake_ns`]) with the halt cost. `None`: not measured.
+    fn timer_wake_ns(&mut self) -> Option<u64> {
+        None
+    }
+
     /// How long one poll lasts when the latency requirement forbids halting, ns: the poll
     /// repeats until the wakeup (or the deadline). `window_ns` is the governor's; a kernel
     /// with a tick polls a tick at a time.
@@ -195,6 +202,9 @@ pub fn enter<G: IdleGovernor, M: Mechanism>(gov: &mut G, mechanism: &mut M, late
     }
     if let Some(cost_ns) = period.m.halt_cost_ns() {
         gov.set_halt_cost_ns(cost_ns);
+    }
+    if let Some(wake_ns) = period.m.timer_wake_ns() {
+        gov.set_timer_wake_ns(wake_ns);
     }
     let (outcome, exit_ns) = period.finish();
     let adjustment = gov.reflect(&outcome);

@@ -153,4 +153,10 @@ pub trait IdleGovernor {
     fn set_halt_cost_ns(&mut self, ns: u64) {
         let _ = ns;
     }
+
+    /// How long after it is due a timer gets the CPU running, ns, as the machine measures it
+    /// (before each reflect): a governor that halts with a timer aims it that much early.
+    fn set_timer_wake_ns(&mut self, ns: u64) {
+        let _ = ns;
+    }
 }
