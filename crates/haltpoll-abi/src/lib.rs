@@ -449,6 +449,37 @@ pub struct DriverReport {
     /// The poll window at the end of the run, ns (`poll_limit_ns`; the predictive governor's
     /// next planned window).
     pub poll_limit_ns: u64,
+    /// What the driver learnt its halts and its timer's wake-ups cost, at the end of the run.
+    pub costs: WakeCosts,
+}
+
+/// What the haltpoll driver learnt, as it ran, a halt and a timer's wake-up cost on its vCPU, ns
+/// (moving quantiles; 0: never measured). The governor is told `halt_cost_ns`, and the timer is
+/// aimed `timer_spread_ns` earlier than the governor asks, so that it fires before the wakeup
+/// it is meant to catch more often than not.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "zerocopy", derive(FromBytes, IntoBytes, Immutable, KnownLayout))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct WakeCosts {
+    /// What one halt costs in all: `halt_entry_ns + ipi_send_ns + ipi_wake_ns`.
+    pub halt_cost_ns: u64,
+    /// The way into HLT and back without sleeping (the ring-0 service's round trip when an
+    /// interrupt is already in), measured at load.
+    pub halt_entry_ns: u64,
+    /// The waker's side: its IPI's send (the ICR write).
+    pub ipi_send_ns: u64,
+    /// From the waker's stamp, just before its IPI, to the woken vCPU running again: the lower
+    /// quartile (a wake-up late because the host ran something else costs the host no more).
+    pub ipi_wake_ns: u64,
+    /// From the timer's due time to the vCPU running again.
+    pub timer_wake_ns: u64,
+    /// How far a timer's wake-up strays from `timer_wake_ns` (median absolute deviation).
+    pub timer_spread_ns: u64,
+    /// Samples behind `ipi_wake_ns` and `timer_wake_ns`.
+    pub ipi_wakes: u64,
+    /// See `ipi_wakes`.
+    pub timer_wakes: u64,
 }
 
 impl DriverReport {

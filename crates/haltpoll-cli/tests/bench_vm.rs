@@ -132,7 +132,7 @@ fn a_think_trace_drives_the_guests_and_compares_the_governors() {
         .stdout(predicate::str::contains("think times from the trace"))
         .stdout(predicate::str::contains("5 periods, mean 81.2 us"))
         .stdout(predicate::str::is_match(r"(?m)^\s+trace\s+guest predictive \(5\.0%\)\s").unwrap())
-        .stdout(predicate::str::contains("wakeups without an IPI / Linux's"));
+        .stdout(predicate::str::contains("wakeups without an IPI - Linux's"));
     let out = bench().arg("--json").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

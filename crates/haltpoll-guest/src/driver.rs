@@ -36,7 +36,8 @@ use haltpoll::wake::{Kick, WakeFlags};
 use haltpoll::{Adjustment, AnyGovernor, End, GovernorParams, LatencyReq};
 
 use crate::cpu::Cpu;
-use haltpoll_abi::{Counters, DriverLoad, DriverReport, Phase, PollControl};
+use crate::wake_cost::WakeCostMeter;
+use haltpoll_abi::{Counters, DriverLoad, DriverReport, Phase, PollControl, WakeCosts};
 
 /// How long a poll forced by a latency requirement of 0 lasts before the loop goes round again
 /// (Linux polls for a tick; this guest has none, so it takes a 1 ms tick, HZ=1000).
@@ -67,6 +68,9 @@ struct Waker {
     /// TSC when a waker last decided to send this vCPU an IPI: the start of a halt's wake-up,
     /// which the woken vCPU measures to its return (the predictive governor's `halt_wake_ns`).
     kick_tsc: AtomicU64,
+    /// TSC ticks the last IPI's send took the waker (the ICR write): the waker's share of a
+    /// halt's cost, which the woken vCPU adds to its own.
+    send_tsc: AtomicU64,
 }
 
 impl VcpuFlags {
@@ -74,7 +78,11 @@ impl VcpuFlags {
     pub const fn new() -> VcpuFlags {
         VcpuFlags {
             flags: Line(WakeFlags::new()),
-            waker: Line(Waker { phase: AtomicU32::new(Phase::Running as u32), kick_tsc: AtomicU64::new(0) }),
+            waker: Line(Waker {
+                phase: AtomicU32::new(Phase::Running as u32),
+                kick_tsc: AtomicU64::new(0),
+                send_tsc: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -97,6 +105,12 @@ impl VcpuFlags {
         // Acquire pairs with the waker's Release: read after the halt the IPI ended, it shows
         // that IPI's stamp (the stamp is stored before the IPI is sent).
         self.waker.0.kick_tsc.load(Acquire)
+    }
+
+    /// TSC ticks a waker's IPI to this vCPU took to send: the last one stored, which may be the
+    /// IPI before the one that woke it (the waker stores it after the send); an estimate either way.
+    fn send_tsc(&self) -> u64 {
+        self.waker.0.send_tsc.load(Relaxed)
     }
 }
 
@@ -122,6 +136,8 @@ pub struct Haltpoll {
     clock: Counter,
     /// TSC when this vCPU last left idle: the busy time the predictive governor's budget earns.
     last_exit_tsc: Option<u64>,
+    /// What its halts cost, as learnt so far.
+    costs: WakeCostMeter,
 }
 
 impl Haltpoll {
@@ -161,12 +177,20 @@ impl Haltpoll {
             }
             None => report.poll_control_missing = 1,
         }
+        let clock = Counter::new(options.tsc_khz.saturating_mul(1_000));
+        let costs = WakeCostMeter::new(halt_entry_ns(cpu, clock));
         Some(Haltpoll {
             governor: AnyGovernor::new(params),
             latency_req: options.latency_req,
-            clock: Counter::new(options.tsc_khz.saturating_mul(1_000)),
+            clock,
             last_exit_tsc: None,
+            costs,
         })
+    }
+
+    /// What the driver learnt its halts cost so far (for the report).
+    pub fn costs(&self) -> WakeCosts {
+        self.costs.report()
     }
 
     /// The governor (its window, its parameters).
@@ -202,7 +226,8 @@ impl Haltpoll {
             if ready() {
                 break;
             }
-            let mut vcpu = Vcpu::new(cpu, &mut *counters, me, &mut ready, self.clock, self.last_exit_tsc);
+            let mut vcpu =
+                Vcpu::new(cpu, &mut *counters, me, &mut ready, self.clock, self.last_exit_tsc, &mut self.costs);
             let entered = idle::enter(&mut self.governor, &mut vcpu, self.latency_req);
             self.last_exit_tsc = Some(vcpu.last_tsc);
             match entered.adjustment {
@@ -219,6 +244,21 @@ impl Haltpoll {
     }
 }
 
+/// The way into HLT and back without sleeping, ns: the fastest of a few halts that the ring-0
+/// service returns from at once, because they name an interrupt count the vCPU has not reached.
+fn halt_entry_ns<C: Cpu>(cpu: &mut C, clock: Counter) -> u64 {
+    (0..4)
+        .map(|_| {
+            let start = cpu.rdtsc();
+            // A count one past the current one: the service sees "an interrupt since" and
+            // returns without halting.
+            let slept = cpu.halt_unless_irq_since(cpu.irq_count().wrapping_add(1));
+            if slept { u64::MAX } else { clock.ns(cpu.rdtsc().saturating_sub(start)) }
+        })
+        .min()
+        .unwrap_or(0)
+}
+
 /// One idle period of a vCPU, the core's idle loop's mechanism: the TSC as its clock, the
 /// ring-3 poll with POLLING set, the lost-IPI-safe ring-0 halt, the APIC timer, and the
 /// counters of what each did.
@@ -229,6 +269,7 @@ struct Vcpu<'a, C, R> {
     ready: &'a mut R,
     clock: Counter,
     last_exit_tsc: Option<u64>,
+    costs: &'a mut WakeCostMeter,
     /// The period's first TSC reading (the loop's entry): an IPI sent since is this period's.
     entry_tsc: Option<u64>,
     /// The last TSC reading through the clock: at the period's end, its exit.
@@ -253,6 +294,7 @@ impl<'a, C: Cpu, R: FnMut() -> bool> Vcpu<'a, C, R> {
         ready: &'a mut R,
         clock: Counter,
         last_exit_tsc: Option<u64>,
+        costs: &'a mut WakeCostMeter,
     ) -> Self {
         Vcpu {
             cpu,
@@ -261,6 +303,7 @@ impl<'a, C: Cpu, R: FnMut() -> bool> Vcpu<'a, C, R> {
             ready,
             clock,
             last_exit_tsc,
+            costs,
             entry_tsc: None,
             last_tsc: 0,
             irqs: 0,
@@ -276,7 +319,7 @@ impl<'a, C: Cpu, R: FnMut() -> bool> Vcpu<'a, C, R> {
 
     /// Halts unless the clear-then-test found a wakeup `pending` or an interrupt came since
     /// the count was read; counts it.
-    fn halt_step(&mut self, pending: bool) {
+    fn halt_step(&mut self, pending: bool) -> bool {
         let halted = !pending && self.cpu.halt_unless_irq_since(self.irqs);
         let end = self.cpu.rdtsc();
         self.me.set_phase(Phase::Idle);
@@ -285,6 +328,17 @@ impl<'a, C: Cpu, R: FnMut() -> bool> Vcpu<'a, C, R> {
             self.counters.halt_tsc += end.saturating_sub(self.halt_start);
         } else {
             self.counters.halts_aborted += 1;
+        }
+        halted
+    }
+
+    /// A halt ended, by an IPI if one was sent since the period began: learns its wake-up
+    /// (the waker's stamp to now) and the waker's send.
+    fn learn_ipi_wake(&mut self) {
+        let wake_ns = self.ipi_wake_ns();
+        if wake_ns > 0 {
+            self.costs.ipi_woke(wake_ns);
+            self.costs.ipi_sent(self.clock.ns(self.me.send_tsc()));
         }
     }
 
@@ -305,6 +359,8 @@ impl<'a, C: Cpu, R: FnMut() -> bool> Vcpu<'a, C, R> {
     /// timer's, and reporting that would teach the governor a wake cost about half the real one,
     /// so that its timers fire too late ever to catch (a fixed point at half the cost).
     fn timer_halt(&mut self, due_ns: u64) -> Halted {
+        // Early by the timer's spread: the governor aims at the wakeup less the average wake-up.
+        let due_ns = due_ns.saturating_sub(self.costs.timer_lead_ns());
         let start_ns = self.clock.ns(self.halt_start);
         let timers = self.cpu.timer_count();
         let left_ns = due_ns.saturating_sub(self.clock.ns(self.cpu.rdtsc()));
@@ -326,6 +382,7 @@ impl<'a, C: Cpu, R: FnMut() -> bool> Vcpu<'a, C, R> {
             }
             if self.cpu.timer_count() != timers {
                 self.counters.timer_fires += 1;
+                self.costs.timer_woke(self.clock.ns(self.cpu.rdtsc()).saturating_sub(due_ns));
                 break End::Timer;
             }
             // Neither the wakeup nor the timer (an interrupt of no concern): halt on.
@@ -341,11 +398,14 @@ impl<'a, C: Cpu, R: FnMut() -> bool> Vcpu<'a, C, R> {
     fn woken_in_timer_halt(&mut self, timers: u64, due_ns: u64) -> End {
         if self.cpu.timer_count() == timers {
             self.cpu.cancel_timer();
+            self.learn_ipi_wake();
             return End::Wakeup;
         }
         let now = self.cpu.rdtsc();
         let kick = self.me.kick_tsc().max(self.entry());
-        self.halt_wake_ns = Some(self.clock.ns(now).saturating_sub(due_ns));
+        let wake_ns = self.clock.ns(now).saturating_sub(due_ns);
+        self.costs.timer_woke(wake_ns);
+        self.halt_wake_ns = Some(wake_ns);
         self.wakeup_ns = Some(self.clock.ns(kick.min(now) - self.entry()));
         End::Wakeup
     }
@@ -402,13 +462,23 @@ impl<C: Cpu, R: FnMut() -> bool> Mechanism for Vcpu<'_, C, R> {
             return self.timer_halt(due_ns);
         }
         let start_ns = self.clock.ns(self.halt_start);
-        self.halt_step(false);
+        if self.halt_step(false) {
+            self.learn_ipi_wake();
+        }
         Halted { end: End::Wakeup, ns: self.clock.ns(self.cpu.rdtsc()).saturating_sub(start_ns) }
     }
 
     fn halt_called_off(&mut self) -> u64 {
         self.halt_step(true);
         0
+    }
+
+    fn halt_cost_ns(&mut self) -> Option<u64> {
+        self.costs.halt_cost_ns()
+    }
+
+    fn timer_wake_ns(&mut self) -> Option<u64> {
+        self.costs.timer_wake_ns()
     }
 
     fn busy_ns(&mut self, _entry_ns: u64) -> u64 {
@@ -448,8 +518,11 @@ pub fn wake<C: Cpu>(cpu: &mut C, counters: &mut Counters, target: &VcpuFlags, in
                 Phase::Halting => counters.ipis_to_halting += 1,
             }
             // Release: the stamp is visible to the target once the IPI it announces has woken it.
-            target.waker.0.kick_tsc.store(cpu.rdtsc(), Release);
+            let kick = cpu.rdtsc();
+            target.waker.0.kick_tsc.store(kick, Release);
             cpu.send_ipi(index);
+            // Relaxed: an estimate the target reads at its next wake-up, whichever it sees.
+            target.waker.0.send_tsc.store(cpu.rdtsc().saturating_sub(kick), Relaxed);
             counters.ipis_sent += 1;
         }
     }
@@ -489,9 +562,12 @@ mod tests {
     use haltpoll::driver::{CpuidRegs, KVM_FEATURE_POLL_CONTROL, KVM_HINTS_REALTIME, MSR_KVM_POLL_CONTROL};
     use haltpoll::predictive::PPM as PPM_WHOLE;
     use haltpoll::wake::POLLING;
-    use haltpoll::{Governor, IdleState, Params, PredictiveParams, ValidParams};
+    use haltpoll::{Decision, Governor, IdleState, Params, PredictiveParams, ValidParams};
     use std::cell::Cell;
     use std::rc::Rc;
+
+    /// The fake's way into HLT and back, ns.
+    const FAKE_HALT_ENTRY_NS: u64 = 1_500;
 
     /// A vCPU with a scripted CPUID, a clock that moves 10 ns per relax, halts that end with an
     /// IPI 300 us later (or at `wake_at`, if set) unless the timer is due first, a timer whose
@@ -506,6 +582,8 @@ mod tests {
         wake_at: Rc<Cell<Option<u64>>>,
         wake_cost: u64,
         timer_due: Option<u64>,
+        /// When the last timer armed was due.
+        armed_due: Option<u64>,
         timers: u64,
     }
 
@@ -521,6 +599,7 @@ mod tests {
                 wake_at: Rc::default(),
                 wake_cost: 2_000,
                 timer_due: None,
+                armed_due: None,
                 timers: 0,
             }
         }
@@ -546,6 +625,11 @@ mod tests {
             self.irqs
         }
         fn halt_unless_irq_since(&mut self, irq_count: u64) -> bool {
+            if irq_count == self.irqs + 1 {
+                // The driver's probe at load: the service returns at once, after its round trip.
+                self.now.set(self.now.get() + FAKE_HALT_ENTRY_NS);
+                return false;
+            }
             assert_eq!(irq_count, self.irqs, "no interrupt can be pending in this script");
             let ipi = self.wake_at.get().map_or(self.now.get() + 300_000, |at| at.max(self.now.get()));
             match self.timer_due {
@@ -562,6 +646,7 @@ mod tests {
         fn send_ipi(&mut self, _: usize) {}
         fn arm_timer(&mut self, after_ns: u64) {
             self.timer_due = Some(self.now.get() + after_ns);
+            self.armed_due = self.timer_due;
         }
         fn cancel_timer(&mut self) {
             self.timer_due = None;
@@ -847,6 +932,22 @@ mod tests {
     }
 
     #[test]
+    fn the_driver_learns_what_a_halt_costs_and_tells_the_governor() {
+        // Every message halts (think 1 ms, budget 0): 60 us from the waker's stamp to running.
+        let counters_and_driver = settled(predictive(0, 1_000_000), (5_000, 1_000_000, 60_000), 0, 50);
+        let (driver, counters) = (&counters_and_driver.1, counters_and_driver.3);
+        assert_eq!(counters.halts, 50, "{counters:?}");
+        let costs = driver.costs();
+        assert_eq!((costs.halt_entry_ns, costs.ipi_wake_ns, costs.ipi_wakes), (FAKE_HALT_ENTRY_NS, 60_000, 50));
+        assert_eq!(costs.halt_cost_ns, FAKE_HALT_ENTRY_NS + 60_000);
+        let AnyGovernor::Predictive(gov) = driver.governor() else { panic!("not the predictive governor") };
+        assert_eq!(gov.halt_cost_ns(), costs.halt_cost_ns);
+        // Linux's governor is not told (it has no use for it), but the driver learns all the same.
+        let linux = settled(OPTIONS, (5_000, 1_000_000, 60_000), 0, 5).1;
+        assert_eq!(linux.costs().ipi_wake_ns, 60_000);
+    }
+
+    #[test]
     fn periodic_wakeups_beyond_the_budget_halt_with_a_timer_and_are_caught_polling() {
         // 600 us between messages and a 2% budget: no window from idle entry is affordable; a
         // timer just before the wakeup and a short poll are.
@@ -862,6 +963,25 @@ mod tests {
         assert_eq!(counters.timers_armed, before.timers_armed + 1);
         assert_eq!((counters.timer_fires, counters.poll_hits), (before.timer_fires, before.poll_hits));
         assert_eq!(cpu.timer_due, None, "cancelled");
+    }
+
+    #[test]
+    fn the_timer_is_aimed_early_by_its_wake_ups_spread() {
+        let (mut cpu, mut driver, me, mut counters) =
+            settled(predictive(20_000, 1_000_000), (2_000, 600_000, 20_000), 1_000, 0);
+        // Timer wake-ups of 10 and 30 us in turn: a spread of about 10 us.
+        for i in 0..200 {
+            let wake_ns = if i % 2 == 0 { 10_000 } else { 30_000 };
+            message(&mut cpu, &mut driver, &me, &mut counters, (2_000, 600_000, wake_ns));
+        }
+        let costs = driver.costs();
+        assert!(costs.timer_wakes >= 1_000 && (5_000..=15_000).contains(&costs.timer_spread_ns), "{costs:?}");
+        let AnyGovernor::Predictive(gov) = driver.governor() else { panic!("not the predictive governor") };
+        let Decision::TimerThenPoll { timer_ns, .. } = gov.planned() else { panic!("{:?}", gov.planned()) };
+        // The next idle period begins after 2 us of work; its timer is due one spread early.
+        let entry = cpu.now.get() + 2_000;
+        message(&mut cpu, &mut driver, &me, &mut counters, (2_000, 600_000, 20_000));
+        assert_eq!(cpu.armed_due, Some(entry + timer_ns - costs.timer_spread_ns));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use crate::cpu::Cpu;
 use crate::driver::{self, Haltpoll, VcpuFlags};
-use haltpoll_abi::Counters;
+use haltpoll_abi::{Counters, WakeCosts};
 
 /// One vCPU's idle policy.
 ///
@@ -81,6 +81,14 @@ impl<'a> Idle<'a> {
     pub fn poll_limit_ns(&self) -> Option<u64> {
         match &self.mode {
             Mode::Haltpoll(driver) => Some(driver.poll_limit_ns()),
+            Mode::Busy | Mode::Halt => None,
+        }
+    }
+
+    /// What the haltpoll driver learnt its halts cost (`None` under the other policies).
+    pub fn wake_costs(&self) -> Option<WakeCosts> {
+        match &self.mode {
+            Mode::Haltpoll(driver) => Some(driver.costs()),
             Mode::Busy | Mode::Halt => None,
         }
     }

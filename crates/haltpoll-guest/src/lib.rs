@@ -6,6 +6,7 @@
 //!   decision, host poll control, the governor's idle loop, the waker's side.
 //! - [`idle`]: the idle policies: how a vCPU waits and how another wakes it.
 //! - [`pingpong`]: the workload.
+//! - [`wake_cost`]: what a halt and a timer's wake-up cost, learnt as the driver runs.
 //!
 //! The binary (`src/main.rs`, built for `x86_64-unknown-none` by haltpoll-vmm's build script)
 //! boots each vCPU at ring 0, drops to ring 3 (this KVM backend emulates ring 0 and runs ring 3
@@ -19,6 +20,7 @@ pub mod cpu;
 pub mod driver;
 pub mod idle;
 pub mod pingpong;
+pub mod wake_cost;
 
 #[cfg(test)]
 mod tests {

@@ -204,6 +204,7 @@ unsafe extern "C" fn user_main(vcpu: u64) -> ! {
         Workload::Fault | Workload::TripleFault => idle.wait(&mut cpu, &mut counters, never),
     }
     driver.poll_limit_ns = idle.poll_limit_ns().unwrap_or(0);
+    driver.costs = idle.wake_costs().unwrap_or_default();
     report.driver = driver;
     report.counters = counters;
     exit(ExitRecord::new(ExitStatus::Done))

@@ -748,6 +748,14 @@ impl<W: Wakeup> Mechanism for Park<'_, W> {
     fn halt_wake_ns(&mut self, _entry_ns: u64) -> u64 {
         self.parker.wake_ns.get()
     }
+
+    /// What a block costs, as far as the parker measures it: the futex sleep's wake-up (the
+    /// unparker's syscall and the scheduler's wake-up are in it); `None` until a timer has
+    /// measured it, so the governor keeps its parameter.
+    fn halt_cost_ns(&mut self) -> Option<u64> {
+        let wake_ns = self.parker.wake_ns.get();
+        (wake_ns > 0).then_some(wake_ns)
+    }
 }
 
 /// A governor that always decides the same, for the tests of one decision's mechanics.

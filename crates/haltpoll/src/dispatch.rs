@@ -122,4 +122,16 @@ impl IdleGovernor for AnyGovernor {
             AnyGovernor::Predictive(gov) => gov.window_ns(),
         }
     }
+
+    fn set_halt_cost_ns(&mut self, ns: u64) {
+        if let AnyGovernor::Predictive(gov) = self {
+            gov.set_halt_cost_ns(ns);
+        }
+    }
+
+    fn set_timer_wake_ns(&mut self, ns: u64) {
+        if let AnyGovernor::Predictive(gov) = self {
+            gov.set_timer_wake_ns(ns);
+        }
+    }
 }

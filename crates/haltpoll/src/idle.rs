@@ -139,6 +139,21 @@ pub trait Mechanism {
         0
     }
 
+    /// What one halt costs this CPU, ns (its exit, the waker's IPI, the wake-up), where the
+    /// mechanism measures it as it goes: the loop tells the governor
+    /// ([`IdleGovernor::set_halt_cost_ns`]) before it reflects each period. `None`: the
+    /// governor keeps its own figure.
+    fn halt_cost_ns(&mut self) -> Option<u64> {
+        None
+    }
+
+    /// How long after it is due the governor's timer gets the CPU running, ns, where the
+    /// mechanism measures it: the loop tells the governor
+    /// ([`IdleGovernor::set_timer_wake_ns`]) with the halt cost. `None`: not measured.
+    fn timer_wake_ns(&mut self) -> Option<u64> {
+        None
+    }
+
     /// How long one poll lasts when the latency requirement forbids halting, ns: the poll
     /// repeats until the wakeup (or the deadline). `window_ns` is the governor's; a kernel
     /// with a tick polls a tick at a time.
@@ -184,6 +199,12 @@ pub fn enter<G: IdleGovernor, M: Mechanism>(gov: &mut G, mechanism: &mut M, late
         Decision::Halt => period.halt(None),
         Decision::Poll { window_ns } => period.poll_then_halt(window_ns),
         Decision::TimerThenPoll { timer_ns, window_ns } => period.timer_then_poll(timer_ns, window_ns),
+    }
+    if let Some(cost_ns) = period.m.halt_cost_ns() {
+        gov.set_halt_cost_ns(cost_ns);
+    }
+    if let Some(wake_ns) = period.m.timer_wake_ns() {
+        gov.set_timer_wake_ns(wake_ns);
     }
     let (outcome, exit_ns) = period.finish();
     let adjustment = gov.reflect(&outcome);
@@ -303,6 +324,7 @@ mod tests {
         halts: u32,
         called_off: u32,
         pending_at_halt: bool,
+        halt_cost: Option<u64>,
     }
 
     impl Mechanism for Script {
@@ -342,6 +364,9 @@ mod tests {
         fn halt_called_off(&mut self) -> u64 {
             self.called_off += 1;
             0
+        }
+        fn halt_cost_ns(&mut self) -> Option<u64> {
+            self.halt_cost
         }
     }
 
@@ -418,6 +443,18 @@ mod tests {
         fn window_ns(&self) -> u64 {
             self.0.window_ns()
         }
+    }
+
+    #[test]
+    fn the_mechanism_s_halt_cost_reaches_the_predictive_governor_before_it_reflects() {
+        let mut gov = crate::Predictive::new(crate::ValidPredictiveParams::DEFAULT);
+        assert_eq!(gov.halt_cost_ns(), 0);
+        let mut cpu = Script { wakeup: 30_000, ..Script::default() };
+        enter(&mut gov, &mut cpu, LATENCY_ANY);
+        assert_eq!(gov.halt_cost_ns(), 0, "a mechanism that measures nothing leaves it");
+        let mut cpu = Script { wakeup: 30_000, halt_cost: Some(75_000), ..Script::default() };
+        enter(&mut gov, &mut cpu, LATENCY_ANY);
+        assert_eq!(gov.halt_cost_ns(), 75_000);
     }
 
     #[test]

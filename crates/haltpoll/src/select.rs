@@ -146,4 +146,17 @@ pub trait IdleGovernor {
     /// The poll window a select would now pick without a latency requirement, ns (Linux's
     /// `poll_limit_ns`; the predictive governor's planned window).
     fn window_ns(&self) -> u64;
+
+    /// What one halt costs, ns, as the machine measures it (the [`idle`](crate::idle) loop's
+    /// mechanism, before each reflect). A governor that budgets polling net of the halts it
+    /// saves takes it; Linux's ignores it.
+    fn set_halt_cost_ns(&mut self, ns: u64) {
+        let _ = ns;
+    }
+
+    /// How long after it is due a timer gets the CPU running, ns, as the machine measures it
+    /// (before each reflect): a governor that halts with a timer aims it that much early.
+    fn set_timer_wake_ns(&mut self, ns: u64) {
+        let _ = ns;
+    }
 }

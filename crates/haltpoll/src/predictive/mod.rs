@@ -70,6 +70,9 @@ pub struct Predictive {
     periodic: Periodic,
     /// Moving average of the wake cost of a halt the caller reported (1/4 of each new one), ns.
     halt_wake_ns: u32,
+    /// The timer's wake cost as a caller that measures it said last, ns (0: not said; the
+    /// timer is then aimed with `halt_wake_ns`).
+    timer_wake_ns: u32,
     /// What the next select returns (unless a latency requirement forces a poll): planned when
     /// the last period was reflected, so that select costs next to nothing.
     next: Planned,
@@ -123,6 +126,7 @@ impl Predictive {
             histograms: Histograms::new(),
             periodic: Periodic::new(),
             halt_wake_ns: 0,
+            timer_wake_ns: 0,
             // Nothing learnt: halt, or poll the floor while the budget does not bind.
             next: Planned::of(floored(&budget, Decision::Halt, limit)),
         }
@@ -186,6 +190,14 @@ impl Predictive {
         self.budget.set_halt_cost_ns(ns);
     }
 
+    /// Sets how long after it is due the timer gets the CPU running, ns, for a caller that
+    /// measures it: timers are then aimed that much before the predicted wakeup, instead of
+    /// by the average wake cost of all halts (which, on a host that makes woken CPUs wait for
+    /// it, can exceed any period worth a timer). 0 goes back to that average.
+    pub fn set_timer_wake_ns(&mut self, ns: u64) {
+        self.timer_wake_ns = u32::try_from(ns).unwrap_or(u32::MAX);
+    }
+
     /// The best decision for the next period: the best window from idle entry, or, if it is
     /// worth more, a timer and a window around the predicted wakeup; within the ceiling and the
     /// credit there is now.
@@ -200,7 +212,7 @@ impl Predictive {
         );
         if self.timer_first {
             let aim = self.periodic.aim();
-            let wake = u64::from(self.halt_wake_ns);
+            let wake = u64::from(if self.timer_wake_ns > 0 { self.timer_wake_ns } else { self.halt_wake_ns });
             if aim.window_ns <= limit && aim.start_ns >= wake + MIN_TIMER_HALT_NS {
                 // On the histogram's scale (counts x 256): price x expected catches - expected ns
                 // polled, about half the window whether it catches or not.
@@ -238,6 +250,14 @@ impl IdleGovernor for Predictive {
 
     fn window_ns(&self) -> u64 {
         self.planned().window_ns()
+    }
+
+    fn set_halt_cost_ns(&mut self, ns: u64) {
+        Predictive::set_halt_cost_ns(self, ns);
+    }
+
+    fn set_timer_wake_ns(&mut self, ns: u64) {
+        Predictive::set_timer_wake_ns(self, ns);
     }
 }
 
@@ -343,6 +363,25 @@ mod tests {
         if let Decision::TimerThenPoll { timer_ns, .. } = tail[tail.len() - 1].0 {
             assert!(timer_ns < 600_000 - 20_000, "the timer fires a wake cost early: {timer_ns}");
         }
+    }
+
+    #[test]
+    fn a_measured_timer_wake_cost_aims_the_timer_where_the_halts_average_cannot() {
+        // Every halt reports a 700 us wake-up (a host that makes woken CPUs wait for a CPU): no
+        // timer fits before a 600 us wakeup.
+        let mut gov = Predictive::new(params(20_000, 1_000_000));
+        let periods = |n: u64| (0..n).map(|i| (2_000, 600_000 + (i % 5) * 200));
+        let out = run(&mut gov, periods(2_000), 700_000);
+        assert!(out[1_000..].iter().all(|(d, _)| !matches!(d, Decision::TimerThenPoll { .. })));
+        // Told that the timer itself wakes the CPU 20 us after it is due, it aims one.
+        gov.set_timer_wake_ns(20_000);
+        run(&mut gov, periods(1), 700_000);
+        let Decision::TimerThenPoll { timer_ns, .. } = gov.planned() else { panic!("{:?}", gov.planned()) };
+        assert!((500_000..600_000 - 20_000).contains(&timer_ns), "{timer_ns}");
+        // 0 goes back to the halts' average.
+        gov.set_timer_wake_ns(0);
+        run(&mut gov, periods(1), 700_000);
+        assert!(!matches!(gov.planned(), Decision::TimerThenPoll { .. }));
     }
 
     #[test]

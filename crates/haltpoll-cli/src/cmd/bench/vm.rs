@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use haltpoll::{BlockTime, ValidParams, ValidPredictiveParams};
+use haltpoll_abi::WakeCosts;
 use haltpoll_vmm::{DriverLoad, IdlePolicy, RunOptions, VmmError};
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -136,7 +137,7 @@ Examples:
 pub struct VmArgs {
     /// Think times before each message, comma-separated (ns, us, ms, s).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_think,
-          default_value = "0,10us,100us,1ms")]
+          default_value = "0,10us,100us,150us,1ms")]
     pub think: Vec<Duration>,
     /// Take the think time before each message from FILE's idle periods, in order, instead of
     /// --think, so that the waiting vCPU idles as a real one did: a trace in any format `replay`
@@ -284,12 +285,7 @@ impl Setup {
 
     /// The ceilings the targets distinguish think times by.
     fn ceilings(&self) -> Ceilings {
-        Ceilings {
-            linux_ns: self.params.guest_halt_poll_ns,
-            predictive_ns: self.predictive.poll_ceiling_ns,
-            budget: self.predictive.poll_budget(),
-            trace: self.think_trace.is_some(),
-        }
+        Ceilings { linux_ns: self.params.guest_halt_poll_ns, trace: self.think_trace.is_some() }
     }
 
     fn runs(&self) -> u64 {
@@ -441,7 +437,36 @@ fn driver_note(m: &Measurement) -> String {
         format!(", {} timer halts of which {} fired and polled", m.timers_armed, m.timer_fires)
     } else {
         String::new()
+    } + &wake_costs_note(&m.wake_costs)
+}
+
+/// What the drivers learnt their halts cost, each vCPU's: the halt's cost (the IPI's wake-up in
+/// it) and, where a timer woke them, its wake-up and spread; "-" for a vCPU that never measured
+/// one.
+fn wake_costs_note(costs: &[WakeCosts]) -> String {
+    let learnt: Vec<&WakeCosts> = costs.iter().filter(|c| c.ipi_wakes > 0 || c.timer_wakes > 0).collect();
+    if learnt.is_empty() {
+        return String::new();
     }
+    let each = |f: fn(&WakeCosts) -> String| learnt.iter().map(|c| f(c)).collect::<Vec<_>>().join(", ");
+    let mut note = format!(
+        "; halt cost {} (IPI wake-up {})",
+        each(|c| if c.ipi_wakes == 0 { "-".to_owned() } else { fmt_ns(c.halt_cost_ns) }),
+        each(|c| if c.ipi_wakes == 0 { "-".to_owned() } else { fmt_ns(c.ipi_wake_ns) })
+    );
+    if learnt.iter().any(|c| c.timer_wakes > 0) {
+        note += &format!(
+            "; timer wake-up {}",
+            each(|c| {
+                if c.timer_wakes == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{} +- {}", fmt_ns(c.timer_wake_ns), fmt_ns(c.timer_spread_ns))
+                }
+            })
+        );
+    }
+    note
 }
 
 /// What the columns mean.
@@ -609,4 +634,20 @@ fn write_csv(out: &mut dyn Write, runs: &[Measurement]) -> io::Result<()> {
         driver: m.driver.as_deref(),
     });
     output::write_csv(out, lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wake_costs_note_names_what_each_vcpu_measured() {
+        assert_eq!(wake_costs_note(&[WakeCosts::default(), WakeCosts::default()]), "", "nothing measured");
+        let halted = WakeCosts { halt_cost_ns: 75_000, ipi_wake_ns: 60_000, ipi_wakes: 9, ..WakeCosts::default() };
+        let timed = WakeCosts { timer_wake_ns: 80_000, timer_spread_ns: 5_000, timer_wakes: 3, ..WakeCosts::default() };
+        assert_eq!(
+            wake_costs_note(&[halted, timed]),
+            "; halt cost 75.0 us, - (IPI wake-up 60.0 us, -); timer wake-up -, 80.0 us +- 5.0 us"
+        );
+    }
 }

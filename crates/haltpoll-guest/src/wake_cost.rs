@@ -1,0 +1,215 @@
+//! What a halt costs this vCPU, learnt as it runs: the way into HLT, the waker's IPI and the
+//! wake-up that follows, and the timer's wake-up with its spread. The driver tells the
+//! governor the halt's cost (a caught wakeup saves one, so polling is budgeted net of it) and
+//! aims its timer early by the spread.
+//!
+//! Integers only (the guest has no FPU state to save): moving quantiles in ns, each new sample
+//! moving the estimate 1/16 of its value towards it (never past it). Quantiles, not means: on a
+//! busy host a vCPU thread that waits for its CPU wakes milliseconds late, which is the host's
+//! scheduling, not what a halt costs the host (a waiting thread burns no CPU, and a polling vCPU
+//! preempted then is as late); a mean takes those in whole. The IPI's wake-up, which the halt
+//! cost is made of, is its lower quartile, which ignores up to three in four such late wake-ups;
+//! the timer's wake-up, which aims a timer, its median. The step is a share of the estimate, so
+//! it settles within a few dozen halts whatever the scale.
+//!
+//! ```
+//! use haltpoll_guest::wake_cost::WakeCostMeter;
+//! let mut meter = WakeCostMeter::new(2_000);
+//! assert_eq!(meter.halt_cost_ns(), None, "no wake-up seen yet");
+//! meter.ipi_sent(1_000);
+//! meter.ipi_woke(60_000);
+//! assert_eq!(meter.halt_cost_ns(), Some(63_000));
+//! ```
+
+use haltpoll_abi::WakeCosts;
+
+/// Moving quantiles of the costs of one vCPU's halts, ns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WakeCostMeter {
+    halt_entry_ns: u64,
+    ipi_send: Average,
+    /// The lower quartile.
+    ipi_wake: Average,
+    timer_wake: Average,
+    /// Median distance of the timer's wake-ups from `timer_wake`.
+    timer_spread: Average,
+}
+
+/// A moving median that takes its first sample whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Average {
+    ns: u64,
+    samples: u64,
+}
+
+/// The smallest step of a moving median, ns: an estimate near 0 can still move.
+const MIN_STEP_NS: u64 = 64;
+
+impl Average {
+    /// One step towards the sample: up when it is above, down when below, so the estimate
+    /// settles where as many samples fall above as below (the median), however far off the
+    /// outliers are.
+    fn add(&mut self, sample_ns: u64) {
+        self.step(sample_ns, 1);
+    }
+
+    /// As [`add`](Self::add), with steps down `down` times as long as steps up: the estimate
+    /// settles where `down` samples fall above it for every one below, the `1 / (down + 1)`
+    /// quantile.
+    fn step(&mut self, sample_ns: u64, down: u64) {
+        let step = (self.ns / 16).max(MIN_STEP_NS);
+        self.ns = if self.samples == 0 {
+            sample_ns
+        } else if sample_ns > self.ns {
+            self.ns + step.min(sample_ns - self.ns)
+        } else {
+            self.ns - step.saturating_mul(down).min(self.ns - sample_ns)
+        };
+        self.samples += 1;
+    }
+}
+
+impl WakeCostMeter {
+    /// A meter that knows only the way into HLT and back, `halt_entry_ns` (measured at load).
+    pub const fn new(halt_entry_ns: u64) -> WakeCostMeter {
+        let none = Average { ns: 0, samples: 0 };
+        WakeCostMeter { halt_entry_ns, ipi_send: none, ipi_wake: none, timer_wake: none, timer_spread: none }
+    }
+
+    /// A waker's IPI to this vCPU took `ns` to send.
+    pub fn ipi_sent(&mut self, ns: u64) {
+        self.ipi_send.add(ns);
+    }
+
+    /// An IPI woke this vCPU from a halt `ns` after its waker's stamp.
+    pub fn ipi_woke(&mut self, ns: u64) {
+        self.ipi_wake.step(ns, 3);
+    }
+
+    /// The timer woke this vCPU from a halt `ns` after it was due.
+    pub fn timer_woke(&mut self, ns: u64) {
+        if self.timer_wake.samples > 0 {
+            self.timer_spread.add(ns.abs_diff(self.timer_wake.ns));
+        }
+        self.timer_wake.add(ns);
+    }
+
+    /// What one halt costs, ns: the way in, the waker's IPI and the wake-up; `None` until an
+    /// IPI's wake-up has been measured (before that, the governor keeps its own figure).
+    pub fn halt_cost_ns(&self) -> Option<u64> {
+        (self.ipi_wake.samples > 0).then(|| self.halt_entry_ns + self.ipi_send.ns + self.ipi_wake.ns)
+    }
+
+    /// How long after it is due the timer gets the vCPU running, ns: its median wake-up, or,
+    /// before a timer has fired, the IPI's (the host wakes a halted vCPU either way); `None`
+    /// until either was measured.
+    pub fn timer_wake_ns(&self) -> Option<u64> {
+        if self.timer_wake.samples > 0 {
+            Some(self.timer_wake.ns)
+        } else {
+            (self.ipi_wake.samples > 0).then_some(self.ipi_wake.ns)
+        }
+    }
+
+    /// How much earlier than asked the timer is armed, ns: its wake-up's spread, so that the
+    /// timer's wake-up ends before the wakeup it aims at more often than not.
+    pub const fn timer_lead_ns(&self) -> u64 {
+        self.timer_spread.ns
+    }
+
+    /// The figures for the report.
+    pub fn report(&self) -> WakeCosts {
+        WakeCosts {
+            halt_cost_ns: self.halt_cost_ns().unwrap_or(0),
+            halt_entry_ns: self.halt_entry_ns,
+            ipi_send_ns: self.ipi_send.ns,
+            ipi_wake_ns: self.ipi_wake.ns,
+            timer_wake_ns: self.timer_wake.ns,
+            timer_spread_ns: self.timer_spread.ns,
+            ipi_wakes: self.ipi_wake.samples,
+            timer_wakes: self.timer_wake.samples,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_start_at_the_first_sample_and_step_a_sixteenth() {
+        let mut meter = WakeCostMeter::new(0);
+        meter.timer_woke(80_000);
+        meter.timer_woke(0);
+        assert_eq!(meter.report().timer_wake_ns, 75_000);
+        assert_eq!(meter.report().timer_wakes, 2);
+        // Never past the sample, and no overflow at the top of the range.
+        meter.timer_woke(75_100);
+        assert_eq!(meter.report().timer_wake_ns, 75_100);
+        meter.timer_woke(u64::MAX);
+        assert!(meter.report().timer_wake_ns > 75_100);
+        // The IPI's wake-up steps down three times as far as up.
+        meter.ipi_woke(80_000);
+        meter.ipi_woke(0);
+        assert_eq!(meter.report().ipi_wake_ns, 80_000 - 3 * 5_000);
+    }
+
+    #[test]
+    fn preempted_wake_ups_do_not_move_the_quantiles_far() {
+        // 60 us wake-ups, one in three 3 ms late (the vCPU thread waited for its host CPU).
+        let mut meter = WakeCostMeter::new(0);
+        for i in 0..600 {
+            meter.timer_woke(if i % 3 == 0 { 3_000_000 } else { 60_000 });
+        }
+        let wake = meter.report().timer_wake_ns;
+        assert!((60_000..70_000).contains(&wake), "{wake}");
+        // Two in three late: the median goes with them, the IPI's lower quartile does not.
+        let mut meter = WakeCostMeter::new(0);
+        for i in 0..600 {
+            meter.ipi_woke(if i % 3 == 0 { 60_000 } else { 3_000_000 });
+        }
+        let wake = meter.report().ipi_wake_ns;
+        assert!((60_000..70_000).contains(&wake), "{wake}");
+    }
+
+    #[test]
+    fn the_spread_is_the_mean_distance_from_the_average() {
+        let mut meter = WakeCostMeter::new(1_000);
+        assert_eq!(meter.timer_lead_ns(), 0);
+        // Alternating 40 and 80 us: the median settles between them, the spread near 20.
+        for _ in 0..200 {
+            meter.timer_woke(40_000);
+            meter.timer_woke(80_000);
+        }
+        let costs = meter.report();
+        assert!((40_000..=80_000).contains(&costs.timer_wake_ns), "{costs:?}");
+        assert!((15_000..25_000).contains(&meter.timer_lead_ns()), "{costs:?}");
+        assert_eq!(costs.halt_cost_ns, 0, "timers alone say nothing of an IPI's halt");
+        // A steady timer has no spread to speak of.
+        let mut steady = WakeCostMeter::new(0);
+        for _ in 0..100 {
+            steady.timer_woke(60_000);
+        }
+        assert_eq!(steady.timer_lead_ns(), 0);
+    }
+
+    #[test]
+    fn the_timer_wake_falls_back_on_the_ipi_s_until_a_timer_fires() {
+        let mut meter = WakeCostMeter::new(0);
+        assert_eq!(meter.timer_wake_ns(), None);
+        meter.ipi_woke(60_000);
+        assert_eq!(meter.timer_wake_ns(), Some(60_000));
+        meter.timer_woke(90_000);
+        assert_eq!(meter.timer_wake_ns(), Some(90_000));
+    }
+
+    #[test]
+    fn the_halt_cost_adds_the_way_in_the_send_and_the_wake() {
+        let mut meter = WakeCostMeter::new(13_000);
+        meter.ipi_sent(2_000);
+        assert_eq!(meter.halt_cost_ns(), None);
+        meter.ipi_woke(60_000);
+        assert_eq!(meter.halt_cost_ns(), Some(75_000));
+        assert_eq!(meter.report().halt_cost_ns, 75_000);
+    }
+}
