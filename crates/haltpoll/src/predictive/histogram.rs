@@ -128,29 +128,48 @@ pub struct Choice {
 /// Counts below 2^10, `price_ns <= 2^36` and windows below 2^24 keep every product below 2^63.
 pub fn best_window(row: &Counts, price_ns: u64, limit_ns: u64) -> Choice {
     let price = price_ns as i64;
-    // Counts x 256, so that a bucket cut by the limit can be counted in part.
+    // Counts x 256, so that a bucket cut by the limit can be counted in part (and half a
+    // count is whole).
     let mut above: i64 = i64::from(total(row)) << 8;
-    let (mut caught, mut cost_caught) = (0i64, 0i64);
+    // Counts caught by a window to the start of bucket `j`, and the ns it expects to poll: the
+    // caught ones at their mean length, the rest the whole window. Extending the window over a
+    // whole bucket adds `width x (n / 2 + above)` to the second, a shift (widths are powers of
+    // two), so a bucket costs one product, the price's, and no division on the idle path.
+    let (mut caught, mut polled) = (0i64, 0i64);
     let mut best = Choice { window_ns: 0, score: 0 };
     for (j, &n) in row.iter().enumerate().take(BUCKETS - 1) {
-        let (lo, hi) = (start_ns(j), edge_ns(j));
-        if lo >= limit_ns {
+        let (lo, hi, shift) = (start_ns(j), edge_ns(j), width_shift(j));
+        // A bucket at least twice as wide as a catch is worth, and every wider one after it,
+        // polls more than its catches are worth: no window from here on scores higher.
+        if lo >= limit_ns || 1 << shift >= 2 * price_ns {
             break;
         }
         let n = i64::from(n) << 8;
-        above -= n;
-        let w = if hi < limit_ns { hi } else { limit_ns };
-        // Of this bucket, the part below `w` is caught at its mean length, the rest polls `w`.
-        let part = if w == hi { n } else { n * (w - lo) as i64 / (hi - lo) as i64 };
-        let score =
-            price * (caught + part) - cost_caught - part * ((lo + w) / 2) as i64 - (above + n - part) * w as i64;
-        if score > best.score {
-            best = Choice { window_ns: w, score };
+        if hi > limit_ns {
+            // The last window, cut inside the bucket: the part below it is caught at its mean
+            // length, the rest (and all above) polls it.
+            let w = (limit_ns - lo) as i64;
+            let part = (n * w) >> shift;
+            let score = price * (caught + part) - polled + part * ((w + 1) / 2) - above * w;
+            if score > best.score {
+                best = Choice { window_ns: limit_ns, score };
+            }
+            break;
         }
+        above -= n;
         caught += n;
-        cost_caught += n * ((lo + hi) / 2) as i64;
+        polled += (n / 2 + above) << shift;
+        let score = price * caught - polled;
+        if score > best.score {
+            best = Choice { window_ns: hi, score };
+        }
     }
     best
+}
+
+/// Bucket `j`'s width, `edge_ns(j) - start_ns(j)`, as a power of two.
+const fn width_shift(j: usize) -> u32 {
+    if j == 0 { FIRST_SHIFT } else { FIRST_SHIFT + j as u32 - 1 }
 }
 
 impl Default for Histograms {
@@ -222,6 +241,47 @@ mod tests {
         assert_eq!(best_window(&row, 100_000, 20_000).window_ns, 0);
         assert_eq!(best_window(&row, 100_000, 0).window_ns, 0);
         assert_eq!(best_window(&[0; BUCKETS], 100_000, 1_000_000).window_ns, 0);
+    }
+
+    /// The score of every window summed directly, bucket by bucket: what `best_window`
+    /// computes by its running sums.
+    fn best_window_directly(row: &Counts, price_ns: u64, limit_ns: u64) -> Choice {
+        let price = price_ns as i64;
+        let mut best = Choice { window_ns: 0, score: 0 };
+        for j in 0..BUCKETS - 1 {
+            let (lo, hi) = (start_ns(j), edge_ns(j));
+            if lo >= limit_ns {
+                break;
+            }
+            let w = hi.min(limit_ns);
+            let mut score = 0i64;
+            for (k, &n) in row.iter().enumerate() {
+                let n = i64::from(n) << 8;
+                let (lo_k, hi_k) = (start_ns(k), edge_ns(k));
+                let part = match k.cmp(&j) {
+                    core::cmp::Ordering::Less => n,
+                    core::cmp::Ordering::Equal => n * (w - lo) as i64 / (hi - lo) as i64,
+                    core::cmp::Ordering::Greater => 0,
+                };
+                let mean = if k < j { (lo_k + hi_k) / 2 } else { (lo + w) / 2 };
+                score += price * part - part * mean as i64 - (n - part) * w as i64;
+            }
+            if score > best.score {
+                best = Choice { window_ns: w, score };
+            }
+        }
+        best
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_running_sums_score_as_the_direct_sum(
+            row in proptest::array::uniform12(0u16..1022),
+            price_ns in 0u64..1 << 30,
+            limit_ns in 0u64..1 << 25,
+        ) {
+            proptest::prop_assert_eq!(best_window(&row, price_ns, limit_ns), best_window_directly(&row, price_ns, limit_ns));
+        }
     }
 
     #[test]
