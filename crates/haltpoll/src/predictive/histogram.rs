@@ -82,15 +82,45 @@ impl Histograms {
     /// weighted 3 to 1 against all of them (which keeps a bucket the row has not seen yet
     /// possible), or all of them alone while that row is thin; plus a small prior (1/64 of a
     /// period) in every bucket.
-    pub fn prediction(&self) -> Counts {
+    pub fn prediction(&self) -> Prediction<'_> {
         let row = &self.rows[self.prev as usize];
-        let thin = total(row) < MIN_ROW_TOTAL;
-        let mut counts = [0u16; BUCKETS];
-        for (k, n) in counts.iter_mut().enumerate() {
-            let all = u16::from(self.all[k]);
-            *n = if thin { 4 * all } else { 3 * u16::from(row[k]) + all } + PRIOR;
-        }
-        counts
+        let (row_total, all_total) = (total(row), total(&self.all));
+        let (row_weight, all_weight) = if row_total < MIN_ROW_TOTAL { (0, 4) } else { (3, 1) };
+        let total = row_weight * row_total + all_weight * all_total + BUCKETS as u32 * u32::from(PRIOR);
+        Prediction { row, all: &self.all, row_weight: row_weight as u16, all_weight: all_weight as u16, total }
+    }
+}
+
+/// The counts that predict the next period ([`Histograms::prediction`]), read in place: each
+/// is a blend of two histograms' counts, made as the window search reaches its bucket.
+#[derive(Clone, Copy, Debug)]
+pub struct Prediction<'a> {
+    row: &'a Row,
+    all: &'a Row,
+    row_weight: u16,
+    all_weight: u16,
+    total: u32,
+}
+
+impl Prediction<'_> {
+    /// The count of bucket `k` (at most `4 x u8::MAX + PRIOR`).
+    pub fn count(&self, k: usize) -> u16 {
+        self.row_weight * u16::from(self.row[k]) + self.all_weight * u16::from(self.all[k]) + PRIOR
+    }
+
+    /// The sum of the counts.
+    pub const fn total(&self) -> u32 {
+        self.total
+    }
+
+    /// All the counts.
+    pub fn counts(&self) -> Counts {
+        core::array::from_fn(|k| self.count(k))
+    }
+
+    /// [`best_window`] under these counts.
+    pub fn best_window(&self, price_ns: u64, limit_ns: u64) -> Choice {
+        search(self.total, |k| self.count(k), price_ns, limit_ns)
     }
 }
 
@@ -127,24 +157,29 @@ pub struct Choice {
 ///
 /// Counts below 2^10, `price_ns <= 2^36` and windows below 2^24 keep every product below 2^63.
 pub fn best_window(row: &Counts, price_ns: u64, limit_ns: u64) -> Choice {
+    search(total(row), |k| row[k], price_ns, limit_ns)
+}
+
+/// [`best_window`] over the counts `count(0..BUCKETS)`, which sum to `total`.
+fn search(total: u32, count: impl Fn(usize) -> u16, price_ns: u64, limit_ns: u64) -> Choice {
     let price = price_ns as i64;
     // Counts x 256, so that a bucket cut by the limit can be counted in part (and half a
     // count is whole).
-    let mut above: i64 = i64::from(total(row)) << 8;
+    let mut above: i64 = i64::from(total) << 8;
     // Counts caught by a window to the start of bucket `j`, and the ns it expects to poll: the
     // caught ones at their mean length, the rest the whole window. Extending the window over a
     // whole bucket adds `width x (n / 2 + above)` to the second, a shift (widths are powers of
     // two), so a bucket costs one product, the price's, and no division on the idle path.
     let (mut caught, mut polled) = (0i64, 0i64);
     let mut best = Choice { window_ns: 0, score: 0 };
-    for (j, &n) in row.iter().enumerate().take(BUCKETS - 1) {
+    for j in 0..BUCKETS - 1 {
         let (lo, hi, shift) = (start_ns(j), edge_ns(j), width_shift(j));
         // A bucket at least twice as wide as a catch is worth, and every wider one after it,
         // polls more than its catches are worth: no window from here on scores higher.
         if lo >= limit_ns || 1 << shift >= 2 * price_ns {
             break;
         }
-        let n = i64::from(n) << 8;
+        let n = i64::from(count(j)) << 8;
         if hi > limit_ns {
             // The last window, cut inside the bucket: the part below it is caught at its mean
             // length, the rest (and all above) polls it.
@@ -208,10 +243,10 @@ mod tests {
         let after_long = h.rows[bucket(2_000_000)]; // the last was 2 ms: the next is short
         assert_eq!(after_long.iter().position(|&n| n > 0), Some(bucket(20_000)));
         assert_eq!(total(&after_long), u32::from(after_long[bucket(20_000)]));
-        let p = h.prediction();
+        let p = h.prediction().counts();
         assert!(p[bucket(20_000)] > 3 * p[bucket(2_000_000)], "the row weighs most: {p:?}");
         h.add(20_000);
-        let after_short = h.prediction();
+        let after_short = h.prediction().counts();
         assert!(after_short[bucket(2_000_000)] > 3 * after_short[bucket(20_000)]);
     }
 
@@ -221,7 +256,10 @@ mod tests {
         h.add(20_000);
         h.add(20_000);
         h.add(2_000_000); // row of the 2 ms bucket is empty
-        assert_eq!(h.prediction().to_vec(), h.all.iter().map(|&n| 4 * u16::from(n) + PRIOR).collect::<Vec<_>>());
+        assert_eq!(
+            h.prediction().counts().to_vec(),
+            h.all.iter().map(|&n| 4 * u16::from(n) + PRIOR).collect::<Vec<_>>()
+        );
     }
 
     #[test]
