@@ -194,15 +194,13 @@ pub fn best_window(row: &Counts, price_ns: u64, limit_ns: u64) -> Choice {
 /// [`best_window`] over the counts `count(0..BUCKETS)`, which sum to `total`.
 fn search(total: u32, count: impl Fn(usize) -> u16, price_ns: u64, limit_ns: u64) -> Choice {
     let price = price_ns as i64;
-    // Counts x 256, so that a bucket cut by the limit can be counted in part (and half a
-    // count is whole).
-    let mut above: i64 = i64::from(total) << 8;
-    // Counts caught by a window to the start of bucket `j`, and the ns it expects to poll: the
+    // Whole counts above the window, caught by it, and twice the ns it expects to poll: the
     // caught ones at their mean length, the rest the whole window. Extending the window over a
-    // whole bucket adds `width x (n / 2 + above)` to the second, a shift (widths are powers of
+    // whole bucket adds `width x (n + 2 x above)` to the last, a shift (widths are powers of
     // two), so a bucket costs one product, the price's, and no division on the idle path.
-    let (mut caught, mut polled) = (0i64, 0i64);
-    let mut best = Choice { window_ns: 0, score: 0 };
+    // Scores are then 1/128 of `Choice::score`'s (counts x 256, in ns), exactly.
+    let (mut above, mut caught, mut polled2) = (i64::from(total), 0i64, 0i64);
+    let mut best = (0i64, 0u64);
     for j in 0..BUCKETS - 1 {
         let (lo, hi, shift) = (start_ns(j), edge_ns(j), width_shift(j));
         // A bucket at least twice as wide as a catch is worth, and every wider one after it,
@@ -210,27 +208,29 @@ fn search(total: u32, count: impl Fn(usize) -> u16, price_ns: u64, limit_ns: u64
         if lo >= limit_ns || 1 << shift >= 2 * price_ns {
             break;
         }
-        let n = i64::from(count(j)) << 8;
+        let n = i64::from(count(j));
         if hi > limit_ns {
             // The last window, cut inside the bucket: the part below it is caught at its mean
-            // length, the rest (and all above) polls it.
+            // length, the rest (and all above) polls it. Counts x 256 here, so that part of a
+            // bucket counts; the score on `Choice::score`'s scale.
+            let (n, above, caught, polled) = (n << 8, above << 8, caught << 8, polled2 << 7);
             let w = (limit_ns - lo) as i64;
             let part = (n * w) >> shift;
             let score = price * (caught + part) - polled + part * ((w + 1) / 2) - above * w;
-            if score > best.score {
-                best = Choice { window_ns: limit_ns, score };
+            if score > best.0 << 7 {
+                return Choice { window_ns: limit_ns, score };
             }
             break;
         }
         above -= n;
         caught += n;
-        polled += (n / 2 + above) << shift;
-        let score = price * caught - polled;
-        if score > best.score {
-            best = Choice { window_ns: hi, score };
+        polled2 += (n + 2 * above) << shift;
+        let score = 2 * price * caught - polled2;
+        if score > best.0 {
+            best = (score, hi);
         }
     }
-    best
+    Choice { window_ns: best.1, score: best.0 << 7 }
 }
 
 /// Bucket `j`'s width, `edge_ns(j) - start_ns(j)`, as a power of two.
