@@ -126,10 +126,14 @@ impl Budget {
     pub fn earn(&mut self, elapsed_ns: u64) {
         // Beyond a horizon the cap is reached anyway; this bound keeps the product in 64 bits.
         let elapsed = if elapsed_ns < MAX_HORIZON_NS { elapsed_ns } else { MAX_HORIZON_NS };
-        let earned = elapsed * u64::from(self.ppm) + u64::from(self.remainder);
-        self.remainder = (earned % u64::from(PPM)) as u32;
+        let product = elapsed * u64::from(self.ppm);
+        // The division does not wait for the remainder carried in (the credit, and so the next
+        // decision, waits on this): it adds at most one whole ns.
+        let (whole, part) = (product / u64::from(PPM), (product % u64::from(PPM)) as u32 + self.remainder);
+        let carry = part >= PPM;
+        self.remainder = if carry { part - PPM } else { part };
         // Both below 2^41 (earned: 10^12 x 10^6 / 10^6): the sum fits.
-        let earned = (earned / u64::from(PPM)) as i64;
+        let earned = (whole + u64::from(carry)) as i64;
         let cap = self.cap_ns as i64;
         if self.credit_ns < cap {
             self.credit_ns = if self.credit_ns + earned < cap { self.credit_ns + earned } else { cap };

@@ -204,8 +204,8 @@ impl Predictive {
     fn plan(&self) -> Decision {
         let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
         let price = self.price_ns();
-        let row = self.histograms.prediction();
-        let poll = histogram::best_window(&row, price, limit);
+        let prediction = self.histograms.prediction();
+        let poll = prediction.best_window(price, limit);
         let mut best = (
             poll.score,
             if poll.window_ns == 0 { Decision::Halt } else { Decision::Poll { window_ns: poll.window_ns } },
@@ -216,7 +216,7 @@ impl Predictive {
             if aim.window_ns <= limit && aim.start_ns >= wake + MIN_TIMER_HALT_NS {
                 // On the histogram's scale (counts x 256): price x expected catches - expected ns
                 // polled, about half the window whether it catches or not.
-                let n = i64::from(histogram::total(&row)) << 8;
+                let n = i64::from(prediction.total()) << 8;
                 let score = price as i64 * ((n * i64::from(aim.catch_rate)) >> 10) - n * (aim.window_ns / 2) as i64;
                 if score > best.0 {
                     best = (score, Decision::TimerThenPoll { timer_ns: aim.start_ns - wake, window_ns: aim.window_ns });
