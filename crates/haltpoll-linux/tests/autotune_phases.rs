@@ -2,17 +2,19 @@
 //! (Redis, then PostgreSQL, then the guest idling), with the policy deciding every interval
 //! over the last few, as `haltpoll autotune` does live, starting from Linux's defaults.
 //!
-//! What holds, and is asserted, at budgets of 1, 2, 5 and 10%: the tuner keeps its budget over
-//! the sequence, and every interval run under its own choices (all but the first) keeps it too;
-//! at 5% it catches more wakeups than the best one setting, chosen with hindsight, that keeps
-//! every interval within the budget. What does not hold, and is only printed: one setting
-//! judged by its average over the sequence catches more (it spends the idle phase's budget on
-//! the busy ones, and polls several times what the tuner does); at 10% the best one setting
-//! within every interval catches more; and with the busiest interval of Linux's defaults as
-//! its budget the tuner catches about as many as they do (a few more), for about as much
-//! polling (a little more), not clearly more. The tuner takes `tune`'s advice, the knee: it
-//! gives up the last point of wakeups when they cost much more polling, and every setting it
-//! writes passes the idle-guest check; the settings chosen with hindsight do neither.
+//! The rivals are one setting each, chosen with hindsight over the whole sequence. The fair one
+//! obeys what the tuner obeys: safe on the guest gone idle, worth its polling (`tune`'s rules),
+//! and within the budget in every interval. Two more are printed, not admissible: one within
+//! the budget only on average over the sequence (it spends the idle phase's budget on the busy
+//! ones, which a tuner that decides on what it has seen cannot do), and one held to no rule.
+//!
+//! What holds, and is asserted: at 1, 2, 5 and 10% the tuner keeps its budget over the
+//! sequence, and every interval run under its own choices (all but the first) keeps it too; at
+//! 1, 2 and 5% it catches more than the admissible rival; with the busiest interval of Linux's
+//! defaults as its budget it catches more than they do (0.2% more, for a little more polling).
+//! What does not, and is only printed: at 10% the admissible rival catches more (`tune`'s
+//! knee gives up a point of wakeups for less polling, the margin another); the rivals on
+//! average catch more at 2% and up.
 //!
 //! Run with `--nocapture` for the numbers (docs/autotune.md quotes them).
 
@@ -73,18 +75,20 @@ fn phases() -> Trace {
     concat(&[redis, pgbench, idle(10)])
 }
 
-/// Each interval's totals under `params`, cut as the simulation cuts them.
-fn per_interval(trace: &Trace, params: ValidParams) -> Vec<Summary> {
+/// Each interval's totals under `params`, cut as the simulation cuts them, and the whole.
+fn per_interval(trace: &Trace, params: ValidParams) -> (Vec<Summary>, Summary) {
     let first = trace.periods.iter().filter_map(|p| p.start_ns).min().unwrap();
     let mut out = Vec::new();
-    trace.replay(params, |idle, period| {
-        let i = ((idle.start_ns.unwrap() + idle.idle_ns - first) / INTERVAL_NS) as usize;
-        if out.len() <= i {
-            out.resize(i + 1, Summary::default());
-        }
-        out[i].add(period);
-    });
-    out
+    let whole = trace
+        .replay(params, |idle, period| {
+            let i = ((idle.start_ns.unwrap() + idle.idle_ns - first) / INTERVAL_NS) as usize;
+            if out.len() <= i {
+                out.resize(i + 1, Summary::default());
+            }
+            out[i].add(period);
+        })
+        .summary;
+    (out, whole)
 }
 
 /// The largest share of an interval's CPU time spent polling.
@@ -107,35 +111,62 @@ fn changes(s: &Simulated) -> usize {
     s.decisions.iter().filter(|d| d.why.changes()).count()
 }
 
-/// Each setting's intervals, summed: the whole and the busiest interval.
+/// One setting over the whole sequence: its totals and its busiest interval.
 struct OneSetting {
+    params: ValidParams,
     whole: Summary,
     busiest: f64,
+    /// Wakeups caught in the first interval.
+    first_hits: u64,
 }
 
 fn one_setting(trace: &Trace, params: ValidParams, cpus: u64) -> OneSetting {
-    let intervals = per_interval(trace, params);
-    let mut whole = Summary::default();
-    for i in &intervals {
-        whole.periods += i.periods;
-        whole.poll_hits += i.poll_hits;
-        whole.poll_ns += i.poll_ns;
-    }
-    OneSetting { whole, busiest: busiest(&intervals, cpus) }
+    let (intervals, whole) = per_interval(trace, params);
+    OneSetting { params, whole, busiest: busiest(&intervals, cpus), first_hits: intervals[0].poll_hits }
 }
 
-/// One setting with hindsight: the best by its average over the sequence, and the best that
-/// keeps every interval within the budget.
-fn hindsight(all: &[OneSetting], cpu_ns: u64, budget: f64) -> (&Summary, &Summary) {
+/// The one settings chosen with hindsight for `budget`, each the one that catches most of the
+/// sequence's wakeups among those that
+/// - `admissible`: pass `tune`'s rules the tuner obeys, judged over the whole sequence (safe
+///   on an idle guest, worth it), and keep the budget in every interval, as the tuner must;
+/// - `on_average`: pass the same rules, with the budget kept on average over the sequence
+///   only (the idle phase's budget spent on the busy ones, which no tuner deciding on what it
+///   has seen can do);
+/// - `any`: keep the budget on average, whatever the rules (not an admissible rival: on the
+///   guest gone idle it may poll more than the budget).
+struct Rivals<'a> {
+    admissible: &'a OneSetting,
+    on_average: &'a OneSetting,
+    any: &'a OneSetting,
+}
+
+fn rivals(all: &[OneSetting], cpu: tune::CpuTime, budget: f64) -> Rivals<'_> {
+    let judged = |s: &OneSetting| {
+        let outcome = tune::Outcome { params: *s.params.params(), summary: s.whole };
+        tune::Judged::new(&outcome, tune::check_idle_guest(&s.params, &tune::TICKS_HZ), cpu, budget)
+    };
     let best = |fits: &dyn Fn(&OneSetting) -> bool| {
         let within = all.iter().filter(|s| fits(s));
-        &within.max_by_key(|s| (s.whole.poll_hits, std::cmp::Reverse(s.whole.poll_ns))).expect("polling off fits").whole
+        within.max_by_key(|s| (s.whole.poll_hits, std::cmp::Reverse(s.whole.poll_ns))).expect("polling off fits")
     };
-    (best(&|s| share(s.whole.poll_ns, cpu_ns) <= budget), best(&|s| s.busiest <= budget))
+    Rivals {
+        admissible: best(&|s| {
+            let j = judged(s);
+            j.idle_guest_ok && j.worth_it && s.busiest <= budget
+        }),
+        on_average: best(&|s| judged(s).eligible()),
+        any: best(&|s| judged(s).fits_budget),
+    }
+}
+
+fn rival_line(name: &str, s: &OneSetting, cpu: tune::CpuTime) -> String {
+    let p = s.params.params();
+    let name = format!("{name} ({} us, {} us)", p.guest_halt_poll_ns / 1000, p.grow_start / 1000);
+    line(&name, &s.whole, share(s.whole.poll_ns, cpu.ns), Some(s.busiest))
 }
 
 #[test]
-fn the_tuner_keeps_its_budget_and_beats_one_setting_that_keeps_it_everywhere() {
+fn the_tuner_keeps_its_budget_and_beats_the_admissible_one_setting() {
     let trace = phases();
     let cpu = tune::cpu_time(&trace, None);
     let cpus = u64::from(trace.span.unwrap().cpus_online.unwrap());
@@ -144,20 +175,23 @@ fn the_tuner_keeps_its_budget_and_beats_one_setting_that_keeps_it_everywhere() {
     for budget in [0.01, 0.02, 0.05, 0.1] {
         let policy = Policy::new(budget, 0.01).unwrap();
         let tuned = simulate(&policy, &trace, ValidParams::DEFAULT, INTERVAL_NS, WINDOW);
-        let (average, everywhere) = hindsight(&all, cpu.ns, budget);
+        let rivals = rivals(&all, cpu, budget);
         // The first interval runs under the setting it found; the rest under its choices.
         let its_own = busiest(&tuned.intervals[1..], cpus);
         eprintln!("budget {:.0}%:", 100.0 * budget);
         let name = format!("  autotune ({} changes; from interval 2)", changes(&tuned));
         eprintln!("{}", line(&name, &tuned.summary, tuned.poll_share, Some(its_own)));
-        let avg_share = share(average.poll_ns, cpu.ns);
-        eprintln!("{}", line("  one setting, within it on average", average, avg_share, None));
-        let every_share = share(everywhere.poll_ns, cpu.ns);
-        eprintln!("{}", line("  one setting, within it in every interval", everywhere, every_share, None));
+        eprintln!("{}", rival_line("  admissible, every interval", rivals.admissible, cpu));
+        eprintln!("{}", rival_line("  admissible, on average", rivals.on_average, cpu));
+        eprintln!("{}", rival_line("  any rule, on average", rivals.any, cpu));
         assert!(tuned.poll_share <= budget, "the tuner polls {} of the CPU time, over {budget}", tuned.poll_share);
         assert!(its_own <= budget, "an interval under the tuner's choice polls {its_own}, over {budget}");
-        if budget == 0.05 {
-            assert!(tuned.summary.poll_hits > everywhere.poll_hits, "{:?} vs {everywhere:?}", tuned.summary);
+        // Up to 5% the tuner catches more than the admissible rival. At 10% it does not: the
+        // rival catches nearly all of Redis's wakeups with a 400 us ceiling, where `tune`'s
+        // knee gives up up to a point of them for less polling, and the margin another.
+        if budget < 0.1 {
+            let rival = &rivals.admissible.whole;
+            assert!(tuned.summary.poll_hits > rival.poll_hits, "{:?} vs {rival:?}", tuned.summary);
         }
     }
 }
@@ -167,15 +201,62 @@ fn linux_defaults_and_the_tuner_at_their_busiest_interval() {
     let trace = phases();
     let cpu = tune::cpu_time(&trace, None);
     let cpus = u64::from(trace.span.unwrap().cpus_online.unwrap());
-    let defaults = trace.replay(ValidParams::DEFAULT, |_, _| {}).summary;
-    let their_busiest = busiest(&per_interval(&trace, ValidParams::DEFAULT), cpus);
+    let (intervals, defaults) = per_interval(&trace, ValidParams::DEFAULT);
+    let their_busiest = busiest(&intervals, cpus);
     let policy = Policy::new(their_busiest, 0.01).unwrap();
     let tuned = simulate(&policy, &trace, ValidParams::DEFAULT, INTERVAL_NS, WINDOW);
     eprintln!("{}", line("Linux's defaults", &defaults, share(defaults.poll_ns, cpu.ns), Some(their_busiest)));
     let its_own = busiest(&tuned.intervals[1..], cpus);
     let name = format!("autotune, that budget ({} changes; from interval 2)", changes(&tuned));
     eprintln!("{}", line(&name, &tuned.summary, tuned.poll_share, Some(its_own)));
-    // Reported, not claimed: the two catch about as many for about as much polling. What the
-    // tuner holds to is the budget, in every interval it chose the setting for.
     assert!(its_own <= their_busiest, "{its_own} > {their_busiest}");
+    // More, but barely (0.2%), and for a little more polling: a tie in all but the count.
+    assert!(tuned.summary.poll_hits > defaults.poll_hits, "{:?} vs {defaults:?}", tuned.summary);
+}
+
+/// Three more sequences, each two corpus loads then the guest idle, for docs/autotune.md; slow
+/// (the loads are large), so run on demand: `cargo test -p haltpoll-linux --test
+/// autotune_phases -- --ignored --nocapture`. It asserts only that, after the first interval
+/// (run under Linux's defaults, which may poll far over the budget), the tuner catches at least
+/// as many as the admissible rival; it does not keep the budget everywhere (a phase change can
+/// cost an interval far over it), which it prints.
+#[test]
+#[ignore]
+fn other_sequences() {
+    let sequences = [
+        ["nginx-wrk-8-conns", "pgbench-select-2000"],
+        ["memcached-memcslap", "redis-1-clients"],
+        ["sched-pipe", "pgbench-tpcb-500"],
+    ];
+    let settings = Policy::new(0.0, 0.0).unwrap().grid.valid_settings().unwrap();
+    for names in sequences {
+        let parts = names.map(|n| read(&format!("traces/corpus/{n}.perf.txt.gz")));
+        let trace = concat(&[parts[0].clone(), parts[1].clone(), idle(10)]);
+        let cpu = tune::cpu_time(&trace, None);
+        let cpus = u64::from(trace.span.unwrap().cpus_online.unwrap());
+        let all: Vec<OneSetting> = settings.iter().map(|&p| one_setting(&trace, p, cpus)).collect();
+        let (intervals, defaults) = per_interval(&trace, ValidParams::DEFAULT);
+        eprintln!("{} then {} then idle:", names[0], names[1]);
+        eprintln!(
+            "{}",
+            line("  Linux's defaults", &defaults, share(defaults.poll_ns, cpu.ns), Some(busiest(&intervals, cpus)))
+        );
+        for budget in [0.01, 0.02, 0.05, 0.1] {
+            let tuned =
+                simulate(&Policy::new(budget, 0.01).unwrap(), &trace, ValidParams::DEFAULT, INTERVAL_NS, WINDOW);
+            let rivals = rivals(&all, cpu, budget);
+            let its_own = busiest(&tuned.intervals[1..], cpus);
+            let later: u64 = tuned.intervals[1..].iter().map(|s| s.poll_hits).sum();
+            let rival_later = rivals.admissible.whole.poll_hits - rivals.admissible.first_hits;
+            eprintln!(
+                "  budget {:.0}%: from interval 2, autotune {later}, the admissible rival {rival_later}",
+                100.0 * budget
+            );
+            eprintln!("{}", line("    autotune", &tuned.summary, tuned.poll_share, Some(its_own)));
+            eprintln!("{}", rival_line("    admissible, every interval", rivals.admissible, cpu));
+            eprintln!("{}", rival_line("    admissible, on average", rivals.on_average, cpu));
+            eprintln!("{}", rival_line("    any rule, on average", rivals.any, cpu));
+            assert!(later >= rival_later, "{names:?} at {budget}: {later} < {rival_later}");
+        }
+    }
 }
