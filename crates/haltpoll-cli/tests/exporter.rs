@@ -209,7 +209,7 @@ fn survives_a_scrape_storm() {
                             metrics::parse(&r.body);
                             ok.fetch_add(1, Ordering::Relaxed);
                         }
-                        // Closed at once when the queue is full: the price of a bounded server.
+                        // Closed unanswered: see below.
                         Err(_) => {
                             refused.fetch_add(1, Ordering::Relaxed);
                         }
@@ -238,13 +238,15 @@ fn survives_a_scrape_storm() {
         refused.load(Ordering::Relaxed)
     );
     assert!(exporter.alive(), "the exporter died in the storm");
-    // The burst of silent connections costs scrapes little (the oldest connection held is
-    // closed to make room, the silent ones have 1 s) rather than locking them out.
-    assert!(
-        ok.load(Ordering::Relaxed) >= 40,
-        "only {} of 80 scrapes answered in the storm",
-        ok.load(Ordering::Relaxed)
-    );
+    // A request read whole waits for a worker, however many: it is never closed to make room
+    // (`serve::tests::a_request_read_whole_is_answered_however_long_the_workers_take`). A
+    // scrape is closed unanswered only when 16 newer connections were accepted (the oldest held
+    // is closed to make room) between its connect and its request, which takes its client
+    // being descheduled there: timing, so reported.
+    #[cfg(target_arch = "x86_64")]
+    haltpoll_vmm::testing::timing_check(ok.load(Ordering::Relaxed) == 80, || {
+        format!("only {} of 80 scrapes answered in the storm", ok.load(Ordering::Relaxed))
+    });
     assert_eq!(max_threads, threads_idle, "no thread per connection");
     // The workers' connections, the queue, the listener, stdio: never the 300 silent ones.
     assert!(max_fds <= WORKERS * 5 + 12, "{max_fds} open files");

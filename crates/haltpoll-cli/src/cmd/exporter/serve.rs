@@ -8,7 +8,9 @@
 //!
 //! One thread (the reactor) accepts and reads every request head, over nonblocking sockets and
 //! `poll(2)`: a client that trickles costs a slot and a buffer, never a thread, so the workers
-//! only ever run the handler and write. A complete head goes to the workers in arrival order.
+//! only ever run the handler and write. A complete head goes to the workers in arrival order;
+//! when they are all busy and the queue is full, the reactor waits for one to take it rather
+//! than close a request read whole (new connections wait in the kernel's backlog meanwhile).
 //! When the slots are full, or the process is out of file descriptors, the connection accepted
 //! longest ago is closed to make room: a scrape sends its head at once, so it is never the
 //! oldest for long, while a connection that has held a slot for a while is silent or trickling.
@@ -249,17 +251,26 @@ fn out_of_fds(e: &io::Error) -> bool {
     matches!(Errno::from_io_error(e), Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM))
 }
 
-/// Whole request heads waiting for a worker, in arrival order: at most `capacity`, the oldest
-/// closed when a new one finds the queue full.
+/// Whole request heads waiting for a worker, in arrival order: at most `capacity`. A head that
+/// finds the queue full waits for a worker to take one: a request read whole came from a client
+/// that sent it at once, the one the server is for, so it is answered late rather than closed.
 struct Queue {
     waiting: Mutex<VecDeque<(TcpStream, Head)>>,
+    /// A request was queued: a worker may take it.
     ready: Condvar,
+    /// A request was taken: the reactor may queue the next.
+    room: Condvar,
     capacity: usize,
 }
 
 impl Queue {
     fn new(capacity: usize) -> Queue {
-        Queue { waiting: Mutex::new(VecDeque::with_capacity(capacity)), ready: Condvar::new(), capacity }
+        Queue {
+            waiting: Mutex::new(VecDeque::with_capacity(capacity)),
+            ready: Condvar::new(),
+            room: Condvar::new(),
+            capacity,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(TcpStream, Head)>> {
@@ -267,10 +278,13 @@ impl Queue {
         self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Queues a request, once there is room. The wait is bounded: each worker finishes its
+    /// request within the handler's time and [`WRITE_DEADLINE`]. Meanwhile the reactor accepts
+    /// nothing, so new connections wait in the kernel's backlog rather than cost a descriptor.
     fn push(&self, stream: TcpStream, head: Head) {
         let mut waiting = self.lock();
-        if waiting.len() >= self.capacity {
-            waiting.pop_front();
+        while waiting.len() >= self.capacity {
+            waiting = self.room.wait(waiting).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         waiting.push_back((stream, head));
         self.ready.notify_one();
@@ -281,6 +295,8 @@ impl Queue {
         let mut waiting = self.lock();
         loop {
             if let Some(request) = waiting.pop_front() {
+                // Only the reactor pushes, so one waiter at most.
+                self.room.notify_one();
                 return request;
             }
             waiting = self.ready.wait(waiting).unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -422,6 +438,45 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         drop(stream);
         assert!(reader.join().unwrap() < response.body.len(), "the response was cut off, not written whole");
+    }
+
+    #[test]
+    fn a_request_read_whole_is_answered_however_long_the_workers_take() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // One worker whose handler waits for the gate: the first request holds it, the second
+        // fills the queue, the third and fourth find it full.
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let handler = {
+            let gate = Arc::clone(&gate);
+            move |_: &str| {
+                let (open, opened) = &*gate;
+                let mut open = open.lock().unwrap();
+                while !*open {
+                    open = opened.wait(open).unwrap();
+                }
+                Response::text(200, "answered\n")
+            }
+        };
+        std::thread::spawn(move || serve(listener, 1, Arc::new(handler)));
+        let clients: Vec<TcpStream> = (0..4)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                s
+            })
+            .collect();
+        // Time for the reactor to read every head (a queue that closed the oldest when full
+        // would have closed two by now); an answer does not depend on it.
+        std::thread::sleep(Duration::from_millis(300));
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        for (i, mut s) in clients.into_iter().enumerate() {
+            let mut reply = String::new();
+            let read = s.read_to_string(&mut reply);
+            assert!(read.is_ok() && reply.starts_with("HTTP/1.1 200 OK\r\n"), "request {i}: {read:?} {reply:?}");
+        }
     }
 
     #[test]
