@@ -112,6 +112,9 @@ fn cannot_run(example: &str) -> Option<String> {
     if example.contains("haltpoll exporter") {
         return Some("serves until it is stopped (tests/exporter.rs runs it)".to_owned());
     }
+    if example.contains("--plot") && !cfg!(feature = "plot") {
+        return Some("this haltpoll was built without plots (cargo feature `plot`)".to_owned());
+    }
     if example.contains("| man ") && !program("man") {
         return Some("man is not installed".to_owned());
     }
