@@ -100,21 +100,28 @@ impl WakeCostMeter {
         (self.ipi_wake.samples > 0).then(|| self.halt_entry_ns + self.ipi_send.ns + self.ipi_wake.ns)
     }
 
-    /// How long after it is due the timer gets the vCPU running, ns: its median wake-up, or,
-    /// before a timer has fired, the IPI's (the host wakes a halted vCPU either way); `None`
-    /// until either was measured.
+    /// How long after it is due the timer gets the vCPU running, ns: its median wake-up, or the
+    /// IPI's where that is lower (the host wakes a halted vCPU either way); `None` until either
+    /// was measured.
+    ///
+    /// The lower of the two because the timer's own median can only come down as timers fire,
+    /// and a governor told a wake-up longer than the period aims no timer: one preempted
+    /// wake-up (milliseconds on a loaded host, taken whole as the first sample) would shut the
+    /// timer path for good, while the IPI's, of every halt, keeps learning.
     pub fn timer_wake_ns(&self) -> Option<u64> {
-        if self.timer_wake.samples > 0 {
-            Some(self.timer_wake.ns)
-        } else {
-            (self.ipi_wake.samples > 0).then_some(self.ipi_wake.ns)
+        match (self.timer_wake.samples > 0, self.ipi_wake.samples > 0) {
+            (true, true) => Some(self.timer_wake.ns.min(self.ipi_wake.ns)),
+            (true, false) => Some(self.timer_wake.ns),
+            (false, ipi) => ipi.then_some(self.ipi_wake.ns),
         }
     }
 
     /// How much earlier than asked the timer is armed, ns: its wake-up's spread, so that the
-    /// timer's wake-up ends before the wakeup it aims at more often than not.
-    pub const fn timer_lead_ns(&self) -> u64 {
-        self.timer_spread.ns
+    /// timer's wake-up ends before the wakeup it aims at more often than not; at most the
+    /// wake-up itself, since a spread made of preempted wake-ups (milliseconds) would arm every
+    /// timer at once, which is a poll from idle entry.
+    pub fn timer_lead_ns(&self) -> u64 {
+        self.timer_spread.ns.min(self.timer_wake_ns().unwrap_or(0))
     }
 
     /// The figures for the report.
@@ -199,8 +206,20 @@ mod tests {
         assert_eq!(meter.timer_wake_ns(), None);
         meter.ipi_woke(60_000);
         assert_eq!(meter.timer_wake_ns(), Some(60_000));
-        meter.timer_woke(90_000);
-        assert_eq!(meter.timer_wake_ns(), Some(90_000));
+        meter.timer_woke(50_000);
+        assert_eq!(meter.timer_wake_ns(), Some(50_000));
+    }
+
+    #[test]
+    fn a_preempted_first_timer_wake_up_does_not_shut_the_timer_out() {
+        // The first timer woke 3 ms late, the next 20 ms: the IPI's 60 us holds, and the lead
+        // is at most that.
+        let mut meter = WakeCostMeter::new(0);
+        meter.ipi_woke(60_000);
+        meter.timer_woke(3_000_000);
+        meter.timer_woke(20_000_000);
+        assert_eq!(meter.timer_wake_ns(), Some(60_000));
+        assert_eq!(meter.timer_lead_ns(), 60_000);
     }
 
     #[test]
