@@ -42,6 +42,9 @@ struct Average {
     samples: u64,
 }
 
+/// Timer wake-ups measured before the timer's own median alone aims the timer.
+pub const TIMER_WAKES_TRUSTED: u64 = 16;
+
 /// The smallest step of a moving median, ns: an estimate near 0 can still move.
 const MIN_STEP_NS: u64 = 64;
 
@@ -100,19 +103,21 @@ impl WakeCostMeter {
         (self.ipi_wake.samples > 0).then(|| self.halt_entry_ns + self.ipi_send.ns + self.ipi_wake.ns)
     }
 
-    /// How long after it is due the timer gets the vCPU running, ns: its median wake-up, or the
-    /// IPI's where that is lower (the host wakes a halted vCPU either way); `None` until either
-    /// was measured.
+    /// How long after it is due the timer gets the vCPU running, ns: its median wake-up, or,
+    /// until [`TIMER_WAKES_TRUSTED`] timers have fired, the IPI's where that is lower (the host
+    /// wakes a halted vCPU either way); `None` until either was measured.
     ///
-    /// The lower of the two because the timer's own median can only come down as timers fire,
-    /// and a governor told a wake-up longer than the period aims no timer: one preempted
-    /// wake-up (milliseconds on a loaded host, taken whole as the first sample) would shut the
-    /// timer path for good, while the IPI's, of every halt, keeps learning.
+    /// The lower of the two at first because the timer's own median can only come down as
+    /// timers fire, and a governor told a wake-up longer than the period aims no timer: one
+    /// preempted wake-up (milliseconds on a loaded host, taken whole as the first sample) would
+    /// shut the timer path before it learnt anything. After that, the timer's own: on a loaded
+    /// host it wakes later than the IPI's lower quartile says, and a timer aimed by that would
+    /// wake the vCPU after the wakeup it is for.
     pub fn timer_wake_ns(&self) -> Option<u64> {
-        match (self.timer_wake.samples > 0, self.ipi_wake.samples > 0) {
-            (true, true) => Some(self.timer_wake.ns.min(self.ipi_wake.ns)),
-            (true, false) => Some(self.timer_wake.ns),
-            (false, ipi) => ipi.then_some(self.ipi_wake.ns),
+        match (self.timer_wake.samples, self.ipi_wake.samples > 0) {
+            (TIMER_WAKES_TRUSTED.., _) | (1.., false) => Some(self.timer_wake.ns),
+            (1.., true) => Some(self.timer_wake.ns.min(self.ipi_wake.ns)),
+            (0, ipi) => ipi.then_some(self.ipi_wake.ns),
         }
     }
 
@@ -220,6 +225,11 @@ mod tests {
         meter.timer_woke(20_000_000);
         assert_eq!(meter.timer_wake_ns(), Some(60_000));
         assert_eq!(meter.timer_lead_ns(), 60_000);
+        // Once enough have fired, the timer's own median, late as it is.
+        for _ in 2..TIMER_WAKES_TRUSTED {
+            meter.timer_woke(3_000_000);
+        }
+        assert!(meter.timer_wake_ns().unwrap() > 1_000_000, "{:?}", meter.report());
     }
 
     #[test]
