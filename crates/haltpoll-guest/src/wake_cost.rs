@@ -42,6 +42,9 @@ struct Average {
     samples: u64,
 }
 
+/// Timer wake-ups measured before the timer's own median alone aims the timer.
+pub const TIMER_WAKES_TRUSTED: u64 = 16;
+
 /// The smallest step of a moving median, ns: an estimate near 0 can still move.
 const MIN_STEP_NS: u64 = 64;
 
@@ -101,20 +104,29 @@ impl WakeCostMeter {
     }
 
     /// How long after it is due the timer gets the vCPU running, ns: its median wake-up, or,
-    /// before a timer has fired, the IPI's (the host wakes a halted vCPU either way); `None`
-    /// until either was measured.
+    /// until [`TIMER_WAKES_TRUSTED`] timers have fired, the IPI's where that is lower (the host
+    /// wakes a halted vCPU either way); `None` until either was measured.
+    ///
+    /// The lower of the two at first because the timer's own median can only come down as
+    /// timers fire, and a governor told a wake-up longer than the period aims no timer: one
+    /// preempted wake-up (milliseconds on a loaded host, taken whole as the first sample) would
+    /// shut the timer path before it learnt anything. After that, the timer's own: on a loaded
+    /// host it wakes later than the IPI's lower quartile says, and a timer aimed by that would
+    /// wake the vCPU after the wakeup it is for.
     pub fn timer_wake_ns(&self) -> Option<u64> {
-        if self.timer_wake.samples > 0 {
-            Some(self.timer_wake.ns)
-        } else {
-            (self.ipi_wake.samples > 0).then_some(self.ipi_wake.ns)
+        match (self.timer_wake.samples, self.ipi_wake.samples > 0) {
+            (TIMER_WAKES_TRUSTED.., _) | (1.., false) => Some(self.timer_wake.ns),
+            (1.., true) => Some(self.timer_wake.ns.min(self.ipi_wake.ns)),
+            (0, ipi) => ipi.then_some(self.ipi_wake.ns),
         }
     }
 
     /// How much earlier than asked the timer is armed, ns: its wake-up's spread, so that the
-    /// timer's wake-up ends before the wakeup it aims at more often than not.
-    pub const fn timer_lead_ns(&self) -> u64 {
-        self.timer_spread.ns
+    /// timer's wake-up ends before the wakeup it aims at more often than not; at most the
+    /// wake-up itself, since a spread made of preempted wake-ups (milliseconds) would arm every
+    /// timer at once, which is a poll from idle entry.
+    pub fn timer_lead_ns(&self) -> u64 {
+        self.timer_spread.ns.min(self.timer_wake_ns().unwrap_or(0))
     }
 
     /// The figures for the report.
@@ -199,8 +211,25 @@ mod tests {
         assert_eq!(meter.timer_wake_ns(), None);
         meter.ipi_woke(60_000);
         assert_eq!(meter.timer_wake_ns(), Some(60_000));
-        meter.timer_woke(90_000);
-        assert_eq!(meter.timer_wake_ns(), Some(90_000));
+        meter.timer_woke(50_000);
+        assert_eq!(meter.timer_wake_ns(), Some(50_000));
+    }
+
+    #[test]
+    fn a_preempted_first_timer_wake_up_does_not_shut_the_timer_out() {
+        // The first timer woke 3 ms late, the next 20 ms: the IPI's 60 us holds, and the lead
+        // is at most that.
+        let mut meter = WakeCostMeter::new(0);
+        meter.ipi_woke(60_000);
+        meter.timer_woke(3_000_000);
+        meter.timer_woke(20_000_000);
+        assert_eq!(meter.timer_wake_ns(), Some(60_000));
+        assert_eq!(meter.timer_lead_ns(), 60_000);
+        // Once enough have fired, the timer's own median, late as it is.
+        for _ in 2..TIMER_WAKES_TRUSTED {
+            meter.timer_woke(3_000_000);
+        }
+        assert!(meter.timer_wake_ns().unwrap() > 1_000_000, "{:?}", meter.report());
     }
 
     #[test]

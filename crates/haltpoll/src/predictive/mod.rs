@@ -157,7 +157,8 @@ impl Predictive {
         }
         let wakeup_ns = outcome.wakeup_ns();
         self.histograms.add(wakeup_ns);
-        self.periodic.add(wakeup_ns);
+        let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
+        self.periodic.add(wakeup_ns, limit);
         self.next = Planned::of(self.plan());
     }
 

@@ -3,7 +3,14 @@
 //! with a timer set just before it and polling a short window around it costs only the window.
 //!
 //! The detector keeps a moving average of the period and of its deviation from that average, and
-//! how often recent periods fell within the window it would have polled.
+//! how often recent periods fell within the window it would have polled. While it catches, it
+//! aims at the shortest of the periods that recur: a period that ends after the window and
+//! beyond what a poll from idle entry could reach (its wakeup delayed, say, by a late reply, or
+//! a long idle among regular ones) counts as a miss but barely moves the aim, since averaging
+//! it in would widen the window over both and catch neither for its cost (a message every 1 ms
+//! whose reply is late half the time: periods of 1.1 ms and 2-5 ms). A late period a poll could
+//! reach averages in as before: the poll may catch it. When it no longer catches, it follows
+//! every period again, so a period that moves for good is found within a few dozen.
 
 /// Half a window is at least this, ns: the poll has to start a little early even for a perfectly
 /// regular wakeup, since the timer's own wake-up varies.
@@ -15,6 +22,10 @@ pub const MIN_TIMER_HALT_NS: u64 = 10_000;
 
 /// Catch rate in 1/1024.
 const ONE: u32 = 1 << 10;
+
+/// Below this catch rate (in 1/1024) the aim follows every period, late ones too: it has lost the
+/// periods it aimed at, or never found them.
+const LOCKED_RATE: u16 = (ONE / 8) as u16;
 
 /// The detector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,16 +60,26 @@ impl Periodic {
         2 * u64::from(self.dev_ns) + MIN_HALF_WINDOW_NS
     }
 
-    /// Records a period of `ns`.
-    pub fn add(&mut self, ns: u64) {
+    /// Records a period of `ns`; one longer than `reach_ns` (what a poll from idle entry could
+    /// reach) that ends after the window is late, not part of the aim.
+    pub fn add(&mut self, ns: u64, reach_ns: u64) {
         // Periods beyond 4 s are not worth a timer; the cap keeps the averages in 32 bits.
         let d = i64::from(u32::try_from(ns).unwrap_or(u32::MAX));
         let (mean, dev) = (i64::from(self.mean_ns), i64::from(self.dev_ns));
+        let half = self.half_window_ns() as i64;
         let err = (d - mean).abs();
-        let inside = if (err as u64) <= self.half_window_ns() { ONE } else { 0 };
+        let inside = if err <= half { ONE } else { 0 };
         let rate = i64::from(self.catch_rate);
+        let locked = self.catch_rate >= LOCKED_RATE;
         // Each stays between its old value and the new sample, so within its type.
         self.catch_rate = (rate + (i64::from(inside) - rate) / 16) as u16;
+        if locked && d > mean + half && ns > reach_ns {
+            // Late: a step of at most half a window, so a run of late ones still shifts the aim
+            // (toward a window that would have caught more), but slower than a caught one
+            // pulls it back.
+            self.mean_ns = (mean + (d - mean).min(half) / 16) as u32;
+            return;
+        }
         self.mean_ns = (mean + (d - mean) / 4) as u32;
         self.dev_ns = (dev + (err - dev) / 4) as u32;
     }
@@ -84,11 +105,18 @@ impl Default for Periodic {
 mod tests {
     use super::*;
 
+    impl Periodic {
+        /// Every late period beyond reach.
+        fn add_all(&mut self, ns: u64) {
+            self.add(ns, 0);
+        }
+    }
+
     #[test]
     fn a_steady_period_is_aimed_at_closely() {
         let mut p = Periodic::new();
         for i in 0..200u64 {
-            p.add(300_000 + (i % 3) * 500); // 300 us, 0.5 us of jitter
+            p.add_all(300_000 + (i % 3) * 500); // 300 us, 0.5 us of jitter
         }
         let aim = p.aim();
         assert!(aim.catch_rate > 1000, "{aim:?}");
@@ -102,17 +130,60 @@ mod tests {
         let mut x: u64 = 1;
         for _ in 0..500 {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            p.add(10_000 + (x >> 33) % 1_000_000);
+            p.add_all(10_000 + (x >> 33) % 1_000_000);
         }
         let aim = p.aim();
         assert!(aim.window_ns > 200_000 || aim.catch_rate < 400, "{aim:?}");
+    }
+
+    /// A message every 1 ms (40 us of jitter), its reply late (2-5 ms) six times in ten, with
+    /// `reach_ns` as what a poll could reach.
+    fn late_replies(reach_ns: u64) -> Aim {
+        let mut p = Periodic::new();
+        let mut x: u64 = 7;
+        for i in 0..2_000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let jitter = (x >> 33) % 40_000;
+            p.add(if i % 10 < 4 { 1_050_000 + jitter } else { 2_000_000 + (x >> 33) % 3_000_000 }, reach_ns);
+        }
+        p.aim()
+    }
+
+    #[test]
+    fn late_periods_do_not_widen_the_aim_at_the_short_ones() {
+        // Beyond reach: the window stays around 1 ms and catches the four in ten, where
+        // averaging all of them would span 1-5 ms.
+        let aim = late_replies(0);
+        assert!((900_000..1_060_000).contains(&aim.start_ns), "{aim:?}");
+        assert!(aim.start_ns + aim.window_ns >= 1_090_000 && aim.window_ns < 300_000, "{aim:?}");
+        assert!((300..500).contains(&aim.catch_rate), "{aim:?}");
+    }
+
+    #[test]
+    fn late_periods_within_reach_of_a_poll_still_average_in() {
+        // All within what a poll from idle entry reaches: as before, one window over both.
+        let aim = late_replies(u64::MAX);
+        assert!(aim.window_ns > 1_000_000, "{aim:?}");
+    }
+
+    #[test]
+    fn a_period_that_moves_for_good_is_followed() {
+        let mut p = Periodic::new();
+        for _ in 0..500 {
+            p.add_all(300_000);
+        }
+        for _ in 0..200 {
+            p.add_all(900_000);
+        }
+        let aim = p.aim();
+        assert!(aim.catch_rate > 900 && (890_000..900_000).contains(&aim.start_ns), "{aim:?}");
     }
 
     #[test]
     fn extremes_stay_in_range() {
         let mut p = Periodic::new();
         for ns in [u64::MAX, 0, u64::MAX, u64::MAX, 0, 1] {
-            p.add(ns);
+            p.add_all(ns);
             let aim = p.aim();
             assert!(aim.catch_rate <= ONE && aim.window_ns >= 2 * MIN_HALF_WINDOW_NS);
         }
