@@ -159,7 +159,7 @@ impl Predictive {
         self.histograms.add(wakeup_ns);
         let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
         self.periodic.add(wakeup_ns, limit);
-        self.next = Planned::of(self.plan());
+        self.next = Planned::of(self.plan(limit));
     }
 
     /// What the next select will return (without a latency requirement).
@@ -201,9 +201,9 @@ impl Predictive {
 
     /// The best decision for the next period: the best window from idle entry, or, if it is
     /// worth more, a timer and a window around the predicted wakeup; within the ceiling and the
-    /// credit there is now.
-    fn plan(&self) -> Decision {
-        let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
+    /// credit there is now (`limit`, which reflect has just worked out for the periodic
+    /// detector too).
+    fn plan(&self, limit: u64) -> Decision {
         let price = self.price_ns();
         let prediction = self.histograms.prediction();
         let poll = prediction.best_window(price, limit);
