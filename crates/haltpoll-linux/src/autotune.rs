@@ -3,14 +3,17 @@
 //! records, applies and restores; everything here is numbers, so the same policy runs offline
 //! over a recorded trace ([`simulate`]) exactly as it runs on a guest.
 //!
-//! Each interval the policy takes `tune`'s advice over the recent [`Window`]
+//! Each interval the policy weighs the grid over the recent [`Window`] by `tune`'s rules
 //! ([`tune::advise`]: Linux's governor replayed for every setting of the grid; within the
-//! budget, safe on an idle guest, worth it; the knee within a point of the best), so that the
-//! tuner and `tune` never disagree on the same periods. It replaces the setting in force only
-//! when that one breaks one of those rules, when the advice catches more than
-//! [`Policy::margin`] more of the window's wakeups, or when it catches about as many for less
-//! than half the polling: a load that sits between two settings does not make it flip every
-//! interval.
+//! budget, safe on an idle guest, worth it), so that the tuner and `tune` never disagree on
+//! what a setting does or which rule it breaks. Where `tune` recommends the knee (the
+//! cheapest within a point of the best, for an operator who applies one setting for good), the
+//! tuner takes the best itself: the eligible setting that catches most, since it revisits the
+//! choice every interval and the budget is what the operator gave it to spend. It replaces the
+//! setting in force only when that one breaks one of those rules, when the best catches more
+//! than [`Policy::margin`] more of the window's wakeups, or when it catches about as many for
+//! less than half the polling: a load that sits between two settings does not make it flip
+//! every interval.
 //!
 //! ```
 //! use haltpoll::Params;
@@ -42,7 +45,7 @@ pub struct Policy {
     /// The most CPU time polling may take, as a share of the CPU time (0.02 = 2%), over the
     /// window and on the guest gone idle.
     pub budget: f64,
-    /// How many more of the window's wakeups (a share: 0.01 = one point) `tune`'s advice must
+    /// How many more of the window's wakeups (a share: 0.01 = one point) the best setting must
     /// catch than the setting in force to replace it: the hysteresis.
     pub margin: f64,
     /// The ticks of the idle guest every setting is checked against ([`tune::TICKS_HZ`]).
@@ -115,12 +118,12 @@ pub struct Expected {
 /// Why the tuner keeps or changes the setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Why {
-    /// `tune`'s advice is the setting in force.
+    /// The best eligible setting is the one in force.
     Best,
     /// The window has no idle periods: nothing to judge by, so nothing changes (unless the
     /// setting in force fails the budget or the idle-guest check, which need none).
     NoData,
-    /// The advice catches no more than the margin more, and polls at least half as much: keep
+    /// The best catches no more than the margin more, and polls at least half as much: keep
     /// the setting in force.
     WithinMargin,
     /// The setting in force polls more than the budget over the window.
@@ -129,10 +132,10 @@ pub enum Why {
     IdleGuest,
     /// Most of the polling of the setting in force ends in a halt anyway (`tune`'s rule 3).
     NotWorthIt,
-    /// The advice catches more than the margin more.
+    /// The best catches more than the margin more.
     Gains,
-    /// The advice catches about as many (it is within a point of the best) for less than half
-    /// the polling.
+    /// The best catches about as many (no more than the margin more) for less than half the
+    /// polling.
     Cheaper,
 }
 
@@ -162,7 +165,7 @@ impl Why {
 pub struct Decision {
     /// The setting in force, over the window.
     pub current: Expected,
-    /// `tune`'s advice over the window.
+    /// The eligible setting that catches most over the window ([`tune::Advice::best`]).
     pub best: Expected,
     /// Whether to apply `best`, and why.
     pub why: Why,
@@ -184,7 +187,7 @@ pub fn decide(policy: &Policy, window: &Trace, current: Params) -> Decision {
     let rules = policy.rules();
     // The default grid is valid; one that is not leaves only polling off to advise.
     let advice = tune::advise(window, cpu, policy.grid.clone(), &rules, |_, _| {});
-    let best = advice.map_or(policy.grid.polling_off(), |a| a.outcomes[a.pick].params);
+    let best = advice.map_or(policy.grid.polling_off(), |a| a.outcomes[a.best].params);
     let expect = |params: Params| expect(&rules, params, window, cpu);
     let (current, best) = (expect(current), expect(best));
     let slack = (policy.margin * periods as f64) as u64;

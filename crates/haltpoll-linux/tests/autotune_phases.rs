@@ -11,9 +11,12 @@
 //! What holds, and is asserted: at 1, 2, 5 and 10% the tuner keeps its budget over the
 //! sequence, and every interval run under its own choices (all but the first) keeps it too; at
 //! 1, 2 and 5% it catches more than the admissible rival; with the busiest interval of Linux's
-//! defaults as its budget it catches more than they do (0.2% more, for a little more polling).
-//! What does not, and is only printed: at 10% the admissible rival catches more (`tune`'s
-//! knee gives up a point of wakeups for less polling, the margin another); the rivals on
+//! defaults as its budget it catches more than they do. What does not, and is only printed: at
+//! 10% the admissible rival catches 0.9% more. It is the tuner's own choice for Redis, held
+//! with hindsight from the first interval (which the tuner runs under Linux's defaults, not
+//! having seen the load yet), and kept through pgbench, where its polls are mostly wasted: the
+//! tuner turns polling off there (`tune`'s rule 3 over its window), the rival is worth it
+//! only over the whole sequence, Redis's catches paying for pgbench's waste. The rivals on
 //! average catch more at 2% and up.
 //!
 //! Run with `--nocapture` for the numbers (docs/autotune.md quotes them).
@@ -186,9 +189,11 @@ fn the_tuner_keeps_its_budget_and_beats_the_admissible_one_setting() {
         eprintln!("{}", rival_line("  any rule, on average", rivals.any, cpu));
         assert!(tuned.poll_share <= budget, "the tuner polls {} of the CPU time, over {budget}", tuned.poll_share);
         assert!(its_own <= budget, "an interval under the tuner's choice polls {its_own}, over {budget}");
-        // Up to 5% the tuner catches more than the admissible rival. At 10% it does not: the
-        // rival catches nearly all of Redis's wakeups with a 400 us ceiling, where `tune`'s
-        // knee gives up up to a point of them for less polling, and the margin another.
+        let later: u64 = tuned.intervals[1..].iter().map(|s| s.poll_hits).sum();
+        let rival_later = rivals.admissible.whole.poll_hits - rivals.admissible.first_hits;
+        eprintln!("  from interval 2: autotune {later}, the admissible rival {rival_later}");
+        // Up to 5% the tuner catches more than the admissible rival. At 10% it does not (the
+        // module's comment says why).
         if budget < 0.1 {
             let rival = &rivals.admissible.whole;
             assert!(tuned.summary.poll_hits > rival.poll_hits, "{:?} vs {rival:?}", tuned.summary);
@@ -210,7 +215,8 @@ fn linux_defaults_and_the_tuner_at_their_busiest_interval() {
     let name = format!("autotune, that budget ({} changes; from interval 2)", changes(&tuned));
     eprintln!("{}", line(&name, &tuned.summary, tuned.poll_share, Some(its_own)));
     assert!(its_own <= their_busiest, "{its_own} > {their_busiest}");
-    // More, but barely (0.2%), and for a little more polling: a tie in all but the count.
+    // 1.5% more, never polling more of an interval than the defaults did at their busiest,
+    // though more on average (they poll little once Redis stops).
     assert!(tuned.summary.poll_hits > defaults.poll_hits, "{:?} vs {defaults:?}", tuned.summary);
 }
 

@@ -36,10 +36,11 @@ const TICK: Duration = Duration::from_millis(100);
 #[derive(Args, Debug)]
 #[command(
     long_about = "Follow the load: each interval, record every CPU's idle periods for a few seconds \
-(through a trace instance of its own, as `haltpoll record` does), take `haltpoll tune`'s advice \
-over the last few intervals (within the budget, safe on an idle guest, worth it, the knee), and \
-write it if the setting in force breaks one of those rules, or if the advice catches more than \
-the margin more wakeups, or as many for less than half the polling.
+(through a trace instance of its own, as `haltpoll record` does), weigh `haltpoll tune`'s grid \
+over the last few intervals by its rules (within the budget, safe on an idle guest, worth it), \
+and write the setting that catches most of those that keep them if the setting in force breaks \
+one of the rules, or if it catches more than the margin more wakeups, or as many for less than \
+half the polling.
 
 It needs root (tracefs, and the module parameters). It writes back the parameters it found when \
 it ends: at --duration's end, on an error, and on Ctrl-C or SIGTERM (exit status 130); a second \
@@ -65,7 +66,7 @@ pub struct AutotuneArgs {
     /// How many intervals' recordings it replays: the last N.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub window: u32,
-    /// How many more of the window's wakeups the advice must catch to replace the setting in
+    /// How many more of the window's wakeups the best setting must catch to replace the setting in
     /// force (points).
     #[arg(long, value_name = "PCT", default_value = "1%", value_parser = units::parse_percent)]
     pub margin: f64,

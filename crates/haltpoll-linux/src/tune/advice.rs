@@ -161,6 +161,9 @@ pub struct Advice {
     pub front: Vec<usize>,
     /// The advice: an index into `outcomes`.
     pub pick: usize,
+    /// The eligible setting that catches most (for the least polling): the one the knee is
+    /// measured from, and the one `autotune` applies.
+    pub best: usize,
     /// What the advice comes to.
     pub verdict: Verdict,
     /// The setting that catches most within the budget, when it is not the advice, and why.
@@ -217,7 +220,7 @@ pub fn advise(
             });
             let front = front(&outcomes);
             let (verdict, passed_over) = verdict(&outcomes, &judged, pick, cpu, policy.budget);
-            return Ok(Advice { grid, outcomes, judged, front, pick, verdict, passed_over, extended, edge });
+            return Ok(Advice { grid, outcomes, judged, front, pick, best, verdict, passed_over, extended, edge });
         }
     }
 }
