@@ -211,15 +211,18 @@ pub fn decide(policy: &Policy, window: &Trace, current: Params) -> Decision {
     Decision { current, best, why, periods }
 }
 
-/// Decides over the recent `window` ([`decide`]), except when the setting in force polls more
-/// than the budget over the newest interval alone: a phase change the older intervals hide,
-/// decided over that interval alone, so that the tuner is over its budget for one interval
-/// at most, not until the window has forgotten the old phase.
-pub fn decide_recent(policy: &Policy, window: &Window, current: Params) -> Decision {
+/// Decides over the recent `window` ([`decide`]), except after a phase change the older
+/// intervals hide: when the setting in force breaks the budget or `tune`'s worth-it rule over
+/// the newest interval alone, the window forgets the older intervals and the decision is made
+/// over the newest. So the tuner is over its budget, or polling mostly in vain, for one
+/// interval, not until the window has forgotten the old phase by itself; and the next
+/// decisions, over the new phase only, do not bring the old phase's setting back.
+pub fn decide_recent(policy: &Policy, window: &mut Window, current: Params) -> Decision {
     if let (Some(newest), Ok(valid)) = (window.newest(), current.validate()) {
-        let over = tune::evaluate(newest, &[valid], || {})[0].poll_share(tune::cpu_time(newest, None)) > policy.budget;
-        if over {
-            return decide(policy, newest, current);
+        let outcome = tune::evaluate(newest, &[valid], || {})[0];
+        let over = outcome.poll_share(tune::cpu_time(newest, None)) > policy.budget;
+        if over || !tune::is_worth_it(&outcome) {
+            window.keep_newest();
         }
     }
     decide(policy, &window.trace(), current)
@@ -315,6 +318,12 @@ impl Window {
         self.intervals.push_back(interval);
     }
 
+    /// Forgets every interval's recording but the newest.
+    pub fn keep_newest(&mut self) {
+        let keep = self.intervals.len().saturating_sub(1);
+        self.intervals.drain(..keep);
+    }
+
     /// The newest interval's recording.
     pub fn newest(&self) -> Option<&Trace> {
         self.intervals.back()
@@ -369,7 +378,7 @@ pub fn simulate(policy: &Policy, trace: &Trace, start: ValidParams, interval_ns:
         }
         totals.push(total);
         recent.push(interval);
-        let decision = decide_recent(policy, &recent, current);
+        let decision = decide_recent(policy, &mut recent, current);
         if decision.why.changes() {
             current = decision.next();
             if let Ok(valid) = current.validate() {
@@ -511,9 +520,40 @@ mod tests {
         w.push(trace(periods(0, 2_000_000_000, 600, 1_500_000, 1_000_000), 1_000_000_000));
         let over_all = decide(&policy, &w.trace(), big);
         assert!(over_all.current.poll_share <= 0.4, "{over_all:?}");
-        let d = decide_recent(&policy, &w, big);
+        let d = decide_recent(&policy, &mut w, big);
         assert_eq!(d.why, Why::OverBudget, "{d:?}");
         assert!(d.best.poll_share <= 0.4, "{d:?}");
+        // The old phase is forgotten: the window is the newest interval alone.
+        assert_eq!(w.trace().periods.len(), 600);
+    }
+
+    #[test]
+    fn a_phase_change_that_wastes_the_polling_is_followed_without_flipping_back() {
+        // Two intervals of 20 us waits, where a 100 us ceiling catches everything, then mostly
+        // 1 ms waits: within any budget, but polling mostly in vain (the window never shrinks).
+        let policy = Policy { ticks_hz: Vec::new(), ..Policy::new(1.0, 0.01).unwrap() };
+        let short = Params { guest_halt_poll_ns: 100_000, grow_start: 100_000, allow_shrink: false, ..Params::DEFAULT };
+        let mut w = Window::new(3);
+        for i in 0..2 {
+            w.push(trace(periods(0, i * 1_000_000_000, 10_000, 100_000, 20_000), 1_000_000_000));
+        }
+        // Every tenth wait of the new phase is short: the window grows to the ceiling and
+        // stays there, polling the other nine for nothing.
+        let long = |i: u64| {
+            let mut p = periods(0, i * 1_000_000_000, 600, 1_500_000, 1_000_000);
+            p.iter_mut().step_by(10).for_each(|p| p.idle_ns = 20_000);
+            trace(p, 1_000_000_000)
+        };
+        w.push(long(2));
+        assert!(decide(&policy, &w.trace(), short).current.judged.worth_it, "over the whole window it pays");
+        let d = decide_recent(&policy, &mut w, short);
+        assert_eq!(d.why, Why::NotWorthIt, "{d:?}");
+        // The next interval of the new phase is judged on the new phase only: the short
+        // phase's setting does not come back.
+        w.push(long(3));
+        let again = decide_recent(&policy, &mut w, d.next());
+        assert!(!again.why.changes(), "{again:?}");
+        assert_eq!(again.next(), d.next());
     }
 
     #[test]

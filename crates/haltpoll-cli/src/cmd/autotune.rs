@@ -154,7 +154,7 @@ impl Tuner<'_> {
             };
             self.window.push(trace);
             let current = ModuleParams::read_each(self.sys)?.known;
-            let decision = decide_recent(&self.policy, &self.window, current.params());
+            let decision = decide_recent(&self.policy, &mut self.window, current.params());
             let applied = self.act(&decision)?;
             if let Some(path) = &self.args.metrics {
                 // A full disk must not stop the tuning, nor leave the parameters unrestored.
