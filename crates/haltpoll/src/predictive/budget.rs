@@ -126,14 +126,13 @@ impl Budget {
     pub fn earn(&mut self, elapsed_ns: u64) {
         // Beyond a horizon the cap is reached anyway; this bound keeps the product in 64 bits.
         let elapsed = if elapsed_ns < MAX_HORIZON_NS { elapsed_ns } else { MAX_HORIZON_NS };
-        let product = elapsed * u64::from(self.ppm);
-        // The division does not wait for the remainder carried in (the credit, and so the next
-        // decision, waits on this): it adds at most one whole ns.
-        let (whole, part) = (product / u64::from(PPM), (product % u64::from(PPM)) as u32 + self.remainder);
-        let carry = part >= PPM;
-        self.remainder = if carry { part - PPM } else { part };
+        // The remainder carried in goes in before the division (a division by a constant, a
+        // product and a shift), so the credit waits on one product less than after it.
+        let product = elapsed * u64::from(self.ppm) + u64::from(self.remainder);
+        let whole = product / u64::from(PPM);
+        self.remainder = (product - whole * u64::from(PPM)) as u32;
         // Both below 2^41 (earned: 10^12 x 10^6 / 10^6): the sum fits.
-        let earned = (whole + u64::from(carry)) as i64;
+        let earned = whole as i64;
         let cap = self.cap_ns as i64;
         if self.credit_ns < cap {
             self.credit_ns = if self.credit_ns + earned < cap { self.credit_ns + earned } else { cap };
@@ -153,8 +152,10 @@ impl Budget {
     /// Spends `poll_ns` of polling, net of the halt a caught wakeup saved.
     pub fn spend(&mut self, poll_ns: u64, caught: bool) {
         let saved = if caught { i64::from(self.halt_cost_ns) } else { 0 };
-        let poll = i64::try_from(poll_ns).unwrap_or(i64::MAX);
-        let credit = self.credit_ns.saturating_add(saved).saturating_sub(poll);
+        // The credit is within +-2^47 and a halt cost below 2^24, so with the poll cut to 2^62
+        // nothing overflows, and a poll that long leaves the debt at its floor anyway.
+        let poll = poll_ns.min(1 << 62) as i64;
+        let credit = self.credit_ns + saved - poll;
         // A forced poll can overdraw more than one halt cost; the debt stops there, as the
         // credit stopped at 0 before there was a halt cost.
         self.credit_ns = credit.clamp(-i64::from(self.halt_cost_ns), SAVED_CAPS * self.cap_ns as i64);

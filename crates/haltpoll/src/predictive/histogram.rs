@@ -82,6 +82,7 @@ impl Histograms {
     /// weighted 3 to 1 against all of them (which keeps a bucket the row has not seen yet
     /// possible), or all of them alone while that row is thin; plus a small prior (1/64 of a
     /// period) in every bucket.
+    #[inline]
     pub fn prediction(&self) -> Prediction<'_> {
         let row = &self.rows[self.prev as usize];
         let (row_total, all_total) = (row_total(row), row_total(&self.all));
@@ -119,6 +120,7 @@ impl Prediction<'_> {
     }
 
     /// [`best_window`] under these counts.
+    #[inline]
     pub fn best_window(&self, price_ns: u64, limit_ns: u64) -> Choice {
         // One search for each blend, so that each count is a shift or two and no product.
         let (row, all) = (self.row, self.all);

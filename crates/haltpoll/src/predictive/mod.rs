@@ -76,6 +76,8 @@ pub struct Predictive {
     /// What the next select returns (unless a latency requirement forces a poll): planned when
     /// the last period was reflected, so that select costs next to nothing.
     next: Planned,
+    /// Busy time select was given since the last reflect, ns: earned there with the idle time.
+    busy_ns: u64,
 }
 
 /// A planned [`Decision`] in 8 bytes (windows and timers are below 2^32 ns: the ceiling is at
@@ -129,6 +131,7 @@ impl Predictive {
             timer_wake_ns: 0,
             // Nothing learnt: halt, or poll the floor while the budget does not bind.
             next: Planned::of(floored(&budget, Decision::Halt, limit)),
+            busy_ns: 0,
         }
     }
 
@@ -138,7 +141,8 @@ impl Predictive {
     /// A latency requirement below HALT's exit latency (in particular 0) forces a poll until
     /// woken, as Linux's governor does; the budget pays for it afterwards.
     pub fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision {
-        self.budget.earn(busy_ns);
+        // Earned with the idle period, at reflect: one step instead of two.
+        self.busy_ns = self.busy_ns.saturating_add(busy_ns);
         if latency_req < HALT.exit_latency_ns {
             return Decision::Poll { window_ns: u64::MAX };
         }
@@ -148,7 +152,8 @@ impl Predictive {
     /// Learns from the idle period the last [`Predictive::select`] began, and plans the next
     /// decision.
     pub fn reflect(&mut self, outcome: &Outcome) {
-        self.budget.earn(outcome.idle_ns);
+        self.budget.earn(self.busy_ns.saturating_add(outcome.idle_ns));
+        self.busy_ns = 0;
         self.budget.spend(outcome.poll_ns, outcome.caught);
         if !outcome.caught && outcome.halt_wake_ns > 0 {
             let (avg, new) =
@@ -167,7 +172,8 @@ impl Predictive {
         self.next.decision()
     }
 
-    /// Polling time the budget has left, ns.
+    /// Polling time the budget has left, ns, as of the last reflect (which earns the busy time
+    /// select was given, too).
     pub const fn credit_ns(&self) -> u64 {
         self.budget.credit_ns()
     }
