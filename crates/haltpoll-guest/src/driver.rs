@@ -47,6 +47,18 @@ pub const TICK_NS: u64 = 1_000_000;
 /// once instead (arming costs an exit, and the halt would end before it began).
 const TIMER_MIN_NS: u64 = 1_000;
 
+/// The predictive governor's ceiling in the driver, in halt costs (as learnt), where that is
+/// below its parameters' ceiling: a poll that long has cost the host as much as that many halts,
+/// so a wakeup it has not caught by then is not worth spinning for, whatever the governor's
+/// credit says (with catches giving back a halt cost each, the credit stays full and the price
+/// at its top, and the windows reach the ceiling). Linux's poll state bounds its polls too, by
+/// the next state's target residency. Four: on this host about 300 us quiet (a halt costs about
+/// 75 us) and 1 ms loaded, above the periods worth polling through and below a partner's
+/// preemption (1-9 ms), which the 4 ms default spins through (docs/measurements.md, "What the
+/// ceiling decides"). The governor is told it as its ceiling, so it plans within it (a timer
+/// where no window reaches) rather than have its windows cut short.
+pub const POLL_HALT_COSTS: u64 = 4;
+
 /// What wakers of one vCPU touch: its wake flags and, for the report and the wake cost, where
 /// it is and when it was last sent an IPI. Each on a cache line of its own, so that neither the
 /// phase stores nor another vCPU's flags slow down a poll.
@@ -138,6 +150,8 @@ pub struct Haltpoll {
     last_exit_tsc: Option<u64>,
     /// What its halts cost, as learnt so far.
     costs: WakeCostMeter,
+    /// The predictive governor's parameters' ceiling (`None`: Linux's governor).
+    predictive_ceiling_ns: Option<u64>,
 }
 
 impl Haltpoll {
@@ -185,7 +199,18 @@ impl Haltpoll {
             clock,
             last_exit_tsc: None,
             costs,
+            predictive_ceiling_ns: match params {
+                GovernorParams::Predictive(p) => Some(p.poll_ceiling_ns),
+                GovernorParams::Linux(_) => None,
+            },
         })
+    }
+
+    /// The predictive governor's ceiling: [`POLL_HALT_COSTS`] halt costs, once one is known, or
+    /// its parameters' if that is lower. Linux's governor keeps its own.
+    fn poll_cap_ns(&self) -> Option<u64> {
+        let ceiling = self.predictive_ceiling_ns?;
+        Some(self.costs.halt_cost_ns()?.saturating_mul(POLL_HALT_COSTS).min(ceiling))
     }
 
     /// What the driver learnt its halts cost so far (for the report).
@@ -196,13 +221,17 @@ impl Haltpoll {
     /// The governor (its window, its parameters), as it will select next: with what the last
     /// idle period taught it.
     pub fn governor(&self) -> AnyGovernor {
-        self.governor.settled()
+        let mut learning = self.governor;
+        if let (Some(cap), AnyGovernor::Predictive(gov)) = (self.poll_cap_ns(), &mut learning.governor) {
+            gov.set_ceiling_ns(cap);
+        }
+        learning.settled()
     }
 
     /// The window the governor would poll next, ns: Linux's `poll_limit_ns`, or the predictive
     /// governor's planned window.
     pub fn poll_limit_ns(&self) -> u64 {
-        self.governor.window_ns()
+        self.governor().window_ns()
     }
 
     /// Returns once `ready()` is true, idling meanwhile: the cpuidle loop. Each round consumes
@@ -226,6 +255,10 @@ impl Haltpoll {
             me.flags().take_need_resched();
             if ready() {
                 break;
+            }
+            if let (Some(cap), AnyGovernor::Predictive(gov)) = (self.poll_cap_ns(), &mut self.governor.governor) {
+                // Before the select, which plans with it (the learning waits for it).
+                gov.set_ceiling_ns(cap);
             }
             let mut vcpu =
                 Vcpu::new(cpu, &mut *counters, me, &mut ready, self.clock, self.last_exit_tsc, &mut self.costs);
@@ -1094,9 +1127,30 @@ mod tests {
             if let Some(wake) = now_or_later.costs.timer_wake_ns() {
                 at_once.set_timer_wake_ns(wake);
             }
+            if let (Some(cap), AnyGovernor::Predictive(gov)) = (now_or_later.poll_cap_ns(), &mut at_once) {
+                gov.set_ceiling_ns(cap);
+            }
             at_once.reflect(&outcome);
             assert_eq!(at_once, now_or_later.governor(), "period {i}");
         }
+    }
+
+    #[test]
+    fn the_predictive_governor_s_ceiling_is_four_halt_costs() {
+        // Short periods the governor catches, then one of 3 ms (a partner preempted): with a
+        // full credit the governor would poll to its 4 ms ceiling; the driver's ceiling, four
+        // halt costs, stops it there.
+        let (mut cpu, mut driver, me, mut counters) =
+            settled(predictive(PPM_WHOLE, 4_000_000), (5_000, 30_000, 60_000), 300, 0);
+        let cap = POLL_HALT_COSTS * driver.costs().halt_cost_ns;
+        let AnyGovernor::Predictive(gov) = driver.governor() else { panic!("not the predictive governor") };
+        assert_eq!(gov.ceiling_ns(), cap);
+        assert!((cap / 2..=cap).contains(&driver.poll_limit_ns()), "window {} ns, cap {cap} ns", driver.poll_limit_ns());
+        let before = counters;
+        message(&mut cpu, &mut driver, &me, &mut counters, (5_000, 3_000_000, 60_000));
+        let polled = counters.poll_tsc - before.poll_tsc;
+        assert!((cap..cap + 3_000).contains(&polled), "polled {polled} ns, cap {cap} ns");
+        assert_eq!((counters.poll_timeouts, counters.halts), (before.poll_timeouts + 1, before.halts + 1));
     }
 
     #[test]
