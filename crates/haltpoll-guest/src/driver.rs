@@ -1145,7 +1145,11 @@ mod tests {
         let cap = POLL_HALT_COSTS * driver.costs().halt_cost_ns;
         let AnyGovernor::Predictive(gov) = driver.governor() else { panic!("not the predictive governor") };
         assert_eq!(gov.ceiling_ns(), cap);
-        assert!((cap / 2..=cap).contains(&driver.poll_limit_ns()), "window {} ns, cap {cap} ns", driver.poll_limit_ns());
+        assert!(
+            (cap / 2..=cap).contains(&driver.poll_limit_ns()),
+            "window {} ns, cap {cap} ns",
+            driver.poll_limit_ns()
+        );
         let before = counters;
         message(&mut cpu, &mut driver, &me, &mut counters, (5_000, 3_000_000, 60_000));
         let polled = counters.poll_tsc - before.poll_tsc;
