@@ -33,7 +33,7 @@ use haltpoll::platform::Counter;
 use haltpoll::poll::{PollOutcome, PollPlatform, poll};
 use haltpoll::select::IdleGovernor;
 use haltpoll::wake::{Kick, WakeFlags};
-use haltpoll::{Adjustment, AnyGovernor, End, GovernorParams, LatencyReq};
+use haltpoll::{Adjustment, AnyGovernor, Decision, End, GovernorParams, LatencyReq, Outcome};
 
 use crate::cpu::Cpu;
 use crate::wake_cost::WakeCostMeter;
@@ -46,6 +46,18 @@ pub const TICK_NS: u64 = 1_000_000;
 /// A timer due sooner than this after the halt would begin is not armed: the vCPU polls at
 /// once instead (arming costs an exit, and the halt would end before it began).
 const TIMER_MIN_NS: u64 = 1_000;
+
+/// The predictive governor's ceiling in the driver, in halt costs (as learnt), where that is
+/// below its parameters' ceiling: a poll that long has cost the host as much as that many halts,
+/// so a wakeup it has not caught by then is not worth spinning for, whatever the governor's
+/// credit says (with catches giving back a halt cost each, the credit stays full and the price
+/// at its top, and the windows reach the ceiling). Linux's poll state bounds its polls too, by
+/// the next state's target residency. Four: on this host about 300 us quiet (a halt costs about
+/// 75 us) and 1 ms loaded, above the periods worth polling through and below a partner's
+/// preemption (1-9 ms), which the 4 ms default spins through (docs/measurements.md, "What the
+/// ceiling decides"). The governor is told it as its ceiling, so it plans within it (a timer
+/// where no window reaches) rather than have its windows cut short.
+pub const POLL_HALT_COSTS: u64 = 4;
 
 /// What wakers of one vCPU touch: its wake flags and, for the report and the wake cost, where
 /// it is and when it was last sent an IPI. Each on a cache line of its own, so that neither the
@@ -131,13 +143,15 @@ pub struct DriverOptions {
 /// The loaded driver on one vCPU: its governor and latency requirement.
 #[derive(Debug)]
 pub struct Haltpoll {
-    governor: AnyGovernor,
+    governor: Learning,
     latency_req: LatencyReq,
     clock: Counter,
     /// TSC when this vCPU last left idle: the busy time the predictive governor's budget earns.
     last_exit_tsc: Option<u64>,
     /// What its halts cost, as learnt so far.
     costs: WakeCostMeter,
+    /// The predictive governor's parameters' ceiling (`None`: Linux's governor).
+    predictive_ceiling_ns: Option<u64>,
 }
 
 impl Haltpoll {
@@ -180,12 +194,23 @@ impl Haltpoll {
         let clock = Counter::new(options.tsc_khz.saturating_mul(1_000));
         let costs = WakeCostMeter::new(halt_entry_ns(cpu, clock));
         Some(Haltpoll {
-            governor: AnyGovernor::new(params),
+            governor: Learning { governor: AnyGovernor::new(params), pending: None },
             latency_req: options.latency_req,
             clock,
             last_exit_tsc: None,
             costs,
+            predictive_ceiling_ns: match params {
+                GovernorParams::Predictive(p) => Some(p.poll_ceiling_ns),
+                GovernorParams::Linux(_) => None,
+            },
         })
+    }
+
+    /// The predictive governor's ceiling: [`POLL_HALT_COSTS`] halt costs, once one is known, or
+    /// its parameters' if that is lower. Linux's governor keeps its own.
+    fn poll_cap_ns(&self) -> Option<u64> {
+        let ceiling = self.predictive_ceiling_ns?;
+        Some(self.costs.halt_cost_ns()?.saturating_mul(POLL_HALT_COSTS).min(ceiling))
     }
 
     /// What the driver learnt its halts cost so far (for the report).
@@ -193,15 +218,20 @@ impl Haltpoll {
         self.costs.report()
     }
 
-    /// The governor (its window, its parameters).
-    pub const fn governor(&self) -> &AnyGovernor {
-        &self.governor
+    /// The governor (its window, its parameters), as it will select next: with what the last
+    /// idle period taught it.
+    pub fn governor(&self) -> AnyGovernor {
+        let mut learning = self.governor;
+        if let (Some(cap), AnyGovernor::Predictive(gov)) = (self.poll_cap_ns(), &mut learning.governor) {
+            gov.set_ceiling_ns(cap);
+        }
+        learning.settled()
     }
 
     /// The window the governor would poll next, ns: Linux's `poll_limit_ns`, or the predictive
     /// governor's planned window.
     pub fn poll_limit_ns(&self) -> u64 {
-        self.governor.window_ns()
+        self.governor().window_ns()
     }
 
     /// Returns once `ready()` is true, idling meanwhile: the cpuidle loop. Each round consumes
@@ -225,6 +255,10 @@ impl Haltpoll {
             me.flags().take_need_resched();
             if ready() {
                 break;
+            }
+            if let (Some(cap), AnyGovernor::Predictive(gov)) = (self.poll_cap_ns(), &mut self.governor.governor) {
+                // Before the select, which plans with it (the learning waits for it).
+                gov.set_ceiling_ns(cap);
             }
             let mut vcpu =
                 Vcpu::new(cpu, &mut *counters, me, &mut ready, self.clock, self.last_exit_tsc, &mut self.costs);
@@ -259,6 +293,63 @@ fn halt_entry_ns<C: Cpu>(cpu: &mut C, clock: Counter) -> u64 {
         .unwrap_or(0)
 }
 
+/// The driver's governor, whose learning runs off the wake path where it costs the woken vCPU
+/// time: the predictive governor's reflect (its bookkeeping and the plan of its next decision,
+/// tens of ns) waits for the next idle entry and runs there, before its select, as Linux's menu
+/// and teo governors do their updates. A vCPU whose poll saw its message then returns to it at
+/// once, and the planning overlaps the wait for the next one. Its decisions are the same: each
+/// select still follows the reflect of the period before. Linux's governor reflects at once, as
+/// in Linux (a few ns: it learns from halts only).
+#[derive(Clone, Copy, Debug)]
+struct Learning {
+    governor: AnyGovernor,
+    /// The predictive governor's last period, not yet reflected.
+    pending: Option<Outcome>,
+}
+
+impl Learning {
+    /// The governor as it will select next: the pending period learnt, on a copy.
+    fn settled(&self) -> AnyGovernor {
+        let mut governor = self.governor;
+        if let Some(outcome) = &self.pending {
+            governor.reflect(outcome);
+        }
+        governor
+    }
+}
+
+impl IdleGovernor for Learning {
+    fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision {
+        if let Some(outcome) = self.pending.take() {
+            self.governor.reflect(&outcome);
+        }
+        self.governor.select(latency_req, busy_ns)
+    }
+
+    fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
+        match self.governor {
+            // The predictive governor's reflect never adjusts a window of Linux's kind.
+            AnyGovernor::Predictive(_) => {
+                self.pending = Some(*outcome);
+                Adjustment::Unchanged
+            }
+            AnyGovernor::Linux(_) => self.governor.reflect(outcome),
+        }
+    }
+
+    fn window_ns(&self) -> u64 {
+        self.settled().window_ns()
+    }
+
+    fn set_halt_cost_ns(&mut self, ns: u64) {
+        self.governor.set_halt_cost_ns(ns);
+    }
+
+    fn set_timer_wake_ns(&mut self, ns: u64) {
+        self.governor.set_timer_wake_ns(ns);
+    }
+}
+
 /// One idle period of a vCPU, the core's idle loop's mechanism: the TSC as its clock, the
 /// ring-3 poll with POLLING set, the lost-IPI-safe ring-0 halt, the APIC timer, and the
 /// counters of what each did.
@@ -284,6 +375,9 @@ struct Vcpu<'a, C, R> {
     /// When the wakeup came, ns after entry, where the period's length as measured would
     /// mislead the governor (see [`Vcpu::timer_halt`]); `None`: the period as measured.
     wakeup_ns: Option<u64>,
+    /// Where the governor's window after its timer opens, ns on the clock (see
+    /// [`Vcpu::timer_halt`]); `None`: no timer this period.
+    window_opens_ns: Option<u64>,
 }
 
 impl<'a, C: Cpu, R: FnMut() -> bool> Vcpu<'a, C, R> {
@@ -310,6 +404,7 @@ impl<'a, C: Cpu, R: FnMut() -> bool> Vcpu<'a, C, R> {
             halt_start: 0,
             halt_wake_ns: None,
             wakeup_ns: None,
+            window_opens_ns: None,
         }
     }
 
@@ -358,8 +453,14 @@ impl<'a, C: Cpu, R: FnMut() -> bool> Vcpu<'a, C, R> {
     /// time from the waker's stamp: the IPI's apparent cost is only what was left of the
     /// timer's, and reporting that would teach the governor a wake cost about half the real one,
     /// so that its timers fire too late ever to catch (a fixed point at half the cost).
+    ///
+    /// The timer is armed early by its wake-up's spread ([`WakeCostMeter::timer_lead_ns`]), and
+    /// the poll that follows it ends where the governor's window does ([`Vcpu::poll`]), so
+    /// that waking early widens the window instead of moving it.
     fn timer_halt(&mut self, due_ns: u64) -> Halted {
-        // Early by the timer's spread: the governor aims at the wakeup less the average wake-up.
+        // The governor aims at the wakeup less the timer's median wake-up, as it was told it:
+        // its window opens then.
+        self.window_opens_ns = Some(due_ns.saturating_add(self.costs.timer_wake_ns().unwrap_or(0)));
         let due_ns = due_ns.saturating_sub(self.costs.timer_lead_ns());
         let start_ns = self.clock.ns(self.halt_start);
         let timers = self.cpu.timer_count();
@@ -439,8 +540,17 @@ impl<C: Cpu, R: FnMut() -> bool> Mechanism for Vcpu<'_, C, R> {
     }
 
     /// Spins at ring 3 with POLLING set until `ready()`, NEED_RESCHED or the window's end.
-    /// POLLING stays set afterwards (see the module's documentation).
+    /// POLLING stays set afterwards (see the module's documentation). After a timer that woke
+    /// the vCPU before the window opened, the poll lasts until the window's end, not a window
+    /// from now: the lead and an early wake-up widen it.
     fn poll(&mut self, limit_ns: u64, _times_hits: bool) -> PollOutcome {
+        let limit_ns = match self.window_opens_ns.take() {
+            Some(opens) => {
+                let end = opens.saturating_add(limit_ns);
+                limit_ns.max(end.saturating_sub(self.clock.ns(self.cpu.rdtsc())))
+            }
+            None => limit_ns,
+        };
         let (clock, flags) = (self.clock, self.me.flags());
         let mut platform =
             Platform { cpu: &mut *self.cpu, clock, flags, ready: &mut *self.ready, first: None, last: 0 };
@@ -679,7 +789,7 @@ mod tests {
 
     /// Linux's governor inside a loaded driver.
     fn linux(driver: &mut Haltpoll) -> &mut Governor {
-        match &mut driver.governor {
+        match &mut driver.governor.governor {
             AnyGovernor::Linux(gov) => gov,
             AnyGovernor::Predictive(_) => panic!("not Linux's governor"),
         }
@@ -977,11 +1087,74 @@ mod tests {
         let costs = driver.costs();
         assert!(costs.timer_wakes >= 1_000 && (5_000..=15_000).contains(&costs.timer_spread_ns), "{costs:?}");
         let AnyGovernor::Predictive(gov) = driver.governor() else { panic!("not the predictive governor") };
-        let Decision::TimerThenPoll { timer_ns, .. } = gov.planned() else { panic!("{:?}", gov.planned()) };
-        // The next idle period begins after 2 us of work; its timer is due one spread early.
+        let Decision::TimerThenPoll { timer_ns, window_ns } = gov.planned() else { panic!("{:?}", gov.planned()) };
+        // The next idle period begins after 2 us of work; its timer is due two spreads early.
         let entry = cpu.now.get() + 2_000;
-        message(&mut cpu, &mut driver, &me, &mut counters, (2_000, 600_000, 20_000));
-        assert_eq!(cpu.armed_due, Some(entry + timer_ns - costs.timer_spread_ns));
+        let lead = 2 * costs.timer_spread_ns;
+        // A message long after the window: the timer wakes the vCPU `lead` early (its wake-up is
+        // the median, 20 us), and the poll lasts until the window's end, `lead` longer than the
+        // window.
+        let polled = counters.poll_tsc;
+        message(&mut cpu, &mut driver, &me, &mut counters, (2_000, 2_000_000, 20_000));
+        assert_eq!(cpu.armed_due, Some(entry + timer_ns - lead));
+        let told = costs.timer_wake_ns.abs_diff(20_000);
+        let extra = (counters.poll_tsc - polled).saturating_sub(window_ns);
+        assert!(extra.abs_diff(lead) <= told + 2_000, "polled {window_ns} + {extra} ns, lead {lead}");
+    }
+
+    #[test]
+    fn the_predictive_governor_learns_at_the_next_idle_entry_and_decides_the_same() {
+        // A poll that catches its message returns with the period not yet learnt: the plan
+        // runs when the next wait begins.
+        let shape = (2_000, 600_000, 20_000);
+        let (mut cpu, mut driver, me, mut counters) = settled(predictive(20_000, 1_000_000), shape, 1_000, 0);
+        message(&mut cpu, &mut driver, &me, &mut counters, shape);
+        assert!(driver.governor.pending.is_some());
+        assert_ne!(driver.governor.governor, driver.governor(), "the last period is not learnt yet");
+        // The same periods through a governor that reflects at once: the same decisions.
+        let (mut cpu, mut now_or_later, me, mut counters) = loaded(predictive(20_000, 1_000_000));
+        let mut at_once = now_or_later.governor.governor;
+        for i in 0..300u64 {
+            let think = 300_000 + (i % 7) * 50_000;
+            message(&mut cpu, &mut now_or_later, &me, &mut counters, (2_000, think, 20_000));
+            let outcome = now_or_later.governor.pending.expect("a period to learn");
+            let busy = if i == 0 { 0 } else { 2_000 };
+            at_once.select(haltpoll::LATENCY_ANY, busy);
+            // What the driver's mechanism tells the governor before each reflect.
+            if let Some(cost) = now_or_later.costs.halt_cost_ns() {
+                at_once.set_halt_cost_ns(cost);
+            }
+            if let Some(wake) = now_or_later.costs.timer_wake_ns() {
+                at_once.set_timer_wake_ns(wake);
+            }
+            if let (Some(cap), AnyGovernor::Predictive(gov)) = (now_or_later.poll_cap_ns(), &mut at_once) {
+                gov.set_ceiling_ns(cap);
+            }
+            at_once.reflect(&outcome);
+            assert_eq!(at_once, now_or_later.governor(), "period {i}");
+        }
+    }
+
+    #[test]
+    fn the_predictive_governor_s_ceiling_is_four_halt_costs() {
+        // Short periods the governor catches, then one of 3 ms (a partner preempted): with a
+        // full credit the governor would poll to its 4 ms ceiling; the driver's ceiling, four
+        // halt costs, stops it there.
+        let (mut cpu, mut driver, me, mut counters) =
+            settled(predictive(PPM_WHOLE, 4_000_000), (5_000, 30_000, 60_000), 300, 0);
+        let cap = POLL_HALT_COSTS * driver.costs().halt_cost_ns;
+        let AnyGovernor::Predictive(gov) = driver.governor() else { panic!("not the predictive governor") };
+        assert_eq!(gov.ceiling_ns(), cap);
+        assert!(
+            (cap / 2..=cap).contains(&driver.poll_limit_ns()),
+            "window {} ns, cap {cap} ns",
+            driver.poll_limit_ns()
+        );
+        let before = counters;
+        message(&mut cpu, &mut driver, &me, &mut counters, (5_000, 3_000_000, 60_000));
+        let polled = counters.poll_tsc - before.poll_tsc;
+        assert!((cap..cap + 3_000).contains(&polled), "polled {polled} ns, cap {cap} ns");
+        assert_eq!((counters.poll_timeouts, counters.halts), (before.poll_timeouts + 1, before.halts + 1));
     }
 
     #[test]

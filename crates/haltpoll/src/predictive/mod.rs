@@ -197,6 +197,20 @@ impl Predictive {
         self.budget.set_halt_cost_ns(ns);
     }
 
+    /// Sets the longest poll window, ns (at most [`MAX_CEILING_NS`]), for a caller that knows
+    /// better than its parameters what a long poll costs (a guest that measures what its halts
+    /// cost the host): from the next decision planned on. The budget's reserve and top price
+    /// stay those of the parameters' ceiling.
+    pub fn set_ceiling_ns(&mut self, ns: u64) {
+        // At most 1 s: it fits.
+        self.ceiling_ns = ns.min(MAX_CEILING_NS) as u32;
+    }
+
+    /// The longest poll window now, ns.
+    pub const fn ceiling_ns(&self) -> u64 {
+        self.ceiling_ns as u64
+    }
+
     /// Sets how long after it is due the timer gets the CPU running, ns, for a caller that
     /// measures it: timers are then aimed that much before the predicted wakeup, instead of
     /// by the average wake cost of all halts (which, on a host that makes woken CPUs wait for
