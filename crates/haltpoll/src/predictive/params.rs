@@ -57,7 +57,8 @@ pub struct PredictiveParams {
     #[cfg_attr(
         feature = "clap",
         arg(long = "budget-horizon", value_name = "NS", default_value_t = PredictiveParams::DEFAULT.budget_horizon_ns,
-            help = "Horizon of the budget, ns: unspent budget is saved for at most this long's worth")
+            help = "Horizon of the budget, ns: unspent budget is saved for at most this long's worth (64 times \
+                    that with a halt cost)")
     )]
     pub budget_horizon_ns: u64,
     /// What one halt costs, ns: its exit, the waker's IPI and the wake-up. A caught wakeup saves
