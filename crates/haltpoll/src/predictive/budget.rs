@@ -35,6 +35,13 @@ const MAX_PRICE_CEILINGS: u64 = 4;
 /// With a halt cost, credit (earned, or given back by catches) is kept up to this many caps.
 const SAVED_CAPS: i64 = 64;
 
+/// While the credit is within the cap, a catch is worth at most the cap over this. A full
+/// credit after a quiet stretch bought windows of four ceilings' price at a low budget (nginx
+/// with 8 connections at 1%: 4 ms windows on a 1-in-40 chance of a long period, the credit gone
+/// within a burst of short ones): eight such catches may take the whole horizon's budget, no
+/// more. Credit that catches gave back beyond the cap lifts the limit (those windows paid).
+const CAP_PER_PRICE: u64 = 8;
+
 /// The reserve at which the price is highest, in ceilings.
 const RESERVE_CEILINGS: u64 = 8;
 
@@ -110,7 +117,7 @@ impl Budget {
     }
 
     /// The price, ns: 2^(12 + 16 x credit / reserve), interpolated linearly between powers of
-    /// two, at most four ceilings.
+    /// two, at most four ceilings, and at most an eighth of the cap unless the credit is above it.
     pub const fn price_ns(&self) -> u64 {
         let range = MAX_PRICE_SHIFT - MIN_PRICE_SHIFT;
         // The fill in 1/256, by the reciprocal kept (credit < reserve here, so the product is
@@ -120,7 +127,11 @@ impl Budget {
         let exponent = (MIN_PRICE_SHIFT as u64) * 256 + range as u64 * fill; // in 1/256
         let (whole, frac) = (exponent >> 8, exponent & 255);
         let price = ((1u64 << whole) * (256 + frac)) >> 8;
-        if price < self.max_price_ns as u64 { price } else { self.max_price_ns as u64 }
+        // Credit earned (up to the cap) buys catches at an eighth of the cap at most; only
+        // credit beyond it, which catches gave back, buys the top price.
+        let (max, earned_max) = (self.max_price_ns as u64, self.cap_ns / CAP_PER_PRICE);
+        let max = if self.credit_ns > self.cap_ns as i64 || max < earned_max { max } else { earned_max };
+        if price < max { price } else { max }
     }
 
     /// Earns the budget's share of `elapsed_ns`, up to the cap.
@@ -260,6 +271,13 @@ mod tests {
             last = b.price_ns();
         }
         assert_eq!(b.price_ns(), 400_000, "at most 4 ceilings");
+        // 1% of 1 s: a cap of 10 ms, whose eighth (1.25 ms) is below 4 ceilings of 1 ms.
+        let p = PredictiveParams { poll_budget_ppm: 10_000, poll_ceiling_ns: 1_000_000, ..PredictiveParams::DEFAULT };
+        let mut low = Budget::new(&p.validate().unwrap());
+        assert_eq!(low.price_ns(), 1_250_000, "a full credit of earnings buys an eighth of the cap");
+        low.set_halt_cost_ns(20_000);
+        low.spend(0, true);
+        assert_eq!(low.price_ns(), 4_000_000, "credit that catches gave back lifts it");
         b.spend(600_000, false);
         assert_eq!(b.price_ns(), 1 << 16, "at 1/4 of the reserve: 2^(12 + 16 x 1/4)");
     }
