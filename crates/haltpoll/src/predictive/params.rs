@@ -36,7 +36,8 @@ pub const MAX_HALT_COST_NS: u64 = 10_000_000;
 pub struct PredictiveParams {
     /// The share of the CPU's time polling may take, in parts per million (5% = 50 000), over
     /// any stretch of time: polling never spends more than this share of the time the CPU has
-    /// run and idled so far, and never saves more than a horizon's worth for later.
+    /// run and idled so far, and never saves more than a horizon's worth for later (with a halt
+    /// cost, the net of the halts its catches save, 64 horizons' worth).
     #[cfg_attr(
         feature = "clap",
         arg(long = "poll-budget", value_name = "PERCENT", default_value = "5%", value_parser = parse_budget,
@@ -51,11 +52,13 @@ pub struct PredictiveParams {
     )]
     pub poll_ceiling_ns: u64,
     /// The budget's horizon, ns: unspent budget is saved up to `poll_budget x horizon`, so
-    /// polling may burst above the budget's rate for about this long after a quiet stretch.
+    /// polling may burst above the budget's rate for about this long after a quiet stretch
+    /// (with a halt cost, up to 64 horizons' worth, earned or given back by catches).
     #[cfg_attr(
         feature = "clap",
         arg(long = "budget-horizon", value_name = "NS", default_value_t = PredictiveParams::DEFAULT.budget_horizon_ns,
-            help = "Horizon of the budget, ns: unspent budget is saved for at most this long's worth")
+            help = "Horizon of the budget, ns: unspent budget is saved for at most this long's worth (64 times \
+                    that with a halt cost)")
     )]
     pub budget_horizon_ns: u64,
     /// What one halt costs, ns: its exit, the waker's IPI and the wake-up. A caught wakeup saves
