@@ -150,8 +150,6 @@ pub struct Haltpoll {
     last_exit_tsc: Option<u64>,
     /// What its halts cost, as learnt so far.
     costs: WakeCostMeter,
-    /// The predictive governor's parameters' ceiling (`None`: Linux's governor).
-    predictive_ceiling_ns: Option<u64>,
 }
 
 impl Haltpoll {
@@ -197,23 +195,12 @@ impl Haltpoll {
         let clock = Counter::new(options.tsc_khz.saturating_mul(1_000));
         let costs = WakeCostMeter::new(halt_entry_ns(cpu, clock));
         Some(Haltpoll {
-            governor: Learning { governor: AnyGovernor::new(params), pending: None },
+            governor: Learning::new(params),
             latency_req: options.latency_req,
             clock,
             last_exit_tsc: None,
             costs,
-            predictive_ceiling_ns: match params {
-                GovernorParams::Predictive(p) => Some(p.poll_ceiling_ns),
-                GovernorParams::Linux(_) => None,
-            },
         })
-    }
-
-    /// The predictive governor's ceiling: [`POLL_HALT_COSTS`] halt costs, once one is known, or
-    /// its parameters' if that is lower. Linux's governor keeps its own.
-    fn poll_cap_ns(&self) -> Option<u64> {
-        let ceiling = self.predictive_ceiling_ns?;
-        Some(self.costs.halt_cost_ns()?.saturating_mul(POLL_HALT_COSTS).min(ceiling))
     }
 
     /// What the driver learnt its halts cost so far (for the report).
@@ -224,11 +211,7 @@ impl Haltpoll {
     /// The governor (its window, its parameters), as it will select next: with what the last
     /// idle period taught it.
     pub fn governor(&self) -> AnyGovernor {
-        let mut learning = self.governor;
-        if let (Some(cap), AnyGovernor::Predictive(gov)) = (self.poll_cap_ns(), &mut learning.governor) {
-            gov.set_ceiling_ns(cap);
-        }
-        learning.settled()
+        self.governor.settled()
     }
 
     /// The window the governor would poll next, ns: Linux's `poll_limit_ns`, or the predictive
@@ -258,10 +241,6 @@ impl Haltpoll {
             me.flags().take_need_resched();
             if ready() {
                 break;
-            }
-            if let (Some(cap), AnyGovernor::Predictive(gov)) = (self.poll_cap_ns(), &mut self.governor.governor) {
-                // Before the select, which plans with it (the learning waits for it).
-                gov.set_ceiling_ns(cap);
             }
             let mut vcpu =
                 Vcpu::new(cpu, &mut *counters, me, &mut ready, self.clock, self.last_exit_tsc, &mut self.costs);
@@ -303,14 +282,27 @@ fn halt_entry_ns<C: Cpu>(cpu: &mut C, clock: Counter) -> u64 {
 /// once, and the planning overlaps the wait for the next one. Its decisions are the same: each
 /// select still follows the reflect of the period before. Linux's governor reflects at once, as
 /// in Linux (a few ns: it learns from halts only).
+///
+/// It also gives the predictive governor the driver's ceiling, [`POLL_HALT_COSTS`] halt costs,
+/// where that is below its parameters' ceiling, each time it is told the halt's cost.
 #[derive(Clone, Copy, Debug)]
 struct Learning {
     governor: AnyGovernor,
     /// The predictive governor's last period, not yet reflected.
     pending: Option<Outcome>,
+    /// The predictive governor's parameters' ceiling (`None`: Linux's governor).
+    params_ceiling_ns: Option<u64>,
 }
 
 impl Learning {
+    fn new(params: GovernorParams) -> Learning {
+        let params_ceiling_ns = match params {
+            GovernorParams::Predictive(p) => Some(p.poll_ceiling_ns),
+            GovernorParams::Linux(_) => None,
+        };
+        Learning { governor: AnyGovernor::new(params), pending: None, params_ceiling_ns }
+    }
+
     /// The governor as it will select next: the pending period learnt, on a copy.
     fn settled(&self) -> AnyGovernor {
         let mut governor = self.governor;
@@ -346,6 +338,10 @@ impl IdleGovernor for Learning {
 
     fn set_halt_cost_ns(&mut self, ns: u64) {
         self.governor.set_halt_cost_ns(ns);
+        if let (Some(ceiling), AnyGovernor::Predictive(gov)) = (self.params_ceiling_ns, &mut self.governor) {
+            // Before the pending reflect, which plans with it.
+            gov.set_ceiling_ns(ns.saturating_mul(POLL_HALT_COSTS).min(ceiling));
+        }
     }
 
     fn set_timer_wake_ns(&mut self, ns: u64) {
@@ -1135,8 +1131,9 @@ mod tests {
             if let Some(wake) = now_or_later.costs.timer_wake_ns() {
                 at_once.set_timer_wake_ns(wake);
             }
-            if let (Some(cap), AnyGovernor::Predictive(gov)) = (now_or_later.poll_cap_ns(), &mut at_once) {
-                gov.set_ceiling_ns(cap);
+            // And the driver's ceiling: four halt costs, below the parameters' 1 ms.
+            if let (Some(cost), AnyGovernor::Predictive(gov)) = (now_or_later.costs.halt_cost_ns(), &mut at_once) {
+                gov.set_ceiling_ns((cost * POLL_HALT_COSTS).min(1_000_000));
             }
             at_once.reflect(&outcome);
             assert_eq!(at_once, now_or_later.governor(), "period {i}");

@@ -27,17 +27,17 @@ use haltpoll_abi::WakeCosts;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WakeCostMeter {
     halt_entry_ns: u64,
-    ipi_send: Average,
+    ipi_send: Quantile,
     /// The lower quartile.
-    ipi_wake: Average,
-    timer_wake: Average,
+    ipi_wake: Quantile,
+    timer_wake: Quantile,
     /// Median distance of the timer's wake-ups from `timer_wake`.
-    timer_spread: Average,
+    timer_spread: Quantile,
 }
 
-/// A moving median that takes its first sample whole.
+/// A moving quantile (the median unless stepped down faster) that takes its first sample whole.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Average {
+struct Quantile {
     ns: u64,
     samples: u64,
 }
@@ -54,7 +54,7 @@ pub const TIMER_LEAD_SPREADS: u64 = 2;
 /// The smallest step of a moving median, ns: an estimate near 0 can still move.
 const MIN_STEP_NS: u64 = 64;
 
-impl Average {
+impl Quantile {
     /// One step towards the sample: up when it is above, down when below, so the estimate
     /// settles where as many samples fall above as below (the median), however far off the
     /// outliers are.
@@ -81,7 +81,7 @@ impl Average {
 impl WakeCostMeter {
     /// A meter that knows only the way into HLT and back, `halt_entry_ns` (measured at load).
     pub const fn new(halt_entry_ns: u64) -> WakeCostMeter {
-        let none = Average { ns: 0, samples: 0 };
+        let none = Quantile { ns: 0, samples: 0 };
         WakeCostMeter { halt_entry_ns, ipi_send: none, ipi_wake: none, timer_wake: none, timer_spread: none }
     }
 
@@ -104,7 +104,7 @@ impl WakeCostMeter {
     /// then aims no timer, no timer fires, and the median never comes down again.
     pub fn timer_woke(&mut self, ns: u64) {
         if self.timer_wake.samples == 0 && self.ipi_wake.samples > 0 {
-            self.timer_wake = Average { ns: self.ipi_wake.ns, samples: 1 };
+            self.timer_wake = Quantile { ns: self.ipi_wake.ns, samples: 1 };
         }
         if self.timer_wake.samples > 0 {
             self.timer_spread.add(ns.abs_diff(self.timer_wake.ns));
