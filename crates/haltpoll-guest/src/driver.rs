@@ -52,12 +52,15 @@ const TIMER_MIN_NS: u64 = 1_000;
 /// so a wakeup it has not caught by then is not worth spinning for, whatever the governor's
 /// credit says (with catches giving back a halt cost each, the credit stays full and the price
 /// at its top, and the windows reach the ceiling). Linux's poll state bounds its polls too, by
-/// the next state's target residency. Four: on this host about 300 us quiet (a halt costs about
-/// 75 us) and 1 ms loaded, above the periods worth polling through and below a partner's
-/// preemption (1-9 ms), which the 4 ms default spins through (docs/measurements.md, "What the
-/// ceiling decides"). The governor is told it as its ceiling, so it plans within it (a timer
-/// where no window reaches) rather than have its windows cut short.
-pub const POLL_HALT_COSTS: u64 = 4;
+/// the next state's target residency. Two: on this host 0.4-1 ms (a halt costs the host
+/// 205-520 us as learnt), above the periods worth polling through (150 us and a wake-up) and
+/// below a partner's preemption (1-9 ms), which the 4 ms default spins through. Four left the
+/// ceiling above a 1 ms period, so after each timer that missed, the governor, its price at the
+/// top, polled the next periods whole from idle entry: on a quiet host 1.19-1.26x no polling's
+/// host CPU at 1 ms, and 1.08x Linux's on two think traces, against 1.05-1.11x and 1.00-1.05x
+/// with two (docs/measurements.md, "Fourth round"). The governor is told it as its ceiling, so
+/// it plans within it (a timer where no window reaches) rather than have its windows cut short.
+pub const POLL_HALT_COSTS: u64 = 2;
 
 /// What wakers of one vCPU touch: its wake flags and, for the report and the wake cost, where
 /// it is and when it was last sent an IPI. Each on a cache line of its own, so that neither the
@@ -1131,7 +1134,7 @@ mod tests {
             if let Some(wake) = now_or_later.costs.timer_wake_ns() {
                 at_once.set_timer_wake_ns(wake);
             }
-            // And the driver's ceiling: four halt costs, below the parameters' 1 ms.
+            // And the driver's ceiling in halt costs, below the parameters' 1 ms.
             if let (Some(cost), AnyGovernor::Predictive(gov)) = (now_or_later.costs.halt_cost_ns(), &mut at_once) {
                 gov.set_ceiling_ns((cost * POLL_HALT_COSTS).min(1_000_000));
             }
@@ -1141,9 +1144,9 @@ mod tests {
     }
 
     #[test]
-    fn the_predictive_governor_s_ceiling_is_four_halt_costs() {
+    fn the_predictive_governor_s_ceiling_is_a_few_halt_costs() {
         // Short periods the governor catches, then one of 3 ms (a partner preempted): with a
-        // full credit the governor would poll to its 4 ms ceiling; the driver's ceiling, four
+        // full credit the governor would poll to its 4 ms ceiling; the driver's ceiling, a few
         // halt costs, stops it there.
         let (mut cpu, mut driver, me, mut counters) =
             settled(predictive(PPM_WHOLE, 4_000_000), (5_000, 30_000, 60_000), 300, 0);
