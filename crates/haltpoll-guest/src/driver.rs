@@ -62,6 +62,12 @@ const TIMER_MIN_NS: u64 = 1_000;
 /// it plans within it (a timer where no window reaches) rather than have its windows cut short.
 pub const POLL_HALT_COSTS: u64 = 2;
 
+/// The predictive governor's ceiling in the driver, ns: [`POLL_HALT_COSTS`] halts of
+/// `halt_cost_ns`, or its parameters' `params_ceiling_ns` if that is lower.
+fn driver_ceiling_ns(halt_cost_ns: u64, params_ceiling_ns: u64) -> u64 {
+    halt_cost_ns.saturating_mul(POLL_HALT_COSTS).min(params_ceiling_ns)
+}
+
 /// What wakers of one vCPU touch: its wake flags and, for the report and the wake cost, where
 /// it is and when it was last sent an IPI. Each on a cache line of its own, so that neither the
 /// phase stores nor another vCPU's flags slow down a poll.
@@ -343,7 +349,7 @@ impl IdleGovernor for Learning {
         self.governor.set_halt_cost_ns(ns);
         if let (Some(ceiling), AnyGovernor::Predictive(gov)) = (self.params_ceiling_ns, &mut self.governor) {
             // Before the pending reflect, which plans with it.
-            gov.set_ceiling_ns(ns.saturating_mul(POLL_HALT_COSTS).min(ceiling));
+            gov.set_ceiling_ns(driver_ceiling_ns(ns, ceiling));
         }
     }
 
@@ -1141,7 +1147,7 @@ mod tests {
             }
             // And the driver's ceiling in halt costs, below the parameters' 1 ms.
             if let (Some(cost), AnyGovernor::Predictive(gov)) = (now_or_later.costs.halt_cost_ns(), &mut at_once) {
-                gov.set_ceiling_ns((cost * POLL_HALT_COSTS).min(1_000_000));
+                gov.set_ceiling_ns(driver_ceiling_ns(cost, 1_000_000));
             }
             at_once.reflect(&outcome);
             assert_eq!(at_once, now_or_later.governor(), "period {i}");

@@ -171,9 +171,8 @@ fn halve(row: &mut Row) -> u16 {
 /// product into the top lane.
 fn row_total(row: &Row) -> u16 {
     const LANES: u64 = 0x00ff_00ff_00ff_00ff;
-    let (low, high) = row.split_at(8);
-    let low = u64::from_le_bytes(low.try_into().unwrap_or([0; 8]));
-    let high = u64::from(u32::from_le_bytes(high.try_into().unwrap_or([0; 4])));
+    let [a, b, c, d, e, f, g, h, i, j, k, l] = *row;
+    let (low, high) = (u64::from_le_bytes([a, b, c, d, e, f, g, h]), u64::from(u32::from_le_bytes([i, j, k, l])));
     let pairs = (low & LANES) + ((low >> 8) & LANES) + (high & LANES) + ((high >> 8) & LANES);
     // At most 12 x 255: it fits.
     (pairs.wrapping_mul(0x0001_0001_0001_0001) >> 48) as u16
