@@ -42,6 +42,14 @@ const SAVED_CAPS: i64 = 64;
 /// more. Credit that catches gave back beyond the cap lifts the limit (those windows paid).
 const CAP_PER_PRICE: u64 = 8;
 
+/// While the credit is within this many caps, a window from idle entry is priced apart from the
+/// timer ([`Budget::window_price_ns`]). Savings from catches lift the credit above the cap, and
+/// the top price they buy is what a timer's short window needs to win over a long window; spent
+/// on windows from idle entry, it bought long windows on rare long periods (nginx with 8
+/// connections, pgbench -S closed-loop, net of a halt per catch) and spent the savings as they
+/// came. 3 caps: 330 of 352 frontier points on or above; 2 caps 328, 4 and 5 caps 329.
+const WINDOW_CAPS: i64 = 3;
+
 /// The reserve at which the price is highest, in ceilings.
 const RESERVE_CEILINGS: u64 = 8;
 
@@ -132,6 +140,22 @@ impl Budget {
         let (max, earned_max) = (self.max_price_ns as u64, self.cap_ns / CAP_PER_PRICE);
         let max = if self.credit_ns > self.cap_ns as i64 || max < earned_max { max } else { earned_max };
         if price < max { price } else { max }
+    }
+
+    /// What a catch is worth to a window from idle entry, given the price ([`Budget::price_ns`]):
+    /// while the credit is within [`WINDOW_CAPS`] caps, at most the cap's eighth, and for a
+    /// governor without a timer (`timer_first` false) at most its sixteenth once the credit is
+    /// above the cap; beyond that, the price itself. Without a timer every catch is a window's,
+    /// so its savings go further at the lower price; with one (the cap's sixteenth there too),
+    /// pgbench -S closed-loop's timer-first points fell below Linux's frontier.
+    pub const fn window_price_ns(&self, price_ns: u64, timer_first: bool) -> u64 {
+        let cap = self.cap_ns as i64;
+        // Within the cap the price is at most the cap's eighth already ([`Budget::price_ns`]).
+        if self.credit_ns <= cap || self.credit_ns > WINDOW_CAPS * cap {
+            return price_ns;
+        }
+        let max = if timer_first { self.cap_ns / CAP_PER_PRICE } else { self.cap_ns / (2 * CAP_PER_PRICE) };
+        if price_ns < max { price_ns } else { max }
     }
 
     /// Earns the budget's share of `elapsed_ns`, up to the cap.
@@ -280,6 +304,32 @@ mod tests {
         assert_eq!(low.price_ns(), 4_000_000, "credit that catches gave back lifts it");
         b.spend(600_000, false);
         assert_eq!(b.price_ns(), 1 << 16, "at 1/4 of the reserve: 2^(12 + 16 x 1/4)");
+    }
+
+    #[test]
+    fn windows_are_priced_apart_while_savings_are_few() {
+        // 1% of 1 s: a cap of 10 ms; its eighth 1.25 ms, its sixteenth 625 us; 4 ceilings: 4 ms.
+        let p = PredictiveParams {
+            poll_budget_ppm: 10_000,
+            poll_ceiling_ns: 1_000_000,
+            halt_cost_ns: 50_000,
+            ..PredictiveParams::DEFAULT
+        };
+        let mut b = Budget::new(&p.validate().unwrap());
+        let windows = |b: &Budget| (b.window_price_ns(b.price_ns(), true), b.window_price_ns(b.price_ns(), false));
+        assert_eq!((b.price_ns(), windows(&b)), (1_250_000, (1_250_000, 1_250_000)), "within the cap: one price");
+        for _ in 0..20 {
+            b.spend(0, true); // 1 ms saved: 11 ms
+        }
+        assert_eq!(b.price_ns(), 4_000_000, "the timer's price: savings buy the top");
+        assert_eq!(windows(&b), (1_250_000, 625_000), "windows: the cap's eighth, a sixteenth without a timer");
+        assert_eq!(b.window_price_ns(100_000, false), 100_000, "a lower price stays");
+        for _ in 0..380 {
+            b.spend(0, true); // 19 ms more: 30 ms, three caps
+        }
+        assert_eq!(windows(&b), (1_250_000, 625_000));
+        b.spend(0, true);
+        assert_eq!(windows(&b), (4_000_000, 4_000_000), "beyond three caps: the price itself");
     }
 
     #[test]

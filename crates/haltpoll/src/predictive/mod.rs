@@ -223,29 +223,40 @@ impl Predictive {
     /// worth more, a timer and a window around the predicted wakeup; within the ceiling and the
     /// credit there is now (`limit`, which reflect has just worked out for the periodic
     /// detector too).
+    ///
+    /// Two prices: the timer is weighed against the best window at the price
+    /// ([`Predictive::price_ns`]), like with like, and a window that wins is then chosen at the
+    /// window price ([`Budget::window_price_ns`]). Scored at the lower price, the window lost to
+    /// timers that caught less; chosen at the higher one, it spent savings on long windows.
     fn plan(&self, limit: u64) -> Decision {
-        let price = self.price_ns();
+        let (base, halt) = (self.budget.price_ns(), self.budget.halt_cost_ns());
         let prediction = self.histograms.prediction();
+        if !self.timer_first {
+            let poll = prediction.best_window(self.budget.window_price_ns(base, false) + halt, limit);
+            return floored(&self.budget, window(poll.window_ns), limit);
+        }
+        let price = base + halt;
         let poll = prediction.best_window(price, limit);
-        let mut best = (
-            poll.score,
-            if poll.window_ns == 0 { Decision::Halt } else { Decision::Poll { window_ns: poll.window_ns } },
-        );
-        if self.timer_first {
-            let aim = self.periodic.aim();
-            let wake = u64::from(if self.timer_wake_ns > 0 { self.timer_wake_ns } else { self.halt_wake_ns });
-            if aim.window_ns <= limit && aim.start_ns >= wake + MIN_TIMER_HALT_NS {
-                // On the histogram's scale (counts x 256): price x expected catches - expected ns
-                // polled, about half the window whether it catches or not.
-                let n = i64::from(prediction.total()) << 8;
-                let score = price as i64 * ((n * i64::from(aim.catch_rate)) >> 10) - n * (aim.window_ns / 2) as i64;
-                if score > best.0 {
-                    best = (score, Decision::TimerThenPoll { timer_ns: aim.start_ns - wake, window_ns: aim.window_ns });
-                }
+        let aim = self.periodic.aim();
+        let wake = u64::from(if self.timer_wake_ns > 0 { self.timer_wake_ns } else { self.halt_wake_ns });
+        if aim.window_ns <= limit && aim.start_ns >= wake + MIN_TIMER_HALT_NS {
+            // On the histogram's scale (counts x 256): price x expected catches - expected ns
+            // polled, about half the window whether it catches or not.
+            let n = i64::from(prediction.total()) << 8;
+            let score = price as i64 * ((n * i64::from(aim.catch_rate)) >> 10) - n * (aim.window_ns / 2) as i64;
+            if score > poll.score {
+                return Decision::TimerThenPoll { timer_ns: aim.start_ns - wake, window_ns: aim.window_ns };
             }
         }
-        floored(&self.budget, best.1, limit)
+        let window_price = self.budget.window_price_ns(base, true) + halt;
+        let poll = if window_price < price { prediction.best_window(window_price, limit) } else { poll };
+        floored(&self.budget, window(poll.window_ns), limit)
     }
+}
+
+/// A poll of `window_ns` from idle entry, or a halt for a window of 0.
+const fn window(window_ns: u64) -> Decision {
+    if window_ns == 0 { Decision::Halt } else { Decision::Poll { window_ns } }
 }
 
 /// `decision`, or a poll of half a halt's cost instead of a shorter one or a halt, when the
