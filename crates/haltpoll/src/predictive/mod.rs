@@ -275,6 +275,9 @@ impl IdleGovernor for Predictive {
         Predictive::select(self, latency_req, busy_ns)
     }
 
+    // Inline: a caller through the seam calls the inherent reflect itself, not a shim that
+    // calls it.
+    #[inline]
     fn reflect(&mut self, outcome: &Outcome) -> Adjustment {
         Predictive::reflect(self, outcome);
         Adjustment::Unchanged
