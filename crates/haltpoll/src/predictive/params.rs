@@ -36,8 +36,9 @@ pub const MAX_HALT_COST_NS: u64 = 10_000_000;
 pub struct PredictiveParams {
     /// The share of the CPU's time polling may take, in parts per million (5% = 50 000), over
     /// any stretch of time: polling never spends more than this share of the time the CPU has
-    /// run and idled so far, and never saves more than a horizon's worth for later (with a halt
-    /// cost, the net of the halts its catches save, 64 horizons' worth).
+    /// run and idled so far (plus the horizon's worth it starts with), and never saves more than
+    /// 4 horizons' worth for later (with a halt cost, the net of the halts its catches save, 64
+    /// horizons' worth).
     #[cfg_attr(
         feature = "clap",
         arg(long = "poll-budget", value_name = "PERCENT", default_value = "5%", value_parser = parse_budget,
@@ -51,14 +52,15 @@ pub struct PredictiveParams {
             help = "Longest poll window, ns, predictive governor")
     )]
     pub poll_ceiling_ns: u64,
-    /// The budget's horizon, ns: unspent budget is saved up to `poll_budget x horizon`, so
-    /// polling may burst above the budget's rate for about this long after a quiet stretch
-    /// (with a halt cost, up to 64 horizons' worth, earned or given back by catches).
+    /// The budget's horizon, ns: a CPU starts with `poll_budget x horizon` of credit, and
+    /// unspent budget is saved up to 4 times that, so polling may burst above the budget's rate
+    /// for a while after a quiet stretch (with a halt cost, up to 64 horizons' worth, earned or
+    /// given back by catches). The price of a catch is scaled to one horizon's worth.
     #[cfg_attr(
         feature = "clap",
         arg(long = "budget-horizon", value_name = "NS", default_value_t = PredictiveParams::DEFAULT.budget_horizon_ns,
-            help = "Horizon of the budget, ns: unspent budget is saved for at most this long's worth (64 times \
-                    that with a halt cost)")
+            help = "Horizon of the budget, ns: a CPU starts with this long's worth of budget, and unspent \
+                    budget is saved for at most 4 times that (64 with a halt cost)")
     )]
     pub budget_horizon_ns: u64,
     /// What one halt costs, ns: its exit, the waker's IPI and the wake-up. A caught wakeup saves
