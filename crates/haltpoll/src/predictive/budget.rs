@@ -160,7 +160,7 @@ impl Budget {
     }
 
     /// What a catch is worth to a window from idle entry, given the price ([`Budget::price_ns`]):
-    /// while the credit is within [`WINDOW_CAPS`] caps, at most the cap's eighth, and for a
+    /// while the credit is within `WINDOW_CAPS` (3) caps, at most the cap's eighth, and for a
     /// governor without a timer (`timer_first` false) at most its sixteenth once the credit is
     /// above the cap; beyond that, the price itself. Without a timer every catch is a window's,
     /// so its savings go further at the lower price; with one (the cap's sixteenth there too),
