@@ -192,8 +192,9 @@ impl Budget {
     /// without a halt cost, at most an eighth of the credit, or of half the cap while the
     /// credit is below that ([`WINDOW_CREDIT_SHIFT`]); with one, `limit_ns` itself.
     pub const fn window_limit_ns(&self, limit_ns: u64) -> u64 {
-        let (credit, half_cap) = (self.credit_ns(), self.cap_ns / 2);
-        let share = (if credit > half_cap { credit } else { half_cap }) >> WINDOW_CREDIT_SHIFT;
+        // Half the cap is at least 0, so a debt needs no check of its own.
+        let half_cap = (self.cap_ns / 2) as i64;
+        let share = (if self.credit_ns > half_cap { self.credit_ns } else { half_cap }) as u64 >> WINDOW_CREDIT_SHIFT;
         if self.halt_cost_ns > 0 || limit_ns < share { limit_ns } else { share }
     }
 
