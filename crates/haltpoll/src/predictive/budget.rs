@@ -72,10 +72,10 @@ const WINDOW_CAPS: i64 = 3;
 /// halted them). An eighth leaves most of a full credit for the burst. Below half the cap it
 /// stops shrinking: there the price keeps windows short anyway, and an eighth of a nearly
 /// empty credit cut the long windows that catch pgbench -S at 300 tx/s's long periods at 0.5%
-/// (2.55% to 2.35% caught, below 1.5x Linux's). Without the floor, a quarter or a half: no point on or above
-/// gained; a sixteenth: one gained and one lost on traces recorded later. With a halt cost,
-/// where catches give credit back, an eighth or a thirty-second of it traded points (nginx
-/// with 8 connections against nginx with 1 and redis with 50, net of a halt).
+/// (2.55% to 2.35% caught, below 1.5x Linux's). Without the floor, a quarter gained no point on
+/// or above, a sixteenth one and lost one on traces recorded later. With a halt cost, where
+/// catches give credit back, an eighth or a thirty-second of it traded points (nginx with 8
+/// connections against nginx with 1 and redis with 50, net of a halt).
 const WINDOW_CREDIT_SHIFT: u32 = 3;
 
 /// The reserve at which the price is highest, in ceilings.
@@ -173,7 +173,7 @@ impl Budget {
     }
 
     /// What a catch is worth to a window from idle entry, given the price ([`Budget::price_ns`]):
-    /// while the credit is within [`WINDOW_CAPS`] caps, at most the cap's eighth, and for a
+    /// while the credit is within `WINDOW_CAPS` caps, at most the cap's eighth, and for a
     /// governor without a timer (`timer_first` false) at most its sixteenth once the credit is
     /// above the cap; beyond that, the price itself. Without a timer every catch is a window's,
     /// so its savings go further at the lower price; with one (the cap's sixteenth there too),
@@ -190,7 +190,7 @@ impl Budget {
 
     /// The longest window from idle entry, given `limit_ns` (the ceiling's and the credit's):
     /// without a halt cost, at most an eighth of the credit, or of half the cap while the
-    /// credit is below that ([`WINDOW_CREDIT_SHIFT`]); with one, `limit_ns` itself.
+    /// credit is below that (`WINDOW_CREDIT_SHIFT`); with one, `limit_ns` itself.
     pub const fn window_limit_ns(&self, limit_ns: u64) -> u64 {
         // Half the cap is at least 0, so a debt needs no check of its own.
         let half_cap = (self.cap_ns / 2) as i64;
