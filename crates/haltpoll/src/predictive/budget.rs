@@ -65,6 +65,19 @@ const CAP_PER_PRICE: u64 = 8;
 /// (nginx with 8 connections at 2%, no timer: 81.2% to 84.6% caught; 332 of 352 either way).
 const WINDOW_CAPS: i64 = 3;
 
+/// Without a halt cost, a window from idle entry spends at most 1/2^this of the credit. After
+/// a quiet stretch the credit is full and the price at its top, and windows of milliseconds on
+/// rare long periods spent what the next burst of short periods needed (nginx with 8
+/// connections at 2%: bursts of about 40 periods of 130 us found the price at 45-130 us and
+/// halted them). An eighth leaves most of a full credit for the burst. Below half the cap it
+/// stops shrinking: there the price keeps windows short anyway, and an eighth of a nearly
+/// empty credit cut the long windows that catch pgbench -S at 300 tx/s's long periods at 0.5%
+/// (2.55% to 2.35% caught, below 1.5x Linux's). Without the floor, a quarter gained no point on
+/// or above, a sixteenth one and lost one on traces recorded later. With a halt cost, where
+/// catches give credit back, an eighth or a thirty-second of it traded points (nginx with 8
+/// connections against nginx with 1 and redis with 50, net of a halt).
+const WINDOW_CREDIT_SHIFT: u32 = 3;
+
 /// The reserve at which the price is highest, in ceilings.
 const RESERVE_CEILINGS: u64 = 8;
 
@@ -175,6 +188,16 @@ impl Budget {
         if price_ns < max { price_ns } else { max }
     }
 
+    /// The longest window from idle entry, given `limit_ns` (the ceiling's and the credit's):
+    /// without a halt cost, at most an eighth of the credit, or of half the cap while the
+    /// credit is below that (`WINDOW_CREDIT_SHIFT`); with one, `limit_ns` itself.
+    pub const fn window_limit_ns(&self, limit_ns: u64) -> u64 {
+        // Half the cap is at least 0, so a debt needs no check of its own.
+        let half_cap = (self.cap_ns / 2) as i64;
+        let share = (if self.credit_ns > half_cap { self.credit_ns } else { half_cap }) as u64 >> WINDOW_CREDIT_SHIFT;
+        if self.halt_cost_ns > 0 || limit_ns < share { limit_ns } else { share }
+    }
+
     /// Earns the budget's share of `elapsed_ns`, up to the credit kept.
     pub fn earn(&mut self, elapsed_ns: u64) {
         // Beyond a horizon the cap is reached anyway; this bound keeps the product in 64 bits.
@@ -250,6 +273,21 @@ mod tests {
         assert_eq!(b.credit_ns(), 200_000, "earnings are kept up to 4 caps");
         b.spend(210_000, true);
         assert_eq!(b.credit_ns(), 0);
+    }
+
+    #[test]
+    fn a_window_from_idle_entry_leaves_most_of_the_credit_for_the_next_burst() {
+        let mut b = budget(20_000, 1_000_000_000); // 2%, a cap of 20 ms
+        b.earn(u64::MAX);
+        assert_eq!(b.credit_ns(), 80_000_000);
+        assert_eq!(b.window_limit_ns(4_000_000), 4_000_000, "a full credit's eighth is above the ceiling");
+        b.spend(56_000_000, false); // 24 ms left
+        assert_eq!(b.window_limit_ns(4_000_000), 3_000_000, "an eighth of the credit");
+        b.spend(20_000_000, false); // 4 ms left: below half the cap
+        assert_eq!(b.window_limit_ns(4_000_000), 1_250_000, "an eighth of half the cap");
+        assert_eq!(b.window_limit_ns(500_000), 500_000, "never above the limit given");
+        b.set_halt_cost_ns(50_000);
+        assert_eq!(b.window_limit_ns(4_000_000), 4_000_000, "with a halt cost, the limit given");
     }
 
     #[test]

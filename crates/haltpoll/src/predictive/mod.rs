@@ -226,17 +226,20 @@ impl Predictive {
     ///
     /// Two prices: the timer is weighed against the best window at the price
     /// ([`Predictive::price_ns`]), like with like, and a window that wins is then chosen at the
-    /// window price ([`Budget::window_price_ns`]). Scored at the lower price, the window lost to
-    /// timers that caught less; chosen at the higher one, it spent savings on long windows.
+    /// window price ([`Budget::window_price_ns`]); windows from idle entry, both times, within
+    /// the window limit ([`Budget::window_limit_ns`]). Scored at the lower price, the window lost to timers that
+    /// caught less; chosen at the higher one, it spent savings on long windows.
     fn plan(&self, limit: u64) -> Decision {
         let (base, halt) = (self.budget.price_ns(), self.budget.halt_cost_ns());
         let prediction = self.histograms.prediction();
+        // Windows from idle entry stay within their own limit; a timer's window, the credit's.
+        let window_limit = self.budget.window_limit_ns(limit);
         if !self.timer_first {
-            let poll = prediction.best_window(self.budget.window_price_ns(base, false) + halt, limit);
+            let poll = prediction.best_window(self.budget.window_price_ns(base, false) + halt, window_limit);
             return floored(&self.budget, window(poll.window_ns), limit);
         }
         let price = base + halt;
-        let poll = prediction.best_window(price, limit);
+        let poll = prediction.best_window(price, window_limit);
         let aim = self.periodic.aim();
         let wake = u64::from(if self.timer_wake_ns > 0 { self.timer_wake_ns } else { self.halt_wake_ns });
         if aim.window_ns <= limit && aim.start_ns >= wake + MIN_TIMER_HALT_NS {
@@ -249,7 +252,7 @@ impl Predictive {
             }
         }
         let window_price = self.budget.window_price_ns(base, true) + halt;
-        let poll = if window_price < price { prediction.best_window(window_price, limit) } else { poll };
+        let poll = if window_price < price { prediction.best_window(window_price, window_limit) } else { poll };
         floored(&self.budget, window(poll.window_ns), limit)
     }
 }
