@@ -58,8 +58,9 @@ const TIMER_MIN_NS: u64 = 1_000;
 /// ceiling above a 1 ms period, so after each timer that missed, the governor, its price at the
 /// top, polled the next periods whole from idle entry: on a quiet host 1.19-1.26x no polling's
 /// host CPU at 1 ms, and 1.08-1.11x Linux's on two think traces, against 1.06-1.11x and at most
-/// 1.04x with two (docs/measurements.md, "Fourth round"). The governor is told it as its ceiling, so
-/// it plans within it (a timer where no window reaches) rather than have its windows cut short.
+/// 1.04x with two (docs/measurements.md, "Fourth round"). The governor is told it as its
+/// ceiling, so it plans within it (a timer where no window reaches) rather than have its
+/// windows cut short.
 pub const POLL_HALT_COSTS: u64 = 2;
 
 /// The predictive governor's ceiling in the driver, ns: [`POLL_HALT_COSTS`] halts of

@@ -226,10 +226,10 @@ impl Budget {
     }
 
     /// The most credit kept, ns: [`EARNED_CAPS`] horizons' worth when all polling counts; with a
-    /// halt cost, [`SAVED_CAPS`] of them, earned or given back alike. Were earnings kept to one horizon
-    /// while catches' savings held the credit above it, they would be lost just when cheap
-    /// catches had paid for the polling, and the next stretch of longer periods would have to
-    /// be paid from the savings alone (memcached's periods around a 50 us halt: it halted there,
+    /// halt cost, [`SAVED_CAPS`] of them, earned or given back alike. Were earnings kept to one
+    /// horizon while catches' savings held the credit above it, they would be lost just when
+    /// cheap catches had paid for the polling, and the next stretch of longer periods would have
+    /// to be paid from the savings alone (memcached's periods around a 50 us halt: it halted there,
     /// yet its net polling over the whole trace came to -2% of the time, under a 5% budget).
     const fn limit_kept(&self) -> i64 {
         let cap = self.cap_ns as i64;

@@ -227,8 +227,9 @@ impl Predictive {
     /// Two prices: the timer is weighed against the best window at the price
     /// ([`Predictive::price_ns`]), like with like, and a window that wins is then chosen at the
     /// window price ([`Budget::window_price_ns`]); windows from idle entry, both times, within
-    /// the window limit ([`Budget::window_limit_ns`]). Scored at the lower price, the window lost to timers that
-    /// caught less; chosen at the higher one, it spent savings on long windows.
+    /// the window limit ([`Budget::window_limit_ns`]). Scored at the lower price, the window
+    /// lost to timers that caught less; chosen at the higher one, it spent savings on long
+    /// windows.
     fn plan(&self, limit: u64) -> Decision {
         let (base, halt) = (self.budget.price_ns(), self.budget.halt_cost_ns());
         let prediction = self.histograms.prediction();
