@@ -328,10 +328,16 @@ impl BurstPrice {
         if budget.halt_cost_ns() > 0 {
             return;
         }
-        let cheap = self.top_ns(budget) / STARVED_DIV;
-        if !caught && wakeup_ns <= cheap && budget.price_ns() < cheap {
-            self.cut = if self.cut < MAX_BURST_CUT { self.cut + 1 } else { MAX_BURST_CUT };
-        } else if budget.holds_caps(RECOVER_CAPS) {
+        // Catches (most periods) and a plentiful credit (the price at its top) skip working out
+        // the top and the price.
+        if !caught && !budget.is_plentiful() {
+            let cheap = self.top_ns(budget) / STARVED_DIV;
+            if wakeup_ns <= cheap && budget.price_ns() < cheap {
+                self.cut = if self.cut < MAX_BURST_CUT { self.cut + 1 } else { MAX_BURST_CUT };
+                return;
+            }
+        }
+        if budget.holds_caps(RECOVER_CAPS) {
             self.cut = self.cut.saturating_sub(1);
         }
     }
