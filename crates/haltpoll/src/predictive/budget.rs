@@ -322,23 +322,26 @@ impl BurstPrice {
         if price_ns < top { price_ns } else { top }
     }
 
+    /// Lowers the top a step if a halt of `wakeup_ns` lost a cheap catch for want of credit.
+    /// Apart, and never inlined: most periods are caught, and the idle path stays short.
+    #[inline(never)]
+    fn learn_halt(&mut self, budget: &Budget, wakeup_ns: u64) {
+        let cheap = self.top_ns(budget) / STARVED_DIV;
+        if wakeup_ns <= cheap && budget.price_ns() < cheap && self.cut < MAX_BURST_CUT {
+            self.cut += 1;
+        }
+    }
+
     /// Learns from a period that ended `wakeup_ns` after idle entry, caught or not, once the
     /// budget has been charged for it.
     pub fn learn(&mut self, budget: &Budget, wakeup_ns: u64, caught: bool) {
         if budget.halt_cost_ns() > 0 {
             return;
         }
-        // Catches (most periods) and a plentiful credit (the price at its top) skip working out
-        // the top and the price.
-        if !caught && !budget.is_plentiful() {
-            let cheap = self.top_ns(budget) / STARVED_DIV;
-            if wakeup_ns <= cheap && budget.price_ns() < cheap {
-                self.cut = if self.cut < MAX_BURST_CUT { self.cut + 1 } else { MAX_BURST_CUT };
-                return;
-            }
-        }
         if budget.holds_caps(RECOVER_CAPS) {
             self.cut = self.cut.saturating_sub(1);
+        } else if !caught && !budget.is_plentiful() {
+            self.learn_halt(budget, wakeup_ns);
         }
     }
 }
