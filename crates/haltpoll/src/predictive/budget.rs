@@ -327,7 +327,7 @@ impl BurstPrice {
     #[inline(never)]
     fn learn_halt(&mut self, budget: &Budget, wakeup_ns: u64) {
         let cheap = self.top_ns(budget) / STARVED_DIV;
-        if wakeup_ns <= cheap && budget.price_ns() < cheap && self.cut < MAX_BURST_CUT {
+        if wakeup_ns <= cheap && budget.price_ns() < cheap {
             self.cut += 1;
         }
     }
@@ -340,7 +340,7 @@ impl BurstPrice {
         }
         if budget.holds_caps(RECOVER_CAPS) {
             self.cut = self.cut.saturating_sub(1);
-        } else if !caught && !budget.is_plentiful() {
+        } else if !caught && self.cut < MAX_BURST_CUT && !budget.is_plentiful() {
             self.learn_halt(budget, wakeup_ns);
         }
     }
