@@ -269,21 +269,21 @@ impl Budget {
 }
 
 /// The most the burst price lowers the top price, in quarter octaves: 3 octaves, to an eighth.
-/// Deeper cuts (10 octaves) starved the long windows that catch pgbench -S at 300 tx/s's long
-/// periods at 0.5-1% (a big win lost) and redis with 50 clients' timers at 5%.
+/// 10 octaves cost redis with 50 clients at 5% with the timer 2.7 points; 2 and 2.5 octaves kept
+/// 3 of the later traces' points (at 10-20%) below Linux's frontier.
 const MAX_BURST_CUT: u8 = 12;
 
 /// A halt counts against the top price when the price had fallen below the top over this, and
 /// the period was no longer than the top over this: a catch the top price would have bought
-/// cheaply, lost because the credit had gone elsewhere. 2 cut too often (the bursty web trace's
-/// CPU 0 at 0.5% and nginx with 8 connections at 2% lost 2-4 points), 8 too seldom (nginx with
-/// 32 connections' CPU 0 at 1% gained 3 points instead of 6).
+/// cheaply, lost because the credit had gone elsewhere. 3 cut too often (the bursty web trace's
+/// CPU 0 at 0.5% lost a point), 6 too seldom (nginx with 32 connections' CPU 0 at 1% gained 3.7
+/// points instead of 5.7).
 const STARVED_DIV: u64 = 4;
 
 /// The top price recovers a step each period the credit holds this many caps: earnings pile up
 /// unspent, so the top is lower than polling needs. At one cap it recovered between the bursts
-/// of nginx with 8 connections and lost its gain; at the most kept (4) it never recovered on
-/// pgbench -S at 300 tx/s.
+/// of nginx with 8 connections and lost its gain; at 3 and 4 caps it recovered too seldom there
+/// (2% without a timer, 89.4% to 87.5%), and at 4 on pgbench -S at 300 tx/s (a big win lost).
 const RECOVER_CAPS: i64 = 2;
 
 /// What the top price is worth where the CPU idles in bursts: a cut of the top price in quarter
@@ -292,8 +292,8 @@ const RECOVER_CAPS: i64 = 2;
 /// The price follows the credit, with no idea that bursts come back: after a quiet stretch it is
 /// at its top and buys windows of a millisecond on rare long periods, and the next burst of short
 /// periods drains the credit and halts them at a price of 50-150 us (nginx with 32 connections'
-/// CPU 0 at 1%: 21 ms of windows timed out on periods of 0.5-4 ms, while 170 periods under
-/// 130 us halted). Every halt of a period the top price would have bought cheaply, while the
+/// CPU 0 at 1%: 21 ms of windows timed out on periods of 0.5-4 ms, while about 170 periods
+/// under 200 us halted). Every halt of a period the top price would have bought cheaply, while the
 /// price was far below it, lowers the top a quarter octave; every period with two caps of credit
 /// unspent raises it one. Without a halt cost only: with one, catches give the credit back and
 /// the windows that spend it are the ones that pay.
