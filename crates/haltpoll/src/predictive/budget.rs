@@ -204,8 +204,8 @@ impl Budget {
         if self.halt_cost_ns > 0 || limit_ns < share { limit_ns } else { share }
     }
 
-    /// The highest price the credit earned buys: [`MAX_PRICE_CEILINGS`] ceilings, at most the
-    /// cap over [`CAP_PER_PRICE`] ([`Budget::price_ns`] within the cap).
+    /// The highest price the credit earned buys: four ceilings (`MAX_PRICE_CEILINGS`), at most
+    /// the cap's eighth (`CAP_PER_PRICE`); [`Budget::price_ns`] within the cap.
     pub const fn top_price_ns(&self) -> u64 {
         let (max, earned_max) = (self.max_price_ns as u64, self.cap_ns / CAP_PER_PRICE);
         if max < earned_max { max } else { earned_max }
