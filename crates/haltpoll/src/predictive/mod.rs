@@ -50,7 +50,7 @@ pub use params::{
 
 use crate::driver::HALT;
 use crate::select::{Adjustment, Decision, IdleGovernor, LatencyReq, Outcome};
-use budget::Budget;
+use budget::{Budget, BurstPrice};
 use histogram::Histograms;
 use periodic::{MIN_TIMER_HALT_NS, Periodic};
 
@@ -66,6 +66,8 @@ pub struct Predictive {
     ceiling_ns: u32,
     timer_first: bool,
     budget: Budget,
+    /// The top price learnt from bursts the credit could not pay for ([`BurstPrice`]).
+    burst: BurstPrice,
     histograms: Histograms,
     periodic: Periodic,
     /// Moving average of the wake cost of a halt the caller reported (1/4 of each new one), ns.
@@ -125,6 +127,7 @@ impl Predictive {
             ceiling_ns: p.poll_ceiling_ns as u32,
             timer_first: p.timer_first,
             budget,
+            burst: BurstPrice::NONE,
             histograms: Histograms::new(),
             periodic: Periodic::new(),
             halt_wake_ns: 0,
@@ -155,12 +158,13 @@ impl Predictive {
         self.budget.earn(self.busy_ns.saturating_add(outcome.idle_ns));
         self.busy_ns = 0;
         self.budget.spend(outcome.poll_ns, outcome.caught);
+        let wakeup_ns = outcome.wakeup_ns();
+        self.burst.learn(&self.budget, wakeup_ns, outcome.caught);
         if !outcome.caught && outcome.halt_wake_ns > 0 {
             let (avg, new) =
                 (i64::from(self.halt_wake_ns), i64::from(u32::try_from(outcome.halt_wake_ns).unwrap_or(u32::MAX)));
             self.halt_wake_ns = (avg + (new - avg) / 4) as u32;
         }
-        let wakeup_ns = outcome.wakeup_ns();
         self.histograms.add(wakeup_ns);
         let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
         self.periodic.add(wakeup_ns, limit);
@@ -178,10 +182,10 @@ impl Predictive {
         self.budget.credit_ns()
     }
 
-    /// What a caught wakeup is worth now, in ns of polling: the budget's price, plus the halt
-    /// it saves.
+    /// What a caught wakeup is worth now, in ns of polling: the budget's price (at most the top
+    /// that bursts left, [`BurstPrice`]), plus the halt it saves.
     pub const fn price_ns(&self) -> u64 {
-        self.budget.price_ns() + self.budget.halt_cost_ns()
+        self.burst.price_ns(&self.budget, self.budget.price_ns()) + self.budget.halt_cost_ns()
     }
 
     /// What one halt costs now, ns ([`PredictiveParams::halt_cost_ns`]).
@@ -231,7 +235,8 @@ impl Predictive {
     /// lost to timers that caught less; chosen at the higher one, it spent savings on long
     /// windows.
     fn plan(&self, limit: u64) -> Decision {
-        let (base, halt) = (self.budget.price_ns(), self.budget.halt_cost_ns());
+        let base = self.burst.price_ns(&self.budget, self.budget.price_ns());
+        let halt = self.budget.halt_cost_ns();
         let prediction = self.histograms.prediction();
         // Windows from idle entry stay within their own limit; a timer's window, the credit's.
         let window_limit = self.budget.window_limit_ns(limit);
