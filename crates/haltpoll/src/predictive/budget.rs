@@ -73,9 +73,10 @@ const WINDOW_CAPS: i64 = 3;
 /// next stretch of periods just above a halt's cost needed: on a bursty redis at 0.5%, six
 /// windows timed out at 4 ms in its first second (22 ms, four seconds' earnings), and 975
 /// periods of 40-100 us halted in the next; on pipe bursts at 0.5%, 81 catches of 1.4 ms on
-/// average that Linux's best setting missed took 112 ms of polling. 24: 333 of 352 corpus points on or above as before, 533 of
-/// 576 on the traces recorded later (from 530); 16 and 20 fixed fewer, 32 and 48 lost
-/// the 99.9% rule on redis with 50 clients and pgbench -S closed-loop.
+/// average that Linux's best setting missed took 112 ms of polling. 24: 333 of 352 corpus
+/// points on or above as before, 533 of 576 on the traces recorded later (from 530); 16 and 20
+/// fixed fewer, 32 and 48 lost the 99.9% rule on redis with 50 clients and pgbench -S
+/// closed-loop.
 const NET_WINDOW_CREDIT_DIV: u64 = 24;
 
 /// Without a halt cost, a window from idle entry spends at most 1/2^this of the credit. After
@@ -189,9 +190,10 @@ impl Budget {
     /// while the credit is within `WINDOW_CAPS` (3) caps, at most the cap's eighth, and for a
     /// governor without a timer (`timer_first` false) at most its sixteenth once the credit is
     /// above the cap; beyond that, the price itself, or for a governor without a timer and with
-    /// a halt cost, at most the credit's [`NET_WINDOW_CREDIT_DIV`]th. Without a timer every catch is a window's,
-    /// so its savings go further at the lower price; with one (the cap's sixteenth there too),
-    /// pgbench -S closed-loop's timer-first points fell below Linux's frontier.
+    /// a halt cost, at most the credit over `NET_WINDOW_CREDIT_DIV` (24). Without a timer every
+    /// catch is a window's, so its savings go further at the lower price; with one (the cap's
+    /// sixteenth there too), pgbench -S closed-loop's timer-first points fell below Linux's
+    /// frontier.
     pub const fn window_price_ns(&self, price_ns: u64, timer_first: bool) -> u64 {
         let cap = self.cap_ns as i64;
         if !timer_first && self.halt_cost_ns > 0 && self.credit_ns > WINDOW_CAPS * cap {
