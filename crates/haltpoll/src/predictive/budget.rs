@@ -17,13 +17,11 @@
 //! The price is the soft control: what a caught wakeup is worth in ns of polling. The window
 //! chosen is the one with the most `price x catches - ns polled` ([`super::histogram`]), so a
 //! higher price polls more. The price follows the credit: an empty credit makes it 4 us (catch
-//! only what is nearly free; at a high budget, once the credit holds a little, what the budget
-//! earns in half a millisecond, for its credit comes back that fast), a credit of a full
-//! reserve 2^28 ns (poll whatever may catch something), exponentially in between. So polling
-//! settles where it spends what it earns, on the periods most likely to end soonest, as the
-//! clairvoyant bound spends it on the shortest. The reserve is a few ceilings' worth (or the
-//! cap, if smaller): enough for several of the longest windows in a row, little enough that the
-//! price reacts within a few periods.
+//! only what is nearly free), a credit of a full reserve 2^28 ns (poll whatever may catch
+//! something), exponentially in between. So polling settles where it spends what it earns, on the
+//! periods most likely to end soonest, as the clairvoyant bound spends it on the shortest. The
+//! reserve is a few ceilings' worth (or the cap, if smaller): enough for several of the longest
+//! windows in a row, little enough that the price reacts within a few periods.
 //!
 //! Without a halt cost, a saturated server idles in bursts, and the price that follows the
 //! credit is at its top in the quiet stretches between them (long windows on rare long periods)
@@ -40,28 +38,6 @@ const MAX_PRICE_SHIFT: u32 = 28;
 
 /// The highest price, in ceilings.
 const MAX_PRICE_CEILINGS: u64 = 4;
-
-/// Once the credit holds a sixteenth of the reserve ([`PRICE_FLOOR_RESERVE_DIV`]), a catch is
-/// worth at least what the budget earns in this long, ns (2^19, 524 us: at a 20% budget 105
-/// us, at 2% 10 us; below 0.8% the price's own bottom, 4 us, is higher). At a high budget the
-/// credit a burst of short periods drains comes back within milliseconds, yet the price,
-/// following the credit, fell to 33-65 us within the burst and halted its periods of 32-65 us:
-/// `pipe-bursts` at 20% without the timer halted 1,508 periods that Linux's fixed 400 us window
-/// catches. 2^18 fixed a quarter as much; 700 us and 2^20 made corpus points deeper.
-const PRICE_FLOOR_EARNING_NS: u64 = 1 << 19;
-
-/// The floor is at most this, ns (131 us): it is there for bursts of short periods; at 50-100%
-/// a floor of 262-524 us bought windows on longer ones (pgbench TPC-B at 2000 tx/s, the load
-/// generator's CPU, at 50% with the timer: 91.1% caught without this bound, 92.4% with it, 93.0%
-/// without a floor).
-const MAX_PRICE_FLOOR_NS: u64 = 1 << 17;
-
-/// The floor holds only while the credit is at least the reserve over this. Where the budget
-/// binds all the time, not only in bursts, the credit stays near empty, and a floor there spent
-/// it on windows that timed out and starved the next short periods (redis with a pipeline of 4,
-/// the load generator's CPU, at 20% without the timer: 50.9% caught without a floor, 35.7% with
-/// one everywhere, 43.6% with it from a sixteenth; a quarter fixed nothing, an eighth less).
-const PRICE_FLOOR_RESERVE_DIV: u64 = 16;
 
 /// With a halt cost, credit (earned, or given back by catches) is kept up to this many caps.
 const SAVED_CAPS: i64 = 64;
@@ -197,9 +173,8 @@ impl Budget {
     }
 
     /// The price, ns: 2^(12 + 16 x credit / reserve), interpolated linearly between powers of
-    /// two, at least what the budget earns in half a millisecond once the credit holds a little
-    /// (`Budget::price_floor_ns`), at most four ceilings, and at most an eighth of the cap
-    /// unless, with a halt cost, the credit is above it.
+    /// two, at most four ceilings, and at most an eighth of the cap unless, with a halt cost, the
+    /// credit is above it.
     pub const fn price_ns(&self) -> u64 {
         let range = MAX_PRICE_SHIFT - MIN_PRICE_SHIFT;
         // The fill in 1/256, by the reciprocal kept (credit < reserve here, so the product is
@@ -214,21 +189,7 @@ impl Budget {
         let (max, earned_max) = (self.max_price_ns as u64, self.cap_ns / CAP_PER_PRICE);
         let lifted = self.halt_cost_ns > 0 && self.credit_ns > self.cap_ns as i64;
         let max = if lifted || max < earned_max { max } else { earned_max };
-        let floor = self.price_floor_ns(credit);
-        let price = if price > floor { price } else { floor };
         if price < max { price } else { max }
-    }
-
-    /// The least a catch is worth with `credit_ns` of credit: what the budget earns in
-    /// [`PRICE_FLOOR_EARNING_NS`], at most [`MAX_PRICE_FLOOR_NS`], once the credit holds the
-    /// reserve over [`PRICE_FLOOR_RESERVE_DIV`]; 0 below that.
-    const fn price_floor_ns(&self, credit_ns: u64) -> u64 {
-        if credit_ns < self.reserve_ns / PRICE_FLOOR_RESERVE_DIV {
-            return 0;
-        }
-        // A division by a constant: a product and a shift.
-        let floor = self.ppm as u64 * PRICE_FLOOR_EARNING_NS / PPM as u64;
-        if floor < MAX_PRICE_FLOOR_NS { floor } else { MAX_PRICE_FLOOR_NS }
     }
 
     /// What a catch is worth to a window from idle entry, given the price ([`Budget::price_ns`]):
@@ -526,25 +487,6 @@ mod tests {
         assert_eq!(low.price_ns(), 4_000_000, "credit that catches gave back lifts it");
         b.spend(600_000, false);
         assert_eq!(b.price_ns(), 1 << 16, "at 1/4 of the reserve: 2^(12 + 16 x 1/4)");
-    }
-
-    #[test]
-    fn a_high_budget_keeps_a_floor_under_the_price() {
-        // 20% of 1 s with a 4 ms ceiling: a reserve of 32 ms; what 20% earns in 2^19 ns, 104.9 us.
-        let p = PredictiveParams { poll_budget_ppm: 200_000, poll_ceiling_ns: 4_000_000, ..PredictiveParams::DEFAULT };
-        let mut b = Budget::new(&p.validate().unwrap());
-        b.spend(u64::MAX, false);
-        assert_eq!(b.price_ns(), 1 << MIN_PRICE_SHIFT, "an empty credit: no floor");
-        b.earn(10_000_000); // 2 ms, a sixteenth of the reserve: 2^(12 + 16 / 16) on the curve
-        assert_eq!(b.price_ns(), 104_857, "from a sixteenth of the reserve on, the floor");
-        b.earn(40_000_000); // 10 ms: 2^(12 + 5) on the curve, above the floor
-        assert_eq!(b.price_ns(), 1 << 17);
-        // At 1% the floor (5.2 us) is barely above the curve's bottom (4 us); at 100%, its bound.
-        let full = Budget::new(&PredictiveParams { poll_budget_ppm: PPM, ..p }.validate().unwrap());
-        assert_eq!(full.price_floor_ns(full.reserve_ns), 1 << 17);
-        let low = Budget::new(&PredictiveParams { poll_budget_ppm: 10_000, ..p }.validate().unwrap());
-        assert_eq!(low.price_floor_ns(low.reserve_ns), 5_242);
-        assert_eq!(low.price_floor_ns(low.reserve_ns / 16 - 1), 0);
     }
 
     #[test]
