@@ -241,6 +241,7 @@ impl Predictive {
         // Windows from idle entry stay within their own limit; a timer's window, the credit's.
         let window_limit = self.budget.window_limit_ns(limit);
         if !self.timer_first {
+            let window_limit = self.budget.untimed_window_limit_ns(window_limit);
             let poll = prediction.best_window(self.budget.window_price_ns(base, false) + halt, window_limit);
             return floored(&self.budget, window(poll.window_ns), limit);
         }
