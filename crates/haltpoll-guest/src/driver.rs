@@ -364,9 +364,17 @@ impl IdleGovernor for Learning {
     }
 }
 
-/// The predictive governor's decision after `last`, a period of which no window up to the
-/// driver's ceiling (`ceiling_ns`) could have caught the wakeup: a poll from idle entry becomes
-/// a halt; a timer, a halt and a poll a latency requirement forces (`u64::MAX`) stay.
+/// How many of the driver's ceilings a period must outlast to be quiet
+/// ([`after_a_quiet_period`]). Two, not one: in a ping-pong a period is the partner's think time
+/// plus, when the partner halted, its wake-up, which on a loaded host reaches a ceiling of two
+/// halt costs; at one ceiling, 150 us think times lost 5-8 points without an IPI (a halt after
+/// such a period makes the partner's next period as long, and so on).
+const QUIET_CEILINGS: u64 = 2;
+
+/// The predictive governor's decision after `last`, a period of which no window up to
+/// [`QUIET_CEILINGS`] of the driver's ceilings (`ceiling_ns`) could have caught the wakeup: a
+/// poll from idle entry becomes a halt; a timer, a halt and a poll a latency requirement forces
+/// (`u64::MAX`) stay.
 ///
 /// Idle periods come in stretches: on bursty traces a quiet period (milliseconds) is mostly
 /// followed by another, while the governor's histogram, which has no order, still sees the
@@ -379,7 +387,11 @@ impl IdleGovernor for Learning {
 fn after_a_quiet_period(decision: Decision, last: &Outcome, ceiling_ns: u64) -> Decision {
     let period_ns = if last.caught { last.idle_ns } else { last.idle_ns.saturating_sub(last.halt_wake_ns) };
     match decision {
-        Decision::Poll { window_ns } if window_ns != u64::MAX && period_ns > ceiling_ns => Decision::Halt,
+        Decision::Poll { window_ns }
+            if window_ns != u64::MAX && period_ns > ceiling_ns.saturating_mul(QUIET_CEILINGS) =>
+        {
+            Decision::Halt
+        }
         decision => decision,
     }
 }
@@ -1204,7 +1216,7 @@ mod tests {
 
     #[test]
     fn after_a_period_no_window_could_catch_the_next_one_halts_then_polling_resumes() {
-        // Short periods the governor polls for, then one of 3 ms, beyond the driver's ceiling:
+        // Short periods the governor polls for, then one of 3 ms, beyond two driver's ceilings:
         // the next period (short again) halts instead of polling from idle entry, and once that
         // short period is learnt, polling resumes and catches.
         let (mut cpu, mut driver, me, mut counters) =
@@ -1223,11 +1235,11 @@ mod tests {
     fn a_quiet_period_keeps_timers_forced_polls_and_halts() {
         let quiet = Outcome { idle_ns: 900_000, halt_wake_ns: 100_000, ..Outcome::default() };
         let poll = Decision::Poll { window_ns: 50_000 };
-        assert_eq!(after_a_quiet_period(poll, &quiet, 700_000), Decision::Halt);
+        assert_eq!(after_a_quiet_period(poll, &quiet, 350_000), Decision::Halt);
         // Its own wake-up is not idle time a window could have caught.
-        assert_eq!(after_a_quiet_period(poll, &quiet, 800_000), poll);
+        assert_eq!(after_a_quiet_period(poll, &quiet, 400_000), poll);
         let caught = Outcome { caught: true, ..quiet };
-        assert_eq!(after_a_quiet_period(poll, &caught, 800_000), Decision::Halt);
+        assert_eq!(after_a_quiet_period(poll, &caught, 400_000), Decision::Halt);
         for kept in [
             Decision::Poll { window_ns: u64::MAX },
             Decision::TimerThenPoll { timer_ns: 1, window_ns: 2 },
