@@ -367,8 +367,7 @@ impl IdleGovernor for Learning {
 /// How many of the driver's ceilings a period must outlast to be quiet
 /// ([`after_a_quiet_period`]). Two, not one: in a ping-pong a period is the partner's think time
 /// plus, when the partner halted, its wake-up, which on a loaded host reaches a ceiling of two
-/// halt costs; at one ceiling, 150 us think times lost 5-8 points without an IPI (a halt after
-/// such a period makes the partner's next period as long, and so on).
+/// halt costs; such a period says nothing about the workload going quiet.
 const QUIET_CEILINGS: u64 = 2;
 
 /// The predictive governor's decision after `last`, a period of which no window up to
