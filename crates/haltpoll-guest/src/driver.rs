@@ -294,7 +294,8 @@ fn halt_entry_ns<C: Cpu>(cpu: &mut C, clock: Counter) -> u64 {
 /// in Linux (a few ns: it learns from halts only).
 ///
 /// It also gives the predictive governor the driver's ceiling, [`POLL_HALT_COSTS`] halt costs,
-/// where that is below its parameters' ceiling, each time it is told the halt's cost.
+/// where that is below its parameters' ceiling, each time it is told the halt's cost, and
+/// turns its polls from idle entry after a quiet period into halts ([`after_a_quiet_period`]).
 #[derive(Clone, Copy, Debug)]
 struct Learning {
     governor: AnyGovernor,
