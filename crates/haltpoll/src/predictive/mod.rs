@@ -185,7 +185,12 @@ impl Predictive {
     /// What a caught wakeup is worth now, in ns of polling: the budget's price (at most the top
     /// that bursts left, [`BurstPrice`]), plus the halt it saves.
     pub const fn price_ns(&self) -> u64 {
-        self.burst.price_ns(&self.budget, self.budget.price_ns()) + self.budget.halt_cost_ns()
+        self.budget_price_ns() + self.budget.halt_cost_ns()
+    }
+
+    /// The budget's price, at most the top that bursts left ([`BurstPrice`]).
+    const fn budget_price_ns(&self) -> u64 {
+        self.burst.price_ns(&self.budget, self.budget.price_ns())
     }
 
     /// What one halt costs now, ns ([`PredictiveParams::halt_cost_ns`]).
@@ -235,8 +240,7 @@ impl Predictive {
     /// lost to timers that caught less; chosen at the higher one, it spent savings on long
     /// windows.
     fn plan(&self, limit: u64) -> Decision {
-        let base = self.burst.price_ns(&self.budget, self.budget.price_ns());
-        let halt = self.budget.halt_cost_ns();
+        let (base, halt) = (self.budget_price_ns(), self.budget.halt_cost_ns());
         let prediction = self.histograms.prediction();
         // Windows from idle entry stay within their own limit; a timer's window, the credit's.
         let window_limit = self.budget.window_limit_ns(limit);
