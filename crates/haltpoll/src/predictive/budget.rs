@@ -197,9 +197,8 @@ impl Budget {
         let price = ((1u64 << whole) * (256 + frac)) >> 8;
         // Credit earned buys catches at an eighth of the cap at most; only credit beyond the
         // cap with a halt cost, which catches gave back, buys the top price.
-        let (max, earned_max) = (self.max_price_ns as u64, self.cap_ns / CAP_PER_PRICE);
         let lifted = self.halt_cost_ns > 0 && self.credit_ns > self.cap_ns as i64;
-        let max = if lifted || max < earned_max { max } else { earned_max };
+        let max = if lifted { self.max_price_ns as u64 } else { self.top_price_ns() };
         if price < max { price } else { max }
     }
 
@@ -253,7 +252,8 @@ impl Budget {
     }
 
     /// The highest price the credit earned buys: four ceilings (`MAX_PRICE_CEILINGS`), at most
-    /// the cap's eighth (`CAP_PER_PRICE`); [`Budget::price_ns`] within the cap.
+    /// the cap's eighth (`CAP_PER_PRICE`); [`Budget::price_ns`]'s top, but where, with a halt
+    /// cost, credit beyond the cap lifts it to the four ceilings.
     pub const fn top_price_ns(&self) -> u64 {
         let (max, earned_max) = (self.max_price_ns as u64, self.cap_ns / CAP_PER_PRICE);
         if max < earned_max { max } else { earned_max }
