@@ -103,8 +103,8 @@ impl Periodic {
 }
 
 impl Aim {
-    /// The catch rate a decision counts on, in 1/1024: the recent rate, at most
-    /// [`TRUSTED_RATE`]. A perfectly regular wakeup loses little by it (a timer costs a short
+    /// The catch rate a decision counts on, in 1/1024: the recent rate, at most 15 in 16
+    /// (960). A perfectly regular wakeup loses little by it (a timer costs a short
     /// window against a window from idle entry that costs the whole period), and a window from
     /// idle entry has to catch more than 15 in 16 of the periods to win over the timer.
     pub const fn trusted_rate(&self) -> u32 {
