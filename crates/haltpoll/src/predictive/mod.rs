@@ -269,14 +269,16 @@ impl Predictive {
     }
 }
 
-/// How many ceilings a period must outlast to be quiet ([`after_a_quiet_period`]). Two, not
+/// How many ceilings a period must outlast to be quiet (the quiet-period rule of
+/// [`Predictive::reflect`]'s plan: [`QUIET_RULE_HALT_COSTS`]). Two, not
 /// one: in a ping-pong a period is the partner's think time plus, when the partner halted, its
 /// wake-up, which on a loaded host reaches a guest's ceiling of two halt costs; such a period
 /// says nothing about the workload going quiet.
 pub const QUIET_CEILINGS: u64 = 2;
 
-/// The quiet-period rule ([`after_a_quiet_period`]) holds where the ceiling is at most this
-/// many halt costs (as a guest that measures its halts sets it): a poll to the ceiling then
+/// After a period longer than [`QUIET_CEILINGS`] ceilings, a poll from idle entry shrinks to
+/// the ski-rental floor ([`SKI_RENTAL_FLOOR_DIV`]), where the ceiling is at most this many
+/// halt costs (as a guest that measures its halts sets it): a poll to the ceiling then
 /// costs no more than a couple of halts, and a period past two ceilings is one no poll
 /// reaches. With a ceiling of many halt costs (4 ms and 50 us offline) a quiet period is 8 ms
 /// or more, and the periods after it on `pgbench-select-300` are ones a long window catches
