@@ -168,8 +168,18 @@ impl Predictive {
         self.histograms.add(wakeup_ns);
         let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
         self.periodic.add(wakeup_ns, limit);
-        let planned = self.plan(limit);
-        self.next = Planned::of(after_a_quiet_period(&self.budget, planned, wakeup_ns, self.ceiling_ns(), limit));
+        self.next = Planned::of(self.plan(limit));
+        // Most periods are not quiet, and without a halt cost none is: the rule is a branch
+        // then (inlined whole, it cost select + reflect 1-2 ns).
+        if self.budget.halt_cost_ns() > 0 && wakeup_ns > u64::from(self.ceiling_ns).saturating_mul(QUIET_CEILINGS) {
+            self.next = Planned::of(after_a_quiet_period(
+                &self.budget,
+                self.next.decision(),
+                wakeup_ns,
+                self.ceiling_ns(),
+                limit,
+            ));
+        }
     }
 
     /// What the next select will return (without a latency requirement).
@@ -299,6 +309,7 @@ pub const QUIET_RULE_HALT_COSTS: u64 = 2;
 /// (36.9 ms ended in a halt anyway), against 10 ms of timed-out polling in all for Linux's
 /// governor, whose window shrinks after a long halt. A timer still aims at a wakeup expected
 /// after a long period (1 ms think times).
+#[cold]
 const fn after_a_quiet_period(
     budget: &Budget,
     decision: Decision,
