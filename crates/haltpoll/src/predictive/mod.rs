@@ -266,9 +266,10 @@ impl Predictive {
         let wake = u64::from(if self.timer_wake_ns > 0 { self.timer_wake_ns } else { self.halt_wake_ns });
         if aim.window_ns <= limit && aim.start_ns >= wake + MIN_TIMER_HALT_NS {
             // On the histogram's scale (counts x 256): price x expected catches - expected ns
-            // polled, about half the window whether it catches or not.
+            // polled, about half the window whether it catches or not; catches at the rate a
+            // decision can trust, since a timer is chosen just when its rate is at its highest.
             let n = i64::from(prediction.total()) << 8;
-            let score = price as i64 * ((n * i64::from(aim.catch_rate)) >> 10) - n * (aim.window_ns / 2) as i64;
+            let score = price as i64 * ((n * i64::from(aim.trusted_rate())) >> 10) - n * (aim.window_ns / 2) as i64;
             if score > poll.score {
                 return Decision::TimerThenPoll { timer_ns: aim.start_ns - wake, window_ns: aim.window_ns };
             }
@@ -473,6 +474,20 @@ mod tests {
         if let Decision::TimerThenPoll { timer_ns, .. } = tail[tail.len() - 1].0 {
             assert!(timer_ns < 600_000 - 20_000, "the timer fires a wake cost early: {timer_ns}");
         }
+    }
+
+    #[test]
+    fn a_window_from_idle_entry_wins_over_a_timer_whose_rate_only_seems_higher() {
+        // 38-43 us periods, a late one (70 us) in 32, 20% of the time: a window from idle entry
+        // affords them all. A timer's window around 40 us misses every late one, and while the
+        // late ones are rare its recent rate reads 97-100%.
+        let mut gov = Predictive::new(params(200_000, 1_000_000));
+        let late = |i: u64| if i % 32 == 31 { 70_000 } else { 38_000 + (i * 7_919) % 5_000 };
+        let out = run(&mut gov, (0..4_000u64).map(|i| (35_000, late(i))), 0);
+        let tail = &out[2_000..];
+        let timed = tail.iter().filter(|(d, _)| matches!(d, Decision::TimerThenPoll { .. })).count();
+        let caught = tail.iter().filter(|(_, c)| *c).count();
+        assert!(timed * 100 <= tail.len() && caught * 100 >= 99 * tail.len(), "{timed} timers, {caught} caught");
     }
 
     #[test]
