@@ -169,17 +169,6 @@ impl Predictive {
         let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
         self.periodic.add(wakeup_ns, limit);
         self.next = Planned::of(self.plan(limit));
-        // Most periods are not quiet, and without a halt cost none is: the rule is a branch
-        // then (inlined whole, it cost select + reflect 1-2 ns).
-        if self.budget.halt_cost_ns() > 0 && wakeup_ns > u64::from(self.ceiling_ns).saturating_mul(QUIET_CEILINGS) {
-            self.next = Planned::of(after_a_quiet_period(
-                &self.budget,
-                self.next.decision(),
-                wakeup_ns,
-                self.ceiling_ns(),
-                limit,
-            ));
-        }
     }
 
     /// What the next select will return (without a latency requirement).
@@ -277,54 +266,6 @@ impl Predictive {
         let window_price = self.budget.window_price_ns(base, true) + halt;
         let poll = if window_price < price { prediction.best_window(window_price, window_limit) } else { poll };
         floored(&self.budget, window(poll.window_ns), limit)
-    }
-}
-
-/// How many ceilings a period must outlast to be quiet (the quiet-period rule of
-/// [`Predictive::reflect`]'s plan: [`QUIET_RULE_HALT_COSTS`]). Two, not
-/// one: in a ping-pong a period is the partner's think time plus, when the partner halted, its
-/// wake-up, which on a loaded host reaches a guest's ceiling of two halt costs; such a period
-/// says nothing about the workload going quiet.
-pub const QUIET_CEILINGS: u64 = 2;
-
-/// After a period longer than [`QUIET_CEILINGS`] ceilings, a poll from idle entry shrinks to
-/// the ski-rental floor ([`SKI_RENTAL_FLOOR_DIV`]), where the ceiling is at most this many
-/// halt costs (as a guest that measures its halts sets it): a poll to the ceiling then
-/// costs no more than a couple of halts, and a period past two ceilings is one no poll
-/// reaches. With a ceiling of many halt costs (4 ms and 50 us offline) a quiet period is 8 ms
-/// or more, and the periods after it on `pgbench-select-300` are ones a long window catches
-/// (docs/predictive.md, "The quiet-period rule in the governor").
-pub const QUIET_RULE_HALT_COSTS: u64 = 2;
-
-/// `decision`, planned after a period of `wakeup_ns` (its wake-up taken off): where the
-/// ceiling is at most [`QUIET_RULE_HALT_COSTS`] halt costs and no window up to
-/// [`QUIET_CEILINGS`] ceilings could have caught that period's wakeup, a poll from idle entry
-/// shrinks to the ski-rental floor, or to a halt where the credit cannot afford that
-/// ([`floored`]: the worst-case guarantee holds); a timer and a halt stay.
-///
-/// Idle periods come in stretches: on bursty traces a quiet period (milliseconds) is mostly
-/// followed by another, while the histograms, whose unconditioned row has no order, still see
-/// the bursts' short periods and plan a window. Over the share of
-/// `traces/unseen/nginx-wrk-bursty` a live guest takes (817 periods; a 400 us ceiling and a
-/// 200 us halt cost), its polls after a period over 1 ms took 40.6 ms and caught 33 wakeups
-/// (36.9 ms ended in a halt anyway), against 10 ms of timed-out polling in all for Linux's
-/// governor, whose window shrinks after a long halt. A timer still aims at a wakeup expected
-/// after a long period (1 ms think times).
-#[cold]
-const fn after_a_quiet_period(
-    budget: &Budget,
-    decision: Decision,
-    wakeup_ns: u64,
-    ceiling_ns: u64,
-    limit: u64,
-) -> Decision {
-    let halt = budget.halt_cost_ns();
-    let costly = halt > 0 && ceiling_ns <= halt.saturating_mul(QUIET_RULE_HALT_COSTS);
-    let quiet = wakeup_ns > ceiling_ns.saturating_mul(QUIET_CEILINGS);
-    if costly && quiet && matches!(decision, Decision::Poll { .. }) {
-        floored(budget, Decision::Halt, limit)
-    } else {
-        decision
     }
 }
 
@@ -545,46 +486,6 @@ mod tests {
         assert_eq!((gov.halt_cost_ns(), gov.price_ns()), (60_000, before + 60_000));
         let paid = run(&mut gov, periods(), 0)[2_000..].iter().filter(|(_, c)| *c).count();
         assert!(free < 500 && paid > 990, "caught {free}, then {paid} of 1000");
-    }
-
-    #[test]
-    fn a_quiet_period_shrinks_a_poll_to_the_floor_and_keeps_timers_and_halts() {
-        let mut gov = Predictive::new(params(PPM, 200_000));
-        gov.set_halt_cost_ns(100_000);
-        let (budget, poll, limit) = (&gov.budget, Decision::Poll { window_ns: 150_000 }, 200_000);
-        let floor = Decision::Poll { window_ns: 50_000 };
-        assert_eq!(after_a_quiet_period(budget, poll, 400_001, 200_000, limit), floor);
-        assert_eq!(after_a_quiet_period(budget, poll, 400_000, 200_000, limit), poll);
-        // Where the floor is beyond the limit (the credit), a halt.
-        assert_eq!(after_a_quiet_period(budget, poll, 400_001, 200_000, 40_000), Decision::Halt);
-        // A ceiling of more than two halt costs: the rule does not hold.
-        assert_eq!(after_a_quiet_period(budget, poll, 1_000_000, 200_001, limit), poll);
-        for kept in [Decision::TimerThenPoll { timer_ns: 1, window_ns: 2 }, Decision::Halt] {
-            assert_eq!(after_a_quiet_period(budget, kept, 400_001, 200_000, limit), kept);
-        }
-        // Without a halt cost, never.
-        let free = Predictive::new(params(PPM, 200_000));
-        assert_eq!(after_a_quiet_period(&free.budget, poll, 1_000_000, 200_000, limit), poll);
-    }
-
-    #[test]
-    fn after_a_quiet_period_it_polls_the_floor_then_as_before() {
-        // 60 us periods it polls for, with a ceiling of two halt costs, then one beyond two
-        // ceilings: the next poll is the floor (half a halt cost), then as before.
-        let mut gov = Predictive::new(params(PPM, 200_000));
-        gov.set_halt_cost_ns(100_000);
-        run(&mut gov, (0..300).map(|_| (5_000, 60_000)), 60_000);
-        let before = gov.planned();
-        assert!(matches!(before, Decision::Poll { window_ns } if window_ns >= 60_000), "{before:?}");
-        // Its own wake-up is not idle time a window could have caught.
-        run(&mut gov, [(5_000, 400_000)], 60_000);
-        assert!(matches!(gov.planned(), Decision::Poll { window_ns } if window_ns >= 60_000));
-        run(&mut gov, [(5_000, 400_001)], 60_000);
-        assert_eq!(gov.planned(), Decision::Poll { window_ns: 50_000 });
-        // A latency requirement still forces a poll.
-        assert_eq!(gov.select(0, 0), Decision::Poll { window_ns: u64::MAX });
-        run(&mut gov, [(5_000, 60_000)], 60_000);
-        assert!(matches!(gov.planned(), Decision::Poll { window_ns } if window_ns >= 60_000));
     }
 
     #[test]
