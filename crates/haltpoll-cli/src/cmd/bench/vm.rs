@@ -80,6 +80,19 @@ impl Variant {
         matches!(self, Variant::GuestHaltpoll | Variant::GuestHaltpollPollAndHalt | Variant::OvercommitForced)
     }
 
+    /// Its round trip without think time, for sizing its runs: the variants that poll in the
+    /// guest see a message in well under a microsecond (when they halt instead, at think times
+    /// past their windows, the think time dominates the round trip anyway); the others take an
+    /// exit and an IPI.
+    fn sizing_round_trip_ns(self) -> u64 {
+        match self {
+            Variant::Busy | Variant::GuestHaltpoll | Variant::GuestHaltpollPollAndHalt | Variant::GuestPredictive => {
+                POLLING_ROUND_TRIP_NS
+            }
+            _ => SLOWEST_ROUND_TRIP_NS,
+        }
+    }
+
     /// Whether its wakers use the wake flags (and can skip IPIs).
     pub fn uses_wake_flags(self) -> bool {
         self.is_guest_haltpoll() || matches!(self, Variant::OvercommitGated | Variant::GuestPredictive)
@@ -88,7 +101,7 @@ impl Variant {
     fn options(self, setup: &Setup, think_ns: u64) -> RunOptions {
         let base = RunOptions {
             vcpus: 2,
-            round_trips: setup.round_trips(think_ns),
+            round_trips: setup.round_trips(think_ns, self),
             think_ns,
             think_trace_ns: setup.think_trace.as_ref().map_or_else(Vec::new, |t| t.think_ns.clone()),
             warmup_round_trips: setup.warmup,
@@ -159,11 +172,12 @@ pub struct VmArgs {
     /// medians. 1 to 10000.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub repetitions: u32,
-    /// Round trips per pair in every run (default: enough for about --cell-time of the
-    /// slowest variant, between 200 and 20000).
+    /// Round trips per pair in every run (default: enough for about --cell-time of each
+    /// variant, between 200 and 200000; from a think trace, of the slowest variant, at most
+    /// 20000).
     #[arg(long, value_name = "N")]
     pub round_trips: Option<u64>,
-    /// How long a run of the slowest variant should take when --round-trips is not given.
+    /// How long a run should take when --round-trips is not given.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "300ms")]
     pub cell_time: Duration,
     /// Round trips without think time before the measured ones, in every run (the guest's
@@ -213,6 +227,13 @@ struct Setup {
 /// about 105 us), for sizing runs.
 const SLOWEST_ROUND_TRIP_NS: u64 = 120_000;
 
+/// The round trip without think time of a variant that polls in the guest, for sizing its
+/// runs: 0.25-0.75 us on this kind of machine, so 2 us leaves room for a loaded host. Sized by
+/// the slowest variant instead, a think-0 run of such a variant lasted under a millisecond, and
+/// a host interrupt or a preemption in it moved its host CPU per message by up to 25%
+/// (docs/measurements.md, "Eighth round").
+const POLLING_ROUND_TRIP_NS: u64 = 2_000;
+
 impl Setup {
     fn new(args: &VmArgs) -> Result<Setup> {
         let params = args.governors.valid_linux()?;
@@ -252,7 +273,7 @@ impl Setup {
         })
     }
 
-    fn round_trips(&self, think_ns: u64) -> u64 {
+    fn round_trips(&self, think_ns: u64, variant: Variant) -> u64 {
         self.round_trips.unwrap_or_else(|| match &self.think_trace {
             // The trace's periods from its start, until they fill the cell time.
             Some(trace) => {
@@ -264,8 +285,8 @@ impl Setup {
                 (fill.count() as u64).clamp(200, 20_000)
             }
             None => {
-                let per = SLOWEST_ROUND_TRIP_NS + 2 * think_ns;
-                (self.cell_time_ns / per).clamp(200, 20_000)
+                let per = variant.sizing_round_trip_ns() + 2 * think_ns;
+                (self.cell_time_ns / per).clamp(200, 200_000)
             }
         })
     }
@@ -639,6 +660,36 @@ fn write_csv(out: &mut dyn Write, runs: &[Measurement]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn setup(args: &[&str]) -> Setup {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            vm: VmArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(std::iter::once("bench-vm").chain(args.iter().copied()))
+            .expect("the arguments parse");
+        Setup::new(&cli.vm).expect("a valid setup")
+    }
+
+    #[test]
+    fn runs_are_sized_by_each_variants_own_round_trip() {
+        let s = setup(&[]);
+        // At think 0 the polling variants fill the cell time at a 2 us round trip, up to the
+        // upper bound; no polling at its exit-and-IPI round trip.
+        assert_eq!(s.round_trips(0, Variant::GuestPredictive), 150_000);
+        assert_eq!(s.round_trips(0, Variant::GuestHaltpoll), 150_000);
+        assert_eq!(s.round_trips(0, Variant::NoPolling), 2_500);
+        assert_eq!(s.round_trips(0, Variant::OvercommitForced), 2_500);
+        assert_eq!(setup(&["--cell-time", "1s"]).round_trips(0, Variant::Busy), 200_000);
+        // Past a few hundred us the think time sizes every variant alike.
+        assert_eq!(s.round_trips(1_000_000, Variant::GuestPredictive), 200);
+        assert_eq!(s.round_trips(1_000_000, Variant::NoPolling), 200);
+        // --round-trips is every variant's.
+        let fixed = setup(&["--round-trips", "900"]);
+        assert_eq!(fixed.round_trips(0, Variant::GuestPredictive), 900);
+        assert_eq!(fixed.round_trips(0, Variant::NoPolling), 900);
+    }
 
     #[test]
     fn the_wake_costs_note_names_what_each_vcpu_measured() {
