@@ -48,3 +48,49 @@ fn linux_select_reflect(bencher: Bencher) {
         period(&mut gov, black_box(PERIODS[i]))
     });
 }
+
+/// Think 0 live (`bench vm`, a message every ~0.3 us): periods of 200-600 ns, with one of
+/// 0.2-5 ms every couple of thousand, as the guest driver sees them.
+fn think0_periods() -> Vec<u64> {
+    const LONG: [u64; 5] = [200_000, 700_000, 1_500_000, 3_000_000, 5_000_000];
+    (0..10_000u64)
+        .map(|i| if i % 2_000 == 1_999 { LONG[(i / 2_000) as usize % LONG.len()] } else { 200 + (i * 7_919) % 401 })
+        .collect()
+}
+
+/// One think-0 period through `gov`: little busy time between, halts of about 120 us.
+fn think0_period(gov: &mut impl IdleGovernor, d: u64) -> haltpoll::Adjustment {
+    let decision = gov.select(black_box(LATENCY_ANY), black_box(300));
+    let w = decision.window_ns();
+    let caught = matches!(decision, haltpoll::Decision::Poll { .. }) && d <= w;
+    gov.reflect(&Outcome { idle_ns: d, poll_ns: w.min(d), caught, halt_wake_ns: 2_000, ..Outcome::default() })
+}
+
+/// `gov` through the think-0 periods, warmed up on them, one period per iteration.
+fn bench_think0(bencher: Bencher, mut gov: impl IdleGovernor) {
+    let periods = think0_periods();
+    for &d in &periods {
+        think0_period(&mut gov, d);
+    }
+    let mut i = 0;
+    bencher.bench_local(|| {
+        i = (i + 1) % periods.len();
+        think0_period(&mut gov, black_box(periods[i]))
+    });
+}
+
+/// The predictive governor at think 0, as the guest driver sets it: a measured halt cost of
+/// 120 us, and a ceiling of two halt costs.
+#[divan::bench]
+fn predictive_think0(bencher: Bencher) {
+    let mut gov = Predictive::new(ValidPredictiveParams::DEFAULT);
+    gov.set_halt_cost_ns(120_000);
+    gov.set_ceiling_ns(240_000);
+    bench_think0(bencher, gov);
+}
+
+/// Linux's governor through the same seam and the same periods.
+#[divan::bench]
+fn linux_think0(bencher: Bencher) {
+    bench_think0(bencher, Governor::new(ValidParams::DEFAULT));
+}

@@ -172,6 +172,27 @@ impl Budget {
         if self.credit_ns > 0 { self.credit_ns as u64 } else { 0 }
     }
 
+    /// Whether, with a halt cost, the credit is far enough above the cap that every price and
+    /// limit the plan reads from the budget is at its top, and stays there while this holds,
+    /// whatever the credit (with `limit_ns`, which the caller checks is the ceiling): as at
+    /// think 0, where catches that save more than they poll hold the credit near its top. Each
+    /// condition is one of the budget's branches:
+    /// - the price ([`Budget::price_ns`]): at least the reserve fills it (2^28), and above the
+    ///   cap with a halt cost the top is `max_price_ns`, so it is `max_price_ns`;
+    /// - the window price ([`Budget::window_price_ns`]): above [`WINDOW_CAPS`] caps it is the
+    ///   price, or without a timer at most the credit's [`NET_WINDOW_CREDIT_DIV`]th, which is
+    ///   above the price once the credit is that many top prices;
+    /// - the window limits ([`Budget::window_limit_ns`], [`Budget::untimed_window_limit_ns`])
+    ///   and the burst price ([`BurstPrice`]) change nothing with a halt cost; the ski-rental
+    ///   floor's [`Budget::is_plentiful`] holds.
+    pub const fn prices_at_top(&self, timer_first: bool) -> bool {
+        let credit = self.credit_ns;
+        self.halt_cost_ns > 0
+            && credit > WINDOW_CAPS * self.cap_ns as i64
+            && credit >= self.reserve_ns as i64
+            && (timer_first || credit >= NET_WINDOW_CREDIT_DIV as i64 * self.max_price_ns as i64)
+    }
+
     /// Whether the credit is at least the reserve: the budget does not bind now.
     pub const fn is_plentiful(&self) -> bool {
         self.credit_ns >= self.reserve_ns as i64

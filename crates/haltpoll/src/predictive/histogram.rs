@@ -83,6 +83,17 @@ impl Histograms {
         self.prev = k as u8;
     }
 
+    /// Whether adding a period in bucket `k` changes the next prediction's counts only by
+    /// adding the same (`4 x WEIGHT`) to bucket `k`'s and to the total: `k` is the last period's
+    /// bucket too, so the row that predicts next is the row it goes into; neither that row nor
+    /// all of them halves; and the row is not thin before (it holds at least
+    /// [`MIN_ROW_TOTAL`] in bucket `k` alone) nor after, so the blend stays the same.
+    pub fn grows_only(&self, k: usize) -> bool {
+        const HALVES: u8 = u8::MAX - WEIGHT;
+        let n = self.rows[self.prev as usize][k];
+        k == self.prev as usize && u32::from(n) >= MIN_ROW_TOTAL && n <= HALVES && self.all[k] <= HALVES
+    }
+
     /// The counts that predict the next period: those that followed the last period's bucket,
     /// weighted 3 to 1 against all of them (which keeps a bucket the row has not seen yet
     /// possible), or all of them alone while that row is thin; plus a small prior (1/64 of a
@@ -321,6 +332,27 @@ mod tests {
             for ns in periods {
                 h.add(ns);
                 proptest::prop_assert_eq!(u32::from(h.all_total), total(&h.all));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_period_that_grows_only_its_bucket_adds_to_that_count_and_the_total(
+            periods in proptest::collection::vec(proptest::prop_oneof![0u64..8_192, 0u64..1 << 24], 1..600),
+        ) {
+            let mut h = Histograms::new();
+            for ns in periods {
+                let k = bucket(ns);
+                let (before, total) = (h.prediction().counts(), h.prediction().total());
+                let grows = h.grows_only(k);
+                h.add(ns);
+                if grows {
+                    let mut expected = before;
+                    expected[k] += 4 * u16::from(WEIGHT);
+                    proptest::prop_assert_eq!(h.prediction().counts(), expected);
+                    proptest::prop_assert_eq!(h.prediction().total(), total + 4 * u32::from(WEIGHT));
+                }
             }
         }
     }

@@ -51,8 +51,8 @@ pub use params::{
 use crate::driver::HALT;
 use crate::select::{Adjustment, Decision, IdleGovernor, LatencyReq, Outcome};
 use budget::{Budget, BurstPrice};
-use histogram::Histograms;
-use periodic::{MIN_TIMER_HALT_NS, Periodic};
+use histogram::{Histograms, bucket};
+use periodic::{Aim, MIN_TIMER_HALT_NS, Periodic};
 
 /// The ski-rental floor: with a halt cost `H`, a poll from idle entry lasts at least
 /// `H / SKI_RENTAL_FLOOR_DIV` when the credit allows (lambda = 1/2 in Purohit, Svitkina and
@@ -78,6 +78,10 @@ pub struct Predictive {
     /// What the next select returns (unless a latency requirement forces a poll): planned when
     /// the last period was reflected, so that select costs next to nothing.
     next: Planned,
+    /// Whether the plan was made with the prices at their top ([`Predictive::prices_at_top`])
+    /// at the halt cost and ceiling there are now (the setters clear it when they change
+    /// either): then it may stand ([`Predictive::keeps_plan`]).
+    at_top: bool,
     /// Busy time select was given since the last reflect, ns: earned there with the idle time.
     busy_ns: u64,
 }
@@ -134,6 +138,7 @@ impl Predictive {
             timer_wake_ns: 0,
             // Nothing learnt: halt, or poll the floor while the budget does not bind.
             next: Planned::of(floored(&budget, Decision::Halt, limit)),
+            at_top: false,
             busy_ns: 0,
         }
     }
@@ -165,10 +170,77 @@ impl Predictive {
                 (i64::from(self.halt_wake_ns), i64::from(u32::try_from(outcome.halt_wake_ns).unwrap_or(u32::MAX)));
             self.halt_wake_ns = (avg + (new - avg) / 4) as u32;
         }
-        self.histograms.add(wakeup_ns);
         let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
-        self.periodic.add(wakeup_ns, limit);
+        if !self.at_top {
+            self.learn(wakeup_ns, limit);
+        } else if self.learn_keeping_plan(wakeup_ns, limit) {
+            return;
+        }
+        self.at_top = self.prices_at_top(limit);
         self.next = Planned::of(self.plan(limit));
+    }
+
+    /// Adds a period that ended `wakeup_ns` after idle entry to the histograms and the periodic
+    /// detector (`limit`: what a poll from idle entry could reach).
+    #[inline(always)]
+    fn learn(&mut self, wakeup_ns: u64, limit: u64) {
+        self.histograms.add(wakeup_ns);
+        self.periodic.add(wakeup_ns, limit);
+    }
+
+    /// [`Predictive::learn`], and whether the plan stands after it
+    /// ([`Predictive::keeps_plan`]). Apart: where no plan can be kept, the idle path only
+    /// tests `at_top`.
+    #[inline(never)]
+    fn learn_keeping_plan(&mut self, wakeup_ns: u64, limit: u64) -> bool {
+        // Read before the add: whether the counts will only grow where the plan can keep.
+        let grows = self.grows_below_reuse(bucket(wakeup_ns));
+        self.learn(wakeup_ns, limit);
+        grows && self.keeps_plan(limit)
+    }
+
+    /// Whether a period in bucket `k` changes the next prediction only by adding to bucket
+    /// `k`'s count and to the total ([`Histograms::grows_only`]), and `k` is a bucket the plan
+    /// stands through ([`Predictive::keeps_plan`]): a poll from idle entry longer than the
+    /// floor (so the search's own result) covers it whole, and it ends within the halt cost
+    /// (so the price is above its middle).
+    fn grows_below_reuse(&self, k: usize) -> bool {
+        let (window, halt) = (u64::from(self.next.window_ns), self.budget.halt_cost_ns());
+        // A bucket ends at or below `ns` if it is below `ns`'s bucket (the last, open, never is).
+        let below = bucket(window.min(halt));
+        self.next.timer_ns == 0 && window > halt / SKI_RENTAL_FLOOR_DIV && k < below && self.histograms.grows_only(k)
+    }
+
+    /// Whether the plan made for an earlier period is still the one [`Predictive::plan`] would
+    /// make now, after a period that only added to one bucket the plan can keep through
+    /// ([`Predictive::grows_below_reuse`]), so that the search can be skipped (at think 0,
+    /// most periods). Conservative: when in doubt, it plans again.
+    ///
+    /// What else the plan reads stays the same: the budget's prices and limits, because they
+    /// are at their top now and were when the plan was made, at the same halt cost and
+    /// ceiling (`at_top`); the timer's score is the one part that reads the
+    /// total or the periodic detector, so no timer may be possible now. Then the decision is
+    /// the final window search's result, floored ([`floored`]), and the plan stands only
+    /// ([`Predictive::grows_below_reuse`]) for a poll longer than the floor, the search's own
+    /// result.
+    ///
+    /// That result stands when bucket `k` gains `d` (and the total `d`): every window that
+    /// covers bucket `k` whole gains `d x (price - the bucket's middle)` in score (each period
+    /// added there is caught at that length instead of polled through), exactly and the same
+    /// for all of them, the one cut inside a bucket by the limit too (it cuts above `k`);
+    /// every shorter one loses (the period now polls it through); a halt scores 0 as before.
+    /// The search's stops read no count. So if the planned window covers bucket `k` and the
+    /// price is above its middle (`k`'s end at most the window and the halt cost, which both
+    /// prices searched with include), the window gains, nothing that lost to
+    /// it gains more, and it stays the first best: the same window.
+    fn keeps_plan(&self, limit: u64) -> bool {
+        self.prices_at_top(limit) && !(self.timer_first && self.timer_aim(limit).is_some())
+    }
+
+    /// Whether every price and limit the plan reads is at its top ([`Budget::prices_at_top`]),
+    /// the limit of the ceiling's and the credit's (`limit`) the ceiling.
+    fn prices_at_top(&self, limit: u64) -> bool {
+        self.budget.prices_at_top(self.timer_first) && limit == u64::from(self.ceiling_ns)
     }
 
     /// What the next select will return (without a latency requirement).
@@ -203,7 +275,12 @@ impl Predictive {
     /// instructions; the next decision is planned with it at the next reflect. At most
     /// [`MAX_HALT_COST_NS`]; more counts as that.
     pub fn set_halt_cost_ns(&mut self, ns: u64) {
+        let old = self.budget.halt_cost_ns();
         self.budget.set_halt_cost_ns(ns);
+        if self.budget.halt_cost_ns() != old {
+            // The plan was made at the old cost's prices.
+            self.at_top = false;
+        }
     }
 
     /// Sets the longest poll window, ns (at most [`MAX_CEILING_NS`]), for a caller that knows
@@ -212,7 +289,12 @@ impl Predictive {
     /// stay those of the parameters' ceiling.
     pub fn set_ceiling_ns(&mut self, ns: u64) {
         // At most 1 s: it fits.
-        self.ceiling_ns = ns.min(MAX_CEILING_NS) as u32;
+        let ceiling_ns = ns.min(MAX_CEILING_NS) as u32;
+        if ceiling_ns != self.ceiling_ns {
+            // The plan was made within the old one.
+            self.at_top = false;
+        }
+        self.ceiling_ns = ceiling_ns;
     }
 
     /// The longest poll window now, ns.
@@ -251,21 +333,28 @@ impl Predictive {
         }
         let price = base + halt;
         let poll = prediction.best_window(price, window_limit);
-        let aim = self.periodic.aim();
-        let wake = u64::from(if self.timer_wake_ns > 0 { self.timer_wake_ns } else { self.halt_wake_ns });
-        if aim.window_ns <= limit && aim.start_ns >= wake + MIN_TIMER_HALT_NS {
+        if let Some((aim, timer_ns)) = self.timer_aim(limit) {
             // On the histogram's scale (counts x 256): price x expected catches - expected ns
             // polled, about half the window whether it catches or not; catches at the rate a
             // decision can trust, since a timer is chosen just when its rate is at its highest.
             let n = i64::from(prediction.total()) << 8;
             let score = price as i64 * ((n * i64::from(aim.trusted_rate())) >> 10) - n * (aim.window_ns / 2) as i64;
             if score > poll.score {
-                return Decision::TimerThenPoll { timer_ns: aim.start_ns - wake, window_ns: aim.window_ns };
+                return Decision::TimerThenPoll { timer_ns, window_ns: aim.window_ns };
             }
         }
         let window_price = self.budget.window_price_ns(base, true) + halt;
         let poll = if window_price < price { prediction.best_window(window_price, window_limit) } else { poll };
         floored(&self.budget, window(poll.window_ns), limit)
+    }
+
+    /// The periodic detector's aim and when to set the timer for it, if one can be set within
+    /// `limit`: its window fits, and the halt before it outlasts the timer's wake cost by
+    /// [`MIN_TIMER_HALT_NS`].
+    fn timer_aim(&self, limit: u64) -> Option<(Aim, u64)> {
+        let aim = self.periodic.aim();
+        let wake = u64::from(if self.timer_wake_ns > 0 { self.timer_wake_ns } else { self.halt_wake_ns });
+        (aim.window_ns <= limit && aim.start_ns >= wake + MIN_TIMER_HALT_NS).then(|| (aim, aim.start_ns - wake))
     }
 }
 
@@ -323,25 +412,32 @@ mod tests {
             .into_iter()
             .map(|(busy, d)| {
                 let decision = gov.select(LATENCY_ANY, busy);
-                let (poll_ns, caught, idle_ns) = match decision {
-                    Decision::Halt => (0, false, d + wake_ns),
-                    Decision::Poll { window_ns } if d <= window_ns => (d, true, d),
-                    Decision::Poll { window_ns } => (window_ns, false, d + wake_ns),
-                    Decision::TimerThenPoll { timer_ns, window_ns } => {
-                        let start = timer_ns + wake_ns;
-                        if d < start {
-                            (0, false, d.max(timer_ns) + wake_ns)
-                        } else if d <= start + window_ns {
-                            (d - start, true, d)
-                        } else {
-                            (window_ns, false, d + wake_ns)
-                        }
-                    }
-                };
-                gov.reflect(&Outcome { idle_ns, poll_ns, caught, halt_wake_ns: wake_ns, ..Outcome::default() });
-                (decision, caught)
+                let outcome = outcome_of(decision, d, wake_ns);
+                gov.reflect(&outcome);
+                (decision, outcome.caught)
             })
             .collect()
+    }
+
+    /// What the replay model says a period of `d` ns did under `decision`, with a halt's
+    /// wake-up taking `wake_ns`.
+    fn outcome_of(decision: Decision, d: u64, wake_ns: u64) -> Outcome {
+        let (poll_ns, caught, idle_ns) = match decision {
+            Decision::Halt => (0, false, d + wake_ns),
+            Decision::Poll { window_ns } if d <= window_ns => (d, true, d),
+            Decision::Poll { window_ns } => (window_ns, false, d + wake_ns),
+            Decision::TimerThenPoll { timer_ns, window_ns } => {
+                let start = timer_ns + wake_ns;
+                if d < start {
+                    (0, false, d.max(timer_ns) + wake_ns)
+                } else if d <= start + window_ns {
+                    (d - start, true, d)
+                } else {
+                    (window_ns, false, d + wake_ns)
+                }
+            }
+        };
+        Outcome { idle_ns, poll_ns, caught, halt_wake_ns: wake_ns, ..Outcome::default() }
     }
 
     fn params(budget_ppm: u32, ceiling_ns: u64) -> ValidPredictiveParams {
@@ -493,5 +589,140 @@ mod tests {
         let mut gov = Predictive::new(params(0, 1_000_000));
         let out = run(&mut gov, (0..1_000).map(|_| (1_000, 10_000)), 0);
         assert!(out.iter().all(|(d, _)| *d == Decision::Halt));
+    }
+
+    /// One period of `d` ns (after `busy` ns of work) through `gov` and through `fresh`, which
+    /// plans every period: the same decision, and the same state after. Returns whether `gov`
+    /// kept its plan.
+    fn keeps_the_same_plan(gov: &mut Predictive, fresh: &mut Predictive, busy: u64, d: u64, wake_ns: u64) -> bool {
+        let latency = if d % 997 == 0 { 0 } else { LATENCY_ANY }; // now and then a forced poll
+        let decision = gov.select(latency, busy);
+        assert_eq!(decision, fresh.select(latency, busy));
+        let outcome = match decision {
+            Decision::Poll { window_ns: u64::MAX } => {
+                Outcome { idle_ns: d, poll_ns: d, caught: true, ..Outcome::default() }
+            }
+            _ => outcome_of(decision, d, wake_ns),
+        };
+        // A poll 1 ns longer than planned reads alike to the test whether a plan stands (unless
+        // it crosses a bucket's edge below the halt cost), and a plan made now overwrites it.
+        let marker = Planned { window_ns: gov.next.window_ns.wrapping_add(1), ..gov.next };
+        let mut marked = Predictive { next: marker, ..*gov };
+        marked.reflect(&outcome);
+        gov.reflect(&outcome);
+        fresh.at_top = false;
+        fresh.reflect(&outcome);
+        assert_eq!(gov, fresh, "after a period of {d} ns");
+        marked.next == marker
+    }
+
+    /// Runs (busy, idle, halt cost) periods through a governor and one that plans every period,
+    /// the halt cost set before each reflect as the guest driver does, its ceiling two halt
+    /// costs if `driver_ceiling`; returns how many periods kept their plan.
+    fn kept(params: ValidPredictiveParams, periods: &[(u64, u64, u64)], wake_ns: u64, driver_ceiling: bool) -> usize {
+        let (mut gov, mut fresh) = (Predictive::new(params), Predictive::new(params));
+        let mut kept = 0;
+        for &(busy, d, halt_cost) in periods {
+            for g in [&mut gov, &mut fresh] {
+                g.set_halt_cost_ns(halt_cost);
+                if driver_ceiling {
+                    g.set_ceiling_ns((2 * halt_cost).min(params.into_inner().poll_ceiling_ns));
+                }
+            }
+            kept += usize::from(keeps_the_same_plan(&mut gov, &mut fresh, busy, d, wake_ns));
+        }
+        kept
+    }
+
+    /// Think 0: periods of 200-600 ns, one of 0.2-5 ms in 2 000, a halt cost of 120 us.
+    fn think0(n: u64) -> Vec<(u64, u64, u64)> {
+        const LONG: [u64; 5] = [200_000, 700_000, 1_500_000, 3_000_000, 5_000_000];
+        let d = |i: u64| if i % 2_000 == 1_999 { LONG[(i / 2_000) as usize % 5] } else { 200 + (i * 7_919) % 401 };
+        (0..n).map(|i| (300, d(i), 120_000)).collect()
+    }
+
+    #[test]
+    fn at_think_0_most_periods_keep_their_plan() {
+        let periods = think0(20_000);
+        let kept = kept(ValidPredictiveParams::DEFAULT, &periods, 2_000, true);
+        // Not all: a halving of the row or of all periods' counts (one in 7-8 periods each),
+        // and the few periods after a long one while the credit climbs back, plan again.
+        assert!(kept * 100 >= 60 * periods.len(), "{kept} of {} kept", periods.len());
+    }
+
+    /// Parameters of any budget and ceiling, with or without a timer, and a halt cost often.
+    fn reuse_params() -> impl proptest::strategy::Strategy<Value = ValidPredictiveParams> {
+        use proptest::prelude::*;
+        (
+            0u32..=PPM,
+            0u64..=4_000_000,
+            1_000_000u64..=1_000_000_000,
+            prop_oneof![Just(0u64), 0u64..300_000],
+            any::<bool>(),
+        )
+            .prop_map(|(ppm, ceiling, horizon, halt, timer_first)| {
+                let p = PredictiveParams {
+                    poll_budget_ppm: ppm,
+                    poll_ceiling_ns: ceiling,
+                    budget_horizon_ns: horizon,
+                    halt_cost_ns: halt,
+                    timer_first,
+                };
+                p.validate().unwrap()
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 128, ..Default::default() })]
+
+        #[test]
+        fn a_kept_plan_is_the_one_a_search_makes_at_think_0(
+            params in reuse_params(),
+            periods in proptest::collection::vec((0u64..2_000, 100u64..1_000, 0u32..400, 200_000u64..5_000_000), 200..3_000),
+            halt_cost in proptest::prop_oneof![proptest::strategy::Just(120_000u64), 0u64..300_000],
+            wake_ns in 0u64..50_000,
+            driver_ceiling: bool,
+        ) {
+            // Sub-us periods, one in 400 long; the halt cost now and then a little off.
+            let periods: Vec<_> = periods
+                .into_iter()
+                .map(|(busy, short, one_in, long)| {
+                    let d = if one_in == 0 { long } else { short };
+                    (busy, d, if one_in == 1 { halt_cost + 1 } else { halt_cost })
+                })
+                .collect();
+            kept(params, &periods, wake_ns, driver_ceiling);
+        }
+
+        #[test]
+        fn a_kept_plan_is_the_one_a_search_makes_across_bucket_edges(
+            params in reuse_params(),
+            periods in proptest::collection::vec((0u64..100_000, 0usize..8, -3i64..=3, 0u32..4), 200..3_000),
+            halt_cost in 0u64..300_000,
+            wake_ns in 0u64..50_000,
+        ) {
+            // Periods on either side of a bucket's edge, or short ones.
+            let periods: Vec<_> = periods
+                .into_iter()
+                .map(|(busy, j, off, short)| {
+                    let d = if short == 0 { 500 } else { histogram::edge_ns(j).saturating_add_signed(off) };
+                    (busy, d, halt_cost)
+                })
+                .collect();
+            kept(params, &periods, wake_ns, false);
+        }
+
+        #[test]
+        fn a_kept_plan_is_the_one_a_search_makes_on_any_trace(
+            params in reuse_params(),
+            periods in proptest::collection::vec((0u64..1_000_000, 0u32..24, 0u64..1 << 12), 200..2_000),
+            halt_cost in 0u64..300_000,
+            wake_ns in 0u64..50_000,
+            driver_ceiling: bool,
+        ) {
+            // Periods of any octave from 1 ns to 16 ms.
+            let periods: Vec<_> = periods.into_iter().map(|(busy, bits, low)| (busy, (1 << bits) + low, halt_cost)).collect();
+            kept(params, &periods, wake_ns, driver_ceiling);
+        }
     }
 }
