@@ -349,11 +349,34 @@ const RECOVER_CAPS: i64 = 2;
 pub struct BurstPrice {
     /// Quarter octaves off the top price, at most [`MAX_BURST_CUT`].
     cut: u8,
+    /// Credit a timer-on window from idle entry leaves for the next burst, in
+    /// [`RESERVE_STEP_DIV`]ths of the cap, at most [`MAX_RESERVE_STEPS`].
+    reserve: u8,
+    /// Time since the reserve last grew, in units of 2^[`QUIET_UNIT_SHIFT`] ns, as two halves
+    /// (low first): the state has 6 bytes spare, aligned to 2, so no `u32`.
+    quiet: [u16; 2],
 }
+
+/// Each halt the burst price learns from adds the cap over this to the reserve.
+const RESERVE_STEP_DIV: u64 = 16;
+
+/// The reserve is at most this many steps: one cap.
+const MAX_RESERVE_STEPS: u8 = 16;
+
+/// A timer-on window from idle entry may take the credit below the reserve up to the top price
+/// over 2^this (the top at the deepest cut): the burst's own short periods still spend it.
+const SHORT_WINDOW_SHIFT: u32 = 3;
+
+/// The reserve halves after this many horizons (caps of earnings) without a halt it learns from
+/// (0: never).
+const DECAY_HORIZONS: u64 = 0;
+
+/// Quiet time is counted in units of 2^this ns.
+const QUIET_UNIT_SHIFT: u32 = 10;
 
 impl BurstPrice {
     /// No cut: the top price of the budget.
-    pub const NONE: BurstPrice = BurstPrice { cut: 0 };
+    pub const NONE: BurstPrice = BurstPrice { cut: 0, reserve: 0, quiet: [0, 0] };
 
     /// The top price of `budget`, cut: `2^-(cut / 4)`, interpolated linearly between octaves.
     const fn top_ns(self, budget: &Budget) -> u64 {
@@ -370,21 +393,57 @@ impl BurstPrice {
         if price_ns < top { price_ns } else { top }
     }
 
-    /// Lowers the top a step if a halt of `wakeup_ns` lost a cheap catch for want of credit.
-    /// Apart, and never inlined: most periods are caught, and the idle path stays short.
+    /// The longest window from idle entry of a timer-on governor, given its window limit: one
+    /// that leaves the reserve, or a short one (the top price over 2^[`SHORT_WINDOW_SHIFT`]).
+    pub const fn window_limit_ns(self, budget: &Budget, window_limit_ns: u64) -> u64 {
+        if self.reserve == 0 {
+            return window_limit_ns;
+        }
+        let reserve = budget.cap_ns / RESERVE_STEP_DIV * self.reserve as u64;
+        let spare = budget.credit_ns().saturating_sub(reserve);
+        let short = budget.top_price_ns() >> SHORT_WINDOW_SHIFT;
+        let max = if spare > short { spare } else { short };
+        if window_limit_ns < max { window_limit_ns } else { max }
+    }
+
+    /// Lowers the top a step, and grows the reserve, if a halt of `wakeup_ns` lost a cheap
+    /// catch for want of credit. Apart, and never inlined: most periods are caught, and the
+    /// idle path stays short.
     #[inline(never)]
     fn learn_halt(&mut self, budget: &Budget, wakeup_ns: u64) {
         let cheap = self.top_ns(budget) / STARVED_DIV;
         if wakeup_ns <= cheap && budget.price_ns() < cheap {
             self.cut += 1;
+            if self.reserve < MAX_RESERVE_STEPS {
+                self.reserve += 1;
+            }
+            self.quiet = [0, 0];
         }
     }
 
-    /// Learns from a period that ended `wakeup_ns` after idle entry, caught or not, once the
-    /// budget has been charged for it.
-    pub fn learn(&mut self, budget: &Budget, wakeup_ns: u64, caught: bool) {
+    /// Counts `elapsed_ns` of quiet, and halves the reserve once it reaches
+    /// [`DECAY_HORIZONS`] horizons. Apart: it runs only while there is a reserve.
+    #[inline(never)]
+    fn decay(&mut self, budget: &Budget, elapsed_ns: u64) {
+        let quiet = (self.quiet[0] as u64 | (self.quiet[1] as u64) << 16) + (elapsed_ns >> QUIET_UNIT_SHIFT);
+        // quiet < 2^33 and ppm <= 10^6 (< 2^20): the product fits; a cap <= 10^12.
+        let earned = (quiet << QUIET_UNIT_SHIFT) / PPM as u64 * budget.ppm as u64;
+        if earned >= DECAY_HORIZONS * budget.cap_ns {
+            self.reserve >>= 1;
+            self.quiet = [0, 0];
+        } else {
+            self.quiet = [quiet as u16, (quiet >> 16) as u16];
+        }
+    }
+
+    /// Learns from a period that ended `wakeup_ns` after idle entry, caught or not, `elapsed_ns`
+    /// after the last one ended, once the budget has been charged for it.
+    pub fn learn(&mut self, budget: &Budget, wakeup_ns: u64, caught: bool, elapsed_ns: u64) {
         if budget.halt_cost_ns() > 0 {
             return;
+        }
+        if DECAY_HORIZONS > 0 && self.reserve > 0 {
+            self.decay(budget, elapsed_ns);
         }
         if budget.holds_caps(RECOVER_CAPS) {
             self.cut = self.cut.saturating_sub(1);
@@ -563,36 +622,36 @@ mod tests {
         let mut b = Budget::new(&p.validate().unwrap());
         let mut burst = BurstPrice::NONE;
         assert_eq!(burst.price_ns(&b, b.price_ns()), 1_250_000);
-        burst.learn(&b, 50_000, false);
+        burst.learn(&b, 50_000, false, 0);
         assert_eq!(burst, BurstPrice::NONE, "a halt while the credit is plentiful says nothing");
         b.spend(u64::MAX, false); // drained by a burst
-        burst.learn(&b, 400_000, false);
+        burst.learn(&b, 400_000, false, 0);
         assert_eq!(burst, BurstPrice::NONE, "nor does a period the top price would not buy cheaply");
-        burst.learn(&b, 50_000, true);
+        burst.learn(&b, 50_000, true, 0);
         assert_eq!(burst, BurstPrice::NONE, "nor a catch");
-        burst.learn(&b, 50_000, false);
+        burst.learn(&b, 50_000, false, 0);
         b.earn(1_000_000_000); // a full cap again
         assert_eq!(burst.price_ns(&b, b.price_ns()), 1_250_000 * 7 / 8, "a quarter octave off the top");
         b.spend(u64::MAX, false);
         for _ in 0..100 {
-            burst.learn(&b, 10_000, false);
+            burst.learn(&b, 10_000, false, 0);
         }
         b.earn(1_000_000_000);
         assert_eq!(burst.price_ns(&b, b.price_ns()), 1_250_000 / 8, "three octaves at most");
         assert_eq!(burst.price_ns(&b, 100_000), 100_000, "a lower price stays");
-        burst.learn(&b, 0, true);
+        burst.learn(&b, 0, true, 0);
         assert_eq!(burst.price_ns(&b, b.price_ns()), 1_250_000 / 8, "one cap of credit is no surplus");
         b.earn(1_000_000_000);
         for _ in 0..12 {
-            burst.learn(&b, 0, true);
+            burst.learn(&b, 0, true, 0);
         }
         assert_eq!(burst, BurstPrice::NONE, "two caps unspent raise it back a step a period");
         // With a halt cost it neither learns nor applies.
         b.set_halt_cost_ns(20_000);
         b.spend(u64::MAX, false);
-        burst.learn(&b, 10_000, false);
+        burst.learn(&b, 10_000, false, 0);
         assert_eq!(burst, BurstPrice::NONE);
-        let cut = BurstPrice { cut: MAX_BURST_CUT };
+        let cut = BurstPrice { cut: MAX_BURST_CUT, ..BurstPrice::NONE };
         assert_eq!(cut.price_ns(&b, 1_000_000), 1_000_000);
     }
 
