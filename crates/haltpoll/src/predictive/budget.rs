@@ -369,7 +369,16 @@ const SHORT_WINDOW_SHIFT: u32 = 3;
 
 /// The reserve halves after this many horizons (caps of earnings) without a halt it learns from
 /// (0: never).
-const DECAY_HORIZONS: u64 = 0;
+const DECAY_HORIZONS: u64 = 2;
+
+/// Whether the reserve is learnt with a halt cost too.
+const NET_RESERVE: bool = false;
+
+/// With a halt cost, a halt grows the reserve if its period was at most the top price over this.
+const NET_STARVED_DIV: u64 = 4;
+
+/// Whether windows of a governor without a timer leave the reserve too.
+pub const UNTIMED_RESERVE: bool = true;
 
 /// Quiet time is counted in units of 2^this ns.
 const QUIET_UNIT_SHIFT: u32 = 10;
@@ -414,11 +423,26 @@ impl BurstPrice {
         let cheap = self.top_ns(budget) / STARVED_DIV;
         if wakeup_ns <= cheap && budget.price_ns() < cheap {
             self.cut += 1;
-            if self.reserve < MAX_RESERVE_STEPS {
-                self.reserve += 1;
-            }
-            self.quiet = [0, 0];
+            self.grow_reserve();
         }
+    }
+
+    /// With a halt cost (where the cut does not run): grows the reserve if a halt of
+    /// `wakeup_ns` lost a catch the top price would have bought cheaply, for want of credit.
+    #[inline(never)]
+    fn learn_net_halt(&mut self, budget: &Budget, wakeup_ns: u64) {
+        let cheap = budget.top_price_ns() / NET_STARVED_DIV;
+        if wakeup_ns <= cheap && budget.price_ns() < cheap {
+            self.grow_reserve();
+        }
+    }
+
+    /// A step more reserve, up to [`MAX_RESERVE_STEPS`]; the quiet time starts again.
+    fn grow_reserve(&mut self) {
+        if self.reserve < MAX_RESERVE_STEPS {
+            self.reserve += 1;
+        }
+        self.quiet = [0, 0];
     }
 
     /// Counts `elapsed_ns` of quiet, and halves the reserve once it reaches
@@ -439,11 +463,14 @@ impl BurstPrice {
     /// Learns from a period that ended `wakeup_ns` after idle entry, caught or not, `elapsed_ns`
     /// after the last one ended, once the budget has been charged for it.
     pub fn learn(&mut self, budget: &Budget, wakeup_ns: u64, caught: bool, elapsed_ns: u64) {
-        if budget.halt_cost_ns() > 0 {
-            return;
-        }
         if DECAY_HORIZONS > 0 && self.reserve > 0 {
             self.decay(budget, elapsed_ns);
+        }
+        if budget.halt_cost_ns() > 0 {
+            if NET_RESERVE && !caught && !budget.is_plentiful() {
+                self.learn_net_halt(budget, wakeup_ns);
+            }
+            return;
         }
         if budget.holds_caps(RECOVER_CAPS) {
             self.cut = self.cut.saturating_sub(1);

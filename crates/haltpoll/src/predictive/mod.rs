@@ -247,6 +247,8 @@ impl Predictive {
         let window_limit = self.budget.window_limit_ns(limit);
         if !self.timer_first {
             let window_limit = self.budget.untimed_window_limit_ns(window_limit);
+            let window_limit =
+                if budget::UNTIMED_RESERVE { self.burst.window_limit_ns(&self.budget, window_limit) } else { window_limit };
             let poll = prediction.best_window(self.budget.window_price_ns(base, false) + halt, window_limit);
             return floored(&self.budget, window(poll.window_ns), limit);
         }
