@@ -259,6 +259,16 @@ impl Budget {
         if max < earned_max { max } else { earned_max }
     }
 
+    /// The credit in reserve steps (the cap over [`RESERVE_STEP_DIV`]), at most 255.
+    const fn credit_steps(&self) -> u8 {
+        let step = self.cap_ns / RESERVE_STEP_DIV;
+        match self.credit_ns().checked_div(step) {
+            Some(n) if n < 255 => n as u8,
+            Some(_) => 255,
+            None => 0,
+        }
+    }
+
     /// Whether the credit is at least `caps` caps (a horizon's earnings each).
     pub const fn holds_caps(&self, caps: i64) -> bool {
         self.credit_ns >= caps * self.cap_ns as i64
@@ -352,16 +362,19 @@ pub struct BurstPrice {
     /// Credit a timer-on window from idle entry leaves for the next burst, in
     /// [`RESERVE_STEP_DIV`]ths of the cap, at most [`MAX_RESERVE_STEPS`].
     reserve: u8,
-    /// Time since the reserve last grew, in units of 2^[`QUIET_UNIT_SHIFT`] ns, as two halves
-    /// (low first): the state has 6 bytes spare, aligned to 2, so no `u32`.
-    quiet: [u16; 2],
+    /// The most credit since the last halt the reserve learnt from, in reserve steps
+    /// (saturating): where the burst that drained it started.
+    high: u8,
+    /// Time since the reserve last grew, in units of 2^[`QUIET_UNIT_SHIFT`] ns, saturating (the
+    /// state has 6 bytes spare).
+    quiet: u16,
 }
 
 /// Each halt the burst price learns from adds the cap over this to the reserve.
 const RESERVE_STEP_DIV: u64 = 16;
 
 /// The reserve is at most this many steps: one cap.
-const MAX_RESERVE_STEPS: u8 = 16;
+const MAX_RESERVE_STEPS: u8 = 12;
 
 /// A timer-on window from idle entry may take the credit below the reserve up to the top price
 /// over 2^this (the top at the deepest cut): the burst's own short periods still spend it.
@@ -369,23 +382,30 @@ const SHORT_WINDOW_SHIFT: u32 = 3;
 
 /// The reserve halves after this many horizons (caps of earnings) without a halt it learns from
 /// (0: never).
-const DECAY_HORIZONS: u64 = 2;
+const DECAY_HORIZONS: u64 = 0;
+
+/// Whether a halt the reserve learns from sizes it by the credit drained since the high mark,
+/// instead of adding a step.
+const DRAIN_SIZED: bool = true;
+
+/// Whether [`DRAIN_SIZED`] holds only with a halt cost.
+const DRAIN_NET_ONLY: bool = true;
 
 /// Whether the reserve is learnt with a halt cost too.
-const NET_RESERVE: bool = false;
+const NET_RESERVE: bool = true;
 
 /// With a halt cost, a halt grows the reserve if its period was at most the top price over this.
-const NET_STARVED_DIV: u64 = 4;
+const NET_STARVED_DIV: u64 = 16;
 
 /// Whether windows of a governor without a timer leave the reserve too.
-pub const UNTIMED_RESERVE: bool = true;
+pub const UNTIMED_RESERVE: bool = false;
 
 /// Quiet time is counted in units of 2^this ns.
-const QUIET_UNIT_SHIFT: u32 = 10;
+const QUIET_UNIT_SHIFT: u32 = 16;
 
 impl BurstPrice {
     /// No cut: the top price of the budget.
-    pub const NONE: BurstPrice = BurstPrice { cut: 0, reserve: 0, quiet: [0, 0] };
+    pub const NONE: BurstPrice = BurstPrice { cut: 0, reserve: 0, high: 0, quiet: 0 };
 
     /// The top price of `budget`, cut: `2^-(cut / 4)`, interpolated linearly between octaves.
     const fn top_ns(self, budget: &Budget) -> u64 {
@@ -423,7 +443,7 @@ impl BurstPrice {
         let cheap = self.top_ns(budget) / STARVED_DIV;
         if wakeup_ns <= cheap && budget.price_ns() < cheap {
             self.cut += 1;
-            self.grow_reserve();
+            self.grow_reserve(budget);
         }
     }
 
@@ -433,30 +453,39 @@ impl BurstPrice {
     fn learn_net_halt(&mut self, budget: &Budget, wakeup_ns: u64) {
         let cheap = budget.top_price_ns() / NET_STARVED_DIV;
         if wakeup_ns <= cheap && budget.price_ns() < cheap {
-            self.grow_reserve();
+            self.grow_reserve(budget);
         }
     }
 
-    /// A step more reserve, up to [`MAX_RESERVE_STEPS`]; the quiet time starts again.
-    fn grow_reserve(&mut self) {
-        if self.reserve < MAX_RESERVE_STEPS {
+    /// A step more reserve, or with [`DRAIN_SIZED`] the credit drained since the high mark,
+    /// up to [`MAX_RESERVE_STEPS`]; the quiet time and the high mark start again.
+    fn grow_reserve(&mut self, budget: &Budget) {
+        let now = budget.credit_steps();
+        if DRAIN_SIZED && (budget.halt_cost_ns() > 0 || !DRAIN_NET_ONLY) {
+            let drained = self.high.saturating_sub(now);
+            let drained = if drained < MAX_RESERVE_STEPS { drained } else { MAX_RESERVE_STEPS };
+            if drained > self.reserve {
+                self.reserve = drained;
+            }
+        } else if self.reserve < MAX_RESERVE_STEPS {
             self.reserve += 1;
         }
-        self.quiet = [0, 0];
+        self.high = now;
+        self.quiet = 0;
     }
 
     /// Counts `elapsed_ns` of quiet, and halves the reserve once it reaches
     /// [`DECAY_HORIZONS`] horizons. Apart: it runs only while there is a reserve.
     #[inline(never)]
     fn decay(&mut self, budget: &Budget, elapsed_ns: u64) {
-        let quiet = (self.quiet[0] as u64 | (self.quiet[1] as u64) << 16) + (elapsed_ns >> QUIET_UNIT_SHIFT);
-        // quiet < 2^33 and ppm <= 10^6 (< 2^20): the product fits; a cap <= 10^12.
-        let earned = (quiet << QUIET_UNIT_SHIFT) / PPM as u64 * budget.ppm as u64;
+        let quiet = (self.quiet as u64 + (elapsed_ns >> QUIET_UNIT_SHIFT)).min(u16::MAX as u64);
+        // quiet < 2^16 and ppm <= 10^6 (< 2^20): the product fits.
+        let earned = (quiet << QUIET_UNIT_SHIFT) * budget.ppm as u64 / PPM as u64;
         if earned >= DECAY_HORIZONS * budget.cap_ns {
             self.reserve >>= 1;
-            self.quiet = [0, 0];
+            self.quiet = 0;
         } else {
-            self.quiet = [quiet as u16, (quiet >> 16) as u16];
+            self.quiet = quiet as u16;
         }
     }
 
@@ -465,6 +494,12 @@ impl BurstPrice {
     pub fn learn(&mut self, budget: &Budget, wakeup_ns: u64, caught: bool, elapsed_ns: u64) {
         if DECAY_HORIZONS > 0 && self.reserve > 0 {
             self.decay(budget, elapsed_ns);
+        }
+        if DRAIN_SIZED {
+            let now = budget.credit_steps();
+            if now > self.high {
+                self.high = now;
+            }
         }
         if budget.halt_cost_ns() > 0 {
             if NET_RESERVE && !caught && !budget.is_plentiful() {
