@@ -155,12 +155,11 @@ impl Predictive {
     /// Learns from the idle period the last [`Predictive::select`] began, and plans the next
     /// decision.
     pub fn reflect(&mut self, outcome: &Outcome) {
-        let elapsed_ns = self.busy_ns.saturating_add(outcome.idle_ns);
-        self.budget.earn(elapsed_ns);
+        self.budget.earn(self.busy_ns.saturating_add(outcome.idle_ns));
         self.busy_ns = 0;
         self.budget.spend(outcome.poll_ns, outcome.caught);
         let wakeup_ns = outcome.wakeup_ns();
-        self.burst.learn(&self.budget, wakeup_ns, outcome.caught, elapsed_ns);
+        self.burst.learn(&self.budget, wakeup_ns, outcome.caught);
         if !outcome.caught && outcome.halt_wake_ns > 0 {
             let (avg, new) =
                 (i64::from(self.halt_wake_ns), i64::from(u32::try_from(outcome.halt_wake_ns).unwrap_or(u32::MAX)));
@@ -247,11 +246,10 @@ impl Predictive {
         let window_limit = self.budget.window_limit_ns(limit);
         if !self.timer_first {
             let window_limit = self.budget.untimed_window_limit_ns(window_limit);
-            let window_limit =
-                if budget::UNTIMED_RESERVE { self.burst.window_limit_ns(&self.budget, window_limit) } else { window_limit };
             let poll = prediction.best_window(self.budget.window_price_ns(base, false) + halt, window_limit);
             return floored(&self.budget, window(poll.window_ns), limit);
         }
+        // A timer meets the burst's short periods; long windows leave it the reserve.
         let window_limit = self.burst.window_limit_ns(&self.budget, window_limit);
         let price = base + halt;
         let poll = prediction.best_window(price, window_limit);
