@@ -331,6 +331,8 @@ impl Predictive {
             let poll = prediction.best_window(self.budget.window_price_ns(base, false) + halt, window_limit);
             return floored(&self.budget, window(poll.window_ns), limit);
         }
+        // A timer meets the burst's short periods; long windows leave it the reserve.
+        let window_limit = self.burst.window_limit_ns(&self.budget, window_limit);
         let price = base + halt;
         let poll = prediction.best_window(price, window_limit);
         if let Some((aim, timer_ns)) = self.timer_aim(limit) {
