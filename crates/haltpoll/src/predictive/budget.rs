@@ -183,8 +183,8 @@ impl Budget {
     ///   price, or without a timer at most the credit's [`NET_WINDOW_CREDIT_DIV`]th, which is
     ///   above the price once the credit is that many top prices;
     /// - the window limits ([`Budget::window_limit_ns`], [`Budget::untimed_window_limit_ns`])
-    ///   and the burst price ([`BurstPrice`]) change nothing with a halt cost; the ski-rental
-    ///   floor's [`Budget::is_plentiful`] holds.
+    ///   and the burst price's cut ([`BurstPrice`]) change nothing with a halt cost (its reserve
+    ///   can: the caller checks that); the ski-rental floor's [`Budget::is_plentiful`] holds.
     pub const fn prices_at_top(&self, timer_first: bool) -> bool {
         let credit = self.credit_ns;
         self.halt_cost_ns > 0

@@ -238,9 +238,14 @@ impl Predictive {
     }
 
     /// Whether every price and limit the plan reads is at its top ([`Budget::prices_at_top`]),
-    /// the limit of the ceiling's and the credit's (`limit`) the ceiling.
+    /// the limit of the ceiling's and the credit's (`limit`) the ceiling, and the burst
+    /// reserve's limit ([`BurstPrice::window_limit_ns`]) does not cut it: the credit above the
+    /// reserve can fall below the ceiling where the cap is small (a low budget's, a long
+    /// ceiling), and then the limit the search reads follows the credit.
     fn prices_at_top(&self, limit: u64) -> bool {
-        self.budget.prices_at_top(self.timer_first) && limit == u64::from(self.ceiling_ns)
+        self.budget.prices_at_top(self.timer_first)
+            && limit == u64::from(self.ceiling_ns)
+            && self.burst.window_limit_ns(&self.budget, limit) == limit
     }
 
     /// What the next select will return (without a latency requirement).
