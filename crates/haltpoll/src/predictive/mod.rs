@@ -602,7 +602,7 @@ mod tests {
     /// plans every period: the same decision, and the same state after. Returns whether `gov`
     /// kept its plan.
     fn keeps_the_same_plan(gov: &mut Predictive, fresh: &mut Predictive, busy: u64, d: u64, wake_ns: u64) -> bool {
-        let latency = if d % 997 == 0 { 0 } else { LATENCY_ANY }; // now and then a forced poll
+        let latency = if d.is_multiple_of(997) { 0 } else { LATENCY_ANY }; // now and then a forced poll
         let decision = gov.select(latency, busy);
         assert_eq!(decision, fresh.select(latency, busy));
         let outcome = match decision {
