@@ -16,9 +16,13 @@ fn main() {
 /// Idle periods from a mix of short and long ones, as a server sees them, cycled through.
 const PERIODS: [u64; 8] = [18_000, 25_000, 2_400_000, 31_000, 60_000, 21_000, 900_000, 140_000];
 
-/// One idle period through `gov`: select, then reflect what the replay model says happened.
-fn period(gov: &mut impl IdleGovernor, d: u64) -> haltpoll::Adjustment {
-    let decision = gov.select(black_box(LATENCY_ANY), black_box(40_000));
+/// The work between two periods of the mix, ns.
+const MIX_BUSY_NS: u64 = 40_000;
+
+/// One idle period of `d` ns after `busy` ns of work through `gov`: select, then reflect what
+/// the replay model says happened.
+fn period(gov: &mut impl IdleGovernor, busy: u64, d: u64) -> haltpoll::Adjustment {
+    let decision = gov.select(black_box(LATENCY_ANY), black_box(busy));
     let w = decision.window_ns();
     let caught = matches!(decision, haltpoll::Decision::Poll { .. }) && d <= w;
     gov.reflect(&Outcome { idle_ns: d, poll_ns: w.min(d), caught, halt_wake_ns: 2_000, ..Outcome::default() })
@@ -29,12 +33,12 @@ fn period(gov: &mut impl IdleGovernor, d: u64) -> haltpoll::Adjustment {
 fn predictive_select_reflect(bencher: Bencher) {
     let mut gov = Predictive::new(ValidPredictiveParams::DEFAULT);
     for i in 0..10_000 {
-        period(&mut gov, PERIODS[i % PERIODS.len()]);
+        period(&mut gov, MIX_BUSY_NS, PERIODS[i % PERIODS.len()]);
     }
     let mut i = 0;
     bencher.bench_local(|| {
         i = (i + 1) % PERIODS.len();
-        period(&mut gov, black_box(PERIODS[i]))
+        period(&mut gov, MIX_BUSY_NS, black_box(PERIODS[i]))
     });
 }
 
@@ -45,7 +49,7 @@ fn linux_select_reflect(bencher: Bencher) {
     let mut i = 0;
     bencher.bench_local(|| {
         i = (i + 1) % PERIODS.len();
-        period(&mut gov, black_box(PERIODS[i]))
+        period(&mut gov, MIX_BUSY_NS, black_box(PERIODS[i]))
     });
 }
 
@@ -58,24 +62,19 @@ fn think0_periods() -> Vec<u64> {
         .collect()
 }
 
-/// One think-0 period through `gov`: little busy time between, halts of about 120 us.
-fn think0_period(gov: &mut impl IdleGovernor, d: u64) -> haltpoll::Adjustment {
-    let decision = gov.select(black_box(LATENCY_ANY), black_box(300));
-    let w = decision.window_ns();
-    let caught = matches!(decision, haltpoll::Decision::Poll { .. }) && d <= w;
-    gov.reflect(&Outcome { idle_ns: d, poll_ns: w.min(d), caught, halt_wake_ns: 2_000, ..Outcome::default() })
-}
+/// The work between two think-0 periods, ns.
+const THINK0_BUSY_NS: u64 = 300;
 
 /// `gov` through the think-0 periods, warmed up on them, one period per iteration.
 fn bench_think0(bencher: Bencher, mut gov: impl IdleGovernor) {
     let periods = think0_periods();
     for &d in &periods {
-        think0_period(&mut gov, d);
+        period(&mut gov, THINK0_BUSY_NS, d);
     }
     let mut i = 0;
     bencher.bench_local(|| {
         i = (i + 1) % periods.len();
-        think0_period(&mut gov, black_box(periods[i]))
+        period(&mut gov, THINK0_BUSY_NS, black_box(periods[i]))
     });
 }
 
