@@ -72,15 +72,16 @@ const CAP_PER_PRICE: u64 = 8;
 const WINDOW_CAPS: i64 = 3;
 
 /// With a halt cost and without a timer, the window price's sixteenth of the cap ([`WINDOW_CAPS`])
-/// holds within the cap too once the cap is at least this many halts (its sixteenth 8 halts'
-/// worth). Savings below the cap bought windows of the cap's eighth on periods that then halted
-/// anyway (nginx with 8 connections at 1%, pipe bursts at 2%, pgbench -S with 4 clients at 1%,
-/// net of 50 us: each below Linux's frontier before, on or above at the sixteenth). On a cap of
-/// fewer halts (0.5% of a second at 50 us: 100 halts) the sixteenth is a catch worth 6 halts,
-/// and it lost what the eighth caught there (pgbench -S at 300 tx/s: 2.65% to 0.86% caught;
-/// nginx bursty CPU 0: 0.98 deeper short; pgbench -S closed-loop: 0.16). Any bound from 7 to 12
-/// halts a sixteenth gives the same frontier; without a halt cost the sixteenth lost nginx bursty
-/// CPU 0 at 0.5% (1.96 to 3.79 short) and fixed no point, so it stays above the cap there.
+/// holds within the cap too once the cap is at least this many halt costs (the sixteenth then
+/// 8 halts' worth or more): nginx with 8 connections, pgbench -S with 4 clients' CPU 0 and TPC-B
+/// at 2000 tx/s's CPU 0 at 1%, and pipe bursts' CPU 0 at 2%, net of 50 us, short of Linux's
+/// frontier at the eighth, are on or above at the sixteenth. On a cap of fewer halts (0.5% of a
+/// second at 50 us: 100 halts) the sixteenth made the search halt where the eighth polled into
+/// a cluster of periods, and the ski-rental floor's polls, too short for it, took the credit
+/// instead (pgbench -S at 300 tx/s: 105 catches to 34; nginx bursty CPU 0 0.98 and pgbench -S
+/// closed-loop 0.16 deeper short). Any bound from 7 to 12 halts a sixteenth gives the same
+/// frontier. Without a halt cost the sixteenth fixed no point and lost nginx bursty CPU 0 at
+/// 0.5% (1.96 to 3.79 short), so there it holds only above the cap.
 const UNTIMED_CAP_HALTS: u64 = 128;
 
 /// With a halt cost and without a timer, once the credit is above [`WINDOW_CAPS`] caps, a catch
