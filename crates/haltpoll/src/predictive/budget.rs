@@ -219,8 +219,9 @@ impl Budget {
     /// while the credit is within `WINDOW_CAPS` (3) caps, at most the cap's eighth, and for a
     /// governor without a timer (`timer_first` false) at most its sixteenth once the credit is
     /// above the cap, or with a halt cost on a cap of many halts within it too
-    /// (`UNTIMED_CAP_HALTS`, 128 halts); beyond that, the price itself, or for a governor without a timer and with
-    /// a halt cost, at most the credit over `NET_WINDOW_CREDIT_DIV` (24). Without a timer every
+    /// (`UNTIMED_CAP_HALTS`, 128 halts); beyond that, the price itself, or for a governor
+    /// without a timer and with a halt cost, at most the credit over `NET_WINDOW_CREDIT_DIV`
+    /// (24). Without a timer every
     /// catch is a window's, so its savings go further at the lower price; with one (the cap's
     /// sixteenth there too), pgbench -S closed-loop's timer-first points fell below Linux's
     /// frontier.
