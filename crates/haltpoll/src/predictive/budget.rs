@@ -71,6 +71,19 @@ const CAP_PER_PRICE: u64 = 8;
 /// (nginx with 8 connections at 2%, no timer: 81.2% to 84.6% caught; 332 of 352 either way).
 const WINDOW_CAPS: i64 = 3;
 
+/// With a halt cost and without a timer, the window price's sixteenth of the cap ([`WINDOW_CAPS`])
+/// holds within the cap too once the cap is at least this many halt costs (the sixteenth then
+/// 8 halts' worth or more): nginx with 8 connections, pgbench -S with 4 clients' CPU 0 and TPC-B
+/// at 2000 tx/s's CPU 0 at 1%, and pipe bursts' CPU 0 at 2%, net of 50 us, short of Linux's
+/// frontier at the eighth, are on or above at the sixteenth. On a cap of fewer halts (0.5% of a
+/// second at 50 us: 100 halts) the sixteenth made the search halt where the eighth polled into
+/// a cluster of periods, and the ski-rental floor's polls, too short for it, took the credit
+/// instead (pgbench -S at 300 tx/s: 105 catches to 34; nginx bursty CPU 0 0.98 and pgbench -S
+/// closed-loop 0.16 deeper short). Any bound from 7 to 12 halts a sixteenth gives the same
+/// frontier. Without a halt cost the sixteenth fixed no point and lost nginx bursty CPU 0 at
+/// 0.5% (1.96 to 3.79 short), so there it holds only above the cap.
+const UNTIMED_CAP_HALTS: u64 = 128;
+
 /// With a halt cost and without a timer, once the credit is above [`WINDOW_CAPS`] caps, a catch
 /// is worth at most the credit over this to a window from idle entry (24 times the top price,
 /// four ceilings, buys it; at three caps, 48 would give the cap's sixteenth that holds below).
@@ -226,8 +239,10 @@ impl Budget {
     /// What a catch is worth to a window from idle entry, given the price ([`Budget::price_ns`]):
     /// while the credit is within `WINDOW_CAPS` (3) caps, at most the cap's eighth, and for a
     /// governor without a timer (`timer_first` false) at most its sixteenth once the credit is
-    /// above the cap; beyond that, the price itself, or for a governor without a timer and with
-    /// a halt cost, at most the credit over `NET_WINDOW_CREDIT_DIV` (24). Without a timer every
+    /// above the cap, or with a halt cost on a cap of many halts within it too
+    /// (`UNTIMED_CAP_HALTS`, 128 halts); beyond that, the price itself, or for a governor
+    /// without a timer and with a halt cost, at most the credit over `NET_WINDOW_CREDIT_DIV`
+    /// (24). Without a timer every
     /// catch is a window's, so its savings go further at the lower price; with one (the cap's
     /// sixteenth there too), pgbench -S closed-loop's timer-first points fell below Linux's
     /// frontier.
@@ -236,12 +251,21 @@ impl Budget {
         if !timer_first && self.halt_cost_ns > 0 && self.credit_ns > WINDOW_CAPS * cap {
             return self.net_window_price_ns(price_ns);
         }
-        // Within the cap the price is at most the cap's eighth already ([`Budget::price_ns`]).
-        if self.credit_ns <= cap || self.credit_ns > WINDOW_CAPS * cap {
+        // Within the cap the price is at most the cap's eighth already ([`Budget::price_ns`]);
+        // only the untimed sixteenth, on a cap of many halts, is lower there.
+        let within = self.credit_ns <= cap && (timer_first || !self.untimed_sixteenth_within_cap());
+        if within || self.credit_ns > WINDOW_CAPS * cap {
             return price_ns;
         }
         let max = if timer_first { self.cap_ns / CAP_PER_PRICE } else { self.cap_ns / (2 * CAP_PER_PRICE) };
         if price_ns < max { price_ns } else { max }
+    }
+
+    /// Whether the untimed window price's sixteenth of the cap holds within the cap too: with a
+    /// halt cost, on a cap of at least [`UNTIMED_CAP_HALTS`] (128) halts.
+    const fn untimed_sixteenth_within_cap(&self) -> bool {
+        // A halt cost is at most `MAX_HALT_COST_NS` (32 bits): the product fits.
+        self.halt_cost_ns > 0 && self.cap_ns >= UNTIMED_CAP_HALTS * self.halt_cost_ns as u64
     }
 
     /// What a catch is worth to a window of a governor without a timer, with a halt cost,
@@ -646,7 +670,11 @@ mod tests {
         };
         let mut b = Budget::new(&p.validate().unwrap());
         let windows = |b: &Budget| (b.window_price_ns(b.price_ns(), true), b.window_price_ns(b.price_ns(), false));
-        assert_eq!((b.price_ns(), windows(&b)), (1_250_000, (1_250_000, 1_250_000)), "within the cap: one price");
+        assert_eq!(
+            (b.price_ns(), windows(&b)),
+            (1_250_000, (1_250_000, 625_000)),
+            "within the cap: a cap of 200 halts, the sixteenth without a timer"
+        );
         for _ in 0..20 {
             b.spend(0, true); // 1 ms saved: 11 ms
         }
@@ -669,6 +697,27 @@ mod tests {
         assert_eq!(windows(&b), (4_000_000, 4_000_000));
         b.set_halt_cost_ns(0);
         assert_eq!(windows(&b).1, b.price_ns(), "without a halt cost, the price itself");
+    }
+
+    #[test]
+    fn within_the_cap_the_untimed_sixteenth_needs_a_cap_of_many_halts() {
+        // 50 us halts: 0.5% of 1 s is a cap of 100 halts, 0.64% one of 128.
+        let windows = |ppm: u32, halt_cost_ns: u64| {
+            let p = PredictiveParams { poll_budget_ppm: ppm, halt_cost_ns, ..PredictiveParams::DEFAULT };
+            let b = Budget::new(&p.validate().unwrap());
+            (b.price_ns(), b.window_price_ns(b.price_ns(), true), b.window_price_ns(b.price_ns(), false))
+        };
+        assert_eq!(windows(5_000, 50_000), (625_000, 625_000, 625_000), "100 halts: the price");
+        assert_eq!(windows(6_399, 50_000), (799_875, 799_875, 799_875), "just under 128 halts");
+        assert_eq!(windows(6_400, 50_000), (800_000, 800_000, 400_000), "128 halts: the sixteenth");
+        assert_eq!(windows(10_000, 0), (1_250_000, 1_250_000, 1_250_000), "no halt cost: the price");
+        // With a timer, never below the price within the cap; without one, never above it.
+        for ppm in [1_000, 5_000, 6_400, 10_000, 50_000, 200_000] {
+            for halt in [0, 1_000, 50_000, 200_000] {
+                let (price, timed, untimed) = windows(ppm, halt);
+                assert!(timed == price && untimed <= price, "{ppm} ppm, {halt} ns");
+            }
+        }
     }
 
     #[test]
