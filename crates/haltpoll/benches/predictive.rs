@@ -28,55 +28,47 @@ fn period(gov: &mut impl IdleGovernor, busy: u64, d: u64) -> haltpoll::Adjustmen
     gov.reflect(&Outcome { idle_ns: d, poll_ns: w.min(d), caught, halt_wake_ns: 2_000, ..Outcome::default() })
 }
 
-/// The predictive governor, warmed up on the mix, one period per iteration.
-#[divan::bench]
-fn predictive_select_reflect(bencher: Bencher) {
-    let mut gov = Predictive::new(ValidPredictiveParams::DEFAULT);
+/// `gov` through `periods` (after `busy` ns of work each), cycled, one period per iteration,
+/// after 10 000 periods of warm-up on them.
+/// (`N` is a constant, so the loop's remainder is no division.)
+fn bench_periods<const N: usize>(bencher: Bencher, mut gov: impl IdleGovernor, periods: &[u64; N], busy: u64) {
     for i in 0..10_000 {
-        period(&mut gov, MIX_BUSY_NS, PERIODS[i % PERIODS.len()]);
+        period(&mut gov, busy, periods[i % N]);
     }
     let mut i = 0;
     bencher.bench_local(|| {
-        i = (i + 1) % PERIODS.len();
-        period(&mut gov, MIX_BUSY_NS, black_box(PERIODS[i]))
+        i = (i + 1) % N;
+        period(&mut gov, busy, black_box(periods[i]))
     });
+}
+
+/// The predictive governor on the mix.
+#[divan::bench]
+fn predictive_select_reflect(bencher: Bencher) {
+    bench_periods(bencher, Predictive::new(ValidPredictiveParams::DEFAULT), &PERIODS, MIX_BUSY_NS);
 }
 
 /// Linux's governor through the same seam and the same periods, for scale.
 #[divan::bench]
 fn linux_select_reflect(bencher: Bencher) {
-    let mut gov = Governor::new(ValidParams::DEFAULT);
-    let mut i = 0;
-    bencher.bench_local(|| {
-        i = (i + 1) % PERIODS.len();
-        period(&mut gov, MIX_BUSY_NS, black_box(PERIODS[i]))
-    });
+    bench_periods(bencher, Governor::new(ValidParams::DEFAULT), &PERIODS, MIX_BUSY_NS);
 }
 
 /// Think 0 live (`bench vm`, a message every ~0.3 us): periods of 200-600 ns, with one of
 /// 0.2-5 ms every couple of thousand, as the guest driver sees them.
-fn think0_periods() -> Vec<u64> {
+fn think0_periods() -> Box<[u64; THINK0_PERIODS]> {
     const LONG: [u64; 5] = [200_000, 700_000, 1_500_000, 3_000_000, 5_000_000];
-    (0..10_000u64)
-        .map(|i| if i % 2_000 == 1_999 { LONG[(i / 2_000) as usize % LONG.len()] } else { 200 + (i * 7_919) % 401 })
-        .collect()
+    Box::new(core::array::from_fn(|i| {
+        let i = i as u64;
+        if i % 2_000 == 1_999 { LONG[(i / 2_000) as usize % LONG.len()] } else { 200 + (i * 7_919) % 401 }
+    }))
 }
+
+/// How many think-0 periods there are before they repeat.
+const THINK0_PERIODS: usize = 10_000;
 
 /// The work between two think-0 periods, ns.
 const THINK0_BUSY_NS: u64 = 300;
-
-/// `gov` through the think-0 periods, warmed up on them, one period per iteration.
-fn bench_think0(bencher: Bencher, mut gov: impl IdleGovernor) {
-    let periods = think0_periods();
-    for &d in &periods {
-        period(&mut gov, THINK0_BUSY_NS, d);
-    }
-    let mut i = 0;
-    bencher.bench_local(|| {
-        i = (i + 1) % periods.len();
-        period(&mut gov, THINK0_BUSY_NS, black_box(periods[i]))
-    });
-}
 
 /// The predictive governor at think 0, as the guest driver sets it: a measured halt cost of
 /// 120 us, and a ceiling of two halt costs.
@@ -85,11 +77,11 @@ fn predictive_think0(bencher: Bencher) {
     let mut gov = Predictive::new(ValidPredictiveParams::DEFAULT);
     gov.set_halt_cost_ns(120_000);
     gov.set_ceiling_ns(240_000);
-    bench_think0(bencher, gov);
+    bench_periods(bencher, gov, &think0_periods(), THINK0_BUSY_NS);
 }
 
 /// Linux's governor through the same seam and the same periods.
 #[divan::bench]
 fn linux_think0(bencher: Bencher) {
-    bench_think0(bencher, Governor::new(ValidParams::DEFAULT));
+    bench_periods(bencher, Governor::new(ValidParams::DEFAULT), &think0_periods(), THINK0_BUSY_NS);
 }

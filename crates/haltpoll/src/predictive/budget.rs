@@ -71,7 +71,7 @@ const CAP_PER_PRICE: u64 = 8;
 /// (nginx with 8 connections at 2%, no timer: 81.2% to 84.6% caught; 332 of 352 either way).
 const WINDOW_CAPS: i64 = 3;
 
-/// With a halt cost and without a timer, the window price's sixteenth of the cap ([`WINDOW_CAPS`])
+/// With a halt cost and without a timer, the window price's sixteenth of the cap (`WINDOW_CAPS`)
 /// holds within the cap too once the cap is at least this many halt costs (the sixteenth then
 /// 8 halts' worth or more): nginx with 8 connections, pgbench -S with 4 clients' CPU 0 and TPC-B
 /// at 2000 tx/s's CPU 0 at 1%, and pipe bursts' CPU 0 at 2%, net of 50 us, short of Linux's
@@ -84,7 +84,7 @@ const WINDOW_CAPS: i64 = 3;
 /// 0.5% (1.96 to 3.79 short), so there it holds only above the cap.
 const UNTIMED_CAP_HALTS: u64 = 128;
 
-/// With a halt cost and without a timer, once the credit is above [`WINDOW_CAPS`] caps, a catch
+/// With a halt cost and without a timer, once the credit is above `WINDOW_CAPS` caps, a catch
 /// is worth at most the credit over this to a window from idle entry (24 times the top price,
 /// four ceilings, buys it; at three caps, 48 would give the cap's sixteenth that holds below).
 /// Catches shorter than a halt lift the credit above three caps within a busy second, and at
@@ -192,8 +192,8 @@ impl Budget {
     /// condition is one of the budget's branches:
     /// - the price ([`Budget::price_ns`]): at least the reserve fills it (2^28), and above the
     ///   cap with a halt cost the top is `max_price_ns`, so it is `max_price_ns`;
-    /// - the window price ([`Budget::window_price_ns`]): above [`WINDOW_CAPS`] caps it is the
-    ///   price, or without a timer at most the credit's [`NET_WINDOW_CREDIT_DIV`]th, which is
+    /// - the window price ([`Budget::window_price_ns`]): above `WINDOW_CAPS` caps it is the
+    ///   price, or without a timer at most the credit's `NET_WINDOW_CREDIT_DIV`th, which is
     ///   above the price once the credit is that many top prices;
     /// - the window limits ([`Budget::window_limit_ns`], [`Budget::untimed_window_limit_ns`])
     ///   and the burst price's cut ([`BurstPrice`]) change nothing with a halt cost (its reserve
@@ -270,7 +270,7 @@ impl Budget {
 
     /// What a catch is worth to a window of a governor without a timer, with a halt cost,
     /// once the credit is above `WINDOW_CAPS` (3) caps: the price, at most the credit's
-    /// [`NET_WINDOW_CREDIT_DIV`]th.
+    /// `NET_WINDOW_CREDIT_DIV`th.
     const fn net_window_price_ns(&self, price_ns: u64) -> u64 {
         // Above three caps, so positive.
         let max = self.credit_ns as u64 / NET_WINDOW_CREDIT_DIV;
@@ -461,7 +461,7 @@ impl BurstPrice {
     }
 
     /// The longest window from idle entry of a timer-on governor, given its window limit: one
-    /// that leaves the reserve, or a short one (the top price over 2^[`SHORT_WINDOW_SHIFT`]).
+    /// that leaves the reserve, or a short one (the top price over 2^`SHORT_WINDOW_SHIFT`).
     /// Applied to a governor without a timer too, it left the bursty web trace's CPU 1 at 10%
     /// newly short (99.16% to 98.17%): there every catch is a window's.
     pub const fn window_limit_ns(self, budget: &Budget, window_limit_ns: u64) -> u64 {

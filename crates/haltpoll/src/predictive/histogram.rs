@@ -87,7 +87,7 @@ impl Histograms {
     /// adding the same (`4 x WEIGHT`) to bucket `k`'s and to the total: `k` is the last period's
     /// bucket too, so the row that predicts next is the row it goes into; neither that row nor
     /// all of them halves; and the row is not thin before (it holds at least
-    /// [`MIN_ROW_TOTAL`] in bucket `k` alone) nor after, so the blend stays the same.
+    /// `MIN_ROW_TOTAL` in bucket `k` alone) nor after, so the blend stays the same.
     pub fn grows_only(&self, k: usize) -> bool {
         const HALVES: u8 = u8::MAX - WEIGHT;
         let n = self.rows[self.prev as usize][k];
