@@ -8,9 +8,10 @@
 //! busy host a vCPU thread that waits for its CPU wakes milliseconds late, which is the host's
 //! scheduling, not what a halt costs the host (a waiting thread burns no CPU, and a polling vCPU
 //! preempted then is as late); a mean takes those in whole. The IPI's wake-up, which the halt
-//! cost is made of, is its lower quartile, which ignores up to three in four such late wake-ups;
-//! the timer's wake-up, which aims a timer, its median. The step is a share of the estimate, so
-//! it settles within a few dozen halts whatever the scale.
+//! cost is made of, is its lower quartile, which ignores up to three in four such late wake-ups
+//! and starts at the lowest of the first few; the timer's wake-up, which aims a timer, its
+//! median. The step is a share of the estimate, so it settles within a few dozen halts whatever
+//! the scale.
 //!
 //! ```
 //! use haltpoll_guest::wake_cost::WakeCostMeter;
