@@ -78,10 +78,13 @@ pub struct Predictive {
     /// What the next select returns (unless a latency requirement forces a poll): planned when
     /// the last period was reflected, so that select costs next to nothing.
     next: Planned,
-    /// Whether the plan was made with the prices at their top ([`Predictive::prices_at_top`])
-    /// at the halt cost and ceiling there are now (the setters clear it when they change
-    /// either): then it may stand ([`Predictive::keeps_plan`]).
-    at_top: bool,
+    /// The plan may stand through a period in a bucket below this one
+    /// ([`Predictive::keeps_plan`]): 0 (none) unless it was made with the prices at their top
+    /// ([`Predictive::prices_at_top`]) at the halt cost and ceiling there are now (the setters
+    /// clear it when they change either), and then the bucket that ends the ones it covers
+    /// whole within the halt cost ([`Predictive::keep_bound`]). Worked out with the plan, not
+    /// from it every period: at think 0 most periods keep it.
+    keep_below: u8,
     /// Busy time select was given since the last reflect, ns: earned there with the idle time.
     busy_ns: u64,
 }
@@ -138,7 +141,7 @@ impl Predictive {
             timer_wake_ns: 0,
             // Nothing learnt: halt, or poll the floor while the budget does not bind.
             next: Planned::of(floored(&budget, Decision::Halt, limit)),
-            at_top: false,
+            keep_below: 0,
             busy_ns: 0,
         }
     }
@@ -171,13 +174,13 @@ impl Predictive {
             self.halt_wake_ns = (avg + (new - avg) / 4) as u32;
         }
         let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
-        if !self.at_top {
+        if self.keep_below == 0 {
             self.learn(wakeup_ns, limit);
         } else if self.learn_keeping_plan(wakeup_ns, limit) {
             return;
         }
-        self.at_top = self.prices_at_top(limit);
         self.next = Planned::of(self.plan(limit));
+        self.keep_below = self.keep_bound(limit);
     }
 
     /// Adds a period that ended `wakeup_ns` after idle entry to the histograms and the periodic
@@ -190,7 +193,7 @@ impl Predictive {
 
     /// [`Predictive::learn`], and whether the plan stands after it
     /// ([`Predictive::keeps_plan`]). Apart: where no plan can be kept, the idle path only
-    /// tests `at_top`.
+    /// tests `keep_below`.
     #[inline(never)]
     fn learn_keeping_plan(&mut self, wakeup_ns: u64, limit: u64) -> bool {
         // Read before the add: whether the counts will only grow where the plan can keep.
@@ -201,14 +204,27 @@ impl Predictive {
 
     /// Whether a period in bucket `k` changes the next prediction only by adding to bucket
     /// `k`'s count and to the total ([`Histograms::grows_only`]), and `k` is a bucket the plan
-    /// stands through ([`Predictive::keeps_plan`]): a poll from idle entry longer than the
-    /// floor (so the search's own result) covers it whole, and it ends within the halt cost
-    /// (so the price is above its middle).
+    /// stands through ([`Predictive::keep_bound`]).
     fn grows_below_reuse(&self, k: usize) -> bool {
+        k < usize::from(self.keep_below) && self.histograms.grows_only(k)
+    }
+
+    /// The plan just made (within `limit`) may stand through a period in a bucket below this
+    /// one ([`Predictive::keeps_plan`]); 0 for none. None unless the prices are at their top
+    /// ([`Predictive::prices_at_top`]); then the buckets that a poll from idle entry longer
+    /// than the floor (so the search's own result) covers whole, and that end within the halt
+    /// cost (so the price is above their middle). The same for every period the plan stands:
+    /// the window is the plan's, and the halt cost the one it was made with (a new one, or a
+    /// new ceiling, clears `keep_below`).
+    fn keep_bound(&self, limit: u64) -> u8 {
+        if !self.prices_at_top(limit) {
+            return 0;
+        }
         let (window, halt) = (u64::from(self.next.window_ns), self.budget.halt_cost_ns());
-        // A bucket ends at or below `ns` if it is below `ns`'s bucket (the last, open, never is).
-        let below = bucket(window.min(halt));
-        self.next.timer_ns == 0 && window > halt / SKI_RENTAL_FLOOR_DIV && k < below && self.histograms.grows_only(k)
+        let poll = self.next.timer_ns == 0 && window > halt / SKI_RENTAL_FLOOR_DIV;
+        // A bucket ends at or below `ns` if it is below `ns`'s bucket (the last, open, never
+        // is); a bucket is below 12, so it fits.
+        if poll { bucket(window.min(halt)) as u8 } else { 0 }
     }
 
     /// Whether the plan made for an earlier period is still the one [`Predictive::plan`] would
@@ -218,7 +234,7 @@ impl Predictive {
     ///
     /// What else the plan reads stays the same: the budget's prices and limits, because they
     /// are at their top now and were when the plan was made, at the same halt cost and
-    /// ceiling (`at_top`); the timer's score is the one part that reads the
+    /// ceiling (`keep_below`); the timer's score is the one part that reads the
     /// total or the periodic detector, so no timer may be possible now. Then the decision is
     /// the final window search's result, floored ([`floored`]), and the plan stands only
     /// ([`Predictive::grows_below_reuse`]) for a poll longer than the floor, the search's own
@@ -284,7 +300,7 @@ impl Predictive {
         self.budget.set_halt_cost_ns(ns);
         if self.budget.halt_cost_ns() != old {
             // The plan was made at the old cost's prices.
-            self.at_top = false;
+            self.keep_below = 0;
         }
     }
 
@@ -297,7 +313,7 @@ impl Predictive {
         let ceiling_ns = ns.min(MAX_CEILING_NS) as u32;
         if ceiling_ns != self.ceiling_ns {
             // The plan was made within the old one.
-            self.at_top = false;
+            self.keep_below = 0;
         }
         self.ceiling_ns = ceiling_ns;
     }
@@ -617,7 +633,7 @@ mod tests {
         let mut marked = Predictive { next: marker, ..*gov };
         marked.reflect(&outcome);
         gov.reflect(&outcome);
-        fresh.at_top = false;
+        fresh.keep_below = 0;
         fresh.reflect(&outcome);
         assert_eq!(gov, fresh, "after a period of {d} ns");
         marked.next == marker
