@@ -94,6 +94,16 @@ impl Histograms {
         k == self.prev as usize && u32::from(n) >= MIN_ROW_TOTAL && n <= HALVES && self.all[k] <= HALVES
     }
 
+    /// [`Histograms::add`] of a period in bucket `k`, where [`Histograms::grows_only`] holds:
+    /// no count halves and `k` is the last period's bucket, so this adds to two counts and the
+    /// kept sum, and calls nothing.
+    pub fn grow(&mut self, k: usize) {
+        debug_assert!(self.grows_only(k));
+        self.rows[k][k] += WEIGHT;
+        self.all[k] += WEIGHT;
+        self.all_total += u16::from(WEIGHT);
+    }
+
     /// The counts that predict the next period: those that followed the last period's bucket,
     /// weighted 3 to 1 against all of them (which keeps a bucket the row has not seen yet
     /// possible), or all of them alone while that row is thin; plus a small prior (1/64 of a

@@ -174,39 +174,37 @@ impl Predictive {
             self.halt_wake_ns = (avg + (new - avg) / 4) as u32;
         }
         let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
-        if self.keep_below == 0 {
-            self.learn(wakeup_ns, limit);
-        } else if self.learn_keeping_plan(wakeup_ns, limit) {
-            return;
+        // Where no plan can be kept (`keep_below` 0), the idle path tests only that.
+        let k = bucket(wakeup_ns);
+        let kept = if k < usize::from(self.keep_below) { self.learn_keeping_plan(k, wakeup_ns, limit) } else { None };
+        match kept {
+            Some(true) => return,
+            Some(false) => {}
+            None => {
+                self.histograms.add(wakeup_ns);
+                self.periodic.add(wakeup_ns, limit);
+            }
         }
+        let at_top = self.prices_at_top(limit);
         self.next = Planned::of(self.plan(limit));
-        self.keep_below = self.keep_bound(limit);
+        self.keep_below = if at_top { self.keep_bound() } else { 0 };
     }
 
-    /// Adds a period that ended `wakeup_ns` after idle entry to the histograms and the periodic
-    /// detector (`limit`: what a poll from idle entry could reach).
-    #[inline(always)]
-    fn learn(&mut self, wakeup_ns: u64, limit: u64) {
-        self.histograms.add(wakeup_ns);
-        self.periodic.add(wakeup_ns, limit);
-    }
-
-    /// [`Predictive::learn`], and whether the plan stands after it
-    /// ([`Predictive::keeps_plan`]). Apart: where no plan can be kept, the idle path only
-    /// tests `keep_below`.
+    /// For a period that ended `wakeup_ns` after idle entry, in a bucket `k` the plan stands
+    /// through (below `keep_below`, [`Predictive::keep_bound`]): if it changes the next
+    /// prediction only by adding to bucket `k`'s count and to the total
+    /// ([`Histograms::grows_only`]), adds it and returns whether the plan stands
+    /// ([`Predictive::keeps_plan`]); otherwise adds nothing and returns `None`. Apart, and
+    /// with no call (no count halves), so that it saves few registers: at think 0, most
+    /// periods take it, and where no plan can be kept, none.
     #[inline(never)]
-    fn learn_keeping_plan(&mut self, wakeup_ns: u64, limit: u64) -> bool {
-        // Read before the add: whether the counts will only grow where the plan can keep.
-        let grows = self.grows_below_reuse(bucket(wakeup_ns));
-        self.learn(wakeup_ns, limit);
-        grows && self.keeps_plan(limit)
-    }
-
-    /// Whether a period in bucket `k` changes the next prediction only by adding to bucket
-    /// `k`'s count and to the total ([`Histograms::grows_only`]), and `k` is a bucket the plan
-    /// stands through ([`Predictive::keep_bound`]).
-    fn grows_below_reuse(&self, k: usize) -> bool {
-        k < usize::from(self.keep_below) && self.histograms.grows_only(k)
+    fn learn_keeping_plan(&mut self, k: usize, wakeup_ns: u64, limit: u64) -> Option<bool> {
+        if !self.histograms.grows_only(k) {
+            return None;
+        }
+        self.histograms.grow(k);
+        self.periodic.add(wakeup_ns, limit);
+        Some(self.keeps_plan(limit))
     }
 
     /// The plan just made (within `limit`) may stand through a period in a bucket below this
@@ -216,10 +214,7 @@ impl Predictive {
     /// cost (so the price is above their middle). The same for every period the plan stands:
     /// the window is the plan's, and the halt cost the one it was made with (a new one, or a
     /// new ceiling, clears `keep_below`).
-    fn keep_bound(&self, limit: u64) -> u8 {
-        if !self.prices_at_top(limit) {
-            return 0;
-        }
+    fn keep_bound(&self) -> u8 {
         let (window, halt) = (u64::from(self.next.window_ns), self.budget.halt_cost_ns());
         let poll = self.next.timer_ns == 0 && window > halt / SKI_RENTAL_FLOOR_DIV;
         // A bucket ends at or below `ns` if it is below `ns`'s bucket (the last, open, never
@@ -229,7 +224,7 @@ impl Predictive {
 
     /// Whether the plan made for an earlier period is still the one [`Predictive::plan`] would
     /// make now, after a period that only added to one bucket the plan can keep through
-    /// ([`Predictive::grows_below_reuse`]), so that the search can be skipped (at think 0,
+    /// ([`Predictive::learn_keeping_plan`]), so that the search can be skipped (at think 0,
     /// most periods). Conservative: when in doubt, it plans again.
     ///
     /// What else the plan reads stays the same: the budget's prices and limits, because they
@@ -237,7 +232,7 @@ impl Predictive {
     /// ceiling (`keep_below`); the timer's score is the one part that reads the
     /// total or the periodic detector, so no timer may be possible now. Then the decision is
     /// the final window search's result, floored ([`floored`]), and the plan stands only
-    /// ([`Predictive::grows_below_reuse`]) for a poll longer than the floor, the search's own
+    /// ([`Predictive::keep_bound`]) for a poll longer than the floor, the search's own
     /// result.
     ///
     /// That result stands when bucket `k` gains `d` (and the total `d`): every window that
