@@ -158,6 +158,36 @@ impl Prediction<'_> {
     }
 }
 
+impl Prediction<'_> {
+    /// Whether [`best_window`] under these counts at `price_ns` within `limit_ns` is sure to be
+    /// the whole limit, read from the total and bucket 0's count alone (no search): every
+    /// bucket up to the limit adds to the score. Sufficient, not necessary (false where unsure).
+    ///
+    /// Extending the window over a whole bucket `j` of width `w` adds (on the search's scale)
+    /// `n x (2 x price - w) - 2 x above x w`, with `n` its count and `above` the counts above
+    /// it. Every count is at least the prior's (1), every `above` at most `A`, the counts above
+    /// bucket 0 (the limit is past it), and every whole bucket at most as wide as the bucket
+    /// `c` the limit ends in; so `2 x price > width(c) x (2A + 1)` makes every step gain
+    /// (and no bucket up to `c` is twice as wide as a catch is worth, so the search stops at
+    /// none). Where the limit cuts inside `c`, the cut window adds
+    /// `price x part + part x (w + 1) / 2 - 256 x above x w` to the last whole one, with `w`
+    /// the part of `c` it covers, `part = 256 x n x w / width(c)` (rounded down) and `above`
+    /// the counts from `c` on, at most `A`: `price x part(n = 1) > 256 x A x w` makes it gain.
+    pub fn longest_wins(&self, price_ns: u64, limit_ns: u64) -> bool {
+        // The bucket the window ends in: the limit in (its start, its end].
+        let c = bucket(limit_ns.saturating_sub(1));
+        if c == 0 || c >= BUCKETS - 1 {
+            return false; // not past bucket 0, or past the last bucket a search scores
+        }
+        let shift = width_shift(c);
+        let above = u64::from(self.total - u32::from(self.count(0)));
+        // Below 2^22 x 2^15 and 2^36 x 2^8 (counts below 2^14, the price below 2^36).
+        let whole = 2 * price_ns > (1 << shift) * (2 * above + 1);
+        let w = limit_ns - start_ns(c);
+        whole && (limit_ns == edge_ns(c) || price_ns * ((w << 8) >> shift) > (above << 8) * w)
+    }
+}
+
 /// A prediction's count of a bucket whose row and unconditioned counts are `row` and `all`.
 #[inline(always)]
 fn blend(thin: bool, row: u8, all: u8) -> u16 {
@@ -322,6 +352,27 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn where_the_longest_window_wins_outright_the_search_finds_it(
+            row in proptest::array::uniform12(0u8..=u8::MAX),
+            all in proptest::array::uniform12(proptest::prop_oneof![0u8..4, 0u8..=u8::MAX]),
+            tail in 0u8..4,
+            price_ns in proptest::prop_oneof![0u64..1 << 20, 0u64..1 << 30],
+            limit_ns in proptest::prop_oneof![0u64..1 << 19, 0u64..1 << 24],
+        ) {
+            // Rows like think 0's (bucket 0 full, a little above it) as well as any row.
+            let mut row = row;
+            if tail > 0 {
+                row[1..].iter_mut().for_each(|n| *n %= tail + 1);
+            }
+            let all_total = total(&all) as u16;
+            let h = Histograms { rows: [row; BUCKETS], all, all_total, prev: 0 };
+            let p = h.prediction();
+            if p.longest_wins(price_ns, limit_ns) {
+                proptest::prop_assert_eq!(p.best_window(price_ns, limit_ns).window_ns, limit_ns);
+            }
+        }
+
         #[test]
         fn a_bucket_is_the_bit_length_of_its_period_in_bucket_0_widths(ns in proptest::num::u64::ANY) {
             let bits = (u64::BITS - (ns >> FIRST_SHIFT).leading_zeros()) as usize;

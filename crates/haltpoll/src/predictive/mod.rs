@@ -175,36 +175,54 @@ impl Predictive {
         }
         let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
         // Where no plan can be kept (`keep_below` 0), the idle path tests only that.
-        let k = bucket(wakeup_ns);
-        let kept = if k < usize::from(self.keep_below) { self.learn_keeping_plan(k, wakeup_ns, limit) } else { None };
-        match kept {
-            Some(true) => return,
-            Some(false) => {}
-            None => {
-                self.histograms.add(wakeup_ns);
-                self.periodic.add(wakeup_ns, limit);
-            }
+        if self.keep_below == 0 {
+            self.histograms.add(wakeup_ns);
+            self.periodic.add(wakeup_ns, limit);
+        } else if self.learn_keeping_plan(wakeup_ns, limit) {
+            return;
         }
         let at_top = self.prices_at_top(limit);
         self.next = Planned::of(self.plan(limit));
         self.keep_below = if at_top { self.keep_bound() } else { 0 };
     }
 
-    /// For a period that ended `wakeup_ns` after idle entry, in a bucket `k` the plan stands
-    /// through (below `keep_below`, [`Predictive::keep_bound`]): if it changes the next
-    /// prediction only by adding to bucket `k`'s count and to the total
-    /// ([`Histograms::grows_only`]), adds it and returns whether the plan stands
-    /// ([`Predictive::keeps_plan`]); otherwise adds nothing and returns `None`. Apart, and
-    /// with no call (no count halves), so that it saves few registers: at think 0, most
-    /// periods take it, and where no plan can be kept, none.
+    /// Adds a period that ended `wakeup_ns` after idle entry, and returns whether the plan
+    /// (made with the prices at their top, `keep_below` not 0) stands after it
+    /// ([`Predictive::keeps_plan`]): where it changes the next prediction only by adding to
+    /// the count of a bucket the plan stands through ([`Histograms::grows_only`],
+    /// [`Predictive::keep_bound`]), or where the plan is the longest window and wins whatever
+    /// the counts ([`Predictive::longest_stands`]). Apart, and where the counts only grow with
+    /// no call (no count halves), so that it saves few registers: at think 0, most periods.
     #[inline(never)]
-    fn learn_keeping_plan(&mut self, k: usize, wakeup_ns: u64, limit: u64) -> Option<bool> {
-        if !self.histograms.grows_only(k) {
-            return None;
+    fn learn_keeping_plan(&mut self, wakeup_ns: u64, limit: u64) -> bool {
+        let k = bucket(wakeup_ns);
+        if k < usize::from(self.keep_below) && self.histograms.grows_only(k) {
+            self.histograms.grow(k);
+            self.periodic.add(wakeup_ns, limit);
+            return self.keeps_plan(limit);
         }
-        self.histograms.grow(k);
+        self.learn_apart(wakeup_ns, limit);
+        self.longest_stands(limit) && self.keeps_plan(limit)
+    }
+
+    /// Adds a period that ended `wakeup_ns` after idle entry to the histograms and the periodic
+    /// detector (`limit`: what a poll from idle entry could reach), out of line: where a plan
+    /// may stand, only when a count halves or the period is in another bucket.
+    #[inline(never)]
+    fn learn_apart(&mut self, wakeup_ns: u64, limit: u64) {
+        self.histograms.add(wakeup_ns);
         self.periodic.add(wakeup_ns, limit);
-        Some(self.keeps_plan(limit))
+    }
+
+    /// Whether the plan is a poll of the whole `limit` from idle entry and a search of the counts
+    /// now, whatever they are, is sure to find it again ([`histogram::Prediction::longest_wins`], at the
+    /// price the plan was searched with: [`Predictive::keeps_plan`] holds it there). Then it
+    /// stands through halvings and periods in other buckets, which at think 0 (a window
+    /// at the ceiling, a price of four parameter ceilings) are most of the periods that
+    /// planned again.
+    fn longest_stands(&self, limit: u64) -> bool {
+        let window = u64::from(self.next.window_ns);
+        self.next.timer_ns == 0 && window == limit && self.histograms.prediction().longest_wins(self.price_ns(), limit)
     }
 
     /// The plan just made (within `limit`) may stand through a period in a bucket below this
@@ -611,7 +629,7 @@ mod tests {
 
     /// One period of `d` ns (after `busy` ns of work) through `gov` and through `fresh`, which
     /// plans every period: the same decision, and the same state after. Returns whether `gov`
-    /// kept its plan.
+    /// kept its plan where the counts only grew.
     fn keeps_the_same_plan(gov: &mut Predictive, fresh: &mut Predictive, busy: u64, d: u64, wake_ns: u64) -> bool {
         let latency = if d.is_multiple_of(997) { 0 } else { LATENCY_ANY }; // now and then a forced poll
         let decision = gov.select(latency, busy);
@@ -622,8 +640,10 @@ mod tests {
             }
             _ => outcome_of(decision, d, wake_ns),
         };
-        // A poll 1 ns longer than planned reads alike to the test whether a plan stands (unless
-        // it crosses a bucket's edge below the halt cost), and a plan made now overwrites it.
+        // A poll 1 ns longer than planned reads alike to the test whether the counts only grow
+        // where a plan stands (unless it crosses a bucket's edge below the halt cost), and a
+        // plan made now overwrites it. (It is never the limit, so the count leaves out the plans
+        // kept as the longest window, `Predictive::longest_stands`: at think 0, a fifth more.)
         let marker = Planned { window_ns: gov.next.window_ns.wrapping_add(1), ..gov.next };
         let mut marked = Predictive { next: marker, ..*gov };
         marked.reflect(&outcome);
