@@ -351,6 +351,29 @@ mod tests {
         assert!(after_short[bucket(2_000_000)] > 3 * after_short[bucket(20_000)]);
     }
 
+    #[test]
+    fn at_think_0_the_ceiling_window_wins_outright() {
+        // Sub-us periods, a few long ones' rounded-up counts; a price of four 4 ms ceilings
+        // and a 120 us halt.
+        let mut h = Histograms::new();
+        for i in 0..4_000u64 {
+            h.add(if i % 500 == 499 { 200_000 << (i / 500 % 5) } else { 400 });
+        }
+        let p = h.prediction();
+        let price = 16_000_000 + 120_000;
+        for limit in [240_000, 262_144, 200_000, 65_536, 16_384] {
+            assert!(p.longest_wins(price, limit), "{limit}");
+            assert_eq!(p.best_window(price, limit).window_ns, limit);
+        }
+        // A limit 1 ns into a bucket (the cut part's count rounds to 0), not past bucket 0, or
+        // past the last bucket a search scores: unsure.
+        assert!(!p.longest_wins(price, 131_073));
+        assert!(!p.longest_wins(price, 8_192));
+        assert!(!p.longest_wins(price, edge_ns(BUCKETS - 2) + 1));
+        // A price too low for the periods above bucket 0.
+        assert!(!p.longest_wins(100_000, 240_000));
+    }
+
     proptest::proptest! {
         #[test]
         fn where_the_longest_window_wins_outright_the_search_finds_it(
