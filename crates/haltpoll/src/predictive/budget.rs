@@ -167,6 +167,13 @@ pub struct Budget {
     fill_scale: u64,
 }
 
+/// The highest price for a ceiling of `ceiling_ns`: [`MAX_PRICE_CEILINGS`] of it, within the
+/// price's range (2^28, so 32 bits hold it).
+const fn max_price_ns(ceiling_ns: u64) -> u32 {
+    let max = MAX_PRICE_CEILINGS.saturating_mul(ceiling_ns);
+    (if max > 1 << MAX_PRICE_SHIFT { 1 << MAX_PRICE_SHIFT } else { max }) as u32
+}
+
 impl Budget {
     /// A full credit (a horizon's worth), as after a quiet horizon.
     pub const fn new(params: &ValidPredictiveParams) -> Budget {
@@ -175,8 +182,7 @@ impl Budget {
         let cap_ns = p.budget_horizon_ns * p.poll_budget_ppm as u64 / PPM as u64;
         let reserve = RESERVE_CEILINGS * p.poll_ceiling_ns;
         let reserve_ns = if reserve < cap_ns / 2 { reserve } else { cap_ns / 2 };
-        let max = MAX_PRICE_CEILINGS * p.poll_ceiling_ns;
-        let max_price_ns = if max > 1 << MAX_PRICE_SHIFT { 1 << MAX_PRICE_SHIFT } else { max };
+        let max_price_ns = max_price_ns(p.poll_ceiling_ns);
         let fill_scale = match (1u64 << 40).checked_div(reserve_ns) {
             Some(q) if q * reserve_ns == 1 << 40 => q,
             Some(q) => q + 1, // rounded up
@@ -191,9 +197,16 @@ impl Budget {
             halt_cost_ns: p.halt_cost_ns as u32,
             cap_ns,
             reserve_ns,
-            max_price_ns: max_price_ns as u32,
+            max_price_ns,
             fill_scale,
         }
+    }
+
+    /// Sets the top price to four of `ceiling_ns` (`MAX_PRICE_CEILINGS`), the ceiling a caller set
+    /// in place of the parameters' ([`super::Predictive::set_ceiling_ns`]). The reserve stays
+    /// the parameters' (its scale is worked out once, with a division).
+    pub const fn set_price_ceiling_ns(&mut self, ceiling_ns: u64) {
+        self.max_price_ns = max_price_ns(ceiling_ns);
     }
 
     /// Credit available, ns (0 while in debt).

@@ -321,14 +321,19 @@ impl Predictive {
 
     /// Sets the longest poll window, ns (at most [`MAX_CEILING_NS`]), for a caller that knows
     /// better than its parameters what a long poll costs (a guest that measures what its halts
-    /// cost the host): from the next decision planned on. The budget's reserve and top price
-    /// stay those of the parameters' ceiling.
+    /// cost the host): from the next decision planned on. The top price follows it (four
+    /// ceilings, [`Budget::set_price_ceiling_ns`]): a catch is worth no more than the polls the
+    /// ceiling in force allows, not those of a ceiling the caller has ruled out (with the
+    /// parameters' 4 ms, a catch was worth 16 ms of polling, so whatever caught most won, a
+    /// window polling a whole 150 us wait over a timer; docs/measurements.md, "Ninth round").
+    /// The budget's reserve stays the parameters'.
     pub fn set_ceiling_ns(&mut self, ns: u64) {
         // At most 1 s: it fits.
         let ceiling_ns = ns.min(MAX_CEILING_NS) as u32;
         if ceiling_ns != self.ceiling_ns {
-            // The plan was made within the old one.
+            // The plan was made within the old one, at the old top price.
             self.keep_below = 0;
+            self.budget.set_price_ceiling_ns(u64::from(ceiling_ns));
         }
         self.ceiling_ns = ceiling_ns;
     }
@@ -563,6 +568,31 @@ mod tests {
         let timed = tail.iter().filter(|(d, _)| matches!(d, Decision::TimerThenPoll { .. })).count();
         let caught = tail.iter().filter(|(_, c)| *c).count();
         assert!(timed * 100 <= tail.len() && caught * 100 >= 99 * tail.len(), "{timed} timers, {caught} caught");
+    }
+
+    #[test]
+    fn a_ceiling_set_below_the_parameters_lowers_the_top_price_and_a_timer_meets_a_long_wait() {
+        // The guest's case at a 150 us think time: its halts cost 150 us, its ceiling is two of
+        // them, and one wait in ten comes 90 us late (the partner halted). At the parameters'
+        // top price (16 ms a catch) a window from idle entry polls every whole wait for the
+        // late ones; at four of the ceiling in force a timer and a short window win.
+        let mut gov = Predictive::new(params(50_000, 4_000_000));
+        assert_eq!(gov.budget.top_price_ns(), 6_250_000, "the cap's eighth at 5% of 1 s");
+        gov.set_halt_cost_ns(150_000);
+        gov.set_ceiling_ns(300_000);
+        assert_eq!(gov.ceiling_ns(), 300_000);
+        assert_eq!(gov.budget.top_price_ns(), 1_200_000, "four ceilings, below the cap's eighth");
+        gov.set_timer_wake_ns(40_000);
+        let periods = (0..4_000u64).map(|i| (2_000, 150_000 + (i % 7) * 1_000 + if i % 10 == 9 { 90_000 } else { 0 }));
+        let out = run(&mut gov, periods, 40_000);
+        let tail = &out[2_000..];
+        let timed = tail.iter().filter(|(d, _)| matches!(d, Decision::TimerThenPoll { .. })).count();
+        let caught = tail.iter().filter(|(_, c)| *c).count();
+        assert!(timed * 2 >= tail.len(), "timer-first {timed} of {}", tail.len());
+        assert!(caught * 10 >= 8 * tail.len(), "caught {caught} of {}", tail.len());
+        // Back to the parameters' ceiling, back to their top price.
+        gov.set_ceiling_ns(4_000_000);
+        assert_eq!(gov.budget.top_price_ns(), 6_250_000);
     }
 
     #[test]
