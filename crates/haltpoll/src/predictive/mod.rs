@@ -220,7 +220,7 @@ impl Predictive {
     /// now, whatever they are, is sure to find it again ([`histogram::Prediction::longest_wins`], at the
     /// price the plan was searched with: [`Predictive::keeps_plan`] holds it there). Then it
     /// stands through halvings and periods in other buckets, which at think 0 (a window
-    /// at the ceiling, a price of four parameter ceilings) are most of the periods that
+    /// at the ceiling, the price at its top: four ceilings) are most of the periods that
     /// planned again.
     fn longest_stands(&self, limit: u64) -> bool {
         let window = u64::from(self.next.window_ns);
