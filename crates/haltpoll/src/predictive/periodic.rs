@@ -9,8 +9,11 @@
 //! a long idle among regular ones) counts as a miss but barely moves the aim, since averaging
 //! it in would widen the window over both and catch neither for its cost (a message every 1 ms
 //! whose reply is late half the time: periods of 1.1 ms and 2-5 ms). A late period a poll could
-//! reach averages in as before: the poll may catch it. When it no longer catches, it follows
-//! every period again, so a period that moves for good is found within a few dozen.
+//! reach, from idle entry or from the window's start, averages in as before: the poll may catch
+//! it. When it no longer catches, it follows every period again; and a run of late periods that
+//! the catch rate makes unlikely (three in a row at 15 in 16) is a period that has moved, not
+//! late replies, so the aim follows it at once instead of after the rate has fallen (32
+//! periods): a vCPU whose waits go from microseconds to 1 ms arms timers within a few dozen.
 
 /// Half a window is at least this, ns: the poll has to start a little early even for a perfectly
 /// regular wakeup, since the timer's own wake-up varies.
@@ -34,6 +37,12 @@ const LOCKED_RATE: u16 = (ONE / 8) as u16;
 /// 81-91%, where a window from idle entry would have caught 97-99%.
 const TRUSTED_RATE: u32 = ONE * 15 / 16;
 
+/// A run of late periods less likely than this (in 1/65536: 1 in 1024) at the catch rates it
+/// came at is not late replies among the periods aimed at: the period has moved, and the aim
+/// follows it at once instead of waiting for the rate to fall below [`LOCKED_RATE`] (32 periods
+/// from a steady one). At a rate of 15 in 16 that is three late periods in a row; at 40%, 14.
+const UNLIKELY_LATE_RUN: u16 = 64;
+
 /// The detector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Periodic {
@@ -44,6 +53,9 @@ pub struct Periodic {
     /// How often a recent period fell within `mean +- half_window` (1/16 of each new one), in
     /// 1/1024.
     catch_rate: u16,
+    /// How likely the run of late periods since the last one that was not is, at the catch
+    /// rates it came at, in 1/65536 (the product of `1 - rate` over the run).
+    late_run_odds: u16,
 }
 
 /// A window around the predicted wakeup.
@@ -60,15 +72,16 @@ pub struct Aim {
 impl Periodic {
     /// No history.
     pub const fn new() -> Periodic {
-        Periodic { mean_ns: 0, dev_ns: 0, catch_rate: 0 }
+        Periodic { mean_ns: 0, dev_ns: 0, catch_rate: 0, late_run_odds: u16::MAX }
     }
 
     fn half_window_ns(&self) -> u64 {
         2 * u64::from(self.dev_ns) + MIN_HALF_WINDOW_NS
     }
 
-    /// Records a period of `ns`; one longer than `reach_ns` (what a poll from idle entry could
-    /// reach) that ends after the window is late, not part of the aim.
+    /// Records a period of `ns`; one that ends after the window, and further after its start
+    /// than `reach_ns` (what a poll could reach: a window from idle entry, or one the timer
+    /// starts), is late, not part of the aim, unless a run of them says the period has moved.
     pub fn add(&mut self, ns: u64, reach_ns: u64) {
         // Periods beyond 4 s are not worth a timer; the cap keeps the averages in 32 bits.
         let d = i64::from(u32::try_from(ns).unwrap_or(u32::MAX));
@@ -80,15 +93,31 @@ impl Periodic {
         let locked = self.catch_rate >= LOCKED_RATE;
         // Each stays between its old value and the new sample, so within its type.
         self.catch_rate = (rate + (i64::from(inside) - rate) / 16) as u16;
-        if locked && d > mean + half && ns > reach_ns {
+        // A late period a window from the aim's start could reach averages in: a ping-pong
+        // partner that halted replies a wake-up late (1.07 ms for 1 ms), and a window over both
+        // catches that reply, so the partner's next reply comes on time again; aimed at the
+        // on-time replies alone, a late one makes the next late too, in runs.
+        let beyond = d > mean + half && (d - (mean - half).max(0)) as u64 > reach_ns;
+        if locked && beyond && !self.late_run_moves() {
             // Late: a step of at most half a window, so a run of late ones still shifts the aim
             // (toward a window that would have caught more), but slower than a caught one
             // pulls it back.
             self.mean_ns = (mean + (d - mean).min(half) / 16) as u32;
             return;
         }
+        if !beyond {
+            self.late_run_odds = u16::MAX;
+        }
         self.mean_ns = (mean + (d - mean) / 4) as u32;
         self.dev_ns = (dev + (err - dev) / 4) as u32;
+    }
+
+    /// Counts a late period into the odds of the run it ends, at the catch rate it leaves, and
+    /// returns whether the run is now too unlikely for late replies ([`UNLIKELY_LATE_RUN`]).
+    fn late_run_moves(&mut self) -> bool {
+        let miss = ONE - u32::from(self.catch_rate);
+        self.late_run_odds = ((u32::from(self.late_run_odds) * miss) >> 10) as u16;
+        self.late_run_odds < UNLIKELY_LATE_RUN
     }
 
     /// The window that would catch the next period if it is like the recent ones.
@@ -206,6 +235,39 @@ mod tests {
         }
         let aim = p.aim();
         assert!(aim.catch_rate > 900 && (890_000..900_000).contains(&aim.start_ns), "{aim:?}");
+    }
+
+    #[test]
+    fn a_late_reply_a_window_from_the_aims_start_could_reach_widens_the_aim() {
+        // A ping-pong at 1 ms whose partner halted, three times in ten, and replied a wake-up
+        // (70 us) late; a poll reaches 200 us. A window from idle entry cannot reach 1.07 ms,
+        // one from the aim's start can: the aim spans both, within what a poll reaches.
+        let mut p = Periodic::new();
+        let mut x: u64 = 3;
+        for _ in 0..2_000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            p.add(if (x >> 33) % 10 < 3 { 1_070_000 } else { 1_000_000 + (x >> 40) % 2_000 }, 200_000);
+        }
+        let aim = p.aim();
+        assert!(aim.start_ns <= 1_000_000 && aim.start_ns + aim.window_ns >= 1_070_000, "{aim:?}");
+        assert!(aim.window_ns <= 200_000, "{aim:?}");
+    }
+
+    #[test]
+    fn a_run_of_late_periods_the_rate_cannot_explain_is_followed_at_once() {
+        // Waits of 5 us (think 0), then of 1 ms: three late periods in a row at a rate of 15
+        // in 16 are a period that moved, not late replies, and the aim is at 1 ms within 20
+        // periods, where waiting for the rate to fall below its lock would take 32.
+        let mut p = Periodic::new();
+        for _ in 0..500 {
+            p.add(5_000, 200_000);
+        }
+        for _ in 0..20 {
+            p.add(1_000_000, 200_000);
+        }
+        let aim = p.aim();
+        assert!(aim.start_ns <= 1_000_000 && aim.start_ns + aim.window_ns >= 1_000_000, "{aim:?}");
+        assert!(aim.window_ns <= 200_000, "{aim:?}");
     }
 
     #[test]
