@@ -94,6 +94,21 @@ impl Histograms {
         k == self.prev as usize && u32::from(n) >= MIN_ROW_TOTAL && n <= HALVES && self.all[k] <= HALVES
     }
 
+    /// Whether adding a period in bucket `k` changes the next prediction's counts in bucket 0
+    /// alone (and the total): `k` and the last period's bucket are 0, so the row that predicts
+    /// next is the row it goes into; a row that halves (its bucket 0 full) has no count above
+    /// bucket 0 that a halving changes (none above 1); and the row is not thin before (it
+    /// holds at least `MIN_ROW_TOTAL` in bucket 0 alone) nor after (it grows, or halves from
+    /// a full bucket 0), so the blend stays the same. At think 0, where every period in 7-8
+    /// halves bucket 0's row or all periods' counts, this is most of the periods that
+    /// [`Histograms::grows_only`] leaves out.
+    pub fn moves_only_0(&self, k: usize) -> bool {
+        const HALVES: u8 = u8::MAX - WEIGHT;
+        let row = &self.rows[0];
+        let steady = |r: &Row| r[0] <= HALVES || at_most_1_above_0(r);
+        k == 0 && self.prev == 0 && u32::from(row[0]) >= MIN_ROW_TOTAL && steady(row) && steady(&self.all)
+    }
+
     /// [`Histograms::add`] of a period in bucket `k`, where [`Histograms::grows_only`] holds:
     /// no count halves and `k` is the last period's bucket, so this adds to two counts and the
     /// kept sum, and calls nothing.
@@ -186,6 +201,33 @@ impl Prediction<'_> {
         let w = limit_ns - start_ns(c);
         whole && (limit_ns == edge_ns(c) || price_ns * ((w << 8) >> shift) > (above << 8) * w)
     }
+}
+
+impl Prediction<'_> {
+    /// Whether a poll of `window_ns` that covers bucket 0 whole (at least its end) and is at
+    /// most `price_ns` scores above a halt at `price_ns`, read from the total and bucket 0's
+    /// count alone. On the search's scale bucket 0's `n` periods add `n x (2 x price - 8192)`;
+    /// every other bucket the window covers adds a catch worth the price for a poll of at most
+    /// the window, no less than 0; and the rest, at most `total - n`, poll the whole window,
+    /// `2 x window` each. So `n x (2 x price - 8192) > 2 x (total - n) x window` is enough.
+    /// (The limit cutting inside a bucket the window covers changes neither bound.)
+    pub fn beats_halt(&self, price_ns: u64, window_ns: u64) -> bool {
+        let n = u64::from(self.count(0));
+        let rest = u64::from(self.total) - n;
+        // Below 2^11 x 2^37 and 2^15 x 2^31: the price below 2^36, a window below 2^30.
+        window_ns <= price_ns && n * (2 * price_ns - edge_ns(0)) > 2 * rest * window_ns
+    }
+}
+
+/// Whether no count of `row` above bucket 0 is above 1, so that a halving (which rounds up)
+/// leaves them as they are: the row read as words, as [`row_total`] reads it.
+fn at_most_1_above_0(row: &Row) -> bool {
+    // A row is 8 + 4 bytes (below): neither conversion can fail.
+    let (head, tail) = row.split_at(8);
+    let head = u64::from_le_bytes(head.try_into().unwrap_or([0; 8]));
+    let tail = u32::from_le_bytes(tail.try_into().unwrap_or([0; 4]));
+    // Every bit but the lowest of each byte, bucket 0's byte left out.
+    head & 0xfefe_fefe_fefe_fe00 == 0 && tail & 0xfefe_fefe == 0
 }
 
 /// A prediction's count of a bucket whose row and unconditioned counts are `row` and `all`.
@@ -439,6 +481,53 @@ mod tests {
                     proptest::prop_assert_eq!(h.prediction().counts(), expected);
                     proptest::prop_assert_eq!(h.prediction().total(), total + 4 * u32::from(WEIGHT));
                 }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_period_that_moves_only_bucket_0_leaves_the_counts_above_it(
+            periods in proptest::collection::vec(proptest::prop_oneof![0u64..8_192, 0u64..8_192, 0u64..1 << 24], 1..1_500),
+        ) {
+            // Mostly bucket 0 (its counts halve every 16), now and then any other.
+            let mut h = Histograms::new();
+            for ns in periods {
+                let (before, total) = (h.prediction().counts(), h.prediction().total());
+                let only_0 = h.moves_only_0(bucket(ns));
+                h.add(ns);
+                if only_0 {
+                    let after = h.prediction().counts();
+                    proptest::prop_assert_eq!(&after[1..], &before[1..]);
+                    proptest::prop_assert_eq!(h.prediction().total() + u32::from(before[0]), total + u32::from(after[0]));
+                }
+            }
+        }
+
+        #[test]
+        fn a_window_that_beats_a_halt_stays_the_best_whatever_bucket_0_holds(
+            row in proptest::array::uniform12(0u8..=u8::MAX),
+            all in proptest::array::uniform12(proptest::prop_oneof![0u8..4, 0u8..=u8::MAX]),
+            tail in 0u8..4,
+            zeros in proptest::prop_oneof![(0u8..16, 0u8..16), (0u8..=u8::MAX, 0u8..=u8::MAX)],
+            price_ns in proptest::prop_oneof![0u64..1 << 20, 0u64..1 << 30],
+            limit_ns in proptest::prop_oneof![0u64..1 << 19, 0u64..1 << 24],
+        ) {
+            // Rows like think 0's (bucket 0 full, a little above it) as well as any row; the
+            // same counts with other ones in bucket 0, often few (where a halt may win).
+            let mut row = row;
+            if tail > 0 {
+                row[1..].iter_mut().for_each(|n| *n %= tail + 1);
+            }
+            let histograms = |row: Row, all: Row| Histograms { rows: [row; BUCKETS], all, all_total: total(&all) as u16, prev: 0 };
+            let h = histograms(row, all);
+            let window_ns = h.prediction().best_window(price_ns, limit_ns).window_ns;
+            let (mut row, mut all) = (row, all);
+            (row[0], all[0]) = zeros;
+            let moved = histograms(row, all);
+            let p = moved.prediction();
+            if window_ns >= edge_ns(0) && p.thin == h.prediction().thin && p.beats_halt(price_ns, window_ns) {
+                proptest::prop_assert_eq!(p.best_window(price_ns, limit_ns).window_ns, window_ns);
             }
         }
     }
