@@ -109,6 +109,19 @@ impl Histograms {
         k == 0 && self.prev == 0 && u32::from(row[0]) >= MIN_ROW_TOTAL && steady(row) && steady(&self.all)
     }
 
+    /// [`Histograms::add`] of a period in bucket 0, where [`Histograms::moves_only_0`] holds:
+    /// a halving changes bucket 0's count alone (every other count it would halve is 0 or 1,
+    /// which it leaves), so this halves and adds to the two counts of bucket 0 and the kept
+    /// sum, and calls nothing.
+    pub fn grow_0(&mut self) {
+        debug_assert!(self.moves_only_0(0));
+        let grown = |n: u8| if n > u8::MAX - WEIGHT { n.div_ceil(2) } else { n } + WEIGHT;
+        let all = grown(self.all[0]);
+        self.all_total = self.all_total - u16::from(self.all[0]) + u16::from(all);
+        self.all[0] = all;
+        self.rows[0][0] = grown(self.rows[0][0]);
+    }
+
     /// [`Histograms::add`] of a period in bucket `k`, where [`Histograms::grows_only`] holds:
     /// no count halves and `k` is the last period's bucket, so this adds to two counts and the
     /// kept sum, and calls nothing.
@@ -487,7 +500,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn a_period_that_moves_only_bucket_0_leaves_the_counts_above_it(
+        fn a_period_that_moves_only_bucket_0_leaves_the_counts_above_it_and_grows_bucket_0(
             periods in proptest::collection::vec(proptest::prop_oneof![0u64..8_192, 0u64..8_192, 0u64..1 << 24], 1..1_500),
         ) {
             // Mostly bucket 0 (its counts halve every 16), now and then any other.
@@ -495,8 +508,11 @@ mod tests {
             for ns in periods {
                 let (before, total) = (h.prediction().counts(), h.prediction().total());
                 let only_0 = h.moves_only_0(bucket(ns));
+                let mut grown = h;
                 h.add(ns);
                 if only_0 {
+                    grown.grow_0();
+                    proptest::prop_assert_eq!(grown, h);
                     let after = h.prediction().counts();
                     proptest::prop_assert_eq!(&after[1..], &before[1..]);
                     proptest::prop_assert_eq!(h.prediction().total() + u32::from(before[0]), total + u32::from(after[0]));

@@ -219,11 +219,17 @@ impl Predictive {
     /// Adds a period that ended `wakeup_ns` after idle entry to the histograms and the periodic
     /// detector (`limit`: what a poll from idle entry could reach), out of line: where a plan
     /// may stand, only when a count halves or the period is in another bucket. Returns whether
-    /// the next prediction's counts changed in bucket 0 alone ([`Histograms::moves_only_0`]).
+    /// the next prediction's counts changed in bucket 0 alone ([`Histograms::moves_only_0`]):
+    /// then a halving changes that count alone, and the add is [`Histograms::grow_0`] (at
+    /// think 0, most halvings; 9 instructions a period fewer than halving whole rows).
     #[inline(never)]
     fn learn_apart(&mut self, wakeup_ns: u64, limit: u64) -> bool {
         let only_0 = self.histograms.moves_only_0(bucket(wakeup_ns));
-        self.histograms.add(wakeup_ns);
+        if only_0 {
+            self.histograms.grow_0();
+        } else {
+            self.histograms.add(wakeup_ns);
+        }
         self.periodic.add(wakeup_ns, limit);
         only_0
     }
