@@ -27,6 +27,19 @@ const MIN_ROW_TOTAL: u32 = 3 * WEIGHT as u32;
 /// when a catch is worth a long poll (the credit is plentiful), as a long fixed window does.
 const PRIOR: u16 = 1;
 
+/// [`Histograms::prediction_apart`]: the unconditioned counts speak for a phase of short periods
+/// where at least 1 in this many of their periods is short (up to the halt cost's bucket). A
+/// third to a fifth move the same points (docs/predictive.md).
+const APART_ALL_SHORT: u32 = 4;
+
+/// [`Histograms::prediction_apart`]: the row is apart where its share of short periods is below
+/// the unconditioned counts' over this (a quarter to a sixteenth move the same points).
+const APART_RATIO: u32 = 8;
+
+/// No counts: the unconditioned ones where the row alone speaks
+/// ([`Histograms::prediction_apart`]).
+const NO_COUNTS: Row = [0; BUCKETS];
+
 /// The bucket of an idle period of `ns`.
 pub const fn bucket(ns: u64) -> usize {
     // The bit length of `ns >> FIRST_SHIFT`, 0 for 0: one bit more of `ns` kept and the lowest
@@ -144,6 +157,35 @@ impl Histograms {
         let total = if thin { 4 * all_total } else { 3 * row_total + all_total } + BUCKETS as u32 * u32::from(PRIOR);
         Prediction { row, all: &self.all, thin, total }
     }
+
+    /// [`Histograms::prediction`], or the row alone (and the prior) where the unconditioned
+    /// counts speak for another phase than the row's: after a period past bucket `k` (the halt
+    /// cost's), where the unconditioned counts hold at least a quarter of periods up to bucket
+    /// `k` (`APART_ALL_SHORT`) and the row's share of them is below an eighth of theirs
+    /// (`APART_RATIO`). `pipe-bursts` sleeps between bursts: after a period of 2-4 ms the row
+    /// says 2% below 65 us, the 3:1 blend with the unconditioned counts (its bursts') about a
+    /// fifth, and 65 us windows timed out in every sleep (docs/predictive.md, "`pipe-bursts`
+    /// net of a halt at low budgets"). Where the unconditioned counts say few short periods
+    /// either (pgbench -S at 300 tx/s), they stay in the blend.
+    #[inline]
+    pub fn prediction_apart(&self, k: usize) -> Prediction<'_> {
+        let p = self.prediction();
+        if p.thin || usize::from(self.prev) <= k || !self.apart(k) {
+            return p;
+        }
+        // 3 to 0: the blend's own scale, without the unconditioned counts.
+        let total = 3 * u32::from(row_total(p.row)) + BUCKETS as u32 * u32::from(PRIOR);
+        Prediction { all: &NO_COUNTS, total, ..p }
+    }
+
+    /// Whether the last period's row and the unconditioned counts disagree on periods up to
+    /// bucket `k` ([`Histograms::prediction_apart`]).
+    fn apart(&self, k: usize) -> bool {
+        let row = &self.rows[self.prev as usize];
+        let (row_short, all_short) = (short_sum(row, k), short_sum(&self.all, k));
+        let (row_total, all_total) = (u32::from(row_total(row)), u32::from(self.all_total));
+        APART_ALL_SHORT * all_short >= all_total && APART_RATIO * row_short * all_total < all_short * row_total
+    }
 }
 
 /// The counts that predict the next period ([`Histograms::prediction`]), read in place: each
@@ -248,6 +290,11 @@ fn at_most_1_above_0(row: &Row) -> bool {
 fn blend(thin: bool, row: u8, all: u8) -> u16 {
     let (row, all) = (u16::from(row), u16::from(all));
     (if thin { 4 * all } else { 3 * row + all }) + PRIOR
+}
+
+/// The sum of `row`'s counts of buckets `0..=k`.
+fn short_sum(row: &Row, k: usize) -> u32 {
+    row.iter().take(k + 1).map(|&n| u32::from(n)).sum()
 }
 
 /// Adds a period to bucket `k` of `row`, whose counts sum to `total`; returns their new sum.
@@ -546,6 +593,35 @@ mod tests {
                 proptest::prop_assert_eq!(p.best_window(price_ns, limit_ns).window_ns, window_ns);
             }
         }
+    }
+
+    #[test]
+    fn a_row_apart_from_all_speaks_alone() {
+        // Bursts of 100 periods of 50 us, sleeps of 20 of 3 ms: after a sleep's period the next is
+        // another 3 ms one, while most periods (all of them) are 50 us.
+        let (short, long) = (50_000, 3_000_000);
+        let mut h = Histograms::new();
+        for _ in 0..8 {
+            (0..100).for_each(|_| h.add(short));
+            (0..20).for_each(|_| h.add(long));
+        }
+        (0..100).for_each(|_| h.add(short));
+        (0..3).for_each(|_| h.add(long));
+        let k = bucket(short);
+        // After a long period: the row alone, on the blend's scale.
+        let apart = h.prediction_apart(k);
+        let row = h.rows[bucket(long)];
+        assert_eq!(apart.counts().to_vec(), row.iter().map(|&n| 3 * u16::from(n) + PRIOR).collect::<Vec<_>>());
+        assert_eq!(apart.total(), apart.counts().iter().map(|&n| u32::from(n)).sum::<u32>());
+        assert!(apart.count(k) < h.prediction().count(k));
+        // After a short period, and where no count is short, the blend as before.
+        h.add(short);
+        assert_eq!(h.prediction_apart(k).counts(), h.prediction().counts());
+        let mut quiet = Histograms::new();
+        (0..40).for_each(|_| quiet.add(long));
+        quiet.add(short);
+        (0..40).for_each(|_| quiet.add(long));
+        assert_eq!(quiet.prediction_apart(k).counts(), quiet.prediction().counts());
     }
 
     #[test]

@@ -254,8 +254,12 @@ impl Predictive {
     /// at the ceiling, the price at its top: four ceilings) are most of the periods that
     /// planned again.
     fn longest_stands(&self, limit: u64) -> bool {
+        // The counts the plan reads: without a timer, the untimed prediction's. (A plan kept
+        // through a period that only grows a count is exact as it was: such periods are in a
+        // bucket below the halt cost's, after which the untimed prediction is the blend.)
         let window = u64::from(self.next.window_ns);
-        self.next.timer_ns == 0 && window == limit && self.histograms.prediction().longest_wins(self.price_ns(), limit)
+        let prediction = if self.timer_first { self.histograms.prediction() } else { self.untimed_prediction() };
+        self.next.timer_ns == 0 && window == limit && prediction.longest_wins(self.price_ns(), limit)
     }
 
     /// The plan just made (within `limit`) may stand through a period in a bucket below this
@@ -395,14 +399,15 @@ impl Predictive {
     /// windows.
     fn plan(&self, limit: u64) -> Decision {
         let (base, halt) = (self.budget_price_ns(), self.budget.halt_cost_ns());
-        let prediction = self.histograms.prediction();
         // Windows from idle entry stay within their own limit; a timer's window, the credit's.
         let window_limit = self.budget.window_limit_ns(limit);
         if !self.timer_first {
+            let prediction = self.untimed_prediction();
             let window_limit = self.budget.untimed_window_limit_ns(window_limit);
             let poll = prediction.best_window(self.budget.window_price_ns(base, false) + halt, window_limit);
             return floored(&self.budget, window(poll.window_ns), limit);
         }
+        let prediction = self.histograms.prediction();
         // A timer meets the burst's short periods; long windows leave it the reserve.
         let window_limit = self.burst.window_limit_ns(&self.budget, window_limit);
         let price = base + halt;
@@ -450,6 +455,15 @@ impl Predictive {
     fn timer_rate(&self, aim: &Aim) -> u32 {
         let trusted = aim.trusted_rate();
         if self.timer_wake_ns > 0 { trusted.min(u32::from(self.timer_catch_rate >> 6)) } else { trusted }
+    }
+
+    /// What predicts the next period for a governor without a timer: with a halt cost, the row
+    /// alone where the unconditioned counts speak for another phase
+    /// ([`Histograms::prediction_apart`], from the halt cost's bucket: the periods short enough
+    /// that a catch pays for itself, or nearly).
+    fn untimed_prediction(&self) -> histogram::Prediction<'_> {
+        let halt = self.budget.halt_cost_ns();
+        if halt > 0 { self.histograms.prediction_apart(bucket(halt)) } else { self.histograms.prediction() }
     }
 
     /// The periodic detector's aim and when to set the timer for it, if one can be set within
