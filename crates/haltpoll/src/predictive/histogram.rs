@@ -173,9 +173,9 @@ impl Histograms {
         if p.thin || usize::from(self.prev) <= k || !self.apart(k) {
             return p;
         }
-        // 3 to 0: the blend's own scale, without the unconditioned counts.
-        let total = 3 * u32::from(row_total(p.row)) + BUCKETS as u32 * u32::from(PRIOR);
-        Prediction { all: &NO_COUNTS, total, ..p }
+        // 3 to 0: the blend's own scale, without the unconditioned counts (not thin: their
+        // total is in the blend's once).
+        Prediction { all: &NO_COUNTS, total: p.total - u32::from(self.all_total), ..p }
     }
 
     /// Whether the last period's row and the unconditioned counts disagree on periods up to

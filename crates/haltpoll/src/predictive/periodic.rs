@@ -151,6 +151,11 @@ impl Default for Periodic {
 mod tests {
     use super::*;
 
+    /// The next value of a linear congruential generator: jitter the tests can repeat.
+    fn lcg(x: u64) -> u64 {
+        x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407)
+    }
+
     impl Periodic {
         /// Every late period beyond reach.
         fn add_all(&mut self, ns: u64) {
@@ -187,7 +192,7 @@ mod tests {
         let mut p = Periodic::new();
         let mut x: u64 = 1;
         for _ in 0..500 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = lcg(x);
             p.add_all(10_000 + (x >> 33) % 1_000_000);
         }
         let aim = p.aim();
@@ -200,7 +205,7 @@ mod tests {
         let mut p = Periodic::new();
         let mut x: u64 = 7;
         for i in 0..2_000u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = lcg(x);
             let jitter = (x >> 33) % 40_000;
             p.add(if i % 10 < 4 { 1_050_000 + jitter } else { 2_000_000 + (x >> 33) % 3_000_000 }, reach_ns);
         }
@@ -245,7 +250,7 @@ mod tests {
         let mut p = Periodic::new();
         let mut x: u64 = 3;
         for _ in 0..2_000u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = lcg(x);
             p.add(if (x >> 33) % 10 < 3 { 1_070_000 } else { 1_000_000 + (x >> 40) % 2_000 }, 200_000);
         }
         let aim = p.aim();
