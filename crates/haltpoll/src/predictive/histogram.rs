@@ -364,45 +364,130 @@ pub fn best_window(row: &Counts, price_ns: u64, limit_ns: u64) -> Choice {
 }
 
 /// [`best_window`] over the counts `count(0..BUCKETS)`, which sum to `total`.
+///
+/// Above a price of 8 us every bucket up to the one the price stops at is narrower than the
+/// price (from bucket 1 on a bucket is as wide as it starts, half its end), and bucket 0 is
+/// too: such a bucket is scored whole where it ends within the limit and below twice the price,
+/// one comparison, and the first that is not is scored on its own ([`Sweep::last`]). Each is
+/// written out with its constants (`step!`), so that each exit is its own code.
 fn search(total: u32, count: impl Fn(usize) -> u16, price_ns: u64, limit_ns: u64) -> Choice {
-    let price = price_ns as i64;
-    // Whole counts above the window, caught by it, and twice the ns it expects to poll: the
-    // caught ones at their mean length, the rest the whole window. Extending the window over a
-    // whole bucket adds `width x (n + 2 x above)` to the last, a shift (widths are powers of
-    // two), so a bucket costs one product, the price's, and no division on the idle path.
-    // Scores are then 1/128 of `Choice::score`'s (counts x 256, in ns), exactly.
-    let (mut above, mut caught, mut polled2) = (i64::from(total), 0i64, 0i64);
-    let mut best = (0i64, 0u64);
-    for j in 0..BUCKETS - 1 {
-        let (lo, hi, shift) = (start_ns(j), edge_ns(j), width_shift(j));
+    let n = |v: usize| i64::from(count(v));
+    if price_ns <= edge_ns(0) {
+        return search_each(total, n, price_ns, limit_ns);
+    }
+    let mut sweep = Sweep::new(total, price_ns);
+    let whole_end = limit_ns.min(2 * price_ns - 1);
+    macro_rules! step {
+        ($($v:literal)*) => {$(
+            if edge_ns($v) > whole_end {
+                return sweep.last($v, n($v), price_ns, limit_ns);
+            }
+            sweep.whole($v, n($v));
+        )*};
+    }
+    step!(0 1 2 3 4 5 6 7 8 9 10);
+    sweep.choice()
+}
+
+const _: () = assert!(BUCKETS == 12); // step! writes out buckets 0 to 10
+
+/// [`search`] a bucket at a time, each tested against both stops: for prices of at most 8 us
+/// (rare: the credit nearly empty and no halt cost).
+#[inline(never)]
+fn search_each(total: u32, n: impl Fn(usize) -> i64, price_ns: u64, limit_ns: u64) -> Choice {
+    let mut sweep = Sweep::new(total, price_ns);
+    for v in 0..BUCKETS - 1 {
         // A bucket at least twice as wide as a catch is worth, and every wider one after it,
         // polls more than its catches are worth: no window from here on scores higher.
-        if lo >= limit_ns || 1 << shift >= 2 * price_ns {
+        if start_ns(v) >= limit_ns || 1 << width_shift(v) >= 2 * price_ns {
             break;
         }
-        let n = i64::from(count(j));
-        if hi > limit_ns {
-            // The last window, cut inside the bucket: the part below it is caught at its mean
-            // length, the rest (and all above) polls it. Counts x 256 here, so that part of a
-            // bucket counts; the score on `Choice::score`'s scale.
-            let (n, above, caught, polled) = (n << 8, above << 8, caught << 8, polled2 << 7);
-            let w = (limit_ns - lo) as i64;
-            let part = (n * w) >> shift;
-            let score = price * (caught + part) - polled + part * ((w + 1) / 2) - above * w;
-            if score > best.0 << 7 {
-                return Choice { window_ns: limit_ns, score };
-            }
-            break;
+        if edge_ns(v) > limit_ns {
+            return sweep.cut(v, n(v), price_ns, limit_ns);
         }
-        above -= n;
-        caught += n;
-        polled2 += (n + 2 * above) << shift;
-        let score = 2 * price * caught - polled2;
-        if score > best.0 {
-            best = (score, hi);
+        sweep.whole(v, n(v));
+    }
+    sweep.choice()
+}
+
+/// A search's running sums, in whole counts: the counts above the window, and twice the ns it
+/// expects to poll (the caught ones at their mean length, the rest the whole window); and the
+/// best window so far. Extending the window over a whole bucket adds `width x (n + 2 x above)`
+/// to the second, a shift (widths are powers of two), so a bucket costs one product and no
+/// division on the idle path. A window's score, `2 x price x caught - polled2`, is `2 x price x
+/// total - (2 x price x above + polled2)`: the search keeps the least of the latter (`k`), and no
+/// count of the caught ones. Scores are 1/128 of `Choice::score`'s (counts x 256, in ns),
+/// exactly.
+struct Sweep {
+    total: i64,
+    above: i64,
+    polled2: i64,
+    price2: i64,
+    /// A halt's `k`, `2 x price x total`: its score is 0.
+    halt_k: i64,
+    best_k: i64,
+    window_ns: u64,
+}
+
+impl Sweep {
+    const fn new(total: u32, price_ns: u64) -> Sweep {
+        let (total, price2) = (total as i64, 2 * price_ns as i64);
+        let halt_k = price2 * total;
+        Sweep { total, above: total, polled2: 0, price2, halt_k, best_k: halt_k, window_ns: 0 }
+    }
+
+    /// Extends the window over the whole bucket `v`, which holds `n`, and keeps it if it
+    /// scores best.
+    #[inline(always)]
+    fn whole(&mut self, v: usize, n: i64) {
+        // `n + 2 x above` after the bucket is the counts above it before and after.
+        let above = self.above - n;
+        self.polled2 += (self.above + above) << width_shift(v);
+        self.above = above;
+        let k = self.price2 * above + self.polled2;
+        if k < self.best_k {
+            (self.best_k, self.window_ns) = (k, edge_ns(v));
         }
     }
-    Choice { window_ns: best.1, score: best.0 << 7 }
+
+    /// Scored bucket `v` (which holds `n`) where the one-comparison loop stops ([`search`]), the
+    /// last that can raise the score: cut by the limit; or whole and at least as wide as the
+    /// price (the next is at least twice as wide), where it adds `n x (2 x price - width) - 2 x
+    /// above x width <= price x (n - 2 x above)`: nothing unless it holds more than twice the
+    /// counts above it.
+    #[inline(always)]
+    fn last(mut self, v: usize, n: i64, price_ns: u64, limit_ns: u64) -> Choice {
+        if start_ns(v) >= limit_ns || 1 << width_shift(v) >= 2 * price_ns {
+            return self.choice();
+        }
+        if edge_ns(v) > limit_ns {
+            return self.cut(v, n, price_ns, limit_ns);
+        }
+        if n > 2 * (self.above - n) {
+            self.whole(v, n);
+        }
+        self.choice()
+    }
+
+    /// The window cut inside bucket `v` (which holds `n`) at `limit_ns` if it scores best
+    /// at `price_ns`, else the best so far: the part below it is caught at its mean length, the
+    /// rest (and all above) polls it. Counts x 256 here, so that part of a bucket counts; the
+    /// score on `Choice::score`'s scale. Inline: called by reference, the running sums went to
+    /// the stack before every last step, cut or not (7 stores a search).
+    #[inline(always)]
+    fn cut(&self, v: usize, n: i64, price_ns: u64, limit_ns: u64) -> Choice {
+        let caught = (self.total - self.above) << 8;
+        let (n, above, polled) = (n << 8, self.above << 8, self.polled2 << 7);
+        let w = (limit_ns - start_ns(v)) as i64;
+        let part = (n * w) >> width_shift(v);
+        let score = price_ns as i64 * (caught + part) - polled + part * ((w + 1) / 2) - above * w;
+        let best = self.choice();
+        if score > best.score { Choice { window_ns: limit_ns, score } } else { best }
+    }
+
+    const fn choice(&self) -> Choice {
+        Choice { window_ns: self.window_ns, score: (self.halt_k - self.best_k) << 7 }
+    }
 }
 
 /// Bucket `j`'s width, `edge_ns(j) - start_ns(j)`, as a power of two.
