@@ -179,7 +179,7 @@ impl Predictive {
         if !outcome.caught && outcome.halt_wake_ns > 0 {
             let (avg, new) =
                 (i64::from(self.halt_wake_ns), i64::from(u32::try_from(outcome.halt_wake_ns).unwrap_or(u32::MAX)));
-            self.halt_wake_ns = periodic::toward(avg, new, 2) as u32;
+            self.halt_wake_ns = (avg + (new - avg) / 4) as u32;
         }
         let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
         // Where no plan can be kept (`keep_below` 0), the idle path tests only that.

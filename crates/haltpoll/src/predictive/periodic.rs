@@ -92,7 +92,7 @@ impl Periodic {
         let rate = i64::from(self.catch_rate);
         let locked = self.catch_rate >= LOCKED_RATE;
         // Each stays between its old value and the new sample, so within its type.
-        self.catch_rate = toward(rate, i64::from(inside), 4) as u16;
+        self.catch_rate = (rate + (i64::from(inside) - rate) / 16) as u16;
         // A late period a window from the aim's start could reach averages in: a ping-pong
         // partner that halted replies a wake-up late (1.07 ms for 1 ms), and a window over both
         // catches that reply, so the partner's next reply comes on time again; aimed at the
@@ -102,14 +102,14 @@ impl Periodic {
             // Late: a step of at most half a window, so a run of late ones still shifts the aim
             // (toward a window that would have caught more), but slower than a caught one
             // pulls it back.
-            self.mean_ns = toward(mean, mean + (d - mean).min(half), 4) as u32;
+            self.mean_ns = (mean + (d - mean).min(half) / 16) as u32;
             return;
         }
         if !beyond {
             self.late_run_odds = u16::MAX;
         }
-        self.mean_ns = toward(mean, d, 2) as u32;
-        self.dev_ns = toward(dev, err, 2) as u32;
+        self.mean_ns = (mean + (d - mean) / 4) as u32;
+        self.dev_ns = (dev + (err - dev) / 4) as u32;
     }
 
     /// Counts a late period into the odds of the run it ends, at the catch rate it leaves, and
@@ -129,15 +129,6 @@ impl Periodic {
             catch_rate: u32::from(self.catch_rate),
         }
     }
-}
-
-/// A moving average's step from `old` toward `new` by `2^-shift` of the distance, rounded down
-/// (an arithmetic shift: a signed division, which rounds toward 0, took 3 instructions more
-/// for its correction, in each of the detector's averages and the halts' wake cost). It stays
-/// between `old` and `new`: rounded down, a step toward a lower value can reach it, never pass
-/// it.
-pub(crate) const fn toward(old: i64, new: i64, shift: u32) -> i64 {
-    old + ((new - old) >> shift)
 }
 
 impl Aim {
@@ -209,36 +200,32 @@ mod tests {
     }
 
     /// A message every 1 ms (40 us of jitter), its reply late (2-5 ms) six times in ten, with
-    /// `reach_ns` as what a poll could reach: the aim at the end, and the mean catch rate over
-    /// the last 1 000 periods (the rate's last value swings by about 90 either way on this
-    /// trace: a sixteenth of each period's 0 or 1024).
-    fn late_replies(reach_ns: u64) -> (Aim, u64) {
+    /// `reach_ns` as what a poll could reach.
+    fn late_replies(reach_ns: u64) -> Aim {
         let mut p = Periodic::new();
         let mut x: u64 = 7;
-        let mut rates = 0;
         for i in 0..2_000u64 {
             x = lcg(x);
             let jitter = (x >> 33) % 40_000;
             p.add(if i % 10 < 4 { 1_050_000 + jitter } else { 2_000_000 + (x >> 33) % 3_000_000 }, reach_ns);
-            rates += if i >= 1_000 { u64::from(p.catch_rate) } else { 0 };
         }
-        (p.aim(), rates / 1_000)
+        p.aim()
     }
 
     #[test]
     fn late_periods_do_not_widen_the_aim_at_the_short_ones() {
         // Beyond reach: the window stays around 1 ms and catches the four in ten, where
         // averaging all of them would span 1-5 ms.
-        let (aim, rate) = late_replies(0);
+        let aim = late_replies(0);
         assert!((900_000..1_060_000).contains(&aim.start_ns), "{aim:?}");
         assert!(aim.start_ns + aim.window_ns >= 1_090_000 && aim.window_ns < 300_000, "{aim:?}");
-        assert!((300..500).contains(&rate), "{aim:?}, mean rate {rate}");
+        assert!((300..500).contains(&aim.catch_rate), "{aim:?}");
     }
 
     #[test]
     fn late_periods_within_reach_of_a_poll_still_average_in() {
         // All within what a poll from idle entry reaches: as before, one window over both.
-        let (aim, _) = late_replies(u64::MAX);
+        let aim = late_replies(u64::MAX);
         assert!(aim.window_ns > 1_000_000, "{aim:?}");
     }
 
