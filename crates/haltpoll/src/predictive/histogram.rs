@@ -269,9 +269,8 @@ impl Prediction<'_> {
     pub fn beats_halt(&self, price_ns: u64, window_ns: u64) -> bool {
         let n = u64::from(self.count(0));
         let rest = u64::from(self.total) - n;
-        // Below 2^11 x 2^37 and 2^15 x 2^31: the price below 2^36, a window below 2^30. The
-        // search scores buckets 0 and 1 as one, so bucket 0's periods count at 8 us, not 4.
-        window_ns <= price_ns && n * (2 * price_ns - edge_ns(1)) > 2 * rest * window_ns
+        // Below 2^11 x 2^37 and 2^15 x 2^31: the price below 2^36, a window below 2^30.
+        window_ns <= price_ns && n * (2 * price_ns - edge_ns(0)) > 2 * rest * window_ns
     }
 }
 
@@ -357,27 +356,23 @@ pub struct Choice {
 
 /// The window up to `limit_ns` with the largest expected `price_ns x catches - ns polled` under
 /// `row`: a poll is worth `price_ns` ns of CPU per wakeup it catches. Windows end at bucket
-/// edges from bucket 1's on (buckets 0 and 1 are searched as one, [0, 16 us): no window ends at
-/// 8 us, one bucket fewer scored, docs/predictive.md) or at `limit_ns`. Within a bucket, periods
-/// are taken as spread evenly.
+/// edges or at `limit_ns`. Within a bucket, periods are taken as spread evenly.
 ///
 /// Counts below 2^10, `price_ns <= 2^36` and windows below 2^24 keep every product below 2^63.
 pub fn best_window(row: &Counts, price_ns: u64, limit_ns: u64) -> Choice {
     search(total(row), |k| row[k], price_ns, limit_ns)
 }
 
-/// [`best_window`] over the counts `count(0..BUCKETS)`, which sum to `total`: the buckets the
-/// search scores are 1 ([0, 16 us): buckets 0 and 1 as one, periods spread evenly over it, so
-/// no window ends at 8 us) to `BUCKETS - 2`.
+/// [`best_window`] over the counts `count(0..BUCKETS)`, which sum to `total`.
 ///
-/// Above a price of 16 us every scored bucket up to the one the price stops at is narrower than
-/// the price (from bucket 1 on a bucket is as wide as it starts, half its end), and bucket 1 is
+/// Above a price of 8 us every bucket up to the one the price stops at is narrower than the
+/// price (from bucket 1 on a bucket is as wide as it starts, half its end), and bucket 0 is
 /// too: such a bucket is scored whole where it ends within the limit and below twice the price,
 /// one comparison, and the first that is not is scored on its own ([`Sweep::last`]). Each is
 /// written out with its constants (`step!`), so that each exit is its own code.
 fn search(total: u32, count: impl Fn(usize) -> u16, price_ns: u64, limit_ns: u64) -> Choice {
-    let n = |v: usize| if v == 1 { i64::from(count(0)) + i64::from(count(1)) } else { i64::from(count(v)) };
-    if price_ns <= scored_edge_ns(1) {
+    let n = |v: usize| i64::from(count(v));
+    if price_ns <= edge_ns(0) {
         return search_each(total, n, price_ns, limit_ns);
     }
     let mut sweep = Sweep::new(total, price_ns);
@@ -386,50 +381,35 @@ fn search(total: u32, count: impl Fn(usize) -> u16, price_ns: u64, limit_ns: u64
     // variable (its edges and shifts worked out at run time), 19-30 instructions a period more.
     macro_rules! step {
         ($($v:literal)*) => {$(
-            if scored_edge_ns($v) > whole_end {
+            if edge_ns($v) > whole_end {
                 return sweep.last($v, n($v), price_ns, limit_ns);
             }
             sweep.whole($v, n($v));
         )*};
     }
-    step!(1 2 3 4 5 6 7 8 9 10);
+    step!(0 1 2 3 4 5 6 7 8 9 10);
     sweep.choice()
 }
 
-const _: () = assert!(BUCKETS == 12); // step! writes out scored buckets 1 to 10
+const _: () = assert!(BUCKETS == 12); // step! writes out buckets 0 to 10
 
-/// [`search`] a scored bucket at a time, each tested against both stops: for prices of at most
-/// 16 us (rare: the credit nearly empty and no halt cost).
+/// [`search`] a bucket at a time, each tested against both stops: for prices of at most 8 us
+/// (rare: the credit nearly empty and no halt cost).
 #[inline(never)]
 fn search_each(total: u32, n: impl Fn(usize) -> i64, price_ns: u64, limit_ns: u64) -> Choice {
     let mut sweep = Sweep::new(total, price_ns);
-    for v in 1..BUCKETS - 1 {
+    for v in 0..BUCKETS - 1 {
         // A bucket at least twice as wide as a catch is worth, and every wider one after it,
         // polls more than its catches are worth: no window from here on scores higher.
-        if scored_start_ns(v) >= limit_ns || 1 << scored_shift(v) >= 2 * price_ns {
+        if start_ns(v) >= limit_ns || 1 << width_shift(v) >= 2 * price_ns {
             break;
         }
-        if scored_edge_ns(v) > limit_ns {
+        if edge_ns(v) > limit_ns {
             return sweep.cut(v, n(v), price_ns, limit_ns);
         }
         sweep.whole(v, n(v));
     }
     sweep.choice()
-}
-
-/// The end of scored bucket `v` ([`search`]).
-const fn scored_edge_ns(v: usize) -> u64 {
-    edge_ns(v)
-}
-
-/// The start of scored bucket `v`.
-const fn scored_start_ns(v: usize) -> u64 {
-    if v == 1 { 0 } else { start_ns(v) }
-}
-
-/// Scored bucket `v`'s width, as a power of two.
-const fn scored_shift(v: usize) -> u32 {
-    if v == 1 { FIRST_SHIFT + 1 } else { width_shift(v) }
 }
 
 /// A search's running sums, in whole counts: the counts above the window, and twice the ns it
@@ -458,17 +438,17 @@ impl Sweep {
         Sweep { total, above: total, polled2: 0, price2, halt_k, best_k: halt_k, window_ns: 0 }
     }
 
-    /// Extends the window over the whole scored bucket `v`, which holds `n`, and keeps it if it
+    /// Extends the window over the whole bucket `v`, which holds `n`, and keeps it if it
     /// scores best.
     #[inline(always)]
     fn whole(&mut self, v: usize, n: i64) {
         // `n + 2 x above` after the bucket is the counts above it before and after.
         let above = self.above - n;
-        self.polled2 += (self.above + above) << scored_shift(v);
+        self.polled2 += (self.above + above) << width_shift(v);
         self.above = above;
         let k = self.price2 * above + self.polled2;
         if k < self.best_k {
-            (self.best_k, self.window_ns) = (k, scored_edge_ns(v));
+            (self.best_k, self.window_ns) = (k, edge_ns(v));
         }
     }
 
@@ -479,10 +459,10 @@ impl Sweep {
     /// counts above it.
     #[inline(always)]
     fn last(mut self, v: usize, n: i64, price_ns: u64, limit_ns: u64) -> Choice {
-        if scored_start_ns(v) >= limit_ns || 1 << scored_shift(v) >= 2 * price_ns {
+        if start_ns(v) >= limit_ns || 1 << width_shift(v) >= 2 * price_ns {
             return self.choice();
         }
-        if scored_edge_ns(v) > limit_ns {
+        if edge_ns(v) > limit_ns {
             return self.cut(v, n, price_ns, limit_ns);
         }
         if n > 2 * (self.above - n) {
@@ -491,7 +471,7 @@ impl Sweep {
         self.choice()
     }
 
-    /// The window cut inside scored bucket `v` (which holds `n`) at `limit_ns` if it scores best
+    /// The window cut inside bucket `v` (which holds `n`) at `limit_ns` if it scores best
     /// at `price_ns`, else the best so far: the part below it is caught at its mean length, the
     /// rest (and all above) polls it. Counts x 256 here, so that part of a bucket counts; the
     /// score on `Choice::score`'s scale. Inline: called by reference, the running sums went to
@@ -500,8 +480,8 @@ impl Sweep {
     fn cut(&self, v: usize, n: i64, price_ns: u64, limit_ns: u64) -> Choice {
         let caught = (self.total - self.above) << 8;
         let (n, above, polled) = (n << 8, self.above << 8, self.polled2 << 7);
-        let w = (limit_ns - scored_start_ns(v)) as i64;
-        let part = (n * w) >> scored_shift(v);
+        let w = (limit_ns - start_ns(v)) as i64;
+        let part = (n * w) >> width_shift(v);
         let score = price_ns as i64 * (caught + part) - polled + part * ((w + 1) / 2) - above * w;
         let best = self.choice();
         if score > best.score { Choice { window_ns: limit_ns, score } } else { best }
@@ -763,21 +743,20 @@ mod tests {
     }
 
     /// The score of every window summed directly, bucket by bucket: what `best_window`
-    /// computes by its running sums (buckets 0 and 1 as one).
+    /// computes by its running sums.
     fn best_window_directly(row: &Counts, price_ns: u64, limit_ns: u64) -> Choice {
         let price = price_ns as i64;
-        // (start, end, count) of each bucket the search scores, the last (open) one's end unused.
-        let mut buckets = vec![(0, edge_ns(1), i64::from(row[0]) + i64::from(row[1]))];
-        buckets.extend((2..BUCKETS).map(|k| (start_ns(k), edge_ns(k), i64::from(row[k]))));
         let mut best = Choice { window_ns: 0, score: 0 };
-        for (j, &(lo, hi, _)) in buckets.iter().enumerate().take(buckets.len() - 1) {
+        for j in 0..BUCKETS - 1 {
+            let (lo, hi) = (start_ns(j), edge_ns(j));
             if lo >= limit_ns {
                 break;
             }
             let w = hi.min(limit_ns);
             let mut score = 0i64;
-            for (k, &(lo_k, hi_k, n)) in buckets.iter().enumerate() {
-                let n = n << 8;
+            for (k, &n) in row.iter().enumerate() {
+                let n = i64::from(n) << 8;
+                let (lo_k, hi_k) = (start_ns(k), edge_ns(k));
                 let part = match k.cmp(&j) {
                     core::cmp::Ordering::Less => n,
                     core::cmp::Ordering::Equal => n * (w - lo) as i64 / (hi - lo) as i64,
