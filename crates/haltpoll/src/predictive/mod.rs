@@ -299,8 +299,10 @@ impl Predictive {
     /// price is above its middle (`k`'s end at most the window and the halt cost, which both
     /// prices searched with include), the window gains, nothing that lost to
     /// it gains more, and it stays the first best: the same window.
+    #[inline(never)]
     fn keeps_plan(&self, limit: u64) -> bool {
-        self.prices_at_top(limit) && !(self.timer_first && self.timer_aim(limit).is_some())
+        let no_timer = !self.timer_first || self.periodic.too_soon_for_a_timer() || self.timer_aim(limit).is_none();
+        self.prices_at_top(limit) && no_timer
     }
 
     /// Whether every price and limit the plan reads is at its top ([`Budget::prices_at_top`]),

@@ -120,6 +120,14 @@ impl Periodic {
         self.late_run_odds < UNLIKELY_LATE_RUN
     }
 
+    /// Whether no timer can be aimed, whatever its wake cost: the aim starts at or before the
+    /// mean ([`Periodic::aim`]), and a timer needs a halt of [`MIN_TIMER_HALT_NS`] before it.
+    /// One comparison, where working the aim out takes a dozen (at think 0, a mean under a
+    /// microsecond, it settles most periods' [`super::Predictive::keeps_plan`]).
+    pub const fn too_soon_for_a_timer(&self) -> bool {
+        (self.mean_ns as u64) < MIN_TIMER_HALT_NS
+    }
+
     /// The window that would catch the next period if it is like the recent ones.
     pub fn aim(&self) -> Aim {
         let half = self.half_window_ns();
