@@ -491,7 +491,12 @@ const fn window(window_ns: u64) -> Decision {
 const fn floored(budget: &Budget, decision: Decision, limit: u64) -> Decision {
     let floor = budget.halt_cost_ns() / SKI_RENTAL_FLOOR_DIV;
     let short = matches!(decision, Decision::Halt | Decision::Poll { .. }) && decision.window_ns() < floor;
-    if short && floor <= limit && budget.is_plentiful() { Decision::Poll { window_ns: floor } } else { decision }
+    // Most plans are not short (and without a halt cost none is): one branch, not the selects
+    // of the limit's and the credit's tests too.
+    if !short {
+        return decision;
+    }
+    if floor <= limit && budget.is_plentiful() { Decision::Poll { window_ns: floor } } else { decision }
 }
 
 impl IdleGovernor for Predictive {
