@@ -330,6 +330,12 @@ impl Budget {
         if bound && max < window_limit_ns { max } else { window_limit_ns }
     }
 
+    /// The highest price: four ceilings (`MAX_PRICE_CEILINGS`), within the price's range; where,
+    /// with a halt cost, the credit is above the cap and the reserve, [`Budget::price_ns`].
+    pub const fn max_price_ns(&self) -> u64 {
+        self.max_price_ns as u64
+    }
+
     /// The highest price the credit earned buys: four ceilings (`MAX_PRICE_CEILINGS`), at most
     /// the cap's eighth (`CAP_PER_PRICE`); [`Budget::price_ns`]'s top, but where, with a halt
     /// cost, credit beyond the cap lifts it to the four ceilings.

@@ -213,7 +213,9 @@ impl Predictive {
             return self.keeps_plan(limit);
         }
         let only_0 = self.learn_apart(wakeup_ns, limit);
-        (only_0 && self.beats_halt() || self.longest_stands(limit)) && self.keeps_plan(limit)
+        // The prices first: where they are at their top, both tests read the price as its top
+        // (`price_at_top_ns`), without working it out.
+        self.keeps_plan(limit) && (only_0 && self.beats_halt() || self.longest_stands(limit))
     }
 
     /// Adds a period that ended `wakeup_ns` after idle entry to the histograms and the periodic
@@ -242,14 +244,15 @@ impl Predictive {
     /// of its periods is caught at the same length by all of them): the planned window is
     /// still the first best of them, and stands if it still scores above a halt
     /// ([`histogram::Prediction::beats_halt`], at the price the plan was searched with:
-    /// [`Predictive::keeps_plan`] holds it there).
+    /// [`Predictive::keeps_plan`] holds it there, and has: `price_at_top_ns`).
     fn beats_halt(&self) -> bool {
-        self.histograms.prediction().beats_halt(self.price_ns(), u64::from(self.next.window_ns))
+        self.histograms.prediction().beats_halt(self.price_at_top_ns(), u64::from(self.next.window_ns))
     }
 
     /// Whether the plan is a poll of the whole `limit` from idle entry and a search of the counts
     /// now, whatever they are, is sure to find it again ([`histogram::Prediction::longest_wins`], at the
-    /// price the plan was searched with: [`Predictive::keeps_plan`] holds it there). Then it
+    /// price the plan was searched with: [`Predictive::keeps_plan`] holds it there, and has:
+    /// `price_at_top_ns`). Then it
     /// stands through halvings and periods in other buckets, which at think 0 (a window
     /// at the ceiling, the price at its top: four ceilings) are most of the periods that
     /// planned again.
@@ -259,7 +262,18 @@ impl Predictive {
         // bucket below the halt cost's, after which the untimed prediction is the blend.)
         let window = u64::from(self.next.window_ns);
         let prediction = if self.timer_first { self.histograms.prediction() } else { self.untimed_prediction() };
-        self.next.timer_ns == 0 && window == limit && prediction.longest_wins(self.price_ns(), limit)
+        self.next.timer_ns == 0 && window == limit && prediction.longest_wins(self.price_at_top_ns(), limit)
+    }
+
+    /// [`Predictive::price_ns`] where the prices are at their top ([`Predictive::prices_at_top`],
+    /// which [`Predictive::keeps_plan`] checks): with a halt cost and the credit above the cap
+    /// and the reserve, the budget's price is its curve's top (2^28) within four ceilings, so
+    /// four ceilings, and the burst price cuts nothing. A load and an add, where working the
+    /// price out takes a few dozen instructions (at think 0, on a period in four).
+    fn price_at_top_ns(&self) -> u64 {
+        let price = self.budget.max_price_ns() + self.budget.halt_cost_ns();
+        debug_assert_eq!(price, self.price_ns());
+        price
     }
 
     /// The plan just made (within `limit`) may stand through a period in a bucket below this
