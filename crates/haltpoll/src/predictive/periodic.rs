@@ -292,4 +292,20 @@ mod tests {
             assert!(aim.catch_rate <= ONE && aim.window_ns >= 2 * MIN_HALF_WINDOW_NS);
         }
     }
+
+    proptest::proptest! {
+        /// `too_soon_for_a_timer` rules out only detectors whose aim starts before a timer's
+        /// least halt, so that `Predictive::keeps_plan` may skip working the aim out.
+        #[test]
+        fn too_soon_for_a_timer_means_the_aim_starts_too_soon(
+            periods in proptest::collection::vec(proptest::prop_oneof![0u64..20_000, 0u64..1 << 33], 1..200),
+            reach in 0u64..1 << 22,
+        ) {
+            let mut p = Periodic::new();
+            for ns in periods {
+                p.add(ns, reach);
+                proptest::prop_assert!(!p.too_soon_for_a_timer() || p.aim().start_ns < MIN_TIMER_HALT_NS);
+            }
+        }
+    }
 }
