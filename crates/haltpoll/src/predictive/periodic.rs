@@ -123,7 +123,7 @@ impl Periodic {
     /// Whether no timer can be aimed, whatever its wake cost: the aim starts at or before the
     /// mean ([`Periodic::aim`]), and a timer needs a halt of [`MIN_TIMER_HALT_NS`] before it.
     /// One comparison, where working the aim out takes a dozen (at think 0, a mean under a
-    /// microsecond, it settles most periods' [`super::Predictive::keeps_plan`]).
+    /// microsecond, it settles most periods' `Predictive::keeps_plan`).
     pub const fn too_soon_for_a_timer(&self) -> bool {
         (self.mean_ns as u64) < MIN_TIMER_HALT_NS
     }
