@@ -399,9 +399,7 @@ const _: () = assert!(BUCKETS == 12); // step! writes out buckets 0 to 10
 fn search_each(total: u32, n: impl Fn(usize) -> i64, price_ns: u64, limit_ns: u64) -> Choice {
     let mut sweep = Sweep::new(total, price_ns);
     for v in 0..BUCKETS - 1 {
-        // A bucket at least twice as wide as a catch is worth, and every wider one after it,
-        // polls more than its catches are worth: no window from here on scores higher.
-        if start_ns(v) >= limit_ns || 1 << width_shift(v) >= 2 * price_ns {
+        if search_ends(v, price_ns, limit_ns) {
             break;
         }
         if edge_ns(v) > limit_ns {
@@ -410,6 +408,13 @@ fn search_each(total: u32, n: impl Fn(usize) -> i64, price_ns: u64, limit_ns: u6
         sweep.whole(v, n(v));
     }
     sweep.choice()
+}
+
+/// Whether no window from bucket `v` on can score higher: it starts at or past `limit_ns`, or
+/// it is at least twice as wide as a catch is worth (`price_ns`), so it and every wider one after
+/// it poll more than their catches are worth.
+const fn search_ends(v: usize, price_ns: u64, limit_ns: u64) -> bool {
+    start_ns(v) >= limit_ns || 1 << width_shift(v) >= 2 * price_ns
 }
 
 /// A search's running sums, in whole counts: the counts above the window, and twice the ns it
@@ -459,7 +464,7 @@ impl Sweep {
     /// counts above it.
     #[inline(always)]
     fn last(mut self, v: usize, n: i64, price_ns: u64, limit_ns: u64) -> Choice {
-        if start_ns(v) >= limit_ns || 1 << width_shift(v) >= 2 * price_ns {
+        if search_ends(v, price_ns, limit_ns) {
             return self.choice();
         }
         if edge_ns(v) > limit_ns {
