@@ -209,6 +209,21 @@ impl Budget {
         self.max_price_ns = max_price_ns(ceiling_ns);
     }
 
+    /// Makes whether the budget has a halt cost (`net`, which the caller passes as a constant:
+    /// `halt_cost_ns() > 0`) plain to the compiler: the halt cost stays what it is, but reads
+    /// 0 where `net` is false and at least 1 where it is true, so that a copy of the idle path
+    /// compiled for each settles every rule that tests for a halt cost when it is compiled.
+    pub const fn know(&mut self, net: bool) {
+        debug_assert!(net == (self.halt_cost_ns > 0));
+        self.halt_cost_ns = if !net {
+            0
+        } else if self.halt_cost_ns > 1 {
+            self.halt_cost_ns
+        } else {
+            1
+        };
+    }
+
     /// Credit available, ns (0 while in debt).
     pub const fn credit_ns(&self) -> u64 {
         if self.credit_ns > 0 { self.credit_ns as u64 } else { 0 }
@@ -498,6 +513,12 @@ impl BurstPrice {
         }
         let top = self.top_ns(budget);
         if price_ns < top { price_ns } else { top }
+    }
+
+    /// `budget`'s price ([`Budget::price_ns`]), at most the cut top price; without a halt cost
+    /// only.
+    pub const fn price_of(self, budget: &Budget) -> u64 {
+        self.price_ns(budget, budget.price_ns())
     }
 
     /// The longest window from idle entry of a timer-on governor, given its window limit: one

@@ -168,20 +168,39 @@ impl Predictive {
     /// Learns from the idle period the last [`Predictive::select`] began, and plans the next
     /// decision.
     pub fn reflect(&mut self, outcome: &Outcome) {
+        // Compiled once for each, so that every budget rule that tests for a halt cost is
+        // settled at compile time (the benchmark's mix, which has none: 32 instructions of
+        // 574 a period fewer; docs/predictive.md, "The cost of a decision").
+        if self.budget.halt_cost_ns() > 0 {
+            self.reflect_as::<true>(outcome)
+        } else {
+            self.reflect_as::<false>(outcome)
+        }
+    }
+
+    /// [`Predictive::reflect`], where `NET` says whether there is a halt cost
+    /// ([`Budget::know`]).
+    #[inline(always)]
+    fn reflect_as<const NET: bool>(&mut self, outcome: &Outcome) {
+        self.budget.know(NET);
         self.budget.earn(self.busy_ns.saturating_add(outcome.idle_ns));
         self.busy_ns = 0;
         self.budget.spend(outcome.poll_ns, outcome.caught);
+        // Read through a copy that knows it too: the compiler cannot tell whether a store
+        // to a row of the histograms between here and the plan changes the budget's fields.
+        let mut budget = self.budget;
+        budget.know(NET);
         let wakeup_ns = outcome.wakeup_ns();
         if self.timer_wake_ns > 0 {
             self.learn_timer_catch(outcome.caught);
         }
-        self.burst.learn(&self.budget, wakeup_ns, outcome.caught);
+        self.burst.learn(&budget, wakeup_ns, outcome.caught);
         if !outcome.caught && outcome.halt_wake_ns > 0 {
             let (avg, new) =
                 (i64::from(self.halt_wake_ns), i64::from(u32::try_from(outcome.halt_wake_ns).unwrap_or(u32::MAX)));
             self.halt_wake_ns = (avg + (new - avg) / 4) as u32;
         }
-        let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
+        let limit = u64::from(self.ceiling_ns).min(budget.limit_ns());
         // Where no plan can be kept (`keep_below` 0), the idle path tests only that.
         if self.keep_below == 0 {
             self.histograms.add(wakeup_ns);
@@ -189,8 +208,8 @@ impl Predictive {
         } else if self.learn_keeping_plan(wakeup_ns, limit) {
             return;
         }
-        let at_top = self.prices_at_top(limit);
-        self.next = Planned::of(self.plan(limit));
+        let at_top = NET && self.prices_at_top(limit);
+        self.next = Planned::of(self.plan::<NET>(limit));
         self.keep_below = if at_top { self.keep_bound() } else { 0 };
     }
 
@@ -261,7 +280,11 @@ impl Predictive {
         // through a period that only grows a count is exact as it was: such periods are in a
         // bucket below the halt cost's, after which the untimed prediction is the blend.)
         let window = u64::from(self.next.window_ns);
-        let prediction = if self.timer_first { self.histograms.prediction() } else { self.untimed_prediction() };
+        let prediction = if self.timer_first {
+            self.histograms.prediction()
+        } else {
+            self.untimed_prediction(self.budget.halt_cost_ns())
+        };
         self.next.timer_ns == 0 && window == limit && prediction.longest_wins(self.price_at_top_ns(), limit)
     }
 
@@ -344,12 +367,7 @@ impl Predictive {
     /// What a caught wakeup is worth now, in ns of polling: the budget's price (at most the top
     /// that bursts left, [`BurstPrice`]), plus the halt it saves.
     pub const fn price_ns(&self) -> u64 {
-        self.budget_price_ns() + self.budget.halt_cost_ns()
-    }
-
-    /// The budget's price, at most the top that bursts left ([`BurstPrice`]).
-    const fn budget_price_ns(&self) -> u64 {
-        self.burst.price_ns(&self.budget, self.budget.price_ns())
+        self.burst.price_of(&self.budget) + self.budget.halt_cost_ns()
     }
 
     /// What one halt costs now, ns ([`PredictiveParams::halt_cost_ns`]).
@@ -413,19 +431,22 @@ impl Predictive {
     /// the window limit ([`Budget::window_limit_ns`]). Scored at the lower price, the window
     /// lost to timers that caught less; chosen at the higher one, it spent savings on long
     /// windows.
-    fn plan(&self, limit: u64) -> Decision {
-        let (base, halt) = (self.budget_price_ns(), self.budget.halt_cost_ns());
+    fn plan<const NET: bool>(&self, limit: u64) -> Decision {
+        // A copy that knows whether there is a halt cost ([`Budget::know`]).
+        let mut budget = self.budget;
+        budget.know(NET);
+        let (base, halt) = (self.burst.price_of(&budget), budget.halt_cost_ns());
         // Windows from idle entry stay within their own limit; a timer's window, the credit's.
-        let window_limit = self.budget.window_limit_ns(limit);
+        let window_limit = budget.window_limit_ns(limit);
         if !self.timer_first {
-            let prediction = self.untimed_prediction();
-            let window_limit = self.budget.untimed_window_limit_ns(window_limit);
-            let poll = prediction.best_window(self.budget.window_price_ns(base, false) + halt, window_limit);
-            return floored(&self.budget, window(poll.window_ns), limit);
+            let prediction = self.untimed_prediction(halt);
+            let window_limit = budget.untimed_window_limit_ns(window_limit);
+            let poll = prediction.best_window(budget.window_price_ns(base, false) + halt, window_limit);
+            return floored(&budget, window(poll.window_ns), limit);
         }
         let prediction = self.histograms.prediction();
         // A timer meets the burst's short periods; long windows leave it the reserve.
-        let window_limit = self.burst.window_limit_ns(&self.budget, window_limit);
+        let window_limit = self.burst.window_limit_ns(&budget, window_limit);
         let price = base + halt;
         let poll = prediction.best_window(price, window_limit);
         if let Some((aim, timer_ns)) = self.timer_aim(limit) {
@@ -438,9 +459,9 @@ impl Predictive {
                 return Decision::TimerThenPoll { timer_ns, window_ns: aim.window_ns };
             }
         }
-        let window_price = self.budget.window_price_ns(base, true) + halt;
+        let window_price = budget.window_price_ns(base, true) + halt;
         let poll = if window_price < price { prediction.best_window(window_price, window_limit) } else { poll };
-        floored(&self.budget, window(poll.window_ns), limit)
+        floored(&budget, window(poll.window_ns), limit)
     }
 
     /// Learns whether a timer-first period caught its wakeup (a planned timer; a latency
@@ -477,8 +498,7 @@ impl Predictive {
     /// alone where the unconditioned counts speak for another phase
     /// ([`Histograms::prediction_apart`], from the halt cost's bucket: the periods short enough
     /// that a catch pays for itself, or nearly).
-    fn untimed_prediction(&self) -> histogram::Prediction<'_> {
-        let halt = self.budget.halt_cost_ns();
+    fn untimed_prediction(&self, halt: u64) -> histogram::Prediction<'_> {
         if halt > 0 { self.histograms.prediction_apart(bucket(halt)) } else { self.histograms.prediction() }
     }
 
