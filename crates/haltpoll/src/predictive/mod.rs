@@ -186,21 +186,17 @@ impl Predictive {
         self.budget.earn(self.busy_ns.saturating_add(outcome.idle_ns));
         self.busy_ns = 0;
         self.budget.spend(outcome.poll_ns, outcome.caught);
-        // Read through a copy that knows it too: the compiler cannot tell whether a store
-        // to a row of the histograms between here and the plan changes the budget's fields.
-        let mut budget = self.budget;
-        budget.know(NET);
         let wakeup_ns = outcome.wakeup_ns();
         if self.timer_wake_ns > 0 {
             self.learn_timer_catch(outcome.caught);
         }
-        self.burst.learn(&budget, wakeup_ns, outcome.caught);
+        self.burst.learn(&self.budget, wakeup_ns, outcome.caught);
         if !outcome.caught && outcome.halt_wake_ns > 0 {
             let (avg, new) =
                 (i64::from(self.halt_wake_ns), i64::from(u32::try_from(outcome.halt_wake_ns).unwrap_or(u32::MAX)));
             self.halt_wake_ns = (avg + (new - avg) / 4) as u32;
         }
-        let limit = u64::from(self.ceiling_ns).min(budget.limit_ns());
+        let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
         // Where no plan can be kept (`keep_below` 0), the idle path tests only that.
         if self.keep_below == 0 {
             self.histograms.add(wakeup_ns);
