@@ -370,8 +370,10 @@ pub fn best_window(row: &Counts, price_ns: u64, limit_ns: u64) -> Choice {
 /// too: such a bucket is scored whole where it ends within the limit and below twice the price,
 /// one comparison, and the first that is not is scored on its own ([`Sweep::last`]). Each is
 /// written out with its constants (`step!`), so that each exit is its own code.
-fn search(total: u32, count: impl Fn(usize) -> u16, price_ns: u64, limit_ns: u64) -> Choice {
-    let n = |v: usize| i64::from(count(v));
+fn search(total: u32, count: impl Fn(usize) -> u16 + Copy, price_ns: u64, limit_ns: u64) -> Choice {
+    // By value: the counts' references go to the rare bucket-by-bucket search in registers,
+    // where a reference to `count` stored them on the stack every search.
+    let n = move |v: usize| i64::from(count(v));
     if price_ns <= edge_ns(0) {
         return search_each(total, n, price_ns, limit_ns);
     }
