@@ -186,6 +186,9 @@ impl Predictive {
         self.budget.earn(self.busy_ns.saturating_add(outcome.idle_ns));
         self.busy_ns = 0;
         self.budget.spend(outcome.poll_ns, outcome.caught);
+        // Before the burst price learns (a call the compiler cannot see through): the halt
+        // cost `know` stored is still known here.
+        let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
         let wakeup_ns = outcome.wakeup_ns();
         if self.timer_wake_ns > 0 {
             self.learn_timer_catch(outcome.caught);
@@ -196,7 +199,6 @@ impl Predictive {
                 (i64::from(self.halt_wake_ns), i64::from(u32::try_from(outcome.halt_wake_ns).unwrap_or(u32::MAX)));
             self.halt_wake_ns = (avg + (new - avg) / 4) as u32;
         }
-        let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
         // Where no plan can be kept (`keep_below` 0), the idle path tests only that.
         if self.keep_below == 0 {
             self.histograms.add(wakeup_ns);
