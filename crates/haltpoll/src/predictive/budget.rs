@@ -213,7 +213,9 @@ impl Budget {
     /// `halt_cost_ns() > 0`) plain to the compiler: the halt cost stays what it is, but reads
     /// 0 where `net` is false and at least 1 where it is true, so that a copy of the idle path
     /// compiled for each settles every rule that tests for a halt cost when it is compiled.
-    pub const fn know(&mut self, net: bool) {
+    /// Only for the governor's own idle path: with `net` not what the budget has, it would set
+    /// the halt cost (a debug assertion checks).
+    pub(super) const fn know(&mut self, net: bool) {
         debug_assert!(net == (self.halt_cost_ns > 0));
         self.halt_cost_ns = if !net {
             0
