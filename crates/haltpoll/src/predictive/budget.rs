@@ -158,20 +158,14 @@ pub struct Budget {
     /// The credit at which the price is highest: [`RESERVE_CEILINGS`] ceilings, at most half
     /// the cap.
     reserve_ns: u64,
-    /// The highest price: [`MAX_PRICE_CEILINGS`] ceilings (within the price's range). No catch is
-    /// worth more: a poll that catches less than one wakeup in that many is not worth its
-    /// ceiling, however much credit is left. At most 2^28, so 32 bits hold it.
-    max_price_ns: u32,
+    /// The longest poll window, ns (at most 1 s): the parameters', or the one a caller set
+    /// ([`super::Predictive::set_ceiling_ns`]). The highest price is [`MAX_PRICE_CEILINGS`] of it
+    /// ([`Budget::max_price_ns`]); kept here, where the price reads it, and not in the governor
+    /// too (4 bytes of the state, which the burst price's cut top takes: [`BurstPrice`]).
+    ceiling_ns: u32,
     /// `2^40 / reserve`, rounded up: the fill in 1/256 is `credit x fill_scale >> 32`, without a division on
     /// the idle path.
     fill_scale: u64,
-}
-
-/// The highest price for a ceiling of `ceiling_ns`: [`MAX_PRICE_CEILINGS`] of it, within the
-/// price's range (2^28, so 32 bits hold it).
-const fn max_price_ns(ceiling_ns: u64) -> u32 {
-    let max = MAX_PRICE_CEILINGS.saturating_mul(ceiling_ns);
-    (if max > 1 << MAX_PRICE_SHIFT { 1 << MAX_PRICE_SHIFT } else { max }) as u32
 }
 
 impl Budget {
@@ -182,7 +176,6 @@ impl Budget {
         let cap_ns = p.budget_horizon_ns * p.poll_budget_ppm as u64 / PPM as u64;
         let reserve = RESERVE_CEILINGS * p.poll_ceiling_ns;
         let reserve_ns = if reserve < cap_ns / 2 { reserve } else { cap_ns / 2 };
-        let max_price_ns = max_price_ns(p.poll_ceiling_ns);
         let fill_scale = match (1u64 << 40).checked_div(reserve_ns) {
             Some(q) if q * reserve_ns == 1 << 40 => q,
             Some(q) => q + 1, // rounded up
@@ -197,16 +190,22 @@ impl Budget {
             halt_cost_ns: p.halt_cost_ns as u32,
             cap_ns,
             reserve_ns,
-            max_price_ns,
+            // validate() keeps the ceiling at or below 1 s.
+            ceiling_ns: p.poll_ceiling_ns as u32,
             fill_scale,
         }
     }
 
-    /// Sets the top price to four of `ceiling_ns` (`MAX_PRICE_CEILINGS`), the ceiling a caller set
-    /// in place of the parameters' ([`super::Predictive::set_ceiling_ns`]). The reserve stays
-    /// the parameters' (its scale is worked out once, with a division).
-    pub const fn set_price_ceiling_ns(&mut self, ceiling_ns: u64) {
-        self.max_price_ns = max_price_ns(ceiling_ns);
+    /// Sets the ceiling (at most 1 s, which the caller checks), and so the top price to four of
+    /// it (`MAX_PRICE_CEILINGS`), in place of the parameters' ([`super::Predictive::set_ceiling_ns`]).
+    /// The reserve stays the parameters' (its scale is worked out once, with a division).
+    pub const fn set_ceiling_ns(&mut self, ceiling_ns: u32) {
+        self.ceiling_ns = ceiling_ns;
+    }
+
+    /// The longest poll window, ns.
+    pub const fn ceiling_ns(&self) -> u64 {
+        self.ceiling_ns as u64
     }
 
     /// Makes whether the budget has a halt cost (`net`, which the caller passes as a constant:
@@ -249,7 +248,7 @@ impl Budget {
         self.halt_cost_ns > 0
             && credit > WINDOW_CAPS * self.cap_ns as i64
             && credit >= self.reserve_ns as i64
-            && (timer_first || credit >= NET_WINDOW_CREDIT_DIV as i64 * self.max_price_ns as i64)
+            && (timer_first || credit >= NET_WINDOW_CREDIT_DIV as i64 * self.max_price_ns() as i64)
     }
 
     /// Whether the credit is at least the reserve: the budget does not bind now.
@@ -267,6 +266,17 @@ impl Budget {
     /// two, at most four ceilings, and at most an eighth of the cap unless, with a halt cost, the
     /// credit is above it.
     pub const fn price_ns(&self) -> u64 {
+        let price = self.curve_ns();
+        // Credit earned buys catches at an eighth of the cap at most; only credit beyond the
+        // cap with a halt cost, which catches gave back, buys the top price.
+        let lifted = self.halt_cost_ns > 0 && self.credit_ns > self.cap_ns as i64;
+        let max = if lifted { self.max_price_ns() } else { self.top_price_ns() };
+        if price < max { price } else { max }
+    }
+
+    /// The price's curve, before its top ([`Budget::price_ns`]): 2^(12 + 16 x credit / reserve),
+    /// interpolated linearly between powers of two.
+    const fn curve_ns(&self) -> u64 {
         let range = MAX_PRICE_SHIFT - MIN_PRICE_SHIFT;
         // The fill in 1/256, by the reciprocal kept (credit < reserve here, so the product is
         // below 2^40).
@@ -274,12 +284,7 @@ impl Budget {
         let fill = if credit >= self.reserve_ns { 256 } else { (credit * self.fill_scale) >> 32 };
         let exponent = (MIN_PRICE_SHIFT as u64) * 256 + range as u64 * fill; // in 1/256
         let (whole, frac) = (exponent >> 8, exponent & 255);
-        let price = ((1u64 << whole) * (256 + frac)) >> 8;
-        // Credit earned buys catches at an eighth of the cap at most; only credit beyond the
-        // cap with a halt cost, which catches gave back, buys the top price.
-        let lifted = self.halt_cost_ns > 0 && self.credit_ns > self.cap_ns as i64;
-        let max = if lifted { self.max_price_ns as u64 } else { self.top_price_ns() };
-        if price < max { price } else { max }
+        ((1u64 << whole) * (256 + frac)) >> 8
     }
 
     /// What a catch is worth to a window from idle entry, given the price ([`Budget::price_ns`]):
@@ -350,14 +355,16 @@ impl Budget {
     /// The highest price: four ceilings (`MAX_PRICE_CEILINGS`), within the price's range; where,
     /// with a halt cost, the credit is above the cap and the reserve, [`Budget::price_ns`].
     pub const fn max_price_ns(&self) -> u64 {
-        self.max_price_ns as u64
+        // A ceiling is at most 1 s: the product fits.
+        let max = MAX_PRICE_CEILINGS * self.ceiling_ns as u64;
+        if max > 1 << MAX_PRICE_SHIFT { 1 << MAX_PRICE_SHIFT } else { max }
     }
 
     /// The highest price the credit earned buys: four ceilings (`MAX_PRICE_CEILINGS`), at most
     /// the cap's eighth (`CAP_PER_PRICE`); [`Budget::price_ns`]'s top, but where, with a halt
     /// cost, credit beyond the cap lifts it to the four ceilings.
     pub const fn top_price_ns(&self) -> u64 {
-        let (max, earned_max) = (self.max_price_ns as u64, self.cap_ns / CAP_PER_PRICE);
+        let (max, earned_max) = (self.max_price_ns(), self.cap_ns / CAP_PER_PRICE);
         if max < earned_max { max } else { earned_max }
     }
 
@@ -486,8 +493,12 @@ const NET_STARVED_DIV: u64 = 16;
 /// more. Sized so, it tells a burst that drained the credit from a steady trace whose credit
 /// never piles up (pgbench -S at 300 tx/s), where counting halts held back the long windows
 /// Linux's best setting catches its periods with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BurstPrice {
+    /// The top price, cut (`BurstPrice::cut_top_ns`): kept as the cut or the budget's ceiling
+    /// changes, where the price reads it every period without a halt cost (11 instructions
+    /// of a product and shifts). Within the price's range (2^28): 32 bits hold it.
+    top_ns: u32,
     /// Quarter octaves off the top price, at most [`MAX_BURST_CUT`].
     cut: u8,
     /// Credit a timer-on window from idle entry leaves for the next burst, in
@@ -499,28 +510,49 @@ pub struct BurstPrice {
 }
 
 impl BurstPrice {
-    /// No cut and no reserve: the top price of the budget, and all its credit.
-    pub const NONE: BurstPrice = BurstPrice { cut: 0, reserve: 0, high: 0 };
-
-    /// The top price of `budget`, cut: `2^-(cut / 4)`, interpolated linearly between octaves.
-    const fn top_ns(self, budget: &Budget) -> u64 {
-        let (whole, quarters) = ((self.cut >> 2) as u32, (self.cut & 3) as u64);
-        (budget.top_price_ns() >> whole) * (8 - quarters) / 8
+    /// No cut and no reserve: the top price of `budget`, and all its credit.
+    pub const fn new(budget: &Budget) -> BurstPrice {
+        BurstPrice { top_ns: Self::cut_top_ns(0, budget), cut: 0, reserve: 0, high: 0 }
     }
 
-    /// `price_ns` ([`Budget::price_ns`]), at most the cut top price; without a halt cost only.
+    /// The top price of `budget`, cut by `cut` quarter octaves: `2^-(cut / 4)`, interpolated
+    /// linearly between octaves (at most the top price, so 32 bits hold it).
+    const fn cut_top_ns(cut: u8, budget: &Budget) -> u32 {
+        let (whole, quarters) = ((cut >> 2) as u32, (cut & 3) as u64);
+        ((budget.top_price_ns() >> whole) * (8 - quarters) / 8) as u32
+    }
+
+    /// The top price, cut.
+    const fn top_ns(self) -> u64 {
+        self.top_ns as u64
+    }
+
+    /// Sets the cut, and the cut top price with it.
+    const fn cut_to(&mut self, cut: u8, budget: &Budget) {
+        self.cut = cut;
+        self.top_ns = Self::cut_top_ns(cut, budget);
+    }
+
+    /// Follows a new top price of `budget` (its ceiling changed: [`Budget::set_ceiling_ns`]).
+    pub const fn follow(&mut self, budget: &Budget) {
+        self.cut_to(self.cut, budget);
+    }
+
+    /// `price_ns` (at most [`Budget::price_ns`]'s top), at most the cut top price; without a
+    /// halt cost only.
     pub const fn price_ns(self, budget: &Budget, price_ns: u64) -> u64 {
-        if self.cut == 0 || budget.halt_cost_ns() > 0 {
+        if budget.halt_cost_ns() > 0 {
             return price_ns;
         }
-        let top = self.top_ns(budget);
+        let top = self.top_ns();
         if price_ns < top { price_ns } else { top }
     }
 
     /// `budget`'s price ([`Budget::price_ns`]), at most the cut top price; without a halt cost
-    /// only.
+    /// only. There the price's own top is the uncut top, which the cut top is at most, so its
+    /// curve is cut once, by the cut top alone.
     pub const fn price_of(self, budget: &Budget) -> u64 {
-        self.price_ns(budget, budget.price_ns())
+        if budget.halt_cost_ns() > 0 { budget.price_ns() } else { self.price_ns(budget, budget.curve_ns()) }
     }
 
     /// The longest window from idle entry of a timer-on governor, given its window limit: one
@@ -543,9 +575,9 @@ impl BurstPrice {
     /// idle path stays short.
     #[inline(never)]
     fn learn_halt(&mut self, budget: &Budget, wakeup_ns: u64) {
-        let cheap = self.top_ns(budget) / STARVED_DIV;
+        let cheap = self.top_ns() / STARVED_DIV;
         if wakeup_ns <= cheap && budget.price_ns() < cheap {
-            self.cut += 1;
+            self.cut_to(self.cut + 1, budget);
             if self.reserve < MAX_RESERVE_STEPS {
                 self.reserve += 1;
             }
@@ -593,7 +625,9 @@ impl BurstPrice {
         if budget.halt_cost_ns() > 0 {
             self.learn_net(budget, wakeup_ns, caught);
         } else if budget.holds_caps(RECOVER_CAPS) {
-            self.cut = self.cut.saturating_sub(1);
+            if self.cut > 0 {
+                self.cut_to(self.cut - 1, budget);
+            }
         } else if !caught && self.cut < MAX_BURST_CUT && !budget.is_plentiful() {
             self.learn_halt(budget, wakeup_ns);
         }
@@ -808,15 +842,16 @@ mod tests {
         // 1% of 1 s: a cap of 10 ms; the top price its eighth, 1.25 ms.
         let p = PredictiveParams { poll_budget_ppm: 10_000, poll_ceiling_ns: 1_000_000, ..PredictiveParams::DEFAULT };
         let mut b = Budget::new(&p.validate().unwrap());
-        let mut burst = BurstPrice::NONE;
+        let none = BurstPrice::new(&b);
+        let mut burst = none;
         assert_eq!(burst.price_ns(&b, b.price_ns()), 1_250_000);
         burst.learn(&b, 50_000, false);
-        assert_eq!(burst, BurstPrice::NONE, "a halt while the credit is plentiful says nothing");
+        assert_eq!(burst, none, "a halt while the credit is plentiful says nothing");
         b.spend(u64::MAX, false); // drained by a burst
         burst.learn(&b, 400_000, false);
-        assert_eq!(burst, BurstPrice::NONE, "nor does a period the top price would not buy cheaply");
+        assert_eq!(burst, none, "nor does a period the top price would not buy cheaply");
         burst.learn(&b, 50_000, true);
-        assert_eq!(burst, BurstPrice::NONE, "nor a catch");
+        assert_eq!(burst, none, "nor a catch");
         burst.learn(&b, 50_000, false);
         b.earn(1_000_000_000); // a full cap again
         assert_eq!(burst.price_ns(&b, b.price_ns()), 1_250_000 * 7 / 8, "a quarter octave off the top");
@@ -840,7 +875,8 @@ mod tests {
         b.spend(u64::MAX, false);
         burst.learn(&b, 10_000, false);
         assert_eq!(burst.cut, 0);
-        let cut = BurstPrice { cut: MAX_BURST_CUT, ..BurstPrice::NONE };
+        let mut cut = none;
+        cut.cut_to(MAX_BURST_CUT, &b);
         assert_eq!(cut.price_ns(&b, 1_000_000), 1_000_000);
     }
 
@@ -856,7 +892,7 @@ mod tests {
         let mut b = budget(20_000, 1_000_000_000); // 2%: a cap of 20 ms, steps of 1.25 ms
         b.set_halt_cost_ns(50_000);
         let cheap = b.top_price_ns() / NET_STARVED_DIV;
-        let mut burst = BurstPrice::NONE;
+        let mut burst = BurstPrice::new(&b);
         burst.learn(&b, cheap, true);
         assert_eq!(burst.high, 16, "the high mark follows the credit");
         assert_eq!(burst.window_limit_ns(&b, u64::MAX), u64::MAX, "no reserve yet");
@@ -884,7 +920,7 @@ mod tests {
         let mut b = budget(20_000, 1_000_000_000);
         b.set_halt_cost_ns(50_000);
         let cheap = b.top_price_ns() / NET_STARVED_DIV;
-        let mut burst = BurstPrice::NONE;
+        let mut burst = BurstPrice::new(&b);
         b.spend(17_000_000, false); // the credit never piles up: 3 ms
         for _ in 0..100 {
             burst.learn(&b, cheap, false);

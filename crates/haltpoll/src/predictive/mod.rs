@@ -62,8 +62,6 @@ pub const SKI_RENTAL_FLOOR_DIV: u64 = 2;
 /// The predictive governor of one CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Predictive {
-    /// `poll_ceiling_ns`, at most 1 s.
-    ceiling_ns: u32,
     timer_first: bool,
     /// The share of timer-first periods that caught their wakeup (1/16 of each), in 1/65536
     /// (65535: all), learnt where the caller measures the timer's wake-up
@@ -134,12 +132,10 @@ impl Predictive {
         let limit = budget.limit_ns();
         let limit = if limit < p.poll_ceiling_ns { limit } else { p.poll_ceiling_ns };
         Predictive {
-            // validate() keeps the ceiling at or below 1 s.
-            ceiling_ns: p.poll_ceiling_ns as u32,
             timer_first: p.timer_first,
             timer_catch_rate: u16::MAX,
             budget,
-            burst: BurstPrice::NONE,
+            burst: BurstPrice::new(&budget),
             histograms: Histograms::new(),
             periodic: Periodic::new(),
             halt_wake_ns: 0,
@@ -188,7 +184,7 @@ impl Predictive {
         self.budget.spend(outcome.poll_ns, outcome.caught);
         // Before the burst price learns (a call the compiler cannot see through): the halt
         // cost `know` stored is still known here.
-        let limit = u64::from(self.ceiling_ns).min(self.budget.limit_ns());
+        let limit = self.budget.ceiling_ns().min(self.budget.limit_ns());
         let wakeup_ns = outcome.wakeup_ns();
         if self.timer_wake_ns > 0 {
             self.learn_timer_catch(outcome.caught);
@@ -347,7 +343,7 @@ impl Predictive {
     /// ceiling), and then the limit the search reads follows the credit.
     fn prices_at_top(&self, limit: u64) -> bool {
         self.budget.prices_at_top(self.timer_first)
-            && limit == u64::from(self.ceiling_ns)
+            && limit == self.budget.ceiling_ns()
             && self.burst.window_limit_ns(&self.budget, limit) == limit
     }
 
@@ -389,7 +385,7 @@ impl Predictive {
     /// Sets the longest poll window, ns (at most [`MAX_CEILING_NS`]), for a caller that knows
     /// better than its parameters what a long poll costs (a guest that measures what its halts
     /// cost the host): from the next decision planned on. The top price follows it (four
-    /// ceilings, [`Budget::set_price_ceiling_ns`]): a catch is worth no more than the polls the
+    /// ceilings, [`Budget::set_ceiling_ns`]): a catch is worth no more than the polls the
     /// ceiling in force allows, not those of a ceiling the caller has ruled out (with the
     /// parameters' 4 ms, a catch was worth 16 ms of polling, so whatever caught most won, a
     /// window polling a whole 150 us wait over a timer; docs/measurements.md, "Ninth round").
@@ -397,17 +393,17 @@ impl Predictive {
     pub fn set_ceiling_ns(&mut self, ns: u64) {
         // At most 1 s: it fits.
         let ceiling_ns = ns.min(MAX_CEILING_NS) as u32;
-        if ceiling_ns != self.ceiling_ns {
+        if u64::from(ceiling_ns) != self.budget.ceiling_ns() {
             // The plan was made within the old one, at the old top price.
             self.keep_below = 0;
-            self.budget.set_price_ceiling_ns(u64::from(ceiling_ns));
+            self.budget.set_ceiling_ns(ceiling_ns);
+            self.burst.follow(&self.budget);
         }
-        self.ceiling_ns = ceiling_ns;
     }
 
     /// The longest poll window now, ns.
     pub const fn ceiling_ns(&self) -> u64 {
-        self.ceiling_ns as u64
+        self.budget.ceiling_ns()
     }
 
     /// Sets how long after it is due the timer gets the CPU running, ns, for a caller that
