@@ -245,10 +245,11 @@ impl Budget {
     ///   can: the caller checks that); the ski-rental floor's [`Budget::is_plentiful`] holds.
     pub const fn prices_at_top(&self, timer_first: bool) -> bool {
         let credit = self.credit_ns;
+        // The timer's test first: without it, LLVM merged the others into selects.
         self.halt_cost_ns > 0
+            && (timer_first || credit >= NET_WINDOW_CREDIT_DIV as i64 * self.max_price_ns() as i64)
             && credit > WINDOW_CAPS * self.cap_ns as i64
             && credit >= self.reserve_ns as i64
-            && (timer_first || credit >= NET_WINDOW_CREDIT_DIV as i64 * self.max_price_ns() as i64)
     }
 
     /// Whether the credit is at least the reserve: the budget does not bind now.
@@ -559,7 +560,7 @@ impl BurstPrice {
     /// that leaves the reserve, or a short one (the top price over 2^`SHORT_WINDOW_SHIFT`).
     /// Applied to a governor without a timer too, it left the bursty web trace's CPU 1 at 10%
     /// newly short (99.16% to 98.17%): there every catch is a window's.
-    pub const fn window_limit_ns(self, budget: &Budget, window_limit_ns: u64) -> u64 {
+    pub const fn window_limit_ns(&self, budget: &Budget, window_limit_ns: u64) -> u64 {
         if self.reserve == 0 {
             return window_limit_ns;
         }

@@ -342,8 +342,8 @@ impl Predictive {
     /// reserve can fall below the ceiling where the cap is small (a low budget's, a long
     /// ceiling), and then the limit the search reads follows the credit.
     fn prices_at_top(&self, limit: u64) -> bool {
-        self.budget.prices_at_top(self.timer_first)
-            && limit == self.budget.ceiling_ns()
+        limit == self.budget.ceiling_ns()
+            && self.budget.prices_at_top(self.timer_first)
             && self.burst.window_limit_ns(&self.budget, limit) == limit
     }
 
