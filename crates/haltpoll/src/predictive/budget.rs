@@ -496,9 +496,12 @@ const NET_STARVED_DIV: u64 = 16;
 /// Linux's best setting catches its periods with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BurstPrice {
-    /// The top price, cut (`BurstPrice::cut_top_ns`): kept as the cut or the budget's ceiling
-    /// changes, where the price reads it every period without a halt cost (11 instructions
-    /// of a product and shifts). Within the price's range (2^28): 32 bits hold it.
+    /// The highest price a catch can be worth now (`BurstPrice::top_of`): without a halt cost,
+    /// the budget's top price cut (the price reads it every period: 11 instructions of a
+    /// product and shifts, kept here as the cut, the ceiling or the halt cost changes); with
+    /// one, where the cut does not apply, the budget's highest, four ceilings (which a plan
+    /// kept at the top reads: [`super::Predictive::keeps_plan`]). Within the price's range
+    /// (2^28): 32 bits hold it.
     top_ns: u32,
     /// Quarter octaves off the top price, at most [`MAX_BURST_CUT`].
     cut: u8,
@@ -513,28 +516,40 @@ pub struct BurstPrice {
 impl BurstPrice {
     /// No cut and no reserve: the top price of `budget`, and all its credit.
     pub const fn new(budget: &Budget) -> BurstPrice {
-        BurstPrice { top_ns: Self::cut_top_ns(0, budget), cut: 0, reserve: 0, high: 0 }
+        BurstPrice { top_ns: Self::top_of(0, budget), cut: 0, reserve: 0, high: 0 }
     }
 
-    /// The top price of `budget`, cut by `cut` quarter octaves: `2^-(cut / 4)`, interpolated
-    /// linearly between octaves (at most the top price, so 32 bits hold it).
-    const fn cut_top_ns(cut: u8, budget: &Budget) -> u32 {
+    /// The highest price of `budget` with a cut of `cut` quarter octaves: with a halt cost its
+    /// highest ([`Budget::max_price_ns`]); without one, its top price cut by `2^-(cut / 4)`,
+    /// interpolated linearly between octaves. At most 2^28, so 32 bits hold it.
+    const fn top_of(cut: u8, budget: &Budget) -> u32 {
+        if budget.halt_cost_ns() > 0 {
+            return budget.max_price_ns() as u32;
+        }
         let (whole, quarters) = ((cut >> 2) as u32, (cut & 3) as u64);
         ((budget.top_price_ns() >> whole) * (8 - quarters) / 8) as u32
     }
 
-    /// The top price, cut.
-    const fn top_ns(self) -> u64 {
+    /// The highest price a catch can be worth now: without a halt cost, the top price cut;
+    /// with one, four ceilings.
+    pub const fn top_ns(self) -> u64 {
         self.top_ns as u64
     }
 
     /// Sets the cut, and the cut top price with it.
     const fn cut_to(&mut self, cut: u8, budget: &Budget) {
         self.cut = cut;
-        self.top_ns = Self::cut_top_ns(cut, budget);
+        self.top_ns = Self::top_of(cut, budget);
     }
 
-    /// Follows a new top price of `budget` (its ceiling changed: [`Budget::set_ceiling_ns`]).
+    /// Whether the kept top is what `budget` and the cut make it now ([`BurstPrice::top_of`]):
+    /// the caller follows every change of the ceiling and the halt cost.
+    pub const fn keeps_top(self, budget: &Budget) -> bool {
+        self.top_ns == Self::top_of(self.cut, budget)
+    }
+
+    /// Follows a new top price of `budget`: its ceiling ([`Budget::set_ceiling_ns`]) or its
+    /// halt cost changed.
     pub const fn follow(&mut self, budget: &Budget) {
         self.cut_to(self.cut, budget);
     }
@@ -553,6 +568,7 @@ impl BurstPrice {
     /// only. There the price's own top is the uncut top, which the cut top is at most, so its
     /// curve is cut once, by the cut top alone.
     pub const fn price_of(self, budget: &Budget) -> u64 {
+        debug_assert!(self.keeps_top(budget));
         if budget.halt_cost_ns() > 0 { budget.price_ns() } else { self.price_ns(budget, budget.curve_ns()) }
     }
 

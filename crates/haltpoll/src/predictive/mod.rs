@@ -288,7 +288,8 @@ impl Predictive {
     /// four ceilings, and the burst price cuts nothing. A load and an add, where working the
     /// price out takes a few dozen instructions (at think 0, on a period in four).
     fn price_at_top_ns(&self) -> u64 {
-        let price = self.budget.max_price_ns() + self.budget.halt_cost_ns();
+        // With a halt cost, the burst price's top is four ceilings, kept.
+        let price = self.burst.top_ns() + self.budget.halt_cost_ns();
         debug_assert_eq!(price, self.price_ns());
         price
     }
@@ -379,6 +380,7 @@ impl Predictive {
         if self.budget.halt_cost_ns() != old {
             // The plan was made at the old cost's prices.
             self.keep_below = 0;
+            self.burst.follow(&self.budget);
         }
     }
 
@@ -939,6 +941,25 @@ mod tests {
             // Periods of any octave from 1 ns to 16 ms.
             let periods: Vec<_> = periods.into_iter().map(|(busy, bits, low)| (busy, (1 << bits) + low, halt_cost)).collect();
             kept(params, &periods, wake_ns, driver_ceiling);
+        }
+
+        #[test]
+        fn the_burst_price_keeps_its_top_through_any_ceiling_and_halt_cost(
+            params in reuse_params(),
+            steps in proptest::collection::vec((0u64..1_000_000, 0u32..24, 0u32..8, 0u64..300_000, 0u64..5_000_000), 1..2_000),
+        ) {
+            // Periods of any octave; now and then a halt cost (or none) or a ceiling set.
+            let mut gov = Predictive::new(params);
+            for (busy, bits, what, halt_cost, ceiling) in steps {
+                match what {
+                    0 => gov.set_halt_cost_ns(halt_cost),
+                    1 => gov.set_halt_cost_ns(0),
+                    2 => gov.set_ceiling_ns(ceiling),
+                    _ => {}
+                }
+                run(&mut gov, [(busy, 1 << bits)], 0);
+                proptest::prop_assert!(gov.burst.keeps_top(&gov.budget));
+            }
         }
     }
 }
