@@ -542,7 +542,7 @@ impl BurstPrice {
         self.top_ns = Self::top_of(cut, budget);
     }
 
-    /// Whether the kept top is what `budget` and the cut make it now ([`BurstPrice::top_of`]):
+    /// Whether the kept top is what `budget` and the cut make it now (`BurstPrice::top_of`):
     /// the caller follows every change of the ceiling and the halt cost.
     pub const fn keeps_top(self, budget: &Budget) -> bool {
         self.top_ns == Self::top_of(self.cut, budget)
