@@ -467,6 +467,10 @@ const MAX_RESERVE_STEPS: u8 = 12;
 /// over 2^this (the top at the deepest cut): the burst's own short periods still spend it.
 const SHORT_WINDOW_SHIFT: u32 = 3;
 
+// The kept top at the deepest cut is the short window ([`BurstPrice::window_limit_ns`]): the
+// cut's whole octaves are the window's shift, and it has no quarter left.
+const _: () = assert!(MAX_BURST_CUT as u32 / 4 == SHORT_WINDOW_SHIFT && MAX_BURST_CUT.is_multiple_of(4));
+
 /// With a halt cost, a halt teaches the reserve if its period was at most the top price over
 /// this, and the price had fallen below that. A quarter (the burst price's [`STARVED_DIV`]) and
 /// an eighth learnt from pgbench -S at 300 tx/s's periods of 2.5 ms at 10% (where the top is
@@ -582,7 +586,15 @@ impl BurstPrice {
         }
         let reserve = budget.cap_ns / RESERVE_STEP_DIV * self.reserve as u64;
         let spare = budget.credit_ns().saturating_sub(reserve);
-        let short = budget.top_price_ns() >> SHORT_WINDOW_SHIFT;
+        // At the deepest cut, without a halt cost, the kept top is the short window itself
+        // (`(top >> 3) x 8 / 8`, exact): a load and a test where the uncut top's clamps cost
+        // about 10 instructions, on a path where the burst reserve has learnt, and the cut with it.
+        let short = if budget.halt_cost_ns() == 0 && self.cut == MAX_BURST_CUT {
+            self.top_ns()
+        } else {
+            budget.top_price_ns() >> SHORT_WINDOW_SHIFT
+        };
+        debug_assert!(short == budget.top_price_ns() >> SHORT_WINDOW_SHIFT);
         let max = if spare > short { spare } else { short };
         if window_limit_ns < max { window_limit_ns } else { max }
     }
@@ -895,6 +907,23 @@ mod tests {
         let mut cut = none;
         cut.cut_to(MAX_BURST_CUT, &b);
         assert_eq!(cut.price_ns(&b, 1_000_000), 1_000_000);
+    }
+
+    #[test]
+    fn at_the_deepest_cut_the_short_window_is_the_kept_top() {
+        // Caps from 1 ms to 50 ms, ceilings from 0 to 1 s: the uncut top is four ceilings, the
+        // cap's eighth or 2^28, each in turn; the credit spent, so the short window binds.
+        for (ppm, ceiling_ns) in [(1_000, 100_000), (50_000, 7), (50_000, 0), (20_000, 1_000_000_000), (333, 99_999)] {
+            let mut b = budget(ppm, 1_000_000_000);
+            b.set_ceiling_ns(ceiling_ns);
+            b.spend(u64::MAX, false);
+            let mut burst = BurstPrice::new(&b);
+            burst.cut_to(MAX_BURST_CUT, &b);
+            burst.reserve = MAX_RESERVE_STEPS;
+            let short = b.top_price_ns() >> SHORT_WINDOW_SHIFT;
+            assert_eq!(burst.top_ns(), short, "{ppm} {ceiling_ns}");
+            assert_eq!(burst.window_limit_ns(&b, u64::MAX), short, "{ppm} {ceiling_ns}");
+        }
     }
 
     #[test]
