@@ -584,8 +584,10 @@ impl BurstPrice {
         if self.reserve == 0 {
             return window_limit_ns;
         }
-        let reserve = budget.cap_ns / RESERVE_STEP_DIV * self.reserve as u64;
-        let spare = budget.credit_ns().saturating_sub(reserve);
+        // The credit beyond the reserve, signed (both below 2^41): where it is not more than
+        // the short window, which is at least 0, the short window is the limit, so the
+        // difference needs no clamp at 0.
+        let spare = budget.credit_ns() as i64 - (budget.cap_ns / RESERVE_STEP_DIV * self.reserve as u64) as i64;
         // At the deepest cut, without a halt cost, the kept top is the short window itself
         // (`(top >> 3) x 8 / 8`, exact): a load and a test where the uncut top's clamps cost
         // about 10 instructions, on a path where the burst reserve has learnt, and the cut with it.
@@ -595,7 +597,7 @@ impl BurstPrice {
             budget.top_price_ns() >> SHORT_WINDOW_SHIFT
         };
         debug_assert!(short == budget.top_price_ns() >> SHORT_WINDOW_SHIFT);
-        let max = if spare > short { spare } else { short };
+        let max = if spare > short as i64 { spare as u64 } else { short };
         if window_limit_ns < max { window_limit_ns } else { max }
     }
 
