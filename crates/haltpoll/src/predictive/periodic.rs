@@ -90,7 +90,6 @@ impl Periodic {
         let err = (d - mean).abs();
         let locked = self.catch_rate >= LOCKED_RATE;
         self.catch_rate = stepped_rate(self.catch_rate, err <= half);
-        // Each stays between its old value and the new sample, so within its type.
         // A late period a window from the aim's start could reach averages in: a ping-pong
         // partner that halted replies a wake-up late (1.07 ms for 1 ms), and a window over both
         // catches that reply, so the partner's next reply comes on time again; aimed at the
@@ -106,6 +105,7 @@ impl Periodic {
         if !beyond {
             self.late_run_odds = u16::MAX;
         }
+        // Each stays between its old value and the new sample, so within its type.
         self.mean_ns = (mean + (d - mean) / 4) as u32;
         self.dev_ns = (dev + (err - dev) / 4) as u32;
     }
