@@ -468,10 +468,8 @@ impl Predictive {
     /// way, the retries that miss cost a fraction of a point (each miss takes the rate down by
     /// a sixteenth, which 1,000 periods of drift give back).
     fn learn_timer_catch(&mut self, caught: bool) {
-        let rate = i32::from(self.timer_catch_rate);
-        // Each step stays between the old rate and 65535 or 0: within a u16.
         self.timer_catch_rate = if self.next.timer_ns != 0 {
-            (rate + (if caught { 65_535 } else { 0 } - rate) / 16) as u16
+            periodic::stepped_rate(self.timer_catch_rate, caught, u16::MAX)
         } else {
             self.timer_catch_rate.saturating_add(4)
         };

@@ -89,7 +89,7 @@ impl Periodic {
         let half = self.half_window_ns() as i64;
         let err = (d - mean).abs();
         let locked = self.catch_rate >= LOCKED_RATE;
-        self.catch_rate = stepped_rate(self.catch_rate, err <= half);
+        self.catch_rate = stepped_rate(self.catch_rate, err <= half, ONE as u16);
         // A late period a window from the aim's start could reach averages in: a ping-pong
         // partner that halted replies a wake-up late (1.07 ms for 1 ms), and a window over both
         // catches that reply, so the partner's next reply comes on time again; aimed at the
@@ -137,14 +137,15 @@ impl Periodic {
     }
 }
 
-/// A catch rate (in 1/1024, at most [`ONE`]) moved a sixteenth of the way toward all
-/// (`inside`) or none, rounded toward the old rate: the step's sign is known, so it is a shift
-/// either way, where a signed division by 16 needs a correction toward 0 (5 instructions a
-/// period fewer; the same rates, `the_stepped_rate_is_the_signed_step`).
-const fn stepped_rate(rate: u16, inside: bool) -> u16 {
-    let rate = rate as u32;
-    // Within 0..=ONE, so within a u16.
-    (if inside { rate + ((ONE - rate) >> 4) } else { rate - (rate >> 4) }) as u16
+/// A catch rate out of `all` (the detector's in 1/1024, [`ONE`]; the governor's timer rate in
+/// 1/65536, `u16::MAX`), moved a sixteenth of the way toward all (`caught`) or none, rounded
+/// toward the old rate: the step's sign is known, so it is a shift either way, where a signed
+/// division by 16 needs a correction toward 0 (5 instructions a period fewer; the same rates,
+/// `the_stepped_rate_is_the_signed_step`).
+pub(super) const fn stepped_rate(rate: u16, caught: bool, all: u16) -> u16 {
+    let (rate, all) = (rate as u32, all as u32);
+    // `rate` is at most `all`: each step stays between the two, so within a u16.
+    (if caught { rate + ((all - rate) >> 4) } else { rate - (rate >> 4) }) as u16
 }
 
 impl Aim {
@@ -293,10 +294,13 @@ mod tests {
 
     #[test]
     fn the_stepped_rate_is_the_signed_step() {
-        for rate in 0..=ONE as u16 {
-            for inside in [false, true] {
-                let signed = i64::from(rate) + (if inside { i64::from(ONE) } else { 0 } - i64::from(rate)) / 16;
-                assert_eq!(i64::from(stepped_rate(rate, inside)), signed, "{rate} {inside}");
+        // Both scales it is used at: the detector's (1/1024) and the timer rate's (1/65536).
+        for all in [ONE as u16, u16::MAX] {
+            for rate in 0..=all {
+                for caught in [false, true] {
+                    let signed = i64::from(rate) + (if caught { i64::from(all) } else { 0 } - i64::from(rate)) / 16;
+                    assert_eq!(i64::from(stepped_rate(rate, caught, all)), signed, "{rate} {caught} {all}");
+                }
             }
         }
     }
