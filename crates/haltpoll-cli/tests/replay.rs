@@ -79,6 +79,28 @@ fn block_time_closes_the_blind_spot() {
 }
 
 #[test]
+fn poll_and_halt_escapes_a_slow_halts_window_0_trap() {
+    // Steady 150 us periods on a host where a halt ends 60 us after its wakeup: every halt
+    // lasts 210 us, past the 200 us ceiling.
+    let t = trace(&"150000\n".repeat(20));
+    let replay = |block_time: &str| {
+        let out = haltpoll()
+            .args(["replay", "--json", "--halt-wake-ns", "60us", "--block-time", block_time])
+            .arg(t.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        last["summary"]["poll_hits"].as_u64().unwrap()
+    };
+    // Linux's rule counts the wake-up as idle time: the window never opens.
+    assert_eq!(replay("halt-only"), 0);
+    // Ours learns the period until its wakeup (150 us): 0 -> 50 -> 100 -> 200 us, then caught.
+    assert_eq!(replay("poll-and-halt"), 17);
+}
+
+#[test]
 fn shrink_options() {
     let t = trace("30000\n120000\n1000000\n1000000\n1000000\n");
     let window_after = |args: &[&str]| {

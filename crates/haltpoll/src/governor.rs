@@ -207,7 +207,16 @@ impl IdleGovernor for Governor {
             // later: that may shrink the window (past the ceiling) but must not grow it.
             End::Deadline { polling: false } => self.reflect_deadline(halt_ns),
             End::Deadline { polling: true } => Adjustment::Unchanged,
-            End::Wakeup | End::Timer => Governor::reflect(self, IdleState::Halt, halt_ns, false),
+            End::Wakeup | End::Timer => {
+                // The poll+halt rule learns the period until its wakeup, which is what a poll
+                // would have had to outlast: the halt's own wake-up is not in it (the kernel's
+                // rule has no such input and keeps the whole residency).
+                let halt_ns = match self.params.block_time {
+                    BlockTime::PollAndHalt => halt_ns.saturating_sub(outcome.halt_wake_ns),
+                    BlockTime::HaltOnly => halt_ns,
+                };
+                Governor::reflect(self, IdleState::Halt, halt_ns, false)
+            }
         }
     }
 
@@ -484,6 +493,24 @@ mod tests {
         g.reflect(IdleState::Halt, 0, false); // 100 us: not above the window
         assert_eq!(g.poll_limit_ns(), 100_000);
         assert_eq!(g.reflect(IdleState::Halt, 50_000, false), Adjustment::Unchanged, "50 us alone");
+    }
+
+    #[test]
+    fn poll_and_halt_leaves_out_the_halts_own_wake_up() {
+        // The window-0 trap on a slow backend: a 100 us think time, the partner's 55 us wake-up
+        // in the period and the halt's own 55 us on top make 210 us, past the 200 us ceiling.
+        let halted = Outcome { idle_ns: 210_000, halt_wake_ns: 55_000, ..Outcome::default() };
+        let mut ours = gov_at(0, Params { block_time: BlockTime::PollAndHalt, ..Params::DEFAULT });
+        assert_eq!(IdleGovernor::reflect(&mut ours, &halted), Adjustment::Grew { from: 0, to: 50_000 });
+        // After a timed-out poll, the poll counts and the wake-up still does not: 195 us.
+        let timed_out = Outcome { idle_ns: 250_000, poll_ns: 50_000, halt_wake_ns: 55_000, ..Outcome::default() };
+        assert_eq!(IdleGovernor::reflect(&mut ours, &timed_out), Adjustment::Grew { from: 50_000, to: 100_000 });
+        // Linux's rule keeps the whole residency, as the kernel does: 210 us shrinks it.
+        let mut linux = gov_at(100_000, Params::DEFAULT);
+        assert_eq!(IdleGovernor::reflect(&mut linux, &halted), Adjustment::Shrank { from: 100_000, to: 50_000 });
+        // A deadline's halt has no wakeup to subtract from: past the ceiling it shrinks.
+        let deadline = Outcome { end: End::Deadline { polling: false }, ..halted };
+        assert_eq!(IdleGovernor::reflect(&mut ours, &deadline), Adjustment::Shrank { from: 100_000, to: 50_000 });
     }
 
     #[test]

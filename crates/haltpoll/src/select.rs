@@ -80,9 +80,11 @@ pub struct Outcome {
     pub caught: bool,
     /// When the period ended in a halt (`!caught`): how much of `idle_ns` the halt's own wake-up
     /// took (the exit, the IPI, the re-entry), as the caller measured or estimated it. That time
-    /// is not idle time a poll could have caught: the predictive governor subtracts it, so a
-    /// halt's cost never makes the next periods look longer (no window-0 trap). Ignored when
-    /// `caught`; Linux's governor ignores it (the kernel has no such input).
+    /// is not idle time a poll could have caught: the predictive governor and Linux's governor
+    /// under [`BlockTime::PollAndHalt`](crate::BlockTime::PollAndHalt) subtract it, so a halt's
+    /// own wake-up never makes the next periods look longer. Ignored when `caught`; Linux's
+    /// rule ([`BlockTime::HaltOnly`](crate::BlockTime::HaltOnly)) ignores it, as the kernel has
+    /// no such input.
     pub halt_wake_ns: u64,
     /// What ended the period: the wakeup (as every period of a CPU's idle loop ends), or a
     /// deadline of the caller's (a timed park) before any wakeup came.

@@ -43,7 +43,8 @@ pub struct ReplayArgs {
     #[command(flatten)]
     pub predictive: PredictiveParams,
     /// How long after its wakeup a halt ends (the exit, the IPI, the return to the guest), ns
-    /// (units allowed). Linux's governor counts it as idle time; the predictive one is told it.
+    /// (units allowed). Linux's rule counts it as idle time; `--block-time poll-and-halt` and
+    /// the predictive governor are told it and take it off.
     #[arg(long, value_name = "NS", default_value = "0", value_parser = units::parse_ns)]
     pub halt_wake_ns: u64,
     /// One JSON object per period (JSON Lines), then one with the summary.

@@ -75,6 +75,10 @@ pub enum BlockTime {
     HaltOnly = 0,
     /// The poll and the halt: the whole idle period, as KVM's host-side halt polling measures
     /// it. A steady period up to the ceiling then grows the window until a poll catches it.
+    /// Through [`IdleGovernor::reflect`](crate::IdleGovernor::reflect), less the halt's own
+    /// wake-up where the caller reports one ([`Outcome::halt_wake_ns`](crate::Outcome::halt_wake_ns)): the
+    /// period until its wakeup, which is what a poll would have had to outlast. A slow wake-up
+    /// counted in would push periods below the ceiling past it (the window-0 trap).
     /// Not a Linux parameter: ours, for the guest and for threads.
     #[cfg_attr(feature = "clap", value(help = "The timed-out poll and the halt"))]
     PollAndHalt = 1,
