@@ -424,6 +424,7 @@ impl Budget {
 
     /// Spends `poll_ns` of polling, net of the halt a caught wakeup saved.
     pub fn spend(&mut self, poll_ns: u64, caught: bool) {
+        debug_assert!(self.credit_ns <= SAVED_CAPS * self.cap_ns as i64);
         let saved = if caught { i64::from(self.halt_cost_ns) } else { 0 };
         // The credit is within +-2^47 and a halt cost below 2^24, so with the poll cut to 2^62
         // nothing overflows, and a poll that long leaves the debt at its floor anyway.
@@ -432,7 +433,10 @@ impl Budget {
         // A forced poll can overdraw more than one halt cost; the debt stops there, as the
         // credit stopped at 0 before there was a halt cost. (A clamp, without `clamp`'s check
         // that its bounds are in order, a branch on every period: these always are.)
-        self.credit_ns = credit.max(-i64::from(self.halt_cost_ns)).min(SAVED_CAPS * self.cap_ns as i64);
+        let credit = credit.max(-i64::from(self.halt_cost_ns));
+        // Only a catch's saving raises the credit, which no earning or spending takes past
+        // `SAVED_CAPS` caps: without a halt cost there is none to cap (`know` folds the test).
+        self.credit_ns = if self.halt_cost_ns > 0 { credit.min(SAVED_CAPS * self.cap_ns as i64) } else { credit };
     }
 }
 
