@@ -423,7 +423,9 @@ impl Budget {
     }
 
     /// Spends `poll_ns` of polling, net of the halt a caught wakeup saved.
-    pub fn spend(&mut self, poll_ns: u64, caught: bool) {
+    /// Returns the credit's limit after it ([`Budget::limit_ns`]), which the debt's floor keeps
+    /// at least 0 without `limit_ns`'s clamp.
+    pub fn spend(&mut self, poll_ns: u64, caught: bool) -> u64 {
         debug_assert!(self.credit_ns <= SAVED_CAPS * self.cap_ns as i64);
         let saved = if caught { i64::from(self.halt_cost_ns) } else { 0 };
         // The credit is within +-2^47 and a halt cost below 2^24, so with the poll cut to 2^62
@@ -437,6 +439,9 @@ impl Budget {
         // Only a catch's saving raises the credit, which no earning or spending takes past
         // `SAVED_CAPS` caps: without a halt cost there is none to cap (`know` folds the test).
         self.credit_ns = if self.halt_cost_ns > 0 { credit.min(SAVED_CAPS * self.cap_ns as i64) } else { credit };
+        let limit = (self.credit_ns + i64::from(self.halt_cost_ns)) as u64;
+        debug_assert!(limit == self.limit_ns());
+        limit
     }
 }
 

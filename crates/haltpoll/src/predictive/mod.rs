@@ -181,10 +181,9 @@ impl Predictive {
         self.budget.know(NET);
         self.budget.earn(self.busy_ns.saturating_add(outcome.idle_ns));
         self.busy_ns = 0;
-        self.budget.spend(outcome.poll_ns, outcome.caught);
         // Before the burst price learns (a call the compiler cannot see through): the halt
         // cost `know` stored is still known here.
-        let limit = self.budget.ceiling_ns().min(self.budget.limit_ns());
+        let limit = self.budget.ceiling_ns().min(self.budget.spend(outcome.poll_ns, outcome.caught));
         let wakeup_ns = outcome.wakeup_ns();
         if self.timer_wake_ns > 0 {
             self.learn_timer_catch(outcome.caught);
