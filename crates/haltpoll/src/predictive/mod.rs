@@ -194,8 +194,10 @@ impl Predictive {
                 (i64::from(self.halt_wake_ns), i64::from(u32::try_from(outcome.halt_wake_ns).unwrap_or(u32::MAX)));
             self.halt_wake_ns = (avg + (new - avg) / 4) as u32;
         }
-        // Where no plan can be kept (`keep_below` 0), the idle path tests only that.
-        if self.keep_below == 0 {
+        // Where no plan can be kept (`keep_below` 0), the idle path tests only that; without a
+        // halt cost none is (a plan is kept only with one, and setting the halt cost clears it).
+        debug_assert!(NET || self.keep_below == 0);
+        if !NET || self.keep_below == 0 {
             self.histograms.add(wakeup_ns);
             self.periodic.add(wakeup_ns, limit);
         } else if self.learn_keeping_plan(wakeup_ns, limit) {
@@ -203,7 +205,9 @@ impl Predictive {
         }
         let at_top = NET && self.prices_at_top(limit);
         self.next = Planned::of(self.plan::<NET>(limit));
-        self.keep_below = if at_top { self.keep_bound() } else { 0 };
+        if NET {
+            self.keep_below = if at_top { self.keep_bound() } else { 0 };
+        }
     }
 
     /// Adds a period that ended `wakeup_ns` after idle entry, and returns whether the plan
