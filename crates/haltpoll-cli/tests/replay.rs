@@ -14,6 +14,15 @@ fn trace(text: &str) -> tempfile::NamedTempFile {
     f
 }
 
+/// `haltpoll replay --json ARGS TRACE`'s summary: the last line's.
+fn summary(args: &[&str], t: &tempfile::NamedTempFile) -> serde_json::Value {
+    let out = haltpoll().args(["replay", "--json"]).args(args).arg(t.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    last["summary"].clone()
+}
+
 #[test]
 fn human_output_ends_with_summary() {
     let t = trace("# two short, one long\n30000\n30000\n\n5000000\n");
@@ -84,15 +93,7 @@ fn poll_and_halt_escapes_a_slow_halts_window_0_trap() {
     // lasts 210 us, past the 200 us ceiling.
     let t = trace(&"150000\n".repeat(20));
     let replay = |block_time: &str| {
-        let out = haltpoll()
-            .args(["replay", "--json", "--halt-wake-ns", "60us", "--block-time", block_time])
-            .arg(t.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let text = String::from_utf8(out.stdout).unwrap();
-        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-        last["summary"]["poll_hits"].as_u64().unwrap()
+        summary(&["--halt-wake-ns", "60us", "--block-time", block_time], &t)["poll_hits"].as_u64().unwrap()
     };
     // Linux's rule counts the wake-up as idle time: the window never opens.
     assert_eq!(replay("halt-only"), 0);
@@ -103,12 +104,7 @@ fn poll_and_halt_escapes_a_slow_halts_window_0_trap() {
 #[test]
 fn shrink_options() {
     let t = trace("30000\n120000\n1000000\n1000000\n1000000\n");
-    let window_after = |args: &[&str]| {
-        let out = haltpoll().args(["replay", "--json"]).args(args).arg(t.path()).output().unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-        last["summary"]["final_poll_limit_ns"].as_u64().unwrap()
-    };
+    let window_after = |args: &[&str]| summary(args, &t)["final_poll_limit_ns"].as_u64().unwrap();
     assert_eq!(window_after(&[]), 0, "floor: 100 -> 50 -> 0");
     assert_eq!(window_after(&["--legacy-shrink"]), 12500, "legacy: 100 -> 50 -> 25 -> 12.5");
     assert_eq!(window_after(&["--no-shrink"]), 100000);

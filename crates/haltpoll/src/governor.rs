@@ -212,7 +212,7 @@ impl IdleGovernor for Governor {
                 // would have had to outlast: the halt's own wake-up is not in it (the kernel's
                 // rule has no such input and keeps the whole residency).
                 let halt_ns = match self.params.block_time {
-                    BlockTime::PollAndHalt => halt_ns.saturating_sub(outcome.halt_wake_ns),
+                    BlockTime::PollAndHalt => outcome.wakeup_ns().saturating_sub(outcome.poll_ns),
                     BlockTime::HaltOnly => halt_ns,
                 };
                 Governor::reflect(self, IdleState::Halt, halt_ns, false)
