@@ -1,8 +1,8 @@
 //! The cost of the predictive governor's decision on the idle path: one `select` + `reflect`
-//! pair (its target: at most 20 ns, in docs/predictive.md), against Linux's governor through the same seam.
+//! pair (its target: at most 20 ns, in docs/predictive-speed.md), against Linux's governor through the same seam.
 //!
 //! Times here move with whatever else the machine runs; the instructions a period takes do not.
-//! docs/predictive.md ("Counting instructions") counts them by running this binary under
+//! docs/predictive-speed.md ("Counting instructions") counts them by running this binary under
 //! cachegrind at two `--sample-size`s.
 
 use divan::{Bencher, black_box};

@@ -29,7 +29,7 @@ const PRIOR: u16 = 1;
 
 /// [`Histograms::prediction_apart`]: the unconditioned counts speak for a phase of short periods
 /// where at least 1 in this many of their periods is short (up to the halt cost's bucket). A
-/// third to a fifth move the same points (docs/predictive.md).
+/// third to a fifth move the same points (docs/predictive-experiments.md).
 const APART_ALL_SHORT: u32 = 4;
 
 /// [`Histograms::prediction_apart`]: the row is apart where its share of short periods is below
@@ -74,7 +74,7 @@ pub struct Histograms {
     all: Row,
     /// The sum of `all`'s counts, kept as they change: summing them again for every
     /// prediction, just after one of them changed, cost 2-3 ns of a period's 33
-    /// (docs/predictive.md).
+    /// (docs/predictive-speed.md).
     all_total: u16,
     /// The bucket of the last period.
     prev: u8,
@@ -164,9 +164,9 @@ impl Histograms {
     /// `k` (`APART_ALL_SHORT`) and the row's share of them is below an eighth of theirs
     /// (`APART_RATIO`). `pipe-bursts` sleeps between bursts: after a period of 2-4 ms the row
     /// says 2% below 65 us, the 3:1 blend with the unconditioned counts (its bursts') about a
-    /// fifth, and 65 us windows timed out in every sleep (docs/predictive.md, "`pipe-bursts`
-    /// net of a halt at low budgets"). Where the unconditioned counts say few short periods
-    /// either (pgbench -S at 300 tx/s), they stay in the blend.
+    /// fifth, and 65 us windows timed out in every sleep (docs/predictive-experiments.md,
+    /// "`pipe-bursts` net of a halt at low budgets"). Where the unconditioned counts say few short
+    /// periods either (pgbench -S at 300 tx/s), they stay in the blend.
     #[inline]
     pub fn prediction_apart(&self, k: usize) -> Prediction<'_> {
         let p = self.prediction();
@@ -323,7 +323,7 @@ fn halve(row: &mut Row) -> u16 {
 /// one at a time, a dozen loads and shifts whose registers spilled the plan's). Where the build
 /// has SSE2 (x86-64 user space: the benchmark, the replay) the words' bytes are summed by one
 /// PSADBW, 8 instructions where the 16-bit lanes of [`lane_sums`] took about 18
-/// (docs/predictive.md, "The cost of a decision"); elsewhere (the guest image, a kernel: no
+/// (docs/predictive-speed.md, "The cost of a decision"); elsewhere (the guest image, a kernel: no
 /// SSE there), those lanes.
 fn row_total(row: &Row) -> u16 {
     let (head, tail) = row_words(row);

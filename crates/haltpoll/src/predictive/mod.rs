@@ -166,7 +166,7 @@ impl Predictive {
     pub fn reflect(&mut self, outcome: &Outcome) {
         // Compiled once for each, so that every budget rule that tests for a halt cost is
         // settled at compile time (the benchmark's mix, which has none: 32 instructions of
-        // 574 a period fewer; docs/predictive.md, "The cost of a decision").
+        // 574 a period fewer; docs/predictive-speed.md, "The cost of a decision").
         if self.budget.halt_cost_ns() > 0 {
             self.reflect_as::<true>(outcome)
         } else {
