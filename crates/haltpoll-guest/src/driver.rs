@@ -58,7 +58,7 @@ const TIMER_MIN_NS: u64 = 1_000;
 /// ceiling above a 1 ms period, so after each timer that missed, the governor, its price at the
 /// top, polled the next periods whole from idle entry: on a quiet host 1.19-1.26x no polling's
 /// host CPU at 1 ms, and 1.08-1.11x Linux's on two think traces, against 1.06-1.11x and at most
-/// 1.04x with two (docs/measurements.md, "Fourth round"). The governor is told it as its
+/// 1.04x with two (docs/predictive-live.md, "Fourth round"). The governor is told it as its
 /// ceiling, so it plans within it (a timer where no window reaches) rather than have its
 /// windows cut short.
 pub const POLL_HALT_COSTS: u64 = 2;
@@ -593,7 +593,7 @@ impl<C: Cpu, R: FnMut() -> bool> Mechanism for Vcpu<'_, C, R> {
     /// a wakeup that late (in a ping-pong, a partner that halted and replies a wake-up late) is
     /// caught for that much more polling, where a second halt and the waker's IPI would cost
     /// the host more (at 1 ms between messages, 58-64% of wakeups without an IPI against 43-55%,
-    /// at the same 1.06-1.10x no polling's host CPU; docs/measurements.md, "Fourth round").
+    /// at the same 1.06-1.10x no polling's host CPU; docs/predictive-live.md, "Fourth round").
     fn poll(&mut self, limit_ns: u64, _times_hits: bool) -> PollOutcome {
         let limit_ns = match self.window_opens_ns.take() {
             Some(opens) => {

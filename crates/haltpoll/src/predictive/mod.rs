@@ -393,7 +393,7 @@ impl Predictive {
     /// ceilings, [`Budget::set_ceiling_ns`]): a catch is worth no more than the polls the
     /// ceiling in force allows, not those of a ceiling the caller has ruled out (with the
     /// parameters' 4 ms, a catch was worth 16 ms of polling, so whatever caught most won, a
-    /// window polling a whole 150 us wait over a timer; docs/measurements.md, "Ninth round").
+    /// window polling a whole 150 us wait over a timer; docs/predictive-live.md, "Ninth round").
     /// The budget's reserve stays the parameters'.
     pub fn set_ceiling_ns(&mut self, ns: u64) {
         // At most 1 s: it fits.

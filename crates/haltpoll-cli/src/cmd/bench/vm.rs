@@ -231,7 +231,7 @@ const SLOWEST_ROUND_TRIP_NS: u64 = 120_000;
 /// runs: 0.25-0.75 us on this kind of machine, so 2 us leaves room for a loaded host. Sized by
 /// the slowest variant instead, a think-0 run of such a variant lasted under a millisecond, and
 /// a host interrupt or a preemption in it moved its host CPU per message by up to 25%
-/// (docs/measurements.md, "Eighth round").
+/// (docs/predictive-live.md, "Eighth round").
 const POLLING_ROUND_TRIP_NS: u64 = 2_000;
 
 impl Setup {

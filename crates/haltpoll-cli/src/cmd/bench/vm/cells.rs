@@ -254,7 +254,8 @@ pub struct Ceilings {
 /// - think times above the ceiling: under 5% of the waiting time spent polling, and host CPU
 ///   per message at most 1.1x no polling's.
 ///
-/// The predictive governor (docs/measurements.md, "Live, against Linux's governor"):
+/// The predictive governor (docs/predictive-live.md, "Second version: the halt's cost learnt live,
+/// against Linux's governor"):
 /// - think times up to 100 us: wakeups without an IPI at most 1 point below Linux's default
 ///   governor's, host CPU per message at most 1.05x its, wake latency (median) at most 1.2x
 ///   its;
