@@ -29,7 +29,7 @@
 //! price ([`BurstPrice`]) learns from those halts how much a catch is really worth there, and
 //! lowers the top price the credit can reach to that.
 
-use super::params::{MAX_HALT_COST_NS, MAX_HORIZON_NS, PPM, ValidPredictiveParams};
+use super::params::{MAX_HALT_COST_NS, PPM, ValidPredictiveParams};
 
 /// The price's range as powers of two of ns: from 4 us to 2^28 ns (268 ms).
 const MIN_PRICE_SHIFT: u32 = 12;
@@ -397,18 +397,16 @@ impl Budget {
 
     /// Earns the budget's share of `elapsed_ns`, up to the credit kept.
     pub fn earn(&mut self, elapsed_ns: u64) {
-        // Beyond a horizon the cap is reached anyway; this bound keeps the earnings below 2^40.
-        let elapsed = if elapsed_ns < MAX_HORIZON_NS { elapsed_ns } else { MAX_HORIZON_NS };
-        // The remainder carried in goes in before the shift; below 2^40 x 2^32 + 2^32: 128 bits
-        // (one widening product).
-        let product = u128::from(elapsed) * u128::from(self.share) + u128::from(self.remainder);
+        // The remainder carried in goes in before the shift; below 2^64 x 2^32: 128 bits (one
+        // widening product), and the whole ns below 2^64, with no bound on the time.
+        let product = u128::from(elapsed_ns) * u128::from(self.share) + u128::from(self.remainder);
         let whole = (product >> 32) as u64;
         self.remainder = product as u32;
-        // Both below 2^41 (earned: 10^12 x 10^6 / 10^6): the sum fits.
-        let earned = whole as i64;
         let cap = self.limit_kept();
         if self.credit_ns < cap {
-            self.credit_ns = if self.credit_ns + earned < cap { self.credit_ns + earned } else { cap };
+            // Below the cap, so the room to it is positive; what fills it is compared unsigned.
+            let room = (cap - self.credit_ns) as u64;
+            self.credit_ns = if whole < room { self.credit_ns + whole as i64 } else { cap };
         }
     }
 
@@ -688,7 +686,7 @@ impl BurstPrice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::predictive::PredictiveParams;
+    use crate::predictive::{MAX_HORIZON_NS, PredictiveParams};
 
     fn budget(ppm: u32, horizon_ns: u64) -> Budget {
         let p = PredictiveParams { poll_budget_ppm: ppm, budget_horizon_ns: horizon_ns, ..PredictiveParams::DEFAULT };
