@@ -179,7 +179,9 @@ impl Predictive {
     #[inline(always)]
     fn reflect_as<const NET: bool>(&mut self, outcome: &Outcome) {
         self.budget.know(NET);
-        self.budget.earn(self.busy_ns.saturating_add(outcome.idle_ns));
+        // Wrapping: a sum past 2^64 ns (584 years: only a caller's u64::MAX does it) earns less
+        // than its share, never more, and a saturating add cost 2 instructions a period.
+        self.budget.earn(self.busy_ns.wrapping_add(outcome.idle_ns));
         self.busy_ns = 0;
         // Before the burst price learns (a call the compiler cannot see through): the halt
         // cost `know` stored is still known here.
@@ -790,6 +792,21 @@ mod tests {
             ..Outcome::default()
         });
         assert_eq!(gov.credit_ns(), 0);
+    }
+
+    #[test]
+    fn a_time_past_2_64_ns_earns_less_never_more() {
+        let mut gov = Predictive::new(ValidPredictiveParams::DEFAULT);
+        let cap = gov.credit_ns();
+        gov.select(LATENCY_ANY, u64::MAX);
+        gov.reflect(&Outcome { idle_ns: u64::MAX, poll_ns: u64::MAX, ..Outcome::default() });
+        assert_eq!(gov.credit_ns(), 0, "the forced poll's debt");
+        gov.select(LATENCY_ANY, u64::MAX);
+        gov.reflect(&Outcome { idle_ns: 2, ..Outcome::default() }); // wraps to 1 ns: nothing earned
+        assert_eq!(gov.credit_ns(), 0);
+        gov.select(LATENCY_ANY, u64::MAX - 1);
+        gov.reflect(&Outcome { idle_ns: 1, ..Outcome::default() });
+        assert_eq!(gov.credit_ns(), 4 * cap, "up to the kept credit");
     }
 
     #[test]
