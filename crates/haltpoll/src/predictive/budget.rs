@@ -154,7 +154,7 @@ pub struct Budget {
     /// earning takes the whole ns by a shift instead of a division by 10^6. Earnings stay at
     /// most 1 ns, plus 1 ns in every 2^32 ns (4.3 s) of time, below the exact share, never
     /// above it. In 2^-20 (a product in 64 bits) they fell short by one part in 2^20, and that
-    /// alone moved single points of the sweeps by up to 4.7 (docs/predictive.md).
+    /// alone moved single points of the sweeps by up to 4.7 (docs/predictive-speed.md, round fourteen).
     share: u32,
     /// What `time x share` earned beyond the whole ns already credited, in 2^-32 ns.
     remainder: u32,
