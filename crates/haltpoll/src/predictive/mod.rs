@@ -153,8 +153,10 @@ impl Predictive {
     /// A latency requirement below HALT's exit latency (in particular 0) forces a poll until
     /// woken, as Linux's governor does; the budget pays for it afterwards.
     pub fn select(&mut self, latency_req: LatencyReq, busy_ns: u64) -> Decision {
-        // Earned with the idle period, at reflect: one step instead of two.
-        self.busy_ns = self.busy_ns.saturating_add(busy_ns);
+        // Earned with the idle period, at reflect: one step instead of two. Wrapping, as
+        // reflect adds the idle time: only past 2^64 ns (a caller's u64::MAX) does it differ, and
+        // then it earns less than the share, never more.
+        self.busy_ns = self.busy_ns.wrapping_add(busy_ns);
         if latency_req < HALT.exit_latency_ns {
             return Decision::Poll { window_ns: u64::MAX };
         }
@@ -807,6 +809,14 @@ mod tests {
         gov.select(LATENCY_ANY, u64::MAX - 1);
         gov.reflect(&Outcome { idle_ns: 1, ..Outcome::default() });
         assert_eq!(gov.credit_ns(), 4 * cap, "up to the kept credit");
+        gov.select(LATENCY_ANY, 0);
+        gov.reflect(&Outcome { idle_ns: u64::MAX, poll_ns: u64::MAX, ..Outcome::default() });
+        assert_eq!(gov.credit_ns(), 0, "the forced poll's debt");
+        // Busy time past 2^64 ns over two selects wraps too (to 1 ns): nothing earned.
+        gov.select(LATENCY_ANY, u64::MAX);
+        gov.select(LATENCY_ANY, 2);
+        gov.reflect(&Outcome::default());
+        assert_eq!(gov.credit_ns(), 0);
     }
 
     #[test]
