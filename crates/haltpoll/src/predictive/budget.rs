@@ -436,6 +436,16 @@ impl Budget {
     /// at least 0 without `limit_ns`'s clamp.
     pub fn spend(&mut self, poll_ns: u64, caught: bool) -> u64 {
         debug_assert!(self.credit_ns <= SAVED_CAPS * self.cap_ns as i64);
+        if self.halt_cost_ns == 0 {
+            // Without a halt cost the debt stops at 0 and nothing is saved: the credit (at least 0,
+            // where a halt cost that went back to 0 left a debt) less the poll, stopped at 0, is
+            // what the rule below gives, in two instructions fewer than its bound on the poll and
+            // its floor (`know` settles the test at compile time on the idle path).
+            let credit = (self.credit_ns.max(0) as u64).saturating_sub(poll_ns);
+            // At most the credit: it fits.
+            self.credit_ns = credit as i64;
+            return credit;
+        }
         let saved = if caught { i64::from(self.halt_cost_ns) } else { 0 };
         // The credit is within +-2^47 and a halt cost below 2^24, so with the poll cut to 2^62
         // nothing overflows, and a poll that long leaves the debt at its floor anyway.
@@ -710,6 +720,21 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn without_a_halt_cost_spending_stops_the_credit_at_0(
+            credit in -(1i64 << 24)..1 << 35,
+            poll in proptest::prop_oneof![0u64..1 << 41, proptest::strategy::Just(u64::MAX)],
+            caught: bool,
+        ) {
+            // A cap of 10^9 ns (the longest horizon at 0.1%): any credit here is within 64 of them.
+            let mut b = budget(1_000, MAX_HORIZON_NS);
+            b.credit_ns = credit;
+            // The rule with a halt cost, at 0: the poll bounded, the debt stopped at 0.
+            let expected = (credit - poll.min(1 << 62) as i64).max(0);
+            proptest::prop_assert_eq!(b.spend(poll, caught), expected as u64);
+            proptest::prop_assert_eq!(b.credit_ns, expected);
+        }
+
         #[test]
         fn earnings_are_the_exact_share_or_at_most_a_ns_a_4_s_below_it(
             ppm in 0u32..=PPM,
