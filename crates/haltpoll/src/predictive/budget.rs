@@ -455,9 +455,9 @@ impl Budget {
         // credit stopped at 0 before there was a halt cost. (A clamp, without `clamp`'s check
         // that its bounds are in order, a branch on every period: these always are.)
         let credit = credit.max(-i64::from(self.halt_cost_ns));
-        // Only a catch's saving raises the credit, which no earning or spending takes past
-        // `SAVED_CAPS` caps: without a halt cost there is none to cap (`know` folds the test).
-        self.credit_ns = if self.halt_cost_ns > 0 { credit.min(SAVED_CAPS * self.cap_ns as i64) } else { credit };
+        // Only a catch's saving raises the credit past what earning keeps, and never past
+        // `SAVED_CAPS` caps (with a halt cost, as here: without one the rule above returned).
+        self.credit_ns = credit.min(SAVED_CAPS * self.cap_ns as i64);
         let limit = (self.credit_ns + i64::from(self.halt_cost_ns)) as u64;
         debug_assert!(limit == self.limit_ns());
         limit
