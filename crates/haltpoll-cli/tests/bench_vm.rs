@@ -55,7 +55,9 @@ fn json_has_rows_targets_and_runs_with_the_mechanisms_visible() {
     assert_eq!(doc["config"]["repetitions"], 1);
     assert_eq!(doc["rows"].as_array().unwrap().len(), 6, "3 variants x 2 think times");
     let runs = doc["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 6);
+    assert_eq!(runs.len(), 10 + 10 + 1 + 3, "at think 0 the variants that poll run 10 times");
+    let busy_0 = doc["rows"].as_array().unwrap().iter().find(|r| r["variant"] == "busy" && r["think_ns"] == 0).unwrap();
+    assert_eq!(busy_0["repetitions"], 10, "{busy_0}");
     let run = |variant: &str, think: u64| {
         runs.iter().find(|r| r["variant"] == variant && r["think_ns"] == think).unwrap().clone()
     };
@@ -90,7 +92,7 @@ fn csv_has_a_line_per_run() {
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("think_ns,variant,repetition,round_trips,messages,"));
-    assert_eq!(lines.len(), 1 + 4);
+    assert_eq!(lines.len(), 1 + 10 + 1 + 2, "busy 10 times at think 0");
     let columns = lines[0].split(',').count();
     assert!(lines.iter().all(|l| l.split(',').count() == columns));
     assert!(lines[1].starts_with("0,busy,1,60,120,"));
@@ -200,7 +202,7 @@ fn repeated_variants_run_once_and_busy_is_its_own_speed() {
     assert!(stderr.contains("note: --variants: busy, busy given more than once, runs once"), "{stderr}");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["config"]["variants"], serde_json::json!(["busy", "no-polling"]));
-    assert_eq!(doc["runs"].as_array().unwrap().len(), 2 * 2, "2 variants x 2 think times, once each");
+    assert_eq!(doc["runs"].as_array().unwrap().len(), 10 + 1 + 2, "busy 10 times at think 0, once otherwise");
     for row in doc["rows"].as_array().unwrap().iter().filter(|r| r["variant"] == "busy") {
         assert_eq!(row["speed_vs_busy"], 1.0, "{row}");
         assert_eq!(row["wake_vs_busy"], 1.0, "{row}");
@@ -238,23 +240,24 @@ fn ctrl_c_prints_the_runs_that_finished_marked_partial_and_exits_130() {
 #[test]
 fn a_failing_run_prints_the_runs_before_it_marked_partial_and_exits_1() {
     let Some(_vm) = kvm_or_skip("a_failing_run_prints_the_runs_before_it_marked_partial_and_exits_1") else { return };
-    // Busy at think 0 and 20 us, then the second repetition's first run fails.
+    // Busy at think 0 (10 runs a repetition, numbered 1-10) and 20 us, then the second repetition's first run
+    // (number 11) fails.
     let bench = |extra: &[&str]| {
         haltpoll()
             .args(["bench", "vm", "--variants", "busy", "--think", "0,20us", "--repetitions", "2"])
             .args(["--round-trips", "20", "--warmup", "0"])
             .args(extra)
-            .env("HALTPOLL_TEST_FAIL_RUN", "3")
+            .env("HALTPOLL_TEST_FAIL_RUN", "12")
             .output()
             .unwrap()
     };
-    let failure = "busy at think 0 ns, repetition 2: run 3 failed on purpose (HALTPOLL_TEST_FAIL_RUN=3)";
+    let failure = "busy at think 0 ns, repetition 11: run 12 failed on purpose (HALTPOLL_TEST_FAIL_RUN=12)";
     let out = bench(&[]);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.ends_with(&format!("haltpoll: error: {failure}\n")), "{stderr}");
     let marker = format!(
-        "PARTIAL RESULTS: stopped by an error after 2 of 4 runs; only those that finished are shown: {failure}\n"
+        "PARTIAL RESULTS: stopped by an error after 11 of 22 runs; only those that finished are shown: {failure}\n"
     );
     assert!(stdout.starts_with(&marker), "{stdout}");
     assert!(stdout.contains("\n    0 ns  busy "), "the first run's row: {stdout}");
@@ -264,7 +267,7 @@ fn a_failing_run_prints_the_runs_before_it_marked_partial_and_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((&doc["partial"], &doc["stopped_by"], &doc["error"]), (&true.into(), &"error".into(), &failure.into()));
-    assert_eq!(doc["runs"].as_array().unwrap().len(), 2, "{doc}");
+    assert_eq!(doc["runs"].as_array().unwrap().len(), 11, "{doc}");
 }
 
 #[test]

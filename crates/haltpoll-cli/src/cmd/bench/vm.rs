@@ -85,12 +85,16 @@ impl Variant {
     /// past their windows, the think time dominates the round trip anyway); the others take an
     /// exit and an IPI.
     fn sizing_round_trip_ns(self) -> u64 {
-        match self {
-            Variant::Busy | Variant::GuestHaltpoll | Variant::GuestHaltpollPollAndHalt | Variant::GuestPredictive => {
-                POLLING_ROUND_TRIP_NS
-            }
-            _ => SLOWEST_ROUND_TRIP_NS,
-        }
+        if self.polls_at_think_0() { POLLING_ROUND_TRIP_NS } else { SLOWEST_ROUND_TRIP_NS }
+    }
+
+    /// Whether a message at think 0 finds it awake (spinning or polling in the guest), not
+    /// halted.
+    fn polls_at_think_0(self) -> bool {
+        matches!(
+            self,
+            Variant::Busy | Variant::GuestHaltpoll | Variant::GuestHaltpollPollAndHalt | Variant::GuestPredictive
+        )
     }
 
     /// Whether its wakers use the wake flags (and can skip IPIs).
@@ -169,7 +173,9 @@ pub struct VmArgs {
     )]
     pub variants: Vec<Variant>,
     /// Repetitions of every cell (variant x think time), each a new VM; the table shows
-    /// medians. 1 to 10000.
+    /// medians. At think 0 the variants that poll (busy and the guest's) run ten times as many,
+    /// in rounds, since their runs are short and vary most; the others run in every tenth.
+    /// 1 to 10000.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub repetitions: u32,
     /// Round trips per pair in every run (default: enough for about --cell-time of each
@@ -233,6 +239,17 @@ const SLOWEST_ROUND_TRIP_NS: u64 = 120_000;
 /// a host interrupt or a preemption in it moved its host CPU per message by up to 25%
 /// (docs/predictive-live.md, "Eighth round").
 const POLLING_ROUND_TRIP_NS: u64 = 2_000;
+
+/// Runs of a variant that polls, at think 0, in each repetition: each its own repetition in the
+/// results, the k-th of repetition r numbered `(r - 1) x rounds + k`, with the variants that run
+/// once a repetition in its first round. Such a run lasts about 0.1 s,
+/// and its host CPU per message moves by about 7% (standard deviation) from one run to the
+/// next on this shared kind of machine, however long the run (its round trip is all code, with
+/// no think time to dilute a slow spell of the host), against the 1-2% by which the predictive
+/// governor's differs from Linux's: from 5 pairs, the median ratio crossed its 1.05 about one
+/// run of the main job in ten; from 50, its spread is about a fifth of the margin
+/// (docs/predictive-live.md, "Fifteenth round"). Ten rounds cost the main job about 15 s.
+const THINK_0_RUNS: u32 = 10;
 
 impl Setup {
     fn new(args: &VmArgs) -> Result<Setup> {
@@ -309,8 +326,32 @@ impl Setup {
         Ceilings { linux_ns: self.params.guest_halt_poll_ns, trace: self.think_trace.is_some() }
     }
 
+    /// Runs of `variant` at `think_ns` in each repetition ([`THINK_0_RUNS`]).
+    fn runs_per_repetition(&self, think_ns: u64, variant: Variant) -> u32 {
+        if think_ns == 0 && self.think_trace.is_none() && variant.polls_at_think_0() { THINK_0_RUNS } else { 1 }
+    }
+
+    /// The variants in the order round `round` of a think time runs them: as given, and every
+    /// other round reversed.
+    fn round_order(&self, round: u32) -> impl Iterator<Item = Variant> + '_ {
+        let reversed = round % 2 == 1;
+        let n = self.variants.len();
+        (0..n).map(move |i| self.variants[if reversed { n - 1 - i } else { i }])
+    }
+
+    /// The most runs of any variant at `think_ns` in each repetition.
+    fn rounds(&self, think_ns: u64) -> u32 {
+        self.variants.iter().map(|&v| self.runs_per_repetition(think_ns, v)).max().unwrap_or(1)
+    }
+
     fn runs(&self) -> u64 {
-        u64::from(self.repetitions) * (self.think_ns.len() * self.variants.len()) as u64
+        let per_repetition: u32 = self
+            .think_ns
+            .iter()
+            .flat_map(|&t| self.variants.iter().map(move |&v| (t, v)))
+            .map(|(t, v)| self.runs_per_repetition(t, v))
+            .sum();
+        u64::from(self.repetitions) * u64::from(per_repetition)
     }
 }
 
@@ -351,12 +392,21 @@ pub fn run(args: &VmArgs) -> Result<()> {
 /// runs that finished, and the failure, if one stopped them.
 fn run_all(setup: &Setup, bar: &ProgressBar, interrupt: &Interrupt) -> (Vec<Measurement>, Option<anyhow::Error>) {
     let mut runs = Vec::new();
-    // Repetitions outermost: a slow spell of the machine then hits every variant alike.
+    // Repetitions outermost: a slow spell of the machine then hits every variant alike. A think
+    // time whose variants run more than once a repetition runs them in rounds, so that the runs
+    // a ratio pairs (the same number) follow each other, every other round in reverse order (so
+    // that neither of two variants always runs first); a variant that runs once a repetition
+    // runs in its first round.
     for repetition in 1..=setup.repetitions {
         for &think_ns in &setup.think_ns {
-            for &variant in &setup.variants {
+            let rounds = setup.rounds(think_ns);
+            for (round, variant) in (0..rounds).flat_map(|r| setup.round_order(r).map(move |v| (r, v))) {
+                if round >= setup.runs_per_repetition(think_ns, variant) {
+                    continue;
+                }
+                let number = (repetition - 1) * rounds + round + 1;
                 let cell = format!("{} at think {}", setup.label(variant), setup.think_label(think_ns));
-                bar.set_message(format!("{cell} (repetition {repetition})"));
+                bar.set_message(format!("{cell} (repetition {number})"));
                 let ran = match haltpoll_bench::injected_failure(runs.len() + 1) {
                     Some(why) => Err(anyhow::anyhow!(why)),
                     None => match haltpoll_vmm::run_until(&variant.options(setup, think_ns), interrupt.flag()) {
@@ -365,9 +415,9 @@ fn run_all(setup: &Setup, bar: &ProgressBar, interrupt: &Interrupt) -> (Vec<Meas
                     },
                 };
                 match ran {
-                    Ok(report) => runs.push(Measurement::new(variant, think_ns, repetition, &report)),
+                    Ok(report) => runs.push(Measurement::new(variant, think_ns, number, &report)),
                     // The runs before it stand: they are printed, marked partial.
-                    Err(e) => return (runs, Some(e.context(format!("{cell}, repetition {repetition}")))),
+                    Err(e) => return (runs, Some(e.context(format!("{cell}, repetition {number}")))),
                 }
                 bar.inc(1);
                 if interrupt.requested() {
@@ -527,8 +577,13 @@ fn write_setup(out: &mut dyn Write, setup: &Setup) -> io::Result<()> {
     writeln!(
         out,
         "ping-pong between vCPUs of our guest on KVM; the sender spins the think time, stamps and wakes; \
-         {} repetition(s), every run a new VM after {} warm-up round trips; load average {} at the start",
+         {} repetition(s){}, every run a new VM after {} warm-up round trips; load average {} at the start",
         setup.repetitions,
+        if setup.think_ns.contains(&0) && setup.rounds(0) > 1 {
+            format!(" ({} at think 0 for the variants that poll)", setup.repetitions * THINK_0_RUNS)
+        } else {
+            String::new()
+        },
         setup.warmup,
         setup.load_average.map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}")),
     )?;
@@ -670,6 +725,27 @@ mod tests {
         let cli = <Cli as clap::Parser>::try_parse_from(std::iter::once("bench-vm").chain(args.iter().copied()))
             .expect("the arguments parse");
         Setup::new(&cli.vm).expect("a valid setup")
+    }
+
+    #[test]
+    fn variants_that_poll_run_more_often_at_think_0_only() {
+        let s = setup(&[]);
+        assert_eq!(s.runs_per_repetition(0, Variant::GuestPredictive), THINK_0_RUNS);
+        assert_eq!(s.runs_per_repetition(0, Variant::Busy), THINK_0_RUNS);
+        assert_eq!(s.runs_per_repetition(0, Variant::NoPolling), 1, "a halting run is long already");
+        assert_eq!(s.runs_per_repetition(10_000, Variant::GuestPredictive), 1);
+        // 5 repetitions of 5 think times x 8 variants, and 9 more runs of 4 variants at think 0.
+        assert_eq!(s.runs(), 5 * (5 * 8 + 9 * 4));
+        let order = |r| s.round_order(r).map(Variant::name).collect::<Vec<_>>();
+        assert_eq!(order(0)[..2], ["busy", "guest haltpoll"]);
+        assert_eq!(order(1)[6..], ["guest haltpoll", "busy"], "every other round reversed");
+        assert_eq!(order(2), order(0));
+        let later = setup(&["--think", "10us,1ms", "--repetitions", "3"]);
+        assert_eq!((later.rounds(10_000), later.runs()), (1, 3 * 2 * 8));
+        let mut traced = setup(&["--repetitions", "2"]);
+        traced.think_trace = Some(ThinkTrace { path: "t".into(), think_ns: vec![1_000], periods: 1, mean_ns: 1_000 });
+        traced.think_ns = vec![0];
+        assert_eq!((traced.rounds(0), traced.runs()), (1, 2 * 8), "a trace's cells are keyed by think 0 but are long");
     }
 
     #[test]

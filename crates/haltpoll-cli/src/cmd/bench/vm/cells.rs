@@ -20,7 +20,8 @@ pub struct Measurement {
     pub variant: Variant,
     /// Think time, ns.
     pub think_ns: u64,
-    /// Repetition, from 1.
+    /// Repetition, from 1 (at think 0 the variants that poll run ten times as many, and the
+    /// others in every tenth: `THINK_0_RUNS` in `bench/vm.rs`).
     pub repetition: u32,
     /// Round trips (all pairs).
     pub round_trips: u64,
