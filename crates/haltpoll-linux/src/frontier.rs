@@ -297,7 +297,7 @@ pub fn clairvoyant(trace: &Trace, plane: Plane, budget_ns: u64) -> Summary {
 }
 
 /// Where `point` falls against `linux`, the best Linux setting within its x.
-fn verdict(point: &Summary, linux: Option<&Summary>) -> Verdict {
+pub fn verdict(point: &Summary, linux: Option<&Summary>) -> Verdict {
     let Some(linux) = linux else { return Verdict::OnOrAbove };
     let per_mille = |hits: u64| u128::from(hits) * 1000;
     let periods = u128::from(point.periods.max(linux.periods));
@@ -313,7 +313,7 @@ fn verdict(point: &Summary, linux: Option<&Summary>) -> Verdict {
 }
 
 /// A budget as ns of `cpu`.
-fn budget_ns(budget: f64, cpu: CpuTime) -> u64 {
+pub fn budget_ns(budget: f64, cpu: CpuTime) -> u64 {
     (budget * cpu.ns as f64) as u64
 }
 
