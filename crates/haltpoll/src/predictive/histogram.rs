@@ -448,30 +448,28 @@ const fn search_ends(v: usize, price_ns: u64, limit_ns: u64) -> bool {
     start_ns(v) >= limit_ns || 1 << width_shift(v) >= 2 * price_ns
 }
 
-/// A search's running sums, in whole counts: the counts above the window, and twice the ns it
-/// expects to poll (the caught ones at their mean length, the rest the whole window); and the
-/// best window so far. Extending the window over a whole bucket adds `width x (n + 2 x above)`
-/// to the second, a shift (widths are powers of two), so a bucket costs one product and no
-/// division on the idle path. A window's score, `2 x price x caught - polled2`, is `2 x price x
-/// total - (2 x price x above + polled2)`: the search keeps the least of the latter (`k`), and no
-/// count of the caught ones. Scores are 1/128 of `Choice::score`'s (counts x 256, in ns),
-/// exactly.
+/// A search's running sums, in whole counts: the counts above the window, and its `k` less a
+/// halt's; and the best window so far. A window's score, `2 x price x caught - polled2` (twice
+/// the ns it expects to poll: the caught ones at their mean length, the rest the whole
+/// window), is `2 x price x total - (2 x price x above + polled2)`: the search keeps the least
+/// of the latter (`k`), less a halt's (`2 x price x total`, whose score is 0), so that the
+/// difference (`d`, the score negated) starts at 0 and needs neither the total nor a halt's
+/// `k` kept (a register fewer through the search). Extending the window over a whole bucket
+/// adds `width x (n + 2 x above)` to `polled2`, a shift (widths are powers of two), and takes
+/// `2 x price x n` off `k`: one product a bucket and no division on the idle path. Scores are
+/// 1/128 of `Choice::score`'s (counts x 256, in ns), exactly.
 struct Sweep {
-    total: i64,
     above: i64,
-    polled2: i64,
     price2: i64,
-    /// A halt's `k`, `2 x price x total`: its score is 0.
-    halt_k: i64,
-    best_k: i64,
+    /// `k` less a halt's: the window's score negated.
+    d: i64,
+    best_d: i64,
     window_ns: u64,
 }
 
 impl Sweep {
     const fn new(total: u32, price_ns: u64) -> Sweep {
-        let (total, price2) = (total as i64, 2 * price_ns as i64);
-        let halt_k = price2 * total;
-        Sweep { total, above: total, polled2: 0, price2, halt_k, best_k: halt_k, window_ns: 0 }
+        Sweep { above: total as i64, price2: 2 * price_ns as i64, d: 0, best_d: 0, window_ns: 0 }
     }
 
     /// Extends the window over the whole bucket `v`, which holds `n`, and keeps it if it
@@ -480,11 +478,10 @@ impl Sweep {
     fn whole(&mut self, v: usize, n: i64) {
         // `n + 2 x above` after the bucket is the counts above it before and after.
         let above = self.above - n;
-        self.polled2 += (self.above + above) << width_shift(v);
+        self.d += ((self.above + above) << width_shift(v)) - self.price2 * n;
         self.above = above;
-        let k = self.price2 * above + self.polled2;
-        if k < self.best_k {
-            (self.best_k, self.window_ns) = (k, edge_ns(v));
+        if self.d < self.best_d {
+            (self.best_d, self.window_ns) = (self.d, edge_ns(v));
         }
     }
 
@@ -510,21 +507,21 @@ impl Sweep {
     /// The window cut inside bucket `v` (which holds `n`) at `limit_ns` if it scores best
     /// at `price_ns`, else the best so far: the part below it is caught at its mean length, the
     /// rest (and all above) polls it. Counts x 256 here, so that part of a bucket counts; the
-    /// score on `Choice::score`'s scale. Inline: called by reference, the running sums went to
-    /// the stack before every last step, cut or not (7 stores a search).
+    /// score on `Choice::score`'s scale, the whole buckets' `-d x 128`. Inline: called by
+    /// reference, the running sums went to the stack before every last step, cut or not (7
+    /// stores a search).
     #[inline(always)]
     fn cut(&self, v: usize, n: i64, price_ns: u64, limit_ns: u64) -> Choice {
-        let caught = (self.total - self.above) << 8;
-        let (n, above, polled) = (n << 8, self.above << 8, self.polled2 << 7);
+        let (n, above) = (n << 8, self.above << 8);
         let w = (limit_ns - start_ns(v)) as i64;
         let part = (n * w) >> width_shift(v);
-        let score = price_ns as i64 * (caught + part) - polled + part * ((w + 1) / 2) - above * w;
+        let score = price_ns as i64 * part - (self.d << 7) + part * ((w + 1) / 2) - above * w;
         let best = self.choice();
         if score > best.score { Choice { window_ns: limit_ns, score } } else { best }
     }
 
     const fn choice(&self) -> Choice {
-        Choice { window_ns: self.window_ns, score: (self.halt_k - self.best_k) << 7 }
+        Choice { window_ns: self.window_ns, score: -(self.best_d << 7) }
     }
 }
 
