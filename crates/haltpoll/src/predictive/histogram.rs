@@ -396,9 +396,10 @@ pub fn best_window(row: &Counts, price_ns: u64, limit_ns: u64) -> Choice {
 ///
 /// Above a price of 8 us every bucket up to the one the price stops at is narrower than the
 /// price (from bucket 1 on a bucket is as wide as it starts, half its end), and bucket 0 is
-/// too: such a bucket is scored whole where it ends within the limit and below twice the price,
-/// one comparison, and the first that is not is scored on its own ([`Sweep::last`]). Each is
-/// written out with its constants (`step!`), so that each exit is its own code.
+/// too: such a bucket is scored whole where it ends below the limit and below twice the price
+/// (`reach`, their lesser), one comparison, and the first that does not (it ends at or past
+/// `reach`) is scored on its own ([`Sweep::last`]). Each is written out with its constants
+/// (`step!`), so that each exit is its own code.
 fn search(total: u32, count: impl Fn(usize) -> u16 + Copy, price_ns: u64, limit_ns: u64) -> Choice {
     // By value: the counts' references go to the rare bucket-by-bucket search in registers,
     // where a reference to `count` stored them on the stack every search.
@@ -407,13 +408,13 @@ fn search(total: u32, count: impl Fn(usize) -> u16 + Copy, price_ns: u64, limit_
         return search_each(total, n, price_ns, limit_ns);
     }
     let mut sweep = Sweep::new(total, price_ns);
-    let whole_end = limit_ns.min(2 * price_ns - 1);
+    let reach = limit_ns.min(2 * price_ns);
     // Written out, not a loop: a loop's exits LLVM merges into one last step whose bucket is a
     // variable (its edges and shifts worked out at run time), 19-30 instructions a period more.
     macro_rules! step {
         ($($v:literal)*) => {$(
-            if edge_ns($v) > whole_end {
-                return sweep.last($v, n($v), price_ns, limit_ns);
+            if edge_ns($v) >= reach {
+                return sweep.last($v, n($v), price_ns, limit_ns, reach);
             }
             sweep.whole($v, n($v));
         )*};
@@ -485,20 +486,24 @@ impl Sweep {
         }
     }
 
-    /// Scored bucket `v` (which holds `n`) where the one-comparison loop stops ([`search`]), the
-    /// last that can raise the score: cut by the limit; or whole and at least as wide as the
-    /// price (the next is at least twice as wide), where it adds `n x (2 x price - width) - 2 x
-    /// above x width <= price x (n - 2 x above)`: nothing unless it holds more than twice the
-    /// counts above it.
+    /// Scored bucket `v` (which holds `n`, and ends at or past `reach`, the lesser of the limit
+    /// and twice the price) where the one-comparison loop stops ([`search`]), the last that can
+    /// raise the score: cut by the limit; whole and ending at the limit, below twice the price
+    /// (the next starts at the limit); or whole and at least as wide as the price (the next is
+    /// at least twice as wide), where it adds `n x (2 x price - width) - 2 x above x width <=
+    /// price x (n - 2 x above)`: nothing unless it holds more than twice the counts above it.
     #[inline(always)]
-    fn last(mut self, v: usize, n: i64, price_ns: u64, limit_ns: u64) -> Choice {
-        if search_ends(v, price_ns, limit_ns) {
+    fn last(mut self, v: usize, n: i64, price_ns: u64, limit_ns: u64, reach: u64) -> Choice {
+        // [`search_ends`] in one comparison: from bucket 1 on a bucket is as wide as it starts,
+        // and bucket 0 (8 us wide) is narrower than twice a price this search sees (above 8 us).
+        debug_assert_eq!(start_ns(v) >= reach, search_ends(v, price_ns, limit_ns));
+        if start_ns(v) >= reach {
             return self.choice();
         }
         if edge_ns(v) > limit_ns {
             return self.cut(v, n, price_ns, limit_ns);
         }
-        if n > 2 * (self.above - n) {
+        if edge_ns(v) < 2 * price_ns || n > 2 * (self.above - n) {
             self.whole(v, n);
         }
         self.choice()
@@ -815,6 +820,19 @@ mod tests {
             price_ns in 0u64..1 << 30,
             limit_ns in 0u64..1 << 25,
         ) {
+            proptest::prop_assert_eq!(best_window(&row, price_ns, limit_ns), best_window_directly(&row, price_ns, limit_ns));
+        }
+
+        /// The same where the limit and twice the price fall on bucket edges or next to them,
+        /// where the search's last step tells a whole bucket from a cut one and from the end.
+        #[test]
+        fn the_running_sums_score_as_the_direct_sum_at_bucket_edges(
+            row in proptest::array::uniform12(0u16..1022),
+            (j, dl) in (0..BUCKETS - 1, -1i64..=1),
+            (i, half, dp) in (0..BUCKETS - 1, proptest::bool::ANY, -1i64..=1),
+        ) {
+            let limit_ns = edge_ns(j).saturating_add_signed(dl);
+            let price_ns = (edge_ns(i) >> u32::from(half)).saturating_add_signed(dp);
             proptest::prop_assert_eq!(best_window(&row, price_ns, limit_ns), best_window_directly(&row, price_ns, limit_ns));
         }
     }
