@@ -435,7 +435,7 @@ fn search_each(total: u32, n: impl Fn(usize) -> i64, price_ns: u64, limit_ns: u6
             break;
         }
         if edge_ns(v) > limit_ns {
-            return sweep.cut(v, n(v), price_ns, limit_ns);
+            return sweep.cut(v, n(v), limit_ns);
         }
         sweep.whole(v, n(v));
     }
@@ -501,9 +501,9 @@ impl Sweep {
             return self.choice();
         }
         if edge_ns(v) > limit_ns {
-            return self.cut(v, n, price_ns, limit_ns);
+            return self.cut(v, n, limit_ns);
         }
-        if edge_ns(v) < 2 * price_ns || n > 2 * (self.above - n) {
+        if (edge_ns(v) as i64) < self.price2 || n > 2 * (self.above - n) {
             self.whole(v, n);
         }
         self.choice()
@@ -516,11 +516,13 @@ impl Sweep {
     /// reference, the running sums went to the stack before every last step, cut or not (7
     /// stores a search).
     #[inline(always)]
-    fn cut(&self, v: usize, n: i64, price_ns: u64, limit_ns: u64) -> Choice {
+    fn cut(&self, v: usize, n: i64, limit_ns: u64) -> Choice {
+        // The price from twice it, so that the search keeps one register of the two.
+        let price_ns = self.price2 >> 1;
         let (n, above) = (n << 8, self.above << 8);
         let w = (limit_ns - start_ns(v)) as i64;
         let part = (n * w) >> width_shift(v);
-        let score = price_ns as i64 * part - (self.d << 7) + part * ((w + 1) / 2) - above * w;
+        let score = price_ns * part - (self.d << 7) + part * ((w + 1) / 2) - above * w;
         let best = self.choice();
         if score > best.score { Choice { window_ns: limit_ns, score } } else { best }
     }
