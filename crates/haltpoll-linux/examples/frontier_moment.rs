@@ -26,7 +26,7 @@
 use std::path::PathBuf;
 
 use haltpoll::predictive::MAX_HORIZON_NS;
-use haltpoll::predictive::budget::Budget;
+use haltpoll::predictive::budget::{self, Budget};
 use haltpoll::replay::{Replay, Summary};
 use haltpoll::select::{Adjustment, Decision, IdleGovernor, LatencyReq, Outcome};
 use haltpoll::{Governor, Params, Predictive, PredictiveParams, ValidParams, ValidPredictiveParams};
@@ -51,9 +51,9 @@ struct Allowance {
 impl Allowance {
     fn new(p: &PredictiveParams) -> Allowance {
         let cap = i128::from(p.budget_horizon_ns) * i128::from(p.poll_budget_ppm) / 1_000_000;
-        // The budget's share in 2^-32, rounded down (`budget::share_of`), so that the credit is
-        // the governor's to the ns until the first overdraft.
-        let share = ((u128::from(p.poll_budget_ppm) << 32) / 1_000_000).min(u128::from(u32::MAX));
+        // The budget's own share in 2^-32, so that the credit is the governor's to the ns until
+        // the first overdraft.
+        let share = u128::from(budget::share_of(p.poll_budget_ppm));
         let net = p.halt_cost_ns > 0;
         Allowance {
             credit: cap,

@@ -142,7 +142,7 @@ const UNTIMED_WINDOW_CAP_SHIFT: u32 = 5;
 const RESERVE_CEILINGS: u64 = 8;
 
 /// `ppm` (at most [`PPM`]) in 2^-32, rounded down, at most `u32::MAX`.
-const fn share_of(ppm: u32) -> u32 {
+pub const fn share_of(ppm: u32) -> u32 {
     let share = ((ppm as u64) << 32) / PPM as u64;
     if share > u32::MAX as u64 { u32::MAX } else { share as u32 }
 }
