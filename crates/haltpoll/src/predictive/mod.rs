@@ -205,8 +205,10 @@ impl Predictive {
         // halt cost none is (a plan is kept only with one, and setting the halt cost clears it).
         debug_assert!(NET || self.keep_below == 0);
         if !NET || self.keep_below == 0 {
-            self.histograms.add(wakeup_ns);
+            // The detector first: the histograms' bucket and total then need not stay live
+            // through its arithmetic to the prediction, nor the period through a halving.
             self.periodic.add(wakeup_ns, limit);
+            self.histograms.add(wakeup_ns);
         } else if self.learn_keeping_plan(wakeup_ns, limit) {
             return;
         }
