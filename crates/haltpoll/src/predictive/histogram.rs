@@ -88,12 +88,30 @@ impl Histograms {
 
     /// Records a period of `ns`.
     pub fn add(&mut self, ns: u64) {
+        const HALVES: u8 = u8::MAX - WEIGHT;
         let k = bucket(ns);
+        let prev = self.prev as usize;
+        if self.rows[prev][k] > HALVES || self.all[k] > HALVES {
+            self.add_halving(k);
+        } else {
+            self.rows[prev][k] += WEIGHT;
+            self.all[k] += WEIGHT;
+            self.all_total += u16::from(WEIGHT);
+        }
+        self.prev = k as u8;
+    }
+
+    /// [`Histograms::add`]'s counts for a period in bucket `k` where a count halves (once in 16
+    /// adds to a bucket at most): out of line whole, so that the common add tests both counts
+    /// before it writes either, and the caller keeps only the bucket live through the call
+    /// (a halving inside each add kept the row's address too).
+    #[cold]
+    #[inline(never)]
+    fn add_halving(&mut self, k: usize) {
         // A row's sum is not kept (whatever goes in, what comes out is dropped): summed where a
         // prediction reads it, it costs no more.
         let _ = add_to(&mut self.rows[self.prev as usize], 0, k);
         self.all_total = add_to(&mut self.all, self.all_total, k);
-        self.prev = k as u8;
     }
 
     /// Whether adding a period in bucket `k` changes the next prediction's counts only by
