@@ -564,7 +564,7 @@ impl BurstPrice {
 
     /// The highest price a catch can be worth now: without a halt cost, the top price cut;
     /// with one, four ceilings.
-    pub const fn top_ns(self) -> u64 {
+    pub const fn top_ns(&self) -> u64 {
         self.top_ns as u64
     }
 
@@ -576,7 +576,7 @@ impl BurstPrice {
 
     /// Whether the kept top is what `budget` and the cut make it now (`BurstPrice::top_of`):
     /// the caller follows every change of the ceiling and the halt cost.
-    pub const fn keeps_top(self, budget: &Budget) -> bool {
+    pub const fn keeps_top(&self, budget: &Budget) -> bool {
         self.top_ns == Self::top_of(self.cut, budget)
     }
 
@@ -588,7 +588,7 @@ impl BurstPrice {
 
     /// `price_ns` (at most [`Budget::price_ns`]'s top), at most the cut top price; without a
     /// halt cost only.
-    pub const fn price_ns(self, budget: &Budget, price_ns: u64) -> u64 {
+    pub const fn price_ns(&self, budget: &Budget, price_ns: u64) -> u64 {
         if budget.halt_cost_ns() > 0 {
             return price_ns;
         }
@@ -599,7 +599,7 @@ impl BurstPrice {
     /// `budget`'s price ([`Budget::price_ns`]), at most the cut top price; without a halt cost
     /// only. There the price's own top is the uncut top, which the cut top is at most, so its
     /// curve is cut once, by the cut top alone.
-    pub const fn price_of(self, budget: &Budget) -> u64 {
+    pub const fn price_of(&self, budget: &Budget) -> u64 {
         debug_assert!(self.keeps_top(budget));
         if budget.halt_cost_ns() > 0 { budget.price_ns() } else { self.price_ns(budget, budget.curve_ns()) }
     }
