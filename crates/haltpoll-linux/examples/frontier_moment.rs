@@ -32,7 +32,7 @@ use haltpoll::select::{Adjustment, Decision, IdleGovernor, LatencyReq, Outcome};
 use haltpoll::{Governor, Params, Predictive, PredictiveParams, ValidParams, ValidPredictiveParams};
 use haltpoll_linux::compare;
 use haltpoll_linux::frontier::{self, Plane, Point, Sweep, TraceFrontier, Verdict};
-use haltpoll_linux::trace::{self, Trace};
+use haltpoll_linux::trace::{self, PerCpu, Trace};
 use haltpoll_linux::tune::Outcome as LinuxOutcome;
 
 /// One CPU's allowance as the governor's budget keeps it, without the floor on its debt: what
@@ -118,11 +118,9 @@ struct Run {
     periods: Vec<(u64, bool, i128)>,
 }
 
-/// One CPU's replay, and when its last period ended.
-type Cpu<G> = (Replay<Guarded<G>>, Option<u64>);
-
 /// Replays `trace` with a governor `make` builds on every CPU, each with its own allowance of
-/// `allow`, as `Trace::replay` does (busy time from the timestamps); `keep` keeps the periods.
+/// `allow`, as `Trace::replay` does (busy time from the timestamps, [`PerCpu`]); `keep` keeps
+/// the periods.
 fn replay<G: IdleGovernor>(
     trace: &Trace,
     make: impl Fn() -> G,
@@ -130,22 +128,13 @@ fn replay<G: IdleGovernor>(
     enforce: bool,
     keep: bool,
 ) -> Run {
-    let mut cpus: Vec<Option<Cpu<G>>> = Vec::new();
+    let mut cpus: PerCpu<Replay<Guarded<G>>> = PerCpu::default();
     let (mut summary, mut periods) = (Summary::default(), Vec::new());
     for idle in &trace.periods {
-        let slot = idle.cpu as usize;
-        if cpus.len() <= slot {
-            cpus.resize_with(slot + 1, || None);
-        }
-        let (r, last_end) = cpus[slot].get_or_insert_with(|| {
+        let (r, busy_ns) = cpus.next(idle, || {
             let allowance = Allowance::new(&allow.into_inner());
-            (Replay::of(Guarded { inner: make(), budget: Budget::new(&allow), allowance, enforce, busy_ns: 0 }), None)
+            Replay::of(Guarded { inner: make(), budget: Budget::new(&allow), allowance, enforce, busy_ns: 0 })
         });
-        let busy_ns = match (idle.start_ns, *last_end) {
-            (Some(start), Some(end)) => start.saturating_sub(end),
-            _ => 0,
-        };
-        *last_end = idle.start_ns.map(|s| s.saturating_add(idle.idle_ns));
         let credit = r.governor().allowance.credit;
         let p = r.period_after(busy_ns, idle.idle_ns);
         if keep {
@@ -153,7 +142,7 @@ fn replay<G: IdleGovernor>(
         }
         summary.add(&p);
     }
-    let overdraft_ns = cpus.iter().flatten().map(|(r, _)| r.governor().allowance.worst).max().unwrap_or(0);
+    let overdraft_ns = cpus.iter().map(|(_, r)| r.governor().allowance.worst).max().unwrap_or(0);
     Run { outcome: LinuxOutcome { params: Params::DEFAULT, summary }, overdraft_ns, periods }
 }
 
@@ -319,7 +308,10 @@ fn row(name: &str, plane: Plane, point: &Point, held: Option<&Run>, a: Option<Li
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let periods = args.iter().position(|a| a == "--periods").map(|i| PathBuf::from(&args[i + 1]));
+    let periods = match args.iter().position(|a| a == "--periods") {
+        Some(i) => Some(PathBuf::from(args.get(i + 1).ok_or("--periods needs a directory: --periods DIR")?)),
+        None => None,
+    };
     let o = Options { all: args.contains(&"--all".into()), unlimited: args.contains(&"--unlimited".into()), periods };
     let settings = compare::linux_grid().valid_settings()?;
     let how = Sweep {

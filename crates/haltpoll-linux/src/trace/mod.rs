@@ -141,35 +141,61 @@ impl Trace {
     }
 }
 
+/// Something per CPU (a CPU's replay), made as the CPU's first period comes, and when its last
+/// period ended: the busy time before each period, where the trace has timestamps.
+#[derive(Clone, Debug)]
+pub struct PerCpu<T> {
+    /// Indexed by CPU number (the readers keep numbers at or below [`MAX_CPU`]).
+    cpus: Vec<Option<(T, Option<u64>)>>,
+}
+
+impl<T> Default for PerCpu<T> {
+    fn default() -> Self {
+        PerCpu { cpus: Vec::new() }
+    }
+}
+
+impl<T> PerCpu<T> {
+    /// `idle`'s CPU's value (made by `make` if this is its first period) and how long the CPU
+    /// ran since its last period ended (0 without timestamps or before its first).
+    pub fn next(&mut self, idle: &IdlePeriod, make: impl FnOnce() -> T) -> (&mut T, u64) {
+        let slot = idle.cpu as usize;
+        if self.cpus.len() <= slot {
+            self.cpus.resize_with(slot + 1, || None);
+        }
+        let (value, last_end) = self.cpus[slot].get_or_insert_with(|| (make(), None));
+        let busy_ns = match (idle.start_ns, *last_end) {
+            (Some(start), Some(end)) => start.saturating_sub(end),
+            _ => 0,
+        };
+        *last_end = idle.start_ns.map(|s| s.saturating_add(idle.idle_ns));
+        (value, busy_ns)
+    }
+
+    /// Each CPU's value, `(cpu, value)`, ascending by CPU.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.cpus.iter().enumerate().filter_map(|(cpu, v)| v.as_ref().map(|(v, _)| (cpu as u32, v)))
+    }
+}
+
 /// One governor per CPU, each starting as a CPU starts, fed the periods in trace order.
 #[derive(Clone, Debug)]
 pub struct Replayer {
     setup: Setup,
-    /// Indexed by CPU number (the readers keep numbers at or below [`MAX_CPU`]): each CPU's
-    /// replay, and when its last period ended.
-    cpus: Vec<Option<(Replay<AnyGovernor>, Option<u64>)>>,
+    cpus: PerCpu<Replay<AnyGovernor>>,
     summary: Summary,
 }
 
 impl Replayer {
     /// No CPU seen yet.
     pub fn new(setup: impl Into<Setup>) -> Replayer {
-        Replayer { setup: setup.into(), cpus: Vec::new(), summary: Summary::default() }
+        Replayer { setup: setup.into(), cpus: PerCpu::default(), summary: Summary::default() }
     }
 
     /// Runs one period through its CPU's governor.
     pub fn period(&mut self, idle: &IdlePeriod) -> Period {
-        let slot = idle.cpu as usize;
-        if self.cpus.len() <= slot {
-            self.cpus.resize(slot + 1, None);
-        }
         let setup = self.setup;
-        let (replay, last_end) = self.cpus[slot].get_or_insert_with(|| (setup.replay(), None));
-        let busy_ns = match (idle.start_ns, *last_end) {
-            (Some(start), Some(end)) => start.saturating_sub(end),
-            _ => 0,
-        };
-        *last_end = idle.start_ns.map(|s| s.saturating_add(idle.idle_ns));
+        let (replay, busy_ns) = self.cpus.next(idle, || setup.replay());
         let period = replay.period_after(busy_ns, idle.idle_ns);
         self.summary.add(&period);
         period
@@ -177,12 +203,7 @@ impl Replayer {
 
     /// The totals and each CPU's last window.
     pub fn finish(self) -> Replayed {
-        let final_windows = self
-            .cpus
-            .iter()
-            .enumerate()
-            .filter_map(|(cpu, r)| r.as_ref().map(|(r, _)| (cpu as u32, r.governor().window_ns())))
-            .collect();
+        let final_windows = self.cpus.iter().map(|(cpu, r)| (cpu, r.governor().window_ns())).collect();
         Replayed { summary: self.summary, final_windows }
     }
 }
