@@ -456,8 +456,14 @@ impl Predictive {
         // A timer meets the burst's short periods; long windows leave it the reserve.
         let window_limit = self.burst.window_limit_ns(&budget, window_limit);
         let price = base + halt;
+        // Whether the aim starts late enough for a timer's halt, whatever the wake cost
+        // (`timer_aim` tests it with the wake cost too), tested before the search: where it
+        // does not, as on most of the benchmark's periods, nothing after the search reads the
+        // detector.
+        let may_time = self.periodic.aim_start_at_least(MIN_TIMER_HALT_NS);
+        debug_assert!(may_time || self.timer_aim(limit).is_none());
         let poll = prediction.best_window(price, window_limit);
-        if let Some((aim, timer_ns)) = self.timer_aim(limit) {
+        if may_time && let Some((aim, timer_ns)) = self.timer_aim(limit) {
             // On the histogram's scale (counts x 256): price x expected catches - expected ns
             // polled, about half the window whether it catches or not; catches at the rate a
             // decision can trust, since a timer is chosen just when its rate is at its highest.

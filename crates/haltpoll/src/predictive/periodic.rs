@@ -126,6 +126,12 @@ impl Periodic {
         (self.mean_ns as u64) < MIN_TIMER_HALT_NS
     }
 
+    /// Whether the aim ([`Periodic::aim`]) starts at `ns` (more than 0) or later: its start
+    /// alone, from the mean and the deviation.
+    pub fn aim_start_at_least(&self, ns: u64) -> bool {
+        u64::from(self.mean_ns) >= self.half_window_ns() + ns
+    }
+
     /// The window that would catch the next period if it is like the recent ones.
     pub fn aim(&self) -> Aim {
         let half = self.half_window_ns();
@@ -327,6 +333,23 @@ mod tests {
             for ns in periods {
                 p.add(ns, reach);
                 proptest::prop_assert!(!p.too_soon_for_a_timer() || p.aim().start_ns < MIN_TIMER_HALT_NS);
+            }
+        }
+
+        /// `aim_start_at_least` is the aim's start tested directly, so that `Predictive::plan` may
+        /// test it before the search and skip the timer's aim after it.
+        #[test]
+        fn aim_start_at_least_is_the_aims_start(
+            periods in proptest::collection::vec(proptest::prop_oneof![0u64..40_000, 0u64..1 << 33], 1..200),
+            reach in 0u64..1 << 22,
+            ns in 1u64..1 << 33,
+        ) {
+            let mut p = Periodic::new();
+            for d in periods {
+                p.add(d, reach);
+                for ns in [ns, MIN_TIMER_HALT_NS, u64::from(p.mean_ns).saturating_sub(p.half_window_ns()).max(1)] {
+                    proptest::prop_assert_eq!(p.aim_start_at_least(ns), p.aim().start_ns >= ns);
+                }
             }
         }
     }
