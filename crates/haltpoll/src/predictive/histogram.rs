@@ -121,7 +121,9 @@ impl Histograms {
     /// `MIN_ROW_TOTAL` in bucket `k` alone) nor after, so the blend stays the same.
     pub fn grows_only(&self, k: usize) -> bool {
         const HALVES: u8 = u8::MAX - WEIGHT;
-        let n = self.rows[self.prev as usize][k];
+        // The row read as `rows[k]` where `k` is the last period's bucket: `k` is a bucket, which
+        // the compiler knows is below `BUCKETS`, and the byte `prev` is not (a bounds check).
+        let n = self.rows[k][k];
         k == self.prev as usize && u32::from(n) >= MIN_ROW_TOTAL && n <= HALVES && self.all[k] <= HALVES
     }
 
