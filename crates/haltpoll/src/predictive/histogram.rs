@@ -439,8 +439,19 @@ fn search(total: u32, count: impl Fn(usize) -> u16 + Copy, price_ns: u64, limit_
             sweep.whole($v, n($v));
         )*};
     }
-    step!(0 1 2 3 4 5 6 7 8 9 10);
-    sweep.choice()
+    // Where the reach is past bucket 3's end (2 x price above 64 us and the limit too) the
+    // first four buckets are scored whole without a test each, one test for the four.
+    if edge_ns(3) < reach {
+        sweep.whole(0, n(0));
+        sweep.whole(1, n(1));
+        sweep.whole(2, n(2));
+        sweep.whole(3, n(3));
+        step!(4 5 6 7 8 9 10);
+        return sweep.choice();
+    }
+    step!(0 1 2);
+    // Bucket 3 ends at or past the reach: the last step.
+    sweep.last(3, n(3), price_ns, limit_ns, reach)
 }
 
 const _: () = assert!(BUCKETS == 12); // step! writes out buckets 0 to 10
