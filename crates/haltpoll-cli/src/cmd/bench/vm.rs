@@ -687,8 +687,8 @@ fn write_host_note(out: &mut dyn Write, runs: &[Measurement], targets: &[Target]
 }
 
 /// The note for `linux_missed` missed targets of Linux's governor, given every vCPU's learnt IPI
-/// wake-up: those targets are the seed's table, and a wake-up well above the seed's traps
-/// Linux's rule at 100 us (think + 2 wake-ups past its ceiling). Only where a Linux target missed
+/// wake-up: those targets are the seed's table, and a wake-up well above the seed's can
+/// trap Linux's rule at 100 us (think + 2 wake-ups past its ceiling). Only where a Linux target missed
 /// and the median wake-up is at least 1.25x the seed's, so that a reader compares hosts before
 /// reading a regression into the miss; on a host like the seed's a miss stands alone.
 fn host_note(linux_missed: usize, ipi_wakes_ns: &[u64]) -> Option<String> {
@@ -700,7 +700,7 @@ fn host_note(linux_missed: usize, ipi_wakes_ns: &[u64]) -> Option<String> {
     Some(format!(
         "Linux's governor missed {linux_missed} target(s). They are the seed's table, measured where a halted vCPU's \
          IPI wake-up took about {}; the drivers here measured {} (the median of {} learnt, one per vCPU and run): a slower \
-         host, which traps Linux's rule at 100 us. See docs/kvm-quirks.md, \"The wake-up's cost differs from one \
+         host, which can trap Linux's rule at 100 us. See docs/kvm-quirks.md, \"The wake-up's cost differs from one \
          host to the next\", before reading these misses as a regression.",
         fmt_ns(SEED_IPI_WAKE_NS),
         fmt_ns(wake as u64),
