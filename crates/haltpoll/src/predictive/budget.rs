@@ -249,9 +249,10 @@ impl Budget {
         };
     }
 
-    /// Makes the credit `spend` left without a halt cost (`credit_ns`, what it returned) plain
-    /// to the compiler, in a copy of the budget the plan reads: a register, at least 0, where
-    /// the credit read back from the budget is a load and a clamp at 0.
+    /// Makes the credit `spend` left without a halt cost plain to the compiler, in a copy of the
+    /// budget the plan reads: `credit_ns` is the limit `spend` returned, which without a halt
+    /// cost is the credit, at least 0 (a register, where the credit read back from the budget is
+    /// a load and a clamp at 0).
     pub(super) const fn know_credit(&mut self, credit_ns: u64) {
         debug_assert!(self.halt_cost_ns == 0 && credit_ns as i64 == self.credit_ns);
         self.credit_ns = credit_ns as i64;

@@ -187,8 +187,8 @@ impl Predictive {
         self.busy_ns = 0;
         // Before the burst price learns (a call the compiler cannot see through): the halt
         // cost `know` stored is still known here.
-        let spent = self.budget.spend(outcome.poll_ns, outcome.caught);
-        let limit = self.budget.ceiling_ns().min(spent);
+        let credit_limit = self.budget.spend(outcome.poll_ns, outcome.caught);
+        let limit = self.budget.ceiling_ns().min(credit_limit);
         let wakeup_ns = outcome.wakeup_ns();
         if self.timer_wake_ns > 0 {
             self.learn_timer_catch(outcome.caught);
@@ -214,7 +214,7 @@ impl Predictive {
             return;
         }
         let at_top = NET && self.prices_at_top(limit);
-        self.next = Planned::of(self.plan::<NET>(limit, spent));
+        self.next = Planned::of(self.plan::<NET>(limit, credit_limit));
         if NET {
             self.keep_below = if at_top { self.keep_bound() } else { 0 };
         }
@@ -440,13 +440,14 @@ impl Predictive {
     /// the window limit ([`Budget::window_limit_ns`]). Scored at the lower price, the window
     /// lost to timers that caught less; chosen at the higher one, it spent savings on long
     /// windows.
-    fn plan<const NET: bool>(&self, limit: u64, spent: u64) -> Decision {
+    fn plan<const NET: bool>(&self, limit: u64, credit_limit: u64) -> Decision {
         // A copy that knows whether there is a halt cost ([`Budget::know`]), and without one
-        // the credit, what spending returned (`spent`, [`Budget::spend`]).
+        // the credit: the limit spending returned ([`Budget::spend`]), which is the credit
+        // where there is no halt cost.
         let mut budget = self.budget;
         budget.know(NET);
         if !NET {
-            budget.know_credit(spent);
+            budget.know_credit(credit_limit);
         }
         let (base, halt) = (self.burst.price_of(&budget), budget.halt_cost_ns());
         // Windows from idle entry stay within their own limit; a timer's window, the credit's.
